@@ -1,0 +1,66 @@
+# minegate: the two commands a newcomer runs are `make demo` and `make test`.
+# Both set up what they need on a fresh Debian machine (as root): Debian
+# packages for the real servers the tests talk to, and a virtual environment.
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+DEBS := mosquitto mosquitto-clients influxdb victoria-metrics socat mbpoll
+STAMP := $(VENV)/.installed
+
+.PHONY: all setup debs venv demo test lint typecheck pytest bench bench-survey bench-gateway clean
+
+all: test
+
+# Debian packages: only installed when missing, and only when we can (root).
+debs:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "missing Debian packages:$$missing (run as root or install them with apt-get)"; exit 1; \
+	  fi; \
+	fi
+	@# The Debian packages enable services; the tests start their own servers.
+	@for s in mosquitto influxdb victoria-metrics; do \
+	  (command -v systemctl >/dev/null && systemctl is-active --quiet $$s 2>/dev/null && systemctl stop $$s) >/dev/null 2>&1 || true; done
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip >/dev/null
+	$(PIP) install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+setup: debs venv
+
+demo: setup
+	$(VENV)/bin/minegate demo $(DEMO_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check drivers gateway survey simulators tests bench
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+pytest: setup
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test: setup lint typecheck pytest
+
+bench: bench-gateway bench-survey
+
+bench-gateway: setup
+	$(PY) -m bench.gateway_bench
+
+bench-survey: setup
+	$(PY) -m bench.survey_bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
