@@ -99,6 +99,8 @@ class PointSpec:
     writable: bool = False  # the gateway never writes a point unless this is set
     deadband: float = 0.0  # report-by-exception: absolute change that counts as new
     max_interval: float | None = None  # seconds: record an unchanged value at least this often
+    key: str = ""  # ASCII line sensors: field name in the line (defaults to ``name``)
+    sim: str = ""  # simulators: physics quantity that drives this point (empty = by name)
 
     @property
     def width(self) -> int:
@@ -119,5 +121,6 @@ class DeviceProfile:
     description: str
     device_class: str  # ventilation | drainage | power | gas | fire | ...
     points: tuple[PointSpec, ...]
+    protocol: str = "modbus"  # "modbus" | "ascii" (points of ascii profiles use ``key``)
     merge: bool = True  # False for devices that reject reads spanning gaps
     max_gap: int = 10  # registers of gap allowed inside one merged request
