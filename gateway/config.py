@@ -1,0 +1,505 @@
+"""Load, validate and compile a site configuration file.
+
+``load_config(path)`` is the only way the runtime gets its configuration. It
+parses the TOML, validates it against ``gateway.config_schema`` (types,
+ranges, unknown keys), then checks what spans tables (unique names, every
+device's bus and profile exist, units fit the bus, serial buses are not
+overloaded) and finally compiles each device into a frozen ``CompiledDevice``
+holding its profile and poll plan. Every problem found is collected, not just
+the first, and each carries the file, line and key path so a commissioning
+engineer can fix them all in one pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from pydantic import ValidationError
+
+from drivers.types import DeviceProfile, PointSpec
+from gateway import busload
+from gateway.config_schema import (
+    AlarmRule,
+    AnyBus,
+    AnySink,
+    AsciiBus,
+    DeviceConfig,
+    MetricsSection,
+    RtuBus,
+    RtuOverTcpBus,
+    SiteFile,
+    SiteSection,
+    StatsSection,
+    StoreSection,
+    model_at,
+)
+from gateway.tomlpos import TomlPositions, format_loc
+
+MODBUS_UNIT_MIN, MODBUS_UNIT_MAX = 1, 247
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem in a configuration file, located for the user."""
+
+    file: str
+    line: int | None
+    key: str
+    message: str
+    severity: str = "error"  # error | warning
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        prefix = "warning: " if self.severity == "warning" else ""
+        key = f"{self.key}: " if self.key else ""
+        return f"{where}: {prefix}{key}{self.message}"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used. ``errors`` lists every problem."""
+
+    def __init__(self, errors: Sequence[ConfigIssue]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+
+@dataclass(frozen=True)
+class CompiledDevice:
+    """A device ready to poll: its validated config, resolved profile, the
+    points after site overrides, and (Modbus) the poll plan built once."""
+
+    config: DeviceConfig
+    bus: AnyBus
+    profile: DeviceProfile
+    points: tuple[PointSpec, ...]
+    plan: Any  # drivers.plan.PollPlan; None for ASCII line sensors
+    stale_after_s: Mapping[str, float]  # per point; 0 = off
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def protocol(self) -> str:
+        return self.profile.protocol
+
+    @property
+    def device_class(self) -> str:
+        return self.profile.device_class
+
+    @property
+    def requests_per_poll(self) -> int:
+        return len(self.plan.requests) if self.plan is not None else 0
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    """The validated, compiled configuration the runtime receives."""
+
+    path: Path
+    site: SiteSection
+    store: StoreSection
+    stats: StatsSection
+    metrics: MetricsSection
+    buses: tuple[AnyBus, ...]
+    devices: tuple[CompiledDevice, ...]
+    sinks: tuple[AnySink, ...]
+    alarms: tuple[AlarmRule, ...]
+    bus_load: Mapping[str, float] = field(default_factory=dict)  # serial buses only
+    warnings: tuple[ConfigIssue, ...] = ()
+
+    @property
+    def data_dir(self) -> Path:
+        """``site.data_dir``; a relative path is taken relative to the config file."""
+        return _resolve(self.path, self.site.data_dir)
+
+    def bus(self, name: str) -> AnyBus:
+        for b in self.buses:
+            if b.name == name:
+                return b
+        raise KeyError(name)
+
+    def summary(self) -> str:
+        """What ``minegate check-config`` prints for a valid file."""
+        points = sum(len(d.points) for d in self.devices)
+        requests = sum(d.requests_per_poll for d in self.devices)
+        lines = [
+            f"{self.path}: OK",
+            f"  site {self.site.name}, gateway {self.site.gateway}, data in {self.data_dir}",
+            f"  {len(self.buses)} buses, {len(self.devices)} devices, {points} points, "
+            f"{requests} requests per poll cycle, {len(self.sinks)} sinks",
+        ]
+        for b in self.buses:
+            devs = [d for d in self.devices if d.bus.name == b.name]
+            line = f"  bus {b.name} ({b.type}): {len(devs)} devices"
+            if b.name in self.bus_load:
+                line += f", estimated load {self.bus_load[b.name]:.0%} of the line"
+            lines.append(line)
+            for d in devs:
+                unit = f" unit {d.config.unit}" if d.config.unit is not None else ""
+                lines.append(
+                    f"    {d.name}{unit}: {d.profile.name} ({d.device_class}), "
+                    f"{len(d.points)} points, {d.requests_per_poll} requests "
+                    f"every {d.config.poll_interval_s:g} s"
+                )
+        for s in self.sinks:
+            lines.append(f"  sink {s.name} ({s.type}){'' if s.enabled else ' disabled'}")
+        lines.extend(str(w) for w in self.warnings)
+        return "\n".join(lines)
+
+
+def _resolve(config_path: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (config_path.parent / p).resolve()
+
+
+_TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def load_config(path: str | Path) -> SiteConfig:
+    """Read, validate and compile ``path``; raise ``ConfigError`` listing every problem."""
+    path = Path(path)
+    fname = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            [ConfigIssue(fname, None, "", f"cannot read the file ({exc.strerror})")]
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [ConfigIssue(fname, None, "", f"not UTF-8 text ({exc}); save it as UTF-8")]
+        ) from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = _TOML_POS.search(str(exc))
+        msg = _TOML_POS.sub("", str(exc)).strip()
+        line = int(m.group(1)) if m else None
+        col = f", column {m.group(2)}" if m else ""
+        raise ConfigError([ConfigIssue(fname, line, "", f"TOML syntax error{col}: {msg}")]) from exc
+    return _load(path, raw, TomlPositions(text))
+
+
+def _load(path: Path, raw: dict[str, Any], pos: TomlPositions) -> SiteConfig:
+    fname = str(path)
+    try:
+        spec = SiteFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_pydantic_issues(fname, exc, pos)) from exc
+    checker = _CrossChecker(path, spec, pos)
+    return checker.run()
+
+
+# --- pydantic errors -> user messages --------------------------------------------
+
+_TAGGED = ("buses", "sinks")
+
+
+def _pydantic_issues(fname: str, exc: ValidationError, pos: TomlPositions) -> list[ConfigIssue]:
+    issues = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        model_loc = loc
+        # Tagged unions put the tag in the loc: ('buses', 0, 'tcp', 'host').
+        # Users never wrote 'tcp' as a key; drop it for display and lookup.
+        if len(loc) >= 3 and loc[0] in _TAGGED and isinstance(loc[1], int):
+            user_loc = (*loc[:2], *loc[3:])
+        else:
+            user_loc = loc
+        model_loc = loc[:3] if user_loc != loc else loc[:-1]
+        line = pos.line_of(user_loc)
+        issues.append(
+            ConfigIssue(fname, line, format_loc(user_loc), _message(err, user_loc, model_loc))
+        )
+    return issues
+
+
+def _allowed(model_loc: tuple[str | int, ...]) -> str:
+    model = model_at(model_loc)
+    if model is None:
+        return ""
+    return ", ".join(model.model_fields)
+
+
+def _message(err: Any, user_loc: tuple[str | int, ...], model_loc: tuple[str | int, ...]) -> str:
+    etype = err["type"]
+    key = user_loc[-1] if user_loc else ""
+    table = format_loc(user_loc[:-1]) or "the top level"
+    if etype == "missing":
+        what = ""
+        if len(model_loc) == 3 and model_loc[0] in _TAGGED:
+            singular = "bus" if model_loc[0] == "buses" else "sink"
+            what = f" for a {singular} of type '{model_loc[2]}'"
+        return f"required key missing{what}: add `{key} = ...` to {table}"
+    if etype == "extra_forbidden":
+        allowed = _allowed(model_loc)
+        hint = f"; allowed keys here: {allowed}" if allowed else ""
+        return f"unknown key `{key}`: remove it or fix the spelling{hint}"
+    if etype == "union_tag_invalid":
+        ctx = err.get("ctx", {})
+        return f"unknown type {ctx.get('tag')!r}: use one of {ctx.get('expected_tags')}"
+    if etype == "union_tag_not_found":
+        kinds = (
+            "tcp, rtu, rtu_over_tcp, ascii"
+            if user_loc[0] == "buses"
+            else "influxdb_v2, influxdb_v1, mqtt"
+        )
+        return f"required key missing: add `type = ...` (one of {kinds})"
+    msg = str(err["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    got = err.get("input")
+    if not isinstance(got, dict | list):
+        msg += f" (got {got!r})"
+    return f"{msg}: fix the value"
+
+
+# --- checks across tables ------------------------------------------------------
+
+
+class _CrossChecker:
+    def __init__(self, path: Path, spec: SiteFile, pos: TomlPositions) -> None:
+        self.path = path
+        self.spec = spec
+        self.pos = pos
+        self.errors: list[ConfigIssue] = []
+        self.warnings: list[ConfigIssue] = []
+
+    def error(self, loc: tuple[str | int, ...], message: str) -> None:
+        self.errors.append(
+            ConfigIssue(str(self.path), self.pos.line_of(loc), format_loc(loc), message)
+        )
+
+    def warn(self, loc: tuple[str | int, ...], message: str) -> None:
+        self.warnings.append(
+            ConfigIssue(str(self.path), self.pos.line_of(loc), format_loc(loc), message, "warning")
+        )
+
+    def run(self) -> SiteConfig:
+        spec = self.spec
+        for table, items in (
+            ("buses", spec.buses),
+            ("devices", spec.devices),
+            ("sinks", spec.sinks),
+            ("alarms", spec.alarms),
+        ):
+            self._unique_names(table, [i.name for i in items])
+        buses = {b.name: b for b in spec.buses}
+        profile_dirs = [_resolve(self.path, d) for d in spec.site.profile_dirs]
+        for i, d in enumerate(spec.site.profile_dirs):
+            if not profile_dirs[i].is_dir():
+                self.error(("site", "profile_dirs"), f"profile directory {d!r} does not exist")
+
+        compiled: list[CompiledDevice] = []
+        seen_units: dict[tuple[str, int], int] = {}
+        ascii_users: dict[str, list[int]] = {}
+        for i, dev in enumerate(spec.devices):
+            bus = buses.get(dev.bus)
+            if bus is None:
+                names = ", ".join(buses) or "none defined yet"
+                self.error(
+                    ("devices", i, "bus"),
+                    f"bus {dev.bus!r} is not defined: add a [[buses]] table with "
+                    f"name = {dev.bus!r} or use one of: {names}",
+                )
+                continue
+            self._check_unit(i, dev, bus, seen_units)
+            if isinstance(bus, AsciiBus):
+                ascii_users.setdefault(bus.name, []).append(i)
+            profile = self._profile(i, dev, profile_dirs)
+            if profile is None:
+                continue
+            device = self._compile(i, dev, bus, profile)
+            if device is not None and dev.enabled:
+                compiled.append(device)
+        for bus_name, users in ascii_users.items():
+            for i in users[1:]:
+                self.error(
+                    ("devices", i, "bus"),
+                    f"ASCII bus {bus_name!r} already carries device "
+                    f"{spec.devices[users[0]].name!r}: one line sensor per serial port",
+                )
+        bus_load = self._bus_load(compiled)
+        if not spec.devices:
+            self.warn(("devices",), "no [[devices]] defined: the gateway will poll nothing")
+        if self.errors:
+            raise ConfigError(self.errors)
+        return SiteConfig(
+            path=self.path,
+            site=spec.site,
+            store=spec.store,
+            stats=spec.stats,
+            metrics=spec.metrics,
+            buses=spec.buses,
+            devices=tuple(compiled),
+            sinks=spec.sinks,
+            alarms=spec.alarms,
+            bus_load=MappingProxyType(bus_load),
+            warnings=tuple(self.warnings),
+        )
+
+    def _unique_names(self, table: str, names: list[str]) -> None:
+        first: dict[str, int] = {}
+        for i, name in enumerate(names):
+            if name in first:
+                self.error(
+                    (table, i, "name"),
+                    f"duplicate name {name!r} (also {table}[{first[name]}]): names must be unique",
+                )
+            else:
+                first[name] = i
+
+    def _check_unit(
+        self, i: int, dev: DeviceConfig, bus: AnyBus, seen: dict[tuple[str, int], int]
+    ) -> None:
+        if isinstance(bus, AsciiBus):
+            if dev.unit is not None:
+                self.error(
+                    ("devices", i, "unit"),
+                    f"bus {bus.name!r} is an ASCII line bus: remove `unit` "
+                    "(units are for Modbus devices)",
+                )
+            return
+        if dev.unit is None:
+            self.error(
+                ("devices", i, "unit"),
+                f"required for a Modbus device: add `unit = N` "
+                f"({MODBUS_UNIT_MIN}..{MODBUS_UNIT_MAX}, the device's slave address)",
+            )
+            return
+        if not MODBUS_UNIT_MIN <= dev.unit <= MODBUS_UNIT_MAX:
+            self.error(
+                ("devices", i, "unit"),
+                f"Modbus unit {dev.unit} out of range: use {MODBUS_UNIT_MIN}..{MODBUS_UNIT_MAX}",
+            )
+            return
+        key = (bus.name, dev.unit)
+        if key in seen:
+            other = self.spec.devices[seen[key]].name
+            self.error(
+                ("devices", i, "unit"),
+                f"unit {dev.unit} on bus {bus.name!r} is already used by device {other!r}: "
+                "each device on a bus needs its own address",
+            )
+        else:
+            seen[key] = i
+
+    def _profile(self, i: int, dev: DeviceConfig, dirs: list[Path]) -> DeviceProfile | None:
+        from drivers.profile import ProfileError, find_profile
+
+        ref = dev.profile
+        if ref.endswith(".toml") or "/" in ref or "\\" in ref:
+            # A profile path in a site file is relative to that file, not to
+            # wherever the service happens to be started from.
+            ref = str(_resolve(self.path, ref))
+        try:
+            return find_profile(ref, dirs)
+        except ProfileError as exc:
+            # The message already says where it looked and what exists.
+            self.error(("devices", i, "profile"), str(exc))
+            return None
+
+    def _compile(
+        self, i: int, dev: DeviceConfig, bus: AnyBus, profile: DeviceProfile
+    ) -> CompiledDevice | None:
+        is_ascii_bus = isinstance(bus, AsciiBus)
+        if (profile.protocol == "ascii") != is_ascii_bus:
+            self.error(
+                ("devices", i, "profile"),
+                f"profile {profile.name!r} speaks {profile.protocol} but bus {bus.name!r} "
+                f"is {bus.type}: pick a profile for this bus type or another bus",
+            )
+            return None
+        by_name = {p.name: p for p in profile.points}
+        stale: dict[str, float] = {}
+        points: list[PointSpec] = []
+        for pname in dev.points:
+            if pname not in by_name:
+                self.error(
+                    ("devices", i, "points", pname),
+                    f"profile {profile.name!r} has no point {pname!r}; its points are: "
+                    + ", ".join(by_name),
+                )
+        for p in profile.points:
+            ov = dev.points.get(p.name)
+            changes: dict[str, Any] = {}
+            if ov is not None and ov.deadband is not None:
+                changes["deadband"] = ov.deadband
+            if ov is not None and ov.max_interval_s is not None:
+                changes["max_interval"] = ov.max_interval_s
+            points.append(dataclasses.replace(p, **changes) if changes else p)
+            after = ov.stale_after_s if ov is not None and ov.stale_after_s is not None else None
+            stale[p.name] = dev.stale_after_s if after is None else after
+        plan = None
+        if not is_ascii_bus:
+            from drivers.plan import build_plan
+
+            merge = profile.merge if dev.merge is None else dev.merge
+            max_gap = profile.max_gap if dev.max_gap is None else dev.max_gap
+            try:
+                plan = build_plan(points, merge=merge, max_gap=max_gap)
+            except ValueError as exc:
+                self.error(("devices", i, "profile"), f"cannot plan the reads: {exc}")
+                return None
+        return CompiledDevice(
+            config=dev,
+            bus=bus,
+            profile=profile,
+            points=tuple(points),
+            plan=plan,
+            stale_after_s=MappingProxyType(stale),
+        )
+
+    def _bus_load(self, devices: list[CompiledDevice]) -> dict[str, float]:
+        loads: dict[str, float] = {}
+        for bi, bus in enumerate(self.spec.buses):
+            if not isinstance(bus, RtuBus | RtuOverTcpBus):
+                continue
+            baud = bus.baudrate
+            if baud is None:
+                continue
+            load = 0.0
+            for d in devices:
+                if d.bus.name != bus.name or d.plan is None:
+                    continue
+                cycle = busload.cycle_time_s(
+                    ((r.kind, r.count) for r in d.plan.requests),
+                    baudrate=baud,
+                    parity=bus.parity,
+                    stopbits=bus.stopbits,
+                    bytesize=bus.bytesize,
+                    frame_pause_ms=bus.frame_pause_ms,
+                )
+                load += cycle / d.config.poll_interval_s
+            loads[bus.name] = load
+            if load > 1.0:
+                self.error(
+                    ("buses", bi, "baudrate"),
+                    f"the devices on this bus need about {load:.0%} of its time at "
+                    f"{baud} baud: the poll cycles cannot fit. Raise poll_interval_s, "
+                    "merge requests, drop points, raise the baud rate or split the bus",
+                )
+            elif load > busload.WARN_LOAD:
+                self.warn(
+                    ("buses", bi, "baudrate"),
+                    f"estimated load {load:.0%} at {baud} baud leaves little room for "
+                    "retries: consider a longer poll_interval_s",
+                )
+        return loads
+
+
+__all__ = [
+    "CompiledDevice",
+    "ConfigError",
+    "ConfigIssue",
+    "SiteConfig",
+    "load_config",
+]

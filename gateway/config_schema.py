@@ -1,0 +1,273 @@
+"""The site configuration file's schema: pydantic models, one per TOML table.
+
+Every model forbids unknown keys (a misspelt key is an error, never silently
+ignored) and is frozen. Checks that need more than one table (does the bus a
+device names exist? does its profile?) live in ``gateway.config``; this module
+only states the shape and the ranges of each key. ``docs/configuration.md``
+documents every key defined here; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Names become MQTT topic segments and InfluxDB tag values: keep them to
+# characters that need no escaping in either.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def _check_name(value: str) -> str:
+    if not NAME_PATTERN.match(value):
+        raise ValueError(
+            f"invalid name {value!r}: use 1-64 letters, digits, '_', '-' or '.' "
+            "(names become MQTT topic segments and InfluxDB tags)"
+        )
+    return value
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteSection(Model):
+    name: str
+    gateway: str = "gw1"
+    data_dir: str = "/var/lib/minegate"
+    profile_dirs: tuple[str, ...] = ()
+
+    _names = field_validator("name", "gateway")(_check_name)
+
+
+class StoreSection(Model):
+    retention_days: float = Field(default=90.0, gt=0)
+    max_mb: float = Field(default=2048.0, gt=0)
+    batch_ms: int = Field(default=200, ge=1, le=60_000)
+    # Records waiting for the writer. A full queue makes pollers wait (and
+    # counts it as backpressure) instead of growing memory without bound.
+    queue_size: int = Field(default=10_000, ge=10, le=1_000_000)
+
+
+class StatsSection(Model):
+    enabled: bool = True
+    interval_s: float = Field(default=300.0, gt=0)
+    snapshot_interval_s: float = Field(default=20.0, gt=0)
+
+
+class MetricsSection(Model):
+    interval_s: float = Field(default=10.0, gt=0)
+    latency_window: int = Field(default=1000, ge=10, le=1_000_000)
+
+
+# --- buses -------------------------------------------------------------------
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+Parity = Literal["N", "E", "O"]
+
+
+class _BusBase(Model):
+    name: str
+    timeout_s: float = Field(default=1.0, gt=0, le=60)
+    retries: int = Field(default=1, ge=0, le=10)
+
+    _names = field_validator("name")(_check_name)
+
+
+class TcpBus(_BusBase):
+    type: Literal["tcp"]
+    host: str
+    port: Port
+
+
+class _SerialLine(Model):
+    baudrate: int = Field(default=9600, ge=300, le=921_600)
+    parity: Parity = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+
+
+class RtuBus(_BusBase, _SerialLine):
+    type: Literal["rtu"]
+    serial_port: str
+    frame_pause_ms: float = Field(default=5.0, ge=0, le=1000)
+
+
+class RtuOverTcpBus(_BusBase):
+    type: Literal["rtu_over_tcp"]
+    host: str
+    port: Port
+    frame_pause_ms: float = Field(default=5.0, ge=0, le=1000)
+    # The serial side of the DTU: only used to estimate the bus load.
+    baudrate: int | None = Field(default=None, ge=300, le=921_600)
+    parity: Parity = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+
+
+class AsciiBus(_BusBase, _SerialLine):
+    type: Literal["ascii"]
+    serial_port: str
+    line_format: str
+
+
+BusConfig = Annotated[TcpBus | RtuBus | RtuOverTcpBus | AsciiBus, Field(discriminator="type")]
+BUS_MODELS: dict[str, type[Model]] = {
+    "tcp": TcpBus,
+    "rtu": RtuBus,
+    "rtu_over_tcp": RtuOverTcpBus,
+    "ascii": AsciiBus,
+}
+SERIAL_BUS_TYPES = ("rtu", "rtu_over_tcp")
+
+
+# --- devices -----------------------------------------------------------------
+
+
+class PointOverride(Model):
+    """Per-point site overrides of the profile (``[devices.points.NAME]``)."""
+
+    deadband: float | None = Field(default=None, ge=0)
+    max_interval_s: float | None = Field(default=None, gt=0)
+    stale_after_s: float | None = Field(default=None, ge=0)
+
+
+class DeviceConfig(Model):
+    name: str
+    bus: str
+    unit: int | None = None
+    profile: str
+    poll_interval_s: float = Field(default=1.0, gt=0, le=86_400)
+    merge: bool | None = None
+    max_gap: int | None = Field(default=None, ge=0, le=124)
+    comm_loss_after: int = Field(default=3, ge=1, le=1000)
+    stale_after_s: float = Field(default=0.0, ge=0)
+    location: str = ""
+    enabled: bool = True
+    points: dict[str, PointOverride] = Field(default_factory=dict)
+
+    _names = field_validator("name")(_check_name)
+
+
+# --- sinks -------------------------------------------------------------------
+
+
+class _SinkBase(Model):
+    name: str
+    enabled: bool = True
+
+    _names = field_validator("name")(_check_name)
+
+
+class InfluxV2Sink(_SinkBase):
+    type: Literal["influxdb_v2"]
+    url: str
+    token: str
+    org: str
+    bucket: str
+    ca_file: str | None = None
+    verify_tls: bool = True
+    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    flush_ms: int = Field(default=1000, ge=10, le=600_000)
+    gzip: bool = True
+
+
+class InfluxV1Sink(_SinkBase):
+    type: Literal["influxdb_v1"]
+    url: str
+    database: str
+    retention_policy: str = ""
+    username: str = ""
+    password: str = ""
+    ca_file: str | None = None
+    verify_tls: bool = True
+    batch_size: int = Field(default=5000, ge=1, le=100_000)
+
+
+class MqttSink(_SinkBase):
+    type: Literal["mqtt"]
+    host: str
+    port: Port = 1883
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    qos: Literal[0, 1, 2] = 1
+    topic_prefix: str = "minegate"
+    client_id: str = ""
+    keepalive_s: int = Field(default=60, ge=5, le=3600)
+
+
+SinkConfig = Annotated[InfluxV2Sink | InfluxV1Sink | MqttSink, Field(discriminator="type")]
+SINK_MODELS: dict[str, type[Model]] = {
+    "influxdb_v2": InfluxV2Sink,
+    "influxdb_v1": InfluxV1Sink,
+    "mqtt": MqttSink,
+}
+
+
+# --- alarms (reserved: evaluated by the alarms feature) -----------------------
+
+
+class AlarmRule(Model):
+    """A threshold on the points matching ``point`` (``device.point`` glob).
+
+    Raised when ``value op threshold`` holds; cleared when it no longer holds
+    against ``restore`` (defaults to ``threshold``: hysteresis is opt-in).
+    """
+
+    name: str
+    point: str
+    op: Literal[">=", ">", "<=", "<"]
+    threshold: float
+    restore: float | None = None
+    severity: Literal["warning", "alarm", "critical"] = "alarm"
+
+    _names = field_validator("name")(_check_name)
+
+
+class SiteFile(Model):
+    """The whole file as written."""
+
+    site: SiteSection
+    store: StoreSection = StoreSection()
+    stats: StatsSection = StatsSection()
+    metrics: MetricsSection = MetricsSection()
+    buses: tuple[BusConfig, ...] = ()
+    devices: tuple[DeviceConfig, ...] = ()
+    sinks: tuple[SinkConfig, ...] = ()
+    alarms: tuple[AlarmRule, ...] = ()
+
+
+AnyBus = TcpBus | RtuBus | RtuOverTcpBus | AsciiBus
+AnySink = InfluxV2Sink | InfluxV1Sink | MqttSink
+
+
+def model_at(loc: tuple[str | int, ...]) -> type[Model] | None:
+    """The model of the table at ``loc`` (tags of tagged unions included),
+    used to list the allowed keys when a key is unknown or missing."""
+    tables: dict[str, type[Model]] = {
+        "site": SiteSection,
+        "store": StoreSection,
+        "stats": StatsSection,
+        "metrics": MetricsSection,
+    }
+    if not loc:
+        return SiteFile
+    head = loc[0]
+    if isinstance(head, str) and head in tables and len(loc) == 1:
+        return tables[head]
+    if head == "devices" and len(loc) == 2:
+        return DeviceConfig
+    if head == "devices" and len(loc) == 4 and loc[2] == "points":
+        return PointOverride
+    if head == "alarms" and len(loc) == 2:
+        return AlarmRule
+    if head == "buses" and len(loc) == 3:
+        return BUS_MODELS.get(str(loc[2]))
+    if head == "sinks" and len(loc) == 3:
+        return SINK_MODELS.get(str(loc[2]))
+    return None

@@ -1,0 +1,37 @@
+"""Configuration errors a commissioning engineer makes, as data: each folder
+under ``config_cases/`` holds a ``site.toml`` and the ``expected.txt`` lines
+(``site.toml:LINE: key: message`` prefixes) ``load_config`` must report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import ConfigError, load_config
+
+CASES = Path(__file__).parent / "config_cases"
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+@pytest.mark.parametrize("case", sorted(p.name for p in CASES.iterdir() if p.is_dir()))
+def test_config_case(case: str) -> None:
+    path = CASES / case / "site.toml"
+    expected = [
+        line for line in (CASES / case / "expected.txt").read_text().splitlines() if line
+    ]
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    got = [str(e).replace(str(path), "site.toml") for e in info.value.errors]
+    for want in expected:
+        assert any(g.startswith(want) for g in got), f"missing {want!r} in:\n" + "\n".join(got)
+    assert len(got) == len(expected), "\n".join(got)
+    for e in info.value.errors:
+        assert e.file == str(path)
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.toml")))
+def test_examples_are_valid(example: str) -> None:
+    config = load_config(EXAMPLES / example)
+    assert config.devices
+    assert "OK" in config.summary()
