@@ -274,6 +274,13 @@ def _block_reader(spec: PointSpec, offset: int) -> _Reader:
         if use_le:
             return lambda be, le, words: unpack_from(le, byte_offset)[0] * scale + off
         return lambda be, le, words: unpack_from(be, byte_offset)[0] * scale + off
+    if dtype is DataType.BOOL:
+        return lambda be, le, words: words[offset] != 0
+    if dtype is DataType.BIT:
+        # The bit number counts in the value after the order's byte swap;
+        # swapping the word is the same as moving the bit to the other byte.
+        shift = (spec.bit or 0) ^ 8 if _swaps_bytes(spec.order) else (spec.bit or 0)
+        return lambda be, le, words: bool((words[offset] >> shift) & 1)
     width = spec.width
     return lambda be, le, words: decode(words[offset : offset + width], spec)
 
