@@ -1,0 +1,202 @@
+"""The check report: ``findings.json`` (machine-readable) and ``report.html``
+(self-contained: pictures embedded as base64 PNG, no external files).
+
+The HTML is for people who need evidence: a contractor surveyor checking a
+delivery, a regulator deciding whether a mine mined beyond its licence. It
+shows the verdict, the inputs, the licence, a plan view, an elevation
+section through every incident and the table of incidents in the licence's
+own coordinates (X = northing, Y = easting).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+import numpy as np
+import numpy.typing as npt
+
+from survey.findings import (
+    SourceInfo,
+    findings_document,
+    incident_dict,
+    write_findings,
+)
+from survey.model import F64, CheckResult, Incident
+from survey.plots import elevation_section, plan_view
+
+MAX_SECTIONS = 20  # beyond this the report lists incidents without a picture each
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    findings_json: Path
+    report_html: Path
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _e(v: object) -> str:
+    return html.escape("" if v is None else str(v))
+
+
+def _incident_rows(incidents: Sequence[Incident]) -> str:
+    rows = []
+    for inc in incidents:
+        d = incident_dict(inc)
+        c = inc.centroid
+        size = d["extent"]["size_m"]  # type: ignore[index]
+        edge = "–".join(inc.nearest_edge) if inc.nearest_edge else ""
+        rows.append(
+            "<tr>"
+            f"<td>{_e(inc.id)}</td><td>{_e(inc.type)}</td><td>{_e(inc.block)}</td>"
+            f"<td class=num>{c[1]:,.2f}</td><td class=num>{c[0]:,.2f}</td>"
+            f"<td class=num>{c[2]:+.2f}</td>"
+            f"<td class=num>{size['x_north']:.1f} × {size['y_east']:.1f} × {size['h']:.1f}</td>"
+            f"<td class=num><b>{inc.max_exceedance_m:.2f}</b></td>"
+            f"<td class=num>{inc.volume_m3:,.1f}</td><td class=num>{inc.point_count:,}</td>"
+            f"<td>{_e(edge)}</td><td>{_e(inc.nearest_corner)}</td>"
+            f"<td>{_e(inc.new_since or '')}</td>"
+            "</tr>"
+        )
+    return "\n".join(rows)
+
+
+def _table(incidents: Sequence[Incident], empty: str) -> str:
+    if not incidents:
+        return f"<p class=muted>{_e(empty)}</p>"
+    head = (
+        "<tr><th>id</th><th>type</th><th>block</th><th>X (northing)</th><th>Y (easting)</th>"
+        "<th>H</th><th>extent X × Y × H (m)</th><th>max exceedance (m)</th>"
+        "<th>volume (m³)</th><th>points</th><th>nearest edge</th><th>nearest corner</th>"
+        "<th>new since</th></tr>"
+    )
+    return f"<table>{head}\n{_incident_rows(incidents)}</table>"
+
+
+def _licence_html(result: CheckResult) -> str:
+    lic = result.licence
+    parts = []
+    for b in lic.blocks:
+        rows = "".join(
+            f"<tr><td>{_e(c.number)}</td><td class=num>{c.x_north:,.3f}</td>"
+            f"<td class=num>{c.y_east:,.3f}</td></tr>"
+            for c in b.corners
+        )
+        parts.append(
+            f"<h3>Block {_e(b.name)}: elevation {b.z_top:+g} m to {b.z_bottom:+g} m</h3>"
+            "<table class=narrow><tr><th>corner</th><th>X (northing)</th><th>Y (easting)</th>"
+            f"</tr>{rows}</table>"
+        )
+    if lic.seams:
+        parts.append("<p>Licensed seams: " + ", ".join(_e(s.name) for s in lic.seams) + "</p>")
+    return "\n".join(parts)
+
+
+def _source_row(src: dict[str, object]) -> str:
+    points = src["points"]
+    count = f"{points:,}" if isinstance(points, int) else "?"
+    return (
+        f"<tr><td>{_e(src['path'])}</td><td>{_e(src['format'])}</td><td class=num>{count}</td></tr>"
+    )
+
+
+VERDICT_CLASS = {
+    "compliant": "ok",
+    "violations found": "bad",
+    "within survey uncertainty": "warn",
+}
+
+
+def render_html(
+    result: CheckResult,
+    doc: dict[str, object],
+    plan_png: bytes,
+    sections: Sequence[tuple[Incident, bytes]],
+) -> str:
+    lic = result.licence
+    summary = doc["summary"]
+    assert isinstance(summary, dict)
+    sources_rows = "".join(_source_row(s) for s in doc["sources"])  # type: ignore[attr-defined]
+    section_html = "\n".join(
+        f"<figure>{_img(png, f'elevation section through {inc.id}')}"
+        f"<figcaption>{_e(inc.id)}: {_e(inc.type)}, max exceedance "
+        f"{inc.max_exceedance_m:.2f} m, {inc.volume_m3:,.1f} m³</figcaption></figure>"
+        for inc, png in sections
+    )
+    if len(result.incidents) + len(result.uncertain) > len(sections):
+        section_html += (
+            f"<p class=muted>Sections are drawn for the first {len(sections)} incidents; "
+            "all incidents are in the table and in findings.json.</p>"
+        )
+    timings = ", ".join(f"{k} {v:.2f} s" for k, v in result.timings_s.items())
+    notes = "".join(f"<li>{_e(n)}</li>" for n in result.notes)
+    template = Template(
+        resources.files("survey").joinpath("templates/report.html").read_text(encoding="utf-8")
+    )
+    return template.substitute(
+        title=_e(f"Survey check {doc['check_id']}"),
+        mine=_e(lic.mine_name),
+        licence_no=_e(lic.licence_no),
+        epsg=_e(lic.epsg),
+        verdict=_e(result.verdict),
+        verdict_class=VERDICT_CLASS.get(result.verdict, "warn"),
+        n_incidents=summary["incidents"],
+        n_uncertain=summary["within_uncertainty"],
+        max_exc=f"{float(summary['max_exceedance_m']):.2f}",
+        volume=f"{float(summary['volume_m3']):,.1f}",
+        n_points=f"{result.n_points:,}",
+        tol_plan=f"{lic.tolerance_m:g}",
+        tol_h=f"{lic.tolerance_z_m:g}",
+        check_id=_e(doc["check_id"]),
+        created=_e(doc["created_utc"]),
+        version=_e(doc["tool"]["version"]),  # type: ignore[index]
+        sources_rows=sources_rows,
+        licence_html=_licence_html(result),
+        plan_img=_img(plan_png, "plan view"),
+        incidents_table=_table(result.incidents, "No violations beyond the survey tolerance."),
+        uncertain_table=_table(
+            result.uncertain, "No exceedances within the survey uncertainty either."
+        ),
+        sections=section_html or "<p class=muted>No incidents, no sections.</p>",
+        timings=_e(timings),
+        notes=f"<ul>{notes}</ul>" if notes else "",
+    )
+
+
+def write_report(
+    result: CheckResult,
+    out_dir: Path,
+    *,
+    xyz: F64,
+    status: npt.NDArray[np.integer],
+    check_id: str,
+    sources: Sequence[SourceInfo] | None = None,
+    created: datetime | None = None,
+) -> ReportFiles:
+    """Write ``findings.json`` and ``report.html`` into ``out_dir``.
+
+    ``xyz`` (n, 3) float64 (E, N, H) and ``status`` (n,) are the points to
+    draw (all of them or a subsample; the plots thin them further)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    created = created or datetime.now(UTC)
+    doc = findings_document(result, check_id=check_id, sources=sources, created=created)
+    findings_path = out_dir / "findings.json"
+    write_findings(doc, findings_path)
+    plan = plan_view(result.licence, xyz, status, result.incidents, result.uncertain)
+    sections = [
+        (inc, elevation_section(result.licence, inc, xyz, status))
+        for inc in [*result.incidents, *result.uncertain][:MAX_SECTIONS]
+    ]
+    html_path = out_dir / "report.html"
+    html_path.write_text(render_html(result, doc, plan, sections), encoding="utf-8")
+    return ReportFiles(findings_path, html_path)
