@@ -1,0 +1,108 @@
+"""Sinks: deliver outbox records to InfluxDB (1.x, 2.x/VictoriaMetrics) and MQTT.
+
+``SINK_TYPES`` is the one registry table (config ``type`` -> class);
+``build_runners`` turns the site's ``[[sinks]]`` tables into runners the
+runtime starts as tasks (``await runner.run(stop_event)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gateway.sinks.base import (
+    AuthError,
+    NotFound,
+    Rejected,
+    Sink,
+    SinkError,
+    TlsError,
+    WriteResult,
+    is_retryable,
+)
+from gateway.sinks.config import (
+    InfluxV1Config,
+    InfluxV2Config,
+    MqttConfig,
+    RunnerSettings,
+    SinkConfigError,
+    parse_sink_config,
+)
+from gateway.sinks.influx_v1 import InfluxV1Sink
+from gateway.sinks.influx_v2 import InfluxV2Sink
+from gateway.sinks.mqtt import MqttSink
+from gateway.sinks.runner import Outbox, SinkRunner
+
+SINK_TYPES: dict[str, type[Sink]] = {
+    InfluxV2Sink.type_name: InfluxV2Sink,
+    InfluxV1Sink.type_name: InfluxV1Sink,
+    MqttSink.type_name: MqttSink,
+}
+
+
+def make_sink(cfg: RunnerSettings, site: str, gateway_id: str) -> Sink:
+    """The sink object for one validated config."""
+    if isinstance(cfg, InfluxV2Config):
+        return InfluxV2Sink(cfg, site, gateway_id)
+    if isinstance(cfg, InfluxV1Config):
+        return InfluxV1Sink(cfg, site, gateway_id)
+    if isinstance(cfg, MqttConfig):
+        return MqttSink(cfg, site, gateway_id, cfg.name)
+    raise SinkConfigError(f"[[sinks]] {cfg.name!r}: no sink for {type(cfg).__name__}")
+
+
+def build_runners(
+    config_sinks: Sequence[Mapping[str, Any] | RunnerSettings],
+    store: Outbox,
+    site: str,
+    gateway_id: str,
+) -> list[SinkRunner]:
+    """One runner per ``[[sinks]]`` table (raw mapping or parsed config).
+
+    Raises :class:`SinkConfigError` for an invalid table or a duplicate name.
+    Registering the sink's cursor in the store happens when the runner starts.
+    """
+    runners: list[SinkRunner] = []
+    seen: set[str] = set()
+    for table in config_sinks:
+        cfg = parse_sink_config(table)
+        if cfg.name in seen:
+            raise SinkConfigError(f"[[sinks]] {cfg.name!r}: duplicate sink name")
+        seen.add(cfg.name)
+        runners.append(
+            SinkRunner(
+                make_sink(cfg, site, gateway_id),
+                store,
+                cfg.name,
+                batch_size=cfg.batch_size,
+                max_batch_values=cfg.max_batch_values,
+                flush_ms=cfg.flush_ms,
+                catchup_factor=cfg.catchup_factor,
+                max_backlog_rate=cfg.max_backlog_rate,
+                retry_initial_s=cfg.retry_initial_s,
+                retry_max_s=cfg.retry_max_s,
+                retry_slow_s=cfg.retry_slow_s,
+            )
+        )
+    return runners
+
+
+__all__ = [
+    "SINK_TYPES",
+    "AuthError",
+    "InfluxV1Sink",
+    "InfluxV2Sink",
+    "MqttSink",
+    "NotFound",
+    "Rejected",
+    "Sink",
+    "SinkConfigError",
+    "SinkError",
+    "SinkRunner",
+    "TlsError",
+    "WriteResult",
+    "build_runners",
+    "is_retryable",
+    "make_sink",
+    "parse_sink_config",
+]

@@ -1,0 +1,105 @@
+"""What the InfluxDB v1 and v2 sinks share: HTTP status -> error mapping and
+finding the malformed records of a rejected batch.
+
+InfluxDB answers a batch with a bad line with 400 (1.x: ``partial write``,
+the good points *are* written; 2.x: the same or the whole batch refused). The
+body does not reliably say which lines were bad, so the batch is bisected:
+halves that the server accepts are done (re-writing a point InfluxDB already
+stored is idempotent: same series, same timestamp, same values), halves that
+fail are split again until single records remain; those are the rejects.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+
+from gateway.model import Record
+from gateway.sinks.base import (
+    AuthError,
+    NotFound,
+    Rejected,
+    SinkError,
+    TlsError,
+    WriteResult,
+)
+from gateway.sinks.lineproto import LineEncoder
+
+
+class Malformed(SinkError):
+    """HTTP 400/413/422: the server refused the payload itself."""
+
+    retryable = False
+
+
+def server_message(body: bytes | str | None) -> str:
+    """The error text from an InfluxDB / VictoriaMetrics error body."""
+    if body is None:
+        return ""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = text.strip()
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return text[:2000]
+    if isinstance(obj, dict):
+        for key in ("error", "message"):
+            if isinstance(obj.get(key), str):
+                return str(obj[key])[:2000]
+    return text[:2000]
+
+
+def error_for_status(status: int, body: bytes | str | None, target: str) -> SinkError:
+    """The one mapping from an HTTP error status to the sink error hierarchy."""
+    msg = f"{target}: HTTP {status}: {server_message(body) or '(no body)'}"
+    if status in (400, 413, 422):
+        return Malformed(msg, status=status)
+    if status in (401, 403):
+        return AuthError(msg, status=status)
+    if status == 404:
+        return NotFound(msg, status=status)
+    if status == 429 or status >= 500 or status == 408:
+        return SinkError(msg, status=status, retryable=True)
+    return SinkError(msg, status=status, retryable=False)
+
+
+def ssl_context(ca_file: str | None, verify: bool) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=ca_file)
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def tls_error(exc: BaseException, target: str) -> TlsError:
+    return TlsError(f"{target}: TLS failure: {exc}")
+
+
+Post = Callable[[bytes], Awaitable[None]]
+
+
+async def write_isolating(post: Post, encoder: LineEncoder, batch: Sequence[Record]) -> WriteResult:
+    """Write ``batch`` with ``post`` (one HTTP request per call, raising
+    :class:`Malformed` on 400); on a rejected payload, bisect to find the
+    malformed records. Other errors propagate (the runner retries)."""
+    groups: list[tuple[Record, bytes]] = []
+    for rec in batch:
+        lines = encoder.encode(rec)
+        if lines:
+            groups.append((rec, "\n".join(lines).encode("utf-8")))
+    result = WriteResult(accepted_upto=batch[-1].seq)
+    if groups:
+        result.rejected = await _isolate(post, groups)
+    return result
+
+
+async def _isolate(post: Post, groups: list[tuple[Record, bytes]]) -> list[Rejected]:
+    try:
+        await post(b"\n".join(g[1] for g in groups))
+    except Malformed as exc:
+        if len(groups) == 1:
+            return [Rejected(groups[0][0], str(exc))]
+        mid = len(groups) // 2
+        return await _isolate(post, groups[:mid]) + await _isolate(post, groups[mid:])
+    return []

@@ -1,0 +1,91 @@
+"""InfluxDB 1.x sink: ``POST /write?db=&rp=&precision=ns`` over aiohttp.
+
+Basic authentication (``Authorization`` header) when a username is set,
+optional gzip, TLS with a custom CA. Errors map as in
+:mod:`gateway.sinks.influx_common` (400 partial write -> rejects, 401/403 ->
+AuthError, 404 database not found -> NotFound, 5xx/timeout/refused ->
+retryable).
+"""
+
+from __future__ import annotations
+
+import gzip
+import ssl
+
+import aiohttp
+
+from gateway.model import Record
+from gateway.sinks.base import Sink, SinkError, WriteResult
+from gateway.sinks.config import InfluxV1Config
+from gateway.sinks.influx_common import error_for_status, ssl_context, tls_error, write_isolating
+from gateway.sinks.lineproto import LineEncoder
+
+
+class InfluxV1Sink(Sink):
+    type_name = "influxdb_v1"
+
+    def __init__(self, cfg: InfluxV1Config, site: str, gateway: str) -> None:
+        self.cfg = cfg
+        self.encoder = LineEncoder(site, gateway)
+        self.connected = False
+        self._session: aiohttp.ClientSession | None = None
+        base = cfg.url.rstrip("/")
+        self._write_url = f"{base}/write"
+        self._ping_url = f"{base}/ping"
+        self._params = {"db": cfg.database, "precision": "ns"}
+        if cfg.retention_policy:
+            self._params["rp"] = cfg.retention_policy
+        self._auth = aiohttp.BasicAuth(cfg.username, cfg.password) if cfg.username else None
+        self._headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if cfg.gzip:
+            self._headers["Content-Encoding"] = "gzip"
+
+    def describe(self) -> str:
+        rp = f"/{self.cfg.retention_policy}" if self.cfg.retention_policy else ""
+        return f"{self.cfg.url} db={self.cfg.database}{rp}"
+
+    async def connect(self) -> None:
+        await self.close()
+        ssl_arg: ssl.SSLContext | bool = True
+        if self.cfg.url.startswith("https"):
+            ssl_arg = ssl_context(self.cfg.ca_file, self.cfg.verify_tls)
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_s),
+            connector=aiohttp.TCPConnector(ssl=ssl_arg),
+            auth=self._auth,
+        )
+        await self._call("GET", self._ping_url, None)
+        self.connected = True
+
+    async def close(self) -> None:
+        self.connected = False
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    async def write(self, batch: list[Record]) -> WriteResult:
+        return await write_isolating(self._post, self.encoder, batch)
+
+    async def _post(self, body: bytes) -> None:
+        data = gzip.compress(body, compresslevel=1) if self.cfg.gzip else body
+        await self._call("POST", self._write_url, data)
+
+    async def _call(self, method: str, url: str, data: bytes | None) -> None:
+        if self._session is None:
+            raise SinkError(f"{self.describe()}: not connected")
+        try:
+            async with self._session.request(
+                method,
+                url,
+                params=self._params if data is not None else None,
+                data=data,
+                headers=self._headers if data is not None else None,
+            ) as resp:
+                if resp.status >= 300:
+                    raise error_for_status(resp.status, await resp.read(), self.describe())
+        except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
+            self.connected = False
+            raise tls_error(exc, self.describe()) from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self.connected = False
+            raise SinkError(f"{self.describe()}: {type(exc).__name__}: {exc}") from exc

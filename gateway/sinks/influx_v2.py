@@ -1,0 +1,85 @@
+"""InfluxDB 2.x / 3.x / VictoriaMetrics sink: ``/api/v2/write`` through the
+official async client (``influxdb_client.client.influxdb_client_async``).
+
+Token authentication, org and bucket, optional gzip, TLS with a custom CA.
+Errors map as in :mod:`gateway.sinks.influx_common`.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import aiohttp
+from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
+from influxdb_client.client.write_api_async import WriteApiAsync
+from influxdb_client.rest import ApiException
+
+from gateway.model import Record
+from gateway.sinks.base import Sink, SinkError, WriteResult
+from gateway.sinks.config import InfluxV2Config
+from gateway.sinks.influx_common import error_for_status, tls_error, write_isolating
+from gateway.sinks.lineproto import LineEncoder
+
+
+class InfluxV2Sink(Sink):
+    type_name = "influxdb_v2"
+
+    def __init__(self, cfg: InfluxV2Config, site: str, gateway: str) -> None:
+        self.cfg = cfg
+        self.encoder = LineEncoder(site, gateway)
+        self.connected = False
+        self._client: InfluxDBClientAsync | None = None
+        self._write_api: WriteApiAsync | None = None
+
+    def describe(self) -> str:
+        return f"{self.cfg.url} org={self.cfg.org or '-'} bucket={self.cfg.bucket}"
+
+    async def connect(self) -> None:
+        await self.close()
+        kwargs: dict[str, object] = {"verify_ssl": self.cfg.verify_tls}
+        if self.cfg.ca_file:
+            kwargs["ssl_ca_cert"] = self.cfg.ca_file
+        client = InfluxDBClientAsync(
+            url=self.cfg.url,
+            token=self.cfg.token,
+            org=self.cfg.org,
+            timeout=int(self.cfg.timeout_s * 1000),
+            enable_gzip=self.cfg.gzip,
+            **kwargs,
+        )
+        self._client = client
+        await self._guard(client.ping())
+        self._write_api = client.write_api()
+        self.connected = True
+
+    async def close(self) -> None:
+        self.connected = False
+        self._write_api = None
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.close()
+
+    async def write(self, batch: list[Record]) -> WriteResult:
+        return await write_isolating(self._post, self.encoder, batch)
+
+    async def _post(self, body: bytes) -> None:
+        if self._write_api is None:
+            raise SinkError(f"{self.describe()}: not connected")
+        await self._guard(
+            self._write_api.write(bucket=self.cfg.bucket, org=self.cfg.org, record=body)
+        )
+
+    async def _guard(self, call: object) -> None:
+        try:
+            await call  # type: ignore[misc]
+        except ApiException as exc:
+            if not exc.status:  # the client's own failure, not an HTTP answer
+                self.connected = False
+                raise SinkError(f"{self.describe()}: {exc.reason}") from exc
+            raise error_for_status(exc.status, exc.body, self.describe()) from exc
+        except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
+            self.connected = False
+            raise tls_error(exc, self.describe()) from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self.connected = False
+            raise SinkError(f"{self.describe()}: {type(exc).__name__}: {exc}") from exc

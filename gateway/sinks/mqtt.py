@@ -1,0 +1,166 @@
+"""MQTT sink (aiomqtt 2.x, MQTT 3.1.1): JSON messages per record, a retained
+online/offline status topic with a last will, QoS 1 by default.
+
+A batch is accepted only when every publish of it was acknowledged (QoS 1:
+``publish`` returns after the broker's PUBACK). When the connection breaks
+mid-batch the error carries how far the batch was confirmed (a prefix), the
+runner re-sends the rest after reconnecting; the online status is published
+again on every (re)connect.
+
+With ``qos = 0`` nothing is acknowledged and delivery is at-most-once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+
+import aiomqtt
+
+from gateway.model import Record
+from gateway.sinks.base import AuthError, Sink, SinkError, TlsError, WriteResult
+from gateway.sinks.config import MqttConfig
+from gateway.sinks.mqtt_schema import Message, MqttEncoder
+
+#: CONNACK codes for bad credentials / not authorised (3.1.1 and 5)
+_AUTH_CODES = frozenset({4, 5, 134, 135})
+
+
+def _rc_value(exc: aiomqtt.MqttError) -> int | None:
+    rc = getattr(exc, "rc", None)
+    if rc is None:
+        return None
+    return int(getattr(rc, "value", rc))
+
+
+class MqttSink(Sink):
+    type_name = "mqtt"
+
+    def __init__(self, cfg: MqttConfig, site: str, gateway: str, name: str = "mqtt") -> None:
+        self.cfg = cfg
+        self.encoder = MqttEncoder(cfg.topic_prefix, site, gateway)
+        self.connected = False
+        self.client_id = cfg.client_id or f"minegate-{site}-{gateway}-{name}"[:64]
+        self._client: aiomqtt.Client | None = None
+
+    def describe(self) -> str:
+        scheme = "mqtts" if self.cfg.tls else "mqtt"
+        return f"{scheme}://{self.cfg.host}:{self.cfg.effective_port} {self.encoder.root}"
+
+    def _make_client(self) -> aiomqtt.Client:
+        will = aiomqtt.Will(
+            self.encoder.status_topic,
+            self.encoder.status_payload("offline", "connection lost", time.time_ns()),
+            qos=1,
+            retain=True,
+        )
+        tls = None
+        if self.cfg.tls:
+            tls = aiomqtt.TLSParameters(
+                ca_certs=self.cfg.ca_file,
+                certfile=self.cfg.cert_file,
+                keyfile=self.cfg.key_file,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        return aiomqtt.Client(
+            self.cfg.host,
+            self.cfg.effective_port,
+            username=self.cfg.username,
+            password=self.cfg.password,
+            identifier=self.client_id,
+            will=will,
+            tls_params=tls,
+            keepalive=self.cfg.keepalive_s,
+            timeout=self.cfg.timeout_s,
+            max_inflight_messages=self.cfg.max_inflight,
+            clean_session=True,
+        )
+
+    def _error(self, exc: aiomqtt.MqttError, during: str, accepted_upto: int = 0) -> SinkError:
+        msg = f"{self.describe()}: {during}: {exc}"
+        if isinstance(exc.__context__, ssl.SSLError) or "CERTIFICATE" in str(exc).upper():
+            return TlsError(msg, accepted_upto=accepted_upto)
+        if isinstance(exc, aiomqtt.MqttCodeError) and during == "connect":
+            if _rc_value(exc) in _AUTH_CODES:
+                return AuthError(msg, accepted_upto=accepted_upto)
+        return SinkError(msg, retryable=True, accepted_upto=accepted_upto)
+
+    async def connect(self) -> None:
+        await self._drop()
+        client = self._make_client()
+        try:
+            await client.__aenter__()
+        except aiomqtt.MqttError as exc:
+            raise self._error(exc, "connect") from exc
+        self._client = client
+        try:
+            await self._publish(
+                Message(
+                    self.encoder.status_topic,
+                    self.encoder.status_payload("online", "connected", time.time_ns()),
+                    True,
+                )
+            )
+        except aiomqtt.MqttError as exc:
+            await self._drop()
+            raise self._error(exc, "publish status") from exc
+        self.connected = True
+
+    async def _publish(self, msg: Message) -> None:
+        assert self._client is not None
+        await self._client.publish(
+            msg.topic, msg.payload, qos=self.cfg.qos, retain=msg.retain, timeout=self.cfg.timeout_s
+        )
+
+    async def write(self, batch: list[Record]) -> WriteResult:
+        if self._client is None:
+            raise SinkError(f"{self.describe()}: not connected")
+        accepted_upto = 0
+        step = self.cfg.max_inflight
+        for start in range(0, len(batch), step):
+            chunk = batch[start : start + step]
+            messages = [(rec, self.encoder.encode(rec)) for rec in chunk]
+            results = await asyncio.gather(
+                *(self._publish_all(msgs) for _, msgs in messages), return_exceptions=True
+            )
+            for (rec, _), res in zip(messages, results, strict=True):
+                if res is None:
+                    accepted_upto = rec.seq
+                    continue
+                if isinstance(res, aiomqtt.MqttError | TimeoutError):
+                    self.connected = False
+                    err = res if isinstance(res, aiomqtt.MqttError) else aiomqtt.MqttError(str(res))
+                    raise self._error(err, "publish", accepted_upto) from res
+                raise res
+        return WriteResult(accepted_upto=accepted_upto)
+
+    async def _publish_all(self, msgs: list[Message]) -> None:
+        for m in msgs:
+            await self._publish(m)
+
+    async def _drop(self) -> None:
+        """Forget the connection without saying goodbye (the broker keeps or
+        sends the will)."""
+        self.connected = False
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                await client.__aexit__(None, None, None)
+            except aiomqtt.MqttError:
+                pass  # already gone; nothing left to release
+
+    async def close(self) -> None:
+        """Publish the retained offline status, then disconnect cleanly."""
+        if self._client is not None and self.connected:
+            try:
+                await self._publish(
+                    Message(
+                        self.encoder.status_topic,
+                        self.encoder.status_payload("offline", "shutdown", time.time_ns()),
+                        True,
+                    )
+                )
+            except aiomqtt.MqttError:
+                pass  # broker gone: the will says offline instead
+        await self._drop()

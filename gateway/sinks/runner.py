@@ -1,0 +1,300 @@
+"""The sink runner: moves records from the store's outbox to one sink.
+
+The runner owns everything between the outbox and a sink: batching, the
+transaction (take -> write -> ack), setting aside what the server rejects as
+malformed, backoff, reconnection, and the status shown by ``minegate status``.
+
+Guarantees:
+
+* **at-least-once**: records are acked only after the server accepted them;
+  a crash between acceptance and ack re-sends them, never loses them;
+* **order**: records leave in ``seq`` order; a batch is retried until it is
+  accepted, so a later record never overtakes an earlier one;
+* **never gives up**: transient faults retry fast (capped exponential backoff
+  with jitter); faults that need a human (wrong credentials, TLS, unknown
+  bucket) retry slowly and show in ``status()``; nothing is dropped here
+  (the store's retention and size policy is the only place data can go).
+
+Batching policy:
+
+* *live* (the last take came back short): a batch leaves when it holds
+  ``batch_size`` records, when it holds an alarm, or ``flush_ms`` after the
+  previous write, whichever is first;
+* *catch-up* (the last take came back full, so a backlog is waiting): batches
+  ``catchup_factor`` times larger are written back-to-back, throttled to
+  ``max_backlog_rate`` values/s if set. The outbox is strictly ordered, so
+  live data is reached as soon as the backlog is drained; ``status()``
+  reports the drain rate and the remaining backlog.
+
+The store is blocking (SQLite): every store call runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from gateway.model import Record, RecordKind
+from gateway.sinks.base import AuthError, NotFound, Sink, SinkError, TlsError, is_retryable
+
+log = logging.getLogger(__name__)
+
+
+class Outbox(Protocol):
+    """The part of :class:`gateway.store.Store` a runner uses."""
+
+    def register_sink(self, name: str) -> None: ...
+    def take(
+        self, sink: str, max_records: int, *, max_values: int | None = None
+    ) -> list[Record]: ...
+    def ack(self, sink: str, upto_seq: int) -> None: ...
+    def set_aside(self, sink: str, record: Record, reason: str) -> None: ...
+    def backlog(self, sink: str) -> tuple[int, int]: ...
+
+
+def backoff_delay(
+    attempt: int, initial_s: float, max_s: float, rng: Callable[[], float] = random.random
+) -> float:
+    """Capped exponential backoff with "equal jitter": a delay in
+    ``[d/2, d]`` where ``d = min(max_s, initial_s * 2**attempt)``."""
+    d = min(max_s, initial_s * (2 ** min(attempt, 30)))
+    return d / 2 + rng() * d / 2
+
+
+def _state_of(exc: SinkError) -> str:
+    if isinstance(exc, AuthError):
+        return "auth_error"
+    if isinstance(exc, NotFound):
+        return "not_found"
+    if isinstance(exc, TlsError):
+        return "tls_error"
+    return "retrying"
+
+
+class SinkRunner:
+    """Runs one sink until ``stop`` is set. See the module docstring."""
+
+    BACKLOG_REFRESH_S = 1.0
+    RATE_WINDOW_S = 10.0
+
+    def __init__(
+        self,
+        sink: Sink,
+        store: Outbox,
+        name: str,
+        *,
+        batch_size: int = 1000,
+        max_batch_values: int = 50_000,
+        flush_ms: int = 200,
+        catchup_factor: int = 5,
+        max_backlog_rate: float | None = None,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 30.0,
+        retry_slow_s: float = 60.0,
+        idle_poll_s: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.sink = sink
+        self.store = store
+        self.name = name
+        self.batch_size = batch_size
+        self.max_batch_values = max_batch_values
+        self.flush_s = flush_ms / 1000.0
+        self.catchup_factor = catchup_factor
+        self.max_backlog_rate = max_backlog_rate
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self.retry_slow_s = retry_slow_s
+        self.idle_poll_s = idle_poll_s
+        self._clock = clock
+        self._wall = wall_clock
+        self._rng = rng
+        self._wake = asyncio.Event()
+        self._catching_up = True  # until a take comes back short
+        self._last_write = -1e18
+        self._attempt = 0
+        self._state = "starting"
+        self._last_error: str | None = None
+        self._last_error_at: float | None = None
+        self._last_success_at: float | None = None
+        self._backlog: tuple[int, int] = (0, 0)
+        self._backlog_at = -1e18
+        self._acked: deque[tuple[float, int]] = deque()
+        self.sent_records = 0
+        self.sent_values = 0
+        self.set_aside_count = 0
+        self.failures = 0
+
+    # -- public ------------------------------------------------------------
+
+    def notify(self) -> None:
+        """New records were appended: wake an idle runner now."""
+        self._wake.set()
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-able snapshot for ``minegate status``."""
+        return {
+            "name": self.name,
+            "type": self.sink.type_name,
+            "target": self.sink.describe(),
+            "state": self._state,
+            "connected": self.sink.connected,
+            "last_error": self._last_error,
+            "last_error_at": self._last_error_at,
+            "last_success_at": self._last_success_at,
+            "backlog_records": self._backlog[0],
+            "backlog_values": self._backlog[1],
+            "catching_up": self._catching_up,
+            "drain_values_per_s": round(self.drain_rate(), 1),
+            "sent_records": self.sent_records,
+            "sent_values": self.sent_values,
+            "set_aside": self.set_aside_count,
+            "failures": self.failures,
+        }
+
+    def drain_rate(self) -> float:
+        """Values acked per second over the last ``RATE_WINDOW_S``."""
+        now = self._clock()
+        while self._acked and now - self._acked[0][0] > self.RATE_WINDOW_S:
+            self._acked.popleft()
+        if not self._acked:
+            return 0.0
+        span = max(now - self._acked[0][0], 1e-3)
+        return sum(n for _, n in self._acked) / max(span, min(self.RATE_WINDOW_S, 1.0))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop`` is set, then close the sink."""
+        await asyncio.to_thread(self.store.register_sink, self.name)
+        await self._refresh_backlog(force=True)
+        try:
+            while not stop.is_set():
+                if not self.sink.connected:
+                    self._state = "connecting"
+                    try:
+                        await self.sink.connect()
+                    except SinkError as exc:
+                        self._failed(exc, "connect")
+                        await self._backoff(stop, exc)
+                        continue
+                    self._state = "ok"
+                batch = await self._next_batch(stop)
+                if not batch:
+                    continue
+                await self._deliver(batch, stop)
+        finally:
+            self._state = "stopped"
+            await self.sink.close()
+
+    # -- internals ---------------------------------------------------------
+
+    async def _deliver(self, batch: list[Record], stop: asyncio.Event) -> None:
+        started = self._clock()
+        try:
+            result = await self.sink.write(batch)
+        except SinkError as exc:
+            if exc.accepted_upto >= batch[0].seq:
+                await self._ack([r for r in batch if r.seq <= exc.accepted_upto], [])
+            self._failed(exc, "write")
+            await self._backoff(stop, exc)
+            return
+        rejected_seqs = set()
+        for rej in result.rejected:
+            rejected_seqs.add(rej.record.seq)
+            await asyncio.to_thread(self.store.set_aside, self.name, rej.record, rej.reason)
+            self.set_aside_count += 1
+            log.warning(
+                "sink %s: server rejected record seq=%d (%s %s) as malformed, set aside: %s",
+                self.name, rej.record.seq, rej.record.kind, rej.record.device, rej.reason,
+            )  # fmt: skip
+        accepted = [r for r in batch if r.seq <= result.accepted_upto]
+        await self._ack(accepted, rejected_seqs)
+        if self._attempt:
+            log.info("sink %s: delivering again after %d failure(s)", self.name, self._attempt)
+        self._attempt = 0
+        self._state = "ok"
+        self._last_success_at = self._wall()
+        self._last_write = self._clock()
+        if self._catching_up and self.max_backlog_rate:
+            n = sum(len(r) for r in accepted)
+            wait = n / self.max_backlog_rate - (self._clock() - started)
+            if wait > 0:
+                await self._sleep(stop, wait)
+
+    async def _ack(self, accepted: list[Record], rejected: set[int] | list[int]) -> None:
+        if not accepted:
+            return
+        await asyncio.to_thread(self.store.ack, self.name, accepted[-1].seq)
+        n_rec = len(accepted) - len(rejected)
+        n_val = sum(len(r) for r in accepted if r.seq not in rejected)
+        self.sent_records += n_rec
+        self.sent_values += n_val
+        self._acked.append((self._clock(), n_val))
+        await self._refresh_backlog()
+
+    async def _next_batch(self, stop: asyncio.Event) -> list[Record]:
+        while not stop.is_set():
+            factor = self.catchup_factor if self._catching_up else 1
+            limit = self.batch_size * factor
+            vlimit = self.max_batch_values * factor
+            batch = await asyncio.to_thread(self.store.take, self.name, limit, max_values=vlimit)
+            n_values = sum(len(r) for r in batch)
+            # short by records and by values: nothing more is waiting
+            full = len(batch) >= limit or (batch and n_values + len(batch[-1]) > vlimit)
+            self._catching_up = bool(full)
+            if not batch:
+                await self._refresh_backlog()
+                self._wake.clear()
+                await self._wait(stop, self._wake, self.idle_poll_s)
+                continue
+            waited = self._clock() - self._last_write
+            if full or waited >= self.flush_s or any(r.kind is RecordKind.ALARM for r in batch):
+                return batch
+            await self._sleep(stop, self.flush_s - waited)
+        return []
+
+    async def _refresh_backlog(self, force: bool = False) -> None:
+        now = self._clock()
+        if force or now - self._backlog_at >= self.BACKLOG_REFRESH_S:
+            self._backlog_at = now
+            self._backlog = await asyncio.to_thread(self.store.backlog, self.name)
+
+    def _failed(self, exc: SinkError, during: str) -> None:
+        self.failures += 1
+        self._state = _state_of(exc)
+        self._last_error = f"{during}: {exc}"
+        self._last_error_at = self._wall()
+        level = logging.WARNING if self._attempt == 0 else logging.DEBUG
+        log.log(level, "sink %s: %s failed (%s): %s", self.name, during, self._state, exc)
+
+    async def _backoff(self, stop: asyncio.Event, exc: SinkError) -> None:
+        if is_retryable(exc):
+            delay = backoff_delay(self._attempt, self.retry_initial_s, self.retry_max_s, self._rng)
+        else:
+            delay = backoff_delay(0, self.retry_slow_s, self.retry_slow_s, self._rng)
+        self._attempt += 1
+        await self._refresh_backlog()
+        await self._sleep(stop, delay)
+
+    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
+        if seconds > 0:
+            await self._wait(stop, stop, seconds)
+
+    @staticmethod
+    async def _wait(stop: asyncio.Event, event: asyncio.Event, seconds: float) -> None:
+        if stop.is_set():
+            return
+        waiters = {asyncio.ensure_future(event.wait())}
+        if event is not stop:
+            waiters.add(asyncio.ensure_future(stop.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
