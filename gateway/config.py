@@ -150,7 +150,7 @@ class SiteConfig:
                     f"every {d.config.poll_interval_s:g} s"
                 )
         for s in self.sinks:
-            lines.append(f"  sink {s.name} ({s.type}){'' if s.enabled else ' disabled'}")
+            lines.append(f"  sink {s.name} ({s.type})")
         lines.extend(str(w) for w in self.warnings)
         return "\n".join(lines)
 

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gateway.sinks.config import InfluxV1Config, InfluxV2Config, MqttConfig, SinkConfig
+
 # Names become MQTT topic segments and InfluxDB tag values: keep them to
 # characters that need no escaping in either.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -151,61 +153,13 @@ class DeviceConfig(Model):
 
 
 # --- sinks -------------------------------------------------------------------
+# Each sink type's keys are owned by the sinks package (gateway.sinks.config):
+# one model per type, discriminated by ``type``; this schema only places them.
 
-
-class _SinkBase(Model):
-    name: str
-    enabled: bool = True
-
-    _names = field_validator("name")(_check_name)
-
-
-class InfluxV2Sink(_SinkBase):
-    type: Literal["influxdb_v2"]
-    url: str
-    token: str
-    org: str
-    bucket: str
-    ca_file: str | None = None
-    verify_tls: bool = True
-    batch_size: int = Field(default=5000, ge=1, le=100_000)
-    flush_ms: int = Field(default=1000, ge=10, le=600_000)
-    gzip: bool = True
-
-
-class InfluxV1Sink(_SinkBase):
-    type: Literal["influxdb_v1"]
-    url: str
-    database: str
-    retention_policy: str = ""
-    username: str = ""
-    password: str = ""
-    ca_file: str | None = None
-    verify_tls: bool = True
-    batch_size: int = Field(default=5000, ge=1, le=100_000)
-
-
-class MqttSink(_SinkBase):
-    type: Literal["mqtt"]
-    host: str
-    port: Port = 1883
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    qos: Literal[0, 1, 2] = 1
-    topic_prefix: str = "minegate"
-    client_id: str = ""
-    keepalive_s: int = Field(default=60, ge=5, le=3600)
-
-
-SinkConfig = Annotated[InfluxV2Sink | InfluxV1Sink | MqttSink, Field(discriminator="type")]
-SINK_MODELS: dict[str, type[Model]] = {
-    "influxdb_v2": InfluxV2Sink,
-    "influxdb_v1": InfluxV1Sink,
-    "mqtt": MqttSink,
+SINK_MODELS: dict[str, type[BaseModel]] = {
+    "influxdb_v2": InfluxV2Config,
+    "influxdb_v1": InfluxV1Config,
+    "mqtt": MqttConfig,
 }
 
 
@@ -243,13 +197,13 @@ class SiteFile(Model):
 
 
 AnyBus = TcpBus | RtuBus | RtuOverTcpBus | AsciiBus
-AnySink = InfluxV2Sink | InfluxV1Sink | MqttSink
+AnySink = InfluxV2Config | InfluxV1Config | MqttConfig
 
 
-def model_at(loc: tuple[str | int, ...]) -> type[Model] | None:
+def model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
     """The model of the table at ``loc`` (tags of tagged unions included),
     used to list the allowed keys when a key is unknown or missing."""
-    tables: dict[str, type[Model]] = {
+    tables: dict[str, type[BaseModel]] = {
         "site": SiteSection,
         "store": StoreSection,
         "stats": StatsSection,

@@ -3,7 +3,8 @@
 Cycle k is due at ``start + k * interval``, always: the time a cycle takes
 never shifts the cycles after it (``sleep(interval)`` after each poll would
 drift by the poll time every cycle). A cycle that runs past one or more later
-slots skips them and counts one overrun per missed slot, so a slow device
+slots skips them (the next cycle starts on the grid, at the first slot still
+ahead) and counts one overrun per missed slot, so a slow device
 shows up in the metrics instead of quietly stretching its own interval.
 
 The clock is injected (``Clock``: ``now()`` in seconds and ``sleep_until``),
@@ -112,14 +113,15 @@ class Schedule:
         return self.start + k * self.interval
 
     def _advance_past(self, now: float) -> int:
-        """Index of the first slot not yet past, counting skipped slots."""
+        """Index of the next slot to run: the due one, or if time has passed
+        it, the first slot at or after ``now`` (the skipped ones count as overruns)."""
         due = self._next_slot
-        if now > self.slot_time(due):
-            # The slot whose time has come may still run; all before it were missed.
-            current = math.floor((now - self.start) / self.interval + 1e-9)
-            if current > due:
-                self.stats.overruns += current - due
-                due = current
+        # The epsilon keeps a cycle that ends exactly on the next slot from
+        # being counted as having missed it because of float rounding.
+        first_future = math.ceil((now - self.start) / self.interval - 1e-9)
+        if first_future > due:
+            self.stats.overruns += first_future - due
+            due = first_future
         return due
 
     async def wait_next(self) -> int:

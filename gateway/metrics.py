@@ -1,0 +1,181 @@
+"""The gateway's self-metrics: how well is it polling, and is it keeping up?
+
+Pollers and the writer update plain counters in memory (no locks: everything
+runs on one event loop). Every ``metrics.interval_s`` the runtime turns a
+snapshot into one METRIC record (device ``"gateway"``, points named
+``total.polls``, ``main_fan_1.errors.timeout``, ...) that goes into the store
+like any other record, so ``minegate status`` and the sinks see the same
+numbers, and bumps the store's persistent counters by the deltas.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from drivers.errors import ErrorKind
+from gateway.model import Quality, Record, RecordKind
+
+METRICS_SOURCE = "gateway"
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100); 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class DeviceStats:
+    """Counters of one device's poller."""
+
+    latency_window: int = 1000
+    polls: int = 0  # poll cycles run
+    failed_polls: int = 0  # cycles in which no request got an answer
+    requests: int = 0
+    errors: Counter[str] = field(default_factory=Counter)  # by ErrorKind value
+    overruns: int = 0  # schedule slots missed because a cycle ran long
+    comm_losses: int = 0  # times the device went into comm loss
+    records: int = 0  # records handed to the writer
+    values: int = 0  # values in those records
+    state: str = "unknown"  # unknown | online | comm_loss
+    last_ok_ns: int = 0  # wall time of the last answered request
+    latencies: deque[float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.latencies = deque(maxlen=self.latency_window)
+
+    def request_ok(self, latency_s: float) -> None:
+        self.requests += 1
+        self.latencies.append(latency_s)
+
+    def request_failed(self, kind: ErrorKind) -> None:
+        self.requests += 1
+        self.errors[kind.value] += 1
+
+    @property
+    def error_total(self) -> int:
+        return sum(self.errors.values())
+
+
+@dataclass
+class WriterStats:
+    records_stored: int = 0
+    values_stored: int = 0
+    batches: int = 0
+    backpressure: int = 0  # times a producer found the queue full and had to wait
+    store_errors: int = 0
+
+
+class GatewayMetrics:
+    """All counters of one gateway process."""
+
+    def __init__(self, latency_window: int = 1000) -> None:
+        self.latency_window = latency_window
+        self.devices: dict[str, DeviceStats] = {}
+        self.writer = WriterStats()
+        self.queue_depth = 0
+        self.store_bytes = 0
+        self._last_stored = 0
+        self._last_at_ns = 0
+        self._last_counters: dict[str, int] = {}
+
+    def device(self, name: str) -> DeviceStats:
+        stats = self.devices.get(name)
+        if stats is None:
+            stats = self.devices[name] = DeviceStats(latency_window=self.latency_window)
+        return stats
+
+    def totals(self) -> DeviceStats:
+        total = DeviceStats(latency_window=self.latency_window * max(1, len(self.devices)))
+        for d in self.devices.values():
+            total.polls += d.polls
+            total.failed_polls += d.failed_polls
+            total.requests += d.requests
+            total.errors.update(d.errors)
+            total.overruns += d.overruns
+            total.comm_losses += d.comm_losses
+            total.records += d.records
+            total.values += d.values
+            total.latencies.extend(d.latencies)
+        return total
+
+    def counters(self) -> dict[str, int]:
+        """Monotonic counters, for the store's persistent counter table."""
+        t = self.totals()
+        out = {
+            "polls": t.polls,
+            "failed_polls": t.failed_polls,
+            "requests": t.requests,
+            "request_errors": t.error_total,
+            "overruns": t.overruns,
+            "comm_losses": t.comm_losses,
+            "records_stored": self.writer.records_stored,
+            "values_stored": self.writer.values_stored,
+            "backpressure": self.writer.backpressure,
+        }
+        for kind, n in t.errors.items():
+            out[f"errors.{kind}"] = n
+        return out
+
+    def counter_deltas(self) -> dict[str, int]:
+        """Increase of each counter since the last call (for ``Store.bump``)."""
+        now = self.counters()
+        deltas = {k: v - self._last_counters.get(k, 0) for k, v in now.items()}
+        self._last_counters = now
+        return {k: v for k, v in deltas.items() if v}
+
+    def snapshot(self, ts_ns: int) -> Record:
+        """One METRIC record of everything, values as floats or ints."""
+        points: list[str] = []
+        values: list[float | int | str | bool | None] = []
+        units: list[str] = []
+
+        def put(name: str, value: float | int | str, unit: str = "") -> None:
+            points.append(name)
+            values.append(value)
+            units.append(unit)
+
+        elapsed_s = (ts_ns - self._last_at_ns) / 1e9 if self._last_at_ns else 0.0
+        stored = self.writer.values_stored
+        rate = (stored - self._last_stored) / elapsed_s if elapsed_s > 0 else 0.0
+        self._last_stored, self._last_at_ns = stored, ts_ns
+
+        for name, d in [("total", self.totals()), *sorted(self.devices.items())]:
+            lat = list(d.latencies)
+            put(f"{name}.polls", d.polls)
+            put(f"{name}.failed_polls", d.failed_polls)
+            put(f"{name}.requests", d.requests)
+            put(f"{name}.errors", d.error_total)
+            for kind in ErrorKind:
+                if d.errors.get(kind.value):
+                    put(f"{name}.errors.{kind.value}", d.errors[kind.value])
+            put(
+                f"{name}.latency_mean_ms",
+                round(1000 * sum(lat) / len(lat), 3) if lat else 0.0,
+                "ms",
+            )
+            put(f"{name}.latency_p99_ms", round(1000 * percentile(lat, 99), 3), "ms")
+            put(f"{name}.overruns", d.overruns)
+            put(f"{name}.comm_losses", d.comm_losses)
+            if name != "total":
+                put(f"{name}.state", d.state)
+        put("store.bytes", self.store_bytes, "B")
+        put("store.values_per_s", round(rate, 2), "1/s")
+        put("store.records", self.writer.records_stored)
+        put("store.values", stored)
+        put("queue.depth", self.queue_depth)
+        put("queue.backpressure", self.writer.backpressure)
+        return Record(
+            kind=RecordKind.METRIC,
+            device=METRICS_SOURCE,
+            ts_ns=ts_ns,
+            points=points,
+            values=list(values),
+            units=units,
+            qualities=[Quality.GOOD] * len(points),
+        )

@@ -1,0 +1,169 @@
+"""From decoded values to records: quality, staleness, report by exception and
+communication state of one device. Shared by the Modbus and ASCII pollers so
+both judge values the same way.
+
+Rules (see ``docs/configuration.md``):
+
+* a NaN or infinite float, or a value that failed to decode, is BAD with no
+  value (a NaN cannot travel to most uplinks and means "no reading");
+* a value that has not changed at all for longer than the point's
+  ``stale_after_s`` is STALE (a frozen transmitter still answers);
+* after ``comm_loss_after`` consecutive failed cycles the device is in
+  COMM_LOSS: one record with value None for all points and one EVENT record;
+  the last good values are never repeated with fresh timestamps;
+* the first answered cycle after that emits a recovery EVENT and fresh values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from drivers.errors import DriverError
+from drivers.types import PointSpec, Value
+from gateway.metrics import DeviceStats
+from gateway.model import Quality, Record, RecordKind
+from gateway.rbe import RbePolicy, ReportByException
+
+NS = 1_000_000_000
+
+
+def judge(value: Value | Exception | None) -> tuple[Value | None, Quality]:
+    """Quality of one decoded value, before staleness."""
+    if isinstance(value, Exception) or value is None:
+        return None, Quality.BAD
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, Quality.BAD
+    return value, Quality.GOOD
+
+
+@dataclass(slots=True)
+class _Frozen:
+    value: Value | None
+    since_ns: int
+
+
+class DeviceRecorder:
+    """Turns one device's readings into the records worth storing."""
+
+    def __init__(
+        self,
+        device: str,
+        points: tuple[PointSpec, ...],
+        stale_after_s: Mapping[str, float],
+        comm_loss_after: int,
+        stats: DeviceStats,
+    ) -> None:
+        self.device = device
+        self.points = {p.name: p for p in points}
+        self.stale_after_ns = {k: int(v * NS) for k, v in stale_after_s.items() if v > 0}
+        self.comm_loss_after = comm_loss_after
+        self.stats = stats
+        self.rbe = ReportByException(
+            {
+                p.name: RbePolicy(
+                    deadband=p.deadband,
+                    max_interval_ns=int(p.max_interval * NS) if p.max_interval else None,
+                )
+                for p in points
+            }
+        )
+        self._frozen: dict[str, _Frozen] = {}
+        self.failed_cycles = 0
+        self.in_comm_loss = False
+        self._loss_since_ns = 0
+        self.last_error = ""
+
+    def values_record(
+        self, ts_ns: int, readings: Mapping[str, Value | Exception | None]
+    ) -> Record | None:
+        """One SAMPLE record of the readings that pass report by exception,
+        or None if nothing is worth storing."""
+        names: list[str] = []
+        values: list[Value | None] = []
+        units: list[str] = []
+        qualities: list[Quality] = []
+        for name, raw in readings.items():
+            spec = self.points.get(name)
+            if spec is None:
+                continue
+            value, quality = judge(raw)
+            if quality is Quality.GOOD and self._is_stale(name, value, ts_ns):
+                quality = Quality.STALE
+            if self.rbe.should_record(name, value, quality, ts_ns):
+                names.append(name)
+                values.append(value)
+                units.append(spec.unit)
+                qualities.append(quality)
+        if not names:
+            return None
+        return Record(RecordKind.SAMPLE, self.device, ts_ns, names, values, units, qualities)
+
+    def _is_stale(self, name: str, value: Value | None, ts_ns: int) -> bool:
+        limit = self.stale_after_ns.get(name)
+        if limit is None:
+            return False
+        frozen = self._frozen.get(name)
+        if frozen is None or frozen.value != value:
+            self._frozen[name] = _Frozen(value, ts_ns)
+            return False
+        return ts_ns - frozen.since_ns > limit
+
+    def cycle_ok(self, ts_ns: int) -> list[Record]:
+        """The device answered this cycle; returns a recovery EVENT if it was lost."""
+        self.failed_cycles = 0
+        self.stats.state = "online"
+        self.stats.last_ok_ns = ts_ns
+        if not self.in_comm_loss:
+            return []
+        self.in_comm_loss = False
+        down_s = (ts_ns - self._loss_since_ns) / NS
+        return [self._event(ts_ns, "comm_restored", {"down_s": round(down_s, 3)})]
+
+    def cycle_failed(self, ts_ns: int, error: DriverError | None) -> list[Record]:
+        """No answer this cycle; returns the comm-loss records when the
+        threshold is reached (once per outage)."""
+        self.stats.failed_polls += 1
+        if error is not None:
+            self.last_error = f"{error.kind.value}: {error}"
+        self.failed_cycles += 1
+        if self.failed_cycles == 1:
+            self._loss_since_ns = ts_ns
+        if self.in_comm_loss or self.failed_cycles < self.comm_loss_after:
+            return []
+        self.in_comm_loss = True
+        self.stats.state = "comm_loss"
+        self.stats.comm_losses += 1
+        # Values frozen before the outage must not count as stale after it.
+        self._frozen.clear()
+        names = list(self.points)
+        for name in names:
+            self.rbe.should_record(name, None, Quality.COMM_LOSS, ts_ns)
+        loss = Record(
+            RecordKind.SAMPLE,
+            self.device,
+            ts_ns,
+            names,
+            [None] * len(names),
+            [self.points[n].unit for n in names],
+            [Quality.COMM_LOSS] * len(names),
+        )
+        event = self._event(
+            ts_ns,
+            "comm_loss",
+            {"failed_cycles": self.failed_cycles, "error": self.last_error},
+        )
+        return [loss, event]
+
+    def _event(self, ts_ns: int, name: str, extra: dict[str, object]) -> Record:
+        return Record(
+            RecordKind.EVENT,
+            self.device,
+            ts_ns,
+            ["event"],
+            [name],
+            [""],
+            [Quality.GOOD],
+            fields={"event": name, "device": self.device, **extra},
+        )

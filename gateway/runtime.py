@@ -1,0 +1,324 @@
+"""The gateway process: one event loop running every part.
+
+``Gateway(config).run(stop)`` opens the store, one hub per bus, then runs
+
+* one poller task per device (separate tasks, so a silent device only ever
+  costs its own bus time; serial buses are serialised inside their hub);
+* one writer task that batches records from a bounded queue into
+  ``Store.append`` every ``store.batch_ms`` (in a worker thread, so SQLite
+  never blocks polling); a full queue makes producers wait, and each wait is
+  counted as backpressure, so memory stays bounded;
+* the metrics task (a METRIC record every ``metrics.interval_s``), the
+  retention task (``enforce_limits`` every minute), and one runner per
+  configured sink (``gateway.sinks.build_runners``);
+* extra tasks registered with ``add_task`` (alarms, statistics, ...).
+
+On ``stop`` (SIGTERM/SIGINT in ``minegate run``) it stops the pollers, writes
+everything still queued into the store, stops the sink runners, closes the
+hubs and closes the store: nothing polled is lost on a clean shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from gateway.config import CompiledDevice, SiteConfig
+from gateway.config_schema import AnyBus, AsciiBus
+from gateway.metrics import METRICS_SOURCE, GatewayMetrics
+from gateway.model import Quality, Record, RecordKind
+from gateway.poller import AsciiPoller, Hub, ModbusPoller
+
+log = logging.getLogger("minegate.runtime")
+
+STORE_FILENAME = "minegate.sqlite"
+RETENTION_EVERY_S = 60.0
+SINK_STOP_TIMEOUT_S = 5.0
+MAX_BATCH_RECORDS = 5000
+
+TaskFactory = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+def store_path(data_dir: Path) -> Path:
+    return Path(data_dir) / STORE_FILENAME
+
+
+def open_store(config: SiteConfig) -> Any:
+    """The store configured for this site (``gateway.store.Store``)."""
+    from gateway.store import Store
+
+    return Store(
+        store_path(config.data_dir),
+        retention_s=config.store.retention_days * 86400,
+        max_bytes=int(config.store.max_mb * 2**20),
+    )
+
+
+def bus_settings(bus: AnyBus) -> dict[str, Any]:
+    """Keyword arguments for ``drivers.modbus.make_hub`` from a bus table."""
+    return bus.model_dump()
+
+
+class Gateway:
+    """Polls, stores and forwards, until its stop event is set."""
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        *,
+        store: Any = None,
+        wall_ns: Callable[[], int] = time.time_ns,
+        hub_factory: Callable[[AnyBus], contextlib.AbstractAsyncContextManager[Hub]] | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = GatewayMetrics(latency_window=config.metrics.latency_window)
+        self.queue: asyncio.Queue[Record] = asyncio.Queue(maxsize=config.store.queue_size)
+        self.wall_ns = wall_ns
+        self._store = store
+        self._owns_store = store is None
+        self._hub_factory = hub_factory or _default_hub
+        self._extra: list[tuple[str, TaskFactory]] = []
+        self.runners: list[Any] = []
+        self.stop_event = asyncio.Event()
+        self.started = asyncio.Event()
+
+    @property
+    def store(self) -> Any:
+        return self._store
+
+    def add_task(self, name: str, factory: TaskFactory) -> None:
+        """Run ``factory(stop_event)`` alongside the pollers (before ``run``)."""
+        self._extra.append((name, factory))
+
+    def request_stop(self) -> None:
+        self.stop_event.set()
+
+    async def emit(self, record: Record) -> None:
+        """Queue a record for the store; waits (and counts it) when full."""
+        if self.queue.full():
+            self.metrics.writer.backpressure += 1
+        await self.queue.put(record)
+        self.metrics.queue_depth = self.queue.qsize()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def run(self) -> None:
+        if self._store is None:
+            self._store = await asyncio.to_thread(open_store, self.config)
+        try:
+            async with contextlib.AsyncExitStack() as hubs:
+                hub_of = await self._open_hubs(hubs)
+                await self._run_tasks(hub_of)
+        finally:
+            if self._owns_store:
+                await asyncio.to_thread(self._store.close)
+
+    async def _open_hubs(self, stack: contextlib.AsyncExitStack) -> dict[str, Hub]:
+        hub_of: dict[str, Hub] = {}
+        used = {d.bus.name for d in self.config.devices}
+        for bus in self.config.buses:
+            if isinstance(bus, AsciiBus) or bus.name not in used:
+                continue
+            hub_of[bus.name] = await stack.enter_async_context(self._hub_factory(bus))
+        return hub_of
+
+    async def _run_tasks(self, hub_of: dict[str, Hub]) -> None:
+        await self.emit(self._event("gateway_start", {"devices": len(self.config.devices)}))
+        writer = asyncio.create_task(self._writer(), name="writer")
+        pollers = [
+            asyncio.create_task(self._poller(d, hub_of), name=f"poll:{d.name}")
+            for d in self.config.devices
+        ]
+        service_stop = asyncio.Event()
+        services = [
+            asyncio.create_task(self._metrics_loop(service_stop), name="metrics"),
+            asyncio.create_task(self._retention_loop(service_stop), name="retention"),
+        ]
+        services += [
+            asyncio.create_task(factory(service_stop), name=name) for name, factory in self._extra
+        ]
+        sink_stop = asyncio.Event()
+        sinks = await self._start_sinks(sink_stop)
+        log.info(
+            "gateway running",
+            extra={"site": self.config.site.name, "devices": len(pollers), "sinks": len(sinks)},
+        )
+        self.started.set()
+        try:
+            watched = [*pollers, writer, *services]
+            stop_wait = asyncio.create_task(self.stop_event.wait())
+            done, _ = await asyncio.wait([stop_wait, *watched], return_when=asyncio.FIRST_COMPLETED)
+            stop_wait.cancel()
+            for task in done:
+                if task is not stop_wait and not task.cancelled() and task.exception():
+                    # A task died: that is a bug or a broken store, not a
+                    # device fault (those are handled inside the pollers).
+                    raise RuntimeError(f"task {task.get_name()} failed") from task.exception()
+        finally:
+            log.info("gateway stopping")
+            await _cancel(pollers)
+            service_stop.set()
+            await _cancel(services, grace_s=2.0)
+            await self.emit(self._event("gateway_stop", {}))
+            await self._final_metrics()
+            await self._drain(writer)
+            sink_stop.set()
+            await _cancel(sinks, grace_s=SINK_STOP_TIMEOUT_S)
+            log.info(
+                "gateway stopped",
+                extra={
+                    "records_stored": self.metrics.writer.records_stored,
+                    "values_stored": self.metrics.writer.values_stored,
+                },
+            )
+
+    async def _poller(self, device: CompiledDevice, hub_of: dict[str, Hub]) -> None:
+        stats = self.metrics.device(device.name)
+        if isinstance(device.bus, AsciiBus):
+            bus = device.bus
+            poller = AsciiPoller(device, lambda: _open_ascii(bus), self.emit, stats)
+            await poller.run()
+        else:
+            await ModbusPoller(device, hub_of[device.bus.name], self.emit, stats).run()
+
+    async def _start_sinks(self, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+        if not self.config.sinks:
+            return []
+        from gateway.sinks import build_runners
+
+        self.runners = build_runners(
+            self.config.sinks, self._store, self.config.site.name, self.config.site.gateway
+        )
+        return [asyncio.create_task(r.run(stop), name=f"sink:{r.name}") for r in self.runners]
+
+    # -- writer ------------------------------------------------------------
+
+    async def _writer(self) -> None:
+        batch_s = self.config.store.batch_ms / 1000.0
+        while True:
+            first = await self.queue.get()
+            # Let a batch gather: one transaction per batch_ms, not per record.
+            await asyncio.sleep(batch_s)
+            await self._store_batch([first, *self._take_queued()])
+
+    def _take_queued(self) -> list[Record]:
+        batch: list[Record] = []
+        while len(batch) < MAX_BATCH_RECORDS:
+            try:
+                batch.append(self.queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        self.metrics.queue_depth = self.queue.qsize()
+        return batch
+
+    async def _store_batch(self, batch: list[Record]) -> None:
+        from gateway.store_schema import StoreError
+
+        delay = 0.5
+        while True:
+            try:
+                await asyncio.to_thread(self._store.append, batch)
+                break
+            except StoreError as exc:
+                # Disk full, locked file...: keep the batch (the bounded queue
+                # then holds the pollers back) and retry with backoff.
+                self.metrics.writer.store_errors += 1
+                log.error("cannot write to the store, retrying in %.1f s: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        w = self.metrics.writer
+        w.batches += 1
+        w.records_stored += len(batch)
+        w.values_stored += sum(len(r) for r in batch)
+        for runner in self.runners:
+            runner.notify()
+
+    async def _drain(self, writer: asyncio.Task[None]) -> None:
+        """Stop the writer and store whatever is still queued."""
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+        while not self.queue.empty():
+            await self._store_batch(self._take_queued())
+
+    # -- housekeeping ------------------------------------------------------
+
+    async def _metrics_loop(self, stop: asyncio.Event) -> None:
+        interval = self.config.metrics.interval_s
+        while not await _wait(stop, interval):
+            await self._publish_metrics()
+
+    async def _publish_metrics(self) -> None:
+        self.metrics.store_bytes = await asyncio.to_thread(self._store.size_bytes)
+        self.metrics.queue_depth = self.queue.qsize()
+        for name, n in self.metrics.counter_deltas().items():
+            self._store.bump(name, n)
+        await self.emit(self.metrics.snapshot(self.wall_ns()))
+
+    async def _final_metrics(self) -> None:
+        # The last numbers of a run end up in the store even if shorter than
+        # one metrics interval (the demo and `minegate status` rely on it).
+        await self._publish_metrics()
+
+    async def _retention_loop(self, stop: asyncio.Event) -> None:
+        while not await _wait(stop, RETENTION_EVERY_S):
+            removed = await asyncio.to_thread(self._store.enforce_limits)
+            if any(removed.values()):
+                log.warning("store limits removed records", extra={"removed": removed})
+
+    def _event(self, name: str, extra: dict[str, object]) -> Record:
+        return Record(
+            RecordKind.EVENT,
+            METRICS_SOURCE,
+            self.wall_ns(),
+            ["event"],
+            [name],
+            [""],
+            [Quality.GOOD],
+            fields={
+                "event": name,
+                "site": self.config.site.name,
+                "gateway": self.config.site.gateway,
+                **extra,
+            },
+        )
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds`` unless ``stop`` is set first; returns whether it was."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
+
+
+async def _cancel(tasks: list[asyncio.Task[None]], grace_s: float = 0.0) -> None:
+    """Let tasks finish on their own for ``grace_s``, then cancel the rest.
+    Exceptions other than cancellation are logged, never swallowed silently."""
+    if not tasks:
+        return
+    if grace_s > 0:
+        await asyncio.wait(tasks, timeout=grace_s)
+    for t in tasks:
+        t.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for t, r in zip(tasks, results, strict=True):
+        if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
+            log.error("task %s ended with an error", t.get_name(), exc_info=r)
+
+
+def _default_hub(bus: AnyBus) -> contextlib.AbstractAsyncContextManager[Hub]:
+    from drivers.modbus import make_hub
+
+    hub: contextlib.AbstractAsyncContextManager[Hub] = make_hub(**bus_settings(bus))
+    return hub
+
+
+def _open_ascii(bus: AsciiBus) -> Any:
+    from drivers.ascii import AsciiPort
+
+    return AsciiPort(**bus_settings(bus))
