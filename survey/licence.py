@@ -1,0 +1,656 @@
+"""The licensed extent (采矿许可证): load, validate and describe it.
+
+``load_licence(path)`` reads a TOML or GeoJSON licence file (both are
+documented with full examples in ``docs/survey-inputs.md``) and returns a
+frozen :class:`survey.model.Licence`.
+
+Conventions (see ``survey.model``):
+
+* corners are printed as (number, X = northing, Y = easting); Y may carry the
+  2-digit Gauss-Krüger zone prefix (8 integer digits) or not (6 digits);
+* the Licence stores the easting **without** the zone prefix; ``zone_prefix``
+  records the zone when the EPSG code's eastings carry one, and
+  :func:`gk_zone` gives the zone of any supported code so readers can strip a
+  prefix from survey data;
+* elevations are metres in the 1985 national height datum, ``z_top`` above
+  ``z_bottom``.
+
+Every problem a user must fix raises :class:`SurveyInputError` naming the
+file, the line (TOML corners) or field, and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from shapely.geometry import LineString, Polygon
+from shapely.validation import explain_validity
+
+from survey.model import Block, Corner, Licence, Seam, SurveyInputError
+
+DEFAULT_TOLERANCE_PLAN_M = 1.5
+DEFAULT_TOLERANCE_HEIGHT_M = 0.5
+
+# Magnitudes used to recognise a northing and an easting (Chinese X and Y).
+# A Gauss-Krüger northing in China has 7 integer digits (Hainan ~2.0e6 to
+# Heilongjiang ~5.9e6; Guangxi ~2.3e6-2.9e6). An easting is 500 000 m +/- a
+# few hundred km: 6 digits, or 8 with the zone prefix in front.
+NORTHING_RANGE = (1.0e6, 1.0e7)
+EASTING_RANGE = (1.0e5, 1.0e6)
+PREFIXED_EASTING_RANGE = (1.3e7, 4.6e7)  # zones 13 (6-degree) .. 45 (3-degree)
+
+
+@dataclass(frozen=True)
+class CrsInfo:
+    """One supported projected system: CGCS2000 Gauss-Krüger zones."""
+
+    epsg: int
+    name: str
+    zone: int  # zone number (3-degree: 25..45, 6-degree: 13..23)
+    central_meridian: int  # degrees east
+    prefixed: bool  # eastings carry the zone number in front (8 digits)
+
+
+def _build_crs_table() -> dict[int, CrsInfo]:
+    """CGCS2000 Gauss-Krüger systems of the EPSG registry.
+
+    3-degree zones: EPSG 4513-4533 = zones 25..45 with the zone prefix in Y,
+    EPSG 4534-4554 = the same zones (CM 75E..135E) without it. Guangxi is in
+    zones 35/36/37 (CM 105E/108E/111E): 4523/4524/4525 prefixed,
+    4544/4545/4546 not. 6-degree zones: EPSG 4491-4501 = zones 13..23
+    prefixed, 4502-4512 = CM 75E..135E without prefix.
+    """
+    table: dict[int, CrsInfo] = {}
+    for i, zone in enumerate(range(25, 46)):
+        cm = 3 * zone
+        table[4513 + i] = CrsInfo(
+            4513 + i, f"CGCS2000 / 3-degree Gauss-Kruger zone {zone}", zone, cm, True
+        )
+        table[4534 + i] = CrsInfo(
+            4534 + i, f"CGCS2000 / 3-degree Gauss-Kruger CM {cm}E", zone, cm, False
+        )
+    for i, zone in enumerate(range(13, 24)):
+        cm = 6 * zone - 3
+        table[4491 + i] = CrsInfo(4491 + i, f"CGCS2000 / Gauss-Kruger zone {zone}", zone, cm, True)
+        table[4502 + i] = CrsInfo(4502 + i, f"CGCS2000 / Gauss-Kruger CM {cm}E", zone, cm, False)
+    return table
+
+
+CRS_TABLE: dict[int, CrsInfo] = _build_crs_table()
+GUANGXI_EPSG = (4523, 4524, 4525, 4544, 4545, 4546)
+
+
+def crs_info(epsg: int, *, path: str | Path | None = None, line: int | None = None) -> CrsInfo:
+    """The table entry for ``epsg``; SurveyInputError listing the supported
+    codes if unknown."""
+    info = CRS_TABLE.get(epsg)
+    if info is None:
+        raise SurveyInputError(
+            f"field 'epsg': unknown or unsupported EPSG code {epsg}. Supported: CGCS2000 "
+            "3-degree Gauss-Kruger 4513-4533 (zone prefix in Y, zones 25-45) and 4534-4554 "
+            "(no prefix, CM 75E-135E); 6-degree 4491-4501 / 4502-4512. Guangxi: 4523/4524/4525 "
+            "(zones 35/36/37 with prefix) or 4544/4545/4546 (without). Licences in Xi'an 1980 or "
+            "Beijing 1954 must be converted to CGCS2000 first.",
+            path=path,
+            line=line,
+        )
+    return info
+
+
+def gk_zone(epsg: int) -> int:
+    """The Gauss-Krüger zone number of a supported EPSG code (e.g. 36 for
+    4524 and for 4545)."""
+    return crs_info(epsg).zone
+
+
+def looks_like_northing(v: float) -> bool:
+    return NORTHING_RANGE[0] <= abs(v) < NORTHING_RANGE[1]
+
+
+def looks_like_easting(v: float) -> bool:
+    a = abs(v)
+    return EASTING_RANGE[0] <= a < EASTING_RANGE[1] or (
+        PREFIXED_EASTING_RANGE[0] <= a < PREFIXED_EASTING_RANGE[1]
+    )
+
+
+def split_zone_prefix(y_east: float) -> tuple[int | None, float]:
+    """(zone prefix or None, easting without prefix) of a printed Y."""
+    if abs(y_east) >= 1.0e7:
+        zone = int(y_east // 1.0e6)
+        return zone, y_east - zone * 1.0e6
+    return None, y_east
+
+
+def licence_polygon(block: Block) -> Polygon:
+    """The block's plan polygon as a shapely Polygon in (easting, northing)."""
+    return Polygon(block.polygon_en())
+
+
+def licence_zone(licence: Licence) -> int:
+    """Gauss-Krüger zone of the licence's system (whether or not its eastings
+    carry the prefix)."""
+    return gk_zone(licence.epsg)
+
+
+# --------------------------------------------------------------------------
+# parsing helpers
+
+_NUM = r"[+-]?\s*\d+(?:\.\d+)?"
+
+
+def parse_elevation_range(
+    text: str, *, path: str | Path | None = None, field: str = "elevation"
+) -> tuple[float, float]:
+    """(z_top, z_bottom) from text like "from +120 m to -80 m", "+120m～-80m",
+    "+120 至 -80 米". The first number is the top, as licences print it."""
+    nums = [float(n.replace(" ", "")) for n in re.findall(_NUM, text)]
+    if len(nums) != 2:
+        raise SurveyInputError(
+            f"field '{field}': cannot read an elevation range from {text!r}; write it like "
+            '"from +120 m to -80 m" (top first) or give z_top and z_bottom as numbers',
+            path=path,
+        )
+    return nums[0], nums[1]
+
+
+def _as_date(value: Any, field: str, path: Path) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise SurveyInputError(
+        f"field '{field}': {value!r} is not a date; write it as YYYY-MM-DD", path=path
+    )
+
+
+def _as_float(value: Any, field: str, path: Path, line: int | None = None) -> float:
+    if isinstance(value, bool):
+        raise SurveyInputError(f"field '{field}': expected a number, got {value!r}", path=path)
+    if isinstance(value, int | float):
+        f = float(value)
+    elif isinstance(value, str):
+        try:
+            f = float(value.replace(",", "").strip())
+        except ValueError:
+            raise SurveyInputError(
+                f"field '{field}': expected a number, got {value!r}", path=path, line=line
+            ) from None
+    else:
+        raise SurveyInputError(
+            f"field '{field}': expected a number, got {value!r}", path=path, line=line
+        )
+    if not math.isfinite(f):
+        raise SurveyInputError(f"field '{field}': {value!r} is not finite", path=path, line=line)
+    return f
+
+
+def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str, path: Path) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise SurveyInputError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}",
+            path=path,
+        )
+
+
+@dataclass
+class _RawCorner:
+    number: str
+    x: float
+    y: float
+    line: int | None
+
+
+class _LineFinder:
+    """Finds the TOML line of each corner, in document order, so errors can
+    point at it (tomllib keeps no positions)."""
+
+    def __init__(self, text: str) -> None:
+        self._lines = text.splitlines()
+        self._cursor = 0
+
+    def find(self, number: str) -> int | None:
+        n = re.escape(number)
+        pat = re.compile(
+            rf"(number\s*=\s*[\"']?{n}[\"']?\s*[,}}\s#]|^\s*\[\s*[\"']?{n}[\"']?\s*,|number\s*=\s*[\"']?{n}[\"']?\s*$)"
+        )
+        for i in range(self._cursor, len(self._lines)):
+            if pat.search(self._lines[i]):
+                self._cursor = i + 1
+                return i + 1
+        return None
+
+
+# --------------------------------------------------------------------------
+# validation shared by TOML and GeoJSON
+
+
+def _validate_corners(
+    raw: Sequence[_RawCorner], *, block: str, crs: CrsInfo, path: Path
+) -> tuple[Corner, ...]:
+    """Strip a closing repeat, check counts, magnitudes (swapped X/Y), zone
+    prefixes; return corners with the easting stored without prefix."""
+    corners = list(raw)
+    if len(corners) >= 2 and (corners[0].x, corners[0].y) == (corners[-1].x, corners[-1].y):
+        corners.pop()  # a ring closed by repeating the first corner is fine
+    if len(corners) < 3:
+        raise SurveyInputError(
+            f"block '{block}': {len(corners)} distinct corner(s); a boundary needs at least 3 "
+            "corners (拐点), listed in order around the polygon",
+            path=path,
+            line=corners[0].line if corners else None,
+        )
+    out: list[Corner] = []
+    seen: dict[tuple[float, float], str] = {}
+    for c in corners:
+        if looks_like_easting(c.x) and looks_like_northing(c.y):
+            raise SurveyInputError(
+                f"block '{block}', corner {c.number}: X={c.x:.3f} Y={c.y:.3f}: X and Y look "
+                "swapped: on Chinese licences X is the northing (7 digits, e.g. 2815193.253) "
+                "and Y the easting (6 digits, or 8 with the zone prefix). Swap the two columns.",
+                path=path,
+                line=c.line,
+            )
+        if not looks_like_northing(c.x):
+            raise SurveyInputError(
+                f"block '{block}', corner {c.number}: X={c.x:.3f} is not a plausible "
+                "Gauss-Kruger northing (7 integer digits); check the value",
+                path=path,
+                line=c.line,
+            )
+        if not looks_like_easting(c.y):
+            raise SurveyInputError(
+                f"block '{block}', corner {c.number}: Y={c.y:.3f} is not a plausible "
+                "easting (6 integer digits, or 8 with the zone prefix); check the value",
+                path=path,
+                line=c.line,
+            )
+        prefix, east = split_zone_prefix(c.y)
+        if prefix is not None and prefix != crs.zone:
+            raise SurveyInputError(
+                f"block '{block}', corner {c.number}: Y={c.y:.3f} carries zone prefix {prefix} "
+                f"but EPSG {crs.epsg} ({crs.name}) is zone {crs.zone}; fix the EPSG code or "
+                "the coordinates",
+                path=path,
+                line=c.line,
+            )
+        key = (c.x, east)
+        if key in seen:
+            raise SurveyInputError(
+                f"block '{block}': corners {seen[key]} and {c.number} are the same point; "
+                "list each corner once (repeating only the first at the end is allowed)",
+                path=path,
+                line=c.line,
+            )
+        seen[key] = c.number
+        out.append(Corner(number=c.number, x_north=c.x, y_east=east))
+    _check_polygon(out, block=block, path=path)
+    return tuple(out)
+
+
+def _segments_cross(p1: np.ndarray, p2: np.ndarray, q1: np.ndarray, q2: np.ndarray) -> bool:
+    return bool(LineString([p1, p2]).intersects(LineString([q1, q2])))
+
+
+def _check_polygon(corners: Sequence[Corner], *, block: str, path: Path) -> None:
+    """Valid simple polygon; a self-crossing names the crossing edges by
+    corner numbers."""
+    en = np.array([[c.y_east, c.x_north] for c in corners], dtype=np.float64)
+    poly = Polygon(en)
+    if poly.is_valid and poly.area > 0:
+        return
+    k = len(corners)
+    crossings: list[str] = []
+    for i in range(k):
+        for j in range(i + 1, k):
+            # neighbouring edges share a corner; only non-adjacent edges can cross
+            if j == i + 1 or (i == 0 and j == k - 1):
+                continue
+            if _segments_cross(en[i], en[(i + 1) % k], en[j], en[(j + 1) % k]):
+                a = f"{corners[i].number}-{corners[(i + 1) % k].number}"
+                b = f"{corners[j].number}-{corners[(j + 1) % k].number}"
+                crossings.append(f"edge {a} crosses edge {b}")
+    detail = "; ".join(crossings) if crossings else explain_validity(poly)
+    raise SurveyInputError(
+        f"block '{block}': the boundary polygon is not a simple polygon ({detail}). "
+        "Corners must be listed in order around the boundary; check the order and the "
+        "coordinates of these corners.",
+        path=path,
+    )
+
+
+def _make_block(
+    name: str,
+    raw: Sequence[_RawCorner],
+    z_top: float,
+    z_bottom: float,
+    *,
+    crs: CrsInfo,
+    path: Path,
+    line: int | None,
+) -> Block:
+    if z_top == z_bottom:
+        raise SurveyInputError(
+            f"block '{name}': the elevation range is empty (top = bottom = {z_top:+.1f} m); "
+            "give the licensed range, e.g. from +120 m to -80 m",
+            path=path,
+            line=line,
+        )
+    if z_top < z_bottom:
+        raise SurveyInputError(
+            f"block '{name}': the elevation range is inverted (top {z_top:+.1f} m is below "
+            f'bottom {z_bottom:+.1f} m); write the top first ("from +120 m to -80 m") or swap '
+            "z_top and z_bottom",
+            path=path,
+            line=line,
+        )
+    corners = _validate_corners(raw, block=name, crs=crs, path=path)
+    return Block(name=name, corners=corners, z_top=z_top, z_bottom=z_bottom)
+
+
+def _elevation_of(table: Mapping[str, Any], where: str, path: Path) -> tuple[float, float]:
+    if "elevation" in table:
+        if "z_top" in table or "z_bottom" in table:
+            raise SurveyInputError(
+                f"{where}: give either 'elevation' or 'z_top'/'z_bottom', not both", path=path
+            )
+        return parse_elevation_range(str(table["elevation"]), path=path, field=f"{where}.elevation")
+    if "z_top" not in table or "z_bottom" not in table:
+        raise SurveyInputError(
+            f'{where}: missing elevation range; add elevation = "from +120 m to -80 m" or '
+            "z_top and z_bottom",
+            path=path,
+        )
+    return (
+        _as_float(table["z_top"], f"{where}.z_top", path),
+        _as_float(table["z_bottom"], f"{where}.z_bottom", path),
+    )
+
+
+def _seams(items: Any, base: Path, path: Path) -> tuple[Seam, ...]:
+    if items is None:
+        return ()
+    from survey.surfaces import load_surface  # seams are optional; surfaces pull in scipy
+
+    if not isinstance(items, list):
+        raise SurveyInputError("field 'seams': expected a list of seam tables", path=path)
+    seams: list[Seam] = []
+    for i, s in enumerate(items):
+        where = f"seams[{i}]"
+        if not isinstance(s, Mapping):
+            raise SurveyInputError(f"{where}: expected a table with name, roof, floor", path=path)
+        _check_keys(s, {"name", "roof", "floor"}, where, path)
+        for key in ("roof", "floor"):
+            if key not in s:
+                raise SurveyInputError(
+                    f"{where}: missing '{key}' (a grid .asc/.csv or a TIN .obj/.ply/.stl/.csv file)",
+                    path=path,
+                )
+        roof = load_surface(base / str(s["roof"]))
+        floor = load_surface(base / str(s["floor"]))
+        seams.append(Seam(name=str(s.get("name", f"seam {i + 1}")), roof=roof, floor=floor))
+    return tuple(seams)
+
+
+def _finish(
+    doc: Mapping[str, Any], blocks: list[Block], crs: CrsInfo, path: Path, seams: tuple[Seam, ...]
+) -> Licence:
+    valid_from = _as_date(doc.get("valid_from"), "valid_from", path)
+    valid_to = _as_date(doc.get("valid_to"), "valid_to", path)
+    if valid_from and valid_to and valid_to < valid_from:
+        raise SurveyInputError(
+            f"fields 'valid_from'/'valid_to': validity is inverted ({valid_from} is after "
+            f"{valid_to}); swap the dates",
+            path=path,
+        )
+    tol = doc.get("tolerance", {}) or {}
+    if not isinstance(tol, Mapping):
+        raise SurveyInputError("field 'tolerance': expected plan_m and height_m", path=path)
+    _check_keys(tol, {"plan_m", "height_m"}, "tolerance", path)
+    plan = _as_float(tol.get("plan_m", DEFAULT_TOLERANCE_PLAN_M), "tolerance.plan_m", path)
+    height = _as_float(tol.get("height_m", DEFAULT_TOLERANCE_HEIGHT_M), "tolerance.height_m", path)
+    if plan < 0 or height < 0:
+        raise SurveyInputError("field 'tolerance': tolerances must be >= 0 m", path=path)
+    names = [b.name for b in blocks]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise SurveyInputError(f"block name(s) used twice: {', '.join(sorted(dup))}", path=path)
+    for key in ("mine_name", "licence_no"):
+        if not str(doc.get(key, "")).strip():
+            raise SurveyInputError(f"field '{key}' is missing or empty", path=path)
+    return Licence(
+        mine_name=str(doc["mine_name"]),
+        licence_no=str(doc["licence_no"]),
+        epsg=crs.epsg,
+        zone_prefix=crs.zone if crs.prefixed else None,
+        blocks=tuple(blocks),
+        seams=seams,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        tolerance_m=plan,
+        tolerance_z_m=height,
+        source=str(path),
+    )
+
+
+def _epsg_of(value: Any, path: Path) -> CrsInfo:
+    if value is None:
+        raise SurveyInputError(
+            "field 'epsg' is missing; give the CGCS2000 EPSG code, e.g. epsg = 4524 (zone 36 "
+            "with prefix) or 4545 (zone 36, no prefix)",
+            path=path,
+        )
+    if isinstance(value, str):
+        m = re.search(r"(\d{4,5})\s*$", value)
+        if not m:
+            raise SurveyInputError(f"field 'epsg': cannot read a code from {value!r}", path=path)
+        value = int(m.group(1))
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise SurveyInputError(f"field 'epsg': expected an integer, got {value!r}", path=path)
+    return crs_info(value, path=path)
+
+
+# --------------------------------------------------------------------------
+# TOML
+
+_TOP_KEYS = {
+    "mine_name",
+    "licence_no",
+    "epsg",
+    "coordinate_system",
+    "valid_from",
+    "valid_to",
+    "tolerance",
+    "blocks",
+    "seams",
+    "mineral",
+    "holder",
+    "notes",
+}
+_BLOCK_KEYS = {"name", "elevation", "z_top", "z_bottom", "corners"}
+
+
+def _toml_corner(item: Any, where: str, finder: _LineFinder, path: Path) -> _RawCorner:
+    if isinstance(item, Mapping):
+        _check_keys(item, {"number", "x", "y"}, where, path)
+        if not {"number", "x", "y"} <= set(item):
+            raise SurveyInputError(
+                f"{where}: a corner needs number, x (northing) and y (easting)", path=path
+            )
+        number, x, y = item["number"], item["x"], item["y"]
+    elif isinstance(item, list) and len(item) == 3:
+        number, x, y = item
+    else:
+        raise SurveyInputError(
+            f'{where}: write a corner as {{ number = "1", x = 2815193.253, y = 36408261.305 }} '
+            'or ["1", 2815193.253, 36408261.305]',
+            path=path,
+        )
+    number = str(number)
+    line = finder.find(number)
+    return _RawCorner(
+        number,
+        _as_float(x, f"{where}.x", path, line),
+        _as_float(y, f"{where}.y", path, line),
+        line,
+    )
+
+
+def _load_toml(path: Path) -> Licence:
+    text = path.read_text(encoding="utf-8-sig")
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SurveyInputError(f"not valid TOML: {exc}", path=path) from None
+    _check_keys(doc, _TOP_KEYS, "licence", path)
+    crs = _epsg_of(doc.get("epsg"), path)
+    blocks_raw = doc.get("blocks")
+    if not isinstance(blocks_raw, list) or not blocks_raw:
+        raise SurveyInputError(
+            "no [[blocks]] table; a licence needs at least one block with corners and an "
+            "elevation range",
+            path=path,
+        )
+    finder = _LineFinder(text)
+    blocks: list[Block] = []
+    for bi, b in enumerate(blocks_raw):
+        name = str(b.get("name", f"block {bi + 1}"))
+        where = f"blocks[{bi}] ('{name}')"
+        _check_keys(b, _BLOCK_KEYS, where, path)
+        corners_raw = b.get("corners")
+        if not isinstance(corners_raw, list):
+            raise SurveyInputError(f"{where}: missing 'corners' list", path=path)
+        raw = [
+            _toml_corner(c, f"{where}.corners[{ci}]", finder, path)
+            for ci, c in enumerate(corners_raw)
+        ]
+        z_top, z_bottom = _elevation_of(b, where, path)
+        line = raw[0].line if raw else None
+        blocks.append(_make_block(name, raw, z_top, z_bottom, crs=crs, path=path, line=line))
+    return _finish(doc, blocks, crs, path, _seams(doc.get("seams"), path.parent, path))
+
+
+# --------------------------------------------------------------------------
+# GeoJSON
+
+
+def _load_geojson(path: Path) -> Licence:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise SurveyInputError(
+            f"not valid JSON: {exc.msg} at column {exc.colno}", path=path, line=exc.lineno
+        ) from None
+    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
+        raise SurveyInputError(
+            "a GeoJSON licence must be a FeatureCollection with one Polygon feature per block",
+            path=path,
+        )
+    meta = doc.get("licence")
+    if not isinstance(meta, dict):
+        raise SurveyInputError(
+            "missing the 'licence' member (mine_name, licence_no, epsg, ...) of the "
+            "FeatureCollection",
+            path=path,
+        )
+    _check_keys(meta, _TOP_KEYS - {"blocks"}, "licence", path)
+    epsg = meta.get("epsg")
+    crs_member = doc.get("crs")
+    if epsg is None and isinstance(crs_member, dict):
+        epsg = crs_member.get("properties", {}).get("name")
+    crs = _epsg_of(epsg, path)
+    features = doc.get("features")
+    if not isinstance(features, list) or not features:
+        raise SurveyInputError("no features: add one Polygon feature per block", path=path)
+    blocks: list[Block] = []
+    for fi, feat in enumerate(features):
+        props = feat.get("properties") or {}
+        name = str(props.get("name", f"block {fi + 1}"))
+        where = f"features[{fi}] ('{name}')"
+        _check_keys(
+            props, {"name", "elevation", "z_top", "z_bottom", "corner_numbers"}, where, path
+        )
+        geom = feat.get("geometry") or {}
+        if geom.get("type") != "Polygon" or not geom.get("coordinates"):
+            raise SurveyInputError(
+                f"{where}: geometry must be a Polygon (one outer ring, no holes)", path=path
+            )
+        if len(geom["coordinates"]) != 1:
+            raise SurveyInputError(
+                f"{where}: holes are not supported; give the outer ring only", path=path
+            )
+        ring = geom["coordinates"][0]
+        numbers = props.get("corner_numbers")
+        # GeoJSON positions are [x, y] = [easting, northing]: the opposite of
+        # the printed (X = northing, Y = easting) corner table.
+        raw: list[_RawCorner] = []
+        for pi, pos in enumerate(ring):
+            if not isinstance(pos, list) or len(pos) < 2:
+                raise SurveyInputError(
+                    f"{where}: position {pi} is not [easting, northing]", path=path
+                )
+            e = _as_float(pos[0], f"{where}.coordinates[{pi}][0]", path)
+            n = _as_float(pos[1], f"{where}.coordinates[{pi}][1]", path)
+            if looks_like_northing(e) and looks_like_easting(n):
+                raise SurveyInputError(
+                    f"{where}, position {pi}: [{e:.3f}, {n:.3f}]: X and Y look swapped: GeoJSON "
+                    "positions are [easting, northing] (Chinese [Y, X]); on Chinese licences X "
+                    "is the northing. Swap the two numbers.",
+                    path=path,
+                )
+            num = (
+                str(numbers[pi]) if isinstance(numbers, list) and pi < len(numbers) else str(pi + 1)
+            )
+            raw.append(_RawCorner(num, n, e, None))
+        z_top, z_bottom = _elevation_of(props, where, path)
+        blocks.append(_make_block(name, raw, z_top, z_bottom, crs=crs, path=path, line=None))
+    return _finish(meta, blocks, crs, path, _seams(meta.get("seams"), path.parent, path))
+
+
+def load_licence(path: str | Path) -> Licence:
+    """Load and validate a licence from ``.toml`` or ``.geojson``/``.json``."""
+    p = Path(path)
+    if not p.is_file():
+        raise SurveyInputError("licence file not found", path=p)
+    suffix = p.suffix.lower()
+    if suffix == ".toml":
+        return _load_toml(p)
+    if suffix in (".geojson", ".json"):
+        return _load_geojson(p)
+    raise SurveyInputError(
+        f"unknown licence format {suffix!r}; use .toml or .geojson (see docs/survey-inputs.md)",
+        path=p,
+    )
+
+
+__all__ = [
+    "CRS_TABLE",
+    "DEFAULT_TOLERANCE_HEIGHT_M",
+    "DEFAULT_TOLERANCE_PLAN_M",
+    "GUANGXI_EPSG",
+    "CrsInfo",
+    "crs_info",
+    "gk_zone",
+    "licence_polygon",
+    "licence_zone",
+    "load_licence",
+    "looks_like_easting",
+    "looks_like_northing",
+    "parse_elevation_range",
+    "split_zone_prefix",
+]

@@ -1,0 +1,154 @@
+"""Survey readers: every upload format into :class:`survey.model.SurveyData`.
+
+Public API::
+
+    read_survey(path, *, fmt=None, transform=None, column_map=None, licence=None,
+                progress=None, height_offset=0.0) -> SurveyData
+    iter_chunks(path, chunk_points=5_000_000, *, fmt=None, transform=None,
+                column_map=None, licence=None, progress=None, height_offset=0.0)
+        -> Iterator[F64 (k, 3)]
+    SUPPORTED_FORMATS: dict[str, str]   # extension -> format name
+    detect_format(path) -> str
+
+All results are float64 (easting, northing, height) in the licence's system:
+the optional 4-parameter ``transform`` (mine grid -> licence system) and
+``height_offset`` are applied, and the zone prefix is stripped from eastings
+when a ``licence`` is given. ``progress`` follows ``survey.progress``:
+``progress(stage, done, total)``.
+
+Pitfalls per format and how each is handled: ``docs/survey-inputs.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from survey.model import F64, Licence, PlanTransform, SurveyData, SurveyInputError
+from survey.progress import ProgressCallback
+from survey.readers.common import ColumnMap, ReadOptions, finish_points
+from survey.readers.las import iter_las_chunks, read_las
+from survey.readers.text import read_xyz_text
+
+# extension -> format name (SurveyData.fmt)
+SUPPORTED_FORMATS: dict[str, str] = {
+    ".las": "las",
+    ".laz": "laz",
+    ".xyz": "xyz",
+    ".txt": "xyz",
+    ".pts": "pts",
+}
+
+
+def _read_las_data(opts: ReadOptions) -> SurveyData:
+    return SurveyData(source=str(opts.path), fmt=opts.fmt, xyz=read_las(opts), notes=opts.notes)
+
+
+def _read_xyz_data(opts: ReadOptions) -> SurveyData:
+    xyz = finish_points(read_xyz_text(opts), opts)
+    return SurveyData(source=str(opts.path), fmt=opts.fmt, xyz=xyz, notes=opts.notes)
+
+
+_READERS: dict[str, Callable[[ReadOptions], SurveyData]] = {
+    "las": _read_las_data,
+    "laz": _read_las_data,
+    "xyz": _read_xyz_data,
+    "pts": _read_xyz_data,
+}
+
+
+def detect_format(path: str | Path) -> str:
+    """Format name from the file extension; SurveyInputError listing the
+    supported extensions otherwise."""
+    p = Path(path)
+    fmt = SUPPORTED_FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        exts = ", ".join(sorted(SUPPORTED_FORMATS))
+        raise SurveyInputError(
+            f"unknown file type {p.suffix or '(no extension)'!r}; supported: {exts}. "
+            "Rename the file or pass fmt= explicitly.",
+            path=p,
+        )
+    return fmt
+
+
+def _options(
+    path: str | Path,
+    fmt: str | None,
+    transform: PlanTransform | None,
+    column_map: ColumnMap | None,
+    licence: Licence | None,
+    progress: ProgressCallback | None,
+    height_offset: float,
+) -> ReadOptions:
+    p = Path(path)
+    name = fmt.lower() if fmt else detect_format(p)
+    if name not in _READERS:
+        raise SurveyInputError(
+            f"unknown format {name!r}; supported: {', '.join(sorted(_READERS))}", path=p
+        )
+    if not p.is_file():
+        raise SurveyInputError("file not found", path=p)
+    if p.stat().st_size == 0:
+        raise SurveyInputError("the file is empty (0 bytes); upload it again", path=p)
+    return ReadOptions(
+        path=p,
+        fmt=name,
+        transform=transform,
+        height_offset=height_offset,
+        column_map=column_map,
+        licence=licence,
+        progress=progress,
+    )
+
+
+def read_survey(
+    path: str | Path,
+    *,
+    fmt: str | None = None,
+    transform: PlanTransform | None = None,
+    column_map: ColumnMap | None = None,
+    licence: Licence | None = None,
+    progress: ProgressCallback | None = None,
+    height_offset: float = 0.0,
+) -> SurveyData:
+    """Read one survey file into SurveyData ((n, 3) float64 E, N, H in the
+    licence system; faces for meshes; point ids for total-station data)."""
+    opts = _options(path, fmt, transform, column_map, licence, progress, height_offset)
+    return _READERS[opts.fmt](opts)
+
+
+def iter_chunks(
+    path: str | Path,
+    chunk_points: int = 5_000_000,
+    *,
+    fmt: str | None = None,
+    transform: PlanTransform | None = None,
+    column_map: ColumnMap | None = None,
+    licence: Licence | None = None,
+    progress: ProgressCallback | None = None,
+    height_offset: float = 0.0,
+) -> Iterator[F64]:
+    """Stream a survey as (k, 3) float64 (E, N, H) chunks of at most
+    ``chunk_points`` points. LAS/LAZ are streamed from disk; other formats
+    are read whole and sliced (they are small in practice)."""
+    if chunk_points < 1:
+        raise ValueError("chunk_points must be >= 1")
+    opts = _options(path, fmt, transform, column_map, licence, progress, height_offset)
+    if opts.fmt in ("las", "laz"):
+        yield from iter_las_chunks(opts, chunk_points)
+        return
+    xyz = _READERS[opts.fmt](opts).xyz
+    for start in range(0, xyz.shape[0], chunk_points):
+        yield np.ascontiguousarray(xyz[start : start + chunk_points])
+
+
+__all__ = [
+    "SUPPORTED_FORMATS",
+    "ColumnMap",
+    "detect_format",
+    "iter_chunks",
+    "read_survey",
+]

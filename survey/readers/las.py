@@ -1,0 +1,85 @@
+"""LAS / LAZ 1.2-1.4 through laspy (lazrs backend for LAZ).
+
+LAS stores int32 coordinates with a per-axis scale and offset; laspy's
+``chunk.x`` applies them in float64, so a file with large offsets (CGCS2000
+with zone prefix: 3.6e7 m) reads exactly. Big files are streamed with
+``laspy.open(path).chunk_iterator(n)`` so memory stays bounded; a file with
+fewer points than its header promises (truncated upload) is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import laspy
+import numpy as np
+
+from survey.model import F64, SurveyInputError
+from survey.readers.common import ReadOptions, check_finite, to_licence_frame
+
+# laspy and lazrs raise these for damaged or truncated files.
+_LAS_ERRORS: tuple[type[BaseException], ...] = (
+    laspy.errors.LaspyException,
+    ValueError,
+    EOFError,
+    OSError,
+)
+
+
+def _open(opts: ReadOptions) -> laspy.LasReader:
+    try:
+        return laspy.open(str(opts.path))
+    except _LAS_ERRORS as exc:
+        raise SurveyInputError(
+            f"not a readable LAS/LAZ file ({exc}); check that the upload is complete and the "
+            "file really is LAS 1.2-1.4 or LAZ",
+            path=opts.path,
+        ) from None
+
+
+def iter_las_chunks(opts: ReadOptions, chunk_points: int) -> Iterator[F64]:
+    """Yield (k, 3) float64 (E, N, H) chunks in the licence frame."""
+    with _open(opts) as reader:
+        total = int(reader.header.point_count)
+        if total == 0:
+            raise SurveyInputError("the LAS header counts 0 points (empty scan)", path=opts.path)
+        done = 0
+        try:
+            for chunk in reader.chunk_iterator(chunk_points):
+                n = len(chunk)
+                if n == 0:
+                    break
+                xyz = np.column_stack(
+                    [
+                        np.asarray(chunk.x, dtype=np.float64),
+                        np.asarray(chunk.y, dtype=np.float64),
+                        np.asarray(chunk.z, dtype=np.float64),
+                    ]
+                )
+                check_finite(xyz, path=opts.path)
+                yield to_licence_frame(xyz, opts, first_index=done)
+                done += n
+                opts.report(done, total)
+        except _LAS_ERRORS as exc:
+            raise SurveyInputError(
+                f"the LAS/LAZ file is damaged or truncated after {done:,} of {total:,} points "
+                f"({exc}); upload the complete file again",
+                path=opts.path,
+            ) from None
+        if done < total:
+            raise SurveyInputError(
+                f"the LAS/LAZ file is truncated: the header promises {total:,} points but only "
+                f"{done:,} are in the file; upload the complete file again",
+                path=opts.path,
+            )
+
+
+def read_las(opts: ReadOptions, chunk_points: int = 5_000_000) -> F64:
+    """All points of a LAS/LAZ file, (n, 3) float64 (E, N, H)."""
+    parts = list(iter_las_chunks(opts, chunk_points))
+    return np.concatenate(parts, axis=0) if parts else np.empty((0, 3))
+
+
+def las_point_count(opts: ReadOptions) -> int:
+    with _open(opts) as reader:
+        return int(reader.header.point_count)
