@@ -1,0 +1,342 @@
+"""Survey benchmark (``make bench-survey``).
+
+Times, in one run:
+
+a. in-memory plan-and-elevation classification (``survey.classify``) vs
+   ``shapely.contains_xy`` on a prepared 32-corner polygon plus the elevation
+   test, on a generated scan; the two must agree point for point;
+b. the whole check of an uncompressed LAS (read, classify, incidents,
+   report) and the raw laspy read rate of the same file;
+c. a big LAZ checked by streaming chunks in a child process, whose peak
+   resident memory (ru_maxrss) is reported; lazrs decompresses on both cores
+   (``LazBackend.LazrsParallel``).
+
+Results go to ``bench/results/survey.json`` and ``bench/results/survey.md``.
+Generated files are cached under ``bench/_work/`` (gitignored).
+
+    python -m bench.survey_bench                      # 20 M points, 100 M LAZ
+    python -m bench.survey_bench --quick              # small sizes, a minute or so
+    python -m bench.survey_bench --points 5e6 --laz-points 0   # skip the LAZ part
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import laspy
+import numpy as np
+import shapely
+from shapely import Polygon
+
+from survey.model import F64, Licence
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "bench" / "_work"
+RESULTS = ROOT / "bench" / "results"
+
+TARGET_CLASSIFY_MPTS = 100.0
+TARGET_CHECK_MPTS = 10.0
+TARGET_LAZ_RSS_MB = 1536.0
+GEN_CHUNK = 5_000_000
+
+
+def _best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def scan_chunks(n_points: int, seed: int) -> Iterator[tuple[Licence, F64]]:
+    """The benchmark scene's licence and its scan, chunk by chunk."""
+    from simulators.tunnels import generate_scan
+
+    for i, start in enumerate(range(0, n_points, GEN_CHUNK)):
+        n = min(GEN_CHUNK, n_points - start)
+        yield generate_scan(n, seed + i)
+
+
+def reference_inside(licence: Licence, xyz: F64) -> np.ndarray:
+    """Inside the plan polygon and the elevation range, by shapely."""
+    block = licence.blocks[0]
+    poly = Polygon(block.polygon_en())
+    shapely.prepare(poly)
+    inside = shapely.contains_xy(poly, xyz[:, 0], xyz[:, 1])
+    return inside & (xyz[:, 2] <= block.z_top) & (xyz[:, 2] >= block.z_bottom)
+
+
+def bench_classify(licence: Licence, xyz: F64, repeat: int) -> dict[str, Any]:
+    from survey.classify import classify
+
+    n = len(xyz)
+    t_ref, ref = _best_of(lambda: reference_inside(licence, xyz), repeat)
+    t_cls, cls = _best_of(lambda: classify(licence, xyz), repeat)
+    ours = cls.inside
+    mismatches = int(np.count_nonzero(ours != ref))
+    return {
+        "points": n,
+        "corners": len(licence.blocks[0].corners),
+        "shapely_s": t_ref,
+        "shapely_mpts_s": n / t_ref / 1e6,
+        "classify_s": t_cls,
+        "classify_mpts_s": n / t_cls / 1e6,
+        "speedup": t_ref / t_cls,
+        "mismatches": mismatches,
+        "identical": mismatches == 0,
+        "target_mpts_s": TARGET_CLASSIFY_MPTS,
+    }
+
+
+def write_las_file(path: Path, licence: Licence, chunks: Iterable[F64], *, compress: bool) -> None:
+    """Stream chunks into a LAS/LAZ with offsets near the data (CGCS2000
+    coordinates overflow int32 at mm scale with a zero offset)."""
+    poly = licence.blocks[0].polygon_en()
+    header = laspy.LasHeader(point_format=0, version="1.2")
+    header.offsets = np.array([np.floor(poly[:, 0].min()), np.floor(poly[:, 1].min()), 0.0])
+    header.scales = np.array([0.001, 0.001, 0.001])
+    tmp = path.with_suffix(path.suffix + ".part")
+    kwargs: dict[str, Any] = {}
+    if compress:
+        kwargs = {"do_compress": True, "laz_backend": laspy.LazBackend.LazrsParallel}
+    with laspy.open(str(tmp), mode="w", header=header, **kwargs) as w:
+        for c in chunks:
+            rec = laspy.ScaleAwarePointRecord.zeros(len(c), header=header)
+            rec.x, rec.y, rec.z = c[:, 0], c[:, 1], c[:, 2]
+            w.write_points(rec)
+    tmp.rename(path)
+
+
+def bench_laspy_read(path: Path, n: int, repeat: int) -> dict[str, Any]:
+    def read() -> int:
+        las = laspy.read(str(path))
+        x = np.asarray(las.x)
+        return len(x)
+
+    t, got = _best_of(read, repeat)
+    assert got == n
+    return {"points": n, "seconds": t, "mpts_s": n / t / 1e6}
+
+
+def bench_whole_check(path: Path, licence_path: Path, n: int) -> dict[str, Any]:
+    from survey.cli import main
+
+    out = Path(tempfile.mkdtemp(prefix="minegate-bench-"))
+    t0 = time.perf_counter()
+    code = main(
+        [
+            *("survey", "check", "--licence", str(licence_path)),
+            *("--scan", str(path), "--out", str(out), "--quiet"),
+        ]
+    )
+    t = time.perf_counter() - t0
+    doc = json.loads((out / "findings.json").read_text())
+    return {
+        "points": n,
+        "seconds": t,
+        "mpts_s": n / t / 1e6,
+        "exit_code": code,
+        "verdict": doc["verdict"],
+        "incidents": len(doc["incidents"]),
+        "timings_s": doc["timings_s"],
+        "target_mpts_s": TARGET_CHECK_MPTS,
+    }
+
+
+def _child_laz(path: str, licence_path: str, chunk_points: int) -> None:
+    """Runs in a fresh process: stream-check a LAZ, print JSON with maxrss."""
+    from survey.check import check_files
+
+    from survey.licence import load_licence
+
+    licence = load_licence(licence_path)
+    t0 = time.perf_counter()
+    result = check_files(licence, [path], chunk_points=chunk_points)
+    t = time.perf_counter() - t0
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "seconds": t,
+                "points": result.n_points,
+                "maxrss_mb": rss_kb / 1024.0,
+                "verdict": result.verdict,
+                "incidents": len(result.incidents),
+            }
+        )
+    )
+
+
+def bench_laz_stream(path: Path, licence_path: Path, n: int, chunk_points: int) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "bench.survey_bench", "--child-laz", str(path)]
+    cmd += ["--child-licence", str(licence_path), "--chunk-points", str(chunk_points)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"LAZ child failed ({proc.returncode}):\n{proc.stderr}")
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res.update(
+        {
+            "file_mb": path.stat().st_size / 1e6,
+            "mpts_s": n / res["seconds"] / 1e6,
+            "chunk_points": chunk_points,
+            "target_maxrss_mb": TARGET_LAZ_RSS_MB,
+        }
+    )
+    return res
+
+
+def _cached(path: Path, make: Callable[[], None]) -> float:
+    """Make ``path`` unless cached; return the seconds spent (0 if cached)."""
+    if path.exists():
+        return 0.0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    make()
+    return time.perf_counter() - t0
+
+
+def _licence_file(licence: Licence, path: Path) -> None:
+    from survey.writers import write_licence_toml
+
+    write_licence_toml(licence, path)
+
+
+def markdown(res: dict[str, Any]) -> str:
+    lines = [
+        "# Survey benchmark",
+        "",
+        f"{res['created_utc']} on {res['machine']['cpus']} CPU(s), "
+        f"{res['machine']['python']}, {res['machine']['platform']}. "
+        f"Command: `{res['command']}`.",
+        "",
+        "| what | points | time (s) | rate (M pts/s) | target | result |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    c = res.get("classify")
+    if c:
+        lines.append(
+            f"| shapely.contains_xy, prepared {c['corners']}-corner polygon + elevation "
+            f"| {c['points']:,} | {c['shapely_s']:.2f} | {c['shapely_mpts_s']:.1f} | baseline | |"
+        )
+        ok = c["classify_mpts_s"] >= TARGET_CLASSIFY_MPTS and c["identical"]
+        lines.append(
+            f"| survey.classify (plan + elevation) | {c['points']:,} | {c['classify_s']:.2f} "
+            f"| {c['classify_mpts_s']:.1f} | ≥ {TARGET_CLASSIFY_MPTS:g}, identical "
+            f"| {'pass' if ok else 'FAIL'} ({c['speedup']:.1f}× shapely, "
+            f"{c['mismatches']} mismatches) |"
+        )
+    r = res.get("laspy_read")
+    if r:
+        lines.append(
+            f"| laspy.read, uncompressed LAS | {r['points']:,} | {r['seconds']:.2f} "
+            f"| {r['mpts_s']:.1f} | | |"
+        )
+    w = res.get("whole_check")
+    if w:
+        ok = w["mpts_s"] >= TARGET_CHECK_MPTS
+        lines.append(
+            f"| whole check of an uncompressed LAS (read, classify, incidents, report) "
+            f"| {w['points']:,} | {w['seconds']:.2f} | {w['mpts_s']:.1f} "
+            f"| ≥ {TARGET_CHECK_MPTS:g} | {'pass' if ok else 'FAIL'} ({w['verdict']}, "
+            f"{w['incidents']} incidents) |"
+        )
+    z = res.get("laz_stream")
+    if z:
+        ok = z["maxrss_mb"] < TARGET_LAZ_RSS_MB
+        lines.append(
+            f"| streamed check of a LAZ ({z['file_mb']:.0f} MB), chunks of "
+            f"{z['chunk_points']:,} | {z['points']:,} | {z['seconds']:.2f} | {z['mpts_s']:.1f} "
+            f"| peak RSS < {TARGET_LAZ_RSS_MB:g} MB | {'pass' if ok else 'FAIL'} "
+            f"({z['maxrss_mb']:.0f} MB) |"
+        )
+    if "whole_check" in res:
+        t = ", ".join(f"{k} {v:.2f} s" for k, v in res["whole_check"]["timings_s"].items())
+        lines += ["", f"Whole-check stages: {t}."]
+    lines += [
+        "",
+        "Generated files are cached in bench/_work/; generation time is not counted.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.survey_bench", description=__doc__)
+    ap.add_argument("--points", type=float, default=20e6, help="scan size for (a) and (b)")
+    ap.add_argument("--laz-points", type=float, default=100e6, help="LAZ size for (c); 0 skips")
+    ap.add_argument("--quick", action="store_true", help="2 M points, 5 M LAZ")
+    ap.add_argument("--repeat", type=int, default=3, help="best of N for the classification")
+    ap.add_argument("--chunk-points", type=int, default=5_000_000)
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--child-laz", help=argparse.SUPPRESS)
+    ap.add_argument("--child-licence", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child_laz:
+        _child_laz(args.child_laz, args.child_licence, args.chunk_points)
+        return 0
+    n = int(2e6 if args.quick else args.points)
+    n_laz = int(5e6 if args.quick else args.laz_points)
+    WORK.mkdir(parents=True, exist_ok=True)
+    res: dict[str, Any] = {
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python -m bench.survey_bench " + " ".join(argv or sys.argv[1:]),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+    }
+    print(f"generating a {n:,}-point scan ...", flush=True)
+    parts = list(scan_chunks(n, seed=1))
+    licence, chunks = parts[0][0], [p[1] for p in parts]
+    licence_path = WORK / "bench_licence.toml"
+    _licence_file(licence, licence_path)
+    xyz = np.concatenate(chunks)
+    print("(a) classification vs shapely ...", flush=True)
+    res["classify"] = bench_classify(licence, xyz, args.repeat)
+    print(f"    {res['classify']}", flush=True)
+    del xyz
+    las = WORK / f"scan_{n}.las"
+    write_las = write_las_file  # bound now: the chunks go after this call
+    _cached(las, lambda: write_las(las, licence, chunks, compress=False))
+    chunks.clear()
+    print("(b) laspy read and whole check of the LAS ...", flush=True)
+    res["laspy_read"] = bench_laspy_read(las, n, repeat=2)
+    res["whole_check"] = bench_whole_check(las, licence_path, n)
+    print(f"    {res['whole_check']}", flush=True)
+    if n_laz > 0:
+        laz = WORK / f"scan_{n_laz}.laz"
+
+        def make_laz() -> None:
+            laz_chunks = (c for _, c in scan_chunks(n_laz, seed=1))
+            write_las_file(laz, licence, laz_chunks, compress=True)
+
+        print(f"(c) {n_laz:,}-point LAZ (generated once, cached) ...", flush=True)
+        gen = _cached(laz, make_laz)
+        if gen:
+            print(f"    generated in {gen:.0f} s", flush=True)
+        res["laz_stream"] = bench_laz_stream(laz, licence_path, n_laz, args.chunk_points)
+        print(f"    {res['laz_stream']}", flush=True)
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "survey.json").write_text(json.dumps(res, indent=2) + "\n")
+    md = markdown(res)
+    (args.results / "survey.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,310 @@
+"""``minegate survey ...``: check scans against the licence, write sample
+data, compare two scans.
+
+Exit codes (documented in docs/survey.md):
+
+* 0 - compliant, or only exceedances within survey uncertainty;
+* 2 - bad input (the message names the file, line or field and what to do);
+* 3 - violations found (mining beyond the licensed boundary or levels).
+
+``register(subparsers)`` adds the ``survey`` command to the main
+``minegate`` parser (gateway/cli.py); ``main(argv)`` runs it standalone
+(``python -m survey.cli``). Handlers return the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from survey.findings import SourceInfo, findings_records, new_check_id
+from survey.model import F64, CheckResult, Licence, PlanTransform, SurveyData, SurveyInputError
+from survey.progress import ProgressCallback, open_progress
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_VIOLATIONS = 3
+
+# Above this many points a LAS/LAZ file is checked by streaming chunks
+# instead of being loaded whole (about 24 bytes per point in memory).
+STREAM_THRESHOLD_POINTS = 30_000_000
+PLOT_POINTS = 400_000  # points kept for the pictures
+
+
+def parse_transform(text: str | None) -> PlanTransform | None:
+    """``dE,dN,rot_deg,scale`` (scale optional) -> PlanTransform."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) not in (3, 4):
+        raise SurveyInputError(
+            f"--transform {text!r}: give dE,dN,rot_deg[,scale], e.g. 500000,2500000,0.5,1.0"
+        )
+    try:
+        vals = [float(p) for p in parts]
+    except ValueError:
+        raise SurveyInputError(
+            f"--transform {text!r}: every part must be a number (dE,dN,rot_deg[,scale])"
+        ) from None
+    if not all(np.isfinite(vals)) or (len(vals) == 4 and vals[3] <= 0):
+        raise SurveyInputError(f"--transform {text!r}: values must be finite and scale > 0")
+    scale = vals[3] if len(vals) == 4 else 1.0
+    return PlanTransform(vals[0], vals[1], float(np.radians(vals[2])), scale)
+
+
+def _check_paths(paths: Sequence[str], what: str) -> list[Path]:
+    out = []
+    for p in paths:
+        path = Path(p)
+        if not path.is_file():
+            raise SurveyInputError(
+                f"{what} file not found; check the path (relative paths start at {Path.cwd()})",
+                path=path,
+            )
+        out.append(path)
+    return out
+
+
+def _sample_for_plots(
+    licence: Licence, datas: Sequence[SurveyData], result: CheckResult
+) -> tuple[F64, npt.NDArray[np.int8]]:
+    """Points and their status for the pictures: the check's preview if it
+    made one, else a subsample of the data classified here."""
+    preview = getattr(result, "preview", None)
+    if preview is not None and len(preview):
+        return np.ascontiguousarray(preview[:, :3]), preview[:, 3].astype(np.int8)
+    from survey.classify import point_status
+
+    xyz = np.vstack([d.xyz for d in datas]) if datas else np.zeros((0, 3))
+    if len(xyz) > PLOT_POINTS:
+        rng = np.random.default_rng(0)
+        xyz = xyz[np.sort(rng.choice(len(xyz), PLOT_POINTS, replace=False))]
+    return xyz, point_status(licence, xyz)
+
+
+def _verdict_line(result: CheckResult) -> str:
+    n, u = len(result.incidents), len(result.uncertain)
+    if n:
+        worst = max(result.incidents, key=lambda i: i.max_exceedance_m)
+        vol = sum(i.volume_m3 for i in result.incidents)
+        return (
+            f"VIOLATIONS FOUND: {n} incident(s) beyond the licence "
+            f"(largest {worst.max_exceedance_m:.2f} m, {worst.id} {worst.type}; "
+            f"{vol:,.0f} m³ beyond the licence)"
+            + (f"; {u} more within survey uncertainty" if u else "")
+        )
+    if u:
+        return (
+            f"WITHIN SURVEY UNCERTAINTY: {u} group(s) beyond a limit by less than the "
+            f"tolerance ({result.licence.tolerance_m:g} m plan, "
+            f"{result.licence.tolerance_z_m:g} m height); no violation"
+        )
+    return f"COMPLIANT: {result.n_points:,} points inside the licensed extent"
+
+
+def _publish(config_path: str, result: CheckResult, check_id: str) -> str:
+    from gateway.config import load_config
+    from gateway.store import Store
+
+    cfg = load_config(config_path)
+    records = findings_records(result, cfg.site.name, check_id, gateway=cfg.site.gateway)
+    store_path = cfg.data_dir / "store.sqlite"
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    store = Store(
+        store_path,
+        retention_s=cfg.store.retention_days * 86400.0,
+        max_bytes=int(cfg.store.max_mb * 1024 * 1024),
+    )
+    try:
+        store.append(records)
+    finally:
+        store.close()
+    return f"published {len(records)} finding record(s) to {store_path}"
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from survey.check import check_survey
+    from survey.licence import load_licence
+    from survey.readers import read_survey
+
+    t_start = time.perf_counter()
+    if args.publish and not args.config:
+        raise SurveyInputError("--publish needs --config SITE.toml (where to publish to)")
+    if args.config:
+        from gateway.config import load_config
+
+        load_config(args.config)  # fail now, not after a long check
+    licence = load_licence(args.licence)
+    paths = _check_paths(args.scan, "scan")
+    transform = parse_transform(args.transform)
+    out = Path(args.out)
+    with open_progress(enabled=not args.quiet) as progress:
+        t0 = time.perf_counter()
+        datas = [
+            read_survey(p, fmt=args.format, transform=transform, licence=licence, progress=progress)
+            for p in paths
+        ]
+        t_read = time.perf_counter() - t0
+        result = check_survey(licence, datas, progress=progress)
+        result.timings_s.setdefault("read", t_read)
+        xyz, status = _sample_for_plots(licence, datas, result)
+        return _finish(args, result, xyz, status, datas, progress, t_start, out)
+
+
+def _finish(
+    args: argparse.Namespace,
+    result: CheckResult,
+    xyz: F64,
+    status: npt.NDArray[np.int8],
+    datas: Sequence[SurveyData],
+    progress: ProgressCallback,
+    t_start: float,
+    out: Path,
+) -> int:
+    from survey.report import write_report
+
+    check_id = new_check_id(result.licence)
+    sources = [SourceInfo(d.source, d.fmt, len(d.xyz)) for d in datas] or None
+    t0 = time.perf_counter()
+    files = write_report(result, out, xyz=xyz, status=status, check_id=check_id, sources=sources)
+    result.timings_s["report"] = time.perf_counter() - t0
+    result.timings_s["total"] = time.perf_counter() - t_start
+    # rewrite findings.json with the final timings
+    from survey.findings import findings_document, write_findings
+
+    doc = findings_document(result, check_id=check_id, sources=sources)
+    write_findings(doc, files.findings_json)
+    print(_verdict_line(result))
+    for inc in result.incidents:
+        e, n, h = inc.centroid
+        print(
+            f"  {inc.id} {inc.type}: {inc.max_exceedance_m:.2f} m beyond, "
+            f"{inc.volume_m3:,.1f} m³, at X {n:,.2f} Y {e:,.2f} H {h:+.2f}"
+            + (f", nearest edge {'-'.join(inc.nearest_edge)}" if inc.nearest_edge else "")
+        )
+    print(f"report: {files.report_html}\nfindings: {files.findings_json}")
+    if args.publish:
+        print(_publish(args.config, result, check_id))
+    return EXIT_VIOLATIONS if result.incidents else EXIT_OK
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from survey.sample import write_sample
+
+    sample = write_sample(Path(args.out))
+    print(f"sample data written to {args.out}:")
+    for f in sample.files:
+        print(f"  {f}")
+    print("\nnext, check the scans against the licence:")
+    for cmd in sample.commands:
+        print(f"  {cmd}")
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from survey.compare import compare_scans
+    from survey.licence import load_licence
+    from survey.readers import read_survey
+
+    licence = load_licence(args.licence)
+    old_path, new_path = _check_paths([args.old, args.new], "scan")
+    transform = parse_transform(args.transform)
+    t_start = time.perf_counter()
+    with open_progress(enabled=not args.quiet) as progress:
+        old = read_survey(old_path, fmt=args.format, transform=transform, licence=licence)
+        new = read_survey(new_path, fmt=args.format, transform=transform, licence=licence)
+        result = compare_scans(licence, old, new, progress=progress)
+        xyz, status = _sample_for_plots(licence, [new], result)
+        return _finish(args, result, xyz, status, [old, new], progress, t_start, Path(args.out))
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--licence", required=True, help="licence file (.toml or .geojson)")
+    p.add_argument("--out", required=True, help="directory for findings.json and report.html")
+    p.add_argument(
+        "--transform",
+        metavar="dE,dN,rot_deg,scale",
+        help="4-parameter plan transform from the scan's mine grid to the licence system",
+    )
+    p.add_argument(
+        "--format", help="force the input format (las, laz, e57, ply, xyz, csv, cass, gsi, ...)"
+    )
+    p.add_argument("--config", help="site config (SITE.toml) for --publish")
+    p.add_argument(
+        "--publish",
+        action="store_true",
+        help="append the findings to the gateway's store so its sinks send them",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``survey`` with ``check``, ``sample`` and ``compare`` to a
+    parser's subparsers. Each sub-subcommand sets ``func`` (a handler taking
+    the namespace and returning the exit code) via :func:`run`."""
+    survey = subparsers.add_parser(
+        "survey",
+        help="check surveys against the mining licence (超层越界)",
+        description="Check contractor surveys against the licensed extent.",
+    )
+    sub = survey.add_subparsers(dest="survey_command", required=True, metavar="COMMAND")
+
+    check = sub.add_parser(
+        "check",
+        help="check scans against the licence; write findings.json and report.html",
+        description="Exit 0 compliant (or within survey uncertainty), 3 violations, 2 bad input.",
+    )
+    check.add_argument(
+        "--scan", action="append", required=True, help="survey file (repeat for several)"
+    )
+    _add_common(check)
+    check.set_defaults(func=lambda a: run(cmd_check, a))
+
+    sample = sub.add_parser(
+        "sample", help="write a sample licence and scans (compliant and with violations)"
+    )
+    sample.add_argument("--out", required=True, help="directory to write the sample into")
+    sample.set_defaults(func=lambda a: run(cmd_sample, a))
+
+    compare = sub.add_parser(
+        "compare", help="compare two scans of different dates: new excavation beyond the licence"
+    )
+    compare.add_argument("--old", required=True, help="the earlier scan")
+    compare.add_argument("--new", required=True, help="the later scan")
+    _add_common(compare)
+    compare.set_defaults(func=lambda a: run(cmd_compare, a))
+    return survey
+
+
+def run(handler: Any, args: argparse.Namespace) -> int:
+    """Run a handler; bad input becomes a message on stderr and exit 2."""
+    from gateway.config import ConfigError
+
+    try:
+        code: int = handler(args)
+        return code
+    except SurveyInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ConfigError as exc:
+        print(f"error in the site config:\n{exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="minegate")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
