@@ -1,0 +1,213 @@
+"""Regulatory statistics: 5-minute statistics per point and the periodic
+real-time snapshot (the 2024 data-access rule for non-coal underground mines
+asks for real-time values every 20 s and 5-minute max/min/mean).
+
+Both classes are pure: the runtime feeds them every polled SAMPLE record
+(before report-by-exception, so counts and means see every reading) and asks
+for output with the current time; nothing here sleeps or reads a clock
+unless the caller leaves ``now_ns`` out (then the injected ``clock``).
+
+* :class:`StatsAggregator`: per point, over wall-clock-aligned windows
+  (``[k*window, (k+1)*window)`` in UTC ns), the max, min, mean and count of
+  the **good-quality, finite, numeric** values (bools are not numeric). A
+  window is emitted once ``now >= window end + grace`` (samples are stamped
+  with the time of the read, so a read started just before the boundary may
+  arrive a little after it). One STAT record per device and window; its
+  ``ts_ns`` is the window start; ``fields[point]`` is
+  ``{"max", "min", "mean", "count", "window_s"}`` (a point seen in the window
+  with no good value gets ``{"count": 0, "window_s": ...}``). Samples for a
+  window already emitted are counted in ``late`` and otherwise ignored.
+* :class:`Snapshotter`: the latest value, unit and quality of every point,
+  as one SNAPSHOT record per device, at every multiple of ``interval_s``
+  (``ts_ns`` = that boundary). A device that stopped answering shows the
+  quality its poller reported (``comm_loss``, value ``None``), never an old
+  value with a fresh timestamp.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+
+from gateway.model import Quality, Record, RecordKind
+
+NS = 1_000_000_000
+_GOOD = Quality.GOOD
+
+
+class StatsAggregator:
+    def __init__(
+        self,
+        window_s: int = 300,
+        *,
+        grace_s: float = 5.0,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        if window_s <= 0 or grace_s < 0:
+            raise ValueError("window_s must be > 0 and grace_s >= 0")
+        self.window_s = window_s
+        self.window_ns = int(window_s * NS)
+        self.grace_ns = int(grace_s * NS)
+        self._clock = clock
+        # window start -> device -> point -> [count, sum, min, max]; units apart
+        self._windows: dict[int, dict[str, dict[str, list[float]]]] = {}
+        self._units: dict[tuple[str, str], str] = {}
+        self._emitted_before = -(2**62)  # windows starting before this are closed
+        self.late = 0
+
+    def add(self, record: Record) -> None:
+        """Account one SAMPLE record (other kinds are ignored)."""
+        if record.kind is not RecordKind.SAMPLE:
+            return
+        start = record.ts_ns - record.ts_ns % self.window_ns
+        if start < self._emitted_before:
+            self.late += len(record.points)
+            return
+        window = self._windows.get(start)
+        if window is None:
+            window = self._windows[start] = {}
+        dev = window.get(record.device)
+        if dev is None:
+            dev = window[record.device] = {}
+        units = self._units
+        device = record.device
+        for p, v, u, q in zip(
+            record.points, record.values, record.units, record.qualities, strict=True
+        ):
+            acc = dev.get(p)
+            if acc is None:
+                acc = dev[p] = [0, 0.0, math.inf, -math.inf]
+                units[(device, p)] = u
+            t = type(v)
+            if q is not _GOOD or not (t is float or t is int):
+                continue
+            f = float(v)  # type: ignore[arg-type]
+            if f != f or f in (math.inf, -math.inf):
+                continue
+            acc[0] += 1
+            acc[1] += f
+            if f < acc[2]:
+                acc[2] = f
+            if f > acc[3]:
+                acc[3] = f
+
+    def flush(self, now_ns: int | None = None) -> list[Record]:
+        """STAT records of every window that closed (end + grace <= now)."""
+        now = self._clock() if now_ns is None else now_ns
+        done = [s for s in self._windows if s + self.window_ns + self.grace_ns <= now]
+        return self._emit(sorted(done), partial=False)
+
+    def flush_all(self) -> list[Record]:
+        """Every window, the open one included (at shutdown); the open
+        windows' statistics carry ``"partial": True``."""
+        now = self._clock()
+        starts = sorted(self._windows)
+        closed = [s for s in starts if s + self.window_ns <= now]
+        return self._emit(closed, partial=False) + self._emit(
+            [s for s in starts if s not in closed], partial=True
+        )
+
+    def _emit(self, starts: Iterable[int], *, partial: bool) -> list[Record]:
+        out: list[Record] = []
+        for start in starts:
+            window = self._windows.pop(start)
+            self._emitted_before = max(self._emitted_before, start + self.window_ns)
+            for device, points in window.items():
+                out.append(self._record(start, device, points, partial))
+        return out
+
+    def _record(
+        self, start: int, device: str, points: dict[str, list[float]], partial: bool
+    ) -> Record:
+        names = list(points)
+        fields: dict[str, object] = {}
+        values: list[float | None] = []
+        qualities: list[Quality] = []
+        for p in names:
+            n, total, lo, hi = points[p]
+            st: dict[str, object]
+            if n:
+                mean = total / n
+                st = {"max": hi, "min": lo, "mean": mean, "count": int(n)}
+                values.append(mean)
+                qualities.append(Quality.GOOD)
+            else:
+                st = {"count": 0}
+                values.append(None)
+                qualities.append(Quality.BAD)
+            st["window_s"] = self.window_s
+            if partial:
+                st["partial"] = True
+            fields[p] = st
+        return Record(
+            kind=RecordKind.STAT,
+            device=device,
+            ts_ns=start,
+            points=names,
+            values=values,  # type: ignore[arg-type]
+            units=[self._units.get((device, p), "") for p in names],
+            qualities=qualities,
+            fields=fields,
+        )
+
+
+class Snapshotter:
+    def __init__(
+        self, interval_s: float = 20.0, *, clock: Callable[[], int] = time.time_ns
+    ) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be > 0")
+        self.interval_ns = int(interval_s * NS)
+        self._clock = clock
+        # device -> point -> (value, unit, quality, ts_ns)
+        self._latest: dict[str, dict[str, tuple[object, str, Quality, int]]] = {}
+        self._next_ns: int | None = None
+
+    def add(self, record: Record) -> None:
+        """Remember the latest value of each point of a SAMPLE record."""
+        if record.kind is not RecordKind.SAMPLE:
+            return
+        dev = self._latest.get(record.device)
+        if dev is None:
+            dev = self._latest[record.device] = {}
+        ts = record.ts_ns
+        for p, v, u, q in zip(
+            record.points, record.values, record.units, record.qualities, strict=True
+        ):
+            old = dev.get(p)
+            if old is None or old[3] <= ts:
+                dev[p] = (v, u, q, ts)
+
+    def next_due_ns(self, now_ns: int | None = None) -> int:
+        """When the next snapshot is due (the next interval boundary)."""
+        now = self._clock() if now_ns is None else now_ns
+        if self._next_ns is None:
+            self._next_ns = now - now % self.interval_ns + self.interval_ns
+        return self._next_ns
+
+    def flush(self, now_ns: int | None = None) -> list[Record]:
+        """SNAPSHOT records if a boundary was crossed since the last call
+        (one snapshot however many boundaries were missed), else ``[]``."""
+        now = self._clock() if now_ns is None else now_ns
+        due = self.next_due_ns(now)
+        if now < due:
+            return []
+        boundary = now - now % self.interval_ns
+        self._next_ns = boundary + self.interval_ns
+        out: list[Record] = []
+        for device, points in self._latest.items():
+            names = list(points)
+            vals = [points[p] for p in names]
+            out.append(
+                Record(
+                    kind=RecordKind.SNAPSHOT,
+                    device=device,
+                    ts_ns=boundary,
+                    points=names,
+                    values=[v[0] for v in vals],  # type: ignore[misc]
+                    units=[v[1] for v in vals],
+                    qualities=[v[2] for v in vals],
+                )
+            )
+        return out
