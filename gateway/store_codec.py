@@ -1,0 +1,216 @@
+"""Compact encoding of a record's values for the store (see docs/store.md).
+
+One record becomes one row; its parallel lists are packed into a single BLOB:
+
+``flags u8 | n u32 | name ids u32*n | [qualities u8*n] | body``
+
+* name ids refer to the store's ``names`` table, which interns each
+  ``(point, unit)`` pair once, so a row never repeats point names or units;
+* qualities are omitted when every value is GOOD (the common case);
+* the body is ``n`` little-endian float64 when every value is numeric or
+  None, preceded by ``n`` type tags unless every value is a float; any
+  string value (or an int too large for a float64) falls back to a compact
+  JSON list.
+
+Why binary: ``json.dumps`` of 100 floats costs about 60 µs here (float repr),
+packing them with ``array`` about 2 µs, and the gateway appends 200,000
+values/s at full load. Guarantee: ``decode(encode(x)) == x`` for every
+value of type ``float | int | str | bool | None`` (ints beyond 2**53 and
+NaN included; NaN compares by identity of being NaN), with the Python type
+preserved.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import sys
+from array import array
+from collections.abc import Sequence
+from typing import Any
+
+from drivers.types import Value
+from gateway.model import Quality
+
+_FLAG_QUALITIES = 0x01  # a qualities block is present (else all GOOD)
+_FLAG_TAGS = 0x02  # numeric body with per-value type tags (else all float)
+_FLAG_JSON = 0x04  # body is a JSON list
+
+_HEADER = struct.Struct("<BI")
+_F64 = struct.Struct("<d")
+_BIG_ENDIAN = sys.byteorder == "big"
+_MAX_EXACT_INT = 2**53  # ints beyond this do not survive a float64
+_NAN = float("nan")
+
+_TAG_FLOAT, _TAG_INT, _TAG_BOOL, _TAG_NONE = ord("f"), ord("i"), ord("b"), ord("n")
+
+QUALITY_CODE: dict[Quality, int] = {
+    Quality.GOOD: ord("g"),
+    Quality.BAD: ord("b"),
+    Quality.STALE: ord("s"),
+    Quality.COMM_LOSS: ord("c"),
+}
+QUALITY_OF_CODE: dict[int, Quality] = {c: q for q, c in QUALITY_CODE.items()}
+
+_JSON_SEPARATORS = (",", ":")
+
+
+class PayloadError(ValueError):
+    """A payload could not be decoded: the row is damaged or from an
+    incompatible writer."""
+
+
+def _le(arr: array[Any]) -> bytes:
+    if _BIG_ENDIAN:
+        arr = array(arr.typecode, arr)
+        arr.byteswap()
+    return arr.tobytes()
+
+
+def _from_le(typecode: str, data: bytes) -> array[Any]:
+    arr = array(typecode)
+    arr.frombytes(data)
+    if _BIG_ENDIAN:
+        arr.byteswap()
+    return arr
+
+
+def _tag(v: object) -> int:
+    if v is None:
+        return _TAG_NONE
+    if isinstance(v, bool):  # before int: bool is an int subclass
+        return _TAG_BOOL
+    if isinstance(v, float):
+        return _TAG_FLOAT
+    if isinstance(v, int):
+        return _TAG_INT
+    raise TypeError(f"value {v!r} of type {type(v).__name__} cannot be stored")
+
+
+def encode_payload(
+    name_ids: Sequence[int], values: Sequence[Value | None], qualities: Sequence[Quality]
+) -> bytes:
+    """Pack one record's name ids, values and qualities into one BLOB.
+
+    Raises TypeError for a value that is not float, int, str, bool or None,
+    and ValueError when the three sequences differ in length.
+    """
+    n = len(values)
+    if len(name_ids) != n or len(qualities) != n:
+        raise ValueError(
+            f"parallel lists differ in length: {len(name_ids)} names, {n} values, "
+            f"{len(qualities)} qualities"
+        )
+    flags = 0
+    parts: list[bytes] = [b"", _le(array("I", name_ids))]
+    if qualities.count(Quality.GOOD) != n:
+        flags |= _FLAG_QUALITIES
+        parts.append(bytes([QUALITY_CODE[Quality(q)] for q in qualities]))
+    if all(type(v) is float for v in values):
+        parts.append(_le(array("d", values)))
+    else:
+        tags = bytearray()
+        for v in values:
+            if isinstance(v, str) or (
+                isinstance(v, int) and not isinstance(v, bool) and abs(v) > _MAX_EXACT_INT
+            ):
+                break
+            tags.append(_tag(v))
+        if len(tags) == n:
+            flags |= _FLAG_TAGS
+            parts.append(bytes(tags))
+            parts.append(_le(array("d", [_NAN if v is None else float(v) for v in values])))
+        else:
+            for v in values:
+                if not isinstance(v, str):
+                    _tag(v)  # rejects unsupported types before json would stringify them
+            flags |= _FLAG_JSON
+            parts.append(json.dumps(list(values), separators=_JSON_SEPARATORS).encode())
+    parts[0] = _HEADER.pack(flags, n)
+    return b"".join(parts)
+
+
+def decode_payload(blob: bytes) -> tuple[list[int], list[Value | None], list[Quality]]:
+    """Inverse of :func:`encode_payload`: (name ids, values, qualities)."""
+    try:
+        flags, n = _HEADER.unpack_from(blob, 0)
+        pos = _HEADER.size
+        ids = _from_le("I", blob[pos : pos + 4 * n]).tolist()
+        pos += 4 * n
+        if flags & _FLAG_QUALITIES:
+            qualities = [QUALITY_OF_CODE[c] for c in blob[pos : pos + n]]
+            pos += n
+        else:
+            qualities = [Quality.GOOD] * n
+        values: list[Value | None]
+        if flags & _FLAG_JSON:
+            values = json.loads(blob[pos:])
+        elif flags & _FLAG_TAGS:
+            tags = blob[pos : pos + n]
+            floats = _from_le("d", blob[pos + n : pos + 9 * n]).tolist()
+            values = [_untag(t, f) for t, f in zip(tags, floats, strict=True)]
+        else:
+            values = _from_le("d", blob[pos : pos + 8 * n]).tolist()
+    except (struct.error, KeyError, ValueError) as exc:
+        raise PayloadError(f"damaged record payload: {exc}") from exc
+    if len(ids) != n or len(values) != n:
+        raise PayloadError(f"damaged record payload: expected {n} values")
+    return ids, values, qualities
+
+
+def _untag(tag: int, f: float) -> Value | None:
+    if tag == _TAG_FLOAT:
+        return f
+    if tag == _TAG_INT:
+        return int(f)
+    if tag == _TAG_BOOL:
+        return f != 0.0
+    if tag == _TAG_NONE:
+        return None
+    raise PayloadError(f"damaged record payload: unknown type tag {tag}")
+
+
+def encode_fields(fields: dict[str, object]) -> str | None:
+    """JSON text of a record's ``fields`` (None when empty). Raises TypeError
+    naming the offending value when something is not JSON-able."""
+    if not fields:
+        return None
+    return json.dumps(fields, separators=_JSON_SEPARATORS, allow_nan=True)
+
+
+def decode_fields(text: str | None) -> dict[str, object]:
+    if text is None:
+        return {}
+    out = json.loads(text)
+    if not isinstance(out, dict):
+        raise PayloadError(f"damaged record fields: {text[:80]!r}")
+    return out
+
+
+def decode_one(blob: bytes, wanted: frozenset[int]) -> tuple[Value | None, Quality] | None:
+    """The value and quality of the first name id in ``wanted`` found in the
+    payload, or None when the record does not carry it. Decodes only that
+    value: history() reads one point out of many records."""
+    try:
+        flags, n = _HEADER.unpack_from(blob, 0)
+        pos = _HEADER.size
+        ids = _from_le("I", blob[pos : pos + 4 * n])
+        i = next((k for k, name_id in enumerate(ids) if name_id in wanted), -1)
+        if i < 0:
+            return None
+        pos += 4 * n
+        quality = Quality.GOOD
+        if flags & _FLAG_QUALITIES:
+            quality = QUALITY_OF_CODE[blob[pos + i]]
+            pos += n
+        value: Value | None
+        if flags & _FLAG_JSON:
+            value = json.loads(blob[pos:])[i]
+        elif flags & _FLAG_TAGS:
+            (f,) = _F64.unpack_from(blob, pos + n + 8 * i)
+            value = _untag(blob[pos + i], f)
+        else:
+            (value,) = _F64.unpack_from(blob, pos + 8 * i)
+    except (struct.error, KeyError, ValueError, IndexError) as exc:
+        raise PayloadError(f"damaged record payload: {exc}") from exc
+    return value, quality

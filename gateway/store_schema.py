@@ -1,0 +1,211 @@
+"""SQLite schema of the store, how a connection is opened, and the store's
+errors. See docs/store.md for the meaning of every table.
+
+A file is recognised as a minegate store by ``PRAGMA application_id`` and
+the ``meta`` table's ``schema_version``. Opening a file written by a newer
+minegate, a SQLite database of another program, or a damaged / non-SQLite
+file raises a :class:`StoreFileError` that names the path and says what to
+do; the file is never modified in those cases.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x4D474154  # "MGAT": lets `file`/sqlite3 tools recognise the store
+BUSY_TIMEOUT_MS = 10_000  # other processes (status tools) may hold the lock briefly
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+JOURNAL_SIZE_LIMIT = 8 * 2**20
+
+_DDL = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- One row per Record. AUTOINCREMENT so that a seq is never reused, even when
+-- the newest records have been dropped: sink cursors rely on it.
+CREATE TABLE records (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind     TEXT    NOT NULL,
+    device   TEXT    NOT NULL,
+    ts_ns    INTEGER NOT NULL,
+    n_values INTEGER NOT NULL,
+    payload  BLOB    NOT NULL,   -- store_codec: name ids, qualities, values
+    fields   TEXT                -- JSON of Record.fields, NULL when empty
+);
+-- history(device, point, since, until) and per-device retention.
+CREATE INDEX records_device_ts ON records (device, ts_ns);
+
+-- Every (point, unit) pair once, payloads refer to it by id.
+CREATE TABLE names (
+    id    INTEGER PRIMARY KEY,
+    point TEXT NOT NULL,
+    unit  TEXT NOT NULL,
+    UNIQUE (point, unit)
+);
+
+-- Every record source once (retention walks it, using records_device_ts).
+CREATE TABLE sources (
+    device TEXT PRIMARY KEY
+) WITHOUT ROWID;
+
+-- Last value of every (device, point) of SAMPLE records.
+CREATE TABLE latest (
+    device  TEXT    NOT NULL,
+    point   TEXT    NOT NULL,
+    value,                        -- REAL / INTEGER / TEXT / NULL as given
+    is_bool INTEGER NOT NULL,     -- SQLite has no boolean: 1 when value is a bool
+    unit    TEXT    NOT NULL,
+    quality TEXT    NOT NULL,
+    ts_ns   INTEGER NOT NULL,
+    PRIMARY KEY (device, point)
+) WITHOUT ROWID;
+
+-- One row per sink: its cursor (everything <= cursor is acked) and what it
+-- still has to send, maintained incrementally so backlog() is O(1).
+CREATE TABLE sinks (
+    name            TEXT PRIMARY KEY,
+    cursor          INTEGER NOT NULL,
+    pending_records INTEGER NOT NULL,
+    pending_values  INTEGER NOT NULL,
+    created_ns      INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Records a sink's server refused as malformed: kept for inspection, never retried.
+CREATE TABLE rejected (
+    sink     TEXT    NOT NULL,
+    seq      INTEGER NOT NULL,
+    kind     TEXT    NOT NULL,
+    device   TEXT    NOT NULL,
+    ts_ns    INTEGER NOT NULL,
+    n_values INTEGER NOT NULL,
+    payload  BLOB    NOT NULL,
+    fields   TEXT,
+    reason   TEXT    NOT NULL,
+    at_ns    INTEGER NOT NULL,
+    PRIMARY KEY (sink, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+class StoreError(Exception):
+    """Base of the store's errors."""
+
+
+class StoreFileError(StoreError):
+    """The file cannot be used as a store (damaged, not SQLite, another
+    program's database, or written by a newer minegate)."""
+
+
+class StoreClosedError(StoreError):
+    """The store was used after close()."""
+
+
+class UnknownSinkError(StoreError, KeyError):
+    """A sink name that was never registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+def _move_aside_hint(path: Path) -> str:
+    return (
+        f"move it aside (mv {path} {path}.bad) and restart: the gateway then "
+        "creates an empty store; keep the old file for inspection"
+    )
+
+
+def connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    """Open one connection with the store's per-connection settings.
+
+    Autocommit mode (``isolation_level=None``): the store issues BEGIN /
+    COMMIT itself so a transaction's extent is explicit.
+    """
+    conn = sqlite3.connect(
+        str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+    )
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        # Sorting and temp b-trees of retention queries stay in memory.
+        conn.execute("PRAGMA temp_store = MEMORY")
+        # After a burst the WAL is cut back to this on checkpoint, so it does
+        # not keep occupying disk (it counts towards max_bytes).
+        conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StoreFileError(
+            f"{path}: not a usable SQLite file ({exc}); {_move_aside_hint(path)}"
+        ) from exc
+    return conn
+
+
+def initialise(conn: sqlite3.Connection, path: Path) -> None:
+    """Create the schema in an empty file, or check an existing one.
+
+    Raises StoreFileError when the file is not a minegate store of a version
+    this code understands.
+    """
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        raise StoreFileError(
+            f"{path}: not a SQLite database or damaged ({exc}); {_move_aside_hint(path)}"
+        ) from exc
+    if not tables and app_id == 0:
+        _create(conn)
+        return
+    if app_id != APPLICATION_ID or "meta" not in tables:
+        raise StoreFileError(
+            f"{path}: a SQLite database of another program, not a minegate store; "
+            "point the gateway at another path or " + _move_aside_hint(path)
+        )
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    version = row[0] if row else 0
+    if version > SCHEMA_VERSION:
+        raise StoreFileError(
+            f"{path}: store schema version {version} was written by a newer minegate "
+            f"(this one reads up to {SCHEMA_VERSION}); upgrade minegate, or "
+            + _move_aside_hint(path)
+        )
+    if version < SCHEMA_VERSION:
+        # No older released schema exists yet; a future version migrates here.
+        raise StoreFileError(
+            f"{path}: unknown store schema version {version}; " + _move_aside_hint(path)
+        )
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode.lower() != "wal":
+        raise StoreFileError(f"{path}: cannot switch to WAL journal mode (got {mode!r})")
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    # auto_vacuum must be chosen before the first table exists; INCREMENTAL
+    # lets enforce_limits() give freed pages back to the file system.
+    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("BEGIN IMMEDIATE")
+    for stmt in _DDL.split(";"):
+        if stmt.strip():
+            conn.execute(stmt)
+    conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("COMMIT")
+
+
+def add_counters(conn: sqlite3.Connection, deltas: dict[str, int]) -> None:
+    """Add to persistent counters inside the caller's transaction."""
+    if deltas:
+        conn.executemany(
+            "INSERT INTO counters (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            list(deltas.items()),
+        )
