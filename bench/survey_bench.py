@@ -85,7 +85,7 @@ def bench_classify(licence: Licence, xyz: F64, repeat: int) -> dict[str, Any]:
     n = len(xyz)
     t_ref, ref = _best_of(lambda: reference_inside(licence, xyz), repeat)
     t_cls, cls = _best_of(lambda: classify(licence, xyz), repeat)
-    ours = cls.inside
+    ours = (cls.block >= 0) & (cls.above <= 0) & (cls.below <= 0)
     mismatches = int(np.count_nonzero(ours != ref))
     return {
         "points": n,
@@ -211,7 +211,7 @@ def _cached(path: Path, make: Callable[[], None]) -> float:
 def _licence_file(licence: Licence, path: Path) -> None:
     from survey.writers import write_licence_toml
 
-    write_licence_toml(licence, path)
+    write_licence_toml(path, licence)
 
 
 def markdown(res: dict[str, Any]) -> str:

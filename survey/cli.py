@@ -80,13 +80,13 @@ def _sample_for_plots(
     preview = getattr(result, "preview", None)
     if preview is not None and len(preview):
         return np.ascontiguousarray(preview[:, :3]), preview[:, 3].astype(np.int8)
-    from survey.classify import point_status
+    from survey.classify import classify
 
     xyz = np.vstack([d.xyz for d in datas]) if datas else np.zeros((0, 3))
     if len(xyz) > PLOT_POINTS:
         rng = np.random.default_rng(0)
         xyz = xyz[np.sort(rng.choice(len(xyz), PLOT_POINTS, replace=False))]
-    return xyz, point_status(licence, xyz)
+    return xyz, classify(licence, xyz).status.astype(np.int8)
 
 
 def _verdict_line(result: CheckResult) -> str:

@@ -1,0 +1,148 @@
+"""The report's pictures and HTML, on a scene whose answer is known by
+construction: one drift crossing the eastern boundary and one drift below
+the licensed floor."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from matplotlib.image import imread
+
+from survey.model import Block, CheckResult, Corner, Incident, Licence, ViolationType
+from survey.plots import (
+    COMPLIANT,
+    STATUS_STYLE,
+    UNCERTAIN,
+    VIOLATION,
+    elevation_section,
+    plan_view,
+    section_geometry,
+)
+from survey.report import write_report
+
+N0, E0 = 2_520_000.0, 612_000.0
+TOL = 1.5
+
+
+def _licence() -> Licence:
+    corners = tuple(
+        Corner(f"J{i + 1}", N0 + dn, E0 + de)
+        for i, (dn, de) in enumerate([(0, 0), (0, 400), (300, 400), (300, 0)])
+    )
+    return Licence("Demo mine", "C450000", 4545, None, (Block("1", corners, 120.0, -80.0),))
+
+
+def _drift(
+    rng: np.random.Generator, e0: float, e1: float, n: float, h: float, k: int
+) -> npt.NDArray[np.float64]:
+    e = rng.uniform(e0, e1, k)
+    a = rng.uniform(0, 2 * np.pi, k)
+    return np.column_stack([e, n + 2 * np.cos(a), h + 1.5 * np.sin(a)])
+
+
+def _scene() -> tuple[Licence, npt.NDArray[np.float64], npt.NDArray[np.int8], CheckResult]:
+    rng = np.random.default_rng(0)
+    lic = _licence()
+    east = _drift(rng, E0 + 50, E0 + 410, N0 + 150, -60.0, 20_000)  # 10 m beyond J2-J3
+    low = _drift(rng, E0 + 100, E0 + 200, N0 + 50, -83.0, 8_000)  # 1.5-4.5 m below -80
+    xyz = np.vstack([east, low])
+    beyond_e = xyz[:, 0] - (E0 + 400)
+    beyond_h = -80.0 - xyz[:, 2]
+    exc = np.maximum(beyond_e, beyond_h)
+    status = np.full(len(xyz), COMPLIANT, dtype=np.int8)
+    status[exc > 0] = UNCERTAIN
+    status[(beyond_e > TOL) | (beyond_h > lic.tolerance_z_m)] = VIOLATION
+
+    def incident(iid: str, typ: ViolationType, mask: npt.NDArray[np.bool_], e: float) -> Incident:
+        q = xyz[mask]
+        return Incident(
+            iid,
+            typ,
+            "1",
+            int(mask.sum()),
+            tuple(q.min(0)),
+            tuple(q.max(0)),
+            tuple(q.mean(0)),
+            e,
+            100.0,
+            ("J2", "J3"),
+            "J2",
+        )
+
+    incs = [
+        incident("I1", ViolationType.BOUNDARY, beyond_e > TOL, float(beyond_e.max())),
+        incident("I2", ViolationType.BELOW_RANGE, beyond_h > 0.5, float(beyond_h.max())),
+    ]
+    res = CheckResult(lic, ["scan.las"], len(xyz), incs, [], "violations found", {"read": 1.0})
+    return lic, xyz, status, res
+
+
+def _rgb(png: bytes) -> npt.NDArray[np.float32]:
+    img = imread(io.BytesIO(png), format="png")
+    return np.asarray(img[..., :3], dtype=np.float32)
+
+
+def _count_colour(img: npt.NDArray[np.float32], hex_colour: str, tol: float = 0.06) -> int:
+    rgb = np.array([int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)], dtype=np.float32)
+    return int((np.abs(img - rgb).max(axis=-1) < tol).sum())
+
+
+def test_plan_view_shows_violations_in_red_and_workings_in_grey() -> None:
+    lic, xyz, status, res = _scene()
+    img = _rgb(plan_view(lic, xyz, status, res.incidents))
+    assert img.shape[0] > 500 and img.shape[1] > 500
+    assert _count_colour(img, STATUS_STYLE[VIOLATION][0]) > 200
+    assert _count_colour(img, STATUS_STYLE[COMPLIANT][0]) > 200
+    # mostly white background but not blank
+    assert 0.3 < (img.min(axis=-1) > 0.95).mean() < 0.99
+
+
+def test_plan_view_of_a_compliant_scan_has_no_red() -> None:
+    lic, xyz, status, res = _scene()
+    keep = status == COMPLIANT
+    img = _rgb(plan_view(lic, xyz[keep], status[keep], []))
+    red = STATUS_STYLE[VIOLATION][0]
+    with_violations = _count_colour(_rgb(plan_view(lic, xyz, status, res.incidents)), red)
+    # only the legend's marker ("violation (none)") may be red
+    assert _count_colour(img, red) < min(150, with_violations // 5)
+    assert _count_colour(img, STATUS_STYLE[COMPLIANT][0]) > 200
+
+
+def test_boundary_section_is_perpendicular_to_the_broken_edge() -> None:
+    lic, _, _, res = _scene()
+    origin, d, caption = section_geometry(lic, res.incidents[0])
+    # edge J2-J3 runs north at E0+400: the section runs east, starting on the edge
+    assert d == pytest.approx([1.0, 0.0])
+    assert origin[0] == pytest.approx(E0 + 400)
+    assert "J2–J3" in caption
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_sections_show_the_incident(which: int) -> None:
+    lic, xyz, status, res = _scene()
+    img = _rgb(elevation_section(lic, res.incidents[which], xyz, status))
+    assert _count_colour(img, STATUS_STYLE[VIOLATION][0]) > 100
+    assert img.shape[1] > 600 and img.shape[0] < 2000  # no runaway label stretching it
+
+
+def test_report_is_self_contained_with_pictures_and_table(tmp_path: Path) -> None:
+    _lic, xyz, status, res = _scene()
+    files = write_report(res, tmp_path / "out", xyz=xyz, status=status, check_id="c1")
+    html = files.report_html.read_text(encoding="utf-8")
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) == 1 + len(res.incidents)  # plan + one section per incident
+    for b64 in images:
+        assert base64.b64decode(b64).startswith(b"\x89PNG")
+    assert not re.search(r'src="(?!data:)', html)  # nothing fetched from outside
+    for inc in res.incidents:
+        assert f"<td>{inc.id}</td>" in html
+    assert "violations found" in html and "C450000" in html
+    doc = json.loads(files.findings_json.read_text(encoding="utf-8"))
+    assert [i["id"] for i in doc["incidents"]] == ["I1", "I2"]
