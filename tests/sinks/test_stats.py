@@ -1,0 +1,96 @@
+"""Regulatory statistics and snapshots on virtual time."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from gateway.model import Quality, Record, RecordKind
+from gateway.stats import NS, Snapshotter, StatsAggregator
+
+T0 = 1_764_000_000 * NS  # a multiple of 300 s and of 20 s
+
+
+def rec(device: str, ts_ns: int, **points: object) -> Record:
+    qualities = [Quality.COMM_LOSS if v is None else Quality.GOOD for v in points.values()]
+    return Record(
+        RecordKind.SAMPLE, device, ts_ns, list(points), list(points.values()),  # type: ignore[arg-type]
+        ["%"] * len(points), qualities,
+    )  # fmt: skip
+
+
+def test_five_minute_windows_match_a_reference() -> None:
+    rng = random.Random(7)
+    agg = StatsAggregator(300, grace_s=5)
+    seen: dict[int, list[float]] = {}
+    for _ in range(2000):
+        ts = T0 + rng.randrange(0, 900 * NS)  # three windows, out of order
+        v = rng.uniform(0, 2)
+        agg.add(rec("gas1", ts, ch4=v))
+        seen.setdefault((ts - T0) // (300 * NS), []).append(v)
+    assert agg.flush(T0 + 300 * NS) == []  # grace not over yet
+    out = agg.flush(T0 + 900 * NS + 5 * NS)
+    assert [r.ts_ns for r in out] == [T0, T0 + 300 * NS, T0 + 600 * NS]
+    for r in out:
+        vals = seen[(r.ts_ns - T0) // (300 * NS)]
+        st = r.fields["ch4"]
+        assert isinstance(st, dict)
+        assert st["count"] == len(vals)
+        assert st["max"] == max(vals) and st["min"] == min(vals)
+        assert math.isclose(st["mean"], sum(vals) / len(vals), rel_tol=1e-12)  # type: ignore[arg-type]
+        assert r.kind is RecordKind.STAT and r.units == ["%"] and st["window_s"] == 300
+
+
+def test_only_good_finite_numbers_count() -> None:
+    agg = StatsAggregator(300)
+    agg.add(rec("d", T0 + 1, ch4=1.0, fan=True, label="x"))
+    agg.add(rec("d", T0 + 2, ch4=None, fan=False, label="y"))  # comm loss
+    agg.add(rec("d", T0 + 3, ch4=float("nan"), fan=True, label="z"))
+    bad = rec("d", T0 + 4, ch4=9.0, fan=True, label="z")
+    bad.qualities = [Quality.BAD] * 3
+    agg.add(bad)
+    agg.add(rec("d", T0 + 5, ch4=3, fan=True, label="z"))
+    (r,) = agg.flush(T0 + 400 * NS)
+    assert r.fields["ch4"] == {"max": 3.0, "min": 1.0, "mean": 2.0, "count": 2, "window_s": 300}
+    assert r.fields["fan"] == {"count": 0, "window_s": 300}
+    assert r.values[r.points.index("fan")] is None
+
+
+def test_late_samples_are_counted_not_mixed_in() -> None:
+    agg = StatsAggregator(300, grace_s=2)
+    agg.add(rec("d", T0 + 10 * NS, ch4=1.0))
+    assert len(agg.flush(T0 + 302 * NS)) == 1
+    agg.add(rec("d", T0 + 299 * NS, ch4=5.0))
+    assert agg.late == 1
+    assert agg.flush(T0 + 1000 * NS) == []
+
+
+def test_flush_all_marks_the_open_window_partial() -> None:
+    now = [T0 + 100 * NS]
+    agg = StatsAggregator(300, clock=lambda: now[0])
+    agg.add(rec("d", T0 + 50 * NS, ch4=1.5))
+    (r,) = agg.flush_all()
+    st = r.fields["ch4"]
+    assert isinstance(st, dict) and st["partial"] is True and st["count"] == 1
+
+
+def test_snapshot_every_interval_with_latest_values() -> None:
+    now = [T0 + 3 * NS]
+    snap = Snapshotter(20, clock=lambda: now[0])
+    snap.add(rec("fan1", T0 + 1 * NS, airflow=3.2, power=None))
+    snap.add(rec("fan1", T0 + 2 * NS, airflow=3.4))
+    snap.add(rec("fan1", T0 + 1 * NS, airflow=9.9))  # older than what we have
+    snap.add(rec("gas1", T0 + 2 * NS, ch4=0.3))
+    assert snap.flush() == []
+    assert snap.next_due_ns() == T0 + 20 * NS
+    now[0] = T0 + 20 * NS
+    out = {r.device: r for r in snap.flush()}
+    assert set(out) == {"fan1", "gas1"}
+    fan = out["fan1"]
+    assert fan.kind is RecordKind.SNAPSHOT and fan.ts_ns == T0 + 20 * NS
+    assert dict(zip(fan.points, fan.values, strict=True)) == {"airflow": 3.4, "power": None}
+    assert fan.qualities[fan.points.index("power")] is Quality.COMM_LOSS
+    assert snap.flush() == []  # not due again until T0 + 40 s
+    now[0] = T0 + 95 * NS  # several boundaries missed: one snapshot, on the last boundary
+    assert {r.ts_ns for r in snap.flush()} == {T0 + 80 * NS}
+    assert snap.next_due_ns() == T0 + 100 * NS
