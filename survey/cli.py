@@ -110,23 +110,20 @@ def _verdict_line(result: CheckResult) -> str:
 
 
 def _publish(config_path: str, result: CheckResult, check_id: str) -> str:
+    """Append the findings to the site's store; the gateway's sinks deliver
+    them (InfluxDB measurements survey_check / survey_incident, MQTT alert)."""
     from gateway.config import load_config
-    from gateway.store import Store
+    from gateway.runtime import open_store, store_path
 
     cfg = load_config(config_path)
     records = findings_records(result, cfg.site.name, check_id, gateway=cfg.site.gateway)
-    store_path = cfg.data_dir / "store.sqlite"
-    store_path.parent.mkdir(parents=True, exist_ok=True)
-    store = Store(
-        store_path,
-        retention_s=cfg.store.retention_days * 86400.0,
-        max_bytes=int(cfg.store.max_mb * 1024 * 1024),
-    )
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(cfg)
     try:
         store.append(records)
     finally:
         store.close()
-    return f"published {len(records)} finding record(s) to {store_path}"
+    return f"published {len(records)} finding record(s) to {store_path(cfg.data_dir)}"
 
 
 def cmd_check(args: argparse.Namespace) -> int:
