@@ -102,9 +102,10 @@ class ModbusPoller:
             except DriverError as exc:
                 self.stats.request_failed(exc.kind)
                 last_error = exc
-                if isinstance(exc, _UNREACHABLE | CorruptFrame):
-                    if isinstance(exc, _UNREACHABLE):
-                        break
+                if isinstance(exc, _UNREACHABLE):
+                    break
+                if isinstance(exc, CorruptFrame):
+                    # Line noise: this request is lost, the next may pass.
                     continue
                 # The device answered with an exception code: it is alive,
                 # but these points have no value this cycle.

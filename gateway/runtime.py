@@ -59,11 +59,6 @@ def open_store(config: SiteConfig) -> Any:
     )
 
 
-def bus_settings(bus: AnyBus) -> dict[str, Any]:
-    """Keyword arguments for ``drivers.modbus.make_hub`` from a bus table."""
-    return bus.model_dump()
-
-
 class Gateway:
     """Polls, stores and forwards, until its stop event is set."""
 
@@ -314,11 +309,11 @@ async def _cancel(tasks: list[asyncio.Task[None]], grace_s: float = 0.0) -> None
 def _default_hub(bus: AnyBus) -> contextlib.AbstractAsyncContextManager[Hub]:
     from drivers.modbus import make_hub
 
-    hub: contextlib.AbstractAsyncContextManager[Hub] = make_hub(**bus_settings(bus))
+    hub: contextlib.AbstractAsyncContextManager[Hub] = make_hub(bus)
     return hub
 
 
 def _open_ascii(bus: AsciiBus) -> Any:
-    from drivers.ascii import AsciiPort
+    from drivers.ascii import make_port
 
-    return AsciiPort(**bus_settings(bus))
+    return make_port(bus)
