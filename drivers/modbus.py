@@ -1,0 +1,801 @@
+"""Modbus hubs: one per physical bus (a TCP endpoint, a serial port, a DTU's
+RTU-over-TCP socket), built on the pymodbus 3.11 async clients.
+
+A hub owns one client and one connection, and is shared by every device
+(unit id) on its bus. Guarantees:
+
+* **One request at a time** on a serial bus or RTU-over-TCP link (an
+  ``asyncio.Lock``), with ``frame_pause_s`` of silence between frames; a TCP
+  hub relies on pymodbus's own per-connection lock (Modbus TCP could
+  pipeline, but field devices rarely handle it).
+* **Errors are drivers.errors**: no answer -> :class:`DeviceTimeout`;
+  exception code 5/6 -> :class:`DeviceBusy`; other codes ->
+  :class:`ModbusExceptionResponse`; refused / reset / missing port ->
+  :class:`TransportError`; bytes that never formed a valid frame (bad CRC,
+  garbage) or a reply of the wrong shape -> :class:`CorruptFrame`.
+* **Retries**: busy / corrupt / timeout are retried up to ``retries`` times
+  after a short jittered pause (reads only; a write is retried only when
+  the device said "busy", because a timed-out write may have been applied).
+* **Reconnects** with capped, jittered exponential backoff. While backing
+  off, calls fail at once with :class:`TransportError`, so a dead bus never
+  stalls its callers; other hubs are independent objects and never wait.
+* **Late replies are dropped**: after a timeout on a serial or DTU link the
+  hub keeps the line quiet for ``late_reply_s`` and discards what arrives,
+  and every reply is checked for function code and length, so a late
+  answer is never taken for the next request's.
+* pymodbus's own retries and reconnect loop are disabled; the hub does both.
+
+The gateway reads :attr:`ModbusHub.stats` (:class:`HubStats`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.framer import FramerType
+from pymodbus.pdu import ModbusPDU
+
+from drivers.errors import (
+    CorruptFrame,
+    DeviceBusy,
+    DeviceTimeout,
+    DriverError,
+    ErrorKind,
+    ModbusExceptionResponse,
+    TransportError,
+    is_retryable,
+    needs_reconnect,
+)
+from drivers.types import MAX_READ_BITS, MAX_READ_REGISTERS, RegisterKind
+
+__all__ = [
+    "LATENCY_BUCKETS_S",
+    "Backoff",
+    "HubStats",
+    "ModbusHub",
+    "RtuHub",
+    "RtuOverTcpHub",
+    "TcpHub",
+    "make_hub",
+]
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+# Upper bounds (seconds) of the latency histogram buckets; the last bucket
+# counts everything slower.
+LATENCY_BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+# Function codes, to check that a reply answers the request it is taken for.
+_READ_FC = {
+    RegisterKind.COIL: 1,
+    RegisterKind.DISCRETE: 2,
+    RegisterKind.HOLDING: 3,
+    RegisterKind.INPUT: 4,
+}
+
+
+class _PymodbusNoise(logging.Filter):
+    """Drops pymodbus log lines the hub reports itself (once per outage,
+    not once per request), so a silent RTU unit does not flood the log."""
+
+    _DUPLICATES = (
+        "No response received after",
+        "Failed to connect",
+        "request ask for id=",
+        "Not connected, trying to connect",
+        "Cancel send, because not connected",
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(part in message for part in self._DUPLICATES)
+
+
+_NOISE_FILTER = _PymodbusNoise()
+logging.getLogger("pymodbus.logging").addFilter(_NOISE_FILTER)
+
+
+class Backoff:
+    """Capped, jittered exponential backoff.
+
+    ``next_delay()`` returns ``min(max_s, initial_s * factor**n)`` scaled by
+    a random factor in ``[1 - jitter, 1]`` (so many hubs restarted together
+    spread out), then advances ``n``. ``reset()`` after a success.
+    """
+
+    def __init__(
+        self,
+        initial_s: float = 0.5,
+        max_s: float = 30.0,
+        *,
+        factor: float = 2.0,
+        jitter: float = 0.5,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not (0 < initial_s <= max_s and factor >= 1 and 0 <= jitter <= 1):
+            raise ValueError("backoff needs 0 < initial_s <= max_s, factor >= 1, 0 <= jitter <= 1")
+        self.initial_s, self.max_s, self.factor, self.jitter = initial_s, max_s, factor, jitter
+        self._rng = rng or random.Random()
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        exponent = min(self.failures, 64)  # no float overflow after long outages
+        base = min(self.max_s, self.initial_s * self.factor**exponent)
+        self.failures += 1
+        return base * (1.0 - self.jitter * self._rng.random())
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+@dataclass
+class HubStats:
+    """Counters a hub keeps for the gateway's self-metrics.
+
+    ``requests``: read/write calls; ``transactions``: frames sent (retries
+    included); ``errors``: failed attempts by kind (including calls refused
+    at once while the link is backing off); ``failures``: calls that
+    raised; ``connect_failures``: failed (re)connects; latencies are per
+    successful transaction, in seconds; ``latency_buckets[i]`` counts
+    latencies ``<= LATENCY_BUCKETS_S[i]`` (last: slower than all).
+    """
+
+    requests: int = 0
+    transactions: int = 0
+    ok: int = 0
+    failures: int = 0
+    retries: int = 0
+    connects: int = 0
+    connect_failures: int = 0
+    disconnects: int = 0
+    errors: dict[ErrorKind, int] = field(default_factory=lambda: dict.fromkeys(ErrorKind, 0))
+    last_latency_s: float = 0.0
+    latency_sum_s: float = 0.0
+    latency_count: int = 0
+    latency_max_s: float = 0.0
+    latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
+
+    def observe(self, latency_s: float) -> None:
+        self.ok += 1
+        self.last_latency_s = latency_s
+        self.latency_sum_s += latency_s
+        self.latency_count += 1
+        if latency_s > self.latency_max_s:
+            self.latency_max_s = latency_s
+        for i, bound in enumerate(LATENCY_BUCKETS_S):
+            if latency_s <= bound:
+                self.latency_buckets[i] += 1
+                return
+        self.latency_buckets[-1] += 1
+
+    @property
+    def latency_mean_s(self) -> float:
+        return self.latency_sum_s / self.latency_count if self.latency_count else 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        """Flat ``{name: number}`` view, e.g. for a metrics record."""
+        out: dict[str, float | int] = {
+            "requests": self.requests,
+            "transactions": self.transactions,
+            "ok": self.ok,
+            "failures": self.failures,
+            "retries": self.retries,
+            "connects": self.connects,
+            "connect_failures": self.connect_failures,
+            "disconnects": self.disconnects,
+            "last_latency_s": self.last_latency_s,
+            "latency_mean_s": self.latency_mean_s,
+            "latency_max_s": self.latency_max_s,
+        }
+        out.update({f"errors_{kind}": n for kind, n in self.errors.items()})
+        return out
+
+
+def _check_unit(unit: int) -> None:
+    if not 0 <= unit <= 255:
+        raise ValueError(f"unit id must be 0..255, got {unit}")
+
+
+class ModbusHub:
+    """Base of the three hubs; see the module docstring for the contract.
+
+    Parameters common to all hubs: ``timeout_s`` (answer timeout per
+    transaction), ``retries`` (extra attempts for busy/corrupt/timeout),
+    ``frame_pause_s`` (silence between frames on serial links),
+    ``late_reply_s`` (quiet time after a timeout on serial links),
+    ``backoff`` (reconnect policy), ``clock`` / ``sleep`` / ``rng``
+    (injectable for tests: monotonic seconds, an awaitable sleep, jitter).
+    """
+
+    serialised = False  # one request at a time, with pauses and drains
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        timeout_s: float = 1.0,
+        retries: int = 1,
+        frame_pause_s: float = 0.0,
+        late_reply_s: float | None = None,
+        retry_pause_s: float = 0.05,
+        backoff: Backoff | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if timeout_s <= 0 or retries < 0 or frame_pause_s < 0:
+            raise ValueError(f"hub {name!r}: need timeout_s > 0, retries >= 0, frame_pause_s >= 0")
+        self.name = name
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.frame_pause_s = frame_pause_s
+        self.late_reply_s = min(timeout_s, 0.25) if late_reply_s is None else late_reply_s
+        self.retry_pause_s = retry_pause_s
+        self._rng = rng or random.Random()
+        self.backoff = backoff or Backoff(rng=self._rng)
+        self._clock = clock
+        self._sleep = sleep
+        self.stats = HubStats()
+        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        self._bus_lock = asyncio.Lock()
+        self._connect_lock = asyncio.Lock()
+        self._retry_at = 0.0  # clock() before which no reconnect is tried
+        self._last_frame_end = -math.inf
+        self._rx_bytes = 0  # bytes received since the current request was sent
+        self._failing: dict[int | None, int] = {}  # unit (None: the link) -> failures
+        self._closed = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _new_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        raise NotImplementedError
+
+    def _describe(self) -> str:
+        raise NotImplementedError
+
+    def _precheck(self) -> None:
+        """Raise TransportError with a precise reason before connecting."""
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.connected
+
+    async def __aenter__(self) -> ModbusHub:
+        """Open the link. A device that is down at start-up is not an error
+        here: the hub keeps retrying with backoff on later calls."""
+        self._closed = False
+        try:
+            await self._ensure_connected()
+        except TransportError:
+            pass  # already logged and counted; reads fail fast until the backoff expires
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the link; later calls raise :class:`TransportError`."""
+        self._closed = True
+        self._drop_client()
+
+    def _drop_client(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            client.close()
+            self.stats.disconnects += 1
+
+    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+        if not sending:
+            self._rx_bytes += len(data)
+        return data
+
+    def _trace_connect(self, connected: bool) -> None:
+        if connected or self._client is None:
+            return
+        # The peer went away mid-request: fail the waiting request now
+        # instead of letting it run into the timeout.
+        ctx = self._client.ctx
+        future = getattr(ctx, "response_future", None)
+        if future is not None and not future.done():
+            future.set_exception(ConnectionException("connection lost"))
+
+    async def _ensure_connected(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        if self._closed:
+            raise TransportError(f"{self._describe()}: hub is closed", device=self.name)
+        client = self._client
+        if client is not None and client.connected:
+            return client
+        if self._clock() < self._retry_at:
+            raise TransportError(
+                f"{self._describe()}: link down, next reconnect in "
+                f"{self._retry_at - self._clock():.1f} s",
+                device=self.name,
+            )
+        async with self._connect_lock:
+            client = self._client
+            if client is not None and client.connected:
+                return client
+            if self._clock() < self._retry_at:  # another caller just failed
+                raise TransportError(f"{self._describe()}: link down", device=self.name)
+            self._drop_client()
+            try:
+                self._precheck()
+                client = self._new_client()
+                # pymodbus would close the link after retries+3 silent
+                # requests; an absent RTU unit must not take its bus down.
+                client.set_max_no_responses(2**31)
+                if not await client.connect():
+                    client.close()
+                    raise TransportError(
+                        f"{self._describe()}: cannot connect within {self.timeout_s} s "
+                        "(refused, unreachable or port busy); check the address and the device",
+                        device=self.name,
+                    )
+            except TransportError as exc:
+                self.stats.connect_failures += 1
+                self._schedule_reconnect(exc)
+                raise
+            except OSError as exc:
+                err = TransportError(f"{self._describe()}: {exc}", device=self.name)
+                self.stats.connect_failures += 1
+                self._schedule_reconnect(err)
+                raise err from exc
+            self._client = client
+            self.stats.connects += 1
+            self.backoff.reset()
+            self._retry_at = 0.0
+            self._last_frame_end = -math.inf
+            self._recovered(None)
+            return client
+
+    def _schedule_reconnect(self, exc: DriverError) -> None:
+        delay = self.backoff.next_delay()
+        self._retry_at = self._clock() + delay
+        self._report(None, exc, extra=f"; reconnecting in {delay:.1f} s")
+
+    # -------------------------------------------------------------- logging
+
+    def _report(self, unit: int | None, exc: DriverError, extra: str = "") -> None:
+        count = self._failing.get(unit, 0) + 1
+        self._failing[unit] = count
+        who = f"bus {self.name!r}" + (f" unit {unit}" if unit is not None else "")
+        if count == 1:
+            log.warning(
+                "%s: %s (%s)%s; repeats are logged at DEBUG until it recovers",
+                who,
+                exc,
+                exc.kind,
+                extra,
+            )
+        else:
+            log.debug("%s: %s (%s), failure %d%s", who, exc, exc.kind, count, extra)
+
+    def _recovered(self, unit: int | None) -> None:
+        count = self._failing.pop(unit, 0)
+        if count:
+            who = f"bus {self.name!r}" + (f" unit {unit}" if unit is not None else " link")
+            log.info("%s recovered after %d failure(s)", who, count)
+
+    # ------------------------------------------------------------- requests
+
+    async def read(
+        self, unit: int, kind: RegisterKind, address: int, count: int
+    ) -> list[int] | list[bool]:
+        """Read ``count`` registers (list of int 0..65535) or bits (list of
+        bool, exactly ``count``) of ``kind`` from ``address`` of ``unit``.
+
+        Raises a :class:`DriverError` subclass after the retries are used up.
+        """
+        _check_unit(unit)
+        limit = MAX_READ_BITS if kind.is_bit else MAX_READ_REGISTERS
+        if not 1 <= count <= limit or not 0 <= address <= 65536 - count:
+            raise ValueError(
+                f"read of {count} {kind} at {address}: count must be 1..{limit} within 0..65535"
+            )
+        fc = _READ_FC[kind]
+
+        async def call(client: Any) -> ModbusPDU:
+            if kind is RegisterKind.HOLDING:
+                return await client.read_holding_registers(address, count=count, device_id=unit)
+            if kind is RegisterKind.INPUT:
+                return await client.read_input_registers(address, count=count, device_id=unit)
+            if kind is RegisterKind.COIL:
+                return await client.read_coils(address, count=count, device_id=unit)
+            return await client.read_discrete_inputs(address, count=count, device_id=unit)
+
+        reply = await self._request(unit, fc, call, retry_timeouts=True)
+        if kind.is_bit:
+            bits = reply.bits
+            if len(bits) < count:
+                raise CorruptFrame(
+                    f"{self._describe()}: reply has {len(bits)} bits, asked {count}",
+                    device=self.name,
+                    unit=unit,
+                )
+            return [bool(b) for b in bits[:count]]
+        registers = reply.registers
+        if len(registers) != count:
+            raise CorruptFrame(
+                f"{self._describe()}: reply has {len(registers)} registers, asked {count}",
+                device=self.name,
+                unit=unit,
+            )
+        return list(registers)
+
+    async def write(
+        self, unit: int, kind: RegisterKind, address: int, values: Sequence[int] | Sequence[bool]
+    ) -> None:
+        """Write holding registers (ints 0..65535) or coils (bools) from
+        ``address``. One value uses function 6/5, several 16/15.
+
+        The gateway only calls this for points marked ``writable``.
+        """
+        _check_unit(unit)
+        if kind not in (RegisterKind.HOLDING, RegisterKind.COIL):
+            raise ValueError(
+                f"{kind} is read-only in Modbus; only holding registers and coils can be written"
+            )
+        if not values:
+            raise ValueError("write needs at least one value")
+        items = list(values)
+        if kind is RegisterKind.HOLDING:
+            if any(not 0 <= int(v) <= 0xFFFF for v in items):
+                raise ValueError(f"register values must be 0..65535, got {items}")
+            fc = 6 if len(items) == 1 else 16
+        else:
+            fc = 5 if len(items) == 1 else 15
+
+        async def call(client: Any) -> ModbusPDU:
+            if fc == 6:
+                return await client.write_register(address, int(items[0]), device_id=unit)
+            if fc == 16:
+                return await client.write_registers(
+                    address, [int(v) for v in items], device_id=unit
+                )
+            if fc == 5:
+                return await client.write_coil(address, bool(items[0]), device_id=unit)
+            return await client.write_coils(address, [bool(v) for v in items], device_id=unit)
+
+        await self._request(unit, fc, call, retry_timeouts=False)
+
+    async def _request(
+        self,
+        unit: int,
+        fc: int,
+        call: Callable[[Any], Awaitable[ModbusPDU]],
+        *,
+        retry_timeouts: bool,
+    ) -> ModbusPDU:
+        stats = self.stats
+        stats.requests += 1
+        attempt = 0
+        while True:
+            try:
+                client = await self._ensure_connected()
+                reply = await self._transact(client, unit, fc, call)
+            except DriverError as exc:
+                stats.errors[exc.kind] += 1
+                if needs_reconnect(exc):
+                    if self._client is not None:  # the link broke under this request
+                        self._drop_client()
+                        self._schedule_reconnect(exc)
+                    stats.failures += 1
+                    raise
+                retry = is_retryable(exc) and (retry_timeouts or isinstance(exc, DeviceBusy))
+                if retry and attempt < self.retries:
+                    attempt += 1
+                    stats.retries += 1
+                    await self._sleep(self.retry_pause_s * (0.5 + self._rng.random()))
+                    continue
+                stats.failures += 1
+                self._report(unit, exc)
+                raise
+            if self._failing:
+                self._recovered(unit)
+            return reply
+
+    async def _transact(
+        self, client: Any, unit: int, fc: int, call: Callable[[Any], Awaitable[ModbusPDU]]
+    ) -> ModbusPDU:
+        if not self.serialised:
+            return await self._exchange(client, unit, fc, call)
+        async with self._bus_lock:
+            wait = self._last_frame_end + self.frame_pause_s - self._clock()
+            if wait > 0:
+                await self._sleep(wait)
+            try:
+                return await self._exchange(client, unit, fc, call)
+            except (DeviceTimeout, CorruptFrame):
+                # A late reply may still be on its way: keep the line quiet
+                # and throw away whatever arrives before the next request.
+                if self.late_reply_s > 0:
+                    await self._sleep(self.late_reply_s)
+                current = self._client
+                if current is not None and current is client:
+                    current.ctx.recv_buffer = b""
+                raise
+            finally:
+                self._last_frame_end = self._clock()
+
+    async def _exchange(
+        self, client: Any, unit: int, fc: int, call: Callable[[Any], Awaitable[ModbusPDU]]
+    ) -> ModbusPDU:
+        stats = self.stats
+        stats.transactions += 1
+        self._rx_bytes = 0
+        started = time.perf_counter()
+        try:
+            reply = await call(client)
+        except ModbusIOException as exc:
+            if not client.connected:
+                raise TransportError(
+                    f"{self._describe()}: link lost", device=self.name, unit=unit
+                ) from exc
+            if self._rx_bytes:
+                raise CorruptFrame(
+                    f"{self._describe()} unit {unit}: {self._rx_bytes} byte(s) received but no "
+                    "valid reply (bad CRC or garbage); check wiring, termination and baud rate",
+                    device=self.name,
+                    unit=unit,
+                ) from exc
+            raise DeviceTimeout(
+                f"{self._describe()} unit {unit}: no answer within {self.timeout_s} s",
+                device=self.name,
+                unit=unit,
+            ) from exc
+        except ConnectionException as exc:
+            raise TransportError(f"{self._describe()}: {exc}", device=self.name, unit=unit) from exc
+        except OSError as exc:
+            raise TransportError(f"{self._describe()}: {exc}", device=self.name, unit=unit) from exc
+        except ModbusException as exc:
+            raise CorruptFrame(
+                f"{self._describe()} unit {unit}: {exc}", device=self.name, unit=unit
+            ) from exc
+        latency = time.perf_counter() - started
+        rfc = reply.function_code
+        if rfc == fc | 0x80:
+            code = int(reply.exception_code)
+            error_cls = DeviceBusy if code in (5, 6) else ModbusExceptionResponse
+            raise error_cls(code, device=self.name, unit=unit)
+        if rfc != fc or (reply.dev_id != unit and unit != 0):
+            raise CorruptFrame(
+                f"{self._describe()} unit {unit}: reply to function {rfc} from unit "
+                f"{reply.dev_id} does not answer function {fc}",
+                device=self.name,
+                unit=unit,
+            )
+        stats.observe(latency)
+        return reply
+
+
+class TcpHub(ModbusHub):
+    """Modbus TCP (MBAP framing) to one ``host:port``. Use one hub per
+    endpoint: all unit ids behind it share the connection."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 502,
+        *,
+        timeout_s: float = 1.0,
+        retries: int = 1,
+        name: str = "",
+        **kw: Any,
+    ) -> None:
+        super().__init__(name=name or f"{host}:{port}", timeout_s=timeout_s, retries=retries, **kw)
+        self.host, self.port = host, port
+
+    def _describe(self) -> str:
+        return f"Modbus TCP {self.host}:{self.port} (bus {self.name!r})"
+
+    def _new_client(self) -> AsyncModbusTcpClient:
+        return AsyncModbusTcpClient(
+            self.host,
+            port=self.port,
+            framer=FramerType.SOCKET,
+            timeout=self.timeout_s,
+            retries=0,
+            reconnect_delay=0,  # the hub reconnects, with its own backoff
+            name=self.name,
+            trace_packet=self._trace_packet,
+            trace_connect=self._trace_connect,
+        )
+
+
+class RtuOverTcpHub(ModbusHub):
+    """Raw RTU frames (with CRC) over a TCP socket, as serial device
+    servers / DTUs carry them. Serialised like a serial bus."""
+
+    serialised = True
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout_s: float = 1.0,
+        retries: int = 1,
+        frame_pause_s: float = 0.01,
+        name: str = "",
+        **kw: Any,
+    ) -> None:
+        super().__init__(
+            name=name or f"{host}:{port}",
+            timeout_s=timeout_s,
+            retries=retries,
+            frame_pause_s=frame_pause_s,
+            **kw,
+        )
+        self.host, self.port = host, port
+
+    def _describe(self) -> str:
+        return f"RTU over TCP {self.host}:{self.port} (bus {self.name!r})"
+
+    def _new_client(self) -> AsyncModbusTcpClient:
+        return AsyncModbusTcpClient(
+            self.host,
+            port=self.port,
+            framer=FramerType.RTU,
+            timeout=self.timeout_s,
+            retries=0,
+            reconnect_delay=0,
+            name=self.name,
+            trace_packet=self._trace_packet,
+            trace_connect=self._trace_connect,
+        )
+
+
+def rtu_silence_s(baudrate: int) -> float:
+    """The 3.5-character inter-frame silence of Modbus RTU (11 bits per
+    character), fixed at 1.75 ms above 19200 baud as the spec says."""
+    return 1.75e-3 if baudrate > 19200 else 3.5 * 11 / baudrate
+
+
+class RtuHub(ModbusHub):
+    """Modbus RTU on a local serial port (RS-485 adapter)."""
+
+    serialised = True
+
+    def __init__(
+        self,
+        serial_port: str,
+        *,
+        baudrate: int = 9600,
+        parity: str = "N",
+        stopbits: int = 1,
+        bytesize: int = 8,
+        timeout_s: float = 1.0,
+        retries: int = 1,
+        frame_pause_s: float | None = None,
+        name: str = "",
+        **kw: Any,
+    ) -> None:
+        if parity not in ("N", "E", "O"):
+            raise ValueError(f"parity must be 'N', 'E' or 'O', got {parity!r}")
+        pause = rtu_silence_s(baudrate) if frame_pause_s is None else frame_pause_s
+        super().__init__(
+            name=name or serial_port,
+            timeout_s=timeout_s,
+            retries=retries,
+            frame_pause_s=pause,
+            **kw,
+        )
+        self.serial_port = serial_port
+        self.baudrate, self.parity, self.stopbits, self.bytesize = (
+            baudrate,
+            parity,
+            stopbits,
+            bytesize,
+        )
+
+    def _describe(self) -> str:
+        return f"Modbus RTU {self.serial_port} {self.baudrate} {self.bytesize}{self.parity}{self.stopbits} (bus {self.name!r})"
+
+    def _precheck(self) -> None:
+        # pymodbus only says "failed to connect"; name the usual causes.
+        if "://" not in self.serial_port and not os.path.exists(self.serial_port):
+            raise TransportError(
+                f"{self._describe()}: serial port does not exist; check the cable/adapter "
+                "and the serial_port setting",
+                device=self.name,
+            )
+
+    def _new_client(self) -> AsyncModbusSerialClient:
+        return AsyncModbusSerialClient(
+            self.serial_port,
+            framer=FramerType.RTU,
+            baudrate=self.baudrate,
+            bytesize=self.bytesize,
+            parity=self.parity,
+            stopbits=self.stopbits,
+            timeout=self.timeout_s,
+            retries=0,
+            reconnect_delay=0,
+            name=self.name,
+            trace_packet=self._trace_packet,
+            trace_connect=self._trace_connect,
+        )
+
+
+_BUS_KEYS = frozenset(
+    (
+        "type",
+        "name",
+        "host",
+        "port",
+        "serial_port",
+        "baudrate",
+        "parity",
+        "stopbits",
+        "bytesize",
+        "timeout_s",
+        "retries",
+        "frame_pause_ms",
+    )
+)
+
+
+def _as_mapping(bus_cfg: Any) -> dict[str, Any]:
+    if isinstance(bus_cfg, Mapping):
+        return dict(bus_cfg)
+    dump = getattr(bus_cfg, "model_dump", None)  # a pydantic model
+    if callable(dump):
+        return dict(dump())
+    return dict(vars(bus_cfg))
+
+
+def make_hub(bus_cfg: Any, **kw: Any) -> ModbusHub:
+    """A hub from bus configuration: a mapping or an object (pydantic model)
+    with ``type`` ("tcp" | "rtu" | "rtu_over_tcp"), ``name``, ``host``,
+    ``port``, ``serial_port``, ``baudrate``, ``parity``, ``stopbits``,
+    ``bytesize``, ``timeout_s``, ``retries``, ``frame_pause_ms``.
+
+    Keys a hub type does not use (e.g. the baud rate of a DTU's serial side,
+    kept by the gateway for load estimates) are ignored; ``kw`` passes
+    extra hub arguments (``clock``, ``backoff``...). Type "ascii" is a line
+    sensor port, not a Modbus hub: use :func:`drivers.ascii.make_port`.
+    """
+    cfg = {k: v for k, v in _as_mapping(bus_cfg).items() if k in _BUS_KEYS and v is not None}
+    bus_type = cfg.get("type")
+    name = str(cfg.get("name", ""))
+    common: dict[str, Any] = {"name": name, **kw}
+    for key in ("timeout_s", "retries"):
+        if key in cfg:
+            common[key] = cfg[key]
+    pause_ms = cfg.get("frame_pause_ms")
+    try:
+        if bus_type == "tcp":
+            return TcpHub(cfg["host"], int(cfg.get("port", 502)), **common)
+        if bus_type == "rtu_over_tcp":
+            if pause_ms is not None:
+                common["frame_pause_s"] = pause_ms / 1000.0
+            return RtuOverTcpHub(cfg["host"], int(cfg["port"]), **common)
+        if bus_type == "rtu":
+            if pause_ms is not None:
+                common["frame_pause_s"] = pause_ms / 1000.0
+            serial = {k: cfg[k] for k in ("baudrate", "parity", "stopbits", "bytesize") if k in cfg}
+            return RtuHub(cfg["serial_port"], **serial, **common)
+    except KeyError as exc:
+        raise ValueError(
+            f"bus {name!r} of type {bus_type!r}: missing key {exc.args[0]!r}"
+        ) from None
+    if bus_type == "ascii":
+        raise ValueError(
+            f"bus {name!r} is an ASCII line bus, not Modbus: open it with drivers.ascii.make_port"
+        )
+    raise ValueError(
+        f"bus {name!r}: unknown type {bus_type!r}; use tcp, rtu, rtu_over_tcp or ascii"
+    )
