@@ -127,7 +127,6 @@ def _publish(config_path: str, result: CheckResult, check_id: str) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from survey.check import check_survey
     from survey.licence import load_licence
     from survey.readers import read_survey
 
@@ -149,6 +148,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             for p in paths
         ]
         t_read = time.perf_counter() - t0
+        from survey.check import check_survey
+
         result = check_survey(licence, datas, progress=progress)
         result.timings_s.setdefault("read", t_read)
         xyz, status = _sample_for_plots(licence, datas, result)
