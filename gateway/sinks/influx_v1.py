@@ -35,8 +35,11 @@ class InfluxV1Sink(Sink):
         self._params = {"db": cfg.database, "precision": "ns"}
         if cfg.retention_policy:
             self._params["rp"] = cfg.retention_policy
-        self._auth = aiohttp.BasicAuth(cfg.username, cfg.password) if cfg.username else None
         self._headers = {"Content-Type": "text/plain; charset=utf-8"}
+        self._session_headers: dict[str, str] = {}
+        if cfg.username:
+            cred = base64.b64encode(f"{cfg.username}:{cfg.password}".encode()).decode()
+            self._session_headers["Authorization"] = f"Basic {cred}"
         if cfg.gzip:
             self._headers["Content-Encoding"] = "gzip"
 
@@ -52,7 +55,7 @@ class InfluxV1Sink(Sink):
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_s),
             connector=aiohttp.TCPConnector(ssl=ssl_arg),
-            auth=self._auth,
+            headers=self._session_headers,
         )
         await self._call("GET", self._ping_url, None)
         self.connected = True
