@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from survey.findings import SourceInfo, findings_records, new_check_id
 from survey.model import F64, CheckResult, Licence, PlanTransform, SurveyData, SurveyInputError
-from survey.progress import ProgressCallback, open_progress
+from survey.progress import open_progress
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -76,17 +76,37 @@ def _sample_for_plots(
     licence: Licence, datas: Sequence[SurveyData], result: CheckResult
 ) -> tuple[F64, npt.NDArray[np.int8]]:
     """Points and their status for the pictures: the check's preview if it
-    made one, else a subsample of the data classified here."""
+    made one, else every non-compliant point (up to PLOT_POINTS / 2) and a
+    random subset of the compliant ones, classified here chunk by chunk."""
     preview = getattr(result, "preview", None)
     if preview is not None and len(preview):
         return np.ascontiguousarray(preview[:, :3]), preview[:, 3].astype(np.int8)
-    from survey.classify import classify
+    from survey.classify import classify, prepare
 
-    xyz = np.vstack([d.xyz for d in datas]) if datas else np.zeros((0, 3))
-    if len(xyz) > PLOT_POINTS:
-        rng = np.random.default_rng(0)
-        xyz = xyz[np.sort(rng.choice(len(xyz), PLOT_POINTS, replace=False))]
-    return xyz, classify(licence, xyz).status.astype(np.int8)
+    prepared = prepare(licence)
+    total = max(1, sum(len(d.xyz) for d in datas))
+    keep_fraction = min(1.0, PLOT_POINTS / total)
+    rng = np.random.default_rng(0)
+    parts: list[F64] = []
+    states: list[npt.NDArray[np.int8]] = []
+    chunk = 5_000_000
+    for d in datas:
+        for start in range(0, len(d.xyz), chunk):
+            xyz = d.xyz[start : start + chunk]
+            st = classify(prepared, xyz).status.astype(np.int8)
+            pick = (st != 0) | (rng.random(len(xyz)) < keep_fraction)
+            parts.append(xyz[pick])
+            states.append(st[pick])
+    if not parts:
+        return np.zeros((0, 3)), np.zeros(0, dtype=np.int8)
+    xyz_all, st_all = np.concatenate(parts), np.concatenate(states)
+    bad = np.flatnonzero(st_all != 0)
+    if len(bad) > PLOT_POINTS // 2:  # a scan that is mostly outside: thin those too
+        drop = rng.choice(bad, len(bad) - PLOT_POINTS // 2, replace=False)
+        mask = np.ones(len(st_all), dtype=bool)
+        mask[drop] = False
+        xyz_all, st_all = xyz_all[mask], st_all[mask]
+    return xyz_all, st_all
 
 
 def _verdict_line(result: CheckResult) -> str:
@@ -153,7 +173,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         result = check_survey(licence, datas, progress=progress)
         result.timings_s.setdefault("read", t_read)
         xyz, status = _sample_for_plots(licence, datas, result)
-        return _finish(args, result, xyz, status, datas, progress, t_start, out)
+        return _finish(args, result, xyz, status, datas, t_start, out)
 
 
 def _finish(
@@ -162,7 +182,6 @@ def _finish(
     xyz: F64,
     status: npt.NDArray[np.int8],
     datas: Sequence[SurveyData],
-    progress: ProgressCallback,
     t_start: float,
     out: Path,
 ) -> int:
@@ -220,7 +239,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         new = read_survey(new_path, fmt=args.format, transform=transform, licence=licence)
         result = compare_scans(licence, old, new, progress=progress)
         xyz, status = _sample_for_plots(licence, [new], result)
-        return _finish(args, result, xyz, status, [old, new], progress, t_start, Path(args.out))
+        return _finish(args, result, xyz, status, [old, new], t_start, Path(args.out))
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
