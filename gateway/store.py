@@ -39,6 +39,7 @@ from gateway.store_codec import (
     encode_fields,
     encode_payload,
 )
+from gateway.store_latest import LatestValues
 from gateway.store_limits import enforce_retention, enforce_size
 from gateway.store_schema import (
     SYNCHRONOUS_MODES,
@@ -116,8 +117,7 @@ class Store:
         self._name_id: dict[tuple[str, str], int] = {}
         self._names: dict[int, tuple[str, str]] = {}
         self._sources: set[str] = set()
-        self._latest: dict[tuple[str, str], Sample] = {}
-        self._latest_dirty: dict[tuple[str, str], Sample] = {}
+        self._latest = LatestValues()
         self._latest_flushed_at = time.monotonic()
         self._pending_counters: dict[str, int] = {}
         self._ready = False  # close() must not write to a file we refused
@@ -185,7 +185,7 @@ class Store:
             "SELECT device, point, value, is_bool, unit, quality, ts_ns FROM latest"
         ):
             v = bool(value) if is_bool else value
-            self._latest[(device, point)] = Sample(device, point, v, unit, Quality(quality), ts)
+            self._latest.load(Sample(device, point, v, unit, Quality(quality), ts))
         # Samples appended after the last flush of `latest` (a crash): replay.
         row = conn.execute("SELECT value FROM meta WHERE key = 'latest_seq'").fetchone()
         replay = conn.execute(
@@ -193,17 +193,7 @@ class Store:
             (row[0] if row else 0, RecordKind.SAMPLE.value),
         ).fetchall()
         for rec in self._decode_rows(conn, replay):
-            self._merge_latest(rec.samples(), self._latest_dirty)
-        self._latest.update(self._latest_dirty)
-
-    def _merge_latest(self, samples: Sequence[Sample], into: dict[tuple[str, str], Sample]) -> None:
-        # The same rule as the SQL upsert: an older timestamp never wins.
-        latest = self._latest
-        for s in samples:
-            key = (s.device, s.point)
-            cur = into.get(key) or latest.get(key)
-            if cur is None or s.ts_ns >= cur.ts_ns:
-                into[key] = s
+            self._latest.merge(rec)
 
     def _names_of(self, conn: sqlite3.Connection, ids: Sequence[int]) -> list[tuple[str, str]]:
         names = self._names
@@ -307,14 +297,6 @@ class Store:
                     "INSERT OR IGNORE INTO sources (device) VALUES (?)",
                     [(d,) for d in new_sources],
                 )
-            updates: dict[tuple[str, str], Sample] = {}
-            for rec in records:
-                if rec.kind is RecordKind.SAMPLE:
-                    self._merge_latest(rec.samples(), updates)
-            last_seq = first + len(records) - 1
-            flush = time.monotonic() - self._latest_flushed_at >= self._latest_flush_s
-            if flush:
-                self._write_latest(conn, {**self._latest_dirty, **updates}, last_seq)
 
             def committed() -> None:
                 with self._state_lock:
@@ -322,62 +304,47 @@ class Store:
                         self._name_id[k] = name_id
                         self._names[name_id] = k
                     self._sources |= new_sources
-                    self._latest.update(updates)
-                    if flush:
-                        self._latest_dirty.clear()
-                        self._latest_flushed_at = time.monotonic()
-                    else:
-                        self._latest_dirty.update(updates)
+                    for rec in records:
+                        if rec.kind is RecordKind.SAMPLE:
+                            self._latest.merge(rec)
                 for j, rec in enumerate(records):
                     rec.seq = first + j
 
             on_commit.append(committed)
-
-    def _write_latest(
-        self, conn: sqlite3.Connection, samples: dict[tuple[str, str], Sample], upto_seq: int
-    ) -> None:
-        conn.executemany(
-            _UPSERT_LATEST,
-            [
-                (
-                    s.device,
-                    s.point,
-                    s.value,
-                    isinstance(s.value, bool),
-                    s.unit,
-                    s.quality.value,
-                    s.ts_ns,
-                )
-                for s in samples.values()
-            ],
-        )
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('latest_seq', ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (upto_seq,),
-        )
+        if time.monotonic() - self._latest_flushed_at >= self._latest_flush_s:
+            self.flush()
 
     def flush(self) -> None:
-        """Persist the buffered ``latest`` values and counter bumps now."""
-        with self._write() as (conn, on_commit):
-            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()
-            dirty = dict(self._latest_dirty)
-            self._write_latest(conn, dirty, row[0] if row else 0)
+        """Persist the buffered ``latest`` values and counter bumps now.
 
-            def committed() -> None:
+        ``latest`` is written in its own transaction, after the records it
+        comes from: if the process dies in between, reopening replays the
+        records after ``meta.latest_seq``."""
+        with self._write_lock:
+            with self._state_lock:
+                dirty = self._latest.take_dirty()
+            try:
+                with self._write() as (conn, _):
+                    row = conn.execute(
+                        "SELECT seq FROM sqlite_sequence WHERE name = 'records'"
+                    ).fetchone()
+                    conn.executemany(_UPSERT_LATEST, LatestValues.rows(dirty))
+                    conn.execute(
+                        "INSERT INTO meta (key, value) VALUES ('latest_seq', ?) "
+                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        (row[0] if row else 0,),
+                    )
+            except BaseException:
                 with self._state_lock:
-                    for k in dirty:
-                        if self._latest_dirty.get(k) is dirty[k]:
-                            del self._latest_dirty[k]
-                    self._latest_flushed_at = time.monotonic()
-
-            on_commit.append(committed)
+                    self._latest.restore_dirty(dirty)
+                raise
+            self._latest_flushed_at = time.monotonic()
 
     def latest(self) -> list[Sample]:
         """Last value of every (device, point) seen in SAMPLE records, sorted
         by (device, point). Never removed by retention or the size bound."""
         with self._state_lock:
-            return [self._latest[k] for k in sorted(self._latest)]
+            return self._latest.samples()
 
     def history(
         self,
@@ -391,7 +358,8 @@ class Store:
         """Values of one point with ``since_ns <= ts_ns < until_ns``, in time
         order, from the records of the given kinds still in the store."""
         conn = self._conn()
-        wanted = frozenset(i for (p, _u), i in list(self._name_id.items()) if p == point)
+        with self._state_lock:
+            wanted = frozenset(i for (p, _u), i in self._name_id.items() if p == point)
         if not wanted:
             conn_ids = conn.execute("SELECT id FROM names WHERE point = ?", (point,)).fetchall()
             wanted = frozenset(r[0] for r in conn_ids)

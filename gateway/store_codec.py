@@ -41,8 +41,13 @@ _F64 = struct.Struct("<d")
 _BIG_ENDIAN = sys.byteorder == "big"
 _MAX_EXACT_INT = 2**53  # ints beyond this do not survive a float64
 _NAN = float("nan")
+_TYPE_TAG: dict[type, int] = {}  # filled below, once the tags exist
+_FLOAT_ONLY = frozenset({float})
+_NUMERIC = frozenset({float, int, bool, type(None)})
+_JSON_SAFE = _NUMERIC | {str}
 
 _TAG_FLOAT, _TAG_INT, _TAG_BOOL, _TAG_NONE = ord("f"), ord("i"), ord("b"), ord("n")
+_TYPE_TAG.update({float: _TAG_FLOAT, int: _TAG_INT, bool: _TAG_BOOL, type(None): _TAG_NONE})
 
 QUALITY_CODE: dict[Quality, int] = {
     Quality.GOOD: ord("g"),
@@ -75,15 +80,19 @@ def _from_le(typecode: str, data: bytes) -> array[Any]:
     return arr
 
 
-def _tag(v: object) -> int:
+def _plain(v: object) -> Value | None:
+    """The plain Python value of a subclass instance (numpy.float64 is a
+    float subclass, a StrEnum a str subclass); TypeError for anything else."""
     if v is None:
-        return _TAG_NONE
+        return None
     if isinstance(v, bool):  # before int: bool is an int subclass
-        return _TAG_BOOL
+        return bool(v)
     if isinstance(v, float):
-        return _TAG_FLOAT
+        return float(v)
     if isinstance(v, int):
-        return _TAG_INT
+        return int(v)
+    if isinstance(v, str):
+        return str(v)
     raise TypeError(f"value {v!r} of type {type(v).__name__} cannot be stored")
 
 
@@ -106,26 +115,25 @@ def encode_payload(
     if qualities.count(Quality.GOOD) != n:
         flags |= _FLAG_QUALITIES
         parts.append(bytes([QUALITY_CODE[Quality(q)] for q in qualities]))
-    if all(type(v) is float for v in values):
+    types = set(map(type, values))
+    if types <= _FLOAT_ONLY:
         parts.append(_le(array("d", values)))
+    elif types <= _NUMERIC and not (
+        int in types
+        and any(type(v) is int and not -_MAX_EXACT_INT <= v <= _MAX_EXACT_INT for v in values)
+    ):
+        flags |= _FLAG_TAGS
+        parts.append(bytes(map(_TYPE_TAG.__getitem__, map(type, values))))
+        if type(None) in types:
+            values = [_NAN if v is None else v for v in values]
+        parts.append(_le(array("d", values)))
+    elif types <= _JSON_SAFE:
+        flags |= _FLAG_JSON
+        parts.append(json.dumps(list(values), separators=_JSON_SEPARATORS).encode())
     else:
-        tags = bytearray()
-        for v in values:
-            if isinstance(v, str) or (
-                isinstance(v, int) and not isinstance(v, bool) and abs(v) > _MAX_EXACT_INT
-            ):
-                break
-            tags.append(_tag(v))
-        if len(tags) == n:
-            flags |= _FLAG_TAGS
-            parts.append(bytes(tags))
-            parts.append(_le(array("d", [_NAN if v is None else float(v) for v in values])))
-        else:
-            for v in values:
-                if not isinstance(v, str):
-                    _tag(v)  # rejects unsupported types before json would stringify them
-            flags |= _FLAG_JSON
-            parts.append(json.dumps(list(values), separators=_JSON_SEPARATORS).encode())
+        # Subclasses (numpy.float64, a StrEnum, ...) or unsupported types:
+        # the slow path checks each value and raises TypeError for the latter.
+        return encode_payload(name_ids, [_plain(v) for v in values], qualities)
     parts[0] = _HEADER.pack(flags, n)
     return b"".join(parts)
 
