@@ -9,6 +9,7 @@ retryable).
 
 from __future__ import annotations
 
+import base64
 import gzip
 import ssl
 
