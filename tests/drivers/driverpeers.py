@@ -149,7 +149,7 @@ class PtyPair:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [self.socat, "-d0", f"pty,raw,echo=0,link={self.a}", f"pty,raw,echo=0,link={self.b}"],
+            [self.socat, f"pty,raw,echo=0,link={self.a}", f"pty,raw,echo=0,link={self.b}"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

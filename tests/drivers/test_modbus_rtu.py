@@ -1,0 +1,172 @@
+"""RTU hub on a real pty pair (socat) and RTU-over-TCP hub against a
+pymodbus TCP server speaking RTU frames, as a DTU does."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from pathlib import Path
+
+import pytest
+from driverpeers import FakeClock, PtyPair, start_rtu, start_tcp
+from pymodbus.framer import FramerType
+
+from drivers.codec import encode
+from drivers.errors import (
+    CorruptFrame,
+    DeviceTimeout,
+    ErrorKind,
+    ModbusExceptionResponse,
+    TransportError,
+)
+from drivers.modbus import RtuHub, RtuOverTcpHub
+from drivers.plan import build_plan
+from drivers.types import DataType, PointSpec, RegisterKind, WordOrder
+
+H, INP, C = RegisterKind.HOLDING, RegisterKind.INPUT, RegisterKind.COIL
+
+
+async def test_rtu_units_on_one_bus_and_absent_unit(pty_pair: PtyPair) -> None:
+    peer = await start_rtu(pty_pair.a, units=(1, 2))
+    try:
+        peer.devices[1].put(H, 0, [11, 12, 13])
+        peer.devices[2].put(INP, 4, [21, 22])
+        peer.devices[2].put(C, 0, [True, True, False])
+        async with RtuHub(
+            pty_pair.b, baudrate=115200, timeout_s=0.3, retries=0, name="rs485-1"
+        ) as hub:
+            assert await hub.read(1, H, 0, 3) == [11, 12, 13]
+            assert await hub.read(2, INP, 4, 2) == [21, 22]
+            assert await hub.read(2, C, 0, 3) == [True, True, False]
+            with pytest.raises(DeviceTimeout):
+                await hub.read(7, H, 0, 1)  # nobody at unit 7: silence
+            # the bus survives: other units still answer, and in order
+            for _ in range(5):
+                assert await hub.read(1, H, 0, 3) == [11, 12, 13]
+                assert await hub.read(2, INP, 4, 2) == [21, 22]
+            with pytest.raises(ModbusExceptionResponse) as info:
+                await hub.read(1, H, 1999, 5)
+            assert info.value.code == 2
+            assert hub.stats.errors[ErrorKind.TIMEOUT] == 1
+    finally:
+        await peer.stop()
+
+
+async def test_rtu_bad_crc_is_corrupt_frame_and_retried(pty_pair: PtyPair) -> None:
+    peer = await start_rtu(pty_pair.a, units=(1,))
+    try:
+        peer.devices[1].put(H, 0, [321])
+        async with RtuHub(
+            pty_pair.b, baudrate=115200, timeout_s=0.2, retries=1, late_reply_s=0.05, name="b"
+        ) as hub:
+            peer.corrupter.n = 1
+            assert await hub.read(1, H, 0, 1) == [321]  # first reply spoiled, retry good
+            assert hub.stats.errors[ErrorKind.CORRUPT] == 1 and hub.stats.retries == 1
+            peer.corrupter.n = 2
+            with pytest.raises(CorruptFrame, match="bad CRC"):
+                await hub.read(1, H, 0, 1)
+            assert await hub.read(1, H, 0, 1) == [321]
+    finally:
+        await peer.stop()
+
+
+async def test_rtu_late_reply_is_never_taken_for_the_next(pty_pair: PtyPair) -> None:
+    peer = await start_rtu(pty_pair.a, units=(1,))
+    try:
+        dev = peer.devices[1]
+        dev.put(H, 0, [1, 2])
+        dev.put(H, 10, [100, 200])
+        async with RtuHub(
+            pty_pair.b, baudrate=115200, timeout_s=0.15, retries=0, late_reply_s=0.2, name="b"
+        ) as hub:
+            dev.slow, dev.slow_s = 1, 0.25  # answers 0.1 s after the timeout
+            with pytest.raises(DeviceTimeout):
+                await hub.read(1, H, 0, 2)
+            # Requests of the same shape while the late [1, 2] is on its way:
+            # only the hub's drain keeps it from being taken for one of them.
+            deadline = time.monotonic() + 0.3
+            while time.monotonic() < deadline:
+                assert await hub.read(1, H, 10, 2) == [100, 200]
+            assert await hub.read(1, H, 0, 2) == [1, 2]
+    finally:
+        await peer.stop()
+
+
+async def test_rtu_frame_pause_between_requests(pty_pair: PtyPair) -> None:
+    peer = await start_rtu(pty_pair.a, units=(1, 2))
+    try:
+        async with RtuHub(pty_pair.b, baudrate=115200, frame_pause_s=0.03, name="b") as hub:
+
+            async def poll(unit: int) -> None:
+                for _ in range(5):
+                    await hub.read(unit, H, 0, 2)
+
+            await asyncio.gather(poll(1), poll(2))  # concurrent callers, one bus
+        arrivals = sorted(t for dev in peer.devices.values() for t, *_ in dev.seen)
+        assert len(arrivals) == 10
+        gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+        assert min(gaps) >= 0.03 * 0.9  # serialised, with the pause between frames
+    finally:
+        await peer.stop()
+
+
+async def test_rtu_port_missing_and_vanishing(
+    pty_pair: PtyPair, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    missing = RtuHub(str(tmp_path / "ttyUSB9"), name="gone", clock=fake_clock)
+    async with missing:
+        with pytest.raises(TransportError, match="does not exist"):
+            fake_clock.advance(100)
+            await missing.read(1, H, 0, 1)
+
+    peer = await start_rtu(pty_pair.a, units=(1,))
+    hub = RtuHub(
+        pty_pair.b, baudrate=115200, timeout_s=0.2, retries=0, name="usb", clock=fake_clock
+    )
+    try:
+        async with hub:
+            assert await hub.read(1, H, 0, 1) == [0]
+            await peer.stop()
+            pty_pair.stop()  # the adapter is unplugged
+            await asyncio.sleep(0.05)
+            with pytest.raises((TransportError, DeviceTimeout)):
+                await hub.read(1, H, 0, 1)
+            fake_clock.advance(100)
+            with pytest.raises(TransportError):
+                await hub.read(1, H, 0, 1)
+            pty_pair.start()  # plugged back in
+            peer = await start_rtu(pty_pair.a, units=(1,))
+            peer.devices[1].put(H, 0, [77])
+            fake_clock.advance(100)
+            assert await hub.read(1, H, 0, 1) == [77]
+    finally:
+        await peer.stop()
+
+
+async def test_rtu_over_tcp_every_order_and_faults() -> None:
+    peer = await start_tcp(units=(1, 3), framer=FramerType.RTU)
+    try:
+        points = [
+            PointSpec(f"f_{o}", H, i * 2, DataType.FLOAT32, o) for i, o in enumerate(WordOrder)
+        ] + [PointSpec(f"q_{o}", H, 8 + i * 4, DataType.INT64, o) for i, o in enumerate(WordOrder)]
+        for p in points:
+            peer.devices[3].put(
+                H, p.address, encode(-1.5 if p.dtype is DataType.FLOAT32 else -(2**40), p)
+            )
+        plan = build_plan(points)
+        async with RtuOverTcpHub(
+            "127.0.0.1", peer.port, timeout_s=0.2, retries=1, name="dtu"
+        ) as hub:
+            (req,) = plan.requests
+            values = plan.decode(req, await hub.read(3, req.kind, req.address, req.count))
+            assert all(v == (-1.5 if n.startswith("f_") else -(2**40)) for n, v in values.items())
+            started = time.monotonic()
+            with pytest.raises(DeviceTimeout):
+                await hub.read(5, H, 0, 1)
+            assert time.monotonic() - started >= 0.4  # one retry of the timeout
+            peer.corrupter.n = 1
+            assert await hub.read(1, H, 0, 1) == [0]
+            assert hub.stats.errors[ErrorKind.CORRUPT] == 1
+    finally:
+        await peer.stop()
