@@ -63,6 +63,7 @@ class ModbusPoller:
         *,
         clock: Clock | None = None,
         wall_ns: Callable[[], int] = time.time_ns,
+        observe: Callable[[Record], None] | None = None,
     ) -> None:
         if device.plan is None or device.config.unit is None:
             raise ValueError(f"device {device.name!r} is not a Modbus device")
@@ -79,6 +80,7 @@ class ModbusPoller:
             device.stale_after_s,
             device.config.comm_loss_after,
             stats,
+            observe,
         )
         self._logged_failure = False
 
@@ -174,6 +176,7 @@ class AsciiPoller:
         clock: Clock | None = None,
         wall_ns: Callable[[], int] = time.time_ns,
         reopen_delay_s: float = 2.0,
+        observe: Callable[[Record], None] | None = None,
     ) -> None:
         self.device = device
         self.open_port = open_port
@@ -188,6 +191,7 @@ class AsciiPoller:
             device.stale_after_s,
             device.config.comm_loss_after,
             stats,
+            observe,
         )
         # Line field name -> point name.
         self.keys = {(p.key or p.name): p.name for p in device.points}

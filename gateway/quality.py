@@ -17,7 +17,7 @@ Rules (see ``docs/configuration.md``):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from drivers.errors import DriverError
@@ -54,8 +54,12 @@ class DeviceRecorder:
         stale_after_s: Mapping[str, float],
         comm_loss_after: int,
         stats: DeviceStats,
+        observe: Callable[[Record], None] | None = None,
     ) -> None:
         self.device = device
+        # Sees every reading before report by exception (statistics need
+        # every value, not only the changes).
+        self.observe = observe
         self.points = {p.name: p for p in points}
         self.stale_after_ns = {k: int(v * NS) for k, v in stale_after_s.items() if v > 0}
         self.comm_loss_after = comm_loss_after
@@ -80,10 +84,7 @@ class DeviceRecorder:
     ) -> Record | None:
         """One SAMPLE record of the readings that pass report by exception,
         or None if nothing is worth storing."""
-        names: list[str] = []
-        values: list[Value | None] = []
-        units: list[str] = []
-        qualities: list[Quality] = []
+        full = Record(RecordKind.SAMPLE, self.device, ts_ns, [], [], [], [])
         for name, raw in readings.items():
             spec = self.points.get(name)
             if spec is None:
@@ -91,14 +92,30 @@ class DeviceRecorder:
             value, quality = judge(raw)
             if quality is Quality.GOOD and self._is_stale(name, value, ts_ns):
                 quality = Quality.STALE
-            if self.rbe.should_record(name, value, quality, ts_ns):
-                names.append(name)
-                values.append(value)
-                units.append(spec.unit)
-                qualities.append(quality)
-        if not names:
+            full.points.append(name)
+            full.values.append(value)
+            full.units.append(spec.unit)
+            full.qualities.append(quality)
+        if self.observe is not None and full.points:
+            self.observe(full)
+        keep = [
+            i
+            for i, name in enumerate(full.points)
+            if self.rbe.should_record(name, full.values[i], full.qualities[i], ts_ns)
+        ]
+        if not keep:
             return None
-        return Record(RecordKind.SAMPLE, self.device, ts_ns, names, values, units, qualities)
+        if len(keep) == len(full.points):
+            return full
+        return Record(
+            RecordKind.SAMPLE,
+            self.device,
+            ts_ns,
+            [full.points[i] for i in keep],
+            [full.values[i] for i in keep],
+            [full.units[i] for i in keep],
+            [full.qualities[i] for i in keep],
+        )
 
     def _is_stale(self, name: str, value: Value | None, ts_ns: int) -> bool:
         limit = self.stale_after_ns.get(name)
@@ -149,6 +166,8 @@ class DeviceRecorder:
             [self.points[n].unit for n in names],
             [Quality.COMM_LOSS] * len(names),
         )
+        if self.observe is not None:
+            self.observe(loss)
         event = self._event(
             ts_ns,
             "comm_loss",

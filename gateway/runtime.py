@@ -81,6 +81,13 @@ class Gateway:
         self.runners: list[Any] = []
         self.stop_event = asyncio.Event()
         self.started = asyncio.Event()
+        self._stats: Any = None
+        self._snapshots: Any = None
+        if config.stats.enabled:
+            from gateway.stats import Snapshotter, StatsAggregator
+
+            self._stats = StatsAggregator(int(config.stats.interval_s), clock=wall_ns)
+            self._snapshots = Snapshotter(config.stats.snapshot_interval_s, clock=wall_ns)
 
     @property
     def store(self) -> Any:
@@ -134,6 +141,8 @@ class Gateway:
             asyncio.create_task(self._metrics_loop(service_stop), name="metrics"),
             asyncio.create_task(self._retention_loop(service_stop), name="retention"),
         ]
+        if self._stats is not None:
+            services.append(asyncio.create_task(self._stats_loop(service_stop), name="stats"))
         services += [
             asyncio.create_task(factory(service_stop), name=name) for name, factory in self._extra
         ]
@@ -176,10 +185,19 @@ class Gateway:
         stats = self.metrics.device(device.name)
         if isinstance(device.bus, AsciiBus):
             bus = device.bus
-            poller = AsciiPoller(device, lambda: _open_ascii(bus), self.emit, stats)
+            poller = AsciiPoller(
+                device, lambda: _open_ascii(bus), self.emit, stats, observe=self._observe
+            )
             await poller.run()
         else:
-            await ModbusPoller(device, hub_of[device.bus.name], self.emit, stats).run()
+            hub = hub_of[device.bus.name]
+            await ModbusPoller(device, hub, self.emit, stats, observe=self._observe).run()
+
+    def _observe(self, record: Record) -> None:
+        """Every reading, before report by exception: statistics and snapshots."""
+        if self._stats is not None:
+            self._stats.add(record)
+            self._snapshots.add(record)
 
     async def _start_sinks(self, stop: asyncio.Event) -> list[asyncio.Task[None]]:
         if not self.config.sinks:
@@ -259,6 +277,16 @@ class Gateway:
         # The last numbers of a run end up in the store even if shorter than
         # one metrics interval (the demo and `minegate status` rely on it).
         await self._publish_metrics()
+
+    async def _stats_loop(self, stop: asyncio.Event) -> None:
+        while True:
+            stopped = await _wait(stop, 1.0)
+            out = self._stats.flush_all() if stopped else self._stats.flush()
+            out += self._snapshots.flush()
+            for rec in out:
+                await self.emit(rec)
+            if stopped:
+                return
 
     async def _retention_loop(self, stop: asyncio.Event) -> None:
         while not await _wait(stop, RETENTION_EVERY_S):

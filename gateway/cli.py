@@ -1,0 +1,273 @@
+"""The ``minegate`` command.
+
+Subcommands: ``run``, ``check-config``, ``read``, ``status``, ``demo``, and
+``sim`` / ``survey`` (registered by their packages). Exit codes: 0 ok,
+2 usage or configuration error, 1 runtime failure. Each subcommand sets
+``func`` (namespace -> exit code) on its parser, the same convention the
+``sim`` and ``survey`` packages follow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from drivers.types import DataType, RegisterKind, WordOrder
+from gateway.config import ConfigError, load_config
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+log = logging.getLogger("minegate.cli")
+
+
+def _err(message: str) -> None:
+    print(f"minegate: {message}", file=sys.stderr)
+
+
+# --- run ---------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gateway.logs import setup_logging
+    from gateway.runtime import Gateway
+
+    setup_logging(args.log_format, args.log_level.upper())
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for e in exc.errors:
+            _err(str(e))
+        return EXIT_USAGE
+    for w in config.warnings:
+        log.warning(str(w))
+
+    async def main() -> None:
+        gateway = Gateway(config)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, gateway.request_stop)
+        await gateway.run()
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        log.error("gateway failed: %s", exc)
+        return EXIT_FAILURE
+    except RuntimeError as exc:
+        log.error("gateway failed: %s", exc, exc_info=exc.__cause__ or exc)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+# --- check-config --------------------------------------------------------------
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        for e in exc.errors:
+            print(str(e))
+        print(f"{len(exc.errors)} error(s)", file=sys.stderr)
+        return EXIT_USAGE
+    print(config.summary())
+    return EXIT_OK
+
+
+# --- read ----------------------------------------------------------------------
+
+
+def _host_port(text: str, default_port: int) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host:
+        return text, default_port
+    try:
+        return host, int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT") from None
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from drivers.profile import ProfileError
+    from gateway.commission import CommissionError, ReadTarget, run_read
+
+    bus: dict[str, Any] = {"timeout_s": args.timeout, "retries": 0}
+    if args.tcp:
+        host, port = _host_port(args.tcp, 502)
+        bus |= {"type": "tcp", "host": host, "port": port}
+    elif args.rtu_over_tcp:
+        host, port = _host_port(args.rtu_over_tcp, 502)
+        bus |= {"type": "rtu_over_tcp", "host": host, "port": port}
+    else:
+        bus |= {
+            "type": "rtu",
+            "serial_port": args.rtu,
+            "baudrate": args.baud,
+            "parity": args.parity,
+            "stopbits": args.stopbits,
+        }
+    console = Console()
+    try:
+        return run_read(
+            ReadTarget(bus, args.unit),
+            kind=RegisterKind(args.kind),
+            address=args.address,
+            count=args.count,
+            dtype=DataType(args.type),
+            order=WordOrder(args.order),
+            scale=args.scale,
+            offset=args.offset,
+            profile=args.profile,
+            console=console,
+        )
+    except CommissionError as exc:
+        _err(str(exc))
+        return EXIT_FAILURE
+    except (ProfileError, ValueError) as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+
+
+# --- status --------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from gateway.runtime import store_path
+    from gateway.status import StatusError, show_status
+
+    data_dir = args.data_dir
+    if args.config:
+        try:
+            data_dir = load_config(args.config).data_dir
+        except ConfigError as exc:
+            for e in exc.errors:
+                _err(str(e))
+            return EXIT_USAGE
+    if data_dir is None:
+        _err("give --data-dir DIR (the site's data_dir) or --config FILE")
+        return EXIT_USAGE
+    try:
+        show_status(store_path(Path(data_dir)), as_json=args.json)
+    except StatusError as exc:
+        _err(str(exc))
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+# --- demo ----------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    return run_demo(duration_s=args.duration, data_dir=Path(args.data_dir), tui=not args.no_tui)
+
+
+# --- parser --------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minegate",
+        description="Telemetry gateway and survey checks for underground mines.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the gateway", description="Poll, store and forward.")
+    run.add_argument("--config", "-c", required=True, type=Path, help="site configuration TOML")
+    run.add_argument("--log-format", choices=("json", "text"), default="text")
+    run.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser(
+        "check-config",
+        help="validate a site configuration",
+        description="Print every error as FILE:LINE: key: message (exit 2), or a summary.",
+    )
+    check.add_argument("file", type=Path)
+    check.set_defaults(func=cmd_check_config)
+
+    read = sub.add_parser(
+        "read",
+        help="one-shot Modbus read for commissioning",
+        description="Read registers once and show raw words and decoded values.",
+    )
+    where = read.add_mutually_exclusive_group(required=True)
+    where.add_argument("--tcp", metavar="HOST:PORT", help="Modbus TCP device or gateway")
+    where.add_argument("--rtu", metavar="DEVICE", help="serial port, e.g. /dev/ttyUSB0")
+    where.add_argument("--rtu-over-tcp", metavar="HOST:PORT", help="serial server (DTU)")
+    read.add_argument("--baud", type=int, default=9600)
+    read.add_argument("--parity", choices=("N", "E", "O"), default="N")
+    read.add_argument("--stopbits", type=int, choices=(1, 2), default=1)
+    read.add_argument("--unit", type=int, default=1, help="unit (slave) id, 1..247")
+    read.add_argument("--kind", choices=[k.value for k in RegisterKind], default="holding")
+    read.add_argument("--address", type=int, default=0, help="0-based protocol address")
+    read.add_argument("--count", type=int, default=10)
+    read.add_argument("--type", choices=[t.value for t in DataType], default="uint16")
+    read.add_argument("--order", choices=[o.value for o in WordOrder], default="ABCD")
+    read.add_argument("--scale", type=float, default=1.0)
+    read.add_argument("--offset", type=float, default=0.0)
+    read.add_argument("--timeout", type=float, default=1.0, help="seconds per request")
+    read.add_argument("--profile", help="read every point of this device profile instead")
+    read.set_defaults(func=cmd_read)
+
+    status = sub.add_parser(
+        "status",
+        help="latest values, device states, counters and sink backlogs",
+        description="Read the store (read-only); works while the gateway runs.",
+    )
+    status.add_argument("--data-dir", type=Path, help="the site's data_dir")
+    status.add_argument("--config", type=Path, help="take data_dir from this site file")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=cmd_status)
+
+    demo = sub.add_parser(
+        "demo",
+        help="simulated mine + gateway with a live table",
+        description="Start a simulated mine and the gateway against it.",
+    )
+    demo.add_argument("--duration", type=float, help="seconds (default: until Ctrl-C on a TTY)")
+    demo.add_argument("--data-dir", default="data/demo")
+    demo.add_argument("--no-tui", action="store_true", help="progress lines instead of a table")
+    demo.set_defaults(func=cmd_demo)
+
+    for module in ("simulators.cli", "survey.cli"):
+        _register_optional(module, sub)
+    return parser
+
+
+def _register_optional(module: str, sub: Any) -> None:
+    # Only "module not written yet" is tolerated; a broken module must fail loudly.
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return
+    mod.register(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_usage(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

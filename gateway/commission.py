@@ -1,0 +1,162 @@
+"""``minegate read``: a one-shot read for commissioning, like ``mbpoll``.
+
+Reads registers (or a whole profile) once through the same hubs the gateway
+uses and prints address, raw words in hex and decoded values, so an
+integrator can check wiring, unit id, word order and scale before writing
+the site file. It never writes to the device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from drivers.errors import DeviceTimeout, DriverError, ModbusExceptionResponse, TransportError
+from drivers.types import DataType, PointSpec, RegisterKind, WordOrder
+
+EXCEPTION_MEANING = {
+    1: "illegal function: the device does not support this register kind",
+    2: "illegal data address: these addresses do not exist on the device "
+    "(check the address base: 40001 in a manual is address 0)",
+    3: "illegal data value: the count is not accepted for this range",
+    4: "device failure",
+    5: "acknowledge: the device is busy with a long operation",
+    6: "device busy: try again",
+    10: "gateway path unavailable: the serial server cannot reach its line",
+    11: "gateway target failed to respond: the unit behind the gateway is silent",
+}
+
+
+class CommissionError(Exception):
+    """The read failed; the message says what to check."""
+
+
+@dataclass(frozen=True)
+class ReadTarget:
+    bus: dict[str, Any]  # as a [[buses]] table: type, host/port or serial_port, ...
+    unit: int
+
+
+def _explain(exc: DriverError, target: ReadTarget) -> str:
+    if isinstance(exc, ModbusExceptionResponse):
+        meaning = EXCEPTION_MEANING.get(exc.code, "see the device manual")
+        return f"unit {target.unit} answered Modbus exception {exc.code}: {meaning}"
+    if isinstance(exc, DeviceTimeout):
+        hint = (
+            "check the unit id, wiring (A/B swapped?), baud rate and parity"
+            if target.bus["type"] != "tcp"
+            else "check the unit id (many TCP devices answer only unit 1 or 255)"
+        )
+        return f"no answer from unit {target.unit} within {target.bus['timeout_s']} s: {hint}"
+    if isinstance(exc, TransportError):
+        return f"cannot reach the bus: {exc}; check the address/port or serial device"
+    return f"{exc.kind.value}: {exc}"
+
+
+async def read_once(
+    target: ReadTarget, kind: RegisterKind, address: int, count: int
+) -> list[int] | list[bool]:
+    from drivers.modbus import make_hub
+
+    try:
+        async with make_hub({"name": "commission", **target.bus}) as hub:
+            return await hub.read(target.unit, kind, address, count)
+    except DriverError as exc:
+        raise CommissionError(_explain(exc, target)) from exc
+
+
+def decode_table(
+    words: list[int] | list[bool],
+    kind: RegisterKind,
+    address: int,
+    dtype: DataType,
+    order: WordOrder,
+    scale: float,
+    offset: float,
+) -> Table:
+    """Address, raw hex and the value starting at each step of the type's width."""
+    from drivers.codec import decode
+
+    table = Table(title=f"{kind} {address}..{address + len(words) - 1}")
+    table.add_column("address", justify="right")
+    table.add_column("raw")
+    table.add_column(f"{dtype} {order}", justify="right")
+    if kind.is_bit:
+        for i, bit in enumerate(words):
+            table.add_row(str(address + i), str(int(bit)), str(bool(bit)))
+        return table
+    spec = PointSpec("value", kind, address, dtype, order, scale=scale, offset=offset)
+    width = spec.width
+    for i in range(0, len(words), width):
+        chunk = [int(w) for w in words[i : i + width]]
+        raw = " ".join(f"{w:04X}" for w in chunk)
+        if len(chunk) < width:
+            value = f"(needs {width} registers)"
+        else:
+            try:
+                value = str(decode(chunk, spec))
+            except ValueError as exc:
+                value = f"cannot decode: {exc}"
+        table.add_row(str(address + i), raw, value)
+    return table
+
+
+async def read_profile(target: ReadTarget, profile_name: str, console: Console) -> int:
+    """Read every point of a profile once and print the decoded values."""
+    from drivers.modbus import make_hub
+    from drivers.plan import build_plan
+    from drivers.profile import find_profile
+
+    profile = find_profile(profile_name)
+    plan = build_plan(profile.points, merge=profile.merge, max_gap=profile.max_gap)
+    table = Table(title=f"profile {profile.name}, unit {target.unit}")
+    for col in ("point", "kind", "address", "raw", "value", "unit"):
+        table.add_column(col)
+    failures = 0
+    async with make_hub({"name": "commission", **target.bus}) as hub:
+        for req in plan.requests:
+            try:
+                data = await hub.read(target.unit, req.kind, req.address, req.count)
+            except DriverError as exc:
+                failures += 1
+                for p in req.points:
+                    table.add_row(p.name, p.kind, str(p.address), "", "[red]error[/]", p.unit)
+                console.print(f"[red]{req.kind} {req.address}+{req.count}: {_explain(exc, target)}")
+                continue
+            values = plan.decode(req, data)
+            for p in req.points:
+                off = p.address - req.address
+                raw = (
+                    str(int(data[off]))
+                    if req.kind.is_bit
+                    else " ".join(f"{int(w):04X}" for w in data[off : off + p.width])
+                )
+                v = values[p.name]
+                shown = f"[red]{v}[/]" if isinstance(v, Exception) else str(v)
+                table.add_row(p.name, p.kind, str(p.address), raw, shown, p.unit)
+    console.print(table)
+    return 1 if failures == len(plan.requests) else 0
+
+
+def run_read(
+    target: ReadTarget,
+    *,
+    kind: RegisterKind,
+    address: int,
+    count: int,
+    dtype: DataType,
+    order: WordOrder,
+    scale: float,
+    offset: float,
+    profile: str | None,
+    console: Console,
+) -> int:
+    if profile:
+        return asyncio.run(read_profile(target, profile, console))
+    words = asyncio.run(read_once(target, kind, address, count))
+    console.print(decode_table(words, kind, address, dtype, order, scale, offset))
+    return 0

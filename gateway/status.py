@@ -1,0 +1,241 @@
+"""``minegate status``: what the gateway knows, read from its store.
+
+Opens the SQLite file **read-only** (``mode=ro``), so it is safe against a
+running gateway (WAL lets readers run beside the writer) and never changes a
+stopped one. Shows every point's latest value with quality and age, the
+communication state of each device, the last self-metrics, the persistent
+counters, the store size and each sink's backlog.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from gateway.store_codec import decode_fields, decode_payload
+
+NS = 1_000_000_000
+QUALITY_STYLE = {"good": "green", "bad": "red", "stale": "yellow", "comm_loss": "bold red"}
+
+
+class StatusError(Exception):
+    """The store cannot be read; the message says what to do."""
+
+
+@dataclass
+class LatestValue:
+    device: str
+    point: str
+    value: Any
+    unit: str
+    quality: str
+    ts_ns: int
+
+
+@dataclass
+class StatusReport:
+    store: Path
+    size_bytes: int
+    records: int
+    latest: list[LatestValue]
+    counters: dict[str, int]
+    sinks: list[dict[str, Any]]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics_ts_ns: int = 0
+    events: dict[str, dict[str, Any]] = field(default_factory=dict)  # device -> last event
+
+    def device_states(self) -> dict[str, str]:
+        """online / comm_loss / degraded (some bad or stale) per device."""
+        states: dict[str, str] = {}
+        for v in self.latest:
+            cur = states.get(v.device, "online")
+            if v.quality == "comm_loss":
+                cur = "comm_loss"
+            elif v.quality in ("bad", "stale") and cur == "online":
+                cur = "degraded"
+            states[v.device] = cur
+        return states
+
+    def as_dict(self, now_ns: int) -> dict[str, Any]:
+        return {
+            "store": str(self.store),
+            "size_bytes": self.size_bytes,
+            "records": self.records,
+            "devices": self.device_states(),
+            "latest": [
+                {**vars(v), "age_s": round((now_ns - v.ts_ns) / NS, 1)} for v in self.latest
+            ],
+            "counters": self.counters,
+            "sinks": self.sinks,
+            "metrics": self.metrics,
+            "events": self.events,
+        }
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    if not path.is_file():
+        raise StatusError(
+            f"{path}: no store here; give the gateway's data directory "
+            "(site.data_dir in the config) with --data-dir"
+        )
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+        conn.execute("SELECT count(*) FROM meta").fetchone()
+    except sqlite3.Error as exc:
+        raise StatusError(
+            f"{path}: cannot read the store ({exc}); is it a minegate store?"
+        ) from exc
+    return conn
+
+
+def read_status(store_file: Path) -> StatusReport:
+    conn = _connect(store_file)
+    try:
+        names = {i: (p, u) for i, p, u in conn.execute("SELECT id, point, unit FROM names")}
+        latest = [
+            LatestValue(d, p, bool(v) if is_bool else v, u, q, ts)
+            for d, p, v, is_bool, u, q, ts in conn.execute(
+                "SELECT device, point, value, is_bool, unit, quality, ts_ns FROM latest "
+                "ORDER BY device, point"
+            )
+        ]
+        counters = dict(conn.execute("SELECT name, value FROM counters ORDER BY name").fetchall())
+        sinks = [
+            {"name": n, "cursor": c, "backlog_records": r, "backlog_values": v}
+            for n, c, r, v in conn.execute(
+                "SELECT name, cursor, pending_records, pending_values FROM sinks ORDER BY name"
+            )
+        ]
+        records = int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
+        report = StatusReport(store_file, _size(conn, store_file), records, latest, counters, sinks)
+        metric = conn.execute(
+            "SELECT ts_ns, payload FROM records WHERE kind = 'metric' ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        if metric is not None:
+            ids, values, _ = decode_payload(metric[1])
+            report.metrics = {names[i][0]: v for i, v in zip(ids, values, strict=True)}
+            report.metrics_ts_ns = int(metric[0])
+        for device, fields in conn.execute(
+            "SELECT device, fields FROM records WHERE seq IN "
+            "(SELECT max(seq) FROM records WHERE kind = 'event' GROUP BY device)"
+        ):
+            report.events[device] = decode_fields(fields)
+        return report
+    except sqlite3.Error as exc:
+        raise StatusError(f"{store_file}: cannot read the store ({exc})") from exc
+    finally:
+        conn.close()
+
+
+def _size(conn: sqlite3.Connection, path: Path) -> int:
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    wal = Path(f"{path}-wal")
+    return int(pages * page_size + (wal.stat().st_size if wal.exists() else 0))
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def format_age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def render(report: StatusReport, console: Console, now_ns: int) -> None:
+    console.print(
+        f"store {report.store}: {report.size_bytes / 2**20:.1f} MiB, {report.records} records"
+    )
+    states = report.device_states()
+    devices = Table(title="devices")
+    for col in ("device", "state", "polls", "errors", "p99 ms", "last event"):
+        devices.add_column(col)
+    m = report.metrics
+    for device, state in sorted(states.items()):
+        style = {"online": "green", "degraded": "yellow"}.get(state, "bold red")
+        event = report.events.get(device, {})
+        devices.add_row(
+            device,
+            f"[{style}]{state}[/]",
+            format_value(m.get(f"{device}.polls")),
+            format_value(m.get(f"{device}.errors")),
+            format_value(m.get(f"{device}.latency_p99_ms")),
+            str(event.get("event", "")),
+        )
+    console.print(devices)
+
+    values = Table(title="latest values")
+    for col in ("device", "point", "value", "unit", "quality", "age"):
+        values.add_column(col, justify="right" if col in ("value", "age") else "left")
+    for v in report.latest:
+        style = QUALITY_STYLE.get(v.quality, "")
+        values.add_row(
+            v.device,
+            v.point,
+            format_value(v.value),
+            v.unit,
+            f"[{style}]{v.quality}[/]",
+            format_age(max(0.0, (now_ns - v.ts_ns) / NS)),
+        )
+    console.print(values)
+
+    if report.counters:
+        counters = Table(title="counters")
+        counters.add_column("counter")
+        counters.add_column("value", justify="right")
+        for k, n in report.counters.items():
+            counters.add_row(k, str(n))
+        console.print(counters)
+    if report.metrics:
+        age = format_age(max(0.0, (now_ns - report.metrics_ts_ns) / NS))
+        console.print(
+            f"self-metrics ({age} ago): "
+            f"{format_value(m.get('store.values_per_s'))} values/s stored, "
+            f"queue depth {format_value(m.get('queue.depth'))}, "
+            f"request latency mean {format_value(m.get('total.latency_mean_ms'))} ms / "
+            f"p99 {format_value(m.get('total.latency_p99_ms'))} ms, "
+            f"overruns {format_value(m.get('total.overruns'))}"
+        )
+    if report.sinks:
+        sinks = Table(title="sinks")
+        for col in ("sink", "acked up to seq", "backlog records", "backlog values"):
+            sinks.add_column(col)
+        for s in report.sinks:
+            sinks.add_row(
+                s["name"], str(s["cursor"]), str(s["backlog_records"]), str(s["backlog_values"])
+            )
+        console.print(sinks)
+
+
+def show_status(
+    store_file: Path,
+    *,
+    as_json: bool = False,
+    console: Console | None = None,
+    wall_ns: Callable[[], int] = time.time_ns,
+) -> None:
+    report = read_status(store_file)
+    now = wall_ns()
+    console = console or Console()
+    if as_json:
+        console.print_json(json.dumps(report.as_dict(now), default=str))
+    else:
+        render(report, console, now)
