@@ -58,7 +58,11 @@ class InfluxV1Sink(Sink):
             connector=aiohttp.TCPConnector(ssl=ssl_arg),
             headers=self._session_headers,
         )
-        await self._call("GET", self._ping_url, None)
+        try:
+            await self._call("GET", self._ping_url, None)
+        except SinkError:
+            await self.close()
+            raise
         self.connected = True
 
     async def close(self) -> None:

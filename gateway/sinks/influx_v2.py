@@ -48,7 +48,11 @@ class InfluxV2Sink(Sink):
             **kwargs,
         )
         self._client = client
-        await self._guard(client.ping())
+        try:
+            await self._guard(client.ping())
+        except SinkError:
+            await self.close()
+            raise
         self._write_api = client.write_api()
         self.connected = True
 
