@@ -29,8 +29,12 @@ import numpy as np
 from survey.model import F64, Licence, PlanTransform, SurveyData, SurveyInputError
 from survey.progress import ProgressCallback
 from survey.readers.common import ColumnMap, ReadOptions, finish_points
+from survey.readers.e57 import read_e57
+from survey.readers.gsi import read_gsi
 from survey.readers.las import iter_las_chunks, read_las
+from survey.readers.mesh import MeshRead, read_obj, read_ply, read_stl
 from survey.readers.text import read_xyz_text
+from survey.readers.totalstation import PointTable, read_cass, read_point_table
 
 # extension -> format name (SurveyData.fmt)
 SUPPORTED_FORMATS: dict[str, str] = {
@@ -39,6 +43,13 @@ SUPPORTED_FORMATS: dict[str, str] = {
     ".xyz": "xyz",
     ".txt": "xyz",
     ".pts": "pts",
+    ".csv": "csv",
+    ".dat": "cass",
+    ".gsi": "gsi",
+    ".e57": "e57",
+    ".ply": "ply",
+    ".obj": "obj",
+    ".stl": "stl",
 }
 
 
@@ -51,11 +62,49 @@ def _read_xyz_data(opts: ReadOptions) -> SurveyData:
     return SurveyData(source=str(opts.path), fmt=opts.fmt, xyz=xyz, notes=opts.notes)
 
 
+def _table_data(opts: ReadOptions, table: PointTable) -> SurveyData:
+    xyz = finish_points(table.xyz, opts, lines=table.lines)
+    return SurveyData(
+        source=str(opts.path), fmt=opts.fmt, xyz=xyz, point_ids=table.ids, notes=opts.notes
+    )
+
+
+def _read_csv_data(opts: ReadOptions) -> SurveyData:
+    return _table_data(opts, read_point_table(opts.path, opts.column_map))
+
+
+def _read_cass_data(opts: ReadOptions) -> SurveyData:
+    return _table_data(opts, read_cass(opts))
+
+
+def _read_gsi_data(opts: ReadOptions) -> SurveyData:
+    return _table_data(opts, read_gsi(opts))
+
+
+def _read_e57_data(opts: ReadOptions) -> SurveyData:
+    xyz = finish_points(read_e57(opts), opts)
+    return SurveyData(source=str(opts.path), fmt=opts.fmt, xyz=xyz, notes=opts.notes)
+
+
+def _mesh_data(opts: ReadOptions, mesh: MeshRead) -> SurveyData:
+    xyz = finish_points(mesh.xyz, opts)
+    return SurveyData(
+        source=str(opts.path), fmt=opts.fmt, xyz=xyz, faces=mesh.faces, notes=opts.notes
+    )
+
+
 _READERS: dict[str, Callable[[ReadOptions], SurveyData]] = {
     "las": _read_las_data,
     "laz": _read_las_data,
     "xyz": _read_xyz_data,
     "pts": _read_xyz_data,
+    "csv": _read_csv_data,
+    "cass": _read_cass_data,
+    "gsi": _read_gsi_data,
+    "e57": _read_e57_data,
+    "ply": lambda o: _mesh_data(o, read_ply(o)),
+    "obj": lambda o: _mesh_data(o, read_obj(o)),
+    "stl": lambda o: _mesh_data(o, read_stl(o)),
 }
 
 

@@ -1,0 +1,129 @@
+"""Leica GSI-8 / GSI-16 coordinate files.
+
+A line is a block of words separated by blanks. A word is::
+
+    WI (2) | info (4) | sign (1) | data (8 = GSI-8, 16 = GSI-16)
+    81..00+0000000408261305
+
+GSI-16 blocks start with ``*``. Word indices used here: 11 = point id,
+81 = easting (Chinese Y), 82 = northing (Chinese X), 83 = height. The 6th
+character of a word (last of the info) gives the units and decimals of the
+data: 0 = metre, last digit 1 mm; 6 = metre, 1/10 mm; 8 = metre, 1/100 mm;
+1 = feet, 1/1000 ft; 7 = feet, 1/10000 ft (Leica TPS1100 manual, "Data
+format"; the GSI word index table). Feet are converted with the
+international foot (0.3048 m) and a note is added.
+
+GSI-8 holds 8 digits: at millimetres at most 99 999.999 m, so a 7-digit
+Gauss-Krüger northing (or a 6-digit easting) is silently truncated by the
+instrument export. Such a file is refused unless a plan transform says the
+coordinates are in a local grid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from survey.model import F64, SurveyInputError
+from survey.readers.common import ReadOptions
+from survey.readers.text import read_text
+from survey.readers.totalstation import PointTable
+
+FOOT_M = 0.3048
+# units character -> (metres per data unit)
+_UNITS: dict[str, float] = {
+    "0": 1e-3,
+    "6": 1e-4,
+    "8": 1e-5,
+    "1": 1e-3 * FOOT_M,
+    "7": 1e-4 * FOOT_M,
+}
+_COORD_WI = {"81": 0, "82": 1, "83": 2}  # -> column in (E, N, H)
+
+
+def read_gsi(opts: ReadOptions) -> PointTable:
+    """Raw (E, N, H) points of the coordinate blocks of a GSI file."""
+    path = opts.path
+    text, _enc = read_text(path)
+    ids: list[str] = []
+    rows: list[list[float]] = []
+    lines: list[int] = []
+    widths: set[int] = set()
+    feet = False
+    skipped = 0
+    for ln, raw_line in enumerate(text.splitlines(), start=1):
+        line = raw_line.strip()
+        if not line:
+            continue
+        line = line.removeprefix("*")
+        point_id: str | None = None
+        coords: list[float | None] = [None, None, None]
+        for word in line.split():
+            if len(word) not in (15, 23):
+                raise SurveyInputError(
+                    f"GSI word {word[:24]!r} has {len(word)} characters; a GSI-8 word has 15 "
+                    "(WI 2 + info 4 + sign 1 + 8 data) and a GSI-16 word 23. Is this a GSI file?",
+                    path=path,
+                    line=ln,
+                )
+            wi, info, sign, data = word[:2], word[2:6], word[6], word[7:]
+            widths.add(len(data))
+            if wi == "11":
+                point_id = data.lstrip("0") or "0"
+            elif wi in _COORD_WI:
+                unit = info[3]
+                if unit not in _UNITS or sign not in "+-" or not data.isdigit():
+                    raise SurveyInputError(
+                        f"GSI word {word!r}: expected sign + digits and a units code 0/6/8 "
+                        "(metres) or 1/7 (feet) in the 6th character",
+                        path=path,
+                        line=ln,
+                    )
+                feet = feet or unit in "17"
+                v = int(data) * _UNITS[unit]
+                coords[_COORD_WI[wi]] = -v if sign == "-" else v
+        if all(c is None for c in coords):
+            skipped += 1  # a measurement block (angles, distances): not a coordinate
+            continue
+        if any(c is None for c in coords):
+            missing = [w for w, i in _COORD_WI.items() if coords[i] is None]
+            raise SurveyInputError(
+                f"coordinate block without word(s) {', '.join(missing)} (81 easting, 82 northing, "
+                "83 height); export full coordinates",
+                path=path,
+                line=ln,
+            )
+        ids.append(point_id if point_id is not None else str(len(ids) + 1))
+        rows.append([float(c) for c in coords if c is not None])
+        lines.append(ln)
+    if not rows:
+        raise SurveyInputError(
+            "no coordinate blocks (words 81/82/83) in the file; export coordinates, not raw "
+            "measurements",
+            path=path,
+        )
+    if len(widths) > 1:
+        raise SurveyInputError("the file mixes GSI-8 and GSI-16 words", path=path)
+    xyz: F64 = np.array(rows, dtype=np.float64)
+    if 8 in widths:
+        _refuse_truncated(xyz, lines, opts)
+    if feet:
+        opts.notes.append(f"{path.name}: GSI units in feet converted with 0.3048 m/ft")
+    if skipped:
+        opts.notes.append(f"{path.name}: {skipped} GSI blocks without coordinates skipped")
+    return PointTable(ids, xyz, lines)
+
+
+def _refuse_truncated(xyz: F64, lines: list[int], opts: ReadOptions) -> None:
+    if opts.transform is not None:
+        return  # a local grid: small numbers are expected
+    short = (np.abs(xyz[:, 1]) < 1.0e6) | (np.abs(xyz[:, 0]) < 1.0e5)
+    if short.any():
+        i = int(np.flatnonzero(short)[0])
+        raise SurveyInputError(
+            f"GSI-8 file: the northing {xyz[i, 1]:.3f} / easting {xyz[i, 0]:.3f} is too short "
+            "for a Gauss-Kruger coordinate. GSI-8 holds only 8 digits (99 999.999 m at mm), so "
+            "the instrument truncated the 7-digit northing. Export GSI-16 instead (or, for a "
+            "local grid, give the plan transform).",
+            path=opts.path,
+            line=lines[i],
+        )

@@ -1,0 +1,154 @@
+"""PLY (points or meshes, ascii or binary), OBJ and STL.
+
+* PLY: the header is parsed here to learn the vertex storage type; data is
+  read by ``trimesh.load(..., process=False)`` (vertices kept as stored,
+  nothing merged or reordered). ``float`` (32-bit) vertices holding
+  absolute CGCS2000 coordinates are refused (``common.refuse_float32``).
+* OBJ: text, so full float64; read by trimesh (faces kept; vertices no face
+  uses are dropped by trimesh's loader).
+* STL: binary STL is **always float32**, parsed here with numpy (so a
+  truncated upload is detected by size); corners shared by several
+  triangles are merged. An STL in absolute coordinates is refused; an STL
+  in a local system plus a plan transform / offset is fine. ASCII STL is
+  text and read by trimesh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import trimesh
+
+from survey.model import F64, SurveyInputError
+from survey.readers.common import ReadOptions, refuse_float32
+
+_PLY_FLOAT32 = {"float", "float32"}
+_PLY_FLOAT64 = {"double", "float64"}
+
+
+@dataclass
+class MeshRead:
+    """Raw vertices (n, 3) float64 (E, N, H) and faces (m, 3) or None."""
+
+    xyz: F64
+    faces: npt.NDArray[np.int64] | None
+
+
+def _ply_header(path: Path) -> tuple[str, int, str]:
+    """(format, vertex count, vertex x type) from a PLY header."""
+    with path.open("rb") as fh:
+        head = fh.read(65536)
+    end = head.find(b"end_header")
+    if not head.startswith(b"ply") or end < 0:
+        raise SurveyInputError(
+            "not a PLY file (no 'ply' magic or no end_header within 64 KiB)", path=path
+        )
+    fmt, count, xtype, in_vertex = "", -1, "", False
+    for line in head[:end].decode("ascii", errors="replace").splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "format":
+            fmt = parts[1]
+        elif parts[0] == "element":
+            in_vertex = parts[1] == "vertex"
+            if in_vertex:
+                count = int(parts[2])
+        elif parts[0] == "property" and in_vertex and parts[-1] == "x":
+            xtype = parts[1]
+    if count < 0 or not xtype:
+        raise SurveyInputError("the PLY header declares no vertex x property", path=path)
+    return fmt, count, xtype
+
+
+def _from_trimesh(loaded: object, path: Path) -> MeshRead:
+    if isinstance(loaded, trimesh.Scene):
+        geoms = list(loaded.geometry.values())
+        if not geoms:
+            raise SurveyInputError("the file holds no geometry (empty)", path=path)
+        meshes = [g for g in geoms if isinstance(g, trimesh.Trimesh)]
+        loaded = trimesh.util.concatenate(meshes) if len(meshes) == len(geoms) else geoms[0]
+    if isinstance(loaded, trimesh.Trimesh):
+        faces = np.asarray(loaded.faces, dtype=np.int64)
+        return MeshRead(
+            np.asarray(loaded.vertices, dtype=np.float64), faces if faces.size else None
+        )
+    if isinstance(loaded, trimesh.PointCloud):
+        return MeshRead(np.asarray(loaded.vertices, dtype=np.float64), None)
+    raise SurveyInputError(
+        f"unsupported geometry {type(loaded).__name__}; expected a mesh or points", path=path
+    )
+
+
+def read_ply(opts: ReadOptions) -> MeshRead:
+    path = opts.path
+    fmt, count, xtype = _ply_header(path)
+    if count == 0:
+        raise SurveyInputError("the PLY file holds 0 vertices (empty scan)", path=path)
+    try:
+        loaded = trimesh.load(str(path), file_type="ply", process=False)
+    except (ValueError, IndexError, KeyError) as exc:
+        raise SurveyInputError(
+            f"the PLY file ({fmt}, {count:,} vertices declared) cannot be read: {exc}; the "
+            "upload may be truncated: export and upload it again",
+            path=path,
+        ) from None
+    out = _from_trimesh(loaded, path)
+    if xtype in _PLY_FLOAT32 and out.xyz.size:
+        refuse_float32(float(np.abs(out.xyz).max()), path=path, what="this PLY ('property float')")
+    elif xtype not in _PLY_FLOAT64 | _PLY_FLOAT32:
+        opts.notes.append(f"{path.name}: PLY vertex type {xtype!r} (integer?) read as is")
+    if out.xyz.shape[0] != count:
+        raise SurveyInputError(
+            f"the PLY header declares {count:,} vertices but {out.xyz.shape[0]:,} were read",
+            path=path,
+        )
+    return out
+
+
+def read_obj(opts: ReadOptions) -> MeshRead:
+    try:
+        loaded = trimesh.load(str(opts.path), file_type="obj", process=False)
+    except (ValueError, IndexError, KeyError) as exc:
+        raise SurveyInputError(f"cannot read the OBJ file: {exc}", path=opts.path) from None
+    return _from_trimesh(loaded, opts.path)
+
+
+_STL_RECORD = np.dtype([("normal", "<f4", (3,)), ("v", "<f4", (3, 3)), ("attr", "<u2")])
+
+
+def read_stl(opts: ReadOptions) -> MeshRead:
+    path = opts.path
+    blob = path.read_bytes()
+    if len(blob) >= 84:
+        n = int(np.frombuffer(blob, dtype="<u4", count=1, offset=80)[0])
+        if len(blob) == 84 + 50 * n:
+            if n == 0:
+                raise SurveyInputError("the STL file holds 0 triangles (empty)", path=path)
+            rec = np.frombuffer(blob, dtype=_STL_RECORD, count=n, offset=84)
+            corners = rec["v"].reshape(-1, 3)
+            refuse_float32(
+                float(np.abs(corners).max()),
+                path=path,
+                what="STL (always float32)",
+            )
+            uniq, inverse = np.unique(corners, axis=0, return_inverse=True)
+            return MeshRead(uniq.astype(np.float64), inverse.reshape(-1, 3).astype(np.int64))
+    if blob.lstrip().startswith(b"solid") and b"facet" in blob[:4096]:
+        try:
+            loaded = trimesh.load(str(path), file_type="stl", process=False)
+        except (ValueError, IndexError, KeyError) as exc:
+            raise SurveyInputError(f"cannot read the ASCII STL: {exc}", path=path) from None
+        out = _from_trimesh(loaded, path)
+        if out.xyz.size:
+            # ASCII STL is text, but every exporter writes float32 values into it
+            refuse_float32(float(np.abs(out.xyz).max()), path=path, what="STL (float32 values)")
+        return out
+    raise SurveyInputError(
+        "not a complete binary STL (its size does not match its triangle count: truncated "
+        "upload?) and not an ASCII STL; export and upload it again",
+        path=path,
+    )
