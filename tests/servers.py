@@ -12,7 +12,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -118,6 +120,11 @@ class Server:
         while tcp_open(self.port) and time.monotonic() < deadline:
             time.sleep(0.05)
 
+    def reload(self) -> None:
+        """SIGHUP: re-read configuration (mosquitto: password file)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGHUP)
+
     def restart(self) -> Server:
         self.stop()
         return self.start()
@@ -173,27 +180,40 @@ def make_tls(workdir: Path) -> TlsFiles:
 # --------------------------------------------------------------- mosquitto
 
 
+def set_mosquitto_password(passwd_file: Path, user: str, password: str) -> None:
+    """Add or change a user in a mosquitto password file (``mosquitto_passwd``);
+    a running broker picks it up on :meth:`Server.reload`."""
+    tool = require_binary("/usr/bin/mosquitto_passwd")
+    subprocess.run([tool, "-b", str(passwd_file), user, password], check=True, capture_output=True)
+    passwd_file.chmod(0o600)
+
+
 def mosquitto(
     workdir: Path,
     *,
     users: dict[str, str] | None = None,
     tls: TlsFiles | None = None,
     require_client_cert: bool = False,
+    persistence: bool = False,
 ) -> Server:
     """A mosquitto broker (not started). ``users`` enables a password file
-    and disables anonymous access; ``tls`` makes the listener TLS-only."""
+    and disables anonymous access; ``tls`` makes the listener TLS-only;
+    ``persistence`` keeps sessions and retained messages across restarts."""
     binary = require_binary(MOSQUITTO)
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    lines = [f"listener {port} 127.0.0.1", "persistence false", "log_dest stderr",
+    # as root, mosquitto would drop to user "mosquitto", who cannot read our temp dir
+    lines = [f"user {pwd.getpwuid(os.getuid()).pw_name}", f"listener {port} 127.0.0.1", "log_dest stderr",
              "log_type error", "log_type warning", "log_type notice"]  # fmt: skip
+    if persistence:
+        lines += ["persistence true", f"persistence_location {workdir}/"]
+    else:
+        lines.append("persistence false")
     if users:
         pw = workdir / "passwd"
         pw.write_text("")
-        tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
         for user, password in users.items():
-            subprocess.run([tool, "-b", str(pw), user, password], check=True, capture_output=True)
-        pw.chmod(0o600)
+            set_mosquitto_password(pw, user, password)
         lines += ["allow_anonymous false", f"password_file {pw}"]
     else:
         lines.append("allow_anonymous true")

@@ -89,6 +89,8 @@ class MqttSink(Sink):
     async def connect(self) -> None:
         await self._drop()
         client = self._make_client()
+        # up to max_inflight publishes wait for their PUBACK at once, by design
+        client.pending_calls_threshold = self.cfg.max_inflight + 10
         try:
             await client.__aenter__()
         except aiomqtt.MqttError as exc:
