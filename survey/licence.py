@@ -382,7 +382,7 @@ def _elevation_of(table: Mapping[str, Any], where: str, path: Path) -> tuple[flo
     )
 
 
-def _seams(items: Any, base: Path, path: Path) -> tuple[Seam, ...]:
+def _seams(items: Any, base: Path, path: Path, zone: int) -> tuple[Seam, ...]:
     if items is None:
         return ()
     from survey.surfaces import load_surface  # seams are optional; surfaces pull in scipy
@@ -401,8 +401,8 @@ def _seams(items: Any, base: Path, path: Path) -> tuple[Seam, ...]:
                     f"{where}: missing '{key}' (a grid .asc/.csv or a TIN .obj/.ply/.stl/.csv file)",
                     path=path,
                 )
-        roof = load_surface(base / str(s["roof"]))
-        floor = load_surface(base / str(s["floor"]))
+        roof = load_surface(base / str(s["roof"]), zone=zone)
+        floor = load_surface(base / str(s["floor"]), zone=zone)
         seams.append(Seam(name=str(s.get("name", f"seam {i + 1}")), roof=roof, floor=floor))
     return tuple(seams)
 
@@ -542,7 +542,7 @@ def _load_toml(path: Path) -> Licence:
         z_top, z_bottom = _elevation_of(b, where, path)
         line = raw[0].line if raw else None
         blocks.append(_make_block(name, raw, z_top, z_bottom, crs=crs, path=path, line=line))
-    return _finish(doc, blocks, crs, path, _seams(doc.get("seams"), path.parent, path))
+    return _finish(doc, blocks, crs, path, _seams(doc.get("seams"), path.parent, path, crs.zone))
 
 
 # --------------------------------------------------------------------------
@@ -619,7 +619,7 @@ def _load_geojson(path: Path) -> Licence:
             raw.append(_RawCorner(num, n, e, None))
         z_top, z_bottom = _elevation_of(props, where, path)
         blocks.append(_make_block(name, raw, z_top, z_bottom, crs=crs, path=path, line=None))
-    return _finish(meta, blocks, crs, path, _seams(meta.get("seams"), path.parent, path))
+    return _finish(meta, blocks, crs, path, _seams(meta.get("seams"), path.parent, path, crs.zone))
 
 
 def load_licence(path: str | Path) -> Licence:

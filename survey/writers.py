@@ -329,6 +329,35 @@ def write_mesh(
     raise ValueError(f"write_mesh: unsupported extension {ext!r} (use .obj, .stl or .ply)")
 
 
+def write_esri_grid(
+    path: str | Path,
+    east: npt.ArrayLike,
+    north: npt.ArrayLike,
+    heights: npt.ArrayLike,
+    *,
+    nodata: float = -9999.0,
+) -> Path:
+    """ESRI ASCII grid of node heights (``xllcenter``/``yllcenter``).
+    east (nx,), north (ny,) increasing and equally spaced with the same
+    step; heights (ny, nx), row j = north[j], NaN written as ``nodata``."""
+    e = np.asarray(east, dtype=np.float64)
+    n = np.asarray(north, dtype=np.float64)
+    z = np.asarray(heights, dtype=np.float64)
+    cs = float(e[1] - e[0])
+    if not (np.allclose(np.diff(e), cs) and np.allclose(np.diff(n), cs)):
+        raise ValueError("an ESRI ASCII grid needs one cell size in both directions")
+    z = np.where(np.isnan(z), nodata, z)[::-1]  # the file starts with the northern row
+    head = (
+        f"ncols {e.size}\nnrows {n.size}\nxllcenter {e[0]:.4f}\nyllcenter {n[0]:.4f}\n"
+        f"cellsize {cs!r}\nNODATA_value {nodata!r}\n"
+    )
+    p = Path(path)
+    with p.open("w", encoding="ascii", newline="\n") as fh:
+        fh.write(head)
+        np.savetxt(fh, z, fmt="%.4f")
+    return p
+
+
 # --------------------------------------------------------------------------
 # licences
 
@@ -428,6 +457,7 @@ __all__ = [
     "write_cass",
     "write_csv_points",
     "write_e57",
+    "write_esri_grid",
     "write_gsi",
     "write_gsi16",
     "write_las",
