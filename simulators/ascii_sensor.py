@@ -24,6 +24,7 @@ import random
 from collections.abc import Mapping
 from types import TracebackType
 
+from drivers.ascii import format_gas_nmea
 from drivers.types import DeviceProfile, Value
 from simulators.faults import ASCII_FAULTS, FaultBoard, FaultKind
 from simulators.physics import MinePhysics
@@ -36,29 +37,18 @@ DECIMALS: dict[str, int] = {"CH4": 2, "CO": 0, "O2": 1, "NO2": 1, "H2S": 1, "CO2
 DECIMALS |= {"T": 1, "RH": 0, "WS": 2}
 
 
-def nmea_checksum(body: str) -> str:
-    """XOR of the characters of ``body`` (what lies between ``$`` and ``*``)."""
-    check = 0
-    for byte in body.encode("ascii"):
-        check ^= byte
-    return f"{check:02X}"
+def displayed(key: str, value: Value) -> Value:
+    """``value`` as the instrument shows it: rounded to the key's decimals
+    (an ``int`` for whole-number keys such as CO ppm)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    decimals = DECIMALS.get(key, 2)
+    return round(value) if decimals == 0 else round(float(value), decimals)
 
 
-def _format_value(key: str, value: Value) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, (int, float)):
-        decimals = DECIMALS.get(key, 2)
-        return f"{float(value):.{decimals}f}"
-    return str(value)
-
-
-def format_gas_nmea(station: int, fields: Mapping[str, Value]) -> str:
-    """One sentence with checksum, without the line ending."""
-    body = ",".join(
-        [TALKER, f"{station:02d}", *(f"{k}={_format_value(k, v)}" for k, v in fields.items())]
-    )
-    return f"${body}*{nmea_checksum(body)}"
+def sentence(station: int, fields: Mapping[str, Value]) -> str:
+    """One ``gas_nmea`` sentence with checksum, without the line ending."""
+    return format_gas_nmea(station, {k: displayed(k, v) for k, v in fields.items()}, talker=TALKER)
 
 
 class AsciiSensor:
@@ -119,11 +109,12 @@ class AsciiSensor:
         if FaultKind.GARBAGE in self.faults:
             noise = bytes(self._rng.randrange(256) for _ in range(self._rng.randrange(8, 40)))
             return noise.replace(b"\n", b"\x7f") + b"\r\n"
-        sentence = format_gas_nmea(self.station, self.fields())
+        text = sentence(self.station, self.fields())
         if FaultKind.CORRUPT in self.faults:
-            wrong = (int(sentence[-2:], 16) ^ 0x5A) or 0x01
-            sentence = f"{sentence[:-2]}{wrong:02X}"
-        return sentence.encode("ascii") + b"\r\n"
+            # Any other checksum is wrong: XOR with a non-zero constant.
+            wrong = int(text[-2:], 16) ^ 0x5A
+            text = f"{text[:-2]}{wrong:02X}"
+        return text.encode("ascii") + b"\r\n"
 
     def open(self) -> None:
         self._fd = os.open(self.serial_path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
