@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from gateway.model import Quality, Record, RecordKind
 
@@ -31,7 +31,7 @@ MEASUREMENTS: dict[RecordKind, str] = {
 #: keys of ``Record.fields`` that become tags (low-cardinality identifiers)
 TAG_KEYS: dict[RecordKind, tuple[str, ...]] = {
     RecordKind.ALARM: ("point", "severity", "state"),
-    RecordKind.EVENT: ("event",),
+    RecordKind.EVENT: (),
     RecordKind.FINDING: (),
     RecordKind.METRIC: (),
 }
@@ -40,6 +40,9 @@ TAG_KEYS: dict[RecordKind, tuple[str, ...]] = {
 RESERVED_KEYS = frozenset({"measurement", "tags"})
 
 QUALITY_SUFFIX = "_q"
+
+#: the one field of a record whose data are all tags (a line needs a field)
+EMPTY_FIELD = "recorded"
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -167,10 +170,12 @@ class LineEncoder:
             k = self._qkeys[point] = escape_tag(point + QUALITY_SUFFIX)
         return k
 
-    def _point_fields(self, record: Record) -> list[str]:
+    def _point_fields(self, record: Record, skip: Collection[str] = ()) -> list[str]:
         out: list[str] = []
         key = self._key
         for p, v, q in zip(record.points, record.values, record.qualities, strict=True):
+            if skip and p in skip:
+                continue
             t = type(v)
             if t is float and q is _GOOD and v == v and v not in (math.inf, -math.inf):
                 out.append(f"{key(p)}={v!r}")
@@ -222,21 +227,23 @@ class LineEncoder:
         extra_tags = fields.get("tags")
         if isinstance(extra_tags, dict):
             tags.update({str(k): str(v) for k, v in extra_tags.items()})
-        tag_keys = TAG_KEYS.get(record.kind, ())
-        for k in tag_keys:
+        for k in TAG_KEYS.get(record.kind, ()):
             v = fields.get(k)
             if v is not None and v != "":
                 tags[k] = str(v)
-        parts = self._point_fields(record)
-        taken = set(record.points)
+        # a key is a tag or a field on a line, never both
+        tag_names = {"site", "gateway", *tags}
+        parts = self._point_fields(record, tag_names)
+        taken = tag_names.union(record.points)
         for k in sorted(fields):
-            if k in RESERVED_KEYS or k in tag_keys or k in taken:
+            if k in RESERVED_KEYS or k in taken:
                 continue
             s = format_free_value(fields[k])
             if s is not None:
                 parts.append(f"{escape_tag(k)}={s}")
         if not parts:
-            return []
+            # everything was a tag: the line must still exist (one field)
+            parts.append(f"{EMPTY_FIELD}=true")
         return [f"{self._tagged(measurement, tags)}{','.join(parts)} {record.ts_ns}"]
 
 

@@ -70,11 +70,19 @@ def test_alarm_event_metric_and_finding() -> None:
         "alarm,device=gas1,gateway=gw\\=1,point=ch4,severity=alarm,site=site\\ A,state=raised "
         'ch4=1.2,message="CH4 >= 1.0 %",threshold=1.0 5'
     ]
-    event = Record(RecordKind.EVENT, "fan1", 6, [], [], [], [], fields={"event": "comm_loss"})
-    assert e.encode(event) == []  # nothing but tags: no field to write
-    event.fields["detail"] = {"errors": 3}
+    # as the runtime writes events: the name as a point and in fields, site/gateway repeated
+    event = Record(
+        RecordKind.EVENT, "fan1", 6, ["event"], ["comm_loss"], [""], [Quality.GOOD],
+        fields={"event": "comm_loss", "site": "site A", "gateway": "gw=1", "failed_cycles": 3,
+                "detail": {"errors": 3}},
+    )  # fmt: skip
     assert e.encode(event) == [
-        'event,device=fan1,event=comm_loss,gateway=gw\\=1,site=site\\ A detail="{\\"errors\\": 3}" 6'
+        'event,device=fan1,gateway=gw\\=1,site=site\\ A event="comm_loss",'
+        'detail="{\\"errors\\": 3}",failed_cycles=3.0 6'
+    ]
+    tags_only = Record(RecordKind.FINDING, "c", 9, [], [], [], [], fields={"tags": {"k": "v"}})
+    assert e.encode(tags_only) == [
+        "survey_finding,device=c,gateway=gw\\=1,k=v,site=site\\ A recorded=true 9"
     ]
     metric = Record(RecordKind.METRIC, "gateway", 7, ["polls"], [10], [""], [Quality.GOOD])
     assert e.encode(metric) == [
