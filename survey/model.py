@@ -177,3 +177,6 @@ class CheckResult:
     verdict: str  # "compliant" | "violations found" | "within survey uncertainty"
     timings_s: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # (m, 4) float64 rows (E, N, H, status 0/1/2) for plan plots: a subsample
+    # of compliant points then of non-compliant ones; see survey.check
+    preview: F64 | None = None

@@ -1,0 +1,586 @@
+"""Known-answer underground workings: drifts, ramps, stopes, their scans and
+meshes, a matching licence, and the answers a check must find.
+
+Everything is built in a *scene frame* (u, v, h): u and v horizontal metres
+from the licence centre, h the elevation (1985 height datum). The scene is
+then rotated by ``rotation_deg`` about the centre and placed at Guangxi
+CGCS2000 3-degree zone 36 coordinates without the zone prefix (EPSG 4545):
+easting about 512 300, northing about 2 523 400. Rotation preserves
+distances, so the expected answers computed in the scene frame hold.
+
+Scans: points on every face of every working at ``density`` points per m2
+(uniform on the surface), each coordinate disturbed by Gaussian noise of
+1 cm clipped at +/-2 cm (laser scanner ranging noise). Meshes: closed
+triangle meshes of the same workings (arch sections as 32-segment polygons).
+
+Scenes (all return :class:`Scene`):
+
+* :func:`compliant_scene` -- everything inside the licence;
+* :func:`violation_scene` -- a drift crossing the boundary by ``beyond_m``
+  (12 m), a stope ``below_m`` (6 m) below the floor of the elevation range,
+  and a drift ``seam_offset_m`` (3 m) above the licensed seam's roof;
+* :func:`drift_crossing_scene` -- one drift beyond the boundary by a given
+  distance (e.g. just under the tolerance);
+* :func:`generate_scan` -- a big mine for benchmarks (20 M points in a few
+  seconds), with the same three violations.
+
+Expected answers (:class:`Expected`): type, maximum exceedance (m, positive
+beyond the limit, computed analytically from the geometry; noise adds up to
+2 cm) and volume beyond the limit (m3, section area x length beyond, or the
+box part below the floor).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+import trimesh
+
+from survey.model import F64, Block, Corner, Licence, Seam, SurveyData, ViolationType
+
+#: scene centre: CGCS2000 zone 36 without prefix (EPSG 4545), Qinzhou area
+CENTRE_E = 512_300.0
+CENTRE_N = 2_523_400.0
+EPSG = 4545
+
+NOISE_SIGMA_M = 0.01
+NOISE_CLIP_M = 0.02
+
+#: licence polygon in the scene frame (u, v), counter-clockwise; the edge
+#: from corner 4 to 5 is the straight east boundary at u = 300
+LICENCE_UV: tuple[tuple[float, float], ...] = (
+    (-300.0, -200.0),
+    (-100.0, -230.0),
+    (100.0, -210.0),
+    (300.0, -200.0),
+    (300.0, 200.0),
+    (150.0, 240.0),
+    (0.0, 220.0),
+    (-150.0, 250.0),
+    (-300.0, 200.0),
+    (-320.0, 50.0),
+    (-310.0, -80.0),
+)
+EAST_EDGE_U = 300.0
+Z_TOP = 120.0
+Z_BOTTOM = -80.0
+
+#: licensed seam (coal) in the scene frame: covers u in [-280, -20],
+#: v in [-180, 180]; floor h = SEAM_FLOOR0 + SEAM_DIP * v, roof 4 m above
+SEAM_U = (-280.0, -20.0)
+SEAM_V = (-180.0, 180.0)
+SEAM_FLOOR0 = -20.0
+SEAM_DIP = 0.05
+SEAM_THICKNESS = 4.0
+
+
+@dataclass(frozen=True)
+class Section:
+    """Drift cross-section: ``width`` x ``height`` m, floor at v = 0, centred
+    on u = 0; ``arched``: vertical walls then a semicircular arch of radius
+    width / 2 (wall height = height - width / 2)."""
+
+    width: float
+    height: float
+    arched: bool = True
+
+    @property
+    def radius(self) -> float:
+        return self.width / 2
+
+    @property
+    def wall(self) -> float:
+        return self.height - self.radius if self.arched else self.height
+
+    @property
+    def area(self) -> float:
+        if self.arched:
+            return self.width * self.wall + math.pi * self.radius**2 / 2
+        return self.width * self.height
+
+    @property
+    def perimeter(self) -> float:
+        if self.arched:
+            return self.width + 2 * self.wall + math.pi * self.radius
+        return 2 * (self.width + self.height)
+
+    def outline(self, arc_segments: int = 32) -> F64:
+        """(k, 2) float64 (u, v) polygon of the section, counter-clockwise."""
+        w2 = self.width / 2
+        if not self.arched:
+            return np.array([[-w2, 0], [w2, 0], [w2, self.height], [-w2, self.height]], float)
+        a = np.linspace(0.0, math.pi, arc_segments + 1)
+        arc = np.column_stack([self.radius * np.cos(a), self.wall + self.radius * np.sin(a)])
+        return np.vstack([[[-w2, 0.0], [w2, 0.0]], arc])
+
+    def boundary_points(self, t: F64) -> tuple[F64, F64]:
+        """(u, v) at arc length ``t`` (k,) in [0, perimeter) along the outline."""
+        w, hw, r = self.width, self.wall, self.radius
+        u = np.empty_like(t)
+        v = np.empty_like(t)
+        floor = t < w
+        u[floor], v[floor] = t[floor] - w / 2, 0.0
+        t1 = t - w
+        right = ~floor & (t1 < hw)
+        u[right], v[right] = w / 2, t1[right]
+        t2 = t1 - hw
+        if self.arched:
+            top_len = math.pi * r
+            top = ~floor & ~right & (t2 < top_len)
+            ang = t2[top] / r
+            u[top], v[top] = r * np.cos(ang), hw + r * np.sin(ang)
+        else:
+            top_len = w
+            top = ~floor & ~right & (t2 < top_len)
+            u[top], v[top] = w / 2 - t2[top], hw
+        left = ~floor & ~right & ~top
+        u[left], v[left] = -w / 2, hw - (t2[left] - top_len)
+        return u, v
+
+    def inside_points(self, n: int, rng: np.random.Generator) -> tuple[F64, F64]:
+        """n uniform points (u, v) inside the section (for end faces)."""
+        us: list[F64] = []
+        vs: list[F64] = []
+        got = 0
+        while got < n:
+            m = int((n - got) * 1.3) + 8
+            u = rng.uniform(-self.width / 2, self.width / 2, m)
+            v = rng.uniform(0.0, self.height, m)
+            ok = v <= self.wall
+            if self.arched:
+                ok |= u**2 + (v - self.wall) ** 2 <= self.radius**2
+            us.append(u[ok])
+            vs.append(v[ok])
+            got += int(ok.sum())
+        return np.concatenate(us)[:n], np.concatenate(vs)[:n]
+
+
+DRIFT_SECTION = Section(4.0, 3.5, arched=True)
+SEAM_DRIFT_SECTION = Section(3.0, 2.8, arched=False)
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A straight tunnel (drift when level, ramp when inclined) in the scene
+    frame: floor centre line from ``start`` to ``end`` (u, v, h), section
+    perpendicular to the axis, optional end faces."""
+
+    name: str
+    start: tuple[float, float, float]
+    end: tuple[float, float, float]
+    section: Section = DRIFT_SECTION
+    caps: tuple[bool, bool] = (True, True)
+
+    def frame(self) -> tuple[F64, F64, F64, float]:
+        """(axis, side, up) unit vectors and length."""
+        p0, p1 = np.array(self.start, float), np.array(self.end, float)
+        d = p1 - p0
+        length = float(np.linalg.norm(d))
+        axis = d / length
+        side = np.cross(axis, [0.0, 0.0, 1.0])
+        side /= np.linalg.norm(side)
+        up = np.cross(side, axis)
+        return axis, side, up, length
+
+    @property
+    def volume(self) -> float:
+        return self.section.area * self.frame()[3]
+
+    @property
+    def surface_area(self) -> float:
+        caps = sum(self.caps) * self.section.area
+        return self.section.perimeter * self.frame()[3] + caps
+
+    def sample(self, n: int, rng: np.random.Generator) -> F64:
+        """n points (scene frame) uniform on the tube and its end faces."""
+        axis, side, up, length = self.frame()
+        sec = self.section
+        ncap = [round(n * sec.area / self.surface_area) if c else 0 for c in self.caps]
+        ntube = n - sum(ncap)
+        s = rng.uniform(0.0, length, ntube)
+        u, v = sec.boundary_points(rng.uniform(0.0, sec.perimeter, ntube))
+        parts = [(s, u, v)]
+        for cnt, at in zip(ncap, (0.0, length), strict=True):
+            if cnt:
+                cu, cv = sec.inside_points(cnt, rng)
+                parts.append((np.full(cnt, at), cu, cv))
+        s = np.concatenate([p[0] for p in parts])
+        u = np.concatenate([p[1] for p in parts])
+        v = np.concatenate([p[2] for p in parts])
+        p0 = np.array(self.start, float)
+        return p0 + s[:, None] * axis + u[:, None] * side + v[:, None] * up
+
+    def mesh(self) -> trimesh.Trimesh:
+        """Closed mesh in the scene frame."""
+        axis, side, up, length = self.frame()
+        prism = trimesh.creation.extrude_polygon(
+            shapely.Polygon(self.section.outline()), height=length
+        )
+        m = np.eye(4)
+        m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = side, up, axis, self.start
+        prism.apply_transform(m)
+        if prism.volume < 0:
+            prism.invert()
+        return prism
+
+
+@dataclass(frozen=True)
+class Stope:
+    """A box chamber in the scene frame: corners ``lo`` and ``hi`` (u, v, h)."""
+
+    name: str
+    lo: tuple[float, float, float]
+    hi: tuple[float, float, float]
+
+    @property
+    def dims(self) -> F64:
+        return np.array(self.hi, float) - np.array(self.lo, float)
+
+    @property
+    def volume(self) -> float:
+        return float(np.prod(self.dims))
+
+    @property
+    def surface_area(self) -> float:
+        a, b, c = self.dims
+        return float(2 * (a * b + b * c + a * c))
+
+    def sample(self, n: int, rng: np.random.Generator) -> F64:
+        """n points uniform on the six faces."""
+        a, b, c = self.dims
+        areas = np.array([b * c, b * c, a * c, a * c, a * b, a * b])
+        face = rng.choice(6, size=n, p=areas / areas.sum())
+        pts = rng.uniform(0.0, 1.0, (n, 3))
+        axis_of_face = face // 2  # 0: u faces, 1: v faces, 2: h faces
+        pts[np.arange(n), axis_of_face] = (face % 2).astype(float)
+        return np.array(self.lo, float) + pts * self.dims
+
+    def mesh(self) -> trimesh.Trimesh:
+        return trimesh.creation.box(bounds=np.array([self.lo, self.hi], float))
+
+
+Working = Drift | Stope
+
+
+@dataclass(frozen=True)
+class Expected:
+    """An incident a correct check must report."""
+
+    working: str
+    type: ViolationType
+    max_exceedance_m: float
+    volume_m3: float
+    centroid_uv: tuple[float, float] | None = None  # scene frame, informative
+
+
+class SceneSurface:
+    """A planar seam roof or floor of the scene (a :class:`survey.model
+    .Surface`): h = h0 + dip * v in the scene frame over the seam rectangle,
+    NaN outside it."""
+
+    def __init__(self, scene_to_abs: _Placement, h0: float, dip: float) -> None:
+        self._place = scene_to_abs
+        self.h0 = h0
+        self.dip = dip
+
+    def height(self, en: F64) -> F64:
+        uv = self._place.to_scene(np.asarray(en, dtype=np.float64))
+        h = self.h0 + self.dip * uv[:, 1]
+        cover = (
+            (uv[:, 0] >= SEAM_U[0])
+            & (uv[:, 0] <= SEAM_U[1])
+            & (uv[:, 1] >= SEAM_V[0])
+            & (uv[:, 1] <= SEAM_V[1])
+        )
+        return np.where(cover, h, np.nan)
+
+    def grid(self, step: float = 5.0) -> tuple[F64, F64, F64]:
+        """Regular grid over the seam's bounding box: (easting (nx,),
+        northing (ny,), height (ny, nx) with NaN outside the seam)."""
+        corners = np.array([[u, v] for u in SEAM_U for v in SEAM_V])
+        en = self._place.to_abs(corners)
+        e = np.arange(en[:, 0].min(), en[:, 0].max() + step, step)
+        n = np.arange(en[:, 1].min(), en[:, 1].max() + step, step)
+        ge, gn = np.meshgrid(e, n)
+        h = self.height(np.column_stack([ge.ravel(), gn.ravel()])).reshape(ge.shape)
+        return e, n, h
+
+
+@dataclass(frozen=True)
+class _Placement:
+    rotation_deg: float
+    centre: tuple[float, float] = (CENTRE_E, CENTRE_N)
+
+    def to_abs(self, uv: F64) -> F64:
+        a = math.radians(self.rotation_deg)
+        c, s = math.cos(a), math.sin(a)
+        e = self.centre[0] + c * uv[:, 0] - s * uv[:, 1]
+        n = self.centre[1] + s * uv[:, 0] + c * uv[:, 1]
+        return np.column_stack([e, n])
+
+    def to_scene(self, en: F64) -> F64:
+        a = math.radians(self.rotation_deg)
+        c, s = math.cos(a), math.sin(a)
+        de = en[:, 0] - self.centre[0]
+        dn = en[:, 1] - self.centre[1]
+        return np.column_stack([c * de + s * dn, -s * de + c * dn])
+
+    def xyz(self, uvh: F64) -> F64:
+        return np.column_stack([self.to_abs(uvh[:, :2]), uvh[:, 2]])
+
+
+@dataclass
+class Scene:
+    """Points (n, 3) float64 (E, N, H), the licence, a closed mesh of the
+    same workings, and the expected incidents."""
+
+    name: str
+    licence: Licence
+    points: F64
+    mesh: SurveyData
+    expected: list[Expected]
+    workings: list[Working] = field(default_factory=list)
+    rotation_deg: float = 0.0
+
+    @property
+    def xyz(self) -> F64:
+        """Alias of ``points``: (n, 3) float64 (E, N, H)."""
+        return self.points
+
+    def survey(self) -> SurveyData:
+        """The scan as reader output (``fmt`` "xyz")."""
+        return SurveyData(source=f"{self.name}.scan", fmt="xyz", xyz=self.points)
+
+
+def make_licence(place: _Placement, *, with_seam: bool = True, tolerance_m: float = 1.5) -> Licence:
+    """The scene's licence: an 11-corner block from +120 m to -80 m and,
+    optionally, the licensed seam."""
+    en = place.to_abs(np.array(LICENCE_UV))
+    corners = tuple(Corner(str(i + 1), float(n), float(e)) for i, (e, n) in enumerate(en))
+    seams: tuple[Seam, ...] = ()
+    if with_seam:
+        floor = SceneSurface(place, SEAM_FLOOR0, SEAM_DIP)
+        roof = SceneSurface(place, SEAM_FLOOR0 + SEAM_THICKNESS, SEAM_DIP)
+        seams = (Seam("No. 2 seam", roof=roof, floor=floor),)
+    return Licence(
+        mine_name="Qinzhou test mine (simulated)",
+        licence_no="C4507002026000000001",
+        epsg=EPSG,
+        zone_prefix=None,
+        blocks=(Block("main", corners, Z_TOP, Z_BOTTOM),),
+        seams=seams,
+        tolerance_m=tolerance_m,
+        tolerance_z_m=0.5,
+        source="simulators.tunnels",
+    )
+
+
+def _noise(n: int, rng: np.random.Generator) -> F64:
+    return np.clip(rng.normal(0.0, NOISE_SIGMA_M, (n, 3)), -NOISE_CLIP_M, NOISE_CLIP_M)
+
+
+def _build(
+    name: str,
+    workings: list[Working],
+    expected: list[Expected],
+    *,
+    density: float,
+    seed: int,
+    rotation_deg: float,
+    with_seam: bool = True,
+    counts: list[int] | None = None,
+) -> Scene:
+    rng = np.random.default_rng(seed)
+    place = _Placement(rotation_deg)
+    if counts is None:
+        counts = [max(1, round(w.surface_area * density)) for w in workings]
+    parts = [w.sample(k, rng) for w, k in zip(workings, counts, strict=True)]
+    uvh = np.concatenate(parts)
+    uvh += _noise(len(uvh), rng)
+    points = place.xyz(uvh)
+    mesh = trimesh.util.concatenate([w.mesh() for w in workings])
+    assert isinstance(mesh, trimesh.Trimesh)
+    verts = place.xyz(np.asarray(mesh.vertices))
+    mesh_data = SurveyData(
+        source=f"{name}.mesh", fmt="ply", xyz=verts, faces=np.asarray(mesh.faces, np.int64)
+    )
+    return Scene(
+        name=name,
+        licence=make_licence(place, with_seam=with_seam),
+        points=points,
+        mesh=mesh_data,
+        expected=expected,
+        workings=workings,
+        rotation_deg=rotation_deg,
+    )
+
+
+def _seam_roof(u: float, v: float) -> float:
+    return SEAM_FLOOR0 + SEAM_THICKNESS + SEAM_DIP * v
+
+
+def _compliant_workings() -> list[Working]:
+    return [
+        Drift("haulage drift -40", (0.0, 0.0, -40.0), (180.0, 0.0, -40.0)),
+        Drift("ramp -40 to -10", (0.0, 60.0, -40.0), (150.0, 60.0, -10.0)),
+        Stope("stope 2", (100.0, 100.0, -75.0), (130.0, 115.0, -50.0)),
+        # in the seam: floor 0.2 m above the seam floor, 2.8 m high in a 4 m seam
+        Drift(
+            "seam drift N",
+            (-250.0, 100.0, SEAM_FLOOR0 + SEAM_DIP * 100.0 + 0.4),
+            (-60.0, 100.0, SEAM_FLOOR0 + SEAM_DIP * 100.0 + 0.4),
+            section=SEAM_DRIFT_SECTION,
+        ),
+    ]
+
+
+def compliant_scene(*, density: float = 150.0, seed: int = 1, rotation_deg: float = 23.0) -> Scene:
+    """Workings all inside the licence, the elevation range and the seam."""
+    works = _compliant_workings()
+    works.append(Drift("east drift -40", (200.0, -20.0, -40.0), (280.0, -20.0, -40.0)))
+    works.append(Stope("stope 1", (40.0, -60.0, -74.0), (70.0, -45.0, -55.0)))
+    return _build("compliant", works, [], density=density, seed=seed, rotation_deg=rotation_deg)
+
+
+def violation_scene(
+    *,
+    beyond_m: float = 12.0,
+    below_m: float = 6.0,
+    seam_offset_m: float = 3.0,
+    density: float = 150.0,
+    seed: int = 2,
+    rotation_deg: float = 23.0,
+) -> Scene:
+    """The compliant workings plus three violations with known answers:
+
+    * "east drift -40" (arched 4 m x 3.5 m) runs east through the straight
+      boundary edge 4-5 and ends ``beyond_m`` past it: boundary, max
+      exceedance ``beyond_m`` (its end face), volume area x ``beyond_m``;
+    * "stope 1" (30 m x 15 m) has its floor ``below_m`` under the licensed
+      floor of -80 m: below_range, max ``below_m``, volume 30 x 15 x below_m;
+    * "seam drift S" (3.0 m x 2.8 m rectangular, 40 m) has its floor
+      ``seam_offset_m`` above the seam roof: outside_seam, max = offset +
+      height + the roof's dip over half the width, volume the whole drift.
+    """
+    works = _compliant_workings()
+    east = Drift("east drift -40", (200.0, -20.0, -40.0), (EAST_EDGE_U + beyond_m, -20.0, -40.0))
+    stope = Stope("stope 1", (40.0, -60.0, Z_BOTTOM - below_m), (70.0, -45.0, -55.0))
+    sec = SEAM_DRIFT_SECTION
+    v_s = -100.0
+    floor_h = _seam_roof(0.0, v_s) + seam_offset_m
+    seam_drift = Drift("seam drift S", (-240.0, v_s, floor_h), (-200.0, v_s, floor_h), section=sec)
+    # the roof is lowest on the south side of the drift (dip > 0 rises north)
+    seam_max = floor_h + sec.height - _seam_roof(0.0, v_s - sec.width / 2)
+    works += [east, stope, seam_drift]
+    expected = [
+        Expected(
+            "east drift -40",
+            ViolationType.BOUNDARY,
+            beyond_m,
+            DRIFT_SECTION.area * beyond_m,
+            (EAST_EDGE_U + beyond_m / 2, -20.0),
+        ),
+        Expected(
+            "stope 1",
+            ViolationType.BELOW_RANGE,
+            below_m,
+            30.0 * 15.0 * below_m,
+            (55.0, -52.5),
+        ),
+        Expected(
+            "seam drift S",
+            ViolationType.OUTSIDE_SEAM,
+            seam_max,
+            seam_drift.volume,
+            (-220.0, v_s),
+        ),
+    ]
+    return _build(
+        "violation", works, expected, density=density, seed=seed, rotation_deg=rotation_deg
+    )
+
+
+def drift_crossing_scene(
+    beyond_m: float,
+    *,
+    density: float = 150.0,
+    seed: int = 3,
+    rotation_deg: float = 23.0,
+    tolerance_m: float = 1.5,
+) -> Scene:
+    """One arched drift ending ``beyond_m`` past the east boundary (no seam).
+    Expected: one boundary group with max exceedance ``beyond_m`` -- an
+    incident when beyond_m > tolerance_m, a within-uncertainty group
+    otherwise."""
+    drift = Drift("east drift -40", (220.0, -20.0, -40.0), (EAST_EDGE_U + beyond_m, -20.0, -40.0))
+    expected = [
+        Expected(
+            drift.name,
+            ViolationType.BOUNDARY,
+            beyond_m,
+            DRIFT_SECTION.area * beyond_m,
+            (EAST_EDGE_U + beyond_m / 2, -20.0),
+        )
+    ]
+    scene = _build(
+        f"drift_{beyond_m:g}m",
+        [drift],
+        expected,
+        density=density,
+        seed=seed,
+        rotation_deg=rotation_deg,
+        with_seam=False,
+    )
+    if tolerance_m != scene.licence.tolerance_m:
+        from dataclasses import replace
+
+        scene.licence = replace(scene.licence, tolerance_m=tolerance_m)
+    return scene
+
+
+def generate_scan(n_points: int, seed: int = 0, *, rotation_deg: float = 23.0) -> Scene:
+    """A big scan of ``n_points`` points for benchmarks: a grid of 24 level
+    drifts on three levels inside the licence plus the three violations of
+    :func:`violation_scene` (same expected answers, volumes and maxima; the
+    point density follows from ``n_points``). No mesh-level detail beyond
+    that of :func:`violation_scene`. About 1-2 s per 10 M points."""
+    base = violation_scene(density=1.0, seed=seed, rotation_deg=rotation_deg)
+    works: list[Working] = list(base.workings)
+    for level in (-70.0, -30.0, 10.0):
+        for k, v in enumerate(np.linspace(-150.0, 150.0, 8)):
+            if abs(v) < 25 or abs(v - 60.0) < 8 or abs(v - 100) < 8:
+                continue
+            works.append(
+                Drift(f"drift {level:+.0f} #{k}", (0.0, float(v), level), (250.0, float(v), level))
+            )
+    areas = np.array([w.surface_area for w in works])
+    counts = np.floor(areas / areas.sum() * n_points).astype(np.int64)
+    counts[0] += n_points - int(counts.sum())
+    return _build(
+        f"scan_{n_points}",
+        works,
+        base.expected,
+        density=0.0,
+        seed=seed,
+        rotation_deg=rotation_deg,
+        counts=[int(c) for c in counts],
+    )
+
+
+__all__ = [
+    "DRIFT_SECTION",
+    "Drift",
+    "Expected",
+    "Scene",
+    "SceneSurface",
+    "Section",
+    "Stope",
+    "compliant_scene",
+    "drift_crossing_scene",
+    "generate_scan",
+    "make_licence",
+    "violation_scene",
+]

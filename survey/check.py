@@ -1,0 +1,368 @@
+"""Check surveys against a licence: the entry point of the survey engine.
+
+::
+
+    check_survey(licence, inputs, *, progress=None) -> CheckResult
+    check_files(licence, paths, *, chunk_points=5_000_000, progress=None) -> CheckResult
+
+``inputs`` are :class:`SurveyData` (already read) or paths (read with
+``survey.readers.read_survey``); ``check_files`` streams point files chunk
+by chunk (``survey.readers.iter_chunks``) so 100 M points fit in well under
+1.5 GB: per chunk only the points beyond some limit are kept (plus the plot
+subsample), everything else is counted and dropped.
+
+Pipeline: :func:`survey.classify.classify` per chunk -> points beyond a
+limit (:class:`survey.incidents.Beyond`) -> :func:`survey.incidents
+.group_incidents` (26-connected 0.5 m voxels) -> volume per incident
+(shell sections for scans, clipping for closed meshes, :mod:`survey.volume`).
+
+Closed meshes (``SurveyData.faces`` set) are classified through their
+vertices plus surface samples at ``MESH_SAMPLE_DENSITY_PER_M2``; the volume
+of an incident with mesh points is the mesh's volume beyond the limit within
+the incident's box (``MESH_CLIP_MARGIN_M`` around it); scan points of the same
+incident are then not counted again.
+
+Result fields the report uses:
+
+* ``CheckResult.verdict``: "violations found" if any incident is beyond the
+  tolerance, else "within survey uncertainty" if any group is beyond a limit
+  by at most the tolerance, else "compliant".
+* ``CheckResult.preview``: (m, 4) float64 rows (E, N, H, status) with status
+  0 compliant, 1 within uncertainty, 2 violation: an evenly strided subsample
+  of the compliant points (about ``PREVIEW_POINTS``) followed by one of the
+  non-compliant points (about as many; all of them when fewer). The two
+  parts are sampled at different rates: use it for pictures, never counts.
+* ``CheckResult.timings_s``: seconds per stage ("prepare", "read",
+  "classify", "group", "volume", "total").
+* ``CheckResult.notes``: counts per status and warnings (suspected
+  coordinate system error).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from survey import tolerances as tol
+from survey.classify import (
+    BOUNDARY_BIT,
+    Classification,
+    PreparedLicence,
+    classify,
+    empty_classification,
+    prepare,
+)
+from survey.incidents import Beyond, group_incidents
+from survey.model import F64, CheckResult, Licence, SurveyData, SurveyInputError, ViolationType
+from survey.progress import ProgressCallback, null_progress
+from survey.volume import make_mesh, mesh_volume_beyond, shell_volume
+
+I32 = npt.NDArray[np.int32]
+
+VERDICT_VIOLATIONS = "violations found"
+VERDICT_UNCERTAIN = "within survey uncertainty"
+VERDICT_COMPLIANT = "compliant"
+
+#: suffixes read whole (they may hold faces) rather than streamed
+_WHOLE_SUFFIXES = {".ply", ".obj", ".stl", ".off", ".e57"}
+
+
+class _Strided:
+    """Keeps every ``stride``-th row of a stream, doubling the stride when
+    more than twice ``target`` rows are held (deterministic, even in time)."""
+
+    def __init__(self, target: int) -> None:
+        self.target = max(1, target)
+        self.stride = 1
+        self.seen = 0
+        self.rows: list[F64] = []
+        self.index: list[npt.NDArray[np.int64]] = []
+        self.held = 0
+
+    def add(self, rows: F64) -> None:
+        n = len(rows)
+        first = (-self.seen) % self.stride
+        pick = np.arange(first, n, self.stride)
+        self.rows.append(rows[pick])
+        self.index.append(pick + self.seen)
+        self.seen += n
+        self.held += pick.size
+        while self.held > 2 * self.target:
+            self.stride *= 2
+            for i, idx in enumerate(self.index):
+                keep = idx % self.stride == 0
+                self.rows[i] = self.rows[i][keep]
+                self.index[i] = idx[keep]
+            self.held = sum(len(i) for i in self.index)
+
+    def result(self) -> F64:
+        if not self.rows:
+            return np.empty((0, 4))
+        return np.concatenate(self.rows)
+
+
+@dataclass
+class _Accumulator:
+    """What a check keeps while it streams chunks."""
+
+    prep: PreparedLicence
+    beyond: list[Beyond] = field(default_factory=list)
+    ok_preview: _Strided = field(default_factory=lambda: _Strided(tol.PREVIEW_POINTS))
+    bad_preview: _Strided = field(default_factory=lambda: _Strided(tol.PREVIEW_POINTS))
+    n_points: int = 0
+    per_status: list[int] = field(default_factory=lambda: [0, 0, 0])
+    outside_plan: int = 0
+    t_classify: float = 0.0
+    buffers: Classification | None = None
+
+    def add(self, xyz: F64, source: int) -> None:
+        t0 = time.perf_counter()
+        n = len(xyz)
+        if self.buffers is None or len(self.buffers) < n:
+            self.buffers = empty_classification(n)
+        c = classify(self.prep, xyz, out=self.buffers)
+        counts = np.bincount(c.status, minlength=3)
+        for i in range(3):
+            self.per_status[i] += int(counts[i])
+        self.outside_plan += int(np.count_nonzero(c.violated & BOUNDARY_BIT))
+        self.n_points += n
+        bad = c.status > 0
+        if counts[1] + counts[2]:
+            self.beyond.append(Beyond.from_classification(xyz, c, source))
+            self.bad_preview.add(np.column_stack([xyz[bad], c.status[bad]]))
+        ok = ~bad
+        self.ok_preview.add(np.column_stack([xyz[ok], c.status[ok]]))
+        self.t_classify += time.perf_counter() - t0
+
+
+def _check_points(xyz: F64, source: str) -> None:
+    if xyz.ndim != 2 or xyz.shape[1] != 3:
+        raise SurveyInputError(
+            f"points must be an (n, 3) array of easting, northing, height; got shape {xyz.shape}",
+            path=source,
+        )
+    bad = ~np.isfinite(xyz).all(axis=1)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise SurveyInputError(
+            f"{int(bad.sum())} point(s) have non-finite coordinates (first: point {first}); "
+            "remove them or fix the export",
+            path=source,
+        )
+
+
+def _mesh_samples(data: SurveyData, origin: F64) -> tuple[F64, object]:
+    """Vertices plus even surface samples of a mesh, and the local trimesh."""
+    assert data.faces is not None
+    mesh = make_mesh(data.xyz, data.faces, origin)
+    count = int(np.clip(mesh.area * tol.MESH_SAMPLE_DENSITY_PER_M2, 1000, 5_000_000))
+    import trimesh
+
+    samples, _ = trimesh.sample.sample_surface(mesh, count, seed=0)
+    pts = np.concatenate([np.asarray(mesh.vertices), np.asarray(samples)]) + origin
+    return pts, mesh
+
+
+def check_survey(
+    licence: Licence,
+    inputs: Iterable[SurveyData | str | Path],
+    *,
+    progress: ProgressCallback | None = None,
+    prepared: PreparedLicence | None = None,
+) -> CheckResult:
+    """Check surveys (already read, or paths read whole) against ``licence``.
+
+    Raises :class:`SurveyInputError` for an input without points, with
+    non-finite coordinates, or when no input is given.
+    """
+    t_start = time.perf_counter()
+    prog = progress or null_progress
+    prep = prepared or prepare(licence)
+    t_prep = time.perf_counter() - t_start
+    acc = _Accumulator(prep)
+    sources: list[str] = []
+    meshes: dict[int, tuple[object, F64]] = {}
+    t_read = 0.0
+    origin3 = np.array([prep.origin[0], prep.origin[1], 0.0])
+    for idx, item in enumerate(inputs):
+        if isinstance(item, SurveyData):
+            data = item
+        else:
+            t0 = time.perf_counter()
+            from survey.readers import read_survey
+
+            data = read_survey(item, licence=licence, progress=progress)
+            t_read += time.perf_counter() - t0
+        sources.append(data.source)
+        xyz = np.asarray(data.xyz, dtype=np.float64)
+        if xyz.size == 0:
+            raise SurveyInputError(
+                "the survey contains no points; nothing to check", path=data.source
+            )
+        _check_points(xyz, data.source)
+        if data.is_mesh:
+            xyz, mesh = _mesh_samples(data, origin3)
+            meshes[idx] = (mesh, origin3)
+        stage = f"check {Path(data.source).name}"
+        step = tol.CHUNK_POINTS
+        for s in range(0, len(xyz), step):
+            acc.add(xyz[s : s + step], idx)
+            prog(stage, min(len(xyz), s + step), len(xyz))
+    if not sources:
+        raise SurveyInputError("no survey given: pass at least one scan or point file")
+    return _finish(licence, acc, sources, meshes, t_start, t_prep, t_read)
+
+
+def check_files(
+    licence: Licence,
+    paths: Iterable[str | Path],
+    *,
+    chunk_points: int = tol.CHUNK_POINTS,
+    progress: ProgressCallback | None = None,
+    prepared: PreparedLicence | None = None,
+) -> CheckResult:
+    """Streaming check of survey files, ``chunk_points`` at a time.
+
+    Point formats are streamed with ``survey.readers.iter_chunks``; meshes and
+    E57 are read whole (they may carry faces or poses). Memory: the chunk,
+    its classification (about 46 bytes a point) and the points beyond a limit.
+    """
+    from survey.readers import iter_chunks, read_survey
+
+    t_start = time.perf_counter()
+    prog = progress or null_progress
+    prep = prepared or prepare(licence)
+    t_prep = time.perf_counter() - t_start
+    acc = _Accumulator(prep)
+    sources: list[str] = []
+    meshes: dict[int, tuple[object, F64]] = {}
+    origin3 = np.array([prep.origin[0], prep.origin[1], 0.0])
+    t_read = 0.0
+    for idx, path in enumerate(paths):
+        sources.append(str(path))
+        stage = f"check {Path(path).name}"
+        chunks: Iterator[F64]
+        if Path(path).suffix.lower() in _WHOLE_SUFFIXES:
+            t0 = time.perf_counter()
+            data = read_survey(path, licence=licence, progress=progress)
+            t_read += time.perf_counter() - t0
+            xyz = np.asarray(data.xyz, dtype=np.float64)
+            if xyz.size and data.is_mesh:
+                _check_points(xyz, str(path))
+                xyz, mesh = _mesh_samples(data, origin3)
+                meshes[idx] = (mesh, origin3)
+            chunks = iter([xyz[s : s + chunk_points] for s in range(0, len(xyz), chunk_points)])
+        else:
+            chunks = iter_chunks(path, chunk_points, licence=licence, progress=progress)
+        done = 0
+        while True:
+            t0 = time.perf_counter()
+            chunk = next(chunks, None)
+            t_read += time.perf_counter() - t0
+            if chunk is None:
+                break
+            chunk = np.asarray(chunk, dtype=np.float64)
+            _check_points(chunk, str(path))
+            acc.add(chunk, idx)
+            done += len(chunk)
+            prog(stage, done, None)
+        if done == 0:
+            raise SurveyInputError("the survey contains no points; nothing to check", path=path)
+    if not sources:
+        raise SurveyInputError("no survey given: pass at least one scan or point file")
+    return _finish(licence, acc, sources, meshes, t_start, t_prep, t_read)
+
+
+def _finish(
+    licence: Licence,
+    acc: _Accumulator,
+    sources: list[str],
+    meshes: dict[int, tuple[object, F64]],
+    t_start: float,
+    t_prep: float,
+    t_read: float,
+) -> CheckResult:
+    t0 = time.perf_counter()
+    beyond = Beyond.concat(acc.beyond)
+    acc.beyond = []
+    t_volume = [0.0]
+
+    def volume_fn(pts: F64, vtype: ViolationType, block: int, src: I32) -> float:
+        tv = time.perf_counter()
+        try:
+            return _incident_volume(licence, meshes, pts, vtype, block, src)
+        finally:
+            t_volume[0] += time.perf_counter() - tv
+
+    incidents, uncertain = group_incidents(licence, beyond, volume_fn=volume_fn)
+    t_group = time.perf_counter() - t0 - t_volume[0]
+    if incidents:
+        verdict = VERDICT_VIOLATIONS
+    elif uncertain:
+        verdict = VERDICT_UNCERTAIN
+    else:
+        verdict = VERDICT_COMPLIANT
+    ok, unc, bad = acc.per_status
+    notes = [
+        f"classified {acc.n_points:,} points: {ok:,} compliant, {unc:,} within survey "
+        f"uncertainty, {bad:,} beyond a licensed limit"
+    ]
+    if meshes:
+        notes.append(
+            f"{len(meshes)} mesh input(s) classified through vertices and surface samples "
+            f"({tol.MESH_SAMPLE_DENSITY_PER_M2:g}/m²); their volumes by clipping"
+        )
+    if acc.n_points and acc.outside_plan / acc.n_points > tol.SUSPECT_CRS_SHARE:
+        notes.append(
+            f"{100 * acc.outside_plan / acc.n_points:.0f}% of the points lie beyond the plan "
+            "boundary: check the coordinate system (X/Y swapped, zone prefix, Xi'an 1980 / "
+            "Beijing 1954 vs CGCS2000, a missing mine-grid transform) before acting"
+        )
+    preview = np.concatenate([acc.ok_preview.result(), acc.bad_preview.result()])
+    total = time.perf_counter() - t_start
+    return CheckResult(
+        licence=licence,
+        sources=sources,
+        n_points=acc.n_points,
+        incidents=incidents,
+        uncertain=uncertain,
+        verdict=verdict,
+        timings_s={
+            "prepare": t_prep,
+            "read": t_read,
+            "classify": acc.t_classify,
+            "group": t_group,
+            "volume": t_volume[0],
+            "total": total,
+        },
+        notes=notes,
+        preview=preview,
+    )
+
+
+def _incident_volume(
+    licence: Licence,
+    meshes: dict[int, tuple[object, F64]],
+    pts: F64,
+    vtype: ViolationType,
+    block: int,
+    src: I32,
+) -> float:
+    mesh_sources = [int(s) for s in np.unique(src) if int(s) in meshes]
+    if mesh_sources:
+        margin = tol.MESH_CLIP_MARGIN_M
+        box = (pts.min(axis=0) - margin, pts.max(axis=0) + margin)
+        total = 0.0
+        for s in mesh_sources:
+            mesh, origin = meshes[s]
+            v = mesh_volume_beyond(licence, mesh, origin, vtype, block=block, bbox=box)  # type: ignore[arg-type]
+            if v is None:  # not watertight or a seam limit: sections of the samples
+                v = shell_volume(pts[src == s])
+            total += v
+        return total
+    return shell_volume(pts)

@@ -1,0 +1,244 @@
+"""Group points beyond a licensed limit into incidents.
+
+Input: the points a check kept (:class:`Beyond`), each with its exceedance
+of every limit (positive beyond it). For each violation type separately, the
+points beyond that limit (exceedance > 0) are put in voxels of
+``tolerances.VOXEL_SIZE_M`` (0.5 m, see there for why) and the occupied
+voxels are joined into connected groups with 26-connectivity
+(``scipy.ndimage.label`` on a dense grid when the groups' bounding box is
+small, a sparse neighbour graph otherwise, so a scan spread over kilometres
+never allocates a kilometre-sized grid).
+
+A group whose largest exceedance is beyond the tolerance (``Licence
+.tolerance_m`` in plan, ``tolerance_z_m`` in height) is an incident ``I1``,
+``I2``...; a group entirely within the tolerance is a *within survey
+uncertainty* group ``U1``, ``U2``... (``Incident.within_uncertainty``) and
+never a violation. An incident keeps all its points beyond the limit,
+including those within the tolerance: the volume excavated beyond the licence
+is all of it. A point beyond two limits counts in an incident of each type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage, sparse
+from scipy.sparse import csgraph
+
+from survey import tolerances as tol
+from survey.classify import Classification, segment_distance
+from survey.model import F64, Incident, Licence, ViolationType
+from survey.volume import shell_volume
+
+I32 = npt.NDArray[np.int32]
+I64 = npt.NDArray[np.int64]
+
+#: Column order of ``Beyond.exceed``.
+TYPE_ORDER: tuple[ViolationType, ...] = (
+    ViolationType.BOUNDARY,
+    ViolationType.ABOVE_RANGE,
+    ViolationType.BELOW_RANGE,
+    ViolationType.OUTSIDE_SEAM,
+)
+
+#: ``volume_fn(points (k, 3), vtype, block index, source indices (k,))`` -> m3
+VolumeFn = Callable[[F64, ViolationType, int, I32], float]
+
+
+@dataclass
+class Beyond:
+    """Points beyond at least one limit, gathered over the chunks of a check.
+
+    ``xyz`` (m, 3) float64 E, N, H; ``exceed`` (m, 4) float64 exceedance per
+    type in ``TYPE_ORDER`` (positive beyond, NaN where not applicable);
+    ``ref_block`` (m,) int32 block index; ``source`` (m,) int32 index of the
+    input the point came from.
+    """
+
+    xyz: F64 = field(default_factory=lambda: np.empty((0, 3)))
+    exceed: F64 = field(default_factory=lambda: np.empty((0, 4)))
+    ref_block: I32 = field(default_factory=lambda: np.empty(0, dtype=np.int32))
+    source: I32 = field(default_factory=lambda: np.empty(0, dtype=np.int32))
+
+    def __len__(self) -> int:
+        return int(self.xyz.shape[0])
+
+    @staticmethod
+    def from_classification(xyz: F64, c: Classification, source: int = 0) -> Beyond:
+        """The points of ``c`` beyond any limit (status > 0)."""
+        idx = np.flatnonzero(c.status > 0)
+        return Beyond(
+            xyz=xyz[idx].copy(),
+            exceed=np.column_stack([c.plan_dist[idx], c.above[idx], c.below[idx], c.seam[idx]]),
+            ref_block=c.ref_block[idx].copy(),
+            source=np.full(idx.size, source, dtype=np.int32),
+        )
+
+    @staticmethod
+    def concat(parts: list[Beyond]) -> Beyond:
+        if not parts:
+            return Beyond()
+        return Beyond(
+            xyz=np.concatenate([p.xyz for p in parts]),
+            exceed=np.concatenate([p.exceed for p in parts]),
+            ref_block=np.concatenate([p.ref_block for p in parts]),
+            source=np.concatenate([p.source for p in parts]),
+        )
+
+
+# --------------------------------------------------------------------------
+# connected voxels
+
+
+def label_voxels(
+    xyz: F64, voxel: float = tol.VOXEL_SIZE_M, *, dense_max_cells: int | None = None
+) -> tuple[I64, int]:
+    """Group points (n, 3) by 26-connected occupied voxels of edge ``voxel``.
+
+    Returns (labels (n,) int64 in 0..k-1, k). Dense ``ndimage.label`` when the
+    bounding grid has at most ``dense_max_cells`` cells (default
+    ``tolerances.DENSE_LABEL_MAX_CELLS``), sparse graph otherwise; both give
+    the same partition.
+    """
+    n = len(xyz)
+    if n == 0:
+        return np.empty(0, dtype=np.int64), 0
+    limit = tol.DENSE_LABEL_MAX_CELLS if dense_max_cells is None else dense_max_cells
+    keys = np.floor((xyz - xyz.min(axis=0)) / voxel).astype(np.int64)
+    dims = keys.max(axis=0) + 1
+    if int(np.prod(dims.astype(np.float64))) <= limit:
+        grid = np.zeros(tuple(int(d) for d in dims), dtype=bool)
+        grid[keys[:, 0], keys[:, 1], keys[:, 2]] = True
+        lab, k = ndimage.label(grid, structure=np.ones((3, 3, 3), dtype=bool))
+        return lab[keys[:, 0], keys[:, 1], keys[:, 2]].astype(np.int64) - 1, int(k)
+    return _label_sparse(keys, dims)
+
+
+def _label_sparse(keys: I64, dims: I64) -> tuple[I64, int]:
+    # pad by one so that neighbour codes of border voxels stay unique
+    keys = keys + 1
+    d1, d2 = int(dims[1]) + 2, int(dims[2]) + 2
+
+    def encode(k: I64) -> I64:
+        return (k[:, 0] * d1 + k[:, 1]) * d2 + k[:, 2]
+
+    codes = encode(keys)
+    uniq, inverse = np.unique(codes, return_inverse=True)
+    vox = np.column_stack([uniq // (d1 * d2), (uniq // d2) % d1, uniq % d2])
+    rows: list[I64] = []
+    cols: list[I64] = []
+    # 13 offsets: one of each +/- pair of the 26 neighbours
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            for dz in (-1, 0, 1):
+                if (dx, dy, dz) <= (0, 0, 0):
+                    continue
+                nb = encode(vox + np.array([dx, dy, dz]))
+                pos = np.searchsorted(uniq, nb)
+                pos = np.minimum(pos, len(uniq) - 1)
+                hit = uniq[pos] == nb
+                rows.append(np.flatnonzero(hit))
+                cols.append(pos[hit])
+    r = np.concatenate(rows)
+    c = np.concatenate(cols)
+    graph = sparse.coo_matrix((np.ones(r.size, dtype=np.int8), (r, c)), shape=(len(uniq),) * 2)
+    k, vlab = csgraph.connected_components(graph, directed=False)
+    return vlab[inverse.ravel()].astype(np.int64), int(k)
+
+
+# --------------------------------------------------------------------------
+
+
+def _nearest_edge(licence: Licence, block: int, e: float, n: float) -> tuple[tuple[str, str], str]:
+    corners = licence.blocks[block].corners
+    poly = licence.blocks[block].polygon_en() - np.array([e, n])
+    nxt = np.roll(poly, -1, axis=0)
+    edges = np.column_stack([poly, nxt])
+    d = np.array(
+        [segment_distance(np.zeros(1), np.zeros(1), edges[i : i + 1])[0] for i in range(len(edges))]
+    )
+    i = int(np.argmin(d))
+    j = (i + 1) % len(corners)
+    ci = int(np.argmin(np.hypot(poly[:, 0], poly[:, 1])))
+    return (corners[i].number, corners[j].number), corners[ci].number
+
+
+def group_incidents(
+    licence: Licence,
+    beyond: Beyond,
+    *,
+    voxel: float = tol.VOXEL_SIZE_M,
+    volume_fn: VolumeFn | None = None,
+) -> tuple[list[Incident], list[Incident]]:
+    """Incidents (beyond tolerance) and within-uncertainty groups.
+
+    Ids: ``I1``... and ``U1``... in type order (``TYPE_ORDER``), then by
+    decreasing maximum exceedance. ``volume_fn`` defaults to the shell
+    method on the group's points.
+    """
+    groups: list[tuple[bool, Incident]] = []
+    for col, vtype in enumerate(TYPE_ORDER):
+        ex = beyond.exceed[:, col]
+        sel = np.flatnonzero(ex > 0.0)  # NaN compares False
+        if sel.size == 0:
+            continue
+        t = licence.tolerance_m if vtype is ViolationType.BOUNDARY else licence.tolerance_z_m
+        labels, k = label_voxels(beyond.xyz[sel], voxel)
+        order = np.argsort(labels, kind="stable")
+        cuts = np.searchsorted(labels[order], np.arange(1, k))
+        typed: list[tuple[bool, Incident]] = []
+        for members in np.split(sel[order], cuts):
+            typed.append(_make(licence, beyond, members, col, vtype, t, volume_fn))
+        typed.sort(key=lambda g: -g[1].max_exceedance_m)
+        groups.extend(typed)
+    incidents = [g for v, g in groups if v]
+    uncertain = [g for v, g in groups if not v]
+    for i, inc in enumerate(incidents, 1):
+        inc.id = f"I{i}"
+    for i, inc in enumerate(uncertain, 1):
+        inc.id = f"U{i}"
+    return incidents, uncertain
+
+
+def _make(
+    licence: Licence,
+    beyond: Beyond,
+    members: I64,
+    col: int,
+    vtype: ViolationType,
+    tolerance: float,
+    volume_fn: VolumeFn | None,
+) -> tuple[bool, Incident]:
+    pts = beyond.xyz[members]
+    ex = beyond.exceed[members, col]
+    blocks = beyond.ref_block[members]
+    block = int(np.bincount(blocks).argmax())
+    centroid = pts.mean(axis=0)
+    edge, corner = _nearest_edge(licence, block, float(centroid[0]), float(centroid[1]))
+    if volume_fn is None:
+        volume = shell_volume(pts)
+    else:
+        volume = volume_fn(pts, vtype, block, beyond.source[members])
+    max_ex = float(ex.max())
+    inc = Incident(
+        id="",
+        type=vtype,
+        block=licence.blocks[block].name,
+        point_count=int(members.size),
+        bbox_min=_t3(pts.min(axis=0)),
+        bbox_max=_t3(pts.max(axis=0)),
+        centroid=_t3(centroid),
+        max_exceedance_m=max_ex,
+        volume_m3=float(volume),
+        nearest_edge=edge,
+        nearest_corner=corner,
+        within_uncertainty=max_ex <= tolerance,
+    )
+    return max_ex > tolerance, inc
+
+
+def _t3(a: F64) -> tuple[float, float, float]:
+    return (float(a[0]), float(a[1]), float(a[2]))

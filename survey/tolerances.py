@@ -1,0 +1,89 @@
+"""Every tolerance, grid size and limit of the survey check, in one place.
+
+Lengths are metres, volumes cubic metres. The licence carries the survey
+uncertainty a regulator accepts (``Licence.tolerance_m`` in plan,
+``Licence.tolerance_z_m`` in height); the numbers here are the *numerical*
+settings of the check itself, chosen so that they are small against those
+uncertainties. Change them here, never inline.
+"""
+
+from __future__ import annotations
+
+# --- incidents ---------------------------------------------------------------
+
+#: Edge of the voxels that group violating points into incidents. 0.5 m is
+#: about a tenth of a drift's width: two violating patches closer than one
+#: voxel (26-connected, i.e. up to sqrt(3) * 0.5 = 0.87 m apart) belong to the
+#: same working, while two drifts separated by a pillar of rock (several
+#: metres) stay separate incidents. It also bridges the gaps between points of
+#: a scan at realistic densities (100-400 pts/m2 -> 5-10 cm spacing) and of
+#: 1-2 m spaced total-station points only along a line.
+VOXEL_SIZE_M: float = 0.5
+
+#: Above this many cells in the bounding box of the voxels to label, the
+#: grouping switches from a dense ``scipy.ndimage.label`` grid to the sparse
+#: neighbour graph (memory proportional to the occupied voxels only).
+DENSE_LABEL_MAX_CELLS: int = 8_000_000
+
+# --- plan classification (survey.classify) -----------------------------------
+
+#: Cells along the longer side of the raster mask of a licence polygon. 1024
+#: keeps the mask at 1 MiB (cache resident) and the boundary band at well
+#: under 1 % of the cells for a 32-corner licence.
+MASK_CELLS: int = 1024
+
+#: Signed plan distances are computed exactly for every point outside the
+#: licence and every point up to this far inside it; deeper points carry a
+#: bound instead (|plan_dist| is at least that far inside), which is all a
+#: plan plot or the check needs.
+EXACT_INSIDE_BAND_M: float = 5.0
+
+#: Points per block of the fast classification loop; bounds temporary memory.
+CLASSIFY_BLOCK_POINTS: int = 1 << 20
+
+# --- volumes (survey.volume) --------------------------------------------------
+
+#: Thickness of the slices a scanned shell is cut into along its principal
+#: axis. Thin enough that the convex hull of each section follows a bend of
+#: the drift, thick enough to hold a ring of points at 100 pts/m2.
+VOLUME_SLICE_M: float = 0.5
+
+#: Fewest points a section needs before its hull counts toward a volume.
+VOLUME_MIN_SECTION_POINTS: int = 6
+
+#: Density (points per m2) of the surface samples taken from a closed mesh so
+#: that its faces can be classified and grouped like scan points.
+MESH_SAMPLE_DENSITY_PER_M2: float = 25.0
+
+#: Margin (m) added around an incident's bounding box when the incident's
+#: share of a clipped mesh volume is cut out.
+MESH_CLIP_MARGIN_M: float = 1.0
+
+# --- streaming check (survey.check) ------------------------------------------
+
+#: Points read and classified at once by ``check_files``. 5 M points take
+#: about 120 MB of float64 coordinates plus about 200 MB of classification.
+CHUNK_POINTS: int = 5_000_000
+
+#: Points of the uniform plan-plot subsample kept in ``CheckResult.preview``
+#: (and, separately, at most this many non-compliant points).
+PREVIEW_POINTS: int = 100_000
+
+#: Share of a survey's points beyond the boundary above which the check adds
+#: a note suspecting the coordinate system (swapped X/Y, zone prefix, datum).
+SUSPECT_CRS_SHARE: float = 0.5
+
+# --- comparison of two scans (survey.compare) --------------------------------
+
+#: A point of the newer scan farther than this from every point of the older
+#: one is new excavation. Larger than the scanners' noise and spacing
+#: (2 cm, 5-10 cm), smaller than a blasting round (about 2-3 m).
+COMPARE_DISTANCE_M: float = 0.5
+
+# --- reference comparison (tests) --------------------------------------------
+
+#: Relative and absolute agreement demanded between the fast and the
+#: reference distance (the fast path subtracts a local origin, which moves the
+#: rounding by a few 1e-10 m at CGCS2000 magnitudes).
+DIST_REL_TOL: float = 1e-9
+DIST_ABS_TOL_M: float = 1e-6

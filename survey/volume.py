@@ -1,0 +1,176 @@
+"""Volume excavated beyond a licensed limit.
+
+Two methods, one per kind of survey:
+
+* **Scanned shell** (points on the walls, roof, floor and faces of the
+  workings; an open surface, no inside/outside): :func:`shell_volume` is the
+  section (overbreak) method of mine-survey packages. The points of one
+  incident -- all beyond the limit -- are cut into slices
+  ``tolerances.VOLUME_SLICE_M`` thick along their principal axis (the drift
+  axis for a drift, the long side for a stope); the area of the convex hull
+  of each slice's points, projected on the section plane, times the slice's
+  thickness is summed. Because only points beyond the limit are given, each
+  section is already clipped at the limit: where the workings cross it, the
+  wall points end at the limit and close the section there.
+  Limits: a section that is concave (an L-shaped chamber cut across its
+  corner) is over-estimated by its hull; slices thinner than the point
+  spacing of sparse total-station surveys hold too few points and count as
+  zero (the volume is then a lower bound). On the known-answer scenes of
+  ``simulators.tunnels`` (100-400 pts/m2, 2 cm noise) it is within a few
+  per cent.
+* **Closed mesh** (a watertight tunnel model): :func:`mesh_volume_beyond`
+  clips the mesh with the limit solid (the licence prism extruded over the
+  mesh's heights, or the half-space above z_top / below z_bottom) using
+  trimesh's manifold3d boolean engine and returns the volume outside the
+  limit, optionally within a box around one incident.
+
+Coordinates are (easting, northing, height) float64 metres; meshes are
+shifted to a local origin before they reach the boolean engine (it works in
+float64, but smaller numbers keep its tolerances meaningful).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+import trimesh
+from scipy.spatial import ConvexHull, QhullError
+
+from survey import tolerances as tol
+from survey.model import F64, Licence, ViolationType
+
+
+def principal_axes(xyz: F64) -> F64:
+    """(3, 3) float64 rows = unit axes of ``xyz`` (n, 3), longest first."""
+    sample = xyz if len(xyz) <= 200_000 else xyz[:: len(xyz) // 200_000]
+    centred = sample - sample.mean(axis=0)
+    # SVD of the centred cloud: rows of vt are the principal directions
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return np.asarray(vt, dtype=np.float64)
+
+
+def shell_volume(
+    xyz: F64,
+    *,
+    slice_m: float = tol.VOLUME_SLICE_M,
+    min_points: int = tol.VOLUME_MIN_SECTION_POINTS,
+) -> float:
+    """Volume (m3) enclosed by the scanned shell points ``xyz`` (n, 3).
+
+    Sections along the principal axis, convex hull area per section times
+    slice thickness (see the module doc). Returns 0.0 for fewer than
+    ``min_points`` points or a flat set.
+    """
+    xyz = np.asarray(xyz, dtype=np.float64)
+    if len(xyz) < min_points:
+        return 0.0
+    local = xyz - xyz.mean(axis=0)
+    axes = principal_axes(local)
+    s = local @ axes[0]
+    uv = np.column_stack([local @ axes[1], local @ axes[2]])
+    order = np.argsort(s, kind="stable")
+    s = s[order]
+    uv = uv[order]
+    s0, s1 = float(s[0]), float(s[-1])
+    length = s1 - s0
+    if length <= 0.0:
+        return 0.0
+    nslices = max(1, int(np.ceil(length / slice_m)))
+    edges = s0 + np.arange(nslices + 1) * (length / nslices)
+    cuts = np.searchsorted(s, edges[1:-1], side="left")
+    bounds = np.concatenate([[0], cuts, [len(s)]])
+    thickness = length / nslices
+    volume = 0.0
+    for i in range(nslices):
+        sec = uv[bounds[i] : bounds[i + 1]]
+        volume += _hull_area(sec, min_points) * thickness
+    return volume
+
+
+def _hull_area(pts: F64, min_points: int) -> float:
+    if len(pts) < min_points:
+        return 0.0
+    try:
+        return float(ConvexHull(pts).volume)  # in 2D "volume" is the area
+    except QhullError:
+        # all points on a line: the section has no area
+        return 0.0
+
+
+# --------------------------------------------------------------------------
+# closed meshes
+
+
+def make_mesh(vertices: F64, faces: npt.NDArray[np.int64], origin: F64) -> trimesh.Trimesh:
+    """A trimesh in local coordinates (``vertices`` - ``origin`` (3,))."""
+    return trimesh.Trimesh(
+        vertices=np.asarray(vertices, dtype=np.float64) - origin,
+        faces=np.asarray(faces, dtype=np.int64),
+        process=True,
+    )
+
+
+def _box(lo: F64, hi: F64) -> trimesh.Trimesh:
+    return trimesh.creation.box(bounds=np.array([lo, hi], dtype=np.float64))
+
+
+def _intersect_volume(a: trimesh.Trimesh, b: trimesh.Trimesh) -> float:
+    inter = trimesh.boolean.intersection([a, b], engine="manifold")
+    return float(inter.volume) if len(inter.faces) else 0.0
+
+
+def mesh_volume_beyond(
+    licence: Licence,
+    mesh: trimesh.Trimesh,
+    origin: F64,
+    vtype: ViolationType,
+    *,
+    block: int = 0,
+    bbox: tuple[F64, F64] | None = None,
+) -> float | None:
+    """Volume (m3) of the closed ``mesh`` (local coordinates, ``origin`` (3,)
+    added gives licence coordinates) beyond one limit of ``licence``.
+
+    ``vtype`` BOUNDARY: outside the union of the block polygons;
+    ABOVE_RANGE / BELOW_RANGE: above z_top / below z_bottom of ``block``.
+    ``bbox``: optional (lo, hi) (3,) absolute corners; only the part of the
+    mesh inside it counts (one incident's share). Returns None when the
+    method does not apply (mesh not watertight, or a seam limit, whose
+    surfaces are not solids): the caller then uses the shell method.
+    """
+    if not mesh.is_watertight or vtype is ViolationType.OUTSIDE_SEAM:
+        return None
+    lo = mesh.bounds[0] - 1.0
+    hi = mesh.bounds[1] + 1.0
+    if bbox is not None:
+        lo = np.maximum(lo, np.asarray(bbox[0]) - origin)
+        hi = np.minimum(hi, np.asarray(bbox[1]) - origin)
+        if np.any(hi <= lo):
+            return 0.0
+    region = _box(lo, hi)
+    blk = licence.blocks[block]
+    if vtype is ViolationType.ABOVE_RANGE:
+        zlo = blk.z_top - origin[2]
+        if zlo >= hi[2]:
+            return 0.0
+        return _intersect_volume(mesh, _box(np.array([lo[0], lo[1], max(lo[2], zlo)]), hi))
+    if vtype is ViolationType.BELOW_RANGE:
+        zhi = blk.z_bottom - origin[2]
+        if zhi <= lo[2]:
+            return 0.0
+        return _intersect_volume(mesh, _box(lo, np.array([hi[0], hi[1], min(hi[2], zhi)])))
+    # boundary: what lies in the region minus what lies in the licence prism
+    total = _intersect_volume(mesh, region)
+    polys = [shapely.Polygon(b.polygon_en() - origin[:2]) for b in licence.blocks]
+    union = shapely.union_all(polys)
+    inside = 0.0
+    for part in shapely.get_parts(union):
+        prism = trimesh.creation.extrude_polygon(part, height=float(hi[2] - lo[2]))
+        prism.apply_translation([0.0, 0.0, float(lo[2])])
+        inside += _intersect_volume(_intersect_mesh(mesh, region), prism)
+    return max(0.0, total - inside)
+
+
+def _intersect_mesh(a: trimesh.Trimesh, b: trimesh.Trimesh) -> trimesh.Trimesh:
+    return trimesh.boolean.intersection([a, b], engine="manifold")
