@@ -179,8 +179,8 @@ def _describe_validation(exc: ValidationError, raw: dict[str, Any], loc: _Locato
             fix = f"unknown key; remove or rename it (allowed: {', '.join(allowed)})"
         elif etype == "missing":
             fix = "required key is missing; add it"
-        elif etype == "enum" or etype == "literal_error":
-            fix = f"{err['msg']}"
+        elif etype in ("enum", "literal_error"):
+            fix = f"got {err.get('input')!r}; {err['msg'][0].lower()}{err['msg'][1:]}"
         else:
             fix = f"{err['msg']} (got {err.get('input')!r}); correct the value"
         messages.append(f"{loc.where(index, key)}: {subject}: key {key!r}: {fix}")
