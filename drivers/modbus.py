@@ -221,6 +221,9 @@ class ModbusHub:
     """
 
     serialised = False  # one request at a time, with pauses and drains
+    # Consecutive timeouts (any unit, no good reply between) after which a
+    # TCP link is dropped and reopened; 0 = never (serial ports).
+    reconnect_after_timeouts = 0
 
     def __init__(
         self,
@@ -255,6 +258,7 @@ class ModbusHub:
         self._retry_at = 0.0  # clock() before which no reconnect is tried
         self._last_frame_end = -math.inf
         self._rx_bytes = 0  # bytes received since the current request was sent
+        self._silent_timeouts = 0  # consecutive timeouts, all units
         self._failing: dict[int | None, int] = {}  # unit (None: the link) -> failures
         self._closed = False
 
@@ -488,6 +492,9 @@ class ModbusHub:
                 reply = await self._transact(client, unit, fc, call)
             except DriverError as exc:
                 stats.errors[exc.kind] += 1
+                if isinstance(exc, DeviceTimeout):
+                    self._silent_timeouts += 1
+                    self._maybe_drop_silent_link()
                 if needs_reconnect(exc):
                     if self._client is not None:  # the link broke under this request
                         self._drop_client()
@@ -503,9 +510,26 @@ class ModbusHub:
                 stats.failures += 1
                 self._report(unit, exc)
                 raise
+            self._silent_timeouts = 0
             if self._failing:
                 self._recovered(unit)
             return reply
+
+    def _maybe_drop_silent_link(self) -> None:
+        """A TCP link where every unit stopped answering is probably
+        half-open (a DTU or gateway rebooted behind a cellular NAT without
+        a FIN/RST): reconnect at once instead of timing out for the ~15
+        minutes TCP needs to notice."""
+        limit = self.reconnect_after_timeouts
+        if limit and self._silent_timeouts >= limit and self._client is not None:
+            log.info(
+                "bus %r: %d timeouts in a row on every unit; reconnecting %s",
+                self.name,
+                self._silent_timeouts,
+                self._describe(),
+            )
+            self._silent_timeouts = 0
+            self._drop_client()
 
     async def _transact(
         self, client: Any, unit: int, fc: int, call: Callable[[Any], Awaitable[ModbusPDU]]
@@ -544,7 +568,9 @@ class ModbusHub:
                 raise TransportError(
                     f"{self._describe()}: link lost", device=self.name, unit=unit
                 ) from exc
-            if self._rx_bytes:
+            # Bytes without a frame mean line noise on a serial link; on a
+            # TCP hub requests overlap, so the count says nothing there.
+            if self.serialised and self._rx_bytes:
                 raise CorruptFrame(
                     f"{self._describe()} unit {unit}: {self._rx_bytes} byte(s) received but no "
                     "valid reply (bad CRC or garbage); check wiring, termination and baud rate",
@@ -585,6 +611,8 @@ class TcpHub(ModbusHub):
     """Modbus TCP (MBAP framing) to one ``host:port``. Use one hub per
     endpoint: all unit ids behind it share the connection."""
 
+    reconnect_after_timeouts = 5
+
     def __init__(
         self,
         host: str,
@@ -620,6 +648,7 @@ class RtuOverTcpHub(ModbusHub):
     servers / DTUs carry them. Serialised like a serial bus."""
 
     serialised = True
+    reconnect_after_timeouts = 5
 
     def __init__(
         self,

@@ -307,3 +307,22 @@ async def test_throughput_many_hubs(tcp_peer: Peer) -> None:
             await hub.close()
     print(f"\nTCP hub throughput: {rate:.0f} req/s (100 registers each)")
     assert rate > 200
+
+
+async def test_all_silent_tcp_link_is_reopened(tcp_peer: Peer) -> None:
+    # Half-open connections (a DTU rebooted behind NAT) only show as
+    # timeouts; after `reconnect_after_timeouts` in a row the hub reconnects.
+    async with TcpHub("127.0.0.1", tcp_peer.port, timeout_s=0.05, retries=0, name="t") as hub:
+        hub.reconnect_after_timeouts = 3
+        for _ in range(3):
+            with pytest.raises(DeviceTimeout):
+                await hub.read(9, H, 0, 1)
+        assert hub.stats.disconnects == 1 and not hub.connected
+        assert await hub.read(1, H, 0, 1) == [0]
+        assert hub.stats.connects == 2
+        # a good reply in between resets the count
+        for _ in range(2):
+            with pytest.raises(DeviceTimeout):
+                await hub.read(9, H, 0, 1)
+            assert await hub.read(1, H, 0, 1) == [0]
+        assert hub.stats.connects == 2
