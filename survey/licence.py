@@ -136,6 +136,14 @@ def licence_polygon(block: Block) -> Polygon:
     return Polygon(block.polygon_en())
 
 
+def licence_valid_on(licence: Licence, day: date) -> bool:
+    """True if ``day`` lies within the licence's validity (open ends count
+    as valid)."""
+    if licence.valid_from is not None and day < licence.valid_from:
+        return False
+    return not (licence.valid_to is not None and day > licence.valid_to)
+
+
 def licence_zone(licence: Licence) -> int:
     """Gauss-Krüger zone of the licence's system (whether or not its eastings
     carry the prefix)."""
@@ -257,7 +265,16 @@ def _validate_corners(
         )
     out: list[Corner] = []
     seen: dict[tuple[float, float], str] = {}
+    numbers: set[str] = set()
     for c in corners:
+        if c.number in numbers:
+            raise SurveyInputError(
+                f"block '{block}': corner number {c.number} is used twice; number each corner "
+                "once, as on the licence",
+                path=path,
+                line=c.line,
+            )
+        numbers.add(c.number)
         if looks_like_easting(c.x) and looks_like_northing(c.y):
             raise SurveyInputError(
                 f"block '{block}', corner {c.number}: X={c.x:.3f} Y={c.y:.3f}: X and Y look "
@@ -647,6 +664,7 @@ __all__ = [
     "crs_info",
     "gk_zone",
     "licence_polygon",
+    "licence_valid_on",
     "licence_zone",
     "load_licence",
     "looks_like_easting",

@@ -57,10 +57,13 @@ def write_las(
     version: str = "1.4",
     point_format: int = 6,
     chunk_points: int = 2_000_000,
+    epsg: int | None = None,
 ) -> Path:
     """LAS (or LAZ with ``compress``) with offsets at the data's minimum
-    (floored to whole metres) so int32 coordinates never overflow."""
+    (floored to whole metres) so int32 coordinates never overflow.
+    ``epsg`` tags the projected system with GeoTIFF keys."""
     import laspy
+    from laspy.vlrs.known import GeoKeyDirectoryVlr, GeoKeyEntryStruct
 
     a = _xyz(xyz)
     if a.shape[0] == 0:
@@ -69,6 +72,19 @@ def write_las(
     offsets = np.floor(a.min(axis=0))
     header.offsets = offsets
     header.scales = np.array([scale, scale, scale])
+    if epsg is not None:
+        vlr = GeoKeyDirectoryVlr()
+        keys = [(1024, 0, 1, 1), (3072, 0, 1, epsg)]  # model type projected; projected CS
+        vlr.geo_keys_header.key_directory_version = 1
+        vlr.geo_keys_header.key_revision = 1
+        vlr.geo_keys_header.minor_revision = 0
+        vlr.geo_keys_header.number_of_keys = len(keys)
+        vlr.geo_keys = []
+        for key_id, loc, count, value in keys:
+            e = GeoKeyEntryStruct()
+            e.id, e.tiff_tag_location, e.count, e.value_offset = key_id, loc, count, value
+            vlr.geo_keys.append(e)
+        header.vlrs.append(vlr)
     span = (a.max(axis=0) - offsets) / scale
     if (span > 2**31 - 1).any():
         raise ValueError(f"data span {span * scale} m too large for scale {scale}")

@@ -9,13 +9,20 @@ fewer points than its header promises (truncated upload) is refused.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import laspy
 import numpy as np
+from laspy.vlrs.known import GeoKeyDirectoryVlr, WktCoordinateSystemVlr
 
+from survey.licence import CRS_TABLE
 from survey.model import F64, SurveyInputError
 from survey.readers.common import ReadOptions, check_finite, to_licence_frame
+
+_PROJECTED_CS_GEOKEY = 3072  # GeoTIFF ProjectedCSTypeGeoKey
+# the CRS's own identifier is the last AUTHORITY / ID of a WKT string
+_WKT_EPSG = re.compile(r'(?:AUTHORITY\["EPSG",\s*"?(\d+)"?\]|ID\["EPSG",\s*(\d+)\])\s*\]\s*$')
 
 # laspy and lazrs raise these for damaged or truncated files.
 _LAS_ERRORS: tuple[type[BaseException], ...] = (
@@ -37,9 +44,48 @@ def _open(opts: ReadOptions) -> laspy.LasReader:
         ) from None
 
 
+def las_epsg(header: laspy.LasHeader) -> int | None:
+    """The projected EPSG code a LAS header declares (GeoTIFF keys or WKT),
+    or None. Read without pyproj."""
+    for vlr in header.vlrs:
+        if isinstance(vlr, GeoKeyDirectoryVlr):
+            for key in vlr.geo_keys:
+                if key.id == _PROJECTED_CS_GEOKEY and key.tiff_tag_location == 0:
+                    code = int(key.value_offset)
+                    return code if 1024 <= code < 32767 else None
+        if isinstance(vlr, WktCoordinateSystemVlr) and vlr.string:
+            m = _WKT_EPSG.search(vlr.string.strip())
+            if m:
+                return int(m.group(1) or m.group(2))
+    return None
+
+
+def _check_crs(header: laspy.LasHeader, opts: ReadOptions) -> None:
+    """A LAS that declares a CGCS2000 zone other than the licence's is
+    refused (without prefix its eastings look plausible but are wrong);
+    other declared codes become a note, since exporters often write junk."""
+    declared = las_epsg(header)
+    if declared is None or opts.licence is None or declared == opts.licence.epsg:
+        return
+    info, mine = CRS_TABLE.get(declared), CRS_TABLE.get(opts.licence.epsg)
+    if info is not None and mine is not None:
+        if info.zone == mine.zone and info.central_meridian == mine.central_meridian:
+            return  # the same zone with / without prefix: values tell which
+        raise SurveyInputError(
+            f"the LAS header declares EPSG {declared} ({info.name}) but the licence is EPSG "
+            f"{mine.epsg} ({mine.name}); re-project the scan into the licence's zone",
+            path=opts.path,
+        )
+    opts.notes.append(
+        f"{opts.path.name}: LAS header declares EPSG {declared}, the licence EPSG "
+        f"{opts.licence.epsg}; coordinates were taken as they are"
+    )
+
+
 def iter_las_chunks(opts: ReadOptions, chunk_points: int) -> Iterator[F64]:
     """Yield (k, 3) float64 (E, N, H) chunks in the licence frame."""
     with _open(opts) as reader:
+        _check_crs(reader.header, opts)
         total = int(reader.header.point_count)
         if total == 0:
             raise SurveyInputError("the LAS header counts 0 points (empty scan)", path=opts.path)

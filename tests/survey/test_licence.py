@@ -12,6 +12,7 @@ from survey.licence import (
     CRS_TABLE,
     gk_zone,
     licence_polygon,
+    licence_valid_on,
     load_licence,
     parse_elevation_range,
 )
@@ -230,3 +231,16 @@ def test_polygon_vertices_are_east_north(tmp_path: Path) -> None:
     en = lic.blocks[0].polygon_en()
     assert en.dtype == np.float64 and en.shape == (4, 2)
     assert (en[:, 0] < 1e6).all() and (en[:, 1] > 2e6).all()
+
+
+def test_duplicate_corner_number(tmp_path: Path) -> None:
+    text = GUANGXI_TOML.replace('["7", 2421800.000', '["6", 2421800.000')
+    err = _error(tmp_path, text)
+    assert "corner number 6 is used twice" in str(err) and err.line is not None
+
+
+def test_licence_valid_on(tmp_path: Path) -> None:
+    lic = load_licence(_write(tmp_path, GUANGXI_TOML))
+    assert licence_valid_on(lic, date(2025, 1, 1))
+    assert not licence_valid_on(lic, date(2020, 12, 31))
+    assert not licence_valid_on(lic, date(2031, 3, 2))

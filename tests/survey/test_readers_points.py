@@ -184,3 +184,27 @@ def test_plan_transform_and_height_offset(tmp_path: Path) -> None:
     e = 400100.0 + 1.0001 * (c * local[:, 0] - s * local[:, 1])
     n = 2421100.0 + 1.0001 * (s * local[:, 0] + c * local[:, 1])
     np.testing.assert_allclose(data.xyz, np.column_stack([e, n, local[:, 2] - 12.5]), atol=1e-5)
+
+
+def test_las_crs_tag_checked_against_licence(tmp_path: Path) -> None:
+    xyz = survey_points(100)
+    lic = guangxi_licence(4545)
+    same_zone = write_las(tmp_path / "a.las", with_prefix(xyz), epsg=4524)
+    np.testing.assert_allclose(read_survey(same_zone, licence=lic).xyz, xyz, atol=1e-6)
+    other_zone = write_las(tmp_path / "b.las", xyz, epsg=4546)
+    with pytest.raises(SurveyInputError, match="EPSG 4546"):
+        read_survey(other_zone, licence=lic)
+
+
+def test_las_wkt_crs_other_code_is_a_note(tmp_path: Path) -> None:
+    from laspy.vlrs.known import WktCoordinateSystemVlr
+
+    xyz = survey_points(50)
+    p = write_las(tmp_path / "a.las", xyz)
+    las = laspy.read(str(p))
+    las.header.vlrs.append(
+        WktCoordinateSystemVlr('PROJCS["local",GEOGCS["x"],AUTHORITY["EPSG","2383"]]')
+    )
+    las.write(str(p))
+    data = read_survey(p, licence=guangxi_licence(4545))
+    assert any("EPSG 2383" in note for note in data.notes)
