@@ -45,7 +45,7 @@ import numpy.typing as npt
 import shapely
 
 from survey import tolerances as tol
-from survey.model import F64, Licence, ViolationType
+from survey.model import F64, Licence, SurveyInputError, ViolationType
 
 try:  # numba is optional: the numpy fallback gives identical results, slower
     import numba
@@ -174,14 +174,30 @@ def block_polygon(licence: Licence, index: int) -> shapely.Polygon:
     return poly
 
 
-def prepare(licence: Licence) -> PreparedLicence:
-    """Build the masks of ``licence`` (about 0.1-0.5 s; reuse the result)."""
+def prepare(licence: Licence, *, mask_cells: int = tol.MASK_CELLS) -> PreparedLicence:
+    """Build the masks of ``licence`` (about 0.1-0.5 s; reuse the result).
+    ``mask_cells``: cells along the longer side of the masks (>= 8; fewer
+    cells = more points get the exact test, same answers)."""
+    if mask_cells < 8:
+        raise ValueError(f"mask_cells must be >= 8, got {mask_cells}")
+    if not licence.blocks:
+        raise SurveyInputError(
+            "the licence has no block: nothing to check against", path=licence.source or None
+        )
     polys = [block_polygon(licence, i) for i in range(len(licence.blocks))]
+    for b, p in zip(licence.blocks, polys, strict=True):
+        if p.area <= 0.0:
+            raise SurveyInputError(
+                f"block {b.name!r}: its corners enclose no area; check the corner list",
+                path=licence.source or None,
+            )
     union = shapely.union_all(polys) if len(polys) > 1 else polys[0]
     c = shapely.centroid(union)
     origin = np.array([c.x, c.y], dtype=np.float64)
-    umask = _build_mask(union, origin)
-    bmasks = (umask,) if len(polys) == 1 else tuple(_build_mask(p, origin) for p in polys)
+    umask = _build_mask(union, origin, mask_cells)
+    bmasks = (
+        (umask,) if len(polys) == 1 else tuple(_build_mask(p, origin, mask_cells) for p in polys)
+    )
     return PreparedLicence(
         licence=licence,
         origin=origin,
@@ -201,13 +217,13 @@ def _ring_edges(geom: shapely.Geometry, origin: F64) -> F64:
     return np.ascontiguousarray(np.concatenate(segs), dtype=np.float64)
 
 
-def _build_mask(geom: shapely.Geometry, origin: F64) -> PolygonMask:
+def _build_mask(geom: shapely.Geometry, origin: F64, cells: int) -> PolygonMask:
     shapely.prepare(geom)
     edges = _ring_edges(geom, origin)
     minx, miny, maxx, maxy = shapely.bounds(geom)
     lminx, lminy = minx - origin[0], miny - origin[1]
     span = max(maxx - minx, maxy - miny)
-    cell = span / (tol.MASK_CELLS - 4)
+    cell = span / (cells - 4)
     # a 2-cell margin keeps every polygon edge away from the mask's rim
     ox, oy = lminx - 2 * cell, lminy - 2 * cell
     nx = math.ceil((maxx - minx) / cell) + 5

@@ -1,0 +1,140 @@
+"""Known-answer checks: the engine must find what simulators.tunnels built."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simulators.tunnels import DRIFT_SECTION, Scene, drift_crossing_scene
+from survey.check import (
+    VERDICT_COMPLIANT,
+    VERDICT_UNCERTAIN,
+    VERDICT_VIOLATIONS,
+    check_files,
+    check_survey,
+)
+from survey.model import CheckResult, Incident, SurveyData, SurveyInputError, ViolationType
+
+
+def _match(result: CheckResult, vtype: ViolationType) -> Incident:
+    found = [i for i in result.incidents if i.type is vtype]
+    assert len(found) == 1, f"expected one {vtype} incident, got {found}"
+    return found[0]
+
+
+def _assert_expected(scene: Scene, result: CheckResult, *, volume_rel: float = 0.10) -> None:
+    assert result.verdict == VERDICT_VIOLATIONS
+    assert len(result.incidents) == len(scene.expected)
+    for exp in scene.expected:
+        inc = _match(result, exp.type)
+        assert inc.max_exceedance_m == pytest.approx(exp.max_exceedance_m, abs=0.1)
+        assert inc.volume_m3 == pytest.approx(exp.volume_m3, rel=volume_rel)
+        assert not inc.within_uncertainty
+        assert inc.block == "main"
+
+
+def test_violation_scene_points(violation: Scene) -> None:
+    result = check_survey(violation.licence, [violation.survey()])
+    _assert_expected(violation, result)
+    boundary = _match(result, ViolationType.BOUNDARY)
+    # the drift crosses the straight east edge between corners 4 and 5
+    assert boundary.nearest_edge == ("4", "5")
+    assert boundary.point_count > 0
+    lo, hi = np.array(boundary.bbox_min), np.array(boundary.bbox_max)
+    assert np.all(lo <= boundary.centroid) and np.all(np.array(boundary.centroid) <= hi)
+    assert result.uncertain == []
+    assert [i.id for i in result.incidents] == ["I1", "I2", "I3"]
+    assert set(result.timings_s) >= {"prepare", "classify", "group", "volume", "total"}
+
+
+def test_violation_scene_mesh_volumes_by_clipping(violation: Scene) -> None:
+    result = check_survey(violation.licence, [violation.mesh])
+    # clipping a closed mesh is exact up to the 32-segment arch polygon
+    _assert_expected(violation, result, volume_rel=0.02)
+
+
+def test_compliant_scene(compliant: Scene) -> None:
+    result = check_survey(compliant.licence, [compliant.survey()])
+    assert result.verdict == VERDICT_COMPLIANT
+    assert result.incidents == [] and result.uncertain == []
+    assert result.n_points == len(compliant.points)
+
+
+def test_exceedance_just_under_tolerance_is_uncertain() -> None:
+    scene = drift_crossing_scene(1.2, density=60.0)
+    assert scene.licence.tolerance_m == 1.5
+    result = check_survey(scene.licence, [scene.survey()])
+    assert result.verdict == VERDICT_UNCERTAIN
+    assert result.incidents == []
+    assert len(result.uncertain) == 1
+    group = result.uncertain[0]
+    assert group.id == "U1" and group.within_uncertainty
+    assert group.type is ViolationType.BOUNDARY
+    assert group.max_exceedance_m == pytest.approx(1.2, abs=0.05)
+    assert group.volume_m3 == pytest.approx(DRIFT_SECTION.area * 1.2, rel=0.25)
+
+
+def test_exceedance_just_over_tolerance_is_violation() -> None:
+    scene = drift_crossing_scene(1.8, density=60.0)
+    result = check_survey(scene.licence, [scene.survey()])
+    assert result.verdict == VERDICT_VIOLATIONS
+    assert [i.type for i in result.incidents] == [ViolationType.BOUNDARY]
+    assert result.incidents[0].max_exceedance_m == pytest.approx(1.8, abs=0.05)
+
+
+def test_preview_subsample(violation: Scene) -> None:
+    result = check_survey(violation.licence, [violation.survey()])
+    assert result.preview is not None
+    assert result.preview.ndim == 2 and result.preview.shape[1] == 4
+    status = result.preview[:, 3]
+    assert set(np.unique(status)) <= {0.0, 1.0, 2.0}
+    assert (status == 2).any() and (status == 0).any()
+    assert len(result.preview) <= 4 * 100_000 + 10
+
+
+def test_empty_scan_is_an_input_error(violation: Scene) -> None:
+    empty = SurveyData(source="empty.las", fmt="las", xyz=np.zeros((0, 3)))
+    with pytest.raises(SurveyInputError, match=r"empty\.las.*no points"):
+        check_survey(violation.licence, [empty])
+    with pytest.raises(SurveyInputError, match="no survey"):
+        check_survey(violation.licence, [])
+
+
+def test_non_finite_coordinates_are_an_input_error(violation: Scene) -> None:
+    xyz = violation.points[:100].copy()
+    xyz[7, 2] = np.nan
+    bad = SurveyData(source="bad.xyz", fmt="xyz", xyz=xyz)
+    with pytest.raises(SurveyInputError, match=r"bad\.xyz.*non-finite.*point 7"):
+        check_survey(violation.licence, [bad])
+
+
+def test_check_files_streams_like_check_survey(tmp_path: Path) -> None:
+    scene = drift_crossing_scene(6.0, density=40.0)
+    path = tmp_path / "scan.xyz"
+    np.savetxt(path, scene.points, fmt="%.4f")
+    whole = check_survey(scene.licence, [SurveyData(str(path), "xyz", np.loadtxt(path))])
+    streamed = check_files(scene.licence, [path], chunk_points=20_000)
+    assert streamed.n_points == whole.n_points == len(scene.points)
+    assert streamed.verdict == whole.verdict == VERDICT_VIOLATIONS
+    assert len(streamed.incidents) == len(whole.incidents) == 1
+    a, b = streamed.incidents[0], whole.incidents[0]
+    assert a.point_count == b.point_count
+    assert a.max_exceedance_m == pytest.approx(b.max_exceedance_m)
+    assert a.volume_m3 == pytest.approx(b.volume_m3)
+    assert a.volume_m3 == pytest.approx(DRIFT_SECTION.area * 6.0, rel=0.1)
+
+
+def test_check_files_empty_file(tmp_path: Path, violation: Scene) -> None:
+    path = tmp_path / "empty.xyz"
+    path.write_text("")
+    with pytest.raises(SurveyInputError):
+        check_files(violation.licence, [path])
+
+
+def test_suspected_coordinate_system_note(violation: Scene) -> None:
+    swapped = violation.points[::50][:, [1, 0, 2]]  # X/Y swapped on export
+    result = check_survey(violation.licence, [SurveyData("swapped.xyz", "xyz", swapped)])
+    assert result.verdict == VERDICT_VIOLATIONS
+    assert any("coordinate system" in n for n in result.notes)
