@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from drivers.ascii import (
     AsciiPort,
-    CorruptFrame,
     format_gas_nmea,
     format_names,
     get_format,
@@ -25,7 +24,7 @@ from drivers.ascii import (
     register_format,
     values_for_points,
 )
-from drivers.errors import DecodeError, DeviceTimeout, TransportError
+from drivers.errors import CorruptFrame, DecodeError, DeviceTimeout, TransportError
 from drivers.modbus import Backoff
 from drivers.profile import find_profile
 from drivers.types import DataType, PointSpec, RegisterKind, Value
