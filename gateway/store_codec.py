@@ -195,10 +195,10 @@ def decode_fields(text: str | None) -> dict[str, object]:
     return out
 
 
-def decode_one(blob: bytes, wanted: frozenset[int]) -> tuple[Value | None, Quality] | None:
-    """The value and quality of the first name id in ``wanted`` found in the
-    payload, or None when the record does not carry it. Decodes only that
-    value: history() reads one point out of many records."""
+def decode_one(blob: bytes, wanted: frozenset[int]) -> tuple[int, Value | None, Quality] | None:
+    """(name id, value, quality) of the first name id in ``wanted`` found in
+    the payload, or None when the record does not carry it. Decodes only
+    that value: history() reads one point out of many records."""
     try:
         flags, n = _HEADER.unpack_from(blob, 0)
         pos = _HEADER.size
@@ -221,4 +221,4 @@ def decode_one(blob: bytes, wanted: frozenset[int]) -> tuple[Value | None, Quali
             (value,) = _F64.unpack_from(blob, pos + 8 * i)
     except (struct.error, KeyError, ValueError, IndexError) as exc:
         raise PayloadError(f"damaged record payload: {exc}") from exc
-    return value, quality
+    return ids[i], value, quality

@@ -105,6 +105,12 @@ class StoreFileError(StoreError):
     program's database, or written by a newer minegate)."""
 
 
+class StoreFullError(StoreError):
+    """The disk (or file system quota) is full: nothing of the failed call
+    was stored. Free space, or lower ``max_bytes`` so enforce_limits keeps
+    the store smaller."""
+
+
 class StoreClosedError(StoreError):
     """The store was used after close()."""
 
@@ -209,3 +215,17 @@ def add_counters(conn: sqlite3.Connection, deltas: dict[str, int]) -> None:
             "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
             list(deltas.items()),
         )
+
+
+def translate(path: Path, exc: sqlite3.Error) -> StoreError | None:
+    """A StoreError saying what to do for the SQLite errors an operator can
+    act on (disk full, damaged file); None for the others."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL:
+        return StoreFullError(
+            f"{path}: disk full ({exc}); nothing was stored: free disk space or lower "
+            "store.max_mb so the size bound keeps the store smaller"
+        )
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return StoreFileError(f"{path}: damaged store ({exc}); " + _move_aside_hint(path))
+    return None
