@@ -33,7 +33,7 @@ from survey.readers.e57 import read_e57
 from survey.readers.gsi import read_gsi
 from survey.readers.las import iter_las_chunks, read_las
 from survey.readers.mesh import MeshRead, read_obj, read_ply, read_stl
-from survey.readers.text import read_xyz_text
+from survey.readers.text import iter_xyz_text, read_xyz_text
 from survey.readers.totalstation import PointTable, read_cass, read_point_table
 
 # extension -> format name (SurveyData.fmt)
@@ -181,13 +181,18 @@ def iter_chunks(
     height_offset: float = 0.0,
 ) -> Iterator[F64]:
     """Stream a survey as (k, 3) float64 (E, N, H) chunks of at most
-    ``chunk_points`` points. LAS/LAZ are streamed from disk; other formats
-    are read whole and sliced (they are small in practice)."""
+    ``chunk_points`` points. LAS/LAZ and XYZ/PTS are streamed from disk;
+    other formats are read whole and sliced (they are small in practice, or
+    carry faces and poses that need the whole file)."""
     if chunk_points < 1:
         raise ValueError("chunk_points must be >= 1")
     opts = _options(path, fmt, transform, column_map, licence, progress, height_offset)
     if opts.fmt in ("las", "laz"):
         yield from iter_las_chunks(opts, chunk_points)
+        return
+    if opts.fmt in ("xyz", "pts"):
+        for raw in iter_xyz_text(opts, batch_lines=chunk_points):
+            yield finish_points(raw, opts)
         return
     xyz = _READERS[opts.fmt](opts).xyz
     for start in range(0, xyz.shape[0], chunk_points):

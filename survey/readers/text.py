@@ -2,18 +2,22 @@
 
 * XYZ: one point per line, ``E N H`` separated by whitespace, commas or
   semicolons; extra columns (intensity, RGB) are ignored; one non-numeric
-  header line and ``#`` comments are allowed.
+  header line and ``#`` comments are allowed. Column order is the scanner
+  software's x, y, z = easting, northing, height.
 * PTS (Leica/Cyclone): the first line is the point count, then
   ``E N H [intensity [R G B]]`` lines. A file with fewer points than its
   count line says is refused as truncated.
 
-The fast path is ``numpy.loadtxt``; when it fails the file is walked line by
-line to name the first line that does not parse.
+Files are streamed in batches of lines (bounded memory for 100 M-point
+exports); each batch goes through ``numpy.loadtxt``. When a batch fails, it
+is walked line by line to name the first line that does not parse.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +30,8 @@ ENCODINGS = ("utf-8-sig", "gb18030")  # Chinese exports are often GBK
 
 
 def read_text(path: Path) -> tuple[str, str]:
-    """(text, encoding): UTF-8 first, then GB18030 (a superset of GBK)."""
+    """(text, encoding) of a small text file: UTF-8 first, then GB18030 (a
+    superset of GBK)."""
     raw = path.read_bytes()
     for enc in ENCODINGS:
         try:
@@ -46,21 +51,16 @@ def _is_number(tok: str) -> bool:
     return True
 
 
-def _data_lines(lines: list[str], start: int) -> list[int]:
-    """1-based line numbers of data lines (not blank, not comments) from
-    index ``start``."""
-    return [
-        i + 1
-        for i in range(start, len(lines))
-        if lines[i].strip() and not lines[i].lstrip().startswith("#")
-    ]
+def _is_data(line: str) -> bool:
+    s = line.strip()
+    return bool(s) and not s.startswith("#")
 
 
-def _parse_slow(lines: list[str], start: int, path: Path) -> tuple[F64, list[int]]:
+def _parse_slow(lines: list[str], first_line: int, path: Path) -> F64:
+    """Parse a batch line by line; SurveyInputError names the bad line."""
     rows: list[tuple[float, float, float]] = []
-    numbers: list[int] = []
-    for i in range(start, len(lines)):
-        s = lines[i].strip()
+    for k, line in enumerate(lines):
+        s = line.strip()
         if not s or s.startswith("#"):
             continue
         toks = [t for t in _SPLIT.split(s) if t]
@@ -69,7 +69,7 @@ def _parse_slow(lines: list[str], start: int, path: Path) -> tuple[F64, list[int
                 f"expected at least 3 numbers (easting northing height), found {len(toks)}: "
                 f"{s[:60]!r}",
                 path=path,
-                line=i + 1,
+                line=first_line + k,
             )
         try:
             rows.append((float(toks[0]), float(toks[1]), float(toks[2])))
@@ -77,53 +77,77 @@ def _parse_slow(lines: list[str], start: int, path: Path) -> tuple[F64, list[int
             raise SurveyInputError(
                 f"cannot read numbers from {s[:60]!r}; expected easting northing height",
                 path=path,
-                line=i + 1,
+                line=first_line + k,
             ) from None
-        numbers.append(i + 1)
-    return np.array(rows, dtype=np.float64).reshape(-1, 3), numbers
+    return np.array(rows, dtype=np.float64).reshape(-1, 3)
+
+
+def _parse_batch(lines: list[str], first_line: int, delim: str | None, path: Path) -> F64:
+    try:
+        arr = np.loadtxt(lines, delimiter=delim, usecols=(0, 1, 2), comments="#", ndmin=2)
+        xyz = np.asarray(arr, dtype=np.float64).reshape(-1, 3)
+    except (ValueError, IndexError):
+        xyz = _parse_slow(lines, first_line, path)
+    if not np.isfinite(xyz).all():
+        numbers = [first_line + k for k, ln in enumerate(lines) if _is_data(ln)]
+        check_finite(xyz, path=path, lines=numbers)
+    return xyz
+
+
+def iter_xyz_text(opts: ReadOptions, batch_lines: int = 1_000_000) -> Iterator[F64]:
+    """Yield raw (k, 3) float64 (E, N, H) batches of an XYZ or PTS file (not
+    yet in the licence frame)."""
+    path = opts.path
+    # numbers are ASCII; only a header or comment could hold other bytes
+    with path.open("r", encoding="utf-8-sig", errors="replace", newline=None) as fh:
+        line_no = 0
+        first = ""
+        for line in fh:
+            line_no += 1
+            if line.strip():
+                first = line
+                break
+        if not first:
+            raise SurveyInputError("the file is empty (no points)", path=path)
+        toks = [t for t in _SPLIT.split(first.strip()) if t]
+        expected: int | None = None
+        pending: list[str] = []
+        if len(toks) == 1 and toks[0].isdigit():
+            expected = int(toks[0])  # PTS count line
+        elif toks and not _is_number(toks[0]) and not first.lstrip().startswith("#"):
+            pass  # a header line such as "X Y Z intensity"
+        else:
+            pending = [first]
+        count_line = line_no
+        start = line_no + (0 if pending else 1)
+        delim: str | None = None
+        done = 0
+        while True:
+            batch = pending + list(itertools.islice(fh, batch_lines))
+            pending = []
+            if not batch:
+                break
+            if delim is None:
+                sample = next((ln for ln in batch if _is_data(ln)), "")
+                delim = "," if "," in sample else (";" if ";" in sample else " ")
+            xyz = _parse_batch(batch, start, None if delim == " " else delim, path)
+            start += len(batch)
+            if xyz.shape[0]:
+                done += xyz.shape[0]
+                opts.report(done, expected)
+                yield xyz
+    if expected is not None and done != expected:
+        raise SurveyInputError(
+            f"the PTS count line says {expected:,} points but the file holds {done:,}; the file "
+            "is truncated or the count is wrong: upload the complete file",
+            path=path,
+            line=count_line,
+        )
+    if done == 0:
+        raise SurveyInputError("the file holds no points (empty scan)", path=path)
 
 
 def read_xyz_text(opts: ReadOptions) -> F64:
-    """(n, 3) float64 raw (E, N, H) of an XYZ or PTS file (not yet in the
-    licence frame)."""
-    path = opts.path
-    text, _enc = read_text(path)
-    lines = text.splitlines()
-    start = 0
-    while start < len(lines) and not lines[start].strip():
-        start += 1
-    if start == len(lines):
-        raise SurveyInputError("the file is empty (no points)", path=path)
-    expected: int | None = None
-    first = lines[start].strip()
-    toks = [t for t in _SPLIT.split(first) if t]
-    if len(toks) == 1 and toks[0].isdigit():
-        expected = int(toks[0])  # PTS count line
-        start += 1
-    elif toks and not _is_number(toks[0]):
-        start += 1  # a header line such as "X Y Z intensity"
-    body = "\n".join(lines[start:])
-    sample = next((ln for ln in lines[start:] if ln.strip() and not ln.startswith("#")), "")
-    delim = "," if "," in sample else (";" if ";" in sample else None)
-    xyz: F64
-    numbers: list[int] | None = None
-    try:
-        arr = np.loadtxt(
-            body.splitlines(), delimiter=delim, usecols=(0, 1, 2), comments="#", ndmin=2
-        )
-        xyz = np.asarray(arr, dtype=np.float64).reshape(-1, 3)
-    except (ValueError, IndexError):
-        xyz, numbers = _parse_slow(lines, start, path)
-    if expected is not None and xyz.shape[0] != expected:
-        raise SurveyInputError(
-            f"the PTS count line says {expected:,} points but the file holds {xyz.shape[0]:,}; "
-            "the file is truncated or the count is wrong: upload the complete file",
-            path=path,
-            line=start,
-        )
-    if xyz.shape[0] == 0:
-        raise SurveyInputError("the file holds no points (empty scan)", path=path)
-    if not np.isfinite(xyz).all():
-        check_finite(xyz, path=path, lines=numbers or _data_lines(lines, start))
-    opts.report(xyz.shape[0], xyz.shape[0])
-    return xyz
+    """All points of an XYZ or PTS file, raw (n, 3) float64 (E, N, H)."""
+    parts = list(iter_xyz_text(opts))
+    return np.concatenate(parts, axis=0)

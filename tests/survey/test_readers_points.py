@@ -208,3 +208,24 @@ def test_las_wkt_crs_other_code_is_a_note(tmp_path: Path) -> None:
     las.write(str(p))
     data = read_survey(p, licence=guangxi_licence(4545))
     assert any("EPSG 2383" in note for note in data.notes)
+
+
+def test_xyz_streaming_equals_full_read(tmp_path: Path) -> None:
+    xyz = survey_points(2500)
+    p = write_xyz(tmp_path / "s.pts", with_prefix(xyz), pts=True)
+    chunks = list(iter_chunks(p, 1000, licence=guangxi_licence()))
+    assert [len(c) for c in chunks] == [1000, 1000, 500]
+    np.testing.assert_array_equal(
+        np.concatenate(chunks), read_survey(p, licence=guangxi_licence()).xyz
+    )
+    np.testing.assert_allclose(np.concatenate(chunks), xyz, atol=1e-6, rtol=0)
+
+
+def test_xyz_bad_line_in_a_later_batch(tmp_path: Path) -> None:
+    p = write_xyz(tmp_path / "s.xyz", survey_points(2500))
+    lines = p.read_text().splitlines()
+    lines[2100] = "400200.000;;2421200.000"
+    p.write_text("X Y Z\n" + "\n".join(lines) + "\n")
+    with pytest.raises(SurveyInputError) as info:
+        list(iter_chunks(p, 1000))
+    assert info.value.line == 2102
