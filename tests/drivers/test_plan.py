@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from drivers.codec import encode
 from drivers.errors import DecodeError
 from drivers.plan import ReadRequest, build_plan
-from drivers.types import DataType, PointSpec, RegisterKind, WordOrder
+from drivers.types import DataType, PointSpec, RegisterKind, Value, WordOrder
 
 H, INP, C, D = RegisterKind.HOLDING, RegisterKind.INPUT, RegisterKind.COIL, RegisterKind.DISCRETE
 
@@ -117,8 +117,9 @@ def test_decode_whole_request_and_isolate_failures() -> None:
     plan = build_plan(points)
     (req,) = plan.requests
     words = [0] * req.count
+    wanted: dict[str, Value] = {"t": 21.5, "n": -12.3, "s": "OK"}
     for p in points:
-        regs = encode({"t": 21.5, "n": -12.3, "s": "OK"}[p.name], p)
+        regs = encode(wanted[p.name], p)
         words[p.address - req.address : p.address - req.address + p.width] = regs
     values = plan.decode(req, words)
     assert values["t"] == 21.5
