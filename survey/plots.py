@@ -40,6 +40,7 @@ STATUS_STYLE: dict[int, tuple[str, str]] = {
     VIOLATION: ("#d62728", "violation"),
 }
 LICENCE_COLOUR = "#1a7f37"
+SEAM_COLOUR = "#8c564b"
 MAX_PLOT_POINTS = 60_000
 
 _coord_fmt = FuncFormatter(lambda v, _pos: f"{v:,.0f}".replace(",", " "))
@@ -363,6 +364,12 @@ def elevation_section(
                 )
             )
             first = False
+    line_s = np.linspace(s_lo, s_hi, 200)
+    line_en = origin + line_s[:, None] * d
+    seam_lines = [
+        (seam.name, seam.roof.height(line_en), seam.floor.height(line_en)) for seam in licence.seams
+    ]
+    seam_lines = [sl for sl in seam_lines if np.isfinite(sl[1]).any() or np.isfinite(sl[2]).any()]
     # vertical window: the workings plus the limit this incident breaks
     h_lo = float(hh.min()) if len(hh) else inc.bbox_min[2]
     h_hi = float(hh.max()) if len(hh) else inc.bbox_max[2]
@@ -370,6 +377,12 @@ def elevation_section(
         h_lo = min(h_lo, block.z_top)
     elif inc.type is ViolationType.BELOW_RANGE:
         h_hi = max(h_hi, block.z_bottom)
+    if inc.type is ViolationType.OUTSIDE_SEAM:
+        for _, roof_z, floor_z in seam_lines:
+            zs = np.concatenate([roof_z, floor_z])
+            zs = zs[np.isfinite(zs)]
+            if len(zs):
+                h_lo, h_hi = min(h_lo, float(zs.min())), max(h_hi, float(zs.max()))
     for z in (block.z_top, block.z_bottom):
         if h_lo - 15 <= z <= h_hi + 15:
             h_lo, h_hi = min(h_lo, z), max(h_hi, z)
@@ -415,15 +428,12 @@ def elevation_section(
                 color=LICENCE_COLOUR,
                 transform=ax.get_xaxis_transform(),
             )
-    line_s = np.linspace(s_lo, s_hi, 200)
-    line_en = origin + line_s[:, None] * d
-    for seam in licence.seams:
-        for surf, name, ls in ((seam.roof, "roof", "-"), (seam.floor, "floor", "--")):
-            zs = surf.height(line_en)
-            if np.isfinite(zs).any():
-                ax.plot(
-                    line_s, zs, color="#8c564b", ls=ls, lw=1.4, label=f"seam {seam.name} {name}"
-                )
+    for seam, roof_z, floor_z in seam_lines:
+        ax.plot(line_s, roof_z, color=SEAM_COLOUR, lw=1.4, label=f"seam {seam} roof")
+        ax.plot(line_s, floor_z, color=SEAM_COLOUR, ls="--", lw=1.4, label=f"seam {seam} floor")
+        ax.fill_between(
+            line_s, floor_z, roof_z, color=SEAM_COLOUR, alpha=0.12, label=f"seam {seam} (licensed)"
+        )
     _scatter_by_status(ax, ss, hh, st, size=3)
 
     if inc.type is ViolationType.BOUNDARY:
@@ -438,5 +448,12 @@ def elevation_section(
         f"points within ±{half_w:.1f} m",
         fontsize=9,
     )
-    ax.legend(loc="lower right", fontsize=7, markerscale=3, framealpha=0.9)
+    ax.legend(
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),
+        ncol=3,
+        fontsize=7,
+        markerscale=3,
+        frameon=False,
+    )
     return _png(fig)

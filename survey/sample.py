@@ -1,0 +1,114 @@
+"""``minegate survey sample``: a licence and scans to try the check on.
+
+The scenes come from :mod:`simulators.tunnels` (drifts of a mine in Qinzhou,
+Guangxi, at CGCS2000 Gauss-Krüger coordinates, with answers known by
+construction). Written:
+
+* ``licence.toml``: the licence, Y printed as on the paper licence;
+* ``compliant.las``: a scan that stays inside the licence;
+* ``violation.las``: a scan of the same mine with workings beyond the
+  boundary and below the licensed floor;
+* ``seam1_roof.asc`` / ``seam1_floor.asc``: the licensed seam's surfaces;
+* ``violation_points.dat``: a total-station survey of the same workings as a
+  South CASS point file (``name,code,Y,X,H``, easting first);
+* ``EXPECTED.txt``: what the check should find.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from survey.model import F64, Licence
+
+if TYPE_CHECKING:
+    from simulators.tunnels import Expected
+
+CASS_POINTS = 20_000  # a dense total-station survey; a CASS file per point is a line
+SAMPLE_DENSITY = 40.0  # scan points per m2: about 600 k points, a quick first check
+
+
+@dataclass(frozen=True)
+class Sample:
+    directory: Path
+    files: list[Path]
+    commands: list[str]
+    expected: list[str]
+
+
+def _thin(xyz: F64, n: int, seed: int) -> F64:
+    if len(xyz) <= n:
+        return xyz
+    rng = np.random.default_rng(seed)
+    return xyz[np.sort(rng.choice(len(xyz), n, replace=False))]
+
+
+def _q(p: Path) -> str:
+    return shlex.quote(str(p))
+
+
+def _describe(e: Expected) -> str:
+    return (
+        f"{e.working}: {e.type}, max exceedance {e.max_exceedance_m:.2f} m, "
+        f"volume {e.volume_m3:,.0f} m³"
+    )
+
+
+def write_sample(out: Path, *, density: float = SAMPLE_DENSITY) -> Sample:
+    """Write the sample files into ``out`` (created if needed) and return
+    them with the commands to run next. ``density``: scan points per m²."""
+    from simulators.tunnels import SceneSurface, compliant_scene, violation_scene
+    from survey.writers import write_cass, write_esri_grid, write_las, write_licence_toml
+
+    out.mkdir(parents=True, exist_ok=True)
+    ok_scene = compliant_scene(density=density)
+    bad_scene = violation_scene(density=density)
+    licence: Licence = bad_scene.licence
+    files: list[Path] = []
+    seam_files: dict[str, tuple[str, str]] = {}
+    for k, seam in enumerate(licence.seams):
+        names = (f"seam{k + 1}_roof.asc", f"seam{k + 1}_floor.asc")
+        for surf, name in zip((seam.roof, seam.floor), names, strict=True):
+            assert isinstance(surf, SceneSurface)
+            files.append(write_esri_grid(out / name, *surf.grid(step=5.0)))
+        seam_files[seam.name] = names
+    lic_path = write_licence_toml(out / "licence.toml", licence, seam_files=seam_files)
+    ok_las = write_las(out / "compliant.las", ok_scene.xyz)
+    bad_las = write_las(out / "violation.las", bad_scene.xyz)
+    cass = write_cass(
+        out / "violation_points.dat",
+        _thin(bad_scene.xyz, CASS_POINTS, seed=7),
+        zone_prefix=licence.zone_prefix,
+    )
+    expected = [_describe(e) for e in bad_scene.expected]
+    exp_path = out / "EXPECTED.txt"
+    exp_path.write_text(
+        f"Sample for {licence.mine_name}, licence {licence.licence_no}, EPSG:{licence.epsg}.\n"
+        "What `minegate survey check` should find:\n\n"
+        "compliant.las: compliant (exit code 0)\n"
+        "violation.las: violations found (exit code 3):\n"
+        + "".join(f"  - {e}\n" for e in expected)
+        + f"violation_points.dat: the same workings as {CASS_POINTS:,} total-station points "
+        "(South CASS, easting first); same incidents, rougher volumes.\n",
+        encoding="utf-8",
+    )
+
+    def check(scan: Path, name: str) -> str:
+        return (
+            f"minegate survey check --licence {_q(lic_path)} --scan {_q(scan)} "
+            f"--out {_q(out / name)}"
+        )
+
+    commands = [
+        check(ok_las, "out-compliant"),
+        check(bad_las, "out-violation"),
+        check(cass, "out-points"),
+        f"minegate survey compare --licence {_q(lic_path)} --old {_q(ok_las)} "
+        f"--new {_q(bad_las)} --out {_q(out / 'out-compare')}",
+    ]
+    files = [lic_path, *files, ok_las, bad_las, cass, exp_path]
+    return Sample(out, files, commands, expected)
