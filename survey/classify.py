@@ -614,16 +614,22 @@ def _assign_blocks(
     if out.size:
         px = xyz[out, 0] - prep.origin[0]
         py = xyz[out, 1] - prep.origin[1]
-        dists = np.stack([segment_distance(px, py, m.edges) for m in prep.blocks])
-        ref[out] = np.argmin(dists, axis=0).astype(np.int32)
+        ref[out] = _nearest_block(prep, px, py)
     # inside the union but on a shared edge of two blocks: nearest block
     lost = np.flatnonzero(ref < 0)
     if lost.size:
         px = xyz[lost, 0] - prep.origin[0]
         py = xyz[lost, 1] - prep.origin[1]
-        dists = np.stack([segment_distance(px, py, m.edges) for m in prep.blocks])
-        ref[lost] = np.argmin(dists, axis=0).astype(np.int32)
+        ref[lost] = _nearest_block(prep, px, py)
     return block, ref
+
+
+def _nearest_block(prep: PreparedLicence, px: F64, py: F64) -> I32:
+    """Index of the nearest block to local points (k,); on a tie (within
+    ``NEAREST_BLOCK_TIE_M``) the first listed block."""
+    dists = np.stack([segment_distance(px, py, m.edges) for m in prep.blocks])
+    near = dists <= dists.min(axis=0) + tol.NEAREST_BLOCK_TIE_M
+    return np.argmax(near, axis=0).astype(np.int32)
 
 
 def _seam_offset(lic: Licence, xyz: F64) -> F64:

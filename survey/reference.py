@@ -29,6 +29,7 @@ from survey.classify import (
     block_polygon,
 )
 from survey.model import F64, Licence
+from survey.tolerances import NEAREST_BLOCK_TIE_M
 
 
 def classify_reference(licence: Licence, xyz: F64) -> Classification:
@@ -66,7 +67,8 @@ def classify_reference(licence: Licence, xyz: F64) -> Classification:
             out["block"][i] = best
             ref = best
         else:
-            ref = min(range(len(polys)), key=lambda b: (polys[b].boundary.distance(pt), b))
+            dists = [polys[b].boundary.distance(pt) for b in range(len(polys))]
+            ref = next(b for b, d in enumerate(dists) if d <= min(dists) + NEAREST_BLOCK_TIE_M)
         out["ref_block"][i] = ref
         blk = licence.blocks[ref]
         out["above"][i] = h - blk.z_top

@@ -38,6 +38,10 @@ MASK_CELLS: int = 1024
 #: plan plot or the check needs.
 EXACT_INSIDE_BAND_M: float = 5.0
 
+#: Two blocks whose distances to a point outside them differ by less than
+#: this are equally near; the one listed first in the licence is taken.
+NEAREST_BLOCK_TIE_M: float = 1e-6
+
 #: Points per block of the fast classification loop; bounds temporary memory.
 CLASSIFY_BLOCK_POINTS: int = 1 << 20
 
