@@ -22,7 +22,6 @@ Guarantees (details and measurements in docs/store.md):
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import threading
 import time
@@ -59,7 +58,6 @@ __all__ = [
     "UnknownSinkError",
 ]
 
-log = logging.getLogger(__name__)
 
 _NS_PER_S = 1_000_000_000
 _MAX_TS = 2**63 - 1

@@ -1,0 +1,137 @@
+"""Edge cases of gateway.store: disk full, several writers on one file,
+records dropped while a sink holds them, maintenance calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.model import Quality, Record, RecordKind
+from gateway.store import Store, StoreFullError
+
+T0 = 1_700_000_000 * 10**9
+DAY_NS = 86400 * 10**9
+
+
+def rec(
+    device: str = "pump1", ts: int = T0, n: int = 3, kind: RecordKind = RecordKind.SAMPLE
+) -> Record:
+    return Record(
+        kind,
+        device,
+        ts,
+        [f"q{i}" for i in range(n)],
+        [float(i) for i in range(n)],
+        ["m3/h"] * n,
+        [Quality.GOOD] * n,
+    )
+
+
+def test_disk_full_raises_store_full_and_stores_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db", synchronous="OFF")
+    store.register_sink("s")
+    conn = store._conn()
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    # SQLite reports SQLITE_FULL once the file would pass max_page_count:
+    # the same error a full disk gives.
+    conn.execute(f"PRAGMA max_page_count = {pages + 3}")
+    store.append([rec(n=10)])
+    store.bump("polled", 2)
+    big = [rec(ts=T0 + i, n=500) for i in range(20)]
+    with pytest.raises(StoreFullError, match="disk full"):
+        store.append(big)
+    assert all(r.seq == 0 for r in big)
+    assert store.backlog("s") == (1, 10)
+    conn.execute("PRAGMA max_page_count = 1000000")
+    store.append(big[:1])
+    assert big[0].seq == 2
+    assert store.counters()["polled"] == 2  # the bump survived the failed transaction
+    store.close()
+
+
+def test_two_store_objects_on_one_file_share_names(tmp_path: Path) -> None:
+    # Two writers (e.g. the gateway and a maintenance tool) that each learn
+    # a new point name: the second must reuse the first one's id.
+    path = tmp_path / "s.db"
+    a = Store(path, synchronous="OFF")
+    b = Store(path, synchronous="OFF")
+    a.register_sink("s")
+    a.append([rec(device="d1")])
+    b.append([rec(device="d2")])
+    got = a.take("s", 10)
+    assert [(r.device, r.points, r.seq) for r in got] == [
+        ("d1", ["q0", "q1", "q2"], 1),
+        ("d2", ["q0", "q1", "q2"], 2),
+    ]
+    assert a.backlog("s") == (2, 6)
+    a.close()
+    b.close()
+
+
+def test_set_aside_of_a_record_dropped_meanwhile_keeps_the_sinks_copy(tmp_path: Path) -> None:
+    now = [T0]
+    store = Store(tmp_path / "s.db", clock=lambda: now[0], retention_s=86400, synchronous="OFF")
+    store.register_sink("s")
+    store.append([rec(ts=T0 - 2 * DAY_NS), rec()])
+    held = store.take("s", 1)[0]
+    assert store.enforce_limits() == {"expired_sample": 1, "dropped_unsent_s": 1}
+    store.set_aside("s", held, "schema mismatch")
+    ((kept, reason),) = store.rejected("s")
+    assert kept == held and reason == "schema mismatch"
+    assert store.backlog("s") == (1, 3)  # the drop already took it out of the backlog
+    assert [r.seq for r in store.take("s", 10)] == [2]
+    store.close()
+
+
+def test_take_with_kinds_leaves_other_kinds_pending_until_acked_past(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db", synchronous="OFF")
+    store.register_sink("alarms")
+    store.append([rec(), rec(kind=RecordKind.ALARM), rec()])
+    (alarm,) = store.take("alarms", 10, kinds=[RecordKind.ALARM])
+    assert store.backlog("alarms") == (3, 9)
+    store.ack("alarms", alarm.seq)
+    assert store.backlog("alarms") == (1, 3)
+    assert store.take("alarms", 10, kinds=[RecordKind.ALARM]) == []
+    store.close()
+
+
+def test_history_of_other_kinds(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db", synchronous="OFF")
+    store.append([rec(kind=RecordKind.SNAPSHOT, ts=T0 + 1), rec(ts=T0 + 2)])
+    assert [s.ts_ns for s in store.history("pump1", "q1")] == [T0 + 2]
+    both = store.history("pump1", "q1", kinds=[RecordKind.SAMPLE, RecordKind.SNAPSHOT])
+    assert [s.ts_ns for s in both] == [T0 + 1, T0 + 2]
+    store.close()
+
+
+def test_flush_writes_latest_table(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db", synchronous="OFF", latest_flush_s=3600)
+    store.append([rec()])
+    conn = store._conn()
+    assert conn.execute("SELECT count(*) FROM latest").fetchone()[0] == 0
+    store.flush()
+    rows = conn.execute("SELECT device, point, value, unit, quality FROM latest ORDER BY point")
+    assert rows.fetchall()[0] == ("pump1", "q0", 0.0, "m3/h", "good")
+    store.close()
+
+
+def test_check_reports_healthy_file(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db", synchronous="OFF")
+    store.append([rec()])
+    assert store.check() == []
+    store.close()
+
+
+def test_file_shrinks_after_size_bound(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = Store(path, synchronous="OFF", max_bytes=10 * 2**20, clock=lambda: T0)
+    for j in range(30):
+        store.append([rec(ts=T0 + j * 100 + i, n=200) for i in range(50)])
+    big = store.size_bytes()
+    store.max_bytes = big // 4
+    removed = store.enforce_limits()
+    assert removed["dropped_sample"] > 0
+    assert store.size_bytes() <= big // 4
+    assert path.stat().st_size <= big // 4  # pages given back to the file system
+    store.close()
