@@ -287,7 +287,7 @@ class AsciiPort:
 
     ``async with AsciiPort(path, line_format="gas_nmea") as port:`` then
     either ``async for ts_ns, values in port.lines(): ...`` (never raises
-    driver errors; they are counted and logged) or ``await
+    driver errors; they are counted, logged and kept in ``last_error``) or ``await
     port.next_line()`` (raises :class:`DeviceTimeout` after ``timeout_s``
     without a good line, :class:`TransportError` while the port is gone,
     :class:`CorruptFrame` for a bad line). ``ts_ns`` is ``clock_ns()`` when
@@ -333,6 +333,9 @@ class AsciiPort:
         self._retry_at = 0.0  # loop time before which no reopen is tried
         self._failing: set[str] = set()
         self._down_reason = f"{self._describe()}: port not opened yet"
+        # Why the last attempt to get a line failed (None after a good line),
+        # for callers of lines() that want to report it.
+        self.last_error: DriverError | None = None
         self._closed = False
 
     # ------------------------------------------------------------ lifecycle
@@ -523,10 +526,11 @@ class AsciiPort:
             except CorruptFrame as exc:
                 self.stats.corrupt += 1
                 exc.device = self.name
-                log.debug("%s: %s", self._describe(), exc)
+                self._fail("lines", CorruptFrame(f"{self._describe()}: {exc}", device=self.name))
                 raise
             self.stats.good += 1
             self.stats.last_line_ns = ts_ns
+            self.last_error = None
             self._recover("lines")
             return ts_ns, values
 
@@ -535,12 +539,11 @@ class AsciiPort:
         lines and a vanished port are counted, logged and waited out."""
         while not self._closed:
             try:
-                yield await self.next_line()
-            except (DeviceTimeout, CorruptFrame):
+                item = await self.next_line()
+            except (DeviceTimeout, CorruptFrame, TransportError) as exc:
+                self.last_error = exc
                 continue
-            except TransportError:
-                if self._closed:
-                    return
+            yield item
 
 
 def make_port(bus_cfg: Any, **kw: Any) -> AsciiPort:

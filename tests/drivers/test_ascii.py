@@ -204,6 +204,7 @@ async def test_port_reassembles_lines_and_skips_garbage(pty: tuple[int, str]) ->
     assert [v["CO"] for _, v in got] == [0, 1, 2, 3]
     assert [ts for ts, _ in got] == sorted(ts for ts, _ in got)  # stamped on arrival, in order
     assert port.stats.good == 4 and port.stats.corrupt == 2 and port.stats.lines == 6
+    assert port.last_error is None  # the last attempt gave a good line
     assert port.stats.last_line_ns == got[-1][0]
 
 
@@ -244,6 +245,8 @@ async def test_port_that_vanishes_is_reopened(pty_pair: PtyPair) -> None:
         pty_pair.stop()  # adapter unplugged
         await asyncio.sleep(0.5)
         assert not port.is_open and port.stats.lost >= 1
+        with pytest.raises(TransportError, match="reopening"):
+            await port.next_line()
         pty_pair.start()  # plugged back in (same path)
 
         async def feed() -> None:
@@ -281,3 +284,18 @@ async def test_missing_port_and_make_port(tmp_path: object) -> None:
         make_port({"type": "ascii", "serial_port": "/dev/x", "line_format": "nope"})
     with pytest.raises(ValueError, match="serial_port"):
         make_port({"type": "ascii", "name": "g"})
+
+
+async def test_lines_keeps_the_last_error_for_the_caller(pty: tuple[int, str]) -> None:
+    master, path = pty
+    async with AsciiPort(path, line_format="kv", timeout_s=2.0) as port:
+        reader = asyncio.create_task(collect(port, 1))
+        os.write(master, b"@@@ noise @@@\n")
+        for _ in range(100):
+            if port.last_error is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert isinstance(port.last_error, CorruptFrame)
+        os.write(master, b"A=3\n")
+        ((_, values),) = await reader
+        assert values == {"A": 3} and port.last_error is None
