@@ -424,9 +424,36 @@ def _seams(items: Any, base: Path, path: Path, zone: int) -> tuple[Seam, ...]:
     return tuple(seams)
 
 
+# Names of older datums: a licence saying so cannot be in a CGCS2000 code.
+_OLD_DATUMS = re.compile(r"西安\s*80|西安\s*1980|北京\s*54|北京\s*1954|xi'?an|beijing", re.I)
+
+
+def _check_system_text(text: Any, crs: CrsInfo, path: Path) -> None:
+    """The free-text coordinate_system must not contradict the EPSG code."""
+    if text is None:
+        return
+    s = str(text)
+    if _OLD_DATUMS.search(s):
+        raise SurveyInputError(
+            f"field 'coordinate_system' says {s!r}, an older datum, but EPSG {crs.epsg} is "
+            "CGCS2000: convert the corners to CGCS2000 first (or correct the text)",
+            path=path,
+        )
+    m = re.search(r"(?:zone|带|带号)\s*(\d{2})|(\d{2})\s*带", s, re.I)
+    if m:
+        zone = int(m.group(1) or m.group(2))
+        if zone != crs.zone:
+            raise SurveyInputError(
+                f"field 'coordinate_system' names zone {zone} but EPSG {crs.epsg} is zone "
+                f"{crs.zone}; correct one of them",
+                path=path,
+            )
+
+
 def _finish(
     doc: Mapping[str, Any], blocks: list[Block], crs: CrsInfo, path: Path, seams: tuple[Seam, ...]
 ) -> Licence:
+    _check_system_text(doc.get("coordinate_system"), crs, path)
     valid_from = _as_date(doc.get("valid_from"), "valid_from", path)
     valid_to = _as_date(doc.get("valid_to"), "valid_to", path)
     if valid_from and valid_to and valid_to < valid_from:

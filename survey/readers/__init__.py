@@ -108,6 +108,16 @@ _READERS: dict[str, Callable[[ReadOptions], SurveyData]] = {
 }
 
 
+# names a user may pass as fmt= for the same reader
+_FMT_ALIASES = {
+    "txt": "xyz",
+    "dat": "cass",
+    "gsi16": "gsi",
+    "gsi8": "gsi",
+    "totalstation": "csv",
+}
+
+
 def detect_format(path: str | Path) -> str:
     """Format name from the file extension; SurveyInputError listing the
     supported extensions otherwise."""
@@ -133,7 +143,8 @@ def _options(
     height_offset: float,
 ) -> ReadOptions:
     p = Path(path)
-    name = fmt.lower() if fmt else detect_format(p)
+    name = fmt.lower().lstrip(".") if fmt else detect_format(p)
+    name = _FMT_ALIASES.get(name, name)
     if name not in _READERS:
         raise SurveyInputError(
             f"unknown format {name!r}; supported: {', '.join(sorted(_READERS))}", path=p

@@ -59,6 +59,9 @@ def read_e57(opts: ReadOptions) -> F64:
         totals = [e57.get_header(i).point_count for i in range(count)]
         total, done = int(sum(totals)), 0
         for i in range(count):
+            if totals[i] == 0:
+                opts.notes.append(f"{path.name}: E57 scan {i} holds no points, skipped")
+                continue
             header = e57.get_header(i)
             fields = set(header.point_fields)
             if not (set(_CARTESIAN) <= fields or set(_SPHERICAL) <= fields):

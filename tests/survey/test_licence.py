@@ -244,3 +244,25 @@ def test_licence_valid_on(tmp_path: Path) -> None:
     assert licence_valid_on(lic, date(2025, 1, 1))
     assert not licence_valid_on(lic, date(2020, 12, 31))
     assert not licence_valid_on(lic, date(2031, 3, 2))
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('"西安80坐标系"', "older datum"),
+        ('"CGCS2000 3-degree zone 35"', "zone 35"),
+        ('"CGCS2000 3度带 37带"', "zone 37"),
+    ],
+)
+def test_coordinate_system_text_contradicts_epsg(tmp_path: Path, text: str, needle: str) -> None:
+    err = _error(
+        tmp_path, GUANGXI_TOML.replace("epsg = 4524 ", f"coordinate_system = {text}\nepsg = 4524 ")
+    )
+    assert needle in str(err)
+
+
+def test_coordinate_system_text_agreeing(tmp_path: Path) -> None:
+    text = GUANGXI_TOML.replace(
+        "epsg = 4524 ", 'coordinate_system = "2000国家大地坐标系 3度带 36带"\nepsg = 4524 '
+    )
+    assert load_licence(_write(tmp_path, text)).epsg == 4524
