@@ -36,6 +36,7 @@ EXIT_VIOLATIONS = 3
 # instead of being loaded whole (about 24 bytes per point in memory).
 STREAM_THRESHOLD_POINTS = 30_000_000
 PLOT_POINTS = 400_000  # points kept for the pictures
+MAX_PRINTED = 10  # incidents listed on the terminal; all are in the report
 
 
 def parse_transform(text: str | None) -> PlanTransform | None:
@@ -199,13 +200,15 @@ def _finish(
     doc = findings_document(result, check_id=check_id, sources=sources)
     write_findings(doc, files.findings_json)
     print(_verdict_line(result))
-    for inc in result.incidents:
+    for inc in result.incidents[:MAX_PRINTED]:
         e, n, h = inc.centroid
         print(
             f"  {inc.id} {inc.type}: {inc.max_exceedance_m:.2f} m beyond, "
             f"{inc.volume_m3:,.1f} m³, at X {n:,.2f} Y {e:,.2f} H {h:+.2f}"
             + (f", nearest edge {'-'.join(inc.nearest_edge)}" if inc.nearest_edge else "")
         )
+    if len(result.incidents) > MAX_PRINTED:
+        print(f"  ... and {len(result.incidents) - MAX_PRINTED} more (see the report)")
     print(f"report: {files.report_html}\nfindings: {files.findings_json}")
     if args.publish:
         print(_publish(args.config, result, check_id))

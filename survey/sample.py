@@ -9,7 +9,7 @@ construction). Written:
 * ``violation.las``: a scan of the same mine with workings beyond the
   boundary and below the licensed floor;
 * ``seam1_roof.asc`` / ``seam1_floor.asc``: the licensed seam's surfaces;
-* ``violation_points.dat``: a total-station survey of the same workings as a
+* ``violation_points.dat``: a sparser survey of the same workings as a
   South CASS point file (``name,code,Y,X,H``, easting first);
 * ``EXPECTED.txt``: what the check should find.
 """
@@ -21,14 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from survey.model import F64, Licence
+from survey.model import Licence
 
 if TYPE_CHECKING:
     from simulators.tunnels import Expected
 
-CASS_POINTS = 20_000  # a dense total-station survey; a CASS file per point is a line
+# The point file is a sparser survey of the same workings (a CASS file holds
+# one line per point): 5 points per m2, about 80 k points, still dense enough
+# that the 0.5 m voxels of the incident grouping join each working into one.
+CASS_DENSITY = 5.0
 SAMPLE_DENSITY = 40.0  # scan points per m2: about 600 k points, a quick first check
 
 
@@ -38,13 +39,6 @@ class Sample:
     files: list[Path]
     commands: list[str]
     expected: list[str]
-
-
-def _thin(xyz: F64, n: int, seed: int) -> F64:
-    if len(xyz) <= n:
-        return xyz
-    rng = np.random.default_rng(seed)
-    return xyz[np.sort(rng.choice(len(xyz), n, replace=False))]
 
 
 def _q(p: Path) -> str:
@@ -79,11 +73,8 @@ def write_sample(out: Path, *, density: float = SAMPLE_DENSITY) -> Sample:
     lic_path = write_licence_toml(out / "licence.toml", licence, seam_files=seam_files)
     ok_las = write_las(out / "compliant.las", ok_scene.xyz)
     bad_las = write_las(out / "violation.las", bad_scene.xyz)
-    cass = write_cass(
-        out / "violation_points.dat",
-        _thin(bad_scene.xyz, CASS_POINTS, seed=7),
-        zone_prefix=licence.zone_prefix,
-    )
+    sparse = violation_scene(density=CASS_DENSITY, seed=5)
+    cass = write_cass(out / "violation_points.dat", sparse.xyz, zone_prefix=licence.zone_prefix)
     expected = [_describe(e) for e in bad_scene.expected]
     exp_path = out / "EXPECTED.txt"
     exp_path.write_text(
@@ -92,8 +83,8 @@ def write_sample(out: Path, *, density: float = SAMPLE_DENSITY) -> Sample:
         "compliant.las: compliant (exit code 0)\n"
         "violation.las: violations found (exit code 3):\n"
         + "".join(f"  - {e}\n" for e in expected)
-        + f"violation_points.dat: the same workings as {CASS_POINTS:,} total-station points "
-        "(South CASS, easting first); same incidents, rougher volumes.\n",
+        + f"violation_points.dat: the same workings surveyed sparsely ({len(sparse.xyz):,} "
+        "points, South CASS format, easting first): the same incidents, rougher volumes.\n",
         encoding="utf-8",
     )
 
