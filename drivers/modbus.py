@@ -257,7 +257,9 @@ class ModbusHub:
         self._connect_lock = asyncio.Lock()
         self._retry_at = 0.0  # clock() before which no reconnect is tried
         self._last_frame_end = -math.inf
-        self._rx_bytes = 0  # bytes received since the current request was sent
+        # Bytes seen (pymodbus traces its whole receive buffer, so this is a
+        # "something arrived" flag more than a count) since the request.
+        self._rx_bytes = 0
         self._silent_timeouts = 0  # consecutive timeouts, all units
         self._failing: dict[int | None, int] = {}  # unit (None: the link) -> failures
         self._closed = False
@@ -572,8 +574,8 @@ class ModbusHub:
             # TCP hub requests overlap, so the count says nothing there.
             if self.serialised and self._rx_bytes:
                 raise CorruptFrame(
-                    f"{self._describe()} unit {unit}: {self._rx_bytes} byte(s) received but no "
-                    "valid reply (bad CRC or garbage); check wiring, termination and baud rate",
+                    f"{self._describe()} unit {unit}: bytes received but no valid reply "
+                    "(bad CRC or garbage); check wiring, termination, baud rate and parity",
                     device=self.name,
                     unit=unit,
                 ) from exc
