@@ -326,3 +326,18 @@ async def test_all_silent_tcp_link_is_reopened(tcp_peer: Peer) -> None:
                 await hub.read(9, H, 0, 1)
             assert await hub.read(1, H, 0, 1) == [0]
         assert hub.stats.connects == 2
+
+
+async def test_link_lost_mid_request_fails_fast() -> None:
+    peer = await start_tcp()
+    dev = peer.devices[1]
+    dev.slow, dev.slow_s = 1, 2.0
+    async with TcpHub("127.0.0.1", peer.port, timeout_s=3.0, retries=2, name="t") as hub:
+        pending = asyncio.create_task(hub.read(1, H, 0, 1))
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        await peer.stop()  # the device drops the connection while we wait
+        with pytest.raises(TransportError):
+            await pending
+        assert time.monotonic() - started < 1.0  # not the 3 s timeout, no retries
+        assert hub.stats.transactions == 1 and not hub.connected
