@@ -307,6 +307,45 @@ def write_ply(
     return p
 
 
+def write_pcd(
+    path: str | Path,
+    xyz: npt.ArrayLike,
+    *,
+    float64: bool = True,
+    binary: bool = True,
+    intensity: npt.ArrayLike | None = None,
+) -> Path:
+    """PCL ``.pcd`` with fields x y z [intensity]; ``float64`` writes
+    ``SIZE 8`` doubles (``False``: float32, as most exporters do; only for
+    local coordinates)."""
+    a = _xyz(xyz)
+    size, vt = (8, "<f8") if float64 else (4, "<f4")
+    fields = [("x", vt), ("y", vt), ("z", vt)]
+    if intensity is not None:
+        fields.append(("intensity", "<f4"))
+    rec = np.zeros(a.shape[0], dtype=fields)
+    rec["x"], rec["y"], rec["z"] = a[:, 0], a[:, 1], a[:, 2]
+    if intensity is not None:
+        rec["intensity"] = np.asarray(intensity, dtype=np.float32)
+    names = " ".join(f for f, _ in fields)
+    sizes = " ".join(str(size) if f != "intensity" else "4" for f, _ in fields)
+    head = (
+        "# .PCD v0.7 - written by minegate\nVERSION 0.7\n"
+        f"FIELDS {names}\nSIZE {sizes}\nTYPE {' '.join('F' for _ in fields)}\n"
+        f"COUNT {' '.join('1' for _ in fields)}\nWIDTH {a.shape[0]}\nHEIGHT 1\n"
+        f"VIEWPOINT 0 0 0 1 0 0 0\nPOINTS {a.shape[0]}\nDATA {'binary' if binary else 'ascii'}\n"
+    )
+    p = Path(path)
+    with p.open("wb") as fh:
+        fh.write(head.encode("ascii"))
+        if binary:
+            fh.write(rec.tobytes())
+        else:
+            fmt = ["%.6f" if float64 else "%.7g"] * 3 + (["%g"] if intensity is not None else [])
+            np.savetxt(fh, np.column_stack([rec[f] for f, _ in fields]), fmt=fmt)
+    return p
+
+
 def write_mesh(
     path: str | Path,
     vertices: npt.ArrayLike,
@@ -480,6 +519,7 @@ __all__ = [
     "write_licence_geojson",
     "write_licence_toml",
     "write_mesh",
+    "write_pcd",
     "write_ply",
     "write_xyz",
 ]

@@ -33,6 +33,7 @@ from survey.readers.e57 import read_e57
 from survey.readers.gsi import read_gsi
 from survey.readers.las import iter_las_chunks, read_las
 from survey.readers.mesh import MeshRead, read_obj, read_ply, read_stl
+from survey.readers.pcd import read_pcd
 from survey.readers.text import iter_xyz_text, read_xyz_text
 from survey.readers.totalstation import PointTable, read_cass, read_point_table
 
@@ -50,6 +51,7 @@ SUPPORTED_FORMATS: dict[str, str] = {
     ".ply": "ply",
     ".obj": "obj",
     ".stl": "stl",
+    ".pcd": "pcd",
 }
 
 
@@ -86,6 +88,11 @@ def _read_e57_data(opts: ReadOptions) -> SurveyData:
     return SurveyData(source=str(opts.path), fmt=opts.fmt, xyz=xyz, notes=opts.notes)
 
 
+def _read_pcd_data(opts: ReadOptions) -> SurveyData:
+    xyz = finish_points(read_pcd(opts), opts)
+    return SurveyData(source=str(opts.path), fmt=opts.fmt, xyz=xyz, notes=opts.notes)
+
+
 def _mesh_data(opts: ReadOptions, mesh: MeshRead) -> SurveyData:
     xyz = finish_points(mesh.xyz, opts)
     return SurveyData(
@@ -105,6 +112,7 @@ _READERS: dict[str, Callable[[ReadOptions], SurveyData]] = {
     "ply": lambda o: _mesh_data(o, read_ply(o)),
     "obj": lambda o: _mesh_data(o, read_obj(o)),
     "stl": lambda o: _mesh_data(o, read_stl(o)),
+    "pcd": _read_pcd_data,
 }
 
 

@@ -122,7 +122,11 @@ def to_licence_frame(xyz: F64, opts: ReadOptions, *, first_index: int = 0) -> F6
         out[:, :2] = opts.transform.apply(out[:, :2])
     if opts.height_offset:
         out[:, 2] += opts.height_offset
-    if opts.licence is not None:
+    if opts.licence is None:
+        note = f"{opts.path.name}: eastings carry a zone prefix; pass the licence to strip it"
+        if note not in opts.notes and (np.abs(out[:, 0]) >= 1.0e7).any():
+            opts.notes.append(note)
+    else:
         zone = gk_zone(opts.licence.epsg)
         out[:, 0] = strip_zone_prefix(out[:, 0], zone=zone, path=opts.path, first_index=first_index)
         e0, n0 = float(np.median(out[:, 0])), float(np.median(out[:, 1]))

@@ -321,3 +321,33 @@ def test_stl_truncated(tmp_path: Path) -> None:
     p.write_bytes(p.read_bytes()[:-20])
     with pytest.raises(SurveyInputError, match="truncated"):
         read_survey(p)
+
+
+# ---------------------------------------------------------------- PCD
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_pcd_double_roundtrip(tmp_path: Path, binary: bool) -> None:
+    from survey.writers import write_pcd
+
+    xyz = np.round(points(), 4)
+    xyz[:, 0] += ZONE * 1e6
+    p = write_pcd(tmp_path / "s.pcd", xyz, binary=binary, intensity=np.ones(len(xyz)))
+    data = read_survey(p, licence=licence())
+    want = xyz.copy()
+    want[:, 0] -= ZONE * 1e6
+    np.testing.assert_allclose(data.xyz, want, atol=1e-6, rtol=0)
+
+
+def test_pcd_float32_absolute_refused_and_truncated(tmp_path: Path) -> None:
+    from survey.writers import write_pcd
+
+    p = write_pcd(tmp_path / "s.pcd", points(), float64=False)
+    with pytest.raises(SurveyInputError, match="float32"):
+        read_survey(p)
+    local = write_pcd(tmp_path / "l.pcd", points() - ORIGIN, float64=False)
+    data = read_survey(local, transform=PlanTransform(ORIGIN[0], ORIGIN[1], 0.0))
+    np.testing.assert_allclose(data.xyz, points(), atol=1e-3, rtol=0)
+    local.write_bytes(local.read_bytes()[:-50])
+    with pytest.raises(SurveyInputError, match="truncated"):
+        read_survey(local)
