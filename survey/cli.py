@@ -141,6 +141,11 @@ def _publish(config_path: str, result: CheckResult, check_id: str) -> str:
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(cfg)
     try:
+        # A sink the gateway has never run would start at the end of the
+        # outbox and miss these records: give every configured sink its
+        # cursor first (a sink that already has one keeps it).
+        for sink in cfg.sinks:
+            store.register_sink(sink.name)
         store.append(records)
     finally:
         store.close()

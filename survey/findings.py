@@ -121,6 +121,32 @@ def summary(result: CheckResult) -> dict[str, float | int | str]:
     }
 
 
+def comparison_dict(result: CheckResult) -> dict[str, object] | None:
+    """The ``comparison`` section for a two-scan comparison
+    (``survey.compare.ComparisonResult``), else None."""
+    areas = getattr(result, "areas", None)
+    if areas is None:
+        return None
+    return {
+        "old_source": getattr(result, "old_source", ""),
+        "new_source": getattr(result, "new_source", ""),
+        "distance_m": getattr(result, "distance_m", None),
+        "new_points": getattr(result, "new_points", None),
+        "areas": [
+            {
+                "id": a.id,
+                "point_count": int(a.point_count),
+                "centroid": _pt(*a.centroid),
+                "extent": {"min": _pt(*a.bbox_min), "max": _pt(*a.bbox_max)},
+                "volume_m3": _r(a.volume_m3, 1),
+                "beyond_licence": bool(a.beyond_licence),
+                "incident_ids": list(a.incident_ids),
+            }
+            for a in areas
+        ],
+    }
+
+
 def findings_document(
     result: CheckResult,
     *,
@@ -132,7 +158,7 @@ def findings_document(
     lic = result.licence
     if sources is None:
         sources = [SourceInfo(s, Path(s).suffix.lstrip(".").lower(), None) for s in result.sources]
-    return {
+    doc: dict[str, object] = {
         "schema": SCHEMA,
         "tool": {"name": "minegate", "version": tool_version()},
         "check_id": check_id,
@@ -147,6 +173,10 @@ def findings_document(
         "timings_s": {k: round(v, 3) for k, v in result.timings_s.items()},
         "notes": list(result.notes),
     }
+    comparison = comparison_dict(result)
+    if comparison is not None:
+        doc["comparison"] = comparison
+    return doc
 
 
 def write_findings(doc: dict[str, object], path: Path) -> None:

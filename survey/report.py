@@ -83,6 +83,31 @@ def _table(incidents: Sequence[Incident], empty: str) -> str:
     return f"<table>{head}\n{_incident_rows(incidents)}</table>"
 
 
+def _comparison_html(doc: dict[str, object]) -> str:
+    comp = doc.get("comparison")
+    if not isinstance(comp, dict):
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(a['id'])}</td><td class=num>{a['centroid']['x_north']:,.2f}</td>"
+        f"<td class=num>{a['centroid']['y_east']:,.2f}</td>"
+        f"<td class=num>{a['centroid']['h']:+.2f}</td>"
+        f"<td class=num>{a['volume_m3']:,.1f}</td><td class=num>{a['point_count']:,}</td>"
+        f"<td>{'<b>yes</b>' if a['beyond_licence'] else 'no'}</td>"
+        f"<td>{_e(', '.join(a['incident_ids']))}</td></tr>"
+        for a in comp["areas"]
+    )
+    return (
+        "<h2>New excavation between the two scans</h2>"
+        f"<p>Older scan <code>{_e(comp['old_source'])}</code>, newer scan "
+        f"<code>{_e(comp['new_source'])}</code>: {comp['new_points']:,} points of the newer "
+        f"scan have no point of the older one within {comp['distance_m']} m. The incidents "
+        "above cover this new excavation only.</p>"
+        "<table><tr><th>area</th><th>X (northing)</th><th>Y (easting)</th><th>H</th>"
+        "<th>volume (m³)</th><th>points</th><th>beyond the licence</th><th>incidents</th></tr>"
+        f"{rows}</table>"
+    )
+
+
 def _licence_html(result: CheckResult) -> str:
     lic = result.licence
     parts = []
@@ -167,6 +192,7 @@ def render_html(
         uncertain_table=_table(
             result.uncertain, "No exceedances within the survey uncertainty either."
         ),
+        comparison=_comparison_html(doc),
         sections=section_html or "<p class=muted>No incidents, no sections.</p>",
         timings=_e(timings),
         notes=f"<ul>{notes}</ul>" if notes else "",
