@@ -21,10 +21,8 @@ file, the line (TOML corners) or field, and what to do.
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -171,7 +169,7 @@ def parse_elevation_range(
     return nums[0], nums[1]
 
 
-def _as_date(value: Any, field: str, path: Path) -> date | None:
+def as_date(value: Any, field: str, path: Path) -> date | None:
     if value is None:
         return None
     if isinstance(value, date):
@@ -186,7 +184,7 @@ def _as_date(value: Any, field: str, path: Path) -> date | None:
     )
 
 
-def _as_float(value: Any, field: str, path: Path, line: int | None = None) -> float:
+def as_float(value: Any, field: str, path: Path, line: int | None = None) -> float:
     if isinstance(value, bool):
         raise SurveyInputError(f"field '{field}': expected a number, got {value!r}", path=path)
     if isinstance(value, int | float):
@@ -207,7 +205,7 @@ def _as_float(value: Any, field: str, path: Path, line: int | None = None) -> fl
     return f
 
 
-def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str, path: Path) -> None:
+def check_keys(table: Mapping[str, Any], allowed: set[str], where: str, path: Path) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise SurveyInputError(
@@ -216,32 +214,17 @@ def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str, path: P
         )
 
 
+# --------------------------------------------------------------------------
+# building blocks of the file parsers (survey.readers.licence_files): the
+# checks live here so TOML and GeoJSON licences are judged alike
+
+
 @dataclass
-class _RawCorner:
+class RawCorner:
     number: str
     x: float
     y: float
     line: int | None
-
-
-class _LineFinder:
-    """Finds the TOML line of each corner, in document order, so errors can
-    point at it (tomllib keeps no positions)."""
-
-    def __init__(self, text: str) -> None:
-        self._lines = text.splitlines()
-        self._cursor = 0
-
-    def find(self, number: str) -> int | None:
-        n = re.escape(number)
-        pat = re.compile(
-            rf"(number\s*=\s*[\"']?{n}[\"']?\s*[,}}\s#]|^\s*\[\s*[\"']?{n}[\"']?\s*,|number\s*=\s*[\"']?{n}[\"']?\s*$)"
-        )
-        for i in range(self._cursor, len(self._lines)):
-            if pat.search(self._lines[i]):
-                self._cursor = i + 1
-                return i + 1
-        return None
 
 
 # --------------------------------------------------------------------------
@@ -249,7 +232,7 @@ class _LineFinder:
 
 
 def _validate_corners(
-    raw: Sequence[_RawCorner], *, block: str, crs: CrsInfo, path: Path
+    raw: Sequence[RawCorner], *, block: str, crs: CrsInfo, path: Path
 ) -> tuple[Corner, ...]:
     """Strip a closing repeat, check counts, magnitudes (swapped X/Y), zone
     prefixes; return corners with the easting stored without prefix."""
@@ -351,9 +334,9 @@ def _check_polygon(corners: Sequence[Corner], *, block: str, path: Path) -> None
     )
 
 
-def _make_block(
+def make_block(
     name: str,
-    raw: Sequence[_RawCorner],
+    raw: Sequence[RawCorner],
     z_top: float,
     z_bottom: float,
     *,
@@ -380,7 +363,7 @@ def _make_block(
     return Block(name=name, corners=corners, z_top=z_top, z_bottom=z_bottom)
 
 
-def _elevation_of(table: Mapping[str, Any], where: str, path: Path) -> tuple[float, float]:
+def elevation_of(table: Mapping[str, Any], where: str, path: Path) -> tuple[float, float]:
     if "elevation" in table:
         if "z_top" in table or "z_bottom" in table:
             raise SurveyInputError(
@@ -394,12 +377,12 @@ def _elevation_of(table: Mapping[str, Any], where: str, path: Path) -> tuple[flo
             path=path,
         )
     return (
-        _as_float(table["z_top"], f"{where}.z_top", path),
-        _as_float(table["z_bottom"], f"{where}.z_bottom", path),
+        as_float(table["z_top"], f"{where}.z_top", path),
+        as_float(table["z_bottom"], f"{where}.z_bottom", path),
     )
 
 
-def _seams(items: Any, base: Path, path: Path, zone: int) -> tuple[Seam, ...]:
+def seams_of(items: Any, base: Path, path: Path, zone: int) -> tuple[Seam, ...]:
     if items is None:
         return ()
     from survey.surfaces import load_surface  # seams are optional; surfaces pull in scipy
@@ -411,7 +394,7 @@ def _seams(items: Any, base: Path, path: Path, zone: int) -> tuple[Seam, ...]:
         where = f"seams[{i}]"
         if not isinstance(s, Mapping):
             raise SurveyInputError(f"{where}: expected a table with name, roof, floor", path=path)
-        _check_keys(s, {"name", "roof", "floor"}, where, path)
+        check_keys(s, {"name", "roof", "floor"}, where, path)
         for key in ("roof", "floor"):
             if key not in s:
                 raise SurveyInputError(
@@ -450,12 +433,12 @@ def _check_system_text(text: Any, crs: CrsInfo, path: Path) -> None:
             )
 
 
-def _finish(
+def finish_licence(
     doc: Mapping[str, Any], blocks: list[Block], crs: CrsInfo, path: Path, seams: tuple[Seam, ...]
 ) -> Licence:
     _check_system_text(doc.get("coordinate_system"), crs, path)
-    valid_from = _as_date(doc.get("valid_from"), "valid_from", path)
-    valid_to = _as_date(doc.get("valid_to"), "valid_to", path)
+    valid_from = as_date(doc.get("valid_from"), "valid_from", path)
+    valid_to = as_date(doc.get("valid_to"), "valid_to", path)
     if valid_from and valid_to and valid_to < valid_from:
         raise SurveyInputError(
             f"fields 'valid_from'/'valid_to': validity is inverted ({valid_from} is after "
@@ -465,9 +448,9 @@ def _finish(
     tol = doc.get("tolerance", {}) or {}
     if not isinstance(tol, Mapping):
         raise SurveyInputError("field 'tolerance': expected plan_m and height_m", path=path)
-    _check_keys(tol, {"plan_m", "height_m"}, "tolerance", path)
-    plan = _as_float(tol.get("plan_m", DEFAULT_TOLERANCE_PLAN_M), "tolerance.plan_m", path)
-    height = _as_float(tol.get("height_m", DEFAULT_TOLERANCE_HEIGHT_M), "tolerance.height_m", path)
+    check_keys(tol, {"plan_m", "height_m"}, "tolerance", path)
+    plan = as_float(tol.get("plan_m", DEFAULT_TOLERANCE_PLAN_M), "tolerance.plan_m", path)
+    height = as_float(tol.get("height_m", DEFAULT_TOLERANCE_HEIGHT_M), "tolerance.height_m", path)
     if plan < 0 or height < 0:
         raise SurveyInputError("field 'tolerance': tolerances must be >= 0 m", path=path)
     names = [b.name for b in blocks]
@@ -492,7 +475,7 @@ def _finish(
     )
 
 
-def _epsg_of(value: Any, path: Path) -> CrsInfo:
+def epsg_of(value: Any, path: Path) -> CrsInfo:
     if value is None:
         raise SurveyInputError(
             "field 'epsg' is missing; give the CGCS2000 EPSG code, e.g. epsg = 4524 (zone 36 "
@@ -509,173 +492,20 @@ def _epsg_of(value: Any, path: Path) -> CrsInfo:
     return crs_info(value, path=path)
 
 
-# --------------------------------------------------------------------------
-# TOML
-
-_TOP_KEYS = {
-    "mine_name",
-    "licence_no",
-    "epsg",
-    "coordinate_system",
-    "valid_from",
-    "valid_to",
-    "tolerance",
-    "blocks",
-    "seams",
-    "mineral",
-    "holder",
-    "notes",
-}
-_BLOCK_KEYS = {"name", "elevation", "z_top", "z_bottom", "corners"}
-
-
-def _toml_corner(item: Any, where: str, finder: _LineFinder, path: Path) -> _RawCorner:
-    if isinstance(item, Mapping):
-        _check_keys(item, {"number", "x", "y"}, where, path)
-        if not {"number", "x", "y"} <= set(item):
-            raise SurveyInputError(
-                f"{where}: a corner needs number, x (northing) and y (easting)", path=path
-            )
-        number, x, y = item["number"], item["x"], item["y"]
-    elif isinstance(item, list) and len(item) == 3:
-        number, x, y = item
-    else:
-        raise SurveyInputError(
-            f'{where}: write a corner as {{ number = "1", x = 2815193.253, y = 36408261.305 }} '
-            'or ["1", 2815193.253, 36408261.305]',
-            path=path,
-        )
-    number = str(number)
-    line = finder.find(number)
-    return _RawCorner(
-        number,
-        _as_float(x, f"{where}.x", path, line),
-        _as_float(y, f"{where}.y", path, line),
-        line,
-    )
-
-
-def _load_toml(path: Path) -> Licence:
-    text = path.read_text(encoding="utf-8-sig")
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SurveyInputError(f"not valid TOML: {exc}", path=path) from None
-    _check_keys(doc, _TOP_KEYS, "licence", path)
-    crs = _epsg_of(doc.get("epsg"), path)
-    blocks_raw = doc.get("blocks")
-    if not isinstance(blocks_raw, list) or not blocks_raw:
-        raise SurveyInputError(
-            "no [[blocks]] table; a licence needs at least one block with corners and an "
-            "elevation range",
-            path=path,
-        )
-    finder = _LineFinder(text)
-    blocks: list[Block] = []
-    for bi, b in enumerate(blocks_raw):
-        name = str(b.get("name", f"block {bi + 1}"))
-        where = f"blocks[{bi}] ('{name}')"
-        _check_keys(b, _BLOCK_KEYS, where, path)
-        corners_raw = b.get("corners")
-        if not isinstance(corners_raw, list):
-            raise SurveyInputError(f"{where}: missing 'corners' list", path=path)
-        raw = [
-            _toml_corner(c, f"{where}.corners[{ci}]", finder, path)
-            for ci, c in enumerate(corners_raw)
-        ]
-        z_top, z_bottom = _elevation_of(b, where, path)
-        line = raw[0].line if raw else None
-        blocks.append(_make_block(name, raw, z_top, z_bottom, crs=crs, path=path, line=line))
-    return _finish(doc, blocks, crs, path, _seams(doc.get("seams"), path.parent, path, crs.zone))
-
-
-# --------------------------------------------------------------------------
-# GeoJSON
-
-
-def _load_geojson(path: Path) -> Licence:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise SurveyInputError(
-            f"not valid JSON: {exc.msg} at column {exc.colno}", path=path, line=exc.lineno
-        ) from None
-    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
-        raise SurveyInputError(
-            "a GeoJSON licence must be a FeatureCollection with one Polygon feature per block",
-            path=path,
-        )
-    meta = doc.get("licence")
-    if not isinstance(meta, dict):
-        raise SurveyInputError(
-            "missing the 'licence' member (mine_name, licence_no, epsg, ...) of the "
-            "FeatureCollection",
-            path=path,
-        )
-    _check_keys(meta, _TOP_KEYS - {"blocks"}, "licence", path)
-    epsg = meta.get("epsg")
-    crs_member = doc.get("crs")
-    if epsg is None and isinstance(crs_member, dict):
-        epsg = crs_member.get("properties", {}).get("name")
-    crs = _epsg_of(epsg, path)
-    features = doc.get("features")
-    if not isinstance(features, list) or not features:
-        raise SurveyInputError("no features: add one Polygon feature per block", path=path)
-    blocks: list[Block] = []
-    for fi, feat in enumerate(features):
-        props = feat.get("properties") or {}
-        name = str(props.get("name", f"block {fi + 1}"))
-        where = f"features[{fi}] ('{name}')"
-        _check_keys(
-            props, {"name", "elevation", "z_top", "z_bottom", "corner_numbers"}, where, path
-        )
-        geom = feat.get("geometry") or {}
-        if geom.get("type") != "Polygon" or not geom.get("coordinates"):
-            raise SurveyInputError(
-                f"{where}: geometry must be a Polygon (one outer ring, no holes)", path=path
-            )
-        if len(geom["coordinates"]) != 1:
-            raise SurveyInputError(
-                f"{where}: holes are not supported; give the outer ring only", path=path
-            )
-        ring = geom["coordinates"][0]
-        numbers = props.get("corner_numbers")
-        # GeoJSON positions are [x, y] = [easting, northing]: the opposite of
-        # the printed (X = northing, Y = easting) corner table.
-        raw: list[_RawCorner] = []
-        for pi, pos in enumerate(ring):
-            if not isinstance(pos, list) or len(pos) < 2:
-                raise SurveyInputError(
-                    f"{where}: position {pi} is not [easting, northing]", path=path
-                )
-            e = _as_float(pos[0], f"{where}.coordinates[{pi}][0]", path)
-            n = _as_float(pos[1], f"{where}.coordinates[{pi}][1]", path)
-            if looks_like_northing(e) and looks_like_easting(n):
-                raise SurveyInputError(
-                    f"{where}, position {pi}: [{e:.3f}, {n:.3f}]: X and Y look swapped: GeoJSON "
-                    "positions are [easting, northing] (Chinese [Y, X]); on Chinese licences X "
-                    "is the northing. Swap the two numbers.",
-                    path=path,
-                )
-            num = (
-                str(numbers[pi]) if isinstance(numbers, list) and pi < len(numbers) else str(pi + 1)
-            )
-            raw.append(_RawCorner(num, n, e, None))
-        z_top, z_bottom = _elevation_of(props, where, path)
-        blocks.append(_make_block(name, raw, z_top, z_bottom, crs=crs, path=path, line=None))
-    return _finish(meta, blocks, crs, path, _seams(meta.get("seams"), path.parent, path, crs.zone))
-
-
 def load_licence(path: str | Path) -> Licence:
     """Load and validate a licence from ``.toml`` or ``.geojson``/``.json``."""
     p = Path(path)
     if not p.is_file():
         raise SurveyInputError("licence file not found", path=p)
     suffix = p.suffix.lower()
+    # the file formats live with the other input readers (imported here, not
+    # at the top: survey.readers itself imports this module)
+    from survey.readers.licence_files import load_geojson_licence, load_toml_licence
+
     if suffix == ".toml":
-        return _load_toml(p)
+        return load_toml_licence(p)
     if suffix in (".geojson", ".json"):
-        return _load_geojson(p)
+        return load_geojson_licence(p)
     raise SurveyInputError(
         f"unknown licence format {suffix!r}; use .toml or .geojson (see docs/survey-inputs.md)",
         path=p,

@@ -1,0 +1,212 @@
+"""Licence file formats: TOML and GeoJSON (examples in
+``docs/survey-inputs.md``).
+
+Parsing only: every check of the content (corners, zone prefix, polygon,
+elevation range, dates, tolerance) is in :mod:`survey.licence`, shared by
+both formats. TOML keeps no positions, so :class:`_LineFinder` finds each
+corner's line in the text for the error messages.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from survey.licence import (
+    RawCorner,
+    as_float,
+    check_keys,
+    elevation_of,
+    epsg_of,
+    finish_licence,
+    looks_like_easting,
+    looks_like_northing,
+    make_block,
+    seams_of,
+)
+from survey.model import Block, Licence, SurveyInputError
+
+
+class _LineFinder:
+    """Finds the TOML line of each corner, in document order, so errors can
+    point at it (tomllib keeps no positions)."""
+
+    def __init__(self, text: str) -> None:
+        self._lines = text.splitlines()
+        self._cursor = 0
+
+    def find(self, number: str) -> int | None:
+        n = re.escape(number)
+        pat = re.compile(
+            rf"(number\s*=\s*[\"']?{n}[\"']?\s*[,}}\s#]|^\s*\[\s*[\"']?{n}[\"']?\s*,|number\s*=\s*[\"']?{n}[\"']?\s*$)"
+        )
+        for i in range(self._cursor, len(self._lines)):
+            if pat.search(self._lines[i]):
+                self._cursor = i + 1
+                return i + 1
+        return None
+
+
+# --------------------------------------------------------------------------
+# TOML
+
+_TOP_KEYS = {
+    "mine_name",
+    "licence_no",
+    "epsg",
+    "coordinate_system",
+    "valid_from",
+    "valid_to",
+    "tolerance",
+    "blocks",
+    "seams",
+    "mineral",
+    "holder",
+    "notes",
+}
+_BLOCK_KEYS = {"name", "elevation", "z_top", "z_bottom", "corners"}
+
+
+def _toml_corner(item: Any, where: str, finder: _LineFinder, path: Path) -> RawCorner:
+    if isinstance(item, Mapping):
+        check_keys(item, {"number", "x", "y"}, where, path)
+        if not {"number", "x", "y"} <= set(item):
+            raise SurveyInputError(
+                f"{where}: a corner needs number, x (northing) and y (easting)", path=path
+            )
+        number, x, y = item["number"], item["x"], item["y"]
+    elif isinstance(item, list) and len(item) == 3:
+        number, x, y = item
+    else:
+        raise SurveyInputError(
+            f'{where}: write a corner as {{ number = "1", x = 2815193.253, y = 36408261.305 }} '
+            'or ["1", 2815193.253, 36408261.305]',
+            path=path,
+        )
+    number = str(number)
+    line = finder.find(number)
+    return RawCorner(
+        number,
+        as_float(x, f"{where}.x", path, line),
+        as_float(y, f"{where}.y", path, line),
+        line,
+    )
+
+
+def load_toml_licence(path: Path) -> Licence:
+    """Parse and validate a TOML licence (see docs/survey-inputs.md)."""
+    text = path.read_text(encoding="utf-8-sig")
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SurveyInputError(f"not valid TOML: {exc}", path=path) from None
+    check_keys(doc, _TOP_KEYS, "licence", path)
+    crs = epsg_of(doc.get("epsg"), path)
+    blocks_raw = doc.get("blocks")
+    if not isinstance(blocks_raw, list) or not blocks_raw:
+        raise SurveyInputError(
+            "no [[blocks]] table; a licence needs at least one block with corners and an "
+            "elevation range",
+            path=path,
+        )
+    finder = _LineFinder(text)
+    blocks: list[Block] = []
+    for bi, b in enumerate(blocks_raw):
+        name = str(b.get("name", f"block {bi + 1}"))
+        where = f"blocks[{bi}] ('{name}')"
+        check_keys(b, _BLOCK_KEYS, where, path)
+        corners_raw = b.get("corners")
+        if not isinstance(corners_raw, list):
+            raise SurveyInputError(f"{where}: missing 'corners' list", path=path)
+        raw = [
+            _toml_corner(c, f"{where}.corners[{ci}]", finder, path)
+            for ci, c in enumerate(corners_raw)
+        ]
+        z_top, z_bottom = elevation_of(b, where, path)
+        line = raw[0].line if raw else None
+        blocks.append(make_block(name, raw, z_top, z_bottom, crs=crs, path=path, line=line))
+    return finish_licence(
+        doc, blocks, crs, path, seams_of(doc.get("seams"), path.parent, path, crs.zone)
+    )
+
+
+# --------------------------------------------------------------------------
+# GeoJSON
+
+
+def load_geojson_licence(path: Path) -> Licence:
+    """Parse and validate a GeoJSON licence (see docs/survey-inputs.md)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise SurveyInputError(
+            f"not valid JSON: {exc.msg} at column {exc.colno}", path=path, line=exc.lineno
+        ) from None
+    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
+        raise SurveyInputError(
+            "a GeoJSON licence must be a FeatureCollection with one Polygon feature per block",
+            path=path,
+        )
+    meta = doc.get("licence")
+    if not isinstance(meta, dict):
+        raise SurveyInputError(
+            "missing the 'licence' member (mine_name, licence_no, epsg, ...) of the "
+            "FeatureCollection",
+            path=path,
+        )
+    check_keys(meta, _TOP_KEYS - {"blocks"}, "licence", path)
+    epsg = meta.get("epsg")
+    crs_member = doc.get("crs")
+    if epsg is None and isinstance(crs_member, dict):
+        epsg = crs_member.get("properties", {}).get("name")
+    crs = epsg_of(epsg, path)
+    features = doc.get("features")
+    if not isinstance(features, list) or not features:
+        raise SurveyInputError("no features: add one Polygon feature per block", path=path)
+    blocks: list[Block] = []
+    for fi, feat in enumerate(features):
+        props = feat.get("properties") or {}
+        name = str(props.get("name", f"block {fi + 1}"))
+        where = f"features[{fi}] ('{name}')"
+        check_keys(props, {"name", "elevation", "z_top", "z_bottom", "corner_numbers"}, where, path)
+        geom = feat.get("geometry") or {}
+        if geom.get("type") != "Polygon" or not geom.get("coordinates"):
+            raise SurveyInputError(
+                f"{where}: geometry must be a Polygon (one outer ring, no holes)", path=path
+            )
+        if len(geom["coordinates"]) != 1:
+            raise SurveyInputError(
+                f"{where}: holes are not supported; give the outer ring only", path=path
+            )
+        ring = geom["coordinates"][0]
+        numbers = props.get("corner_numbers")
+        # GeoJSON positions are [x, y] = [easting, northing]: the opposite of
+        # the printed (X = northing, Y = easting) corner table.
+        raw: list[RawCorner] = []
+        for pi, pos in enumerate(ring):
+            if not isinstance(pos, list) or len(pos) < 2:
+                raise SurveyInputError(
+                    f"{where}: position {pi} is not [easting, northing]", path=path
+                )
+            e = as_float(pos[0], f"{where}.coordinates[{pi}][0]", path)
+            n = as_float(pos[1], f"{where}.coordinates[{pi}][1]", path)
+            if looks_like_northing(e) and looks_like_easting(n):
+                raise SurveyInputError(
+                    f"{where}, position {pi}: [{e:.3f}, {n:.3f}]: X and Y look swapped: GeoJSON "
+                    "positions are [easting, northing] (Chinese [Y, X]); on Chinese licences X "
+                    "is the northing. Swap the two numbers.",
+                    path=path,
+                )
+            num = (
+                str(numbers[pi]) if isinstance(numbers, list) and pi < len(numbers) else str(pi + 1)
+            )
+            raw.append(RawCorner(num, n, e, None))
+        z_top, z_bottom = elevation_of(props, where, path)
+        blocks.append(make_block(name, raw, z_top, z_bottom, crs=crs, path=path, line=None))
+    return finish_licence(
+        meta, blocks, crs, path, seams_of(meta.get("seams"), path.parent, path, crs.zone)
+    )
