@@ -12,15 +12,17 @@ are set to the data's minimum so CGCS2000 coordinates never overflow int32.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from survey.model import F64, Licence
+from survey.model import F64
+
+# licence writers live next to the loaders they round-trip with
+from survey.readers.licence_files import write_licence_geojson, write_licence_toml
 
 Pose = tuple[Sequence[float], Sequence[float]]  # (quaternion w,x,y,z ; translation E,N,H)
 
@@ -410,100 +412,6 @@ def write_esri_grid(
     with p.open("w", encoding="ascii", newline="\n") as fh:
         fh.write(head)
         np.savetxt(fh, z, fmt="%.4f")
-    return p
-
-
-# --------------------------------------------------------------------------
-# licences
-
-
-def _toml_str(s: str) -> str:
-    return json.dumps(s, ensure_ascii=False)  # JSON strings are valid TOML basic strings
-
-
-def write_licence_toml(
-    path: str | Path,
-    licence: Licence,
-    *,
-    y_with_prefix: bool | None = None,
-    seam_files: Mapping[str, tuple[str, str]] | None = None,
-) -> Path:
-    """A TOML licence that :func:`survey.licence.load_licence` reads back
-    into an equal Licence. ``y_with_prefix`` (default: when the EPSG code
-    carries one) prints Y with the zone prefix as on paper licences;
-    ``seam_files`` maps seam name -> (roof file, floor file)."""
-    from survey.licence import gk_zone
-
-    prefix = licence.zone_prefix is not None if y_with_prefix is None else y_with_prefix
-    add = gk_zone(licence.epsg) * 1.0e6 if prefix else 0.0
-    out = [
-        f"mine_name = {_toml_str(licence.mine_name)}",
-        f"licence_no = {_toml_str(licence.licence_no)}",
-        f"epsg = {licence.epsg}",
-    ]
-    if licence.valid_from:
-        out.append(f"valid_from = {licence.valid_from.isoformat()}")
-    if licence.valid_to:
-        out.append(f"valid_to = {licence.valid_to.isoformat()}")
-    out += ["", "[tolerance]", f"plan_m = {licence.tolerance_m!r}"]
-    out.append(f"height_m = {licence.tolerance_z_m!r}")
-    for b in licence.blocks:
-        out += ["", "[[blocks]]", f"name = {_toml_str(b.name)}"]
-        out += [f"z_top = {b.z_top!r}", f"z_bottom = {b.z_bottom!r}", "corners = ["]
-        for c in b.corners:
-            out.append(
-                f"  {{ number = {_toml_str(c.number)}, x = {c.x_north:.3f}, "
-                f"y = {c.y_east + add:.3f} }},"
-            )
-        out.append("]")
-    for name, (roof, floor) in (seam_files or {}).items():
-        out += ["", "[[seams]]", f"name = {_toml_str(name)}"]
-        out += [f"roof = {_toml_str(roof)}", f"floor = {_toml_str(floor)}"]
-    p = Path(path)
-    p.write_text("\n".join(out) + "\n", encoding="utf-8")
-    return p
-
-
-def write_licence_geojson(
-    path: str | Path,
-    licence: Licence,
-    *,
-    seam_files: Mapping[str, tuple[str, str]] | None = None,
-) -> Path:
-    """A GeoJSON FeatureCollection licence (one Polygon feature per block,
-    positions [easting, northing] without zone prefix, licence metadata in
-    the ``licence`` member)."""
-    meta: dict[str, Any] = {
-        "mine_name": licence.mine_name,
-        "licence_no": licence.licence_no,
-        "epsg": licence.epsg,
-        "tolerance": {"plan_m": licence.tolerance_m, "height_m": licence.tolerance_z_m},
-    }
-    if licence.valid_from:
-        meta["valid_from"] = licence.valid_from.isoformat()
-    if licence.valid_to:
-        meta["valid_to"] = licence.valid_to.isoformat()
-    if seam_files:
-        meta["seams"] = [{"name": n, "roof": r, "floor": f} for n, (r, f) in seam_files.items()]
-    features = []
-    for b in licence.blocks:
-        ring = [[round(c.y_east, 4), round(c.x_north, 4)] for c in b.corners]
-        ring.append(ring[0])  # GeoJSON rings are closed
-        features.append(
-            {
-                "type": "Feature",
-                "properties": {
-                    "name": b.name,
-                    "z_top": b.z_top,
-                    "z_bottom": b.z_bottom,
-                    "corner_numbers": [c.number for c in b.corners] + [b.corners[0].number],
-                },
-                "geometry": {"type": "Polygon", "coordinates": [ring]},
-            }
-        )
-    doc = {"type": "FeatureCollection", "licence": meta, "features": features}
-    p = Path(path)
-    p.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return p
 
 
