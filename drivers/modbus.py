@@ -696,7 +696,11 @@ def rtu_silence_s(baudrate: int) -> float:
 
 
 class RtuHub(ModbusHub):
-    """Modbus RTU on a local serial port (RS-485 adapter)."""
+    """Modbus RTU on a local serial port (RS-485 adapter).
+
+    ``frame_pause_s`` defaults to the 3.5-character silence of the baud
+    rate; ``local_echo=True`` for adapters that echo what they send.
+    """
 
     serialised = True
 
@@ -711,6 +715,7 @@ class RtuHub(ModbusHub):
         timeout_s: float = 1.0,
         retries: int = 1,
         frame_pause_s: float | None = None,
+        local_echo: bool = False,
         name: str = "",
         **kw: Any,
     ) -> None:
@@ -725,6 +730,8 @@ class RtuHub(ModbusHub):
             **kw,
         )
         self.serial_port = serial_port
+        # Some RS-485 adapters hear their own transmission; pymodbus strips it.
+        self.local_echo = local_echo
         self.baudrate, self.parity, self.stopbits, self.bytesize = (
             baudrate,
             parity,
@@ -752,6 +759,7 @@ class RtuHub(ModbusHub):
             bytesize=self.bytesize,
             parity=self.parity,
             stopbits=self.stopbits,
+            handle_local_echo=self.local_echo,
             timeout=self.timeout_s,
             retries=0,
             reconnect_delay=0,

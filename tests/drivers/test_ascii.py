@@ -299,3 +299,30 @@ async def test_lines_keeps_the_last_error_for_the_caller(pty: tuple[int, str]) -
         os.write(master, b"A=3\n")
         ((_, values),) = await reader
         assert values == {"A": 3} and port.last_error is None
+
+
+@given(line=st.text(max_size=120))
+def test_parsers_raise_only_corrupt_frame_on_any_input(line: str) -> None:
+    for fmt in (GAS, KV):
+        try:
+            fmt.parse(line)
+        except CorruptFrame:
+            pass
+
+
+@given(fields=st.dictionaries(keys, numbers, min_size=1, max_size=5), cut=st.integers(1, 200))
+def test_gas_nmea_truncated_line_is_corrupt(fields: dict[str, Value], cut: int) -> None:
+    line = format_gas_nmea(7, fields)
+    if cut >= len(line):
+        return
+    with pytest.raises(CorruptFrame):
+        GAS.parse(line[:-cut])
+
+
+async def test_unread_lines_overflow_keeps_the_newest(pty: tuple[int, str]) -> None:
+    master, path = pty
+    async with AsciiPort(path, line_format="kv", timeout_s=1.0, queue_size=2) as port:
+        os.write(master, b"".join(f"N={i}\n".encode() for i in range(5)))
+        await asyncio.sleep(0.1)  # nobody reads meanwhile
+        got = [v["N"] for _, v in await collect(port, 2)]
+        assert got == [3, 4] and port.stats.dropped == 3

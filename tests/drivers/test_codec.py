@@ -4,6 +4,9 @@ type x order, scale/offset, strings, bits, and the block decoder."""
 from __future__ import annotations
 
 import math
+import tomllib
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -237,3 +240,24 @@ def test_block_decoder_isolates_bad_registers() -> None:
     assert isinstance(out["b"], DecodeError)
     short = BlockDecoder(2, [(a, 0)]).decode([5])
     assert isinstance(short["a"], DecodeError)
+
+
+CASES = tomllib.loads((Path(__file__).parent / "cases" / "codec_vectors.toml").read_text())["case"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["what"] for c in CASES])
+def test_regression_vectors(case: dict[str, Any]) -> None:
+    spec = PointSpec(
+        "p",
+        H,
+        0,
+        DataType(case["type"]),
+        WordOrder(case["order"]),
+        length=int(case.get("length", 1)),
+        bit=case.get("bit"),
+        scale=float(case.get("scale", 1.0)),
+        offset=float(case.get("offset", 0.0)),
+    )
+    registers = [int(word, 16) for word in case["registers"]]
+    assert decode(registers, spec) == pytest.approx(case["value"])
+    assert encode(case["value"], spec) == registers
