@@ -719,8 +719,14 @@ class RtuHub(ModbusHub):
         name: str = "",
         **kw: Any,
     ) -> None:
+        # pyserial would raise these deep inside the connect; say it here.
         if parity not in ("N", "E", "O"):
-            raise ValueError(f"parity must be 'N', 'E' or 'O', got {parity!r}")
+            raise ValueError(f"{serial_port}: parity must be 'N', 'E' or 'O', got {parity!r}")
+        if bytesize not in (7, 8) or stopbits not in (1, 2) or baudrate <= 0:
+            raise ValueError(
+                f"{serial_port}: need bytesize 7 or 8, stopbits 1 or 2 and baudrate > 0, "
+                f"got {bytesize}, {stopbits}, {baudrate}"
+            )
         pause = rtu_silence_s(baudrate) if frame_pause_s is None else frame_pause_s
         super().__init__(
             name=name or serial_port,

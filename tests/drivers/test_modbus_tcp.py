@@ -267,6 +267,10 @@ async def test_make_hub_from_bus_config() -> None:
         {"type": "rtu", "name": "r", "serial_port": "/dev/ttyS9", "baudrate": 19200, "parity": "E"}
     )
     assert rtu.frame_pause_s == pytest.approx(3.5 * 11 / 19200)
+    with pytest.raises(ValueError, match="parity"):
+        make_hub({"type": "rtu", "name": "r", "serial_port": "/dev/ttyS9", "parity": "X"})
+    with pytest.raises(ValueError, match="bytesize"):
+        make_hub({"type": "rtu", "name": "r", "serial_port": "/dev/ttyS9", "bytesize": 9})
     with pytest.raises(ValueError, match="make_port"):
         make_hub({"type": "ascii", "name": "a", "serial_port": "/dev/x"})
     with pytest.raises(ValueError, match="missing key 'host'"):
