@@ -32,9 +32,6 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_VIOLATIONS = 3
 
-# Above this many points a LAS/LAZ file is checked by streaming chunks
-# instead of being loaded whole (about 24 bytes per point in memory).
-STREAM_THRESHOLD_POINTS = 30_000_000
 PLOT_POINTS = 400_000  # points kept for the pictures
 MAX_PRINTED = 10  # incidents listed on the terminal; all are in the report
 
@@ -154,7 +151,6 @@ def _publish(config_path: str, result: CheckResult, check_id: str) -> str:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from survey.licence import load_licence
-    from survey.readers import read_survey
 
     t_start = time.perf_counter()
     if args.publish and not args.config:
@@ -168,18 +164,51 @@ def cmd_check(args: argparse.Namespace) -> int:
     transform = parse_transform(args.transform)
     out = Path(args.out)
     with open_progress(enabled=not args.quiet) as progress:
-        t0 = time.perf_counter()
-        datas = [
-            read_survey(p, fmt=args.format, transform=transform, licence=licence, progress=progress)
-            for p in paths
-        ]
-        t_read = time.perf_counter() - t0
-        from survey.check import check_survey
+        if transform is None and args.format is None:
+            # the usual case: stream every file chunk by chunk (bounded memory)
+            from survey.check import check_files
+            from survey.readers import detect_format
 
-        result = check_survey(licence, datas, progress=progress)
-        result.timings_s.setdefault("read", t_read)
-        xyz, status = _sample_for_plots(licence, datas, result)
-        return _finish(args, result, xyz, status, datas, t_start, out)
+            result = check_files(licence, paths, progress=progress)
+            counts = _point_counts(paths, result)
+            sources = [
+                SourceInfo(str(p), detect_format(p), c) for p, c in zip(paths, counts, strict=True)
+            ]
+            xyz, status = _sample_for_plots(licence, [], result)
+        else:
+            from survey.check import check_survey
+            from survey.readers import read_survey
+
+            t0 = time.perf_counter()
+            datas = [
+                read_survey(
+                    p, fmt=args.format, transform=transform, licence=licence, progress=progress
+                )
+                for p in paths
+            ]
+            t_read = time.perf_counter() - t0
+            result = check_survey(licence, datas, progress=progress)
+            result.timings_s.setdefault("read", t_read)
+            sources = [SourceInfo(d.source, d.fmt, len(d.xyz)) for d in datas]
+            xyz, status = _sample_for_plots(licence, datas, result)
+        return _finish(args, result, xyz, status, sources, t_start, out)
+
+
+def _point_counts(paths: Sequence[Path], result: CheckResult) -> list[int | None]:
+    """Points per input: all of them for one file; from the header for
+    LAS/LAZ among several; unknown (None) otherwise."""
+    if len(paths) == 1:
+        return [result.n_points]
+    import laspy
+
+    counts: list[int | None] = []
+    for p in paths:
+        if p.suffix.lower() in (".las", ".laz"):
+            with laspy.open(str(p)) as reader:
+                counts.append(int(reader.header.point_count))
+        else:
+            counts.append(None)
+    return counts
 
 
 def _finish(
@@ -187,14 +216,13 @@ def _finish(
     result: CheckResult,
     xyz: F64,
     status: npt.NDArray[np.int8],
-    datas: Sequence[SurveyData],
+    sources: Sequence[SourceInfo],
     t_start: float,
     out: Path,
 ) -> int:
     from survey.report import write_report
 
     check_id = new_check_id(result.licence)
-    sources = [SourceInfo(d.source, d.fmt, len(d.xyz)) for d in datas] or None
     t0 = time.perf_counter()
     files = write_report(result, out, xyz=xyz, status=status, check_id=check_id, sources=sources)
     result.timings_s["report"] = time.perf_counter() - t0
@@ -247,7 +275,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         new = read_survey(new_path, fmt=args.format, transform=transform, licence=licence)
         result = compare_scans(licence, old, new, progress=progress)
         xyz, status = _sample_for_plots(licence, [new], result)
-        return _finish(args, result, xyz, status, [old, new], t_start, Path(args.out))
+        sources = [SourceInfo(d.source, d.fmt, len(d.xyz)) for d in (old, new)]
+        return _finish(args, result, xyz, status, sources, t_start, Path(args.out))
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
