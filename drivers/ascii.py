@@ -320,6 +320,12 @@ class AsciiPort:
         )
         if timeout_s <= 0:
             raise ValueError(f"port {serial_port!r}: timeout_s must be > 0")
+        # pyserial would only complain when the port is opened, in a loop callback.
+        if parity not in ("N", "E", "O") or bytesize not in (7, 8) or stopbits not in (1, 2):
+            raise ValueError(
+                f"port {serial_port!r}: need parity N/E/O, bytesize 7 or 8, stopbits 1 or 2; "
+                f"got {parity!r}, {bytesize}, {stopbits}"
+            )
         self.timeout_s = timeout_s
         self.name = name or serial_port
         self.max_line = max_line

@@ -284,6 +284,8 @@ async def test_missing_port_and_make_port(tmp_path: object) -> None:
         make_port({"type": "ascii", "serial_port": "/dev/x", "line_format": "nope"})
     with pytest.raises(ValueError, match="serial_port"):
         make_port({"type": "ascii", "name": "g"})
+    with pytest.raises(ValueError, match="parity"):
+        make_port({"type": "ascii", "serial_port": "/dev/x", "parity": "Q"})
 
 
 async def test_lines_keeps_the_last_error_for_the_caller(pty: tuple[int, str]) -> None:
