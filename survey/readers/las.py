@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 
 import laspy
+import lazrs
 import numpy as np
 from laspy.vlrs.known import GeoKeyDirectoryVlr, WktCoordinateSystemVlr
 
@@ -27,6 +28,7 @@ _WKT_EPSG = re.compile(r'(?:AUTHORITY\["EPSG",\s*"?(\d+)"?\]|ID\["EPSG",\s*(\d+)
 # laspy and lazrs raise these for damaged or truncated files.
 _LAS_ERRORS: tuple[type[BaseException], ...] = (
     laspy.errors.LaspyException,
+    lazrs.LazrsError,
     ValueError,
     EOFError,
     OSError,

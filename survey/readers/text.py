@@ -83,6 +83,8 @@ def _parse_slow(lines: list[str], first_line: int, path: Path) -> F64:
 
 
 def _parse_batch(lines: list[str], first_line: int, delim: str | None, path: Path) -> F64:
+    if not any(_is_data(ln) for ln in lines):
+        return np.empty((0, 3), dtype=np.float64)  # only comments / blank lines
     try:
         arr = np.loadtxt(lines, delimiter=delim, usecols=(0, 1, 2), comments="#", ndmin=2)
         xyz = np.asarray(arr, dtype=np.float64).reshape(-1, 3)
