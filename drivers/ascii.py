@@ -136,7 +136,7 @@ def nmea_checksum(body: str) -> str:
     """Two upper-case hex digits: XOR of the bytes of ``body`` (the text
     between ``$`` and ``*``)."""
     check = 0
-    for byte in body.encode("latin-1"):
+    for byte in body.encode("ascii"):  # UnicodeEncodeError (a ValueError) otherwise
         check ^= byte
     return f"{check:02X}"
 
@@ -151,6 +151,8 @@ class GasNmeaFormat:
         if start < 0:
             raise CorruptFrame(f"no '$' in line {line!r}")
         sentence = line[start + 1 :].strip()
+        if not sentence.isascii():
+            raise CorruptFrame(f"non-ASCII characters in line {line!r}")
         body, star, check = sentence.rpartition("*")
         if not star:
             raise CorruptFrame(f"no '*checksum' in line {line!r}")
