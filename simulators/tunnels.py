@@ -287,15 +287,20 @@ class SceneSurface:
         self.dip = dip
 
     def height(self, en: F64) -> F64:
-        uv = self._place.to_scene(np.asarray(en, dtype=np.float64))
-        h = self.h0 + self.dip * uv[:, 1]
-        cover = (
-            (uv[:, 0] >= SEAM_U[0])
-            & (uv[:, 0] <= SEAM_U[1])
-            & (uv[:, 1] >= SEAM_V[0])
-            & (uv[:, 1] <= SEAM_V[1])
-        )
-        return np.where(cover, h, np.nan)
+        en = np.asarray(en, dtype=np.float64)
+        a = math.radians(self._place.rotation_deg)
+        c, s = math.cos(a), math.sin(a)
+        de = en[:, 0] - self._place.centre[0]
+        dn = en[:, 1] - self._place.centre[1]
+        u = c * de
+        u += s * dn
+        v = c * dn
+        v -= s * de
+        cover = (u >= SEAM_U[0]) & (u <= SEAM_U[1]) & (v >= SEAM_V[0]) & (v <= SEAM_V[1])
+        v *= self.dip
+        v += self.h0
+        v[~cover] = np.nan
+        return v
 
     def grid(self, step: float = 5.0) -> tuple[F64, F64, F64]:
         """Regular grid over the seam's bounding box: (easting (nx,),

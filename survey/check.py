@@ -73,8 +73,10 @@ _WHOLE_SUFFIXES = {".ply", ".obj", ".stl", ".off", ".e57"}
 
 
 class _Strided:
-    """Keeps every ``stride``-th row of a stream, doubling the stride when
-    more than twice ``target`` rows are held (deterministic, even in time)."""
+    """Keeps every ``stride``-th point of a stream (by position in the
+    stream), doubling the stride whenever more than twice ``target`` points
+    would be held: deterministic, even along the stream, and it never
+    gathers more than it keeps."""
 
     def __init__(self, target: int) -> None:
         self.target = max(1, target)
@@ -84,21 +86,33 @@ class _Strided:
         self.index: list[npt.NDArray[np.int64]] = []
         self.held = 0
 
-    def add(self, rows: F64) -> None:
-        n = len(rows)
-        first = (-self.seen) % self.stride
-        pick = np.arange(first, n, self.stride)
-        self.rows.append(rows[pick])
-        self.index.append(pick + self.seen)
-        self.seen += n
-        self.held += pick.size
-        while self.held > 2 * self.target:
+    def add(
+        self, xyz: F64, status: npt.NDArray[np.uint8], which: npt.NDArray[np.intp] | None = None
+    ) -> None:
+        """Offer the next stretch of the stream: ``xyz`` (n, 3) rows with
+        their ``status`` (n,), or only the rows ``which`` (indices) of them.
+        Without ``which``, rows whose status is not 0 are skipped (a sampler
+        of compliant points)."""
+        n = len(xyz) if which is None else len(which)
+        while self.held + -(-n // self.stride) > 2 * self.target:
             self.stride *= 2
             for i, idx in enumerate(self.index):
                 keep = idx % self.stride == 0
                 self.rows[i] = self.rows[i][keep]
                 self.index[i] = idx[keep]
             self.held = sum(len(i) for i in self.index)
+        first = (-self.seen) % self.stride
+        pos = np.arange(first, n, self.stride, dtype=np.int64)
+        pick = pos if which is None else which[pos]
+        rows = np.column_stack([xyz[pick], status[pick]])
+        gidx = pos + self.seen
+        if which is None:
+            keep = rows[:, 3] == 0
+            rows, gidx = rows[keep], gidx[keep]
+        self.rows.append(rows)
+        self.index.append(gidx)
+        self.seen += n
+        self.held += len(gidx)
 
     def result(self) -> F64:
         if not self.rows:
@@ -129,14 +143,14 @@ class _Accumulator:
         counts = np.bincount(c.status, minlength=3)
         for i in range(3):
             self.per_status[i] += int(counts[i])
-        self.outside_plan += int(np.count_nonzero(c.violated & BOUNDARY_BIT))
+        if counts[2]:
+            self.outside_plan += int(np.count_nonzero(c.violated & BOUNDARY_BIT))
         self.n_points += n
-        bad = c.status > 0
         if counts[1] + counts[2]:
-            self.beyond.append(Beyond.from_classification(xyz, c, source))
-            self.bad_preview.add(np.column_stack([xyz[bad], c.status[bad]]))
-        ok = ~bad
-        self.ok_preview.add(np.column_stack([xyz[ok], c.status[ok]]))
+            bad = np.flatnonzero(c.status)
+            self.beyond.append(Beyond.from_classification(xyz, c, source, bad))
+            self.bad_preview.add(xyz, c.status, bad)
+        self.ok_preview.add(xyz, c.status)
         self.t_classify += time.perf_counter() - t0
 
 
@@ -146,6 +160,8 @@ def _check_points(xyz: F64, source: str) -> None:
             f"points must be an (n, 3) array of easting, northing, height; got shape {xyz.shape}",
             path=source,
         )
+    if np.isfinite(xyz).all():  # one fast pass in the common case
+        return
     bad = ~np.isfinite(xyz).all(axis=1)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])

@@ -67,9 +67,13 @@ class Beyond:
         return int(self.xyz.shape[0])
 
     @staticmethod
-    def from_classification(xyz: F64, c: Classification, source: int = 0) -> Beyond:
-        """The points of ``c`` beyond any limit (status > 0)."""
-        idx = np.flatnonzero(c.status > 0)
+    def from_classification(
+        xyz: F64, c: Classification, source: int = 0, idx: npt.NDArray[np.intp] | None = None
+    ) -> Beyond:
+        """The points of ``c`` beyond any limit (status > 0); ``idx`` their
+        indices when already known."""
+        if idx is None:
+            idx = np.flatnonzero(c.status > 0)
         return Beyond(
             xyz=xyz[idx].copy(),
             exceed=np.column_stack([c.plan_dist[idx], c.above[idx], c.below[idx], c.seam[idx]]),
