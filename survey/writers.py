@@ -12,7 +12,7 @@ are set to the data's minimum so CGCS2000 coordinates never overflow int32.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -415,6 +415,42 @@ def write_esri_grid(
     return p
 
 
+def write_survey(
+    path: str | Path,
+    xyz: npt.ArrayLike,
+    faces: npt.ArrayLike | None = None,
+    **kwargs: Any,
+) -> Path:
+    """Write points (or a mesh) in the format the extension names: .las,
+    .laz, .xyz/.txt, .pts, .csv, .dat (CASS), .gsi (GSI-16), .e57 (one
+    scan, no pose), .ply, .pcd, .obj, .stl. ``kwargs`` go to that writer."""
+    ext = Path(path).suffix.lower()
+    if faces is not None:
+        if ext == ".ply":
+            return write_ply(path, xyz, faces, **kwargs)
+        return write_mesh(path, xyz, faces, **kwargs)
+    simple: dict[str, Callable[..., Path]] = {
+        ".las": write_las,
+        ".xyz": write_xyz,
+        ".txt": write_xyz,
+        ".csv": write_csv_points,
+        ".dat": write_cass,
+        ".gsi": write_gsi16,
+        ".ply": write_ply,
+        ".pcd": write_pcd,
+    }
+    if ext == ".laz":
+        return write_las(path, xyz, compress=True, **kwargs)
+    if ext == ".pts":
+        return write_xyz(path, xyz, pts=True, **kwargs)
+    if ext == ".e57":
+        return write_e57(path, [(xyz, None)])
+    writer = simple.get(ext)
+    if writer is None:
+        raise ValueError(f"write_survey: no point writer for {ext!r}")
+    return writer(path, xyz, **kwargs)
+
+
 __all__ = [
     "Pose",
     "write_cass",
@@ -429,5 +465,6 @@ __all__ = [
     "write_mesh",
     "write_pcd",
     "write_ply",
+    "write_survey",
     "write_xyz",
 ]

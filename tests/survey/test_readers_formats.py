@@ -351,3 +351,14 @@ def test_pcd_float32_absolute_refused_and_truncated(tmp_path: Path) -> None:
     local.write_bytes(local.read_bytes()[:-50])
     with pytest.raises(SurveyInputError, match="truncated"):
         read_survey(local)
+
+
+@pytest.mark.parametrize(
+    "ext", [".las", ".laz", ".xyz", ".pts", ".csv", ".dat", ".gsi", ".e57", ".ply", ".pcd"]
+)
+def test_write_survey_dispatch_roundtrip(tmp_path: Path, ext: str) -> None:
+    from survey.writers import write_survey
+
+    xyz = np.round(points(50), 3)
+    data = read_survey(write_survey(tmp_path / f"s{ext}", xyz))
+    np.testing.assert_allclose(data.xyz, xyz, atol=1e-3 if ext == ".e57" else MM, rtol=0)
