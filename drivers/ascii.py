@@ -205,7 +205,7 @@ def format_gas_nmea(
     parts = [talker, sid]
     for key, value in values.items():
         text = _format_number(value)
-        if any(c in key + text for c in ",*$=\r\n") or not key:
+        if any(c in key + text for c in ",*$=\r\n") or not key or not (key + text).isascii():
             raise ValueError(f"field {key!r}={text!r} cannot be written in a gas_nmea sentence")
         parts.append(f"{key}={text}")
     body = ",".join(parts)
