@@ -2,7 +2,7 @@
 
 One record becomes one row; its parallel lists are packed into a single BLOB:
 
-``flags u8 | n u32 | name ids u32*n | [qualities u8*n] | body``
+``flags u8 | n u32 | name ids (u16 or u32)*n | [qualities u8*n] | body``
 
 * name ids refer to the store's ``names`` table, which interns each
   ``(point, unit)`` pair once, so a row never repeats point names or units;
@@ -35,6 +35,7 @@ from gateway.model import Quality
 _FLAG_QUALITIES = 0x01  # a qualities block is present (else all GOOD)
 _FLAG_TAGS = 0x02  # numeric body with per-value type tags (else all float)
 _FLAG_JSON = 0x04  # body is a JSON list
+_FLAG_IDS16 = 0x08  # name ids are u16 (every id < 65536: the usual case)
 
 _HEADER = struct.Struct("<BI")
 _F64 = struct.Struct("<d")
@@ -111,7 +112,11 @@ def encode_payload(
             f"{len(qualities)} qualities"
         )
     flags = 0
-    parts: list[bytes] = [b"", _le(array("I", name_ids))]
+    if not name_ids or max(name_ids) < 65536:
+        flags |= _FLAG_IDS16
+        parts: list[bytes] = [b"", _le(array("H", name_ids))]
+    else:
+        parts = [b"", _le(array("I", name_ids))]
     if qualities.count(Quality.GOOD) != n:
         flags |= _FLAG_QUALITIES
         parts.append(bytes([QUALITY_CODE[Quality(q)] for q in qualities]))
@@ -143,8 +148,9 @@ def decode_payload(blob: bytes) -> tuple[list[int], list[Value | None], list[Qua
     try:
         flags, n = _HEADER.unpack_from(blob, 0)
         pos = _HEADER.size
-        ids = _from_le("I", blob[pos : pos + 4 * n]).tolist()
-        pos += 4 * n
+        width = 2 if flags & _FLAG_IDS16 else 4
+        ids = _from_le("H" if width == 2 else "I", blob[pos : pos + width * n]).tolist()
+        pos += width * n
         if flags & _FLAG_QUALITIES:
             qualities = [QUALITY_OF_CODE[c] for c in blob[pos : pos + n]]
             pos += n
@@ -202,11 +208,12 @@ def decode_one(blob: bytes, wanted: frozenset[int]) -> tuple[int, Value | None, 
     try:
         flags, n = _HEADER.unpack_from(blob, 0)
         pos = _HEADER.size
-        ids = _from_le("I", blob[pos : pos + 4 * n])
+        width = 2 if flags & _FLAG_IDS16 else 4
+        ids = _from_le("H" if width == 2 else "I", blob[pos : pos + width * n])
         i = next((k for k, name_id in enumerate(ids) if name_id in wanted), -1)
         if i < 0:
             return None
-        pos += 4 * n
+        pos += width * n
         quality = Quality.GOOD
         if flags & _FLAG_QUALITIES:
             quality = QUALITY_OF_CODE[blob[pos + i]]

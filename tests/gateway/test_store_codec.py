@@ -74,7 +74,7 @@ def test_decode_one_matches_full_decode(
 
 def test_all_float_all_good_payload_is_compact() -> None:
     blob = encode_payload(list(range(100)), [float(i) for i in range(100)], [Quality.GOOD] * 100)
-    assert len(blob) == 5 + 4 * 100 + 8 * 100
+    assert len(blob) == 5 + 2 * 100 + 8 * 100  # u16 ids, no tags, no qualities
 
 
 def test_subclasses_are_stored_as_plain_values() -> None:
