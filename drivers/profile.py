@@ -215,6 +215,8 @@ def _check_point(
         for key in ("kind", "address", "order", "length", "bit"):
             if getattr(p, key) is not None:
                 bad(key, "ASCII points have no register layout; remove this key")
+        if p.writable:
+            bad("writable", "ASCII line sensors only talk; remove 'writable'")
         dtype = p.type or DataType.FLOAT64
         if dtype is DataType.BIT:
             bad("type", "type 'bit' needs a register; use 'bool' for an ASCII flag")

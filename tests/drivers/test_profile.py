@@ -171,6 +171,8 @@ def test_ascii_profiles_take_keys_not_registers() -> None:
     assert ch4.key == "CH4" and co.key == "co" and ch4.dtype is DataType.FLOAT64
     with pytest.raises(ProfileError, match="key 'address': ASCII points have no register layout"):
         parse_profile(text + point("address = 3"), "g.toml")
+    with pytest.raises(ProfileError, match="key 'writable': ASCII line sensors only talk"):
+        parse_profile(text + point("writable = true"), "g.toml")
     with pytest.raises(ProfileError, match="read the same line key 'X'"):
         parse_profile(text + point('key = "X"') + point('key = "X"', "b"), "g.toml")
 
