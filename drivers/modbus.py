@@ -275,6 +275,9 @@ class ModbusHub:
     def _precheck(self) -> None:
         """Raise TransportError with a precise reason before connecting."""
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._describe()}>"
+
     @property
     def connected(self) -> bool:
         return self._client is not None and self._client.connected
