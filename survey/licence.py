@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -492,8 +492,18 @@ def epsg_of(value: Any, path: Path) -> CrsInfo:
     return crs_info(value, path=path)
 
 
-def load_licence(path: str | Path) -> Licence:
-    """Load and validate a licence from ``.toml`` or ``.geojson``/``.json``."""
+def load_licence(
+    path: str | Path,
+    *,
+    tolerance_m: float | None = None,
+    tolerance_z_m: float | None = None,
+) -> Licence:
+    """Load and validate a licence from ``.toml`` or ``.geojson``/``.json``.
+
+    ``tolerance_m`` / ``tolerance_z_m`` (metres, >= 0) override the survey
+    uncertainty in plan / height given in the file (or the defaults 1.5 m
+    and 0.5 m), e.g. from a command-line option.
+    """
     p = Path(path)
     if not p.is_file():
         raise SurveyInputError("licence file not found", path=p)
@@ -503,12 +513,21 @@ def load_licence(path: str | Path) -> Licence:
     from survey.readers.licence_files import load_geojson_licence, load_toml_licence
 
     if suffix == ".toml":
-        return load_toml_licence(p)
-    if suffix in (".geojson", ".json"):
-        return load_geojson_licence(p)
-    raise SurveyInputError(
-        f"unknown licence format {suffix!r}; use .toml or .geojson (see docs/survey-inputs.md)",
-        path=p,
+        licence = load_toml_licence(p)
+    elif suffix in (".geojson", ".json"):
+        licence = load_geojson_licence(p)
+    else:
+        raise SurveyInputError(
+            f"unknown licence format {suffix!r}; use .toml or .geojson (see docs/survey-inputs.md)",
+            path=p,
+        )
+    for name, value in (("tolerance_m", tolerance_m), ("tolerance_z_m", tolerance_z_m)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise SurveyInputError(f"{name} must be a finite number >= 0, got {value!r}", path=p)
+    return replace(
+        licence,
+        tolerance_m=licence.tolerance_m if tolerance_m is None else float(tolerance_m),
+        tolerance_z_m=licence.tolerance_z_m if tolerance_z_m is None else float(tolerance_z_m),
     )
 
 

@@ -266,3 +266,12 @@ def test_coordinate_system_text_agreeing(tmp_path: Path) -> None:
         "epsg = 4524 ", 'coordinate_system = "2000国家大地坐标系 3度带 36带"\nepsg = 4524 '
     )
     assert load_licence(_write(tmp_path, text)).epsg == 4524
+
+
+def test_tolerance_overrides(tmp_path: Path) -> None:
+    p = _write(tmp_path, GUANGXI_TOML)
+    lic = load_licence(p, tolerance_m=3.0)
+    assert (lic.tolerance_m, lic.tolerance_z_m) == (3.0, 0.4)
+    assert load_licence(p, tolerance_z_m=0.0).tolerance_z_m == 0.0
+    with pytest.raises(SurveyInputError, match="tolerance_m"):
+        load_licence(p, tolerance_m=-1.0)
