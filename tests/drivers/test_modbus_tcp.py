@@ -345,3 +345,20 @@ async def test_link_lost_mid_request_fails_fast() -> None:
             await pending
         assert time.monotonic() - started < 1.0  # not the 3 s timeout, no retries
         assert hub.stats.transactions == 1 and not hub.connected
+
+
+async def test_unit_failures_logged_once_then_recovery(
+    tcp_peer: Peer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="drivers.modbus")
+    dev = tcp_peer.devices[2]
+    async with TcpHub("127.0.0.1", tcp_peer.port, retries=0, name="plc") as hub:
+        dev.busy = 3
+        for _ in range(3):
+            with pytest.raises(DeviceBusy):
+                await hub.read(2, H, 0, 1)
+        assert await hub.read(2, H, 0, 1) == [0]
+    mine = [r for r in caplog.records if r.name == "drivers.modbus" and "unit 2" in r.getMessage()]
+    levels = [r.levelno for r in mine]
+    assert levels == [logging.WARNING, logging.DEBUG, logging.DEBUG, logging.INFO]
+    assert "recovered after 3" in mine[-1].getMessage()
