@@ -133,6 +133,11 @@ class _Accumulator:
     outside_plan: int = 0
     t_classify: float = 0.0
     buffers: Classification | None = None
+    # thinning of the kept points when a survey is mostly beyond the licence
+    beyond_stride: int = 1
+    beyond_seen: int = 0
+    beyond_index: list[npt.NDArray[np.int64]] = field(default_factory=list)
+    beyond_held: int = 0
 
     def add(self, xyz: F64, source: int) -> None:
         t0 = time.perf_counter()
@@ -148,10 +153,30 @@ class _Accumulator:
         self.n_points += n
         if counts[1] + counts[2]:
             bad = np.flatnonzero(c.status)
-            self.beyond.append(Beyond.from_classification(xyz, c, source, bad))
+            self._keep(xyz, c, source, bad)
             self.bad_preview.add(xyz, c.status, bad)
         self.ok_preview.add(xyz, c.status)
         self.t_classify += time.perf_counter() - t0
+
+    def _keep(self, xyz: F64, c: Classification, source: int, bad: npt.NDArray[np.intp]) -> None:
+        """Keep the points beyond a limit, at most ``MAX_BEYOND_POINTS``:
+        past that every other one is dropped (and the stride doubled) so
+        memory stays bounded whatever the survey."""
+        gidx = np.arange(len(bad), dtype=np.int64) + self.beyond_seen
+        self.beyond_seen += len(bad)
+        if self.beyond_stride > 1:
+            sel = gidx % self.beyond_stride == 0
+            bad, gidx = bad[sel], gidx[sel]
+        self.beyond.append(Beyond.from_classification(xyz, c, source, bad))
+        self.beyond_index.append(gidx)
+        self.beyond_held += len(gidx)
+        while self.beyond_held > tol.MAX_BEYOND_POINTS:
+            self.beyond_stride *= 2
+            for i, idx in enumerate(self.beyond_index):
+                sel = idx % self.beyond_stride == 0
+                self.beyond[i] = self.beyond[i].subset(sel)
+                self.beyond_index[i] = idx[sel]
+            self.beyond_held = sum(len(i) for i in self.beyond_index)
 
 
 def _check_points(xyz: F64, source: str) -> None:
@@ -304,8 +329,10 @@ def _finish(
     t_read: float,
 ) -> CheckResult:
     t0 = time.perf_counter()
+    acc.buffers = None  # the chunk buffers are no longer needed: free them first
     beyond = Beyond.concat(acc.beyond)
     acc.beyond = []
+    acc.beyond_index = []
     t_volume = [0.0]
 
     def volume_fn(pts: F64, vtype: ViolationType, block: int, src: I32) -> float:
@@ -328,6 +355,12 @@ def _finish(
         f"classified {acc.n_points:,} points: {ok:,} compliant, {unc:,} within survey "
         f"uncertainty, {bad:,} beyond a licensed limit"
     ]
+    if acc.beyond_stride > 1:
+        notes.append(
+            f"{acc.beyond_seen:,} points lie beyond a limit; only every {acc.beyond_stride}th was "
+            f"kept (memory bound of {tol.MAX_BEYOND_POINTS:,}): incident point counts are "
+            "thinned and maxima and volumes approximate"
+        )
     if meshes:
         notes.append(
             f"{len(meshes)} mesh input(s) classified through vertices and surface samples "

@@ -81,6 +81,10 @@ class Beyond:
             source=np.full(idx.size, source, dtype=np.int32),
         )
 
+    def subset(self, keep: npt.NDArray[np.bool_] | npt.NDArray[np.intp]) -> Beyond:
+        """The points selected by a mask or index array."""
+        return Beyond(self.xyz[keep], self.exceed[keep], self.ref_block[keep], self.source[keep])
+
     @staticmethod
     def concat(parts: list[Beyond]) -> Beyond:
         if not parts:

@@ -69,6 +69,11 @@ MESH_CLIP_MARGIN_M: float = 1.0
 #: about 120 MB of float64 coordinates plus about 200 MB of classification.
 CHUNK_POINTS: int = 5_000_000
 
+#: Most points beyond a limit a check keeps (about 64 bytes each). A survey
+#: with more (typically one in the wrong coordinate system, entirely
+#: "outside") is thinned evenly to this many, with a note in the result.
+MAX_BEYOND_POINTS: int = 6_000_000
+
 #: Points of the uniform plan-plot subsample kept in ``CheckResult.preview``
 #: (and, separately, at most this many non-compliant points).
 PREVIEW_POINTS: int = 100_000

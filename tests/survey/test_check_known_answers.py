@@ -138,3 +138,39 @@ def test_suspected_coordinate_system_note(violation: Scene) -> None:
     result = check_survey(violation.licence, [SurveyData("swapped.xyz", "xyz", swapped)])
     assert result.verdict == VERDICT_VIOLATIONS
     assert any("coordinate system" in n for n in result.notes)
+
+
+def test_kept_points_are_thinned_past_the_memory_bound(
+    violation: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from survey import tolerances
+
+    monkeypatch.setattr(tolerances, "MAX_BEYOND_POINTS", 20_000)
+    result = check_survey(violation.licence, [violation.survey()])
+    assert any("kept" in n and "thinned" in n for n in result.notes)
+    assert {i.type for i in result.incidents} == {e.type for e in violation.expected}
+    for exp in violation.expected:
+        inc = _match(result, exp.type)
+        assert inc.max_exceedance_m == pytest.approx(exp.max_exceedance_m, abs=0.3)
+
+
+def test_streaming_memory_stays_bounded(tmp_path: Path, compliant: Scene) -> None:
+    """Compliant points are counted and dropped chunk by chunk: the peak of
+    a streamed check is a fraction of what holding the scan would take."""
+    import tracemalloc
+
+    from survey.writers import write_las
+
+    pts = np.concatenate([compliant.points] * 3)
+    path = write_las(tmp_path / "big.las", pts)
+    held = pts.nbytes + len(pts) * 46  # coordinates + a whole-scan classification
+    del pts
+    tracemalloc.start()
+    try:
+        result = check_files(compliant.licence, [path], chunk_points=100_000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.verdict == VERDICT_COMPLIANT
+    assert result.n_points == 3 * len(compliant.points)
+    assert peak < held / 3, f"peak {peak / 1e6:.0f} MB vs {held / 1e6:.0f} MB held"
