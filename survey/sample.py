@@ -52,25 +52,36 @@ def _describe(e: Expected) -> str:
     )
 
 
+def write_scene_licence(path: Path, licence: Licence) -> tuple[Path, list[Path]]:
+    """Write a simulated scene's licence as TOML with its seam surfaces as
+    ESRI ASCII grids next to it (``seam1_roof.asc``, ...). Returns the
+    licence path and the grid files."""
+    from simulators.tunnels import SceneSurface
+    from survey.writers import write_esri_grid, write_licence_toml
+
+    grids: list[Path] = []
+    seam_files: dict[str, tuple[str, str]] = {}
+    for k, seam in enumerate(licence.seams):
+        names = (f"seam{k + 1}_roof.asc", f"seam{k + 1}_floor.asc")
+        for surf, name in zip((seam.roof, seam.floor), names, strict=True):
+            if not isinstance(surf, SceneSurface):
+                raise TypeError(f"seam {seam.name!r}: only simulated seam surfaces can be written")
+            grids.append(write_esri_grid(path.parent / name, *surf.grid(step=5.0)))
+        seam_files[seam.name] = names
+    return write_licence_toml(path, licence, seam_files=seam_files), grids
+
+
 def write_sample(out: Path, *, density: float = SAMPLE_DENSITY) -> Sample:
     """Write the sample files into ``out`` (created if needed) and return
     them with the commands to run next. ``density``: scan points per m²."""
-    from simulators.tunnels import SceneSurface, compliant_scene, violation_scene
-    from survey.writers import write_cass, write_esri_grid, write_las, write_licence_toml
+    from simulators.tunnels import compliant_scene, violation_scene
+    from survey.writers import write_cass, write_las
 
     out.mkdir(parents=True, exist_ok=True)
     ok_scene = compliant_scene(density=density)
     bad_scene = violation_scene(density=density)
     licence: Licence = bad_scene.licence
-    files: list[Path] = []
-    seam_files: dict[str, tuple[str, str]] = {}
-    for k, seam in enumerate(licence.seams):
-        names = (f"seam{k + 1}_roof.asc", f"seam{k + 1}_floor.asc")
-        for surf, name in zip((seam.roof, seam.floor), names, strict=True):
-            assert isinstance(surf, SceneSurface)
-            files.append(write_esri_grid(out / name, *surf.grid(step=5.0)))
-        seam_files[seam.name] = names
-    lic_path = write_licence_toml(out / "licence.toml", licence, seam_files=seam_files)
+    lic_path, files = write_scene_licence(out / "licence.toml", licence)
     ok_las = write_las(out / "compliant.las", ok_scene.xyz)
     bad_las = write_las(out / "violation.las", bad_scene.xyz)
     sparse = violation_scene(density=CASS_DENSITY, seed=5)
