@@ -97,6 +97,7 @@ class _PymodbusNoise(logging.Filter):
         "request ask for id=",
         "Not connected, trying to connect",
         "Cancel send, because not connected",
+        "received pdu without a corresponding request",  # counted as unsolicited
     )
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -161,6 +162,7 @@ class HubStats:
     connects: int = 0
     connect_failures: int = 0
     disconnects: int = 0
+    unsolicited: int = 0  # receptions while no request waited (late replies, noise)
     errors: dict[ErrorKind, int] = field(default_factory=lambda: dict.fromkeys(ErrorKind, 0))
     last_latency_s: float = 0.0
     latency_sum_s: float = 0.0
@@ -196,6 +198,7 @@ class HubStats:
             "connects": self.connects,
             "connect_failures": self.connect_failures,
             "disconnects": self.disconnects,
+            "unsolicited": self.unsolicited,
             "last_latency_s": self.last_latency_s,
             "latency_mean_s": self.latency_mean_s,
             "latency_max_s": self.latency_max_s,
@@ -261,6 +264,7 @@ class ModbusHub:
         # "something arrived" flag more than a count) since the request.
         self._rx_bytes = 0
         self._silent_timeouts = 0  # consecutive timeouts, all units
+        self._in_flight = 0  # requests waiting for their reply
         self._failing: dict[int | None, int] = {}  # unit (None: the link) -> failures
         self._closed = False
 
@@ -308,7 +312,10 @@ class ModbusHub:
 
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:
         if not sending:
-            self._rx_bytes += len(data)
+            if self._in_flight:
+                self._rx_bytes += len(data)
+            else:  # nobody asked: a late reply (dropped) or line noise
+                self.stats.unsolicited += 1
         return data
 
     def _trace_connect(self, connected: bool) -> None:
@@ -566,6 +573,7 @@ class ModbusHub:
         stats.transactions += 1
         self._rx_bytes = 0
         started = time.perf_counter()
+        self._in_flight += 1
         try:
             reply = await call(client)
         except ModbusIOException as exc:
@@ -595,6 +603,8 @@ class ModbusHub:
             raise CorruptFrame(
                 f"{self._describe()} unit {unit}: {exc}", device=self.name, unit=unit
             ) from exc
+        finally:
+            self._in_flight -= 1
         latency = time.perf_counter() - started
         rfc = reply.function_code
         if rfc == fc | 0x80:

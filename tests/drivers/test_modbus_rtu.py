@@ -89,6 +89,7 @@ async def test_rtu_late_reply_is_never_taken_for_the_next(pty_pair: PtyPair) -> 
             while time.monotonic() < deadline:
                 assert await hub.read(1, H, 10, 2) == [100, 200]
             assert await hub.read(1, H, 0, 2) == [1, 2]
+            assert hub.stats.unsolicited >= 1  # the late reply was seen and dropped
     finally:
         await peer.stop()
 
