@@ -25,8 +25,8 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _check(scan: Path, out: Path, *extra: str) -> int:
-    lic = scan.parent / "licence.toml"
+def _check(scan: Path, out: Path, *extra: str, licence: Path | None = None) -> int:
+    lic = licence or scan.parent / "licence.toml"
     return minegate(
         [
             "survey",
@@ -182,3 +182,39 @@ def test_bad_input_through_the_installed_command(sample: Path, tmp_path: Path) -
     )
     assert proc.returncode == 2, proc.stderr
     assert str(bad) in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_scan_in_a_mine_grid_checked_with_a_plan_transform(sample: Path, tmp_path: Path) -> None:
+    """The same scan moved into a local mine grid (rotated 30 degrees about
+    a local origin) gives the same incidents once --transform brings it back."""
+    import math
+
+    import laspy
+    import numpy as np
+
+    from survey.writers import write_las
+
+    las = laspy.read(str(sample / "violation.las"))
+    xyz = np.column_stack([np.asarray(las.x), np.asarray(las.y), np.asarray(las.z)])
+    d_e, d_n, rot = 512_000.0, 2_523_000.0, 30.0
+    a = math.radians(rot)
+    e, n = xyz[:, 0] - d_e, xyz[:, 1] - d_n
+    local = np.column_stack(  # inverse of E = dE + cos a e - sin a n, ...
+        [math.cos(a) * e + math.sin(a) * n, -math.sin(a) * e + math.cos(a) * n, xyz[:, 2]]
+    )
+    scan = write_las(tmp_path / "mine_grid.las", local)
+    code = _check(
+        scan,
+        tmp_path / "out",
+        *("--transform", f"{d_e},{d_n},{rot},1"),
+        licence=sample / "licence.toml",
+    )
+    assert code == EXIT_VIOLATIONS
+    moved = json.loads((tmp_path / "out" / "findings.json").read_text(encoding="utf-8"))
+    code = _check(sample / "violation.las", tmp_path / "ref")
+    ref = json.loads((tmp_path / "ref" / "findings.json").read_text(encoding="utf-8"))
+    assert [i["type"] for i in moved["incidents"]] == [i["type"] for i in ref["incidents"]]
+    for m, r in zip(moved["incidents"], ref["incidents"], strict=True):
+        assert m["centroid"]["x_north"] == pytest.approx(r["centroid"]["x_north"], abs=0.01)
+        assert m["centroid"]["y_east"] == pytest.approx(r["centroid"]["y_east"], abs=0.01)
+        assert m["max_exceedance_m"] == pytest.approx(r["max_exceedance_m"], abs=0.01)
