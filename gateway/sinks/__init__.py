@@ -60,7 +60,9 @@ def build_runners(
     """One runner per ``[[sinks]]`` table (raw mapping or parsed config).
 
     Raises :class:`SinkConfigError` for an invalid table or a duplicate name.
-    Registering the sink's cursor in the store happens when the runner starts.
+    Each sink's cursor is registered in the store here (a blocking call, once
+    at start-up), so no record appended after this call is missed by a new
+    sink; a known sink keeps its cursor.
     """
     runners: list[SinkRunner] = []
     seen: set[str] = set()
@@ -69,6 +71,9 @@ def build_runners(
         if cfg.name in seen:
             raise SinkConfigError(f"[[sinks]] {cfg.name!r}: duplicate sink name")
         seen.add(cfg.name)
+    for table in config_sinks:
+        cfg = parse_sink_config(table)
+        store.register_sink(cfg.name)
         runners.append(
             SinkRunner(
                 make_sink(cfg, site, gateway_id),

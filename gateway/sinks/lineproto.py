@@ -41,11 +41,15 @@ RESERVED_KEYS = frozenset({"measurement", "tags"})
 
 QUALITY_SUFFIX = "_q"
 
-#: the one field of a record whose data are all tags (a line needs a field)
-EMPTY_FIELD = "recorded"
+#: kinds whose point values come from devices: every number written as a float
+FLOAT_KINDS = frozenset({RecordKind.SAMPLE, RecordKind.SNAPSHOT, RecordKind.ALARM})
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
+
+#: the one field of a record whose data are all tags (a line needs a field)
+EMPTY_FIELD = "recorded"
+
 _GOOD = Quality.GOOD
 
 _TAG_ESC = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ ", "\n": "\\ ", "\r": "\\ "})
@@ -67,18 +71,28 @@ def quote_string(s: str) -> str:
     return '"' + s.translate(_STR_ESC) + '"'
 
 
-def format_value(v: object) -> str | None:
+def format_value(v: object, *, int_as_float: bool = False) -> str | None:
     """One field value in line protocol, or ``None`` when it cannot be written
-    (``None``, NaN, infinity)."""
+    (``None``, NaN, infinity, a number beyond float64).
+
+    ``int_as_float`` writes integers as floats (``12`` -> ``12.0``): device
+    values are always written so, because InfluxDB fixes a field's type at
+    its first write and the same point can arrive as ``55`` and ``55.3`` (an
+    ASCII sensor, a scaled register): a field type conflict otherwise. Floats
+    hold integers exactly up to 2**53. Containers become JSON strings.
+    """
     t = type(v)
     if t is float:
         return repr(v) if math.isfinite(v) else None  # type: ignore[arg-type]
     if t is bool:
         return "true" if v else "false"
     if t is int:
-        if _INT64_MIN <= v <= _INT64_MAX:  # type: ignore[operator]
+        if not int_as_float and _INT64_MIN <= v <= _INT64_MAX:  # type: ignore[operator]
             return f"{v}i"
-        return repr(float(v))  # type: ignore[arg-type]
+        try:
+            return repr(float(v))  # type: ignore[arg-type]
+        except OverflowError:
+            return None
     if t is str:
         return quote_string(v)  # type: ignore[arg-type]
     if v is None:
@@ -86,7 +100,7 @@ def format_value(v: object) -> str | None:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
-        return format_value(int(v))
+        return format_value(int(v), int_as_float=int_as_float)
     if isinstance(v, float):
         return format_value(float(v))
     if isinstance(v, str):
@@ -96,13 +110,8 @@ def format_value(v: object) -> str | None:
 
 def format_free_value(v: object) -> str | None:
     """A value from ``Record.fields``: numbers always as floats (producers mix
-    1 and 1.5 freely; a float field never hits a type conflict), containers
-    as JSON strings."""
-    if isinstance(v, bool) or v is None or isinstance(v, str):
-        return format_value(v)
-    if isinstance(v, int | float):
-        return format_value(float(v))
-    return quote_string(json.dumps(v, default=str, ensure_ascii=False, sort_keys=True))
+    1 and 1.5 freely), containers as JSON strings."""
+    return format_value(v, int_as_float=True)
 
 
 class LineEncoder:
@@ -173,6 +182,7 @@ class LineEncoder:
     def _point_fields(self, record: Record, skip: Collection[str] = ()) -> list[str]:
         out: list[str] = []
         key = self._key
+        as_float = record.kind in FLOAT_KINDS
         for p, v, q in zip(record.points, record.values, record.qualities, strict=True):
             if skip and p in skip:
                 continue
@@ -180,7 +190,7 @@ class LineEncoder:
             if t is float and q is _GOOD and v == v and v not in (math.inf, -math.inf):
                 out.append(f"{key(p)}={v!r}")
                 continue
-            s = format_value(v)
+            s = format_value(v, int_as_float=as_float)
             if s is not None:
                 out.append(f"{key(p)}={s}")
                 if q is not _GOOD:

@@ -203,3 +203,21 @@ async def test_other_kinds_reach_their_measurements(influxd_server: Any, h: Any)
     assert (alarm["state"], alarm["threshold"], alarm["ch4"]) == ("raised", 1.0, 1.2)
     (metric,) = h.servers.influx_rows(url, db, "SELECT * FROM gateway_metrics")
     assert metric["polls"] == 7 and metric["time"] == ts + 2
+
+
+async def test_a_point_that_is_sometimes_int_never_conflicts(influxd_server: Any, h: Any) -> None:
+    """Seen end to end: an ASCII gas sensor prints humidity as 55 and as 55.3."""
+    url = influxd_server.url
+    db = create_db(h, url, h.unique("inttype"))
+    sink = InfluxV1Sink(v1(url, db), h.SITE, h.GATEWAY)
+    await sink.connect()
+    recs = []
+    for i, v in enumerate([55, 55.3, 56, 1.5e3], 1):
+        r = Record(RecordKind.SAMPLE, "gas_ascii", h.BASE_TS + i, ["humidity"], [v], ["%"],
+                   [Quality.GOOD], seq=i)  # fmt: skip
+        recs.append(r)
+        res = await sink.write([r])  # one write each: the first fixes the field type
+        assert res.rejected == []
+    await sink.close()
+    rows = h.servers.influx_rows(url, db, "SELECT humidity FROM telemetry ORDER BY time")
+    assert [row["humidity"] for row in rows] == [r.values[0] for r in recs]

@@ -24,9 +24,11 @@ def test_escaping_per_spec() -> None:
 def test_value_types() -> None:
     assert format_value(1.0) == "1.0"
     assert format_value(3) == "3i"
+    assert format_value(3, int_as_float=True) == "3.0"
     assert format_value(True) == "true" and format_value(False) == "false"
     assert format_value("x") == '"x"'
     assert format_value(2**70) == repr(float(2**70))  # beyond int64: float, never an error
+    assert format_value(10**400) is None  # beyond float64: not writable
     assert format_value(float("nan")) is None and format_value(float("inf")) is None
     assert format_value(None) is None
 
@@ -39,7 +41,7 @@ def test_quality_never_fakes_a_value() -> None:
     (line,) = LineEncoder("s", "g").encode(r)
     fields = line.split(" ")[1].split(",")
     assert 'ch4_q="comm_loss"' in fields and not any(f.startswith("ch4=") for f in fields)
-    assert "co=12i" in fields and 'co_q="stale"' in fields
+    assert "co=12.0" in fields and 'co_q="stale"' in fields
     assert 'o2_q="bad"' in fields and not any(f.startswith("o2=") for f in fields)
     assert "t=20.5" in fields and not any(f.startswith("t_q") for f in fields)
 
