@@ -415,6 +415,33 @@ def write_esri_grid(
     return p
 
 
+def write_dxf(
+    path: str | Path,
+    xyz: npt.ArrayLike,
+    faces: npt.ArrayLike | None = None,
+    *,
+    layer: str = "SURVEY",
+) -> Path:
+    """ASCII DXF (R12 entities): POINTs for ``xyz`` without faces, 3DFACEs
+    for a mesh. CAD x = easting (Chinese Y), y = northing, z = height;
+    values written with 4 decimals."""
+    a = _xyz(xyz)
+    out = ["0", "SECTION", "2", "ENTITIES"]
+    if faces is None:
+        for e, n, h in a:
+            out += ["0", "POINT", "8", layer, "10", f"{e:.4f}", "20", f"{n:.4f}", "30", f"{h:.4f}"]
+    else:
+        for tri in np.asarray(faces, dtype=np.int64).reshape(-1, 3):
+            out += ["0", "3DFACE", "8", layer]
+            for i, v in enumerate([*tri, tri[2]]):  # 4th corner = 3rd: a triangle
+                e, n, h = a[v]
+                out += [f"1{i}", f"{e:.4f}", f"2{i}", f"{n:.4f}", f"3{i}", f"{h:.4f}"]
+    out += ["0", "ENDSEC", "0", "EOF"]
+    p = Path(path)
+    p.write_text("\n".join(out) + "\n", encoding="ascii")
+    return p
+
+
 def write_survey(
     path: str | Path,
     xyz: npt.ArrayLike,
@@ -426,6 +453,8 @@ def write_survey(
     scan, no pose), .ply, .pcd, .obj, .stl. ``kwargs`` go to that writer."""
     ext = Path(path).suffix.lower()
     if faces is not None:
+        if ext == ".dxf":
+            return write_dxf(path, xyz, faces, **kwargs)
         if ext == ".ply":
             return write_ply(path, xyz, faces, **kwargs)
         return write_mesh(path, xyz, faces, **kwargs)
@@ -438,6 +467,7 @@ def write_survey(
         ".gsi": write_gsi16,
         ".ply": write_ply,
         ".pcd": write_pcd,
+        ".dxf": write_dxf,
     }
     if ext == ".laz":
         return write_las(path, xyz, compress=True, **kwargs)
@@ -455,6 +485,7 @@ __all__ = [
     "Pose",
     "write_cass",
     "write_csv_points",
+    "write_dxf",
     "write_e57",
     "write_esri_grid",
     "write_gsi",

@@ -29,6 +29,7 @@ import numpy as np
 from survey.model import F64, Licence, PlanTransform, SurveyData, SurveyInputError
 from survey.progress import ProgressCallback
 from survey.readers.common import ColumnMap, ReadOptions, finish_points
+from survey.readers.dxf import read_dxf
 from survey.readers.e57 import read_e57
 from survey.readers.gsi import read_gsi
 from survey.readers.las import iter_las_chunks, read_las
@@ -52,6 +53,7 @@ SUPPORTED_FORMATS: dict[str, str] = {
     ".obj": "obj",
     ".stl": "stl",
     ".pcd": "pcd",
+    ".dxf": "dxf",
 }
 
 
@@ -113,6 +115,7 @@ _READERS: dict[str, Callable[[ReadOptions], SurveyData]] = {
     "obj": lambda o: _mesh_data(o, read_obj(o)),
     "stl": lambda o: _mesh_data(o, read_stl(o)),
     "pcd": _read_pcd_data,
+    "dxf": lambda o: _mesh_data(o, read_dxf(o)),
 }
 
 

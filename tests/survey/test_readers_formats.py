@@ -354,7 +354,7 @@ def test_pcd_float32_absolute_refused_and_truncated(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "ext", [".las", ".laz", ".xyz", ".pts", ".csv", ".dat", ".gsi", ".e57", ".ply", ".pcd"]
+    "ext", [".las", ".laz", ".xyz", ".pts", ".csv", ".dat", ".gsi", ".e57", ".ply", ".pcd", ".dxf"]
 )
 def test_write_survey_dispatch_roundtrip(tmp_path: Path, ext: str) -> None:
     from survey.writers import write_survey
@@ -362,3 +362,142 @@ def test_write_survey_dispatch_roundtrip(tmp_path: Path, ext: str) -> None:
     xyz = np.round(points(50), 3)
     data = read_survey(write_survey(tmp_path / f"s{ext}", xyz))
     np.testing.assert_allclose(data.xyz, xyz, atol=1e-3 if ext == ".e57" else MM, rtol=0)
+
+
+# ---------------------------------------------------------------- DXF
+
+
+def test_dxf_points_and_3dface_mesh(tmp_path: Path) -> None:
+    from survey.writers import write_dxf
+
+    xyz = np.round(points(40), 4)
+    data = read_survey(write_dxf(tmp_path / "p.dxf", xyz), licence=licence())
+    assert data.faces is None
+    np.testing.assert_allclose(data.xyz, xyz, atol=1e-6, rtol=0)
+    v, f = _tunnel_mesh()
+    mesh = read_survey(write_dxf(tmp_path / "m.dxf", v, f))
+    assert mesh.faces is not None and mesh.faces.shape == (12, 3)
+    got = np.sort(mesh.xyz[mesh.faces].reshape(12, -1), axis=0)
+    np.testing.assert_allclose(got, np.sort(v[f].reshape(12, -1), axis=0), atol=1e-6)
+
+
+POLYFACE_DXF = """0
+SECTION
+2
+ENTITIES
+0
+POLYLINE
+8
+TUNNEL
+66
+1
+70
+64
+0
+VERTEX
+10
+400500.0
+20
+2421500.0
+30
+-10.0
+70
+192
+0
+VERTEX
+10
+400504.0
+20
+2421500.0
+30
+-10.0
+70
+192
+0
+VERTEX
+10
+400504.0
+20
+2421530.0
+30
+-10.0
+70
+192
+0
+VERTEX
+10
+400500.0
+20
+2421530.0
+30
+-10.0
+70
+192
+0
+VERTEX
+10
+0.0
+20
+0.0
+30
+0.0
+70
+128
+71
+1
+72
+2
+73
+-3
+74
+4
+0
+SEQEND
+0
+LWPOLYLINE
+8
+OUTLINE
+38
+-12.5
+90
+2
+10
+400510.0
+20
+2421510.0
+10
+400511.0
+20
+2421511.0
+0
+TEXT
+8
+NOTE
+0
+ENDSEC
+0
+EOF
+"""
+
+
+def test_dxf_polyface_lwpolyline_and_notes(tmp_path: Path) -> None:
+    p = tmp_path / "t.dxf"
+    p.write_text(POLYFACE_DXF, encoding="ascii")
+    data = read_survey(p)
+    assert data.faces is not None and data.faces.shape == (2, 3)  # a quad as two triangles
+    np.testing.assert_allclose(
+        data.xyz[4:], [[400510.0, 2421510.0, -12.5], [400511.0, 2421511.0, -12.5]]
+    )
+    corners = data.xyz[data.faces].reshape(-1, 3)
+    assert set(map(tuple, corners[:, :2])) == {
+        (400500.0, 2421500.0), (400504.0, 2421500.0), (400504.0, 2421530.0), (400500.0, 2421530.0)
+    }  # fmt: skip
+    assert any("TEXT" in n for n in data.notes)
+
+
+def test_dxf_bad_group_code_names_line(tmp_path: Path) -> None:
+    p = tmp_path / "t.dxf"
+    p.write_text("0\nSECTION\n2\nENTITIES\n0\nPOINT\nten\n400000.0\n0\nENDSEC\n", encoding="ascii")
+    with pytest.raises(SurveyInputError) as info:
+        read_survey(p)
+    assert info.value.line == 7
