@@ -66,11 +66,7 @@ def _ply_header(path: Path) -> tuple[str, int, str]:
 
 def _from_trimesh(loaded: object, path: Path) -> MeshRead:
     if isinstance(loaded, trimesh.Scene):
-        geoms = list(loaded.geometry.values())
-        if not geoms:
-            raise SurveyInputError("the file holds no geometry (empty)", path=path)
-        meshes = [g for g in geoms if isinstance(g, trimesh.Trimesh)]
-        loaded = trimesh.util.concatenate(meshes) if len(meshes) == len(geoms) else geoms[0]
+        return _from_scene(loaded, path)
     if isinstance(loaded, trimesh.Trimesh):
         faces = np.asarray(loaded.faces, dtype=np.int64)
         return MeshRead(
@@ -81,6 +77,28 @@ def _from_trimesh(loaded: object, path: Path) -> MeshRead:
     raise SurveyInputError(
         f"unsupported geometry {type(loaded).__name__}; expected a mesh or points", path=path
     )
+
+
+def _from_scene(scene: trimesh.Scene, path: Path) -> MeshRead:
+    """Every geometry instance of a scene (OBJ objects and groups), with its
+    scene-graph transform applied, as one vertex array and one face array."""
+    verts: list[F64] = []
+    faces: list[npt.NDArray[np.int64]] = []
+    offset = 0
+    for node in scene.graph.nodes_geometry:
+        matrix, name = scene.graph[node]
+        part = _from_trimesh(scene.geometry[name], path)
+        v = part.xyz
+        m = np.asarray(matrix, dtype=np.float64)
+        if not np.allclose(m, np.eye(4)):
+            v = v @ m[:3, :3].T + m[:3, 3]
+        verts.append(v)
+        if part.faces is not None:
+            faces.append(part.faces + offset)
+        offset += v.shape[0]
+    if not verts:
+        raise SurveyInputError("the file holds no geometry (empty)", path=path)
+    return MeshRead(np.concatenate(verts), np.concatenate(faces) if faces else None)
 
 
 def read_ply(opts: ReadOptions) -> MeshRead:

@@ -501,3 +501,17 @@ def test_dxf_bad_group_code_names_line(tmp_path: Path) -> None:
     with pytest.raises(SurveyInputError) as info:
         read_survey(p)
     assert info.value.line == 7
+
+
+def test_obj_with_two_objects_keeps_both(tmp_path: Path) -> None:
+    v, f = _tunnel_mesh()
+    p = tmp_path / "two.obj"
+    lines = ["o drift_a"] + [f"v {a:.4f} {b:.4f} {c:.4f}" for a, b, c in v]
+    lines += [f"f {i + 1} {j + 1} {k + 1}" for i, j, k in f]
+    lines += ["o drift_b"] + [f"v {a + 50:.4f} {b:.4f} {c:.4f}" for a, b, c in v]
+    lines += [f"f {i + 9} {j + 9} {k + 9}" for i, j, k in f]
+    p.write_text("\n".join(lines) + "\n")
+    data = read_survey(p)
+    assert data.faces is not None and data.faces.shape == (24, 3)
+    assert data.xyz.shape == (16, 3)
+    assert data.xyz[:, 0].max() == pytest.approx(v[:, 0].max() + 50)
