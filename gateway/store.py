@@ -422,8 +422,9 @@ class Store:
         self.flush()  # the latest table must not depend on records about to go
         removed: dict[str, int] = {}
         cutoff = self._clock() - int(self.retention_s * _NS_PER_S)
-        with self._state_lock:
-            sources = sorted(self._sources)
+        # From the table, not our cache: another process (`minegate survey
+        # --publish`) may have appended records of sources we never saw.
+        sources = [r[0] for r in self._conn().execute("SELECT device FROM sources ORDER BY device")]
         enforce_retention(self, cutoff, sources, removed)
         enforce_size(self, removed)
         return removed

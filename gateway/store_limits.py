@@ -80,7 +80,12 @@ def enforce_retention(
     store: Store, cutoff_ns: int, sources: Sequence[str], removed: dict[str, int]
 ) -> None:
     """Delete records (and set-aside copies) with ``ts_ns < cutoff_ns``."""
+    probe = "SELECT 1 FROM records WHERE device = ? AND ts_ns < ? LIMIT 1"
     for device in sources:
+        # A read first: most sources have nothing to expire, and a write
+        # transaction per source would cost a WAL sync each.
+        if store._conn().execute(probe, (device, cutoff_ns)).fetchone() is None:
+            continue
         while True:
             with store._write() as (conn, on_commit):
                 rows = conn.execute(
@@ -91,8 +96,13 @@ def enforce_retention(
                 on_commit.append(lambda d=deltas: _merge(removed, d))  # type: ignore[misc]
             if len(rows) < RETENTION_CHUNK:
                 break
-    with store._write() as (conn, _):
-        conn.execute("DELETE FROM rejected WHERE ts_ns < ?", (cutoff_ns,))
+    if (
+        store._conn()
+        .execute("SELECT 1 FROM rejected WHERE ts_ns < ? LIMIT 1", (cutoff_ns,))
+        .fetchone()
+    ):
+        with store._write() as (conn, _):
+            conn.execute("DELETE FROM rejected WHERE ts_ns < ?", (cutoff_ns,))
 
 
 def _merge(into: dict[str, int], deltas: Counter[str]) -> None:

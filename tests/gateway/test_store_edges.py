@@ -201,3 +201,17 @@ def test_writer_sinks_and_limits_in_parallel_threads(tmp_path: Path) -> None:
     assert counters["dropped_sample"] > 0  # the size bound did act meanwhile
     assert "dropped_alarm" not in counters
     store.close()
+
+
+def test_retention_covers_sources_written_by_another_process(tmp_path: Path) -> None:
+    # `minegate survey --publish` appends FINDING records to the running
+    # gateway's store from its own process.
+    path = tmp_path / "s.db"
+    now = [T0]
+    gateway = Store(path, clock=lambda: now[0], retention_s=86400, synchronous="OFF")
+    survey = Store(path, clock=lambda: now[0], synchronous="OFF")
+    survey.append([rec(device="check-42", kind=RecordKind.FINDING)])
+    survey.close()
+    now[0] += 2 * DAY_NS
+    assert gateway.enforce_limits() == {"expired_finding": 1}
+    gateway.close()
