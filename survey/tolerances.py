@@ -52,6 +52,12 @@ CLASSIFY_BLOCK_POINTS: int = 1 << 20
 #: the drift, thick enough to hold a ring of points at 100 pts/m2.
 VOLUME_SLICE_M: float = 0.5
 
+#: Grid (m) on which the points of one section are split into separate
+#: openings (two drifts cut by the same section). Twice the incident voxel:
+#: a ring of wall points at 10+ pts/m2 stays one group, while drifts are
+#: separated by pillars of several metres.
+SECTION_CLUSTER_M: float = 1.0
+
 #: Fewest points a section needs before its hull counts toward a volume.
 VOLUME_MIN_SECTION_POINTS: int = 6
 

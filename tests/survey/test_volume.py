@@ -106,3 +106,16 @@ def test_check_of_a_closed_mesh_crossing_the_boundary(
     assert inc.max_exceedance_m == pytest.approx(12.0, abs=1e-6)
     assert inc.volume_m3 == pytest.approx(12.0 * 4.0 * 3.5, rel=1e-6)
     assert math.isfinite(inc.volume_m3)
+
+
+def test_two_drifts_in_one_section_are_not_bridged() -> None:
+    """Two parallel drifts 10 m apart joined by a cross-cut: the rock
+    pillar between them is not excavated volume."""
+    sec = Section(4.0, 3.5, arched=True)
+    a = Drift("a", (0.0, 0.0, 0.0), (40.0, 0.0, 0.0), section=sec, caps=(True, True))
+    b = Drift("b", (0.0, 14.0, 0.0), (40.0, 14.0, 0.0), section=sec, caps=(True, True))
+    cross = Drift("x", (38.0, 2.0, 0.0), (38.0, 12.0, 0.0), section=sec, caps=(False, False))
+    rng = np.random.default_rng(8)
+    pts = np.concatenate([w.sample(int(w.surface_area * 100), rng) for w in (a, b, cross)])
+    truth = a.volume + b.volume + cross.volume
+    assert shell_volume(_place(pts, 3)) == pytest.approx(truth, rel=0.10)
