@@ -12,8 +12,10 @@ fail are split again until single records remain; those are the rejects.
 from __future__ import annotations
 
 import json
+import re
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 from gateway.model import Record
 from gateway.sinks.base import (
@@ -50,11 +52,28 @@ def server_message(body: bytes | str | None) -> str:
     return text[:2000]
 
 
+#: words of a 400 answer that blame the data, not the request or the config
+_DATA_FAULTS = re.compile(
+    r"partial write|conflict|unable to parse|cannot parse|invalid (field|tag|number|boolean|"
+    r"timestamp|measurement)|beyond retention|max-values-per-tag|too large|bad timestamp",
+    re.IGNORECASE,
+)
+
+
 def error_for_status(status: int, body: bytes | str | None, target: str) -> SinkError:
-    """The one mapping from an HTTP error status to the sink error hierarchy."""
-    msg = f"{target}: HTTP {status}: {server_message(body) or '(no body)'}"
-    if status in (400, 413, 422):
+    """The one mapping from an HTTP error status to the sink error hierarchy.
+
+    A 400 counts as malformed data (rejects, found by bisection) only when
+    the server's words blame the data; any other 400 is a request or
+    configuration fault and keeps every record in the outbox (setting aside
+    a whole outbox because of a wrong setting would lose it to the uplink).
+    """
+    text = server_message(body)
+    msg = f"{target}: HTTP {status}: {text or '(no body)'}"
+    if status == 413 or (status in (400, 422) and _DATA_FAULTS.search(text)):
         return Malformed(msg, status=status)
+    if status in (400, 422):
+        return SinkError(msg, status=status, retryable=False)
     if status in (401, 403):
         return AuthError(msg, status=status)
     if status == 404:
@@ -62,6 +81,17 @@ def error_for_status(status: int, body: bytes | str | None, target: str) -> Sink
     if status == 429 or status >= 500 or status == 408:
         return SinkError(msg, status=status, retryable=True)
     return SinkError(msg, status=status, retryable=False)
+
+
+def redact_url(url: str) -> str:
+    """The URL without user:password (for logs and status)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 def ssl_context(ca_file: str | None, verify: bool) -> ssl.SSLContext:

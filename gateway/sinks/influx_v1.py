@@ -18,7 +18,13 @@ import aiohttp
 from gateway.model import Record
 from gateway.sinks.base import Sink, SinkError, WriteResult
 from gateway.sinks.config import InfluxV1Config
-from gateway.sinks.influx_common import error_for_status, ssl_context, tls_error, write_isolating
+from gateway.sinks.influx_common import (
+    error_for_status,
+    redact_url,
+    ssl_context,
+    tls_error,
+    write_isolating,
+)
 from gateway.sinks.lineproto import LineEncoder
 
 
@@ -46,7 +52,7 @@ class InfluxV1Sink(Sink):
 
     def describe(self) -> str:
         rp = f"/{self.cfg.retention_policy}" if self.cfg.retention_policy else ""
-        return f"{self.cfg.url} db={self.cfg.database}{rp}"
+        return f"{redact_url(self.cfg.url)} db={self.cfg.database}{rp}"
 
     async def connect(self) -> None:
         await self.close()

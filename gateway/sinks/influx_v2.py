@@ -15,9 +15,9 @@ from influxdb_client.client.write_api_async import WriteApiAsync
 from influxdb_client.rest import ApiException
 
 from gateway.model import Record
-from gateway.sinks.base import Sink, SinkError, WriteResult
+from gateway.sinks.base import NotFound, Sink, SinkError, WriteResult
 from gateway.sinks.config import InfluxV2Config
-from gateway.sinks.influx_common import error_for_status, tls_error, write_isolating
+from gateway.sinks.influx_common import error_for_status, redact_url, tls_error, write_isolating
 from gateway.sinks.lineproto import LineEncoder
 
 
@@ -32,7 +32,7 @@ class InfluxV2Sink(Sink):
         self._write_api: WriteApiAsync | None = None
 
     def describe(self) -> str:
-        return f"{self.cfg.url} org={self.cfg.org or '-'} bucket={self.cfg.bucket}"
+        return f"{redact_url(self.cfg.url)} org={self.cfg.org or '-'} bucket={self.cfg.bucket}"
 
     async def connect(self) -> None:
         await self.close()
@@ -50,6 +50,8 @@ class InfluxV2Sink(Sink):
         self._client = client
         try:
             await self._guard(client.ping())
+        except NotFound:
+            pass  # a server without /ping (some InfluxDB 3 / cloud setups) is still there
         except SinkError:
             await self.close()
             raise

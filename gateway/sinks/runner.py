@@ -243,6 +243,8 @@ class SinkRunner:
             factor = self.catchup_factor if self._catching_up else 1
             limit = self.batch_size * factor
             vlimit = self.max_batch_values * factor
+            # cleared before the take: a notify() during it wakes the wait below
+            self._wake.clear()
             batch = await asyncio.to_thread(self.store.take, self.name, limit, max_values=vlimit)
             n_values = sum(len(r) for r in batch)
             # short by records and by values: nothing more is waiting
@@ -250,13 +252,14 @@ class SinkRunner:
             self._catching_up = bool(full)
             if not batch:
                 await self._refresh_backlog()
-                self._wake.clear()
                 await self._wait(stop, self._wake, self.idle_poll_s)
                 continue
             waited = self._clock() - self._last_write
             if full or waited >= self.flush_s or any(r.kind is RecordKind.ALARM for r in batch):
                 return batch
-            await self._sleep(stop, self.flush_s - waited)
+            # a partial batch waits for the flush time, or for new records
+            # (an alarm among them must not wait)
+            await self._wait(stop, self._wake, self.flush_s - waited)
         return []
 
     async def _refresh_backlog(self, force: bool = False) -> None:

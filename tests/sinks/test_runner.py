@@ -228,3 +228,31 @@ async def test_a_bug_is_not_swallowed(store: Any, h: Any, exc: Exception) -> Non
     with pytest.raises(RuntimeError, match="bug"):
         await asyncio.wait_for(r.run(asyncio.Event()), 10)
     assert sink.closed and store.backlog("up") == (1, 3)
+
+
+async def test_an_alarm_does_not_wait_for_the_flush_time(store: Any, h: Any) -> None:
+    """flush_ms is long; a partial batch waits, but an alarm leaves at once."""
+    from gateway.model import Quality, RecordKind
+
+    store.register_sink("up")
+    sink = ScriptedSink()
+    r = runner(sink, store, flush_ms=5000, idle_poll_s=5.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(r.run(stop))
+    await asyncio.to_thread(store.append, [h.sample("fan1", 0)])
+    r.notify()
+    await until(lambda: len(sink.received) == 1)  # first write: nothing to wait for
+    await asyncio.to_thread(store.append, [h.sample("fan1", 1)])
+    r.notify()
+    await asyncio.sleep(0.2)
+    assert len(sink.received) == 1  # a partial batch waits for the flush time
+    alarm = Record(RecordKind.ALARM, "gas1", h.BASE_TS, ["ch4"], [1.2], ["%"], [Quality.GOOD],
+                   fields={"point": "ch4", "state": "raised"})  # fmt: skip
+    t0 = time.monotonic()
+    await asyncio.to_thread(store.append, [alarm])
+    r.notify()
+    await until(lambda: len(sink.received) == 3)
+    latency = time.monotonic() - t0
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert latency < 0.5, f"alarm took {latency:.3f} s"
