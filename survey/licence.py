@@ -122,10 +122,14 @@ def looks_like_easting(v: float) -> bool:
 
 
 def split_zone_prefix(y_east: float) -> tuple[int | None, float]:
-    """(zone prefix or None, easting without prefix) of a printed Y."""
+    """(zone prefix or None, easting without prefix) of a printed Y.
+
+    The difference is rounded to the micrometre so that a printed
+    ``36408261.305`` gives exactly the double nearest ``408261.305`` (the
+    subtraction alone leaves ~1e-8 m of binary noise)."""
     if abs(y_east) >= 1.0e7:
         zone = int(y_east // 1.0e6)
-        return zone, y_east - zone * 1.0e6
+        return zone, round(y_east - zone * 1.0e6, 6)
     return None, y_east
 
 

@@ -251,8 +251,8 @@ def write_licence_toml(
         out += [f"z_top = {b.z_top!r}", f"z_bottom = {b.z_bottom!r}", "corners = ["]
         for c in b.corners:
             out.append(
-                f"  {{ number = {_toml_str(c.number)}, x = {c.x_north:.3f}, "
-                f"y = {c.y_east + add:.3f} }},"
+                f"  {{ number = {_toml_str(c.number)}, x = {c.x_north!r}, "
+                f"y = {round(c.y_east + add, 6)!r} }},"
             )
         out.append("]")
     for name, (roof, floor) in (seam_files or {}).items():
@@ -286,7 +286,7 @@ def write_licence_geojson(
         meta["seams"] = [{"name": n, "roof": r, "floor": f} for n, (r, f) in seam_files.items()]
     features = []
     for b in licence.blocks:
-        ring = [[round(c.y_east, 4), round(c.x_north, 4)] for c in b.corners]
+        ring = [[c.y_east, c.x_north] for c in b.corners]  # json writes repr: exact
         ring.append(ring[0])  # GeoJSON rings are closed
         features.append(
             {

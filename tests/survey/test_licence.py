@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from shapely.geometry import MultiPoint
 
 from survey.licence import (
     CRS_TABLE,
@@ -275,3 +279,28 @@ def test_tolerance_overrides(tmp_path: Path) -> None:
     assert load_licence(p, tolerance_z_m=0.0).tolerance_z_m == 0.0
     with pytest.raises(SurveyInputError, match="tolerance_m"):
         load_licence(p, tolerance_m=-1.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(3, 12),
+    epsg=st.sampled_from([4523, 4524, 4525, 4544, 4545, 4546]),
+    z=st.tuples(st.integers(-500_000, 500_000), st.integers(1, 400_000)),
+)
+def test_any_convex_licence_roundtrips(seed: int, n: int, epsg: int, z: tuple[int, int]) -> None:
+    rng = np.random.default_rng(seed)
+    pts = np.round(
+        np.column_stack([rng.uniform(350000, 650000, n), rng.uniform(2.3e6, 2.9e6, n)]), 3
+    )
+    hull = MultiPoint([tuple(p) for p in pts]).convex_hull
+    if hull.geom_type != "Polygon":
+        return  # collinear draw: not a licence
+    ring = list(hull.exterior.coords)[:-1]
+    corners = tuple(Corner(str(i + 1), y, x) for i, (x, y) in enumerate(ring))
+    z_top = z[0] / 1000
+    lic = Licence("m", "n", epsg, None, (Block("b", corners, z_top, z_top - z[1] / 1000),))
+    with tempfile.TemporaryDirectory() as tmp:
+        t = load_licence(write_licence_toml(Path(tmp) / "l.toml", lic, y_with_prefix=epsg < 4534))
+        g = load_licence(write_licence_geojson(Path(tmp) / "l.geojson", lic))
+    assert t.blocks == lic.blocks == g.blocks
