@@ -49,6 +49,14 @@ def _e(v: object) -> str:
     return html.escape("" if v is None else str(v))
 
 
+TYPE_LABEL = {
+    "boundary": "beyond the boundary (越界)",
+    "above_range": "above the elevation range (超层)",
+    "below_range": "below the elevation range (超层)",
+    "outside_seam": "outside the licensed seam (超层)",
+}
+
+
 def _incident_rows(incidents: Sequence[Incident]) -> str:
     rows = []
     for inc in incidents:
@@ -58,7 +66,8 @@ def _incident_rows(incidents: Sequence[Incident]) -> str:
         edge = "–".join(inc.nearest_edge) if inc.nearest_edge else ""
         rows.append(
             "<tr>"
-            f"<td>{_e(inc.id)}</td><td>{_e(inc.type)}</td><td>{_e(inc.block)}</td>"
+            f"<td>{_e(inc.id)}</td><td>{_e(TYPE_LABEL.get(str(inc.type), inc.type))}</td>"
+            f"<td>{_e(inc.block)}</td>"
             f"<td class=num>{c[1]:,.2f}</td><td class=num>{c[0]:,.2f}</td>"
             f"<td class=num>{c[2]:+.2f}</td>"
             f"<td class=num>{size['x_north']:.1f} × {size['y_east']:.1f} × {size['h']:.1f}</td>"
@@ -154,7 +163,7 @@ def render_html(
     sources_rows = "".join(_source_row(s) for s in doc["sources"])  # type: ignore[attr-defined]
     section_html = "\n".join(
         f"<figure>{_img(png, f'elevation section through {inc.id}')}"
-        f"<figcaption>{_e(inc.id)}: {_e(inc.type)}, max exceedance "
+        f"<figcaption>{_e(inc.id)}: {_e(TYPE_LABEL.get(str(inc.type), inc.type))}, max exceedance "
         f"{inc.max_exceedance_m:.2f} m, {inc.volume_m3:,.1f} m³</figcaption></figure>"
         for inc, png in sections
     )
