@@ -446,6 +446,17 @@ class Store:
         rows = self._conn().execute("PRAGMA quick_check").fetchall()
         return [] if [r[0] for r in rows] == ["ok"] else [r[0] for r in rows]
 
+    def backup(self, dest: Path) -> None:
+        """Write a consistent, compacted copy of the store to ``dest`` (which
+        must not exist) while the gateway keeps running: one read snapshot
+        (``VACUUM INTO``), so appends and acks go on meanwhile. Buffered
+        latest values and counters are flushed first so the copy has them."""
+        dest = Path(dest)
+        if dest.exists():
+            raise FileExistsError(f"{dest}: backup target exists; choose a new file name")
+        self.flush()
+        self._conn().execute("VACUUM INTO ?", (str(dest),))
+
     def close(self) -> None:
         """Write buffered state, checkpoint the WAL and close every
         connection. Idempotent; any later call raises StoreClosedError."""

@@ -215,3 +215,20 @@ def test_retention_covers_sources_written_by_another_process(tmp_path: Path) -> 
     now[0] += 2 * DAY_NS
     assert gateway.enforce_limits() == {"expired_finding": 1}
     gateway.close()
+
+
+def test_backup_is_a_usable_store_with_cursors_and_latest(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db", synchronous="OFF", clock=lambda: T0, latest_flush_s=3600)
+    store.register_sink("s")
+    store.append([rec(ts=T0 + i) for i in range(5)])
+    store.ack("s", 2)
+    store.bump("polled", 5)
+    store.backup(tmp_path / "copy.db")
+    with pytest.raises(FileExistsError):
+        store.backup(tmp_path / "copy.db")
+    with Store(tmp_path / "copy.db", clock=lambda: T0) as copy:
+        assert copy.sinks() == {"s": 2}
+        assert [r.seq for r in copy.take("s", 10)] == [3, 4, 5]
+        assert copy.latest() == store.latest()
+        assert copy.counters()["polled"] == 5
+    store.close()
