@@ -74,7 +74,7 @@ def _table_data(opts: ReadOptions, table: PointTable) -> SurveyData:
 
 
 def _read_csv_data(opts: ReadOptions) -> SurveyData:
-    return _table_data(opts, read_point_table(opts.path, opts.column_map))
+    return _table_data(opts, read_point_table(opts.path, opts.column_map, opts.notes))
 
 
 def _read_cass_data(opts: ReadOptions) -> SurveyData:

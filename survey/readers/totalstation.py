@@ -133,6 +133,35 @@ def _roles_from_header(header: list[str], path: Path, line: int) -> dict[str, in
     return roles
 
 
+def _median_abs(rows: list[tuple[int, list[str]]], col: int) -> float:
+    vals = [abs(v) for _, f in rows if col < len(f) and (v := _float(f[col])) is not None]
+    return float(np.median(vals)) if vals else float("nan")
+
+
+def _check_header_magnitudes(
+    roles: dict[str, int], header: list[str], body: list[tuple[int, list[str]]], path: Path
+) -> list[str]:
+    """A header X/Y that contradicts the magnitudes: the bare letters x/y
+    (scanner software uses x = easting) are swapped with a note; explicit
+    names (北坐标, northing, ...) are an error."""
+    mx, my = _median_abs(body, roles["x"]), _median_abs(body, roles["y"])
+    if not (looks_like_easting(mx) and looks_like_northing(my)):
+        return []
+    names = (header[roles["x"]], header[roles["y"]])
+    if {_norm(n) for n in names} <= {"x", "y"}:
+        roles["x"], roles["y"] = roles["y"], roles["x"]
+        return [
+            f"{path.name}: column {names[0]!r} holds eastings and {names[1]!r} northings (the "
+            "scanner x/y order, not the Chinese X = northing): read by magnitude"
+        ]
+    raise SurveyInputError(
+        f"column {names[0]!r} is named as the northing but holds values like {mx:,.1f} (an "
+        f"easting), and {names[1]!r} holds {my:,.1f} (a northing): fix the header or pass a "
+        "column map",
+        path=path,
+    )
+
+
 def _roles_by_magnitude(rows: list[tuple[int, list[str]]], path: Path) -> dict[str, int]:
     """Guess id / northing / easting / height columns of a table without
     names: numeric columns are candidates; the plan pair is told apart by
@@ -157,8 +186,7 @@ def _roles_by_magnitude(rows: list[tuple[int, list[str]]], path: Path) -> dict[s
             line=rows[0][0],
         )
     a, b, h = numeric[:3]
-    ma = float(np.median([abs(float(f[a])) for _, f in rows]))
-    mb = float(np.median([abs(float(f[b])) for _, f in rows]))
+    ma, mb = _median_abs(rows, a), _median_abs(rows, b)
     if looks_like_northing(ma) and looks_like_easting(mb):
         roles.update(x=a, y=b, h=h)
     elif looks_like_easting(ma) and looks_like_northing(mb):
@@ -174,8 +202,11 @@ def _roles_by_magnitude(rows: list[tuple[int, list[str]]], path: Path) -> dict[s
     return roles
 
 
-def read_point_table(path: Path, column_map: ColumnMap | None = None) -> PointTable:
-    """Parse a point CSV/TXT table into raw (E, N, H); see module doc."""
+def read_point_table(
+    path: Path, column_map: ColumnMap | None = None, notes: list[str] | None = None
+) -> PointTable:
+    """Parse a point CSV/TXT table into raw (E, N, H); see module doc.
+    What was inferred goes into ``notes``."""
     text, _enc = read_text(path)
     rows = _rows(text)
     if not rows:
@@ -190,7 +221,13 @@ def read_point_table(path: Path, column_map: ColumnMap | None = None) -> PointTa
         roles = _resolve_map(column_map, header, path)
     else:
         found = _roles_from_header(first, path, first_line) if has_header else None
-        roles = found if found is not None else _roles_by_magnitude(body, path)
+        if found is not None:
+            roles = found
+            (notes if notes is not None else []).extend(
+                _check_header_magnitudes(roles, first, body, path)
+            )
+        else:
+            roles = _roles_by_magnitude(body, path)
     return _extract(body, roles, path)
 
 

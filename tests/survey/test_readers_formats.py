@@ -515,3 +515,28 @@ def test_obj_with_two_objects_keeps_both(tmp_path: Path) -> None:
     assert data.faces is not None and data.faces.shape == (24, 3)
     assert data.xyz.shape == (16, 3)
     assert data.xyz[:, 0].max() == pytest.approx(v[:, 0].max() + 50)
+
+
+def test_csv_scanner_xyz_header_read_by_magnitude_with_note(tmp_path: Path) -> None:
+    xyz = points(30)
+    p = write_csv_points(
+        tmp_path / "s.csv", xyz, header=("id", "x", "y", "z"), northing_first=False
+    )
+    data = read_survey(p)
+    np.testing.assert_allclose(data.xyz, xyz, atol=MM, rtol=0)
+    assert any("by magnitude" in n for n in data.notes)
+    p = write_csv_points(
+        tmp_path / "t.csv", xyz, header=("点号", "北坐标", "东坐标", "高程"), northing_first=False
+    )
+    with pytest.raises(SurveyInputError, match="named as the northing"):
+        read_survey(p)
+
+
+def test_csv_later_non_numeric_value_names_its_line(tmp_path: Path) -> None:
+    p = write_csv_points(tmp_path / "s.csv", points(80), header=None)
+    lines = p.read_text().splitlines()
+    lines[70] = "P70,2421300.000,-,12.0"
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SurveyInputError) as info:
+        read_survey(p)
+    assert info.value.line == 71
