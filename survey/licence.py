@@ -37,6 +37,9 @@ from survey.model import Block, Corner, Licence, Seam, SurveyInputError
 
 DEFAULT_TOLERANCE_PLAN_M = 1.5
 DEFAULT_TOLERANCE_HEIGHT_M = 0.5
+# Heights in China lie between about -2 000 m (the deepest workings) and
+# +8 848 m; anything outside this band is a unit or typing error.
+PLAUSIBLE_ELEVATION_M = (-5000.0, 9000.0)
 
 # Magnitudes used to recognise a northing and an easting (Chinese X and Y).
 # A Gauss-Krüger northing in China has 7 integer digits (Hainan ~2.0e6 to
@@ -363,6 +366,15 @@ def make_block(
             path=path,
             line=line,
         )
+    lo, hi = PLAUSIBLE_ELEVATION_M
+    if not (lo <= z_bottom and z_top <= hi):
+        raise SurveyInputError(
+            f"block '{name}': elevation range {z_top:+.1f} m to {z_bottom:+.1f} m is outside "
+            f"{lo:+.0f} m to {hi:+.0f} m: metres expected (1985 national height datum), not "
+            "millimetres or depths below surface",
+            path=path,
+            line=line,
+        )
     corners = _validate_corners(raw, block=name, crs=crs, path=path)
     return Block(name=name, corners=corners, z_top=z_top, z_bottom=z_bottom)
 
@@ -540,6 +552,7 @@ __all__ = [
     "DEFAULT_TOLERANCE_HEIGHT_M",
     "DEFAULT_TOLERANCE_PLAN_M",
     "GUANGXI_EPSG",
+    "PLAUSIBLE_ELEVATION_M",
     "CrsInfo",
     "crs_info",
     "gk_zone",

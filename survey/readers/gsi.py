@@ -51,7 +51,7 @@ def read_gsi(opts: ReadOptions) -> PointTable:
     feet = False
     skipped = 0
     for ln, raw_line in enumerate(text.splitlines(), start=1):
-        line = raw_line.strip()
+        line = raw_line.strip().strip("\x1a")  # DOS end-of-file mark after the last block
         if not line:
             continue
         line = line.removeprefix("*")

@@ -180,6 +180,7 @@ def test_wrong_zone_prefix(tmp_path: Path) -> None:
         ('elevation = "from +120 m to -80 m"', 'elevation = "from +50 m to +50 m"', "empty"),
         ('elevation = "from +120 m to -80 m"', 'elevation = "from -80 m to +120 m"', "inverted"),
         ("epsg = 4524", "epsg = 4326", "unknown or unsupported EPSG"),
+        ('elevation = "from +120 m to -80 m"', 'elevation = "+120000 to -80000"', "millimetres"),
         ("valid_to = 2031-03-01", "valid_to = 2011-03-01", "validity is inverted"),
         ('  ["7", 2421800.000, 401500.000],\n', "", "at least 3"),
         ("epsg = 4524 ", "epsg = 4524\ncolour = 1 ", "unknown key"),
