@@ -206,6 +206,11 @@ class Store:
         for rec in records:
             if not isinstance(rec.kind, RecordKind):
                 raise TypeError(f"record of {rec.device!r}: kind {rec.kind!r} is not a RecordKind")
+            if not isinstance(rec.ts_ns, int) or not isinstance(rec.device, str):
+                raise TypeError(
+                    f"record of {rec.device!r}: ts_ns must be an int (ns since the epoch) "
+                    f"and device a str, not {rec.ts_ns!r}"
+                )
         with self._write() as (conn, on_commit):
             first = outbox.last_seq(conn) + 1
             new_names: dict[Name, int] = {}

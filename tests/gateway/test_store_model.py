@@ -7,8 +7,8 @@ reopen, retention (advance the injected clock), overflow (shrink max_bytes),
 register a late sink. Invariants: every take returns exactly the records the
 model says the sink has not acked, in seq order (so each sink receives every
 record that was not dropped, at least once, in order, and nothing acked is
-re-delivered); cursors, backlogs and drop counters match the model;
-undroppable kinds are never dropped for space.
+re-delivered); cursors, backlogs, drop counters and latest values match
+the model; undroppable kinds are never dropped for space.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class OutboxMachine(RuleBasedStateMachine):
         self.aside: dict[str, set[int]] = {}
         self.counters: Counter[str] = Counter()
         self.appended = 0
+        self.latest: dict[tuple[str, str], tuple[float, int]] = {}  # -> (value, ts)
         for name in ("a", "b"):
             self.store.register_sink(name)
             self.cursor[name] = 0
@@ -134,6 +135,11 @@ class OutboxMachine(RuleBasedStateMachine):
             assert rec.seq == self.next_seq
             self.records[rec.seq] = ModelRecord(rec.kind, rec.device, rec.ts_ns, len(rec))
             self.next_seq += 1
+            if rec.kind is RecordKind.SAMPLE:
+                for point, value in zip(rec.points, rec.values, strict=True):
+                    old = self.latest.get((rec.device, point))
+                    if old is None or rec.ts_ns >= old[1]:
+                        self.latest[(rec.device, point)] = (value, rec.ts_ns)  # type: ignore[assignment]
 
     def check_take(self, sink: str, n: int) -> list[Record]:
         got = self.store.take(sink, n)
@@ -246,6 +252,12 @@ class OutboxMachine(RuleBasedStateMachine):
             if k.startswith(("expired_", "dropped_", "rejected_"))
         }
         assert got == {k: v for k, v in self.counters.items() if v}
+
+    @invariant()
+    def latest_matches(self) -> None:
+        # Survives crashes (replayed from records), retention and overflow.
+        got = {(s.device, s.point): (s.value, s.ts_ns) for s in self.store.latest()}
+        assert got == self.latest
 
     @invariant()
     def undroppable_only_expire(self) -> None:
