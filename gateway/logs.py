@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any, Literal
 
 LogFormat = Literal["json", "text"]
@@ -65,9 +66,13 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def setup_logging(fmt: LogFormat = "text", level: str | int = "INFO") -> None:
-    """Route the ``minegate`` loggers to stderr in the chosen format."""
-    handler = logging.StreamHandler(sys.stderr)
+def setup_logging(
+    fmt: LogFormat = "text", level: str | int = "INFO", *, file: Path | None = None
+) -> None:
+    """Route the ``minegate`` loggers to stderr (or ``file``) in the chosen format."""
+    handler: logging.Handler = (
+        logging.FileHandler(file, encoding="utf-8") if file else logging.StreamHandler(sys.stderr)
+    )
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -40,6 +40,7 @@ class DeviceStats:
     errors: Counter[str] = field(default_factory=Counter)  # by ErrorKind value
     overruns: int = 0  # schedule slots missed because a cycle ran long
     comm_losses: int = 0  # times the device went into comm loss
+    readings: int = 0  # values read from the device (before report by exception)
     records: int = 0  # records handed to the writer
     values: int = 0  # values in those records
     state: str = "unknown"  # unknown | online | comm_loss
@@ -99,6 +100,7 @@ class GatewayMetrics:
             total.errors.update(d.errors)
             total.overruns += d.overruns
             total.comm_losses += d.comm_losses
+            total.readings += d.readings
             total.records += d.records
             total.values += d.values
             total.latencies.extend(d.latencies)
@@ -109,6 +111,7 @@ class GatewayMetrics:
         t = self.totals()
         out = {
             "polls": t.polls,
+            "readings": t.readings,
             "failed_polls": t.failed_polls,
             "requests": t.requests,
             "request_errors": t.error_total,
@@ -148,6 +151,7 @@ class GatewayMetrics:
         for name, d in [("total", self.totals()), *sorted(self.devices.items())]:
             lat = list(d.latencies)
             put(f"{name}.polls", d.polls)
+            put(f"{name}.readings", d.readings)
             put(f"{name}.failed_polls", d.failed_polls)
             put(f"{name}.requests", d.requests)
             put(f"{name}.errors", d.error_total)

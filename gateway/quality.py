@@ -96,6 +96,7 @@ class DeviceRecorder:
             full.values.append(value)
             full.units.append(spec.unit)
             full.qualities.append(quality)
+        self.stats.readings += len(full.points)
         if self.observe is not None and full.points:
             self.observe(full)
         keep = [

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -185,6 +186,14 @@ class Gateway:
         stats = self.metrics.device(device.name)
         if isinstance(device.bus, AsciiBus):
             bus = device.bus
+            try:
+                importlib.import_module("drivers.ascii")
+            except ModuleNotFoundError:
+                # Only while the ASCII driver is not installed: the other
+                # devices must still run; this one stays visibly silent.
+                log.error("no ASCII line driver (drivers.ascii): device %s not polled", device.name)
+                await self.stop_event.wait()
+                return
             poller = AsciiPoller(
                 device, lambda: _open_ascii(bus), self.emit, stats, observe=self._observe
             )
@@ -321,17 +330,26 @@ async def _wait(stop: asyncio.Event, seconds: float) -> bool:
 
 async def _cancel(tasks: list[asyncio.Task[None]], grace_s: float = 0.0) -> None:
     """Let tasks finish on their own for ``grace_s``, then cancel the rest.
-    Exceptions other than cancellation are logged, never swallowed silently."""
+
+    Cancellation is repeated until each task has ended: in Python 3.11 a
+    cancel that races with an ``asyncio.wait_for`` finishing inside a client
+    library is lost, and a poller would then run on forever. Exceptions other
+    than cancellation are logged, never swallowed silently."""
     if not tasks:
         return
     if grace_s > 0:
         await asyncio.wait(tasks, timeout=grace_s)
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for t in pending:
+            t.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.5)
     for t in tasks:
-        t.cancel()
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    for t, r in zip(tasks, results, strict=True):
-        if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
-            log.error("task %s ended with an error", t.get_name(), exc_info=r)
+        if t.cancelled():
+            continue
+        exc = t.exception()
+        if exc is not None:
+            log.error("task %s ended with an error", t.get_name(), exc_info=exc)
 
 
 def _default_hub(bus: AnyBus) -> contextlib.AbstractAsyncContextManager[Hub]:
