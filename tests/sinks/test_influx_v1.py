@@ -221,3 +221,21 @@ async def test_a_point_that_is_sometimes_int_never_conflicts(influxd_server: Any
     await sink.close()
     rows = h.servers.influx_rows(url, db, "SELECT humidity FROM telemetry ORDER BY time")
     assert [row["humidity"] for row in rows] == [r.values[0] for r in recs]
+
+
+async def test_awkward_names_and_strings_survive_the_round_trip(
+    influxd_server: Any, h: Any
+) -> None:
+    url = influxd_server.url
+    db = create_db(h, url, h.unique("names"))
+    sink = InfluxV1Sink(v1(url, db), 'site "7", west=2', h.GATEWAY)
+    await sink.connect()
+    points = ["air flow=1,2", 'label "x"', "中段 -80 m"]
+    values: list[object] = [3.25, 'say "hi" \\ back\\slash,comma=eq', "井下"]
+    rec = Record(RecordKind.SAMPLE, 'fan "A", 1=x', h.BASE_TS, points, values,  # type: ignore[arg-type]
+                 ["m/s", "", ""], [Quality.GOOD] * 3, seq=1)  # fmt: skip
+    assert (await sink.write([rec])).rejected == []
+    await sink.close()
+    (row,) = h.servers.influx_rows(url, db, "SELECT * FROM telemetry")
+    assert row["device"] == rec.device and row["site"] == 'site "7", west=2'
+    assert [row[p] for p in points] == values
