@@ -126,13 +126,16 @@ class Store:
             initialise(conn, self.path)
             self._load(conn)
             self._ready = True
-        except (StoreError, sqlite3.DatabaseError) as exc:
+        except (StoreError, sqlite3.Error) as exc:
             self.close()
             if isinstance(exc, StoreError):
                 raise
+            mapped = translate(self.path, exc)
+            if mapped is not None:
+                raise mapped from exc
             raise StoreFileError(
-                f"{self.path}: damaged store ({exc}); move it aside "
-                f"(mv {self.path} {self.path}.bad) and restart"
+                f"{self.path}: cannot open the store ({exc}); if the file is damaged, move it "
+                f"aside (mv {self.path} {self.path}.bad) and restart"
             ) from exc
 
     # ----------------------------------------------------------- plumbing

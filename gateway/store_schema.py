@@ -140,9 +140,15 @@ def connect(path: Path, synchronous: str) -> sqlite3.Connection:
     Autocommit mode (``isolation_level=None``): the store issues BEGIN /
     COMMIT itself so a transaction's extent is explicit.
     """
-    conn = sqlite3.connect(
-        str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
-    )
+    try:
+        conn = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+    except sqlite3.OperationalError as exc:  # a directory, a missing parent, no permission
+        raise StoreFileError(
+            f"{path}: cannot open the store ({exc}); check that the path names a file in an "
+            "existing directory the gateway's user may write"
+        ) from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
@@ -235,4 +241,14 @@ def translate(path: Path, exc: sqlite3.Error) -> StoreError | None:
         )
     if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
         return StoreFileError(f"{path}: damaged store ({exc}); " + _move_aside_hint(path))
+    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
+        return StoreFileError(
+            f"{path}: cannot write the store ({exc}); the file, its -wal/-shm companions and "
+            "their directory must be writable by the gateway's user"
+        )
+    if code == sqlite3.SQLITE_IOERR:
+        return StoreError(
+            f"{path}: I/O error ({exc}); the disk or file system is failing: check the "
+            "kernel log; nothing of this call was stored"
+        )
     return None

@@ -415,3 +415,21 @@ def test_concurrent_writer_and_sink_threads(store: Store) -> None:
         t.join(timeout=30)
     assert received == list(range(1, 201))
     assert store.backlog("s") == (0, 0)
+
+
+def test_directory_instead_of_file_gives_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreFileError, match="cannot open the store"):
+        Store(tmp_path)
+
+
+def test_read_only_store_gives_clear_error(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    # query_only makes SQLite answer SQLITE_READONLY, as a file without write
+    # permission does (chmod is no test here: the CI may run as root).
+    store._conn().execute("PRAGMA query_only = 1")
+    batch = [rec()]
+    with pytest.raises(StoreFileError, match="writable"):
+        store.append(batch)
+    assert batch[0].seq == 0
+    store._conn().execute("PRAGMA query_only = 0")
+    store.close()
