@@ -144,6 +144,25 @@ class PolygonMask:
     codes: U8
     depth: F64
     edges: F64
+    near_edges: EdgeGrid
+
+
+@dataclass(frozen=True)
+class EdgeGrid:
+    """Candidate nearest edges per cell of a coarse grid, so the distance of
+    a point needs a few edges, not all: every edge whose lower distance
+    bound to the cell is at most the smallest upper bound is listed (so the
+    nearest edge of any point in the cell is among them). Cell (0, 0) has its
+    lower-left corner at local (ox, oy); cell c's edges are
+    ``index[start[c]:start[c + 1]]``; points off the grid use all edges."""
+
+    ox: float
+    oy: float
+    cell: float
+    nx: int
+    ny: int
+    start: npt.NDArray[np.int64]
+    index: npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -253,7 +272,32 @@ def _build_mask(geom: shapely.Geometry, origin: F64, cells: int) -> PolygonMask:
         codes[inner] = sub
         depth[inner] = np.maximum(bound, 0.0)
     codes[edge_cells] = _EDGE
-    return PolygonMask(geom, float(ox), float(oy), float(cell), codes, depth, edges)
+    return PolygonMask(
+        geom, float(ox), float(oy), float(cell), codes, depth, edges, _edge_grid(edges)
+    )
+
+
+def _edge_grid(edges: F64) -> EdgeGrid:
+    """Coarse candidate-edge grid over three times the edges' extent."""
+    lo = np.minimum(edges[:, :2].min(axis=0), edges[:, 2:].min(axis=0))
+    hi = np.maximum(edges[:, :2].max(axis=0), edges[:, 2:].max(axis=0))
+    span = float(max(hi - lo)) or 1.0
+    n = tol.EDGE_GRID_CELLS
+    cell = 3.0 * span / n
+    ox = float((lo[0] + hi[0]) / 2 - 1.5 * span)
+    oy = float((lo[1] + hi[1]) / 2 - 1.5 * span)
+    cx = ox + (np.arange(n) + 0.5) * cell
+    cy = oy + (np.arange(n) + 0.5) * cell
+    gx, gy = np.meshgrid(cx, cy)  # (ny, nx) row-major, as the lookup
+    px, py = gx.ravel(), gy.ravel()
+    half = cell * math.sqrt(0.5)
+    dist = np.stack([_segdist_numpy(px, py, edges[k : k + 1]) for k in range(len(edges))])
+    upper = (dist + half).min(axis=0)
+    cand = (dist - half) <= upper  # (edges, cells)
+    counts = cand.sum(axis=0)
+    start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    index = np.nonzero(cand.T)[1].astype(np.int64)  # per cell, edges ascending
+    return EdgeGrid(ox, oy, cell, n, n, start, index)
 
 
 # --------------------------------------------------------------------------
@@ -332,6 +376,44 @@ if numba is not None:
             out[i] = math.sqrt(best)
 
     @numba.njit(cache=True, nogil=True)
+    def _near_dist_numba(lx, ly, edges, gox, goy, ginv, gnx, gny, start, index):
+        """Distance from local (lx, ly) to the nearest edge, over the
+        candidates of its coarse cell (all edges off the grid)."""
+        jx = math.floor((lx - gox) * ginv)
+        jy = math.floor((ly - goy) * ginv)
+        on = jx >= 0 and jy >= 0 and jx < gnx and jy < gny
+        k0 = 0
+        k1 = edges.shape[0]
+        if on:
+            c = jy * gnx + jx
+            k0 = start[c]
+            k1 = start[c + 1]
+        best = np.inf
+        for kk in range(k0, k1):
+            k = index[kk] if on else kk
+            x0 = edges[k, 0]
+            y0 = edges[k, 1]
+            ex = edges[k, 2] - x0
+            ey = edges[k, 3] - y0
+            ll = ex * ex + ey * ey
+            dx = lx - x0
+            dy = ly - y0
+            if ll > 0.0:
+                t = (dx * ex + dy * ey) / ll
+                t = min(max(t, 0.0), 1.0)
+                dx = dx - t * ex
+                dy = dy - t * ey
+            d = dx * dx + dy * dy
+            if d < best:
+                best = d
+        return math.sqrt(best)
+
+    @numba.njit(cache=True, nogil=True)
+    def _grid_dist_numba(px, py, edges, gox, goy, ginv, gnx, gny, start, index, out):
+        for i in range(px.shape[0]):
+            out[i] = _near_dist_numba(px[i], py[i], edges, gox, goy, ginv, gnx, gny, start, index)
+
+    @numba.njit(cache=True, nogil=True)
     def _fused_numba(
         xyz,
         e0,
@@ -341,8 +423,17 @@ if numba is not None:
         inv,
         codes,
         depth,
+        edges,
+        gox,
+        goy,
+        ginv,
+        gnx,
+        gny,
+        start,
+        index,
         ztop,
         zbot,
+        tp,
         tz,
         code_out,
         block_out,
@@ -355,29 +446,46 @@ if numba is not None:
         ref_out,
         seam_out,
     ):
-        # one pass for a single-block licence: cell lookup, elevation limits
-        # and their bits; points not in deep cells get their plan answer later
+        # one pass for a single-block licence: cell lookup, plan distance
+        # (except in boundary cells, which need shapely's exact test),
+        # elevation limits, bits and status
         ny, nx = codes.shape
         for i in range(xyz.shape[0]):
-            fx = ((xyz[i, 0] - e0) - ox) * inv
-            fy = ((xyz[i, 1] - n0) - oy) * inv
-            ix = math.floor(fx)
-            iy = math.floor(fy)
+            lx = xyz[i, 0] - e0
+            ly = xyz[i, 1] - n0
+            ix = math.floor((lx - ox) * inv)
+            iy = math.floor((ly - oy) * inv)
             c = 0
             dep = 0.0
             if ix >= 0 and iy >= 0 and ix < nx and iy < ny:
                 c = codes[iy, ix]
                 dep = depth[iy, ix]
             code_out[i] = c
-            block_out[i] = 0 if c == 1 else -1
-            plan_out[i] = -dep
+            v = 0
+            u = 0
+            if c == 1:  # deep inside: a bound is enough
+                block_out[i] = 0
+                plan_out[i] = -dep
+            elif c == 2:  # boundary cell: settled by the caller
+                block_out[i] = -1
+                plan_out[i] = 0.0
+            else:
+                d = _near_dist_numba(lx, ly, edges, gox, goy, ginv, gnx, gny, start, index)
+                if c == 3:
+                    block_out[i] = 0
+                    plan_out[i] = -d
+                else:
+                    block_out[i] = -1
+                    plan_out[i] = d
+                    if d > tp:
+                        v |= 1
+                    elif d > 0.0:
+                        u |= 1
             h = xyz[i, 2]
             a = h - ztop
             b = zbot - h
             above_out[i] = a
             below_out[i] = b
-            v = 0
-            u = 0
             if a > tz:
                 v |= 2
             elif a > 0.0:
@@ -403,6 +511,32 @@ def segment_distance(px: F64, py: F64, edges: F64) -> F64:
         _segdist_numba(px, py, edges, out)
         return out
     return _segdist_numpy(px, py, edges)
+
+
+def mask_distance(m: PolygonMask, px: F64, py: F64) -> F64:
+    """Distance (m) from local points (px, py), each (k,) float64, to the
+    boundary of the mask's polygon; the same values as
+    :func:`segment_distance` over all its edges."""
+    if numba is None or px.shape[0] == 0:
+        return _segdist_numpy(
+            np.asarray(px, dtype=np.float64), np.asarray(py, dtype=np.float64), m.edges
+        )
+    g = m.near_edges
+    out = np.empty(px.shape[0], dtype=np.float64)
+    _grid_dist_numba(
+        np.ascontiguousarray(px, dtype=np.float64),
+        np.ascontiguousarray(py, dtype=np.float64),
+        m.edges,
+        g.ox,
+        g.oy,
+        1.0 / g.cell,
+        g.nx,
+        g.ny,
+        g.start,
+        g.index,
+        out,
+    )
+    return out
 
 
 def _lookup(xyz: F64, origin: F64, m: PolygonMask) -> tuple[U8, F64]:
@@ -495,6 +629,7 @@ def _classify_block(prep: PreparedLicence, xyz: F64, out: Classification) -> Non
     single = len(prep.blocks) == 1
     if single and numba is not None:
         m = prep.union
+        g = m.near_edges
         code = np.empty(xyz.shape[0], dtype=np.uint8)
         _fused_numba(
             xyz,
@@ -505,8 +640,17 @@ def _classify_block(prep: PreparedLicence, xyz: F64, out: Classification) -> Non
             1.0 / m.cell,
             m.codes,
             m.depth,
+            m.edges,
+            g.ox,
+            g.oy,
+            1.0 / g.cell,
+            g.nx,
+            g.ny,
+            g.start,
+            g.index,
             prep.z_top[0],
             prep.z_bottom[0],
+            tp,
             tz,
             code,
             out.block,
@@ -519,7 +663,7 @@ def _classify_block(prep: PreparedLicence, xyz: F64, out: Classification) -> Non
             out.ref_block,
             out.seam,
         )
-        todo = np.flatnonzero(code != _IN_DEEP)
+        todo = np.flatnonzero(code == _EDGE)
         if todo.size:
             _exact_plan(prep, xyz[todo], code[todo], todo, out)
     else:
@@ -527,9 +671,7 @@ def _classify_block(prep: PreparedLicence, xyz: F64, out: Classification) -> Non
         out.plan_dist[:] = -depth  # deep points: a bound; the rest overwritten below
         exact = np.flatnonzero(code != _IN_DEEP)
         if exact.size:
-            d = segment_distance(
-                xyz[exact, 0] - origin[0], xyz[exact, 1] - origin[1], prep.union.edges
-            )
+            d = mask_distance(prep.union, xyz[exact, 0] - origin[0], xyz[exact, 1] - origin[1])
             out.plan_dist[exact] = np.where(inside[exact], -d, d)
         if single:
             out.block[:] = np.where(inside, 0, -1)
@@ -582,7 +724,7 @@ def _exact_plan(
     edge = np.flatnonzero(code == _EDGE)
     if edge.size:
         inside[edge] = shapely.contains_xy(m.geometry, pts[edge, 0], pts[edge, 1])
-    d = segment_distance(pts[:, 0] - prep.origin[0], pts[:, 1] - prep.origin[1], m.edges)
+    d = mask_distance(m, pts[:, 0] - prep.origin[0], pts[:, 1] - prep.origin[1])
     plan = np.where(inside, -d, d)
     out.plan_dist[idx] = plan
     out.block[idx] = np.where(inside, 0, -1)

@@ -32,6 +32,11 @@ DENSE_LABEL_MAX_CELLS: int = 8_000_000
 #: under 1 % of the cells for a 32-corner licence.
 MASK_CELLS: int = 1024
 
+#: Cells a side of the coarse grid that lists, per cell, the licence edges
+#: that can be nearest to a point in it (the grid spans three times the
+#: licence): a point's distance then needs 2-6 edges instead of all of them.
+EDGE_GRID_CELLS: int = 64
+
 #: Signed plan distances are computed exactly for every point outside the
 #: licence and every point up to this far inside it; deeper points carry a
 #: bound instead (|plan_dist| is at least that far inside), which is all a
