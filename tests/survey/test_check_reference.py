@@ -212,3 +212,18 @@ def test_large_input_in_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("block", "status", "plan_dist", "above", "seam"):
         a: npt.NDArray[np.generic] = getattr(whole, name)
         np.testing.assert_array_equal(a, getattr(parts, name), err_msg=name)
+
+
+def test_candidate_edge_grid_distances_equal_all_edges() -> None:
+    """Near, far and off-grid points: the candidate edges of a coarse cell
+    always contain the nearest edge, so the distances are identical."""
+    rng = np.random.default_rng(11)
+    poly = _star_polygon(rng, 32, (512_000.0, 2_523_000.0))
+    prep = prepare(_licence([poly], [(100.0, -80.0)]))
+    px = rng.uniform(-5_000, 5_000, 20_000)
+    py = rng.uniform(-5_000, 5_000, 20_000)
+    px[:10_000] /= 10.0  # many inside the grid, near the polygon
+    py[:10_000] /= 10.0
+    grid = fast.mask_distance(prep.union, px, py)
+    every = fast.segment_distance(px, py, prep.union.edges)
+    np.testing.assert_array_equal(grid, every)
