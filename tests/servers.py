@@ -16,6 +16,7 @@ import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -24,6 +25,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,10 +83,11 @@ class Server:
         self._ready = ready
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / f"{name}.log"
+        self.scheme = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> Server:
         log = self.log_path.open("ab")
@@ -162,13 +165,13 @@ def make_tls(workdir: Path) -> TlsFiles:
     def run(*args: str) -> None:
         subprocess.run([openssl, *args], cwd=d, check=True, capture_output=True)
 
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=minegate test CA",
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=minegate test CA",
         "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
     (d / "san.ext").write_text(
         "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n"
     )
     for who in ("server", "client"):
-        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={who}",
+        run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", f"/CN={who}",
             "-keyout", f"{who}.key", "-out", f"{who}.csr")  # fmt: skip
         run("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
             "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", f"{who}.crt")  # fmt: skip
@@ -229,8 +232,9 @@ def mosquitto(
 # ------------------------------------------------------------ influxd 1.x
 
 
-def influxd(workdir: Path, *, auth: bool = False) -> Server:
-    """An InfluxDB 1.x server (not started); only the HTTP service."""
+def influxd(workdir: Path, *, auth: bool = False, tls: TlsFiles | None = None) -> Server:
+    """An InfluxDB 1.x server (not started); only the HTTP service (HTTPS
+    with ``tls``; then ``server.url`` starts with https)."""
     binary = require_binary(INFLUXD)
     workdir.mkdir(parents=True, exist_ok=True)
     port, rpc = free_port(), free_port()
@@ -249,6 +253,9 @@ bind-address = "127.0.0.1:{rpc}"
   enabled = true
   bind-address = "127.0.0.1:{port}"
   auth-enabled = {"true" if auth else "false"}
+  https-enabled = {"true" if tls else "false"}
+  https-certificate = "{tls.server_cert if tls else ""}"
+  https-private-key = "{tls.server_key if tls else ""}"
   log-enabled = false
   max-body-size = 0
 [monitor]
@@ -267,16 +274,22 @@ bind-address = "127.0.0.1:{rpc}"
   enabled = false
 """
     )
-    url = f"http://127.0.0.1:{port}"
-    return Server(
+    srv = Server(
         "influxd", [binary, "-config", str(conf)], port, workdir,
-        lambda: http_status(url + "/ping") == 204,
+        lambda: tcp_open(port) if tls else http_status(f"http://127.0.0.1:{port}/ping") == 204,
     )  # fmt: skip
+    srv.scheme = "https" if tls else "http"
+    return srv
+
+
+def _urlopen(req: urllib.request.Request | str, ca: Path | None = None) -> Any:
+    ctx = ssl.create_default_context(cafile=str(ca)) if ca else None
+    return urllib.request.urlopen(req, timeout=10, context=ctx)
 
 
 def influx_query(
     url: str, q: str, *, db: str | None = None, auth: tuple[str, str] | None = None,
-    post: bool = False,
+    post: bool = False, ca: Path | None = None,
 ) -> list[dict[str, object]]:  # fmt: skip
     """Run InfluxQL; the ``series`` of the first result (epoch=ns).
     Raises ``RuntimeError`` with the server's error."""
@@ -294,7 +307,7 @@ def influx_query(
     else:
         req = urllib.request.Request(url + "/query?" + data.decode(), headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with _urlopen(req, ca) as resp:
             body = json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         raise RuntimeError(f"InfluxQL {q!r}: HTTP {exc.code}: {exc.read()!r}") from exc
@@ -305,11 +318,11 @@ def influx_query(
 
 
 def influx_rows(
-    url: str, db: str, q: str, auth: tuple[str, str] | None = None
+    url: str, db: str, q: str, auth: tuple[str, str] | None = None, ca: Path | None = None
 ) -> list[dict[str, object]]:
     """Rows of a SELECT as dicts (column -> value), tags included per series."""
     rows: list[dict[str, object]] = []
-    for s in influx_query(url, q, db=db, auth=auth):
+    for s in influx_query(url, q, db=db, auth=auth, ca=ca):
         tags = s.get("tags") or {}
         cols = s["columns"]
         for vals in s["values"]:  # type: ignore[union-attr]
@@ -322,8 +335,10 @@ def influx_rows(
 # -------------------------------------------------------- VictoriaMetrics
 
 
-def victoria(workdir: Path, *, auth: tuple[str, str] | None = None) -> Server:
-    """A single-node VictoriaMetrics (not started)."""
+def victoria(
+    workdir: Path, *, auth: tuple[str, str] | None = None, tls: TlsFiles | None = None
+) -> Server:
+    """A single-node VictoriaMetrics (not started); HTTPS with ``tls``."""
     binary = require_binary(VICTORIA)
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -331,18 +346,22 @@ def victoria(workdir: Path, *, auth: tuple[str, str] | None = None) -> Server:
             "-loggerLevel=ERROR", "-search.latencyOffset=0s", "-retentionPeriod=100y"]  # fmt: skip
     if auth:
         argv += [f"-httpAuth.username={auth[0]}", f"-httpAuth.password={auth[1]}"]
+    if tls:
+        argv += ["-tls", f"-tlsCertFile={tls.server_cert}", f"-tlsKeyFile={tls.server_key}"]
     url = f"http://127.0.0.1:{port}"
-    return Server(
+    srv = Server(
         "victoria-metrics", argv, port, workdir,
-        lambda: http_status(url + "/health") in (200, 401),
+        lambda: tcp_open(port) if tls else http_status(url + "/health") in (200, 401),
     )  # fmt: skip
+    srv.scheme = "https" if tls else "http"
+    return srv
 
 
-def vm_export(url: str, match: str) -> list[dict[str, object]]:
+def vm_export(url: str, match: str, ca: Path | None = None) -> list[dict[str, object]]:
     """Series matching ``match`` from ``/api/v1/export`` (JSON lines), after
     forcing a flush so just-written samples are visible."""
-    urllib.request.urlopen(url + "/internal/force_flush", timeout=10).read()
+    _urlopen(url + "/internal/force_flush", ca).read()
     q = urllib.parse.urlencode({"match[]": match, "start": "0"})
-    with urllib.request.urlopen(f"{url}/api/v1/export?{q}", timeout=10) as resp:
+    with _urlopen(f"{url}/api/v1/export?{q}", ca) as resp:
         text = resp.read().decode()
     return [json.loads(line) for line in text.splitlines() if line.strip()]
