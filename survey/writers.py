@@ -405,8 +405,8 @@ def write_esri_grid(
         raise ValueError("an ESRI ASCII grid needs one cell size in both directions")
     z = np.where(np.isnan(z), nodata, z)[::-1]  # the file starts with the northern row
     head = (
-        f"ncols {e.size}\nnrows {n.size}\nxllcenter {e[0]:.4f}\nyllcenter {n[0]:.4f}\n"
-        f"cellsize {cs!r}\nNODATA_value {nodata!r}\n"
+        f"ncols {e.size}\nnrows {n.size}\nxllcenter {float(e[0])!r}\n"
+        f"yllcenter {float(n[0])!r}\ncellsize {cs!r}\nNODATA_value {float(nodata)!r}\n"
     )
     p = Path(path)
     with p.open("w", encoding="ascii", newline="\n") as fh:

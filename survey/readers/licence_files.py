@@ -218,6 +218,12 @@ def load_geojson_licence(path: Path) -> Licence:
 # writers (round-trip with the loaders above)
 
 
+def _num(v: float) -> str:
+    """Shortest text that reads back as the same double (numpy scalars
+    included, whose repr is ``np.float64(...)``)."""
+    return repr(float(v))
+
+
 def _toml_str(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)  # JSON strings are valid TOML basic strings
 
@@ -244,15 +250,15 @@ def write_licence_toml(
         out.append(f"valid_from = {licence.valid_from.isoformat()}")
     if licence.valid_to:
         out.append(f"valid_to = {licence.valid_to.isoformat()}")
-    out += ["", "[tolerance]", f"plan_m = {licence.tolerance_m!r}"]
-    out.append(f"height_m = {licence.tolerance_z_m!r}")
+    out += ["", "[tolerance]", f"plan_m = {_num(licence.tolerance_m)}"]
+    out.append(f"height_m = {_num(licence.tolerance_z_m)}")
     for b in licence.blocks:
         out += ["", "[[blocks]]", f"name = {_toml_str(b.name)}"]
-        out += [f"z_top = {b.z_top!r}", f"z_bottom = {b.z_bottom!r}", "corners = ["]
+        out += [f"z_top = {_num(b.z_top)}", f"z_bottom = {_num(b.z_bottom)}", "corners = ["]
         for c in b.corners:
             out.append(
-                f"  {{ number = {_toml_str(c.number)}, x = {c.x_north!r}, "
-                f"y = {round(c.y_east + add, 6)!r} }},"
+                f"  {{ number = {_toml_str(c.number)}, x = {_num(c.x_north)}, "
+                f"y = {_num(round(c.y_east + add, 6) if add else c.y_east)} }},"
             )
         out.append("]")
     for name, (roof, floor) in (seam_files or {}).items():
