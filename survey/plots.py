@@ -42,6 +42,7 @@ STATUS_STYLE: dict[int, tuple[str, str]] = {
 LICENCE_COLOUR = "#1a7f37"
 SEAM_COLOUR = "#8c564b"
 MAX_PLOT_POINTS = 60_000
+MAX_LABELS = 12  # incident labels on the plan; more would hide the workings
 
 _coord_fmt = FuncFormatter(lambda v, _pos: f"{v:,.0f}".replace(",", " "))
 
@@ -93,6 +94,19 @@ def _incident_label(inc: Incident) -> str:
         ViolationType.OUTSIDE_SEAM: "outside seam",
     }[inc.type]
     return f"{inc.id} {kind} {inc.max_exceedance_m:.1f} m, {inc.volume_m3:,.0f} m³"
+
+
+def _spread_out(ranked: Sequence[Incident], *, min_gap: float, limit: int) -> set[int]:
+    """ids (``id()``) of the incidents to label: in rank order, skipping one
+    whose centroid is within ``min_gap`` of an already labelled one."""
+    chosen: list[Incident] = []
+    for inc in ranked:
+        if len(chosen) >= limit:
+            break
+        c = np.array(inc.centroid[:2])
+        if all(np.hypot(*(c - np.array(o.centroid[:2]))) >= min_gap for o in chosen):
+            chosen.append(inc)
+    return {id(i) for i in chosen}
 
 
 def plan_view(
@@ -162,6 +176,10 @@ def plan_view(
 
     e_all, n_all = np.concatenate(all_e), np.concatenate(all_n)
     centre_en = np.array([e_all.mean(), n_all.mean()]) if len(e_all) else np.zeros(2)
+    # label the worst MAX_LABELS violations (then uncertain groups); box all
+    ranked = sorted(incidents, key=lambda i: -i.max_exceedance_m) + list(uncertain)
+    span = max(float(np.ptp(np.concatenate(all_e))), float(np.ptp(np.concatenate(all_n))), 1.0)
+    labelled = _spread_out(ranked, min_gap=0.05 * span, limit=MAX_LABELS)
     for k, inc in enumerate([*incidents, *uncertain]):
         colour = STATUS_STYLE[UNCERTAIN if inc.within_uncertainty else VIOLATION][0]
         (e0, n0, _), (e1, n1, _) = inc.bbox_min, inc.bbox_max
@@ -177,6 +195,8 @@ def plan_view(
                 zorder=8,
             )
         )
+        if id(inc) not in labelled:
+            continue
         # put the label towards the middle of the picture, fanned out a little
         toward = centre_en - np.array(inc.centroid[:2])
         ang = np.arctan2(toward[1], toward[0]) + (k % 3 - 1) * 0.5
@@ -198,6 +218,18 @@ def plan_view(
         pad = 0.06 * max(np.ptp(e_all), np.ptp(n_all), 10.0)
         ax.set_xlim(e_all.min() - pad, e_all.max() + pad)
         ax.set_ylim(n_all.min() - pad, n_all.max() + pad)
+    n_all_inc = len(incidents) + len(uncertain)
+    if n_all_inc > len(labelled):
+        ax.text(
+            0.01,
+            0.99,
+            f"{n_all_inc} incidents and groups, all boxed; {len(labelled)} labelled "
+            "(the largest, one per place); see the table",
+            transform=ax.transAxes,
+            va="top",
+            fontsize=8,
+            bbox={"fc": "white", "ec": "#999", "alpha": 0.9},
+        )
     ax.set_aspect("equal", adjustable="box")
     ax.set_xlabel("Y (easting, m)")
     ax.set_ylabel("X (northing, m)")

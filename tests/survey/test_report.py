@@ -146,3 +146,27 @@ def test_report_is_self_contained_with_pictures_and_table(tmp_path: Path) -> Non
     assert "violations found" in html and "C450000" in html
     doc = json.loads(files.findings_json.read_text(encoding="utf-8"))
     assert [i["id"] for i in doc["incidents"]] == ["I1", "I2"]
+
+
+def test_many_fragments_get_one_label_per_place() -> None:
+    from survey.plots import _spread_out
+
+    _, _, _, res = _scene()
+    i1, i2 = res.incidents
+    # 30 fragments of I1 within a metre of each other, ranked after I1 and I2
+    fragments = [
+        Incident(
+            f"F{k}",
+            i1.type,
+            "1",
+            10,
+            i1.bbox_min,
+            i1.bbox_max,
+            (i1.centroid[0] + k * 0.03, i1.centroid[1], i1.centroid[2]),
+            1.0,
+            0.0,
+        )
+        for k in range(30)
+    ]
+    chosen = _spread_out([i1, i2, *fragments], min_gap=20.0, limit=12)
+    assert chosen == {id(i1), id(i2)}
