@@ -305,3 +305,16 @@ def test_any_convex_licence_roundtrips(seed: int, n: int, epsg: int, z: tuple[in
         t = load_licence(write_licence_toml(Path(tmp) / "l.toml", lic, y_with_prefix=epsg < 4534))
         g = load_licence(write_licence_geojson(Path(tmp) / "l.geojson", lic))
     assert t.blocks == lic.blocks == g.blocks
+
+
+def test_writer_accepts_numpy_scalars(tmp_path: Path) -> None:
+    f = np.float64
+    corners = (
+        Corner("1", f(2421000.25), f(400000.5)),
+        Corner("2", f(2421000.25), f(401000.125)),
+        Corner("3", f(2422000.0), f(401000.125)),
+    )
+    lic = Licence("m", "n", 4524, 36, (Block("b", corners, f(12.5), f(-80.0)),), tolerance_m=f(2.0))
+    for writer, name in ((write_licence_toml, "l.toml"), (write_licence_geojson, "l.geojson")):
+        back = load_licence(writer(tmp_path / name, lic))
+        assert back.blocks == lic.blocks and back.tolerance_m == 2.0
