@@ -22,17 +22,18 @@ Guarantees (details and measurements in docs/store.md):
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Concatenate, Literal, ParamSpec, TypeVar
 
 from gateway import store_outbox as outbox
 from gateway.model import Quality, Record, RecordKind, Sample
-from gateway.store_codec import decode_one, encode_fields
+from gateway.store_codec import PayloadError, decode_one, encode_fields
 from gateway.store_latest import LatestValues
 from gateway.store_limits import enforce_retention, enforce_size
 from gateway.store_rows import RECORD_COLUMNS, Name, RowCodec
@@ -70,6 +71,31 @@ _UPSERT_LATEST = (
 )
 
 OnCommit = list[Callable[[], None]]
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _reads(method: Callable[Concatenate[Store, _P], _R]) -> Callable[Concatenate[Store, _P], _R]:
+    """Turn SQLite errors an operator can act on (damaged file, I/O error)
+    and undecodable payloads into StoreErrors that say what to do, for
+    methods that only read."""
+
+    @functools.wraps(method)
+    def wrapper(self: Store, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except PayloadError as exc:  # SQLite has no checksums: damage can reach a payload
+            raise StoreFileError(
+                f"{self.path}: damaged store ({exc}); move it aside "
+                f"(mv {self.path} {self.path}.bad) and restart"
+            ) from exc
+        except sqlite3.Error as exc:
+            mapped = translate(self.path, exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    return wrapper
 
 
 class Store:
@@ -126,11 +152,11 @@ class Store:
             initialise(conn, self.path)
             self._load(conn)
             self._ready = True
-        except (StoreError, sqlite3.Error) as exc:
+        except (StoreError, sqlite3.Error, PayloadError) as exc:
             self.close()
             if isinstance(exc, StoreError):
                 raise
-            mapped = translate(self.path, exc)
+            mapped = translate(self.path, exc) if isinstance(exc, sqlite3.Error) else None
             if mapped is not None:
                 raise mapped from exc
             raise StoreFileError(
@@ -274,6 +300,7 @@ class Store:
         with self._state_lock:
             return self._latest.samples()
 
+    @_reads
     def history(
         self,
         device: str,
@@ -326,6 +353,7 @@ class Store:
             conn.execute("DELETE FROM sinks WHERE name = ?", (name,))
             conn.execute("DELETE FROM rejected WHERE sink = ?", (name,))
 
+    @_reads
     def take(
         self,
         sink: str,
@@ -376,6 +404,7 @@ class Store:
                 add_counters(conn, {f"rejected_{sink}": 1})
             on_commit.append(lambda: self._rows.learn(new))
 
+    @_reads
     def rejected(self, sink: str) -> list[tuple[Record, str]]:
         """Records set aside for a sink, with the reason, in seq order."""
         conn = self._conn()
@@ -385,6 +414,7 @@ class Store:
         recs = self._rows.decode_rows(conn, rows)
         return [(rec, row[-1]) for rec, row in zip(recs, rows, strict=True)]
 
+    @_reads
     def backlog(self, sink: str) -> tuple[int, int]:
         """(records, values) this sink has not acked (nor set aside). O(1)."""
         row = (
@@ -396,6 +426,7 @@ class Store:
             raise UnknownSinkError(f"sink {sink!r} is not registered (call register_sink first)")
         return int(row[0]), int(row[1])
 
+    @_reads
     def sinks(self) -> dict[str, int]:
         """Every registered sink and its cursor (the highest seq it acked)."""
         rows = self._conn().execute("SELECT name, cursor FROM sinks ORDER BY name")
@@ -403,6 +434,7 @@ class Store:
 
     # ----------------------------------------------------------- counters
 
+    @_reads
     def counters(self) -> dict[str, int]:
         """Persistent counters, including bumps not yet written."""
         out = {n: v for n, v in self._conn().execute("SELECT name, value FROM counters")}
@@ -437,6 +469,7 @@ class Store:
         enforce_size(self, removed)
         return removed
 
+    @_reads
     def size_bytes(self) -> int:
         """Bytes the store occupies: database pages plus the WAL file."""
         conn = self._conn()
@@ -448,6 +481,7 @@ class Store:
             wal_bytes = 0
         return int(pages * page_size + wal_bytes)
 
+    @_reads
     def check(self) -> list[str]:
         """SQLite's quick_check of the file: an empty list when healthy.
         Reads the whole file: for maintenance, not for every start."""

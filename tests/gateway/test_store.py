@@ -433,3 +433,22 @@ def test_read_only_store_gives_clear_error(tmp_path: Path) -> None:
     assert batch[0].seq == 0
     store._conn().execute("PRAGMA query_only = 0")
     store.close()
+
+
+def test_damaged_pages_give_store_file_error_on_read(tmp_path: Path, clock: Clock) -> None:
+    import random
+
+    path = tmp_path / "s.db"
+    with Store(path, clock=clock, synchronous="OFF") as s:
+        s.register_sink("s", start_at="start")
+        s.append([rec(device=f"d{i % 5}", ts=T0 + i, n=50) for i in range(2000)])
+    size = path.stat().st_size
+    with path.open("r+b") as f:  # a failing SD card: garbage in the middle of the file
+        f.seek(size // 2)
+        f.write(random.Random(7).randbytes(50_000))
+    with pytest.raises(StoreFileError, match="move it aside"):
+        s = Store(path, clock=clock)
+        try:
+            s.take("s", 5000)
+        finally:
+            s.close()
