@@ -193,8 +193,7 @@ class AsciiPoller:
             stats,
             observe,
         )
-        # Line field name -> point name.
-        self.keys = {(p.key or p.name): p.name for p in device.points}
+        self._port: LineSource | None = None
         self._last_line = self.clock.now()
         self._last_error: DriverError | None = None
 
@@ -207,6 +206,7 @@ class AsciiPoller:
         while True:
             try:
                 async with self.open_port() as port:
+                    self._port = port
                     async for ts_ns, values in port.lines():
                         await self.on_line(ts_ns, values)
             except DriverError as exc:
@@ -222,7 +222,11 @@ class AsciiPoller:
         self.stats.polls += 1
         self.stats.request_ok(0.0)
         self._last_line = self.clock.now()
-        readings = {self.keys[k]: v for k, v in values.items() if k in self.keys}
+        from drivers.ascii import values_for_points
+
+        # Converts each field to its point's type and scale; a missing or
+        # unreadable field becomes a DecodeError, i.e. a BAD value.
+        readings: dict[str, Any] = values_for_points(values, self.device.points)
         for rec in self.recorder.cycle_ok(ts_ns):
             await self._send(rec)
         record = self.recorder.values_record(ts_ns, readings)
@@ -240,9 +244,16 @@ class AsciiPoller:
         interval = self.device.config.poll_interval_s
         if self.clock.now() - self._last_line <= interval * 1.5:
             return
-        error = self._last_error or DeviceTimeout(
-            f"no valid line for {self.clock.now() - self._last_line:.1f} s",
-            device=self.device.name,
+        port_error = getattr(self._port, "last_error", None)
+        if isinstance(port_error, DriverError):
+            self.stats.request_failed(port_error.kind)
+        error = (
+            port_error
+            or self._last_error
+            or DeviceTimeout(
+                f"no valid line for {self.clock.now() - self._last_line:.1f} s",
+                device=self.device.name,
+            )
         )
         for rec in self.recorder.cycle_failed(self.wall_ns(), error):
             await self._send(rec)

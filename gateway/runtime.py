@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -186,14 +185,6 @@ class Gateway:
         stats = self.metrics.device(device.name)
         if isinstance(device.bus, AsciiBus):
             bus = device.bus
-            try:
-                importlib.import_module("drivers.ascii")
-            except ModuleNotFoundError:
-                # Only while the ASCII driver is not installed: the other
-                # devices must still run; this one stays visibly silent.
-                log.error("no ASCII line driver (drivers.ascii): device %s not polled", device.name)
-                await self.stop_event.wait()
-                return
             poller = AsciiPoller(
                 device, lambda: _open_ascii(bus), self.emit, stats, observe=self._observe
             )
