@@ -405,6 +405,21 @@ def make_licence(place: _Placement, *, with_seam: bool = True, tolerance_m: floa
     )
 
 
+#: CGCS2000 3-degree zone 36 with the zone prefix on eastings
+EPSG_WITH_PREFIX = 4524
+ZONE = 36
+
+
+def with_zone_prefix(scene: Scene) -> Scene:
+    """The same scene with a licence in EPSG 4524 (zone prefix 36: paper
+    licences print Y = 36 512 300.000). Arrays never carry the prefix (see
+    ``survey.model``), so the points are unchanged; writers print it."""
+    from dataclasses import replace
+
+    lic = replace(scene.licence, epsg=EPSG_WITH_PREFIX, zone_prefix=ZONE)
+    return replace(scene, licence=lic)
+
+
 def _add_noise(xyz: F64, rng: np.random.Generator) -> None:
     """Add clipped Gaussian noise to ``xyz`` (n, 3) in place (column by
     column: no (n, 3) temporaries for 20 M points)."""
@@ -618,4 +633,5 @@ __all__ = [
     "generate_scan",
     "make_licence",
     "violation_scene",
+    "with_zone_prefix",
 ]

@@ -112,3 +112,12 @@ def test_generate_scan_size_speed_and_answers() -> None:
         inc = next(i for i in result.incidents if i.type is exp.type)
         assert inc.max_exceedance_m == pytest.approx(exp.max_exceedance_m, abs=0.1)
         assert inc.volume_m3 == pytest.approx(exp.volume_m3, rel=0.15)
+
+
+def test_zone_prefix_variant(violation: Scene) -> None:
+    from simulators.tunnels import with_zone_prefix
+
+    prefixed = with_zone_prefix(violation)
+    assert prefixed.licence.epsg == 4524 and prefixed.licence.zone_prefix == 36
+    assert prefixed.points is violation.points
+    assert prefixed.licence.blocks == violation.licence.blocks
