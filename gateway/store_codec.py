@@ -195,7 +195,10 @@ def encode_fields(fields: dict[str, object]) -> str | None:
 def decode_fields(text: str | None) -> dict[str, object]:
     if text is None:
         return {}
-    out = json.loads(text)
+    try:
+        out = json.loads(text)
+    except ValueError as exc:
+        raise PayloadError(f"damaged record fields: {exc}") from exc
     if not isinstance(out, dict):
         raise PayloadError(f"damaged record fields: {text[:80]!r}")
     return out

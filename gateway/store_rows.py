@@ -16,9 +16,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway.model import Record, RecordKind
-from gateway.store_codec import decode_fields, decode_payload, encode_fields, encode_payload
+from gateway.store_codec import (
+    PayloadError,
+    decode_fields,
+    decode_payload,
+    encode_fields,
+    encode_payload,
+)
 
 Name = tuple[str, str]  # (point, unit)
+
+_KINDS = frozenset(k.value for k in RecordKind)
 
 # Columns every record query selects, in the order decode_rows expects.
 RECORD_COLUMNS = "seq, kind, device, ts_ns, payload, fields, n_values"
@@ -61,7 +69,7 @@ class RowCodec:
             try:
                 return [name_of[i] for i in ids]
             except KeyError as exc:
-                raise sqlite3.DatabaseError(f"record refers to unknown name id {exc}") from exc
+                raise PayloadError(f"record refers to unknown name id {exc}") from exc
 
     def encode(self, conn: sqlite3.Connection, rec: Record, new: dict[Name, int]) -> bytes:
         """The payload of ``rec``. Names not yet in the table are inserted
@@ -119,6 +127,8 @@ class RowCodec:
         out = []
         for row in rows:
             seq, kind, device, ts_ns, payload, fields = row[:6]
+            if kind not in _KINDS:
+                raise PayloadError(f"record {seq}: unknown kind {kind!r}")
             ids, values, qualities = decode_payload(payload)
             names = self.names_of(conn, ids)
             out.append(
