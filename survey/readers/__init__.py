@@ -30,7 +30,7 @@ from survey.model import F64, Licence, PlanTransform, SurveyData, SurveyInputErr
 from survey.progress import ProgressCallback
 from survey.readers.common import ColumnMap, ReadOptions, finish_points
 from survey.readers.dxf import read_dxf
-from survey.readers.e57 import read_e57
+from survey.readers.e57 import iter_e57_scans, read_e57
 from survey.readers.gsi import read_gsi
 from survey.readers.las import iter_las_chunks, read_las
 from survey.readers.mesh import MeshRead, read_obj, read_ply, read_stl
@@ -68,6 +68,7 @@ def _read_xyz_data(opts: ReadOptions) -> SurveyData:
 
 def _table_data(opts: ReadOptions, table: PointTable) -> SurveyData:
     xyz = finish_points(table.xyz, opts, lines=table.lines)
+    opts.report(xyz.shape[0], xyz.shape[0])
     return SurveyData(
         source=str(opts.path), fmt=opts.fmt, xyz=xyz, point_ids=table.ids, notes=opts.notes
     )
@@ -203,8 +204,8 @@ def iter_chunks(
     height_offset: float = 0.0,
 ) -> Iterator[F64]:
     """Stream a survey as (k, 3) float64 (E, N, H) chunks of at most
-    ``chunk_points`` points. LAS/LAZ and XYZ/PTS are streamed from disk;
-    other formats are read whole and sliced (they are small in practice, or
+    ``chunk_points`` points. LAS/LAZ and XYZ/PTS are streamed from disk,
+    E57 scan by scan; other formats are read whole and sliced (they are small in practice, or
     carry faces and poses that need the whole file)."""
     if chunk_points < 1:
         raise ValueError("chunk_points must be >= 1")
@@ -215,6 +216,12 @@ def iter_chunks(
     if opts.fmt in ("xyz", "pts"):
         for raw in iter_xyz_text(opts, batch_lines=chunk_points):
             yield finish_points(raw, opts)
+        return
+    if opts.fmt == "e57":  # scan by scan: one scan in memory at a time
+        for scan in iter_e57_scans(opts):
+            xyz = finish_points(scan, opts)
+            for start in range(0, xyz.shape[0], chunk_points):
+                yield np.ascontiguousarray(xyz[start : start + chunk_points])
         return
     xyz = _READERS[opts.fmt](opts).xyz
     for start in range(0, xyz.shape[0], chunk_points):

@@ -540,3 +540,15 @@ def test_csv_later_non_numeric_value_names_its_line(tmp_path: Path) -> None:
     with pytest.raises(SurveyInputError) as info:
         read_survey(p)
     assert info.value.line == 71
+
+
+def test_e57_streams_scan_by_scan(tmp_path: Path) -> None:
+    from survey.readers import iter_chunks
+
+    a, b = points(300, seed=1), points(200, seed=2)
+    p = write_e57(tmp_path / "two.e57", [(a, None), (b, None)])
+    calls: list[tuple[int, int | None]] = []
+    chunks = list(iter_chunks(p, 250, progress=lambda s, d, t: calls.append((d, t))))
+    assert [len(c) for c in chunks] == [250, 50, 200]  # chunks never span two scans
+    np.testing.assert_allclose(np.concatenate(chunks), np.concatenate([a, b]), atol=1e-3)
+    assert calls == [(300, 500), (500, 500)]
