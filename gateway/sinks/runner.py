@@ -188,9 +188,24 @@ class SinkRunner:
                 if not batch:
                     continue
                 await self._deliver(batch, stop)
+            await self._final_flush()
         finally:
             self._state = "stopped"
             await self.sink.close()
+
+    async def _final_flush(self) -> None:
+        """At a clean stop, one attempt (no retry) to send what the flush
+        wait was holding back; what fails stays in the outbox for next time.
+        The runtime bounds the time this may take."""
+        if not self.sink.connected:
+            return
+        batch = await asyncio.to_thread(
+            self.store.take, self.name, self.batch_size, max_values=self.max_batch_values
+        )
+        if batch:
+            stopped = asyncio.Event()
+            stopped.set()  # no backoff sleep after a failure: we are stopping
+            await self._deliver(batch, stopped)
 
     # -- internals ---------------------------------------------------------
 

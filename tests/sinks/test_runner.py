@@ -256,3 +256,39 @@ async def test_an_alarm_does_not_wait_for_the_flush_time(store: Any, h: Any) -> 
     stop.set()
     await asyncio.wait_for(task, 10)
     assert latency < 0.5, f"alarm took {latency:.3f} s"
+
+
+async def test_a_clean_stop_sends_what_the_flush_wait_held_back(store: Any, h: Any) -> None:
+    store.register_sink("up")
+    sink = ScriptedSink()
+    r = runner(sink, store, flush_ms=60_000)
+    stop = asyncio.Event()
+    task = asyncio.create_task(r.run(stop))
+    store.append([h.sample("fan1", 0)])
+    r.notify()
+    await until(lambda: len(sink.received) == 1)
+    store.append([h.sample("fan1", i) for i in range(1, 4)])
+    r.notify()
+    await asyncio.sleep(0.1)
+    assert len(sink.received) == 1  # held back by the (long) flush time
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert sink.received == [1, 2, 3, 4] and store.backlog("up") == (0, 0)
+
+
+async def test_a_failing_final_flush_does_not_delay_the_stop(store: Any, h: Any) -> None:
+    store.register_sink("up")
+    sink = ScriptedSink()
+    r = runner(sink, store, flush_ms=60_000, retry_initial_s=30, retry_max_s=30)
+    stop = asyncio.Event()
+    task = asyncio.create_task(r.run(stop))
+    store.append([h.sample("fan1", 0)])
+    r.notify()
+    await until(lambda: len(sink.received) == 1)
+    store.append([h.sample("fan1", 1)])
+    sink.fail = lambda b: SinkError("HTTP 503")
+    stop.set()
+    t0 = time.monotonic()
+    await asyncio.wait_for(task, 5)
+    assert time.monotonic() - t0 < 1.0
+    assert store.backlog("up") == (1, 3)  # kept for the next start
