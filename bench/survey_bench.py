@@ -202,6 +202,8 @@ def _child_laz(path: str, licence_path: str, chunk_points: int) -> None:
                 "maxrss_mb": rss_kb / 1024.0,
                 "verdict": result.verdict,
                 "incidents": len(result.incidents),
+                "timings_s": {k: round(v, 2) for k, v in result.timings_s.items()},
+                "lazrs_parallel": laspy.LazBackend.LazrsParallel.is_available(),
             }
         )
     )
@@ -294,6 +296,9 @@ def markdown(res: dict[str, Any]) -> str:
     if "whole_check" in res:
         t = ", ".join(f"{k} {v:.2f} s" for k, v in res["whole_check"]["timings_s"].items())
         lines += ["", f"Whole-check stages: {t}."]
+    if "laz_stream" in res and "timings_s" in res["laz_stream"]:
+        t = ", ".join(f"{k} {v:.2f} s" for k, v in res["laz_stream"]["timings_s"].items())
+        lines += ["", f"Streamed LAZ stages: {t}."]
     lines += [
         "",
         "Generated files are cached in bench/_work/; generation time is not counted.",
@@ -310,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="best of N for the classification")
     ap.add_argument("--chunk-points", type=int, default=5_000_000)
     ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--parts", default="abc", help="which parts to run: a classify, b whole check, c LAZ"
+    )
     ap.add_argument("--child-laz", help=argparse.SUPPRESS)
     ap.add_argument("--child-licence", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -328,25 +336,36 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
         },
     }
+    parts = set(args.parts)
+    previous = args.results / "survey.json"
+    if parts != set("abc") and previous.exists():  # keep the results of the parts not run
+        old = json.loads(previous.read_text())
+        res.update(
+            {k: old[k] for k in ("classify", "laspy_read", "whole_check", "laz_stream") if k in old}
+        )
     print(f"generating a {n:,}-point scan ...", flush=True)
-    parts = list(scan_chunks(n, seed=1))
-    licence, chunks = with_corners(parts[0][0]), [p[1] for p in parts]
+    scene_chunks = list(scan_chunks(n, seed=1))
+    licence, chunks = with_corners(scene_chunks[0][0]), [c[1] for c in scene_chunks]
+    del scene_chunks
     licence_path = WORK / "bench_licence.toml"
     _licence_file(licence, licence_path)
-    xyz = np.concatenate(chunks)
-    print("(a) classification vs shapely ...", flush=True)
-    res["classify"] = bench_classify(licence, xyz, args.repeat)
-    print(f"    {res['classify']}", flush=True)
-    del xyz
+    if "a" in parts:
+        xyz = np.concatenate(chunks)
+        print("(a) classification vs shapely ...", flush=True)
+        res["classify"] = bench_classify(licence, xyz, args.repeat)
+        print(f"    {res['classify']}", flush=True)
+        del xyz
     las = WORK / f"scan_{n}.las"
-    write_las = write_las_file  # bound now: the chunks go after this call
-    _cached(las, lambda: write_las(las, licence, chunks, compress=False))
+    if "b" in parts:
+        write_las = write_las_file  # bound now: the chunks go after this call
+        _cached(las, lambda: write_las(las, licence, chunks, compress=False))
+        chunks.clear()
+        print("(b) laspy read and whole check of the LAS ...", flush=True)
+        res["laspy_read"] = bench_laspy_read(las, n, repeat=2)
+        res["whole_check"] = bench_whole_check(las, licence_path, n)
+        print(f"    {res['whole_check']}", flush=True)
     chunks.clear()
-    print("(b) laspy read and whole check of the LAS ...", flush=True)
-    res["laspy_read"] = bench_laspy_read(las, n, repeat=2)
-    res["whole_check"] = bench_whole_check(las, licence_path, n)
-    print(f"    {res['whole_check']}", flush=True)
-    if n_laz > 0:
+    if "c" in parts and n_laz > 0:
         laz = WORK / f"scan_{n_laz}.laz"
 
         def make_laz() -> None:
