@@ -26,6 +26,7 @@ import shlex
 from typing import TYPE_CHECKING
 
 from drivers.types import Value
+from simulators.sessions import end_sessions
 
 if TYPE_CHECKING:
     from simulators.mine import SimulatedMine
@@ -138,10 +139,29 @@ def _dispatch(mine: SimulatedMine, command: str, args: list[str]) -> str:
     raise ValueError(f"unknown command {command!r}; try 'help'")
 
 
-async def serve_control(mine: SimulatedMine, host: str, port: int) -> asyncio.Server:
+class ControlServer:
+    """The listening control port and its open sessions."""
+
+    def __init__(
+        self, server: asyncio.Server, sessions: dict[asyncio.Task[None], asyncio.StreamWriter]
+    ) -> None:
+        self.server = server
+        self.sessions = sessions
+        self.port = int(server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        self.server.close()
+        await end_sessions(self.sessions)
+
+
+async def serve_control(mine: SimulatedMine, host: str, port: int) -> ControlServer:
     """Start the control server for ``mine`` on ``host:port`` (0: any)."""
+    sessions: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        me = asyncio.current_task()
+        if me is not None:
+            sessions[me] = writer
         try:
             while line := await reader.readline():
                 text = line.decode("utf-8", "replace").strip()
@@ -156,10 +176,10 @@ async def serve_control(mine: SimulatedMine, host: str, port: int) -> asyncio.Se
             pass  # the peer went away; nothing to answer
         finally:
             writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+            if me is not None:
+                sessions.pop(me, None)
 
-    return await asyncio.start_server(session, host, port)
+    return ControlServer(await asyncio.start_server(session, host, port), sessions)
 
 
 async def send_command(host: str, port: int, line: str, *, timeout_s: float = 5.0) -> str:

@@ -28,6 +28,7 @@ from types import TracebackType
 
 from simulators.modbus_server import ModbusBus
 from simulators.ptybridge import PtyPair
+from simulators.sessions import end_sessions
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class Dtu:
         self._answer = asyncio.Event()
         self._owner: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
+        self._clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self.requests = 0
         self.timeouts = 0
 
@@ -89,6 +91,7 @@ class Dtu:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
             self._server = None
+        await end_sessions(self._clients)
         if self._reader_task is not None:
             self._reader_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -149,6 +152,9 @@ class Dtu:
     async def _serve_client(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        me = asyncio.current_task()
+        if me is not None:
+            self._clients[me] = writer
         try:
             while True:
                 request = await reader.read(512)
@@ -161,6 +167,8 @@ class Dtu:
             if self._owner is writer:
                 self._owner = None
             writer.close()
+            if me is not None:
+                self._clients.pop(me, None)
 
     async def _transact(self, request: bytes, writer: asyncio.StreamWriter) -> None:
         async with self._line_lock:

@@ -120,6 +120,8 @@ DEFAULT_LAYOUT = MineLayout(
             "gas-ascii",
             "ascii",
             (DeviceLayout("gas_ascii_1", "gas_ascii", 3, "Return airway, -40 m"),),
+            # A line every second: allow a few missed lines before "no data".
+            timeout_s=3.0,
         ),
     ),
 )

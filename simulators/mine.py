@@ -30,6 +30,7 @@ from types import TracebackType
 from drivers.profile import find_profile
 from drivers.types import DeviceProfile, Value
 from simulators.ascii_sensor import AsciiSensor
+from simulators.control import ControlServer, serve_control
 from simulators.dtu import Dtu
 from simulators.faults import Fault, FaultBoard
 from simulators.layout import DEFAULT_LAYOUT, BusLayout, Endpoint, MineLayout, render_site_config
@@ -92,7 +93,7 @@ class SimulatedMine:
         self._dtus: list[Dtu] = []
         self._ptys: list[PtyPair] = []
         self._tick_task: asyncio.Task[None] | None = None
-        self._control: asyncio.Server | None = None
+        self._control: ControlServer | None = None
 
     # ----------------------------------------------------------------- running
 
@@ -105,10 +106,8 @@ class SimulatedMine:
                 if self.base_port and bus.type in ("tcp", "rtu_over_tcp"):
                     next_port += 1
             if self.control_port is not None:
-                from simulators.control import serve_control  # circular: control drives a mine
-
                 self._control = await serve_control(self, self.host, self.control_port)
-                self.control_port = int(self._control.sockets[0].getsockname()[1])
+                self.control_port = self._control.port
             if self.tick_s > 0:
                 self._tick_task = asyncio.create_task(self._tick(), name="mine physics")
         except BaseException:
@@ -138,7 +137,9 @@ class SimulatedMine:
             self.sensors[sensor_layout.name] = sensor
             self._boards[sensor_layout.name] = sensor.faults
             self.endpoints[bus.name] = Endpoint(serial_port=near)
-            self._register(bus, sensor_layout.name, sensor.profile, None, near, sensor_layout.location)
+            self._register(
+                bus, sensor_layout.name, sensor.profile, None, near, sensor_layout.location
+            )
             self._entities[sensor_layout.name] = sensor_layout.physics_entity
             return
         devices = [
@@ -213,7 +214,7 @@ class SimulatedMine:
                 await self._tick_task
             self._tick_task = None
         if self._control is not None:
-            self._control.close()
+            await self._control.close()
             self._control = None
         for sensor in self.sensors.values():
             await sensor.close()
