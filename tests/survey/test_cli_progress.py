@@ -52,3 +52,20 @@ def test_non_tty_stream_gets_line_progress_and_disabled_gets_none() -> None:
         assert q is null_progress
         q("x", 1, 2)
     assert buf.getvalue() == ""
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_progress_bar() -> None:
+    from survey.progress import RichProgress
+
+    out = _Tty()
+    with open_progress(out) as p:
+        assert isinstance(p, RichProgress)
+        p("read scan.las", 500, 1000)
+        p("read scan.las", 1000, 1000)
+    text = out.getvalue()
+    assert "read scan.las" in text and "1000/1000" in text
