@@ -44,23 +44,33 @@ def _ply_header(path: Path) -> tuple[str, int, str]:
     end = head.find(b"end_header")
     if not head.startswith(b"ply") or end < 0:
         raise SurveyInputError(
-            "not a PLY file (no 'ply' magic or no end_header within 64 KiB)", path=path
+            "not a PLY file (no 'ply' magic or no end_header within 64 KiB); check the export",
+            path=path,
         )
     fmt, count, xtype, in_vertex = "", -1, "", False
     for line in head[:end].decode("ascii", errors="replace").splitlines():
         parts = line.split()
         if not parts:
             continue
-        if parts[0] == "format":
+        if parts[0] == "format" and len(parts) > 1:
             fmt = parts[1]
         elif parts[0] == "element":
-            in_vertex = parts[1] == "vertex"
+            in_vertex = len(parts) > 2 and parts[1] == "vertex"
             if in_vertex:
-                count = int(parts[2])
-        elif parts[0] == "property" and in_vertex and parts[-1] == "x":
+                try:
+                    count = int(parts[2])
+                except ValueError:
+                    raise SurveyInputError(
+                        f"PLY header: bad vertex count in {line!r}; export the file again",
+                        path=path,
+                    ) from None
+        elif parts[0] == "property" and in_vertex and len(parts) > 2 and parts[-1] == "x":
             xtype = parts[1]
     if count < 0 or not xtype:
-        raise SurveyInputError("the PLY header declares no vertex x property", path=path)
+        raise SurveyInputError(
+            "the PLY header declares no vertex x property; export vertices with x, y, z",
+            path=path,
+        )
     return fmt, count, xtype
 
 
@@ -121,7 +131,8 @@ def read_ply(opts: ReadOptions) -> MeshRead:
         opts.notes.append(f"{path.name}: PLY vertex type {xtype!r} (integer?) read as is")
     if out.xyz.shape[0] != count:
         raise SurveyInputError(
-            f"the PLY header declares {count:,} vertices but {out.xyz.shape[0]:,} were read",
+            f"the PLY header declares {count:,} vertices but {out.xyz.shape[0]:,} were read; "
+            "export and upload it again",
             path=path,
         )
     return out

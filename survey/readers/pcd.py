@@ -33,7 +33,10 @@ def read_pcd(opts: ReadOptions) -> F64:
     while True:
         end = blob.find(b"\n", pos)
         if end < 0:
-            raise SurveyInputError("PCD header without a DATA line (truncated?)", path=path)
+            raise SurveyInputError(
+                "PCD header without a DATA line: not a PCD file, or truncated; export it again",
+                path=path,
+            )
         line_no += 1
         line = blob[pos:end].decode("ascii", errors="replace").strip()
         pos = end + 1
@@ -45,17 +48,34 @@ def read_pcd(opts: ReadOptions) -> F64:
             break
     for key in ("FIELDS", "SIZE", "TYPE", "POINTS", "DATA"):
         if key not in header:
-            raise SurveyInputError(f"PCD header lacks {key}", path=path)
+            raise SurveyInputError(
+                f"PCD header lacks {key}; export the file again from the scanner software",
+                path=path,
+            )
     fields = header["FIELDS"]
-    counts = [int(c) for c in header.get("COUNT", ["1"] * len(fields))]
-    sizes = [int(s) for s in header["SIZE"]]
     types = header["TYPE"]
+    try:
+        counts = [int(c) for c in header.get("COUNT", ["1"] * len(fields))]
+        sizes = [int(s) for s in header["SIZE"]]
+        n = int(header["POINTS"][0])
+        vp = [float(v) for v in header.get("VIEWPOINT", ["0", "0", "0", "1", "0", "0", "0"])]
+    except (ValueError, IndexError):
+        raise SurveyInputError(
+            "PCD header: COUNT, SIZE, POINTS or VIEWPOINT is not a number; export the file again",
+            path=path,
+        ) from None
+    if not (len(fields) == len(types) == len(sizes) == len(counts)):
+        raise SurveyInputError(
+            "PCD header: FIELDS, SIZE, TYPE and COUNT have different lengths; export the file "
+            "again",
+            path=path,
+        )
     if not {"x", "y", "z"} <= set(fields):
-        raise SurveyInputError(f"PCD fields {fields} lack x, y or z", path=path)
-    n = int(header["POINTS"][0])
+        raise SurveyInputError(
+            f"PCD fields {fields} lack x, y or z; export the coordinates", path=path
+        )
     if n == 0:
         raise SurveyInputError("the PCD file holds 0 points (empty scan)", path=path)
-    vp = [float(v) for v in header.get("VIEWPOINT", ["0", "0", "0", "1", "0", "0", "0"])]
     if vp != [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]:
         opts.notes.append(f"{path.name}: PCD VIEWPOINT {vp} not applied (as in PCL)")
     kind = header["DATA"][0].lower()
@@ -78,7 +98,8 @@ def read_pcd(opts: ReadOptions) -> F64:
             )
         except KeyError:
             raise SurveyInputError(
-                f"PCD TYPE/SIZE {types}/{sizes} not supported", path=path
+                f"PCD TYPE/SIZE {types}/{sizes} not supported; export x y z as F 4 or F 8",
+                path=path,
             ) from None
         if len(blob) - pos < n * dtype.itemsize:
             raise SurveyInputError(
@@ -94,7 +115,8 @@ def read_pcd(opts: ReadOptions) -> F64:
         )
     if xyz.shape[0] != n:
         raise SurveyInputError(
-            f"the PCD header says {n:,} points but {xyz.shape[0]:,} were read (truncated?)",
+            f"the PCD header says {n:,} points but {xyz.shape[0]:,} were read: truncated "
+            "upload? send it again",
             path=path,
         )
     if types[ix] == "F" and sizes[ix] == 4:

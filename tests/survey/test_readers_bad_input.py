@@ -86,3 +86,22 @@ def test_garbage_with_a_known_extension(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SurveyInputError, match="not found"):
         read_survey(tmp_path / "nope.las")
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("bad.pcd", b"FIELDS x y z\nSIZE 8 8 8\nTYPE F F F\nPOINTS many\nDATA ascii\n1 2 3\n"),
+        ("short.pcd", b"FIELDS x y z\nSIZE 8 8\nTYPE F F F\nPOINTS 1\nDATA ascii\n1 2 3\n"),
+        ("bad.ply", b"ply\nformat ascii 1.0\nelement vertex lots\nproperty double x\nend_header\n"),
+        ("bad.asc", b"ncols 2\nnrows two\n"),
+    ],
+)
+def test_broken_headers(tmp_path: Path, name: str, content: bytes) -> None:
+    from survey.surfaces import load_surface
+
+    p = tmp_path / name
+    p.write_bytes(content)
+    with pytest.raises(SurveyInputError) as info:
+        load_surface(p) if name.endswith(".asc") else read_survey(p)
+    assert str(p) in str(info.value)
