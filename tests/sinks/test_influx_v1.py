@@ -239,3 +239,28 @@ async def test_awkward_names_and_strings_survive_the_round_trip(
     (row,) = h.servers.influx_rows(url, db, "SELECT * FROM telemetry")
     assert row["device"] == rec.device and row["site"] == 'site "7", west=2'
     assert [row[p] for p in points] == values
+
+
+async def test_backlog_drain_rate_into_influxd(influxd_server: Any, h: Any, store: Any) -> None:
+    """100,000 values waiting (an outage's worth): measure how fast they drain."""
+    url = influxd_server.url
+    db = create_db(h, url, h.unique("drain"))
+    store.register_sink("influx")
+    for chunk in range(10):
+        store.append([h.sample(f"dev{chunk}", i, points=50) for i in range(200)])
+    (runner,) = build_runners(
+        [{"name": "influx", "type": "influxdb_v1", "url": url, "database": db, "gzip": True}],
+        store, h.SITE, h.GATEWAY,
+    )  # fmt: skip
+    stop = asyncio.Event()
+    t0 = time.monotonic()
+    task = asyncio.create_task(runner.run(stop))
+    await until(lambda: store.backlog("influx") == (0, 0), within=60)
+    elapsed = time.monotonic() - t0
+    stop.set()
+    await task
+    rate = 100_000 / elapsed
+    print(f"drained 100000 values into influxd in {elapsed:.2f} s: {rate:.0f} values/s")
+    (row,) = h.servers.influx_rows(url, db, "SELECT count(p0) FROM telemetry")
+    assert row["count"] == 2000
+    assert rate > 20_000  # an outage of 10 min at 1,000 values/s drains in < 30 s

@@ -248,3 +248,24 @@ async def test_broker_restart_resumes_from_the_cursor(tmp_path: Path, h: Any, st
         assert runner.status()["failures"] >= 1
     finally:
         srv.stop()
+
+
+async def test_backlog_drain_rate_into_mosquitto(mosquitto_server: Any, h: Any, store: Any) -> None:
+    """2,000 records of 50 values waiting: each needs its PUBACK; measure."""
+    prefix = h.unique("drain")
+    store.register_sink("mqtt")
+    store.append([h.sample("fan9", i, points=50) for i in range(2000)])
+    sink = MqttSink(cfg(mosquitto_server.port, topic_prefix=prefix), h.SITE, h.GATEWAY)
+    runner = SinkRunner(sink, store, "mqtt", batch_size=200, flush_ms=10)
+    async with collecting(mosquitto_server.port, f"{prefix}/+/+/telemetry/#") as col:
+        stop = asyncio.Event()
+        t0 = time.monotonic()
+        task = asyncio.create_task(runner.run(stop))
+        await until(lambda: store.backlog("mqtt") == (0, 0), within=60)
+        elapsed = time.monotonic() - t0
+        await until(lambda: len(col.messages) >= 2000)
+        stop.set()
+        await task
+    print(f"drained 2000 records (100000 values) over MQTT in {elapsed:.2f} s")
+    assert sorted(p["seq"] for p in col.on("/telemetry/fan9")) == list(range(1, 2001))
+    assert 100_000 / elapsed > 10_000
