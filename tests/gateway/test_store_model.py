@@ -141,9 +141,23 @@ class OutboxMachine(RuleBasedStateMachine):
                     if old is None or rec.ts_ns >= old[1]:
                         self.latest[(rec.device, point)] = (value, rec.ts_ns)  # type: ignore[assignment]
 
-    def check_take(self, sink: str, n: int) -> list[Record]:
-        got = self.store.take(sink, n)
-        expected = self.pending(sink)[:n]
+    def check_take(
+        self,
+        sink: str,
+        n: int,
+        max_values: int | None = None,
+        kinds: frozenset[RecordKind] | None = None,
+    ) -> list[Record]:
+        got = self.store.take(sink, n, max_values=max_values, kinds=kinds)
+        expected = [s for s in self.pending(sink) if kinds is None or self.records[s].kind in kinds]
+        expected = expected[:n]
+        if max_values is not None:  # cut by values, but never below one record
+            total = 0
+            for i, seq in enumerate(expected):
+                total += self.records[seq].n
+                if total > max_values and i > 0:
+                    expected = expected[:i]
+                    break
         assert [r.seq for r in got] == expected
         for r in got:
             m = self.records[r.seq]
@@ -155,11 +169,20 @@ class OutboxMachine(RuleBasedStateMachine):
         sink=st.sampled_from(["a", "b", "c"]),
         n=st.integers(1, 12),
         how=st.sampled_from(["all", "part", "none"]),
+        max_values=st.none() | st.integers(1, 80),
+        kinds=st.none() | st.frozensets(st.sampled_from(list(RecordKind)), min_size=1),
     )
-    def take_and_ack(self, sink: str, n: int, how: str) -> None:
+    def take_and_ack(
+        self,
+        sink: str,
+        n: int,
+        how: str,
+        max_values: int | None,
+        kinds: frozenset[RecordKind] | None,
+    ) -> None:
         if sink not in self.cursor:
             return
-        got = self.check_take(sink, n)
+        got = self.check_take(sink, n, max_values, kinds)
         if not got or how == "none":  # "none": the send failed, nothing acked
             return
         upto = got[-1].seq if how == "all" else got[(len(got) - 1) // 2].seq
