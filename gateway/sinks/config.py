@@ -112,7 +112,13 @@ def parse_sink_config(table: Mapping[str, Any] | RunnerSettings) -> RunnerSettin
         return _ADAPTER.validate_python(dict(table))
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(table)'}: {err['msg']}"
+            f"{'.'.join(str(p) for p in _loc(err['loc'], table.get('type'))) or '(table)'}: "
+            f"{err['msg']}"
             for err in exc.errors()
         )
         raise SinkConfigError(f"[[sinks]] {name!r}: {problems}") from exc
+
+
+def _loc(loc: tuple[int | str, ...], type_name: object) -> tuple[int | str, ...]:
+    """The key path inside the table (without the union's type tag)."""
+    return loc[1:] if loc and loc[0] == type_name else loc
