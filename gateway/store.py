@@ -501,7 +501,9 @@ class Store:
 
     def close(self) -> None:
         """Write buffered state, checkpoint the WAL and close every
-        connection. Idempotent; any later call raises StoreClosedError."""
+        connection. Idempotent; any later call raises StoreClosedError.
+        Call it once the tasks and threads using the store have stopped: it
+        closes their connections too."""
         with self._write_lock:
             if self._closed:
                 return
