@@ -63,6 +63,17 @@ VOLUME_SLICE_M: float = 0.5
 #: separated by pillars of several metres.
 SECTION_CLUSTER_M: float = 1.0
 
+#: For sparse surveys the grid above grows to this many mean gaps between
+#: neighbouring points of one section's ring (1 / (density x slice)), so that
+#: the random gaps of a 5 pts/m2 survey (the largest of ~100 is about 5
+#: mean gaps) do not split a ring.
+SECTION_CLUSTER_GAPS: float = 8.0
+
+#: Sparse surveys: slices are at least this many point spacings
+#: (1 / sqrt(density)) thick, e.g. 0.9 m at 5 pts/m2; dense scans keep
+#: ``VOLUME_SLICE_M``.
+VOLUME_SLICE_SPACINGS: float = 2.0
+
 #: Fewest points a section needs before its hull counts toward a volume.
 VOLUME_MIN_SECTION_POINTS: int = 6
 

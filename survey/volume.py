@@ -33,12 +33,14 @@ float64, but smaller numbers keep its tolerances meaningful).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 import shapely
 import trimesh
 from scipy import ndimage
-from scipy.spatial import ConvexHull, QhullError
+from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from survey import tolerances as tol
 from survey.model import F64, Licence, ViolationType
@@ -79,16 +81,42 @@ def shell_volume(
     length = s1 - s0
     if length <= 0.0:
         return 0.0
+    rho = surface_density(xyz)
+    # sparse surveys get thicker slices, so each section holds enough points
+    # for its hull to reach the section's corners
+    slice_m = max(slice_m, tol.VOLUME_SLICE_SPACINGS / math.sqrt(rho))
     nslices = max(1, int(np.ceil(length / slice_m)))
     edges = s0 + np.arange(nslices + 1) * (length / nslices)
     cuts = np.searchsorted(s, edges[1:-1], side="left")
     bounds = np.concatenate([[0], cuts, [len(s)]])
     thickness = length / nslices
+    # openings are told apart on a grid coarse enough that the gaps between
+    # wall points of a sparse survey do not split one opening's ring
+    gap = 1.0 / (rho * thickness)
+    cluster = max(tol.SECTION_CLUSTER_M, tol.SECTION_CLUSTER_GAPS * gap)
     volume = 0.0
     for i in range(nslices):
         sec = uv[bounds[i] : bounds[i + 1]]
-        volume += section_area(sec, min_points=min_points) * thickness
+        volume += section_area(sec, min_points=min_points, cluster_m=cluster) * thickness
     return volume
+
+
+def surface_density(xyz: F64, *, sample: int = 50_000, seed: int = 0) -> float:
+    """Points per m2 of a scanned surface ``xyz`` (n, 3), from the mean
+    nearest-neighbour distance d of a random subset (for points scattered
+    evenly on a surface of density rho, d = 0.5 / sqrt(rho)), corrected for
+    the thinning of the subset."""
+    n = len(xyz)
+    if n < 3:
+        return 1.0
+    m = min(n, sample)
+    sub = xyz if m == n else xyz[np.random.default_rng(seed).choice(n, m, replace=False)]
+    dist, _ = cKDTree(sub).query(sub, k=2)
+    d = dist[:, 1]
+    d = d[d > 0]  # coincident points say nothing about spacing
+    if d.size == 0:
+        return 1.0
+    return float(0.25 / np.mean(d) ** 2 * (n / m))
 
 
 def section_area(

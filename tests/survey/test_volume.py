@@ -119,3 +119,20 @@ def test_two_drifts_in_one_section_are_not_bridged() -> None:
     pts = np.concatenate([w.sample(int(w.surface_area * 100), rng) for w in (a, b, cross)])
     truth = a.volume + b.volume + cross.volume
     assert shell_volume(_place(pts, 3)) == pytest.approx(truth, rel=0.10)
+
+
+@pytest.mark.parametrize("density", [3.0, 8.0])
+def test_sparse_surveys(density: float) -> None:
+    """A sparse total-station-like survey of an open chamber and a drift:
+    the slices and opening grid adapt to the point spacing."""
+    from survey.volume import surface_density
+
+    rng = np.random.default_rng(int(density))
+    stope = Stope("box", (0.0, 0.0, -6.0), (30.0, 15.0, 20.0))
+    pts = stope.sample(int(stope.surface_area * density), rng)
+    assert surface_density(pts) == pytest.approx(density, rel=0.1)
+    below = _place(pts[pts[:, 2] < 0.0], 5)
+    assert shell_volume(below) == pytest.approx(30 * 15 * 6, rel=0.10)
+    drift = Drift("d", (0.0, 0.0, 0.0), (15.0, 0.0, 0.0))
+    dp = _place(drift.sample(int(drift.surface_area * density), rng), 6)
+    assert shell_volume(dp) == pytest.approx(drift.volume, rel=0.10)
