@@ -1,7 +1,8 @@
 """Model-based test of the store's outbox: a hypothesis state machine drives
 the real store and a plain in-memory model side by side.
 
-Rules: append, take and ack (all, part, nothing = a failed send), set a
+Rules: append, take and ack (all, part, nothing = a failed send; with
+max_values and kinds), take now and ack later (drops in between), set a
 record aside, crash (drop connections and in-memory state, reopen), clean
 reopen, retention (advance the injected clock), overflow (shrink max_bytes),
 register a late sink. Invariants: every take returns exactly the records the
@@ -60,6 +61,7 @@ class OutboxMachine(RuleBasedStateMachine):
         self.aside: dict[str, set[int]] = {}
         self.counters: Counter[str] = Counter()
         self.appended = 0
+        self.held: dict[str, int] = {}  # sink -> last seq of a batch taken, not yet acked
         self.latest: dict[tuple[str, str], tuple[float, int]] = {}  # -> (value, ts)
         for name in ("a", "b"):
             self.store.register_sink(name)
@@ -189,6 +191,21 @@ class OutboxMachine(RuleBasedStateMachine):
         self.store.ack(sink, upto)
         self.cursor[sink] = upto
         assert all(r.seq > upto for r in self.store.take(sink, n))
+
+    @rule(sink=st.sampled_from(["a", "b"]), n=st.integers(1, 12))
+    def take_and_hold(self, sink: str, n: int) -> None:
+        # A batch in flight: other rules (drops, crashes, other acks) run
+        # before ack_held acknowledges it.
+        got = self.check_take(sink, n)
+        if got:
+            self.held[sink] = got[-1].seq
+
+    @rule(sink=st.sampled_from(["a", "b"]))
+    def ack_held(self, sink: str) -> None:
+        upto = self.held.pop(sink, None)
+        if upto is not None:
+            self.store.ack(sink, upto)
+            self.cursor[sink] = max(self.cursor[sink], upto)
 
     @rule(sink=st.sampled_from(["a", "b"]), pick=st.integers(0, 4))
     def set_aside(self, sink: str, pick: int) -> None:
