@@ -56,9 +56,12 @@ async def _stop(proc: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -> 
 
 
 @pytest.fixture
-async def mine(tmp_path: Path, h: Any) -> AsyncIterator[tuple[Path, Path, Any]]:
+async def mine(
+    tmp_path: Path, h: Any, mosquitto_server: Any
+) -> AsyncIterator[tuple[Path, Path, Any]]:
     """The simulated mine running, its site config with an influxdb_v1 sink
-    to a fresh influxd; yields (site file, store file, influxd)."""
+    to a fresh influxd and an MQTT sink to a broker; yields (site file,
+    store file, influxd)."""
     influx = h.servers.influxd(tmp_path / "influxd").start()
     h.servers.influx_query(influx.url, 'CREATE DATABASE "mine"', post=True)
     site = tmp_path / "site.toml"
@@ -75,6 +78,9 @@ async def mine(tmp_path: Path, h: Any) -> AsyncIterator[tuple[Path, Path, Any]]:
                 f'\n[[sinks]]\nname = "{SINK}"\ntype = "influxdb_v1"\nurl = "{influx.url}"\n'
                 'database = "mine"\nflush_ms = 50\nretry_initial_s = 0.1\nretry_max_s = 0.5\n'
                 "timeout_s = 2\n"
+                f'\n[[sinks]]\nname = "live"\ntype = "mqtt"\nhost = "127.0.0.1"\n'
+                f"port = {mosquitto_server.port}\nflush_ms = 50\n"
+                f'topic_prefix = "{h.unique("e2e")}"\n'
             )
         yield site, tmp_path / "data" / "minegate.sqlite", influx
     finally:
@@ -82,11 +88,11 @@ async def mine(tmp_path: Path, h: Any) -> AsyncIterator[tuple[Path, Path, Any]]:
         influx.stop()
 
 
-def sink_status(store_file: Path) -> dict[str, Any]:
+def sink_status(store_file: Path, name: str = SINK) -> dict[str, Any]:
     if not store_file.exists():
         return {"cursor": 0, "backlog_records": -1}
     for s in read_status(store_file).sinks:
-        if s["name"] == SINK:
+        if s["name"] == name:
             return s
     return {"cursor": 0, "backlog_records": -1}
 
@@ -124,6 +130,10 @@ async def test_influx_outage_while_polling_loses_nothing(mine: Any, h: Any, tmp_
         await asyncio.to_thread(influx.stop)
         t_down = time.time_ns()
         await until(lambda: sink_status(store_file)["backlog_records"] > 30, 30, "a backlog")
+        # one sink down never holds back another: MQTT stays live meanwhile
+        live = sink_status(store_file, "live")
+        assert 0 <= live["backlog_records"] < 15
+        assert live["cursor"] > sink_status(store_file)["cursor"] + 20
         await asyncio.to_thread(influx.start)
         t_up = time.time_ns()
         await until(lambda: 0 <= sink_status(store_file)["backlog_records"] < 15, 30, "catch up")
