@@ -24,6 +24,10 @@ Scenes (all return :class:`Scene`):
 * :func:`generate_scan` -- a big mine for benchmarks (20 M points in a few
   seconds), with the same three violations.
 
+:func:`with_zone_prefix` turns any scene's licence into EPSG 4524 (zone
+prefix 36 on eastings, as printed on paper licences); the arrays stay
+prefix-free as everywhere in ``survey``.
+
 Expected answers (:class:`Expected`): type, maximum exceedance (m, positive
 beyond the limit, computed analytically from the geometry; noise adds up to
 2 cm) and volume beyond the limit (m3, section area x length beyond, or the
