@@ -15,7 +15,9 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -57,8 +59,11 @@ def register(
     parser.add_argument(
         "--control-port",
         type=int,
-        default=DEFAULT_CONTROL_PORT,
-        help=f"loopback control port for faults and operator actions (default {DEFAULT_CONTROL_PORT}; 0 = any)",
+        default=None,
+        help=(
+            f"loopback control port for faults and operator actions (default {DEFAULT_CONTROL_PORT}, "
+            "or a free port when that one is taken; 0 = any free port)"
+        ),
     )
     parser.add_argument(
         "--duration",
@@ -82,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     """Handler of ``minegate sim``; returns the exit code."""
     for name in ("tcp_port", "control_port"):
         value = getattr(args, name)
-        if not 0 <= value <= 65535:
+        if value is not None and not 0 <= value <= 65535:
             print(
                 f"minegate sim: --{name.replace('_', '-')} {value} is not a TCP port",
                 file=sys.stderr,
@@ -100,12 +105,33 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
 
+def _control_port(requested: int | None) -> int:
+    """The requested port, or the default one if it is free, else 0 (any):
+    two simulators on one machine (parallel test runs) must both start."""
+    if requested is not None:
+        return requested
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", DEFAULT_CONTROL_PORT))
+        except OSError:
+            return 0
+    return DEFAULT_CONTROL_PORT
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Readers polling for the file never see half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
 async def _serve(args: argparse.Namespace) -> int:
     mine = SimulatedMine(
         seed=args.seed,
         tick_s=args.tick,
         base_port=args.tcp_port,
-        control_port=args.control_port,
+        control_port=_control_port(args.control_port),
         bus_timing=not args.no_bus_timing,
     )
     async with mine:
@@ -118,8 +144,7 @@ async def _serve(args: argparse.Namespace) -> int:
         )
         config = mine.site_config_toml(data_dir)
         if args.config_out is not None:
-            args.config_out.parent.mkdir(parents=True, exist_ok=True)
-            args.config_out.write_text(config, encoding="utf-8")
+            _write_atomically(args.config_out, config)
             print(f"gateway site config written to {args.config_out}")
         else:
             print("gateway site config (use --config-out FILE to save it):")

@@ -85,3 +85,16 @@ async def test_sim_process_prints_endpoints_writes_config_and_obeys_control(
         out, _ = await asyncio.wait_for(proc.communicate(), 10.0)
     assert proc.returncode == 0, out.decode()
     assert b"simulated mine stopped" in out
+
+
+def test_default_control_port_falls_back_when_taken() -> None:
+    from simulators.cli import DEFAULT_CONTROL_PORT, _control_port
+
+    assert _control_port(6000) == 6000
+    with socket.socket() as holder:
+        try:
+            holder.bind(("127.0.0.1", DEFAULT_CONTROL_PORT))
+            holder.listen()
+        except OSError:
+            pass  # someone else holds it: taken either way
+        assert _control_port(None) == 0
