@@ -176,3 +176,46 @@ def test_streaming_memory_stays_bounded(tmp_path: Path, compliant: Scene) -> Non
     assert result.verdict == VERDICT_COMPLIANT
     assert result.n_points == 3 * len(compliant.points)
     assert peak < held / 3, f"peak {peak / 1e6:.0f} MB vs {held / 1e6:.0f} MB held"
+
+
+def test_ramp_through_the_top_of_the_range(licence_factory) -> None:  # type: ignore[no-untyped-def]
+    """An inclined ramp climbing through z_top: the max exceedance is the
+    highest point of its end face, and the volume above the limit found from
+    the scan points agrees with clipping the ramp's closed mesh."""
+    import math
+
+    from simulators.tunnels import Drift
+
+    e0, n0 = 512_000.0, 2_523_000.0
+    lic = licence_factory(
+        [(e0 - 500, n0 - 500), (e0 + 500, n0 - 500), (e0 + 500, n0 + 500), (e0 - 500, n0 + 500)],
+        120.0,
+        -80.0,
+    )
+    ramp = Drift("ramp", (e0 - 100, n0, 100.0), (e0 + 60, n0 + 40, 130.0))
+    rng = np.random.default_rng(12)
+    pts = ramp.sample(int(ramp.surface_area * 80), rng)
+    axis, _, up, length = ramp.frame()
+    top = 130.0 + DRIFT_SECTION.height * up[2]  # crown of the end face
+    # each axis-parallel line of the prism rises linearly, so the volume above
+    # the plane is the area times the length above of the centroid's line
+    sec = DRIFT_SECTION
+    wall_area = sec.width * sec.wall
+    arch_area = math.pi * sec.radius**2 / 2
+    v_bar = (
+        wall_area * sec.wall / 2 + arch_area * (sec.wall + 4 * sec.radius / (3 * math.pi))
+    ) / sec.area
+    expected = sec.area * (length - (120.0 - 100.0 - v_bar * up[2]) / axis[2])
+    mesh = ramp.mesh()
+    clip = check_survey(
+        lic,
+        [SurveyData("ramp.ply", "ply", np.asarray(mesh.vertices), faces=np.asarray(mesh.faces))],
+    )
+    scan = check_survey(lic, [SurveyData("ramp.xyz", "xyz", pts)])
+    assert [i.type for i in scan.incidents] == [ViolationType.ABOVE_RANGE]
+    (inc,) = scan.incidents
+    assert inc.max_exceedance_m == pytest.approx(top - 120.0, abs=0.05)
+    (ref,) = clip.incidents
+    assert ref.type is ViolationType.ABOVE_RANGE
+    assert ref.volume_m3 == pytest.approx(expected, rel=0.01)  # 32-segment arch
+    assert inc.volume_m3 == pytest.approx(expected, rel=0.10)
