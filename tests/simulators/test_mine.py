@@ -241,3 +241,31 @@ async def test_mbpoll_sees_a_silent_device_time_out(mine: SimulatedMine) -> None
         "127.0.0.1",
     )
     assert code != 0 and "timed out" in out.lower(), out
+
+
+def _free_run(count: int) -> int:
+    """A base port with ``count`` consecutive free ports after it."""
+    import socket
+
+    for base in range(20000, 60000, 97):
+        socks = []
+        try:
+            for offset in range(count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no run of free ports")
+
+
+async def test_base_port_gives_predictable_ports() -> None:
+    base = _free_run(3)
+    async with SimulatedMine(seed=2, tick_s=0, base_port=base, bus_timing=False) as fixed:
+        ports = [fixed.endpoints[b].port for b in ("vent-tcp", "power-tcp", "dtu-pumps")]
+        assert ports == [base, base + 1, base + 2]
+        assert fixed.control_port is None  # off unless asked for
