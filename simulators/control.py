@@ -10,6 +10,7 @@ demo alike::
     set DEVICE QUANTITY VALUE                operator action / pinned reading
     release DEVICE [QUANTITY]                drop pinned readings
     get DEVICE [QUANTITY]                    current physics values
+    noise BUS PROBABILITY                    bit errors on a serial line (0 = off)
     advance SECONDS                          step the physics (virtual time)
     status                                   faults of every device
     devices                                  name=transport@endpoint list
@@ -120,6 +121,10 @@ def _dispatch(mine: SimulatedMine, command: str, args: list[str]) -> str:
             return f"ok {args[1]}={_format(mine.value(args[0], args[1]))}"
         snapshot = mine.physics.snapshot(mine.entity(args[0]))
         return "ok " + " ".join(f"{k}={_format(v)}" for k, v in sorted(snapshot.items()))
+    if command == "noise":
+        _need(args, 2, 2, "noise BUS PROBABILITY")
+        mine.line_noise(args[0], float(args[1]))
+        return f"ok {args[0]} noise={float(args[1]):g}"
     if command == "advance":
         _need(args, 1, 1, "advance SECONDS")
         seconds = float(args[0])
@@ -135,7 +140,7 @@ def _dispatch(mine: SimulatedMine, command: str, args: list[str]) -> str:
             for d in mine.devices.values()
         )
     if command == "help":
-        return "ok commands: fault clear set release get advance status devices help quit"
+        return "ok commands: fault clear set release get noise advance status devices help quit"
     raise ValueError(f"unknown command {command!r}; try 'help'")
 
 

@@ -92,6 +92,7 @@ class SimulatedMine:
         self._entities: dict[str, str] = {}
         self._dtus: list[Dtu] = []
         self._ptys: list[PtyPair] = []
+        self._lines: dict[str, PtyPair] = {}  # serial bus name -> its wire
         self._tick_task: asyncio.Task[None] | None = None
         self._control: ControlServer | None = None
 
@@ -122,6 +123,7 @@ class SimulatedMine:
             (sensor_layout,) = bus.devices
             pty = PtyPair(baudrate=bus.baudrate if self.bus_timing else None)
             self._ptys.append(pty)
+            self._lines[bus.name] = pty
             near, far = await pty.open()
             sensor = AsciiSensor(
                 sensor_layout.name,
@@ -167,12 +169,14 @@ class SimulatedMine:
                 response_timeout_s=bus.timeout_s * 0.8,
             )
             self._dtus.append(dtu)
+            self._lines[bus.name] = dtu.line
             port = await dtu.start()
             self.endpoints[bus.name] = Endpoint(host=self.host, port=port)
             where = f"{self.host}:{port}"
         else:
             pty = PtyPair(baudrate=bus.baudrate if self.bus_timing else None)
             self._ptys.append(pty)
+            self._lines[bus.name] = pty
             near, far = await pty.open()
             await modbus.serve_serial(far, baudrate=bus.baudrate)
             self.endpoints[bus.name] = Endpoint(serial_port=near)
@@ -228,6 +232,7 @@ class SimulatedMine:
             await pty.close()
         self._dtus.clear()
         self._ptys.clear()
+        self._lines.clear()
 
     async def __aenter__(self) -> SimulatedMine:
         await self.start()
@@ -259,6 +264,19 @@ class SimulatedMine:
         """Clear one fault kind, or all of the device's faults."""
         self._board(device).clear(fault)
         log.info("device %s: %s", device, self._board(device).describe())
+
+    def line_noise(self, bus: str, probability: float) -> None:
+        """Flip a bit in a fraction ``probability`` of the chunks crossing
+        serial line ``bus`` (RTU, DTU or ASCII), both directions: EMI on a
+        long RS-485 run. 0 turns it off."""
+        try:
+            line = self._lines[bus]
+        except KeyError:
+            raise KeyError(
+                f"no serial line {bus!r}; serial lines: {', '.join(self._lines) or 'none'}"
+            ) from None
+        line.corrupt(probability)
+        log.info("line %s: noise probability %g", bus, probability)
 
     def faults(self, device: str) -> str:
         return self._board(device).describe()

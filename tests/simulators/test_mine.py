@@ -269,3 +269,23 @@ async def test_base_port_gives_predictable_ports() -> None:
         ports = [fixed.endpoints[b].port for b in ("vent-tcp", "power-tcp", "dtu-pumps")]
         assert ports == [base, base + 1, base + 2]
         assert fixed.control_port is None  # off unless asked for
+
+
+async def test_line_noise_on_the_rs485_bus(mine: SimulatedMine) -> None:
+    answer = await send_command("127.0.0.1", mine.control_port or 0, "noise rs485-env 1")
+    assert answer == "ok rs485-env noise=1"
+    line = AsyncModbusSerialClient(
+        mine.endpoints["rs485-env"].serial_port, framer=FramerType.RTU, timeout=0.3, retries=0
+    )
+    await line.connect()
+    try:
+        with pytest.raises(ModbusIOException):
+            await line.read_input_registers(0, count=9, device_id=1)
+        mine.line_noise("rs485-env", 0.0)
+        await asyncio.sleep(0.05)
+        rr = await line.read_input_registers(0, count=9, device_id=1)
+        assert not rr.isError()
+    finally:
+        line.close()
+    with pytest.raises(KeyError, match="serial lines"):
+        mine.line_noise("vent-tcp", 0.5)
