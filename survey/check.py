@@ -342,7 +342,8 @@ def _finish(
         finally:
             t_volume[0] += time.perf_counter() - tv
 
-    incidents, uncertain = group_incidents(licence, beyond, volume_fn=volume_fn)
+    group_notes: list[str] = []
+    incidents, uncertain = group_incidents(licence, beyond, volume_fn=volume_fn, notes=group_notes)
     t_group = time.perf_counter() - t0 - t_volume[0]
     if incidents:
         verdict = VERDICT_VIOLATIONS
@@ -355,6 +356,7 @@ def _finish(
         f"classified {acc.n_points:,} points: {ok:,} compliant, {unc:,} within survey "
         f"uncertainty, {bad:,} beyond a licensed limit"
     ]
+    notes.extend(group_notes)
     if acc.beyond_stride > 1:
         notes.append(
             f"{acc.beyond_seen:,} points lie beyond a limit; only every {acc.beyond_stride}th was "

@@ -3,7 +3,8 @@
 Input: the points a check kept (:class:`Beyond`), each with its exceedance
 of every limit (positive beyond it). For each violation type separately, the
 points beyond that limit (exceedance > 0) are put in voxels of
-``tolerances.VOXEL_SIZE_M`` (0.5 m, see there for why) and the occupied
+``tolerances.VOXEL_SIZE_M`` (0.5 m, see there for why; larger for sparse
+total-station surveys, :func:`grouping_voxel`) and the occupied
 voxels are joined into connected groups with 26-connectivity
 (``scipy.ndimage.label`` on a dense grid when the groups' bounding box is
 small, a sparse neighbour graph otherwise, so a scan spread over kilometres
@@ -20,6 +21,7 @@ is all of it. A point beyond two limits counts in an incident of each type.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
+from scipy.spatial import cKDTree
 
 from survey import tolerances as tol
 from survey.classify import Classification, segment_distance
@@ -174,18 +177,42 @@ def _nearest_edge(licence: Licence, block: int, e: float, n: float) -> tuple[tup
     return (corners[i].number, corners[j].number), corners[ci].number
 
 
+def grouping_voxel(xyz: F64, base: float = tol.VOXEL_SIZE_M) -> float:
+    """Voxel edge (m) for grouping the points ``xyz`` (n, 3): ``base`` for
+    scans; for sparse surveys (total-station points 1-2 m apart) it grows to
+    ``VOXEL_SPACINGS`` mean nearest-neighbour distances, so that one drift
+    surveyed point by point stays one incident, but never past
+    ``VOXEL_MAX_M`` (workings separated by a pillar stay apart)."""
+    n = len(xyz)
+    if n < 2:
+        return base
+    m = min(n, 100_000)
+    sub = xyz if m == n else xyz[np.random.default_rng(0).choice(n, m, replace=False)]
+    dist, _ = cKDTree(sub).query(sub, k=2)
+    d = dist[:, 1]
+    d = d[d > 0]
+    if d.size == 0:
+        return base
+    # a random subset of points on a surface is sqrt(m / n) times denser-spaced
+    spacing = float(np.mean(d)) * math.sqrt(m / n)
+    return min(max(base, tol.VOXEL_SPACINGS * spacing), max(base, tol.VOXEL_MAX_M))
+
+
 def group_incidents(
     licence: Licence,
     beyond: Beyond,
     *,
-    voxel: float = tol.VOXEL_SIZE_M,
+    voxel: float | None = None,
     volume_fn: VolumeFn | None = None,
+    notes: list[str] | None = None,
 ) -> tuple[list[Incident], list[Incident]]:
     """Incidents (beyond tolerance) and within-uncertainty groups.
 
     Ids: ``I1``... and ``U1``... in type order (``TYPE_ORDER``), then by
-    decreasing maximum exceedance. ``volume_fn`` defaults to the shell
-    method on the group's points.
+    decreasing maximum exceedance. ``voxel``: grouping voxel edge (m);
+    None picks :func:`grouping_voxel` per type (``VOXEL_SIZE_M`` for scans,
+    larger for sparse surveys, with a line in ``notes``). ``volume_fn``
+    defaults to the shell method on the group's points.
     """
     groups: list[tuple[bool, Incident]] = []
     for col, vtype in enumerate(TYPE_ORDER):
@@ -194,7 +221,13 @@ def group_incidents(
         if sel.size == 0:
             continue
         t = licence.tolerance_m if vtype is ViolationType.BOUNDARY else licence.tolerance_z_m
-        labels, k = label_voxels(beyond.xyz[sel], voxel)
+        size = grouping_voxel(beyond.xyz[sel]) if voxel is None else voxel
+        if notes is not None and size > tol.VOXEL_SIZE_M:
+            notes.append(
+                f"{vtype}: points beyond the limit are sparse; grouped with {size:.2f} m "
+                f"voxels instead of {tol.VOXEL_SIZE_M:g} m"
+            )
+        labels, k = label_voxels(beyond.xyz[sel], size)
         order = np.argsort(labels, kind="stable")
         cuts = np.searchsorted(labels[order], np.arange(1, k))
         typed: list[tuple[bool, Incident]] = []

@@ -15,10 +15,19 @@ from __future__ import annotations
 #: about a tenth of a drift's width: two violating patches closer than one
 #: voxel (26-connected, i.e. up to sqrt(3) * 0.5 = 0.87 m apart) belong to the
 #: same working, while two drifts separated by a pillar of rock (several
-#: metres) stay separate incidents. It also bridges the gaps between points of
-#: a scan at realistic densities (100-400 pts/m2 -> 5-10 cm spacing) and of
-#: 1-2 m spaced total-station points only along a line.
+#: metres) stay separate incidents. It bridges the gaps between points of a
+#: scan at realistic densities (100-400 pts/m2 -> 5-10 cm spacing); sparser
+#: surveys get a larger voxel (``VOXEL_SPACINGS``, ``VOXEL_MAX_M``).
 VOXEL_SIZE_M: float = 0.5
+
+#: Sparse surveys: the grouping voxel grows to this many mean
+#: nearest-neighbour distances of the points beyond a limit (two points
+#: closer than one voxel always join), ...
+VOXEL_SPACINGS: float = 2.0
+
+#: ... but never past this, so that workings separated by a pillar of a few
+#: metres stay separate incidents even in a sparse survey.
+VOXEL_MAX_M: float = 3.0
 
 #: Above this many cells in the bounding box of the voxels to label, the
 #: grouping switches from a dense ``scipy.ndimage.label`` grid to the sparse

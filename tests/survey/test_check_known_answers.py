@@ -219,3 +219,17 @@ def test_ramp_through_the_top_of_the_range(licence_factory) -> None:  # type: ig
     assert ref.type is ViolationType.ABOVE_RANGE
     assert ref.volume_m3 == pytest.approx(expected, rel=0.01)  # 32-segment arch
     assert inc.volume_m3 == pytest.approx(expected, rel=0.10)
+
+
+def test_sparse_total_station_survey_is_one_incident() -> None:
+    """About one point per 2 m2 (total-station spacing ~1.4 m): the drift
+    beyond the boundary is one incident, not one per point."""
+    scene = drift_crossing_scene(12.0, density=0.5, seed=4)
+    result = check_survey(scene.licence, [scene.survey()])
+    assert [i.type for i in result.incidents] == [ViolationType.BOUNDARY]
+    inc = result.incidents[0]
+    assert 10.0 < inc.max_exceedance_m <= 12.0 + 0.03
+    assert any("sparse" in n for n in result.notes)
+    # a dense scan of the same drift keeps the 0.5 m voxels (no such note)
+    dense = check_survey(scene.licence, [drift_crossing_scene(12.0, density=40.0).survey()])
+    assert not any("sparse" in n for n in dense.notes)
