@@ -36,6 +36,13 @@ class FaultKind(StrEnum):
     GARBAGE = "garbage"  # line sensors
 
 
+# Names people reach for first, mapped to the kind that does it.
+ALIASES = {
+    "bad_checksum": FaultKind.CORRUPT,
+    "bad_crc": FaultKind.CORRUPT,
+    "noise": FaultKind.GARBAGE,
+}
+
 MODBUS_FAULTS = frozenset(
     {FaultKind.SILENT, FaultKind.SLOW, FaultKind.EXCEPTION, FaultKind.CORRUPT, FaultKind.FROZEN}
 )
@@ -56,7 +63,7 @@ class Fault:
         """Build and validate a fault from loose parameters (control-port text,
         CLI, tests). Raises ``ValueError`` naming what is wrong."""
         try:
-            fault_kind = FaultKind(kind)
+            fault_kind = FaultKind(ALIASES.get(str(kind), kind))
         except ValueError:
             known = ", ".join(k.value for k in FaultKind)
             raise ValueError(f"unknown fault {kind!r}; known: {known}") from None

@@ -12,7 +12,7 @@ from simpeers import TcpBench, close_enough, read_point
 
 from drivers import codec
 from drivers.types import RegisterKind
-from simulators.faults import Fault, corrupt_rtu, corrupt_tcp
+from simulators.faults import Fault, FaultKind, corrupt_rtu, corrupt_tcp
 
 
 @pytest.mark.parametrize("device", ["main_fan_1", "power_meter_1", "aux_fan_1"])
@@ -137,6 +137,7 @@ def test_fault_parameters_are_validated() -> None:
     with pytest.raises(ValueError, match="takes"):
         Fault.make("silent", delay_s=1)
     assert Fault.make("slow", delay_s=0.5).delay_s == 0.5
+    assert Fault.make("bad_checksum").kind is FaultKind.CORRUPT
 
 
 def test_frame_damage_keeps_length_and_breaks_the_check() -> None:
