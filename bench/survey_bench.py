@@ -42,6 +42,7 @@ import numpy as np
 import shapely
 from shapely import Polygon
 
+from survey.cli import CHUNK_POINTS
 from survey.model import F64, Corner, Licence
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -313,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--laz-points", type=float, default=100e6, help="LAZ size for (c); 0 skips")
     ap.add_argument("--quick", action="store_true", help="2 M points, 5 M LAZ")
     ap.add_argument("--repeat", type=int, default=3, help="best of N for the classification")
-    ap.add_argument("--chunk-points", type=int, default=5_000_000)
+    ap.add_argument("--chunk-points", type=int, default=CHUNK_POINTS, help="for part c")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument(
         "--parts", default="abc", help="which parts to run: a classify, b whole check, c LAZ"
