@@ -33,7 +33,7 @@ async def tcp_bench(physics: MinePhysics) -> AsyncIterator[TcpBench]:
     bus = ModbusBus("bench", devices, framing="tcp")
     port = await bus.serve_tcp("127.0.0.1", 0)
     client = AsyncModbusTcpClient(
-        "127.0.0.1", port=port, framer=FramerType.SOCKET, timeout=0.4, retries=0
+        "127.0.0.1", port=port, framer=FramerType.SOCKET, timeout=0.8, retries=0
     )
     await client.connect()
     assert client.connected

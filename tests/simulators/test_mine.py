@@ -275,7 +275,7 @@ async def test_line_noise_on_the_rs485_bus(mine: SimulatedMine) -> None:
     answer = await send_command("127.0.0.1", mine.control_port or 0, "noise rs485-env 1")
     assert answer == "ok rs485-env noise=1"
     line = AsyncModbusSerialClient(
-        mine.endpoints["rs485-env"].serial_port, framer=FramerType.RTU, timeout=0.3, retries=0
+        mine.endpoints["rs485-env"].serial_port, framer=FramerType.RTU, timeout=0.6, retries=0
     )
     await line.connect()
     try:

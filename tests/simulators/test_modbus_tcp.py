@@ -77,7 +77,7 @@ async def test_absent_unit_is_silent(tcp_bench: TcpBench) -> None:
     started = time.monotonic()
     with pytest.raises(ModbusIOException):
         await tcp_bench.client.read_holding_registers(0, count=1, device_id=9)
-    assert time.monotonic() - started >= 0.35  # the client waited out its timeout
+    assert time.monotonic() - started >= 0.75  # the client waited out its timeout
 
 
 async def test_fault_silent_then_cleared(tcp_bench: TcpBench) -> None:
@@ -99,7 +99,7 @@ async def test_fault_slow_delays_the_answer(tcp_bench: TcpBench) -> None:
     rr = await tcp_bench.client.read_input_registers(0, count=4, device_id=2)
     elapsed = time.monotonic() - started
     assert not rr.isError()
-    assert 0.25 <= elapsed < 0.4
+    assert 0.25 <= elapsed < 0.8  # late, but within the client timeout
 
 
 @pytest.mark.parametrize("code", [2, 4, 6])

@@ -80,7 +80,7 @@ async def rtu_line() -> AsyncIterator[tuple[MinePhysics, ModbusBus, AsyncModbusS
     async with PtyPair() as (near, far):
         await bus.serve_serial(far, baudrate=9600)
         client = AsyncModbusSerialClient(
-            near, framer=FramerType.RTU, baudrate=9600, timeout=0.3, retries=0
+            near, framer=FramerType.RTU, baudrate=9600, timeout=0.6, retries=0
         )
         await client.connect()
         assert client.connected
