@@ -222,3 +222,21 @@ async def test_dtu_silent_unit_fault(dtu: tuple[MinePhysics, Dtu]) -> None:
         assert not rr.isError()
     finally:
         client.close()
+
+
+async def test_dtu_coil_write_stops_a_pump(dtu: tuple[MinePhysics, Dtu]) -> None:
+    physics, server = dtu
+    client = _rtu_tcp_client(server.port)
+    await client.connect()
+    try:
+        assert physics.get("drainage_1", "pump1_running") is True
+        rr = await client.write_coil(0, False, device_id=1)
+        assert not rr.isError()
+        assert physics.get("drainage_1", "pump1_running") is False
+        assert physics.get("drainage_1", "auto") is False  # remote command: manual mode
+        physics.step(1.0)
+        server.bus.refresh()
+        bits = await client.read_discrete_inputs(0, count=1, device_id=1)
+        assert bits.bits[0] is False
+    finally:
+        client.close()
