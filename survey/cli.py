@@ -149,7 +149,13 @@ def _publish(config_path: str, result: CheckResult, check_id: str) -> str:
         store.append(records)
     finally:
         store.close()
-    return f"published {len(records)} finding record(s) to {store_path(cfg.data_dir)}"
+    msg = f"published {len(records)} finding record(s) to {store_path(cfg.data_dir)}"
+    if not cfg.sinks:
+        msg += (
+            f"\nwarning: {config_path} has no [[sinks]]: the findings are stored but not sent; "
+            "add an InfluxDB or MQTT sink (docs/sinks.md)"
+        )
+    return msg
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -276,8 +282,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     transform = parse_transform(args.transform)
     t_start = time.perf_counter()
     with open_progress(enabled=not args.quiet) as progress:
-        old = read_survey(old_path, fmt=args.format, transform=transform, licence=licence)
-        new = read_survey(new_path, fmt=args.format, transform=transform, licence=licence)
+        old, new = (
+            read_survey(p, fmt=args.format, transform=transform, licence=licence, progress=progress)
+            for p in (old_path, new_path)
+        )
         result = compare_scans(licence, old, new, progress=progress)
         xyz, status = _sample_for_plots(licence, [new], result)
         sources = [SourceInfo(d.source, d.fmt, len(d.xyz)) for d in (old, new)]

@@ -14,7 +14,7 @@ import base64
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -136,6 +136,15 @@ def _licence_html(result: CheckResult) -> str:
     return "\n".join(parts)
 
 
+def _validity(valid_from: date | None, valid_to: date | None, source: str) -> str:
+    if valid_from is None and valid_to is None:
+        return f"validity not given in {source or 'the licence file'}"
+    span = f"valid {valid_from or '?'} to {valid_to or '?'}"
+    if valid_to is not None and valid_to < datetime.now(UTC).date():
+        span += " (EXPIRED: any mining after this date is unlicensed)"
+    return span
+
+
 def _source_row(src: dict[str, object]) -> str:
     points = src["points"]
     count = f"{points:,}" if isinstance(points, int) else "?"
@@ -182,6 +191,7 @@ def render_html(
         mine=_e(lic.mine_name),
         licence_no=_e(lic.licence_no),
         epsg=_e(lic.epsg),
+        validity=_e(_validity(lic.valid_from, lic.valid_to, result.licence.source)),
         verdict=_e(result.verdict),
         verdict_class=VERDICT_CLASS.get(result.verdict, "warn"),
         n_incidents=summary["incidents"],
