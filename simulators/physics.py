@@ -114,8 +114,9 @@ class PowerMeter(Equipment):
     tripping) the breaker de-energises every fed load."""
 
     kind = "power_meter"
-    actions = frozenset({"breaker_closed", "breaker_tripped", "earth_leakage", "undervoltage"})
-    actions = actions | {"base_kw"}
+    actions = frozenset(
+        {"breaker_closed", "breaker_tripped", "earth_leakage", "undervoltage", "base_kw"}
+    )
 
     def __init__(
         self,
