@@ -36,8 +36,10 @@ box part below the floor).
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import shapely
@@ -289,6 +291,30 @@ class Expected:
     centroid_uv: tuple[float, float] | None = None  # scene frame, informative
 
 
+_numba: Any
+try:  # numba is optional; benchmarks on big scans evaluate seams per point
+    _numba = importlib.import_module("numba")
+except ImportError:  # pragma: no cover - depends on the environment
+    _numba = None
+
+_plane_numba: Any = None
+if _numba is not None:
+
+    @_numba.njit(cache=True, nogil=True)
+    def _plane_kernel(en, e0, n0, c, s, h0, dip, u0, u1, v0, v1, out):
+        for i in range(en.shape[0]):
+            de = en[i, 0] - e0
+            dn = en[i, 1] - n0
+            u = c * de + s * dn
+            v = c * dn - s * de
+            if u >= u0 and u <= u1 and v >= v0 and v <= v1:
+                out[i] = h0 + dip * v
+            else:
+                out[i] = np.nan
+
+    _plane_numba = _plane_kernel
+
+
 class SceneSurface:
     """A planar seam roof or floor of the scene (a :class:`survey.model
     .Surface`): h = h0 + dip * v in the scene frame over the seam rectangle,
@@ -303,8 +329,13 @@ class SceneSurface:
         en = np.asarray(en, dtype=np.float64)
         a = math.radians(self._place.rotation_deg)
         c, s = math.cos(a), math.sin(a)
-        de = en[:, 0] - self._place.centre[0]
-        dn = en[:, 1] - self._place.centre[1]
+        e0, n0 = self._place.centre
+        if _plane_numba is not None:
+            out = np.empty(len(en))
+            _plane_numba(en, e0, n0, c, s, self.h0, self.dip, *SEAM_U, *SEAM_V, out)
+            return out
+        de = en[:, 0] - e0
+        dn = en[:, 1] - n0
         u = c * de
         u += s * dn
         v = c * dn

@@ -37,8 +37,10 @@ beyond the boundary and below that block's floor counts as both.
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -47,10 +49,11 @@ import shapely
 from survey import tolerances as tol
 from survey.model import F64, Licence, SurveyInputError, ViolationType
 
+numba: Any
 try:  # numba is optional: the numpy fallback gives identical results, slower
-    import numba
+    numba = importlib.import_module("numba")
 except ImportError:  # pragma: no cover - depends on the environment
-    numba = None  # type: ignore[assignment]
+    numba = None
 
 U8 = npt.NDArray[np.uint8]
 I32 = npt.NDArray[np.int32]
