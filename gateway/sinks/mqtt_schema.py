@@ -62,6 +62,26 @@ def _json_value(v: object) -> object:
     return v
 
 
+def _finite(obj: object) -> object:
+    """``obj`` with every NaN/infinity (not JSON) replaced by ``None``."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def dumps(obj: object) -> bytes:
+    """Strict JSON (no NaN), UTF-8; odd types as their str()."""
+    try:
+        text = json.dumps(obj, ensure_ascii=False, default=str, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(obj), ensure_ascii=False, default=str, allow_nan=False)
+    return text.encode()
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     topic: str
@@ -82,7 +102,7 @@ class MqttEncoder:
         return f"{self.root}/status"
 
     def status_payload(self, state: str, reason: str, ts_ns: int) -> bytes:
-        return json.dumps(
+        return dumps(
             {
                 "state": state,
                 "reason": reason,
@@ -91,7 +111,7 @@ class MqttEncoder:
                 "ts": iso_ms(ts_ns),
                 "ts_ns": ts_ns,
             }
-        ).encode()
+        )
 
     def payload(self, record: Record) -> dict[str, object]:
         """The JSON object for one record (before serialisation)."""
@@ -128,7 +148,7 @@ class MqttEncoder:
     def encode(self, record: Record) -> list[Message]:
         leaf = TOPICS[record.kind].format(device=topic_segment(record.device))
         obj = self.payload(record)
-        body = json.dumps(obj, ensure_ascii=False, default=str, allow_nan=False).encode()
+        body = dumps(obj)
         msgs = [Message(f"{self.root}/{leaf}", body, record.kind in RETAINED)]
         if record.kind is RecordKind.FINDING and record.fields.get("alert") is True:
             alert = {
@@ -141,5 +161,5 @@ class MqttEncoder:
                 "message": record.fields.get("message", ""),
                 "topic": f"{self.root}/{leaf}",
             }
-            msgs.append(Message(f"{self.root}/{ALERT_TOPIC}", json.dumps(alert).encode()))
+            msgs.append(Message(f"{self.root}/{ALERT_TOPIC}", dumps(alert)))
         return msgs

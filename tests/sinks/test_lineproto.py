@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from gateway.model import Quality, Record, RecordKind
 from gateway.sinks.lineproto import LineEncoder, escape_tag, format_value, quote_string
 
@@ -120,3 +122,16 @@ def test_fast_enough_for_the_benchmark() -> None:
     rate = n / (time.perf_counter() - t0)
     assert len(lines) == len(owners) == 20
     assert rate > 300_000, f"{rate:.0f} values/s"
+
+
+def test_mqtt_payload_is_strict_json_even_with_nan_in_fields() -> None:
+    import json
+
+    from gateway.sinks.mqtt_schema import MqttEncoder
+
+    r = Record(RecordKind.ALARM, "gas1", 5, ["ch4"], [float("nan")], ["%"], [Quality.GOOD],
+               fields={"threshold": float("inf"), "history": [1.0, float("nan")]})  # fmt: skip
+    (msg,) = MqttEncoder("minegate", "s", "g").encode(r)
+    obj = json.loads(msg.payload, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
+    assert obj["values"]["ch4"] == {"v": None, "u": "%", "q": "bad"}
+    assert obj["fields"] == {"threshold": None, "history": [1.0, None]}
