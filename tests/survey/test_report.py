@@ -170,3 +170,16 @@ def test_many_fragments_get_one_label_per_place() -> None:
     ]
     chosen = _spread_out([i1, i2, *fragments], min_gap=20.0, limit=12)
     assert chosen == {id(i1), id(i2)}
+
+
+def test_an_expired_licence_is_flagged_in_the_report(tmp_path: Path) -> None:
+    from dataclasses import replace
+    from datetime import date
+
+    _, xyz, status, res = _scene()
+    res.licence = replace(res.licence, valid_from=date(2015, 1, 1), valid_to=date(2020, 1, 1))
+    files = write_report(res, tmp_path, xyz=xyz, status=status, check_id="c2")
+    html = files.report_html.read_text(encoding="utf-8")
+    assert "valid 2015-01-01 to 2020-01-01" in html and "EXPIRED" in html
+    doc = json.loads(files.findings_json.read_text(encoding="utf-8"))
+    assert doc["licence"]["valid_to"] == "2020-01-01"
