@@ -8,6 +8,12 @@ point, so the hot path for telemetry is one join per record.
 Quality: a value whose quality is not ``good`` adds a string field
 ``<point>_q`` with the quality name; a missing value (``None``, comm loss) or
 a non-finite float writes *only* that quality field, never a fake number.
+
+Types: device values (SAMPLE, SNAPSHOT, ALARM points) and the free-form
+``Record.fields`` numbers are written as floats, integers included, so that a
+point read as ``55`` and later ``55.3`` never hits InfluxDB's field type
+conflict; records the gateway builds with fixed types (metrics, survey
+findings, the counts of statistics) keep their integers.
 """
 
 from __future__ import annotations
