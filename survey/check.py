@@ -138,6 +138,7 @@ class _Accumulator:
     beyond_seen: int = 0
     beyond_index: list[npt.NDArray[np.int64]] = field(default_factory=list)
     beyond_held: int = 0
+    dates: list[str] = field(default_factory=list)  # notes on survey vs licence dates
 
     def add(self, xyz: F64, source: int) -> None:
         t0 = time.perf_counter()
@@ -177,6 +178,25 @@ class _Accumulator:
                 self.beyond[i] = self.beyond[i].subset(sel)
                 self.beyond_index[i] = idx[sel]
             self.beyond_held = sum(len(i) for i in self.beyond_index)
+
+
+def _date_notes(licence: Licence, data: SurveyData) -> list[str]:
+    """A survey dated outside the licence's validity: every working it shows
+    may be unlicensed, whatever the geometry says."""
+    day = data.surveyed_on
+    if day is None:
+        return []
+    if licence.valid_to is not None and day > licence.valid_to:
+        return [
+            f"{data.source} was surveyed on {day.isoformat()}, after the licence expired "
+            f"({licence.valid_to.isoformat()}): any mining since then is unlicensed"
+        ]
+    if licence.valid_from is not None and day < licence.valid_from:
+        return [
+            f"{data.source} was surveyed on {day.isoformat()}, before the licence took "
+            f"effect ({licence.valid_from.isoformat()})"
+        ]
+    return []
 
 
 def _check_points(xyz: F64, source: str) -> None:
@@ -240,6 +260,7 @@ def check_survey(
             data = read_survey(item, licence=licence, progress=progress)
             t_read += time.perf_counter() - t0
         sources.append(data.source)
+        acc.dates.extend(_date_notes(licence, data))
         xyz = np.asarray(data.xyz, dtype=np.float64)
         if xyz.size == 0:
             raise SurveyInputError(
@@ -357,6 +378,7 @@ def _finish(
         f"uncertainty, {bad:,} beyond a licensed limit"
     ]
     notes.extend(group_notes)
+    notes.extend(acc.dates)
     if acc.beyond_stride > 1:
         notes.append(
             f"{acc.beyond_seen:,} points lie beyond a limit; only every {acc.beyond_stride}th was "

@@ -233,3 +233,17 @@ def test_sparse_total_station_survey_is_one_incident() -> None:
     # a dense scan of the same drift keeps the 0.5 m voxels (no such note)
     dense = check_survey(scene.licence, [drift_crossing_scene(12.0, density=40.0).survey()])
     assert not any("sparse" in n for n in dense.notes)
+
+
+def test_survey_after_licence_expiry_is_noted(violation: Scene) -> None:
+    from dataclasses import replace
+    from datetime import date
+
+    lic = replace(violation.licence, valid_from=date(2020, 1, 1), valid_to=date(2025, 12, 31))
+    late = replace(violation.survey(), surveyed_on=date(2026, 6, 1))
+    result = check_survey(lic, [late])
+    assert any("after the licence expired (2025-12-31)" in n for n in result.notes)
+    early = replace(violation.survey(), surveyed_on=date(2019, 6, 1))
+    assert any("before the licence took effect" in n for n in check_survey(lic, [early]).notes)
+    ok = replace(violation.survey(), surveyed_on=date(2024, 6, 1))
+    assert not any("licence expired" in n for n in check_survey(lic, [ok]).notes)
