@@ -47,6 +47,9 @@ class BusLayout:
     baudrate: int = 9600
     timeout_s: float = 1.0
     retries: int = 1
+    # Modbus TCP only: answer absent units with this exception (10/11), as a
+    # TCP-to-serial gateway does, instead of staying silent.
+    absent_answer: int | None = None
 
     def __post_init__(self) -> None:
         if self.type not in BUS_TYPES:

@@ -151,7 +151,12 @@ class SimulatedMine:
             for d in bus.devices
         ]
         framing = "tcp" if bus.type == "tcp" else "rtu"
-        modbus = ModbusBus(bus.name, devices, framing=framing)
+        modbus = ModbusBus(
+            bus.name,
+            devices,
+            framing=framing,
+            absent_answer=bus.absent_answer if bus.type == "tcp" else None,
+        )
         self.buses[bus.name] = modbus
         if bus.type == "tcp":
             port = await modbus.serve_tcp(self.host, port)

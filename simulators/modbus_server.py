@@ -221,15 +221,54 @@ def _quantity(point: PointSpec) -> str:
     return point.sim or point.name
 
 
+class _AbsentUnit(ModbusBaseDeviceContext):
+    """What a Modbus TCP-to-serial gateway answers for a unit that is not on
+    its serial side: exception 10 (path unavailable) or 11 (target device
+    failed to respond), instead of silence."""
+
+    def __init__(self, code: ExcCodes) -> None:
+        self.code = code
+
+    def getValues(self, func_code: int, address: int, count: int = 1) -> ExcCodes:
+        return self.code
+
+    def setValues(self, func_code: int, address: int, values: list[int] | list[bool]) -> ExcCodes:
+        return self.code
+
+
+class _GatewayContext(ModbusServerContext):
+    """Unit lookup that gives unknown units an :class:`_AbsentUnit`."""
+
+    def __init__(self, devices: dict[int, SimulatedDevice], code: ExcCodes) -> None:
+        super().__init__(devices=dict(devices), single=False)
+        self._absent = _AbsentUnit(code)
+
+    def __getitem__(self, device_id: int) -> ModbusBaseDeviceContext:
+        if device_id in self._devices:
+            return self._devices[device_id]
+        return self._absent
+
+    def __contains__(self, device_id: object) -> bool:
+        return True
+
+
 class ModbusBus:
     """One pymodbus server carrying ``devices`` (distinct unit ids).
 
     ``framing`` is ``"tcp"`` (MBAP, for :meth:`serve_tcp`) or ``"rtu"``
     (for :meth:`serve_serial`, and for RTU frames over TCP).
+    Units not on the bus stay silent, as on RS-485 and most Modbus TCP
+    devices; ``absent_answer=11`` (or 10) makes the endpoint behave like a
+    Modbus TCP-to-serial gateway instead, answering that exception code.
     """
 
     def __init__(
-        self, name: str, devices: Iterable[SimulatedDevice], *, framing: str = "tcp"
+        self,
+        name: str,
+        devices: Iterable[SimulatedDevice],
+        *,
+        framing: str = "tcp",
+        absent_answer: int | None = None,
     ) -> None:
         if framing not in ("tcp", "rtu"):
             raise ValueError(f"bus {name!r}: framing must be 'tcp' or 'rtu', not {framing!r}")
@@ -243,7 +282,14 @@ class ModbusBus:
                     f"bus {name!r}: unit {device.unit} used by {other!r} and {device.name!r}"
                 )
             self.devices[device.unit] = device
-        self.context = ModbusServerContext(devices=dict(self.devices), single=False)
+        if absent_answer is not None and absent_answer not in (10, 11):
+            raise ValueError(f"bus {name!r}: absent_answer must be 10 or 11, not {absent_answer}")
+        self.absent_answer = absent_answer
+        self.context: ModbusServerContext = (
+            _GatewayContext(self.devices, ExcCodes(absent_answer))
+            if absent_answer is not None
+            else ModbusServerContext(devices=dict(self.devices), single=False)
+        )
         self.server: ModbusTcpServer | ModbusSerialServer | None = None
         self.port = 0
         self.serial_port = ""

@@ -7,12 +7,15 @@ from __future__ import annotations
 import time
 
 import pytest
+from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusIOException
-from simpeers import TcpBench, close_enough, read_point
+from simpeers import TcpBench, close_enough, profile, read_point
 
 from drivers import codec
 from drivers.types import RegisterKind
 from simulators.faults import Fault, FaultKind, corrupt_rtu, corrupt_tcp
+from simulators.modbus_server import ModbusBus, SimulatedDevice
+from simulators.physics import MinePhysics
 
 
 @pytest.mark.parametrize("device", ["main_fan_1", "power_meter_1", "aux_fan_1"])
@@ -160,3 +163,31 @@ def test_encoded_tables_match_the_codec(tcp_bench: TcpBench) -> None:
         want = codec.encode(tcp_bench.physics.get("power_meter_1", spec.sim or spec.name), spec)
         assert words == want, spec.name
     assert sim.tables[RegisterKind.INPUT][30:32] != [0, 0]
+
+
+async def test_tcp_gateway_mode_answers_absent_units_with_exception_11(
+    physics: MinePhysics,
+) -> None:
+    bus = ModbusBus(
+        "gw",
+        [SimulatedDevice("smoke_1", profile("smoke"), 4, physics)],
+        framing="tcp",
+        absent_answer=11,
+    )
+    port = await bus.serve_tcp()
+    client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=0.8, retries=0)
+    await client.connect()
+    try:
+        absent = await client.read_input_registers(0, count=1, device_id=5)
+        assert absent.isError() and absent.exception_code == 11
+        present = await client.read_input_registers(0, count=1, device_id=4)
+        assert not present.isError()
+        # A silent fault still means silence, not the gateway's exception.
+        bus.device("smoke_1").faults.inject(Fault.make("silent"))
+        with pytest.raises(ModbusIOException):
+            await client.read_input_registers(0, count=1, device_id=4)
+    finally:
+        client.close()
+        await bus.close()
+    with pytest.raises(ValueError, match="10 or 11"):
+        ModbusBus("bad", [], absent_answer=4)
