@@ -34,8 +34,18 @@ Result fields the report uses:
   parts are sampled at different rates: use it for pictures, never counts.
 * ``CheckResult.timings_s``: seconds per stage ("prepare", "read",
   "classify", "group", "volume", "total").
-* ``CheckResult.notes``: counts per status and warnings (suspected
-  coordinate system error).
+* ``CheckResult.notes``: counts per status, and warnings: suspected
+  coordinate system error (most points beyond the boundary), sparse survey
+  grouped with larger voxels, points beyond a limit thinned past
+  ``MAX_BEYOND_POINTS``, survey dated outside the licence's validity.
+
+Errors: :class:`SurveyInputError` (naming the file) for an empty survey,
+non-finite coordinates or no input at all; reader errors pass through.
+
+Speed: :func:`survey.classify.prepare` builds the licence masks once
+(``prepared=`` reuses them across calls). Classification runs at about
+100 M points/s on one core with numba (plan and elevation; seam surfaces
+cost what their ``height`` costs), about 10 M points/s without it.
 """
 
 from __future__ import annotations
