@@ -17,6 +17,12 @@ unless the caller leaves ``now_ns`` out (then the injected ``clock``).
   ``{"max", "min", "mean", "count", "window_s"}`` (a point seen in the window
   with no good value gets ``{"count": 0, "window_s": ...}``). Samples for a
   window already emitted are counted in ``late`` and otherwise ignored.
+  A window cut short, at a stop (:meth:`StatsAggregator.flush_all`) or
+  because it began before this aggregator was created (a restart), is
+  *partial*: its statistics carry ``"partial": True`` and its ``ts_ns`` is
+  its first reading, not the window start, so the parts before and after a
+  restart stay apart (a consumer combines them: max of maxima, min of
+  minima, count-weighted mean).
 * :class:`Snapshotter`: the latest value, unit and quality of every point,
   as one SNAPSHOT record per device, at every multiple of ``interval_s``
   (``ts_ns`` = that boundary). A device that stopped answering shows the
@@ -54,6 +60,8 @@ class StatsAggregator:
         self._windows: dict[int, dict[str, dict[str, list[float]]]] = {}
         self._units: dict[tuple[str, str], str] = {}
         self._emitted_before = -(2**62)  # windows starting before this are closed
+        self._first: dict[int, int] = {}  # window start -> earliest sample seen in it
+        self._since_ns = clock()  # windows that began before us are partial
         self.late = 0
 
     def add(self, record: Record) -> None:
@@ -67,6 +75,9 @@ class StatsAggregator:
         window = self._windows.get(start)
         if window is None:
             window = self._windows[start] = {}
+            self._first[start] = record.ts_ns
+        elif record.ts_ns < self._first[start]:
+            self._first[start] = record.ts_ns
         dev = window.get(record.device)
         if dev is None:
             dev = window[record.device] = {}
@@ -99,8 +110,8 @@ class StatsAggregator:
         return self._emit(sorted(done), partial=False)
 
     def flush_all(self) -> list[Record]:
-        """Every window, the open one included (at shutdown); the open
-        windows' statistics carry ``"partial": True``."""
+        """Every window, the open one included (at shutdown). See the
+        module docstring for partial windows."""
         now = self._clock()
         starts = sorted(self._windows)
         closed = [s for s in starts if s + self.window_ns <= now]
@@ -112,13 +123,18 @@ class StatsAggregator:
         out: list[Record] = []
         for start in starts:
             window = self._windows.pop(start)
+            first = self._first.pop(start)
             self._emitted_before = max(self._emitted_before, start + self.window_ns)
+            cut = partial or start < self._since_ns
+            # a partial window is stamped with its first reading, so the part
+            # before a restart and the part after it never overwrite each other
+            ts = first if cut else start
             for device, points in window.items():
-                out.append(self._record(start, device, points, partial))
+                out.append(self._record(ts, device, points, cut))
         return out
 
     def _record(
-        self, start: int, device: str, points: dict[str, list[float]], partial: bool
+        self, ts_ns: int, device: str, points: dict[str, list[float]], partial: bool
     ) -> Record:
         names = list(points)
         fields: dict[str, object] = {}
@@ -143,7 +159,7 @@ class StatsAggregator:
         return Record(
             kind=RecordKind.STAT,
             device=device,
-            ts_ns=start,
+            ts_ns=ts_ns,
             points=names,
             values=values,  # type: ignore[arg-type]
             units=[self._units.get((device, p), "") for p in names],

@@ -21,7 +21,7 @@ def rec(device: str, ts_ns: int, **points: object) -> Record:
 
 def test_five_minute_windows_match_a_reference() -> None:
     rng = random.Random(7)
-    agg = StatsAggregator(300, grace_s=5)
+    agg = StatsAggregator(300, grace_s=5, clock=lambda: T0)
     seen: dict[int, list[float]] = {}
     for _ in range(2000):
         ts = T0 + rng.randrange(0, 900 * NS)  # three windows, out of order
@@ -42,7 +42,7 @@ def test_five_minute_windows_match_a_reference() -> None:
 
 
 def test_only_good_finite_numbers_count() -> None:
-    agg = StatsAggregator(300)
+    agg = StatsAggregator(300, clock=lambda: T0)
     agg.add(rec("d", T0 + 1, ch4=1.0, fan=True, label="x"))
     agg.add(rec("d", T0 + 2, ch4=None, fan=False, label="y"))  # comm loss
     agg.add(rec("d", T0 + 3, ch4=float("nan"), fan=True, label="z"))
@@ -57,7 +57,7 @@ def test_only_good_finite_numbers_count() -> None:
 
 
 def test_late_samples_are_counted_not_mixed_in() -> None:
-    agg = StatsAggregator(300, grace_s=2)
+    agg = StatsAggregator(300, grace_s=2, clock=lambda: T0)
     agg.add(rec("d", T0 + 10 * NS, ch4=1.0))
     assert len(agg.flush(T0 + 302 * NS)) == 1
     agg.add(rec("d", T0 + 299 * NS, ch4=5.0))
@@ -65,13 +65,30 @@ def test_late_samples_are_counted_not_mixed_in() -> None:
     assert agg.flush(T0 + 1000 * NS) == []
 
 
-def test_flush_all_marks_the_open_window_partial() -> None:
-    now = [T0 + 100 * NS]
-    agg = StatsAggregator(300, clock=lambda: now[0])
-    agg.add(rec("d", T0 + 50 * NS, ch4=1.5))
-    (r,) = agg.flush_all()
-    st = r.fields["ch4"]
-    assert isinstance(st, dict) and st["partial"] is True and st["count"] == 1
+def test_a_restart_splits_a_window_into_two_partial_records() -> None:
+    """Stop at T0+100 s, start again at T0+160 s: the two parts of the window
+    are both marked partial and stamped apart, so neither overwrites the
+    other upstream (same series, same timestamp would)."""
+    now = [T0]
+    before = StatsAggregator(300, clock=lambda: now[0])
+    before.add(rec("d", T0 + 50 * NS, ch4=1.5))
+    before.add(rec("d", T0 + 90 * NS, ch4=2.5))
+    now[0] = T0 + 100 * NS
+    (first,) = before.flush_all()
+    now[0] = T0 + 160 * NS
+    after = StatsAggregator(300, clock=lambda: now[0])
+    after.add(rec("d", T0 + 170 * NS, ch4=0.5))
+    assert after.flush(T0 + 300 * NS) == []  # grace
+    (second,) = after.flush(T0 + 310 * NS)
+    assert first.fields["ch4"] == {"max": 2.5, "min": 1.5, "mean": 2.0, "count": 2,
+                                   "window_s": 300, "partial": True}  # fmt: skip
+    assert second.fields["ch4"] == {"max": 0.5, "min": 0.5, "mean": 0.5, "count": 1,
+                                    "window_s": 300, "partial": True}  # fmt: skip
+    assert (first.ts_ns, second.ts_ns) == (T0 + 50 * NS, T0 + 170 * NS)
+    # the next window is whole again, stamped with its start
+    after.add(rec("d", T0 + 301 * NS, ch4=1.0))
+    (whole,) = after.flush(T0 + 700 * NS)
+    assert whole.ts_ns == T0 + 300 * NS and "partial" not in whole.fields["ch4"]  # type: ignore[operator]
 
 
 def test_snapshot_every_interval_with_latest_values() -> None:
