@@ -280,10 +280,18 @@ def markdown(res: dict[str, Any]) -> str:
     if w:
         ok = w["mpts_s"] >= TARGET_CHECK_MPTS
         lines.append(
-            f"| whole check of an uncompressed LAS (read, classify, incidents, report) "
+            f"| whole check of an uncompressed LAS, licence without seam (`minegate survey "
+            f"check`: read, classify, incidents, volumes, report) "
             f"| {w['points']:,} | {w['seconds']:.2f} | {w['mpts_s']:.1f} "
             f"| ≥ {TARGET_CHECK_MPTS:g} | {'pass' if ok else 'FAIL'} ({w['verdict']}, "
             f"{w['incidents']} incidents) |"
+        )
+    w2 = res.get("whole_check_seam")
+    if w2:
+        lines.append(
+            f"| the same with a licensed coal seam (roof/floor ESRI grids) | {w2['points']:,} "
+            f"| {w2['seconds']:.2f} | {w2['mpts_s']:.1f} | | {w2['verdict']}, "
+            f"{w2['incidents']} incidents |"
         )
     z = res.get("laz_stream")
     if z:
@@ -341,20 +349,24 @@ def main(argv: list[str] | None = None) -> int:
     previous = args.results / "survey.json"
     if parts != set("abc") and previous.exists():  # keep the results of the parts not run
         old = json.loads(previous.read_text())
-        res.update(
-            {k: old[k] for k in ("classify", "laspy_read", "whole_check", "laz_stream") if k in old}
-        )
+        keys = ("classify", "laspy_read", "whole_check", "whole_check_seam", "laz_stream")
+        res.update({k: old[k] for k in keys if k in old})
     if parts & set("ab"):
         print(f"generating a {n:,}-point scan ...", flush=True)
     scene_chunks = list(scan_chunks(n if parts & set("ab") else 1000, seed=1))
     licence, chunks = with_corners(scene_chunks[0][0]), [c[1] for c in scene_chunks]
     del scene_chunks
+    # a metal mine's licence (boundary and levels) and a coal licence with a
+    # seam given by roof/floor grids, as `minegate survey check` reads them
     licence_path = WORK / "bench_licence.toml"
-    _licence_file(licence, licence_path)
+    _licence_file(replace(licence, seams=()), licence_path)
+    seam_licence_path = WORK / "bench_licence_seam.toml"
+    _licence_file(licence, seam_licence_path)
     if "a" in parts:
         xyz = np.concatenate(chunks)
         print("(a) classification vs shapely ...", flush=True)
-        res["classify"] = bench_classify(licence, xyz, args.repeat)
+        # boundary and elevation only, as the shapely reference: no seam
+        res["classify"] = bench_classify(replace(licence, seams=()), xyz, args.repeat)
         print(f"    {res['classify']}", flush=True)
         del xyz
     las = WORK / f"scan_{n}.las"
@@ -366,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         res["laspy_read"] = bench_laspy_read(las, n, repeat=2)
         res["whole_check"] = bench_whole_check(las, licence_path, n)
         print(f"    {res['whole_check']}", flush=True)
+        res["whole_check_seam"] = bench_whole_check(las, seam_licence_path, n)
+        print(f"    with the seam: {res['whole_check_seam']}", flush=True)
     chunks.clear()
     if "c" in parts and n_laz > 0:
         laz = WORK / f"scan_{n_laz}.laz"
