@@ -577,6 +577,13 @@ class ModbusHub:
         try:
             reply = await call(client)
         except ModbusIOException as exc:
+            # pymodbus 3.11 turns a cancellation of the waiting request into
+            # ModbusIOException("Request cancelled outside pymodbus."): give
+            # the cancellation back, or a stopping gateway waits forever on a
+            # poller stuck behind a silent unit.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError from exc
             if not client.connected:
                 raise TransportError(
                     f"{self._describe()}: link lost", device=self.name, unit=unit
