@@ -73,6 +73,21 @@ def _check_paths(paths: Sequence[str], what: str) -> list[Path]:
     return out
 
 
+def _prepare_out(out: Path) -> Path:
+    """Create the output directory now, so a typo fails before a long check."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".minegate-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise SurveyInputError(
+            f"cannot write the report there ({exc.strerror}); choose another --out directory",
+            path=out,
+        ) from None
+    return out
+
+
 def _sample_for_plots(
     licence: Licence, datas: Sequence[SurveyData], result: CheckResult
 ) -> tuple[F64, npt.NDArray[np.int8]]:
@@ -171,7 +186,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     licence = load_licence(args.licence)
     paths = _check_paths(args.scan, "scan")
     transform = parse_transform(args.transform)
-    out = Path(args.out)
+    out = _prepare_out(Path(args.out))
     with open_progress(enabled=not args.quiet) as progress:
         if transform is None and args.format is None:
             # the usual case: stream every file chunk by chunk (bounded memory)
@@ -262,7 +277,7 @@ def _finish(
 def cmd_sample(args: argparse.Namespace) -> int:
     from survey.sample import write_sample
 
-    sample = write_sample(Path(args.out))
+    sample = write_sample(_prepare_out(Path(args.out)))
     print(f"sample data written to {args.out}:")
     for f in sample.files:
         print(f"  {f}")
@@ -280,6 +295,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     licence = load_licence(args.licence)
     old_path, new_path = _check_paths([args.old, args.new], "scan")
     transform = parse_transform(args.transform)
+    out = _prepare_out(Path(args.out))
     t_start = time.perf_counter()
     with open_progress(enabled=not args.quiet) as progress:
         old, new = (
@@ -289,7 +305,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         result = compare_scans(licence, old, new, progress=progress)
         xyz, status = _sample_for_plots(licence, [new], result)
         sources = [SourceInfo(d.source, d.fmt, len(d.xyz)) for d in (old, new)]
-        return _finish(args, result, xyz, status, sources, t_start, Path(args.out))
+        return _finish(args, result, xyz, status, sources, t_start, out)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -298,7 +314,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--transform",
         metavar="dE,dN,rot_deg,scale",
-        help="4-parameter plan transform from the scan's mine grid to the licence system",
+        help="4-parameter plan transform from the scan's mine grid to the licence system "
+        "(degrees counter-clockwise; write --transform=-12.5,... when dE is negative)",
     )
     p.add_argument(
         "--format", help="force the input format (las, laz, e57, ply, xyz, csv, cass, gsi, ...)"

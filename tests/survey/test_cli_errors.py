@@ -158,3 +158,24 @@ def test_subprocess_bad_input_has_no_traceback(tmp_path: Path) -> None:
     assert proc.returncode == EXIT_BAD_INPUT
     assert str(missing) in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_unwritable_out_fails_before_the_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scan = write_las(tmp_path / "scan.las", _points())
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a directory")
+    code, _, err = _run(
+        capsys,
+        "check",
+        "--licence",
+        str(_licence_file(tmp_path)),
+        "--scan",
+        str(scan),
+        "--out",
+        str(blocker / "out"),
+        "--quiet",
+    )
+    assert code == EXIT_BAD_INPUT
+    assert str(blocker / "out") in err and "--out" in err and "Traceback" not in err
