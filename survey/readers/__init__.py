@@ -98,6 +98,13 @@ def _read_pcd_data(opts: ReadOptions) -> SurveyData:
 
 def _mesh_data(opts: ReadOptions, mesh: MeshRead) -> SurveyData:
     xyz = finish_points(mesh.xyz, opts)
+    f = mesh.faces
+    if f is not None and f.size and (f.ndim != 2 or f.min() < 0 or f.max() >= xyz.shape[0]):
+        raise SurveyInputError(
+            f"the mesh has faces that point at missing vertices ({xyz.shape[0]:,} vertices); "
+            "the file is damaged: export it again",
+            path=opts.path,
+        )
     return SurveyData(
         source=str(opts.path), fmt=opts.fmt, xyz=xyz, faces=mesh.faces, notes=opts.notes
     )

@@ -144,6 +144,12 @@ def to_licence_frame(xyz: F64, opts: ReadOptions, *, first_index: int = 0) -> F6
 def finish_points(xyz: F64, opts: ReadOptions, *, lines: Sequence[int] | None = None) -> F64:
     """The common tail of a reader: non-empty, finite, into the licence
     frame."""
+    if xyz.ndim != 2 or xyz.shape[1] != 3:
+        raise SurveyInputError(
+            f"the coordinates read have shape {xyz.shape}, not (n, 3) x y z: the file is "
+            "damaged or its vertices lack a coordinate; export it again",
+            path=opts.path,
+        )
     if xyz.shape[0] == 0:
         raise SurveyInputError(
             "the file holds no points (empty scan); check the export", path=opts.path

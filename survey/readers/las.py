@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import laspy
 import lazrs
 import numpy as np
-from laspy.vlrs.known import GeoKeyDirectoryVlr, WktCoordinateSystemVlr
+from laspy.vlrs.known import GeoKeyDirectoryVlr, LasZipVlr, WktCoordinateSystemVlr
 
 from survey.licence import CRS_TABLE
 from survey.model import F64, SurveyInputError
@@ -84,10 +84,46 @@ def _check_crs(header: laspy.LasHeader, opts: ReadOptions) -> None:
     )
 
 
+def _check_laz_chunk_table(header: laspy.LasHeader, opts: ReadOptions) -> None:
+    """Refuse a LAZ whose chunk table is out of place or oversized before
+    lazrs sees it: lazrs allocates whatever the table claims and a damaged
+    upload would abort the whole process (not an exception) for lack of
+    memory."""
+    laszip = next((v for v in header.vlrs if isinstance(v, LasZipVlr)), None)
+    if laszip is None:
+        return
+    size = opts.path.stat().st_size
+    start = int(header.offset_to_point_data)
+    damaged = SurveyInputError(
+        "the LAZ file is damaged (its chunk table is out of place); upload the complete file again",
+        path=opts.path,
+    )
+    with opts.path.open("rb") as fh:
+        fh.seek(start)
+        offset = int.from_bytes(fh.read(8), "little", signed=True)
+        if offset == -1:  # written by a streaming compressor: the offset is at the end
+            fh.seek(max(size - 8, 0))
+            offset = int.from_bytes(fh.read(8), "little", signed=True)
+        if not start + 8 <= offset <= size - 8:
+            raise damaged
+        fh.seek(offset)
+        _version = int.from_bytes(fh.read(4), "little")
+        n_chunks = int.from_bytes(fh.read(4), "little")
+    chunk_size = lazrs.LazVlr(laszip.record_data_bytes()).chunk_size()
+    points = int(header.point_count)
+    if chunk_size == 0xFFFFFFFF:  # variable-size chunks: at most one per point
+        limit = points + 1
+    else:
+        limit = points // max(chunk_size, 1) + 2
+    if n_chunks > limit or n_chunks * 8 > size:
+        raise damaged
+
+
 def iter_las_chunks(opts: ReadOptions, chunk_points: int) -> Iterator[F64]:
     """Yield (k, 3) float64 (E, N, H) chunks in the licence frame."""
     with _open(opts) as reader:
         _check_crs(reader.header, opts)
+        _check_laz_chunk_table(reader.header, opts)
         total = int(reader.header.point_count)
         if total == 0:
             raise SurveyInputError("the LAS header counts 0 points (empty scan)", path=opts.path)

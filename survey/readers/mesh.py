@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import trimesh
 
 from survey.model import F64, SurveyInputError
 from survey.readers.common import ReadOptions, refuse_float32
+from survey.readers.text import read_text
 
 _PLY_FLOAT32 = {"float", "float32"}
 _PLY_FLOAT64 = {"double", "float64"}
@@ -139,8 +141,11 @@ def read_ply(opts: ReadOptions) -> MeshRead:
 
 
 def read_obj(opts: ReadOptions) -> MeshRead:
+    # decode here (UTF-8, then GBK): trimesh's own fallback needs a package
+    # that is not installed and fails with ImportError on non-UTF-8 bytes
+    text, _enc = read_text(opts.path)
     try:
-        loaded = trimesh.load(str(opts.path), file_type="obj", process=False)
+        loaded = trimesh.load(io.BytesIO(text.encode("utf-8")), file_type="obj", process=False)
     except (ValueError, IndexError, KeyError) as exc:
         raise SurveyInputError(f"cannot read the OBJ file: {exc}", path=opts.path) from None
     return _from_trimesh(loaded, opts.path)

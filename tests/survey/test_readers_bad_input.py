@@ -105,3 +105,46 @@ def test_broken_headers(tmp_path: Path, name: str, content: bytes) -> None:
     with pytest.raises(SurveyInputError) as info:
         load_surface(p) if name.endswith(".asc") else read_survey(p)
     assert str(p) in str(info.value)
+
+
+FUZZ_EXTS = [".las", ".laz", ".xyz", ".pts", ".csv", ".dat", ".gsi", ".e57", ".ply", ".pcd", ".dxf"]
+
+
+@pytest.mark.parametrize("ext", [*FUZZ_EXTS, ".obj", ".stl"])
+def test_damaged_uploads_never_escape_as_library_errors(tmp_path: Path, ext: str) -> None:
+    """Flipped, cut and inserted bytes: the reader either reads something or
+    raises SurveyInputError (a damaged LAZ chunk table once aborted the whole
+    process inside lazrs)."""
+    from survey.writers import write_mesh, write_survey
+
+    xyz = np.round(_points(200), 3)
+    if ext == ".obj":
+        base = write_mesh(tmp_path / "base.obj", xyz[:10], [[0, 1, 2], [2, 3, 4]])
+    elif ext == ".stl":
+        base = write_mesh(tmp_path / "base.stl", xyz[:10] - [400000.0, 2421000.0, 0.0], [[0, 1, 2]])
+    else:
+        base = write_survey(tmp_path / f"base{ext}", xyz)
+    blob = base.read_bytes()
+    rng = np.random.default_rng(sum(map(ord, ext)))
+    for trial in range(24):
+        b = bytearray(blob)
+        if trial % 3 == 0:
+            for _ in range(int(rng.integers(1, 8))):
+                b[int(rng.integers(0, len(b)))] = int(rng.integers(0, 256))
+        elif trial % 3 == 1:
+            b = b[: int(rng.integers(0, len(b)))]
+        else:
+            i = int(rng.integers(0, len(b)))
+            b = (
+                b[:i]
+                + bytes(rng.integers(0, 256, int(rng.integers(1, 20))).astype(np.uint8))
+                + b[i:]
+            )
+        p = tmp_path / f"damaged{ext}"
+        p.write_bytes(bytes(b))
+        try:
+            data = read_survey(p)
+        except SurveyInputError as exc:
+            assert str(p) in str(exc)
+        else:
+            assert data.xyz.dtype == np.float64 and data.xyz.shape[1] == 3
