@@ -36,6 +36,7 @@ from scipy.spatial import Delaunay, QhullError
 from survey.model import F64, SurveyInputError
 from survey.readers import read_survey
 from survey.readers.common import check_finite, strip_zone_prefix
+from survey.readers.text import read_text
 from survey.readers.totalstation import read_point_table
 
 
@@ -157,7 +158,7 @@ def load_esri_ascii_grid(path: str | Path, *, zone: int | None = None) -> GridSu
     yllcorner|yllcenter, cellsize, [NODATA_value]; then nrows rows, the
     first one northernmost. x = easting."""
     p = Path(path)
-    tokens_by_line = [ln.split() for ln in p.read_text(encoding="utf-8-sig").splitlines()]
+    tokens_by_line = [ln.split() for ln in read_text(p)[0].splitlines()]
     header: dict[str, float] = {}
     i = 0
     while i < len(tokens_by_line):

@@ -31,6 +31,7 @@ from survey.licence import (
     seams_of,
 )
 from survey.model import Block, Licence, SurveyInputError
+from survey.readers.text import read_text
 
 
 class _LineFinder:
@@ -101,7 +102,7 @@ def _toml_corner(item: Any, where: str, finder: _LineFinder, path: Path) -> RawC
 
 def load_toml_licence(path: Path) -> Licence:
     """Parse and validate a TOML licence (see docs/survey-inputs.md)."""
-    text = path.read_text(encoding="utf-8-sig")
+    text, _enc = read_text(path)  # UTF-8, or GBK from Chinese office tools
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -143,7 +144,7 @@ def load_toml_licence(path: Path) -> Licence:
 def load_geojson_licence(path: Path) -> Licence:
     """Parse and validate a GeoJSON licence (see docs/survey-inputs.md)."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+        doc = json.loads(read_text(path)[0])
     except json.JSONDecodeError as exc:
         raise SurveyInputError(
             f"not valid JSON: {exc.msg} at column {exc.colno}", path=path, line=exc.lineno

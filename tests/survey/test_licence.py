@@ -318,3 +318,35 @@ def test_writer_accepts_numpy_scalars(tmp_path: Path) -> None:
     for writer, name in ((write_licence_toml, "l.toml"), (write_licence_geojson, "l.geojson")):
         back = load_licence(writer(tmp_path / name, lic))
         assert back.blocks == lic.blocks and back.tolerance_m == 2.0
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".geojson"])
+def test_damaged_licence_files_give_survey_input_errors(tmp_path: Path, suffix: str) -> None:
+    """Typing slips and cut or mis-encoded files: load_licence either loads
+    or raises SurveyInputError naming the file (never a decoder's error)."""
+    base = _write(tmp_path, GUANGXI_TOML)
+    if suffix == ".geojson":
+        base = write_licence_geojson(tmp_path / "l.geojson", load_licence(base))
+    blob = base.read_bytes()
+    alphabet = list(b'0123456789-+.,"[]{}=\n xyz')
+    rng = np.random.default_rng(7)
+    for trial in range(90):
+        b = bytearray(blob)
+        if trial % 3 == 0:
+            for _ in range(int(rng.integers(1, 4))):
+                b[int(rng.integers(0, len(b)))] = int(rng.choice(alphabet))
+        elif trial % 3 == 1:
+            b = b[: int(rng.integers(0, len(b)))]
+        else:
+            i = int(rng.integers(0, len(b)))
+            b = (
+                b[:i]
+                + bytes(rng.choice(alphabet, int(rng.integers(1, 6))).astype(np.uint8))
+                + b[i:]
+            )
+        p = tmp_path / f"damaged{suffix}"
+        p.write_bytes(bytes(b))
+        try:
+            load_licence(p)
+        except SurveyInputError as exc:
+            assert str(p) in str(exc)
