@@ -11,6 +11,8 @@ construction). Written:
 * ``seam1_roof.asc`` / ``seam1_floor.asc``: the licensed seam's surfaces;
 * ``violation_points.dat``: a sparser survey of the same workings as a
   South CASS point file (``name,code,Y,X,H``, easting first);
+* ``violation_mesh.obj``: a closed triangle mesh (tunnel model) of the
+  same workings;
 * ``EXPECTED.txt``: what the check should find.
 """
 
@@ -75,7 +77,7 @@ def write_sample(out: Path, *, density: float = SAMPLE_DENSITY) -> Sample:
     """Write the sample files into ``out`` (created if needed) and return
     them with the commands to run next. ``density``: scan points per m²."""
     from simulators.tunnels import compliant_scene, violation_scene
-    from survey.writers import write_cass, write_las
+    from survey.writers import write_cass, write_las, write_mesh
 
     out.mkdir(parents=True, exist_ok=True)
     ok_scene = compliant_scene(density=density)
@@ -86,6 +88,9 @@ def write_sample(out: Path, *, density: float = SAMPLE_DENSITY) -> Sample:
     bad_las = write_las(out / "violation.las", bad_scene.xyz)
     sparse = violation_scene(density=CASS_DENSITY, seed=5)
     cass = write_cass(out / "violation_points.dat", sparse.xyz, zone_prefix=licence.zone_prefix)
+    mesh = bad_scene.mesh
+    assert mesh.faces is not None
+    obj = write_mesh(out / "violation_mesh.obj", mesh.xyz, mesh.faces)
     expected = [_describe(e) for e in bad_scene.expected]
     exp_path = out / "EXPECTED.txt"
     exp_path.write_text(
@@ -95,7 +100,9 @@ def write_sample(out: Path, *, density: float = SAMPLE_DENSITY) -> Sample:
         "violation.las: violations found (exit code 3):\n"
         + "".join(f"  - {e}\n" for e in expected)
         + f"violation_points.dat: the same workings surveyed sparsely ({len(sparse.xyz):,} "
-        "points, South CASS format, easting first): the same incidents, rougher volumes.\n",
+        "points, South CASS format, easting first): the same incidents, rougher volumes.\n"
+        "violation_mesh.obj: a closed tunnel model of the same workings: the same incidents, "
+        "volumes clipped exactly from the mesh.\n",
         encoding="utf-8",
     )
 
@@ -109,8 +116,9 @@ def write_sample(out: Path, *, density: float = SAMPLE_DENSITY) -> Sample:
         check(ok_las, "out-compliant"),
         check(bad_las, "out-violation"),
         check(cass, "out-points"),
+        check(obj, "out-mesh"),
         f"minegate survey compare --licence {_q(lic_path)} --old {_q(ok_las)} "
         f"--new {_q(bad_las)} --out {_q(out / 'out-compare')}",
     ]
-    files = [lic_path, *files, ok_las, bad_las, cass, exp_path]
+    files = [lic_path, *files, ok_las, bad_las, cass, obj, exp_path]
     return Sample(out, files, commands, expected)

@@ -75,7 +75,7 @@ def test_compliant_scan_exits_0(
     assert len(_images((tmp_path / "report.html").read_text(encoding="utf-8"))) == 1  # plan
 
 
-@pytest.mark.parametrize("scan", ["violation.las", "violation_points.dat"])
+@pytest.mark.parametrize("scan", ["violation.las", "violation_points.dat", "violation_mesh.obj"])
 def test_violation_scan_exits_3_with_the_known_incidents(
     sample: Path, tmp_path: Path, scan: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
