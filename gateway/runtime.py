@@ -165,14 +165,14 @@ class Gateway:
                     raise RuntimeError(f"task {task.get_name()} failed") from task.exception()
         finally:
             log.info("gateway stopping")
-            await _cancel(pollers)
+            await cancel_tasks(pollers)
             service_stop.set()
-            await _cancel(services, grace_s=2.0)
+            await cancel_tasks(services, grace_s=2.0)
             await self.emit(self._event("gateway_stop", {}))
             await self._final_metrics()
             await self._drain(writer)
             sink_stop.set()
-            await _cancel(sinks, grace_s=SINK_STOP_TIMEOUT_S)
+            await cancel_tasks(sinks, grace_s=SINK_STOP_TIMEOUT_S)
             log.info(
                 "gateway stopped",
                 extra={
@@ -319,7 +319,7 @@ async def _wait(stop: asyncio.Event, seconds: float) -> bool:
     return stop.is_set()
 
 
-async def _cancel(tasks: list[asyncio.Task[None]], grace_s: float = 0.0) -> None:
+async def cancel_tasks(tasks: list[asyncio.Task[None]], grace_s: float = 0.0) -> None:
     """Let tasks finish on their own for ``grace_s``, then cancel the rest.
 
     Cancellation is repeated until each task has ended: in Python 3.11 a

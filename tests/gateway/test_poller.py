@@ -16,6 +16,7 @@ from gateway.config import CompiledDevice, SiteConfig, load_config
 from gateway.metrics import DeviceStats
 from gateway.model import Quality, Record, RecordKind
 from gateway.poller import ModbusPoller
+from gateway.runtime import cancel_tasks
 from simulators.faults import Fault
 from simulators.modbus_server import ModbusBus, SimulatedDevice
 from simulators.physics import MinePhysics
@@ -120,12 +121,10 @@ async def _run_pollers(rig: Rig, seconds: float, during=None) -> dict[str, Devic
             await during()
         else:
             await asyncio.sleep(seconds)
+        await cancel_tasks(tasks)
         for t in tasks:
-            t.cancel()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        for r in results:
-            if not isinstance(r, asyncio.CancelledError):
-                raise AssertionError(f"poller died: {r!r}")
+            if not t.cancelled() and t.exception() is not None:
+                raise AssertionError(f"poller died: {t.exception()!r}")
     return stats
 
 
@@ -176,3 +175,92 @@ async def test_silent_device_goes_comm_loss_without_delaying_others_then_recover
     # (0.1 s slots over ~2.15 s; a loaded CI core may cost a slot, not more.)
     assert stats["main_fan_1"].overruns <= 2
     assert stats["main_fan_1"].polls >= 18
+
+
+async def test_exception_answers_are_bad_values_not_comm_loss(rig: Rig) -> None:
+    pump = rig.sim("drainage_1")
+
+    async def scenario() -> None:
+        await asyncio.sleep(0.3)
+        pump.faults.inject(Fault.make("exception", code=4))
+        await asyncio.sleep(0.6)
+
+    stats = await _run_pollers(rig, 0, during=scenario)
+    samples = rig.of("drainage_1")
+    bad = [r for r in samples if Quality.BAD in r.qualities]
+    assert bad, "exception answers must mark the points bad"
+    assert all(
+        v is None
+        for r in bad
+        for v, q in zip(r.values, r.qualities, strict=True)
+        if q is Quality.BAD
+    )
+    assert stats["drainage_1"].errors["exception"] >= 2
+    assert stats["drainage_1"].comm_losses == 0
+    # Report by exception: the bad quality is recorded once per point, not every cycle.
+    bad_points = [
+        p for r in bad for p, q in zip(r.points, r.qualities, strict=True) if q is Quality.BAD
+    ]
+    assert len(bad_points) == len(set(bad_points))
+
+
+async def test_corrupt_and_slow_answers_count_and_lead_to_comm_loss(rig: Rig) -> None:
+    pump = rig.sim("drainage_1")
+
+    async def scenario() -> None:
+        await asyncio.sleep(0.3)
+        pump.faults.inject(Fault.make("corrupt"))
+        await asyncio.sleep(0.8)
+        pump.faults.clear()
+        await asyncio.sleep(0.4)
+        pump.faults.inject(Fault.make("slow", delay_s=0.5))  # beyond the 0.2 s timeout
+        await asyncio.sleep(1.2)
+
+    stats = await _run_pollers(rig, 0, during=scenario)
+    pump_stats = stats["drainage_1"]
+    # A damaged Modbus TCP frame makes pymodbus drop the connection, so the
+    # hub reports it as a transport error (on RTU it is a CRC error: corrupt).
+    assert pump_stats.errors["corrupt"] + pump_stats.errors["transport"] >= 2
+    assert pump_stats.errors["timeout"] >= 2
+    events = [r.fields["event"] for r in rig.of("drainage_1", RecordKind.EVENT)]
+    assert events[:2] == ["comm_loss", "comm_restored"]
+    assert events.count("comm_loss") == 2
+    assert stats["main_fan_1"].error_total == 0
+
+
+async def test_frozen_transmitter_is_flagged_stale(tmp_path: Path) -> None:
+    physics = MinePhysics(seed=4)
+    site = tmp_path / "site.toml"
+    site.write_text(
+        SITE.replace("{vent_port}", "1")
+        .replace("{pump_port}", "1")
+        .replace(
+            '[[devices]]\nname = "drainage_1"',
+            '[devices.points.airflow]\nstale_after_s = 0.3\n\n[[devices]]\nname = "drainage_1"',
+        )
+    )
+    cfg0 = load_config(site)
+    fan = next(d for d in cfg0.devices if d.name == "main_fan_1")
+    bus = ModbusBus("vent", [SimulatedDevice("main_fan_1", fan.profile, 1, physics)])
+    bus.refresh()
+    port = await bus.serve_tcp()
+    records: list[Record] = []
+
+    async def emit(rec: Record) -> None:
+        records.append(rec)
+
+    try:
+        bus.device("main_fan_1").faults.inject(Fault.make("frozen"))
+        async with TcpHub("127.0.0.1", port, timeout_s=0.5, retries=0, name="vent") as hub:
+            task = asyncio.create_task(ModbusPoller(fan, hub, emit, DeviceStats()).run())
+            await asyncio.sleep(0.8)
+            await cancel_tasks([task])
+    finally:
+        assert bus.server is not None
+        await bus.server.shutdown()
+    airflow = [r.qualities[r.points.index("airflow")] for r in records if "airflow" in r.points]
+    assert airflow[0] is Quality.GOOD
+    assert Quality.STALE in airflow
+    # Only airflow has a staleness limit here.
+    running = [r.qualities[r.points.index("running")] for r in records if "running" in r.points]
+    assert Quality.STALE not in running
