@@ -229,3 +229,23 @@ def test_xyz_bad_line_in_a_later_batch(tmp_path: Path) -> None:
     with pytest.raises(SurveyInputError) as info:
         list(iter_chunks(p, 1000))
     assert info.value.line == 2102
+
+
+@pytest.mark.parametrize(
+    ("version", "point_format", "compress"),
+    [("1.2", 0, False), ("1.2", 3, True), ("1.3", 1, False), ("1.4", 6, True), ("1.4", 7, False)],
+)
+def test_las_versions_and_point_formats(
+    tmp_path: Path, version: str, point_format: int, compress: bool
+) -> None:
+    xyz = survey_points(700)
+    p = write_las(
+        tmp_path / ("s.laz" if compress else "s.las"),
+        with_prefix(xyz),
+        version=version,
+        point_format=point_format,
+        compress=compress,
+    )
+    with laspy.open(str(p)) as r:
+        assert str(r.header.version) == version and r.header.point_format.id == point_format
+    np.testing.assert_allclose(read_survey(p, licence=guangxi_licence()).xyz, xyz, atol=1e-6)
