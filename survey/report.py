@@ -153,6 +153,12 @@ def _source_row(src: dict[str, object]) -> str:
     )
 
 
+VERDICT_ZH = {
+    "compliant": "合规",
+    "violations found": "发现超层越界",
+    "within survey uncertainty": "在测量误差范围内",
+}
+
 VERDICT_CLASS = {
     "compliant": "ok",
     "violations found": "bad",
@@ -194,6 +200,7 @@ def render_html(
         validity=_e(_validity(lic.valid_from, lic.valid_to, result.licence.source)),
         verdict=_e(result.verdict),
         verdict_class=VERDICT_CLASS.get(result.verdict, "warn"),
+        verdict_zh=VERDICT_ZH.get(result.verdict, ""),
         n_incidents=summary["incidents"],
         n_uncertain=summary["within_uncertainty"],
         max_exc=f"{float(summary['max_exceedance_m']):.2f}",
