@@ -106,7 +106,7 @@ def _comparison_html(doc: dict[str, object]) -> str:
         for a in comp["areas"]
     )
     return (
-        "<h2>New excavation between the two scans</h2>"
+        "<h2>New excavation between the two scans <span class=zh>两期之间新增采掘</span></h2>"
         f"<p>Older scan <code>{_e(comp['old_source'])}</code>, newer scan "
         f"<code>{_e(comp['new_source'])}</code>: {comp['new_points']:,} points of the newer "
         f"scan have no point of the older one within {comp['distance_m']} m. The incidents "
