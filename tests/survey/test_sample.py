@@ -218,3 +218,25 @@ def test_scan_in_a_mine_grid_checked_with_a_plan_transform(sample: Path, tmp_pat
         assert m["centroid"]["x_north"] == pytest.approx(r["centroid"]["x_north"], abs=0.01)
         assert m["centroid"]["y_east"] == pytest.approx(r["centroid"]["y_east"], abs=0.01)
         assert m["max_exceedance_m"] == pytest.approx(r["max_exceedance_m"], abs=0.01)
+
+
+def test_progress_lines_when_not_on_a_terminal(
+    sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lic = sample / "licence.toml"
+    code = minegate(
+        [
+            "survey",
+            "check",
+            "--licence",
+            str(lic),
+            "--scan",
+            str(sample / "compliant.las"),
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == EXIT_OK
+    assert "compliant.las" in err and "(100%)" in err
+    assert "\x1b[" not in err  # plain lines, no terminal control codes
