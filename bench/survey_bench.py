@@ -286,6 +286,13 @@ def markdown(res: dict[str, Any]) -> str:
             f"| ≥ {TARGET_CHECK_MPTS:g} | {'pass' if ok else 'FAIL'} ({w['verdict']}, "
             f"{w['incidents']} incidents) |"
         )
+        check_s = w["timings_s"].get("check")
+        if check_s:
+            lines.append(
+                f"| of which the check itself (read, classify, incidents, volumes; no start-up, "
+                f"no report) | {w['points']:,} | {check_s:.2f} | {w['points'] / check_s / 1e6:.1f} "
+                f"| | |"
+            )
     w2 = res.get("whole_check_seam")
     if w2:
         lines.append(
