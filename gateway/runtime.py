@@ -78,6 +78,7 @@ class Gateway:
         self._owns_store = store is None
         self._hub_factory = hub_factory or _default_hub
         self._extra: list[tuple[str, TaskFactory]] = []
+        self._held: list[Record] = []
         self.runners: list[Any] = []
         self.stop_event = asyncio.Event()
         self.started = asyncio.Event()
@@ -104,7 +105,16 @@ class Gateway:
         """Queue a record for the store; waits (and counts it) when full."""
         if self.queue.full():
             self.metrics.writer.backpressure += 1
-        await self.queue.put(record)
+            try:
+                await self.queue.put(record)
+            except asyncio.CancelledError:
+                # Stopped while waiting for room: the record was read from
+                # the device, so it is kept for the final flush (at most one
+                # per producer, so memory stays bounded).
+                self._held.append(record)
+                raise
+        else:
+            self.queue.put_nowait(record)
         self.metrics.queue_depth = self.queue.qsize()
 
     # -- lifecycle ---------------------------------------------------------
@@ -258,6 +268,9 @@ class Gateway:
             await writer
         while not self.queue.empty():
             await self._store_batch(self._take_queued())
+        if self._held:
+            held, self._held = self._held, []
+            await self._store_batch(sorted(held, key=lambda r: r.ts_ns))
 
     # -- housekeeping ------------------------------------------------------
 
