@@ -70,14 +70,17 @@ def _rows(text: str) -> list[tuple[int, list[str]]]:
         delim = ";"
     else:
         delim = " "
+    quoted = '"' in text  # the csv module only where quoting needs it (it is slow)
     out: list[tuple[int, list[str]]] = []
     for i, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         if delim == " ":
             fields = line.split()
-        else:
+        elif quoted:
             fields = [f.strip() for f in next(csv.reader(io.StringIO(line), delimiter=delim))]
+        else:
+            fields = line.split(delim)  # numbers parse with blanks; ids are stripped later
         out.append((i, fields))
     return out
 
@@ -134,7 +137,9 @@ def _roles_from_header(header: list[str], path: Path, line: int) -> dict[str, in
 
 
 def _median_abs(rows: list[tuple[int, list[str]]], col: int) -> float:
-    vals = [abs(v) for _, f in rows if col < len(f) and (v := _float(f[col])) is not None]
+    """Median magnitude of a column over at most ~2 000 evenly spread rows."""
+    sample = rows[:: max(1, len(rows) // 2000)]
+    vals = [abs(v) for _, f in sample if col < len(f) and (v := _float(f[col])) is not None]
     return float(np.median(vals)) if vals else float("nan")
 
 
@@ -170,8 +175,8 @@ def _roles_by_magnitude(rows: list[tuple[int, list[str]]], path: Path) -> dict[s
     numeric = [
         c
         for c in range(width)
-        if all(_float(f[c]) is not None for _, f in rows[:50] if f[c] != "")
-        and any(f[c] != "" for _, f in rows[:50])
+        if all(_float(f[c]) is not None for _, f in rows[:50] if f[c].strip())
+        and any(f[c].strip() for _, f in rows[:50])
     ]
     roles: dict[str, int] = {}
     if numeric and numeric[0] != 0:
@@ -232,6 +237,26 @@ def read_point_table(
 
 
 def _extract(body: list[tuple[int, list[str]]], roles: Mapping[str, int], path: Path) -> PointTable:
+    lines = [ln for ln, _ in body]
+    try:
+        # vectorised: numpy parses the strings; any problem -> the row loop
+        # below, which names the line
+        cols = [
+            np.array([f[roles[k]] for _, f in body]).astype(np.float64) for k in ("y", "x", "h")
+        ]
+        ids = (
+            [f[roles["id"]].strip() for _, f in body]
+            if "id" in roles
+            else [str(k + 1) for k in range(len(body))]
+        )
+        return PointTable(ids, np.column_stack(cols), lines)
+    except (ValueError, IndexError):
+        return _extract_rows(body, roles, path)
+
+
+def _extract_rows(
+    body: list[tuple[int, list[str]]], roles: Mapping[str, int], path: Path
+) -> PointTable:
     ids: list[str] = []
     out = np.empty((len(body), 3), dtype=np.float64)
     lines: list[int] = []
@@ -249,7 +274,7 @@ def _extract(body: list[tuple[int, list[str]]], roles: Mapping[str, int], path: 
                 f"cannot read X/Y/H numbers from {','.join(f)[:60]!r}", path=path, line=ln
             )
         out[k] = vals
-        ids.append(f[roles["id"]] if "id" in roles else str(k + 1))
+        ids.append(f[roles["id"]].strip() if "id" in roles else str(k + 1))
         lines.append(ln)
     return PointTable(ids, out, lines)
 
