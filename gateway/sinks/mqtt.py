@@ -118,28 +118,29 @@ class MqttSink(Sink):
     async def write(self, batch: list[Record]) -> WriteResult:
         if self._client is None:
             raise SinkError(f"{self.describe()}: not connected")
+        # A sliding window of max_inflight publishes awaiting their PUBACK:
+        # no barrier between groups, so the link stays busy.
+        window = asyncio.Semaphore(self.cfg.max_inflight)
+        results = await asyncio.gather(
+            *(self._publish_all(self.encoder.encode(rec), window) for rec in batch),
+            return_exceptions=True,
+        )
         accepted_upto = 0
-        step = self.cfg.max_inflight
-        for start in range(0, len(batch), step):
-            chunk = batch[start : start + step]
-            messages = [(rec, self.encoder.encode(rec)) for rec in chunk]
-            results = await asyncio.gather(
-                *(self._publish_all(msgs) for _, msgs in messages), return_exceptions=True
-            )
-            for (rec, _), res in zip(messages, results, strict=True):
-                if res is None:
-                    accepted_upto = rec.seq
-                    continue
-                if isinstance(res, aiomqtt.MqttError | TimeoutError):
-                    self.connected = False
-                    err = res if isinstance(res, aiomqtt.MqttError) else aiomqtt.MqttError(str(res))
-                    raise self._error(err, "publish", accepted_upto) from res
-                raise res
+        for rec, res in zip(batch, results, strict=True):
+            if res is None:
+                accepted_upto = rec.seq
+                continue
+            if isinstance(res, aiomqtt.MqttError | TimeoutError):
+                self.connected = False
+                err = res if isinstance(res, aiomqtt.MqttError) else aiomqtt.MqttError(str(res))
+                raise self._error(err, "publish", accepted_upto) from res
+            raise res
         return WriteResult(accepted_upto=accepted_upto)
 
-    async def _publish_all(self, msgs: list[Message]) -> None:
-        for m in msgs:
-            await self._publish(m)
+    async def _publish_all(self, msgs: list[Message], window: asyncio.Semaphore) -> None:
+        async with window:
+            for m in msgs:
+                await self._publish(m)
 
     async def _drop(self) -> None:
         """Forget the connection without saying goodbye (the broker keeps or

@@ -21,6 +21,7 @@ in ``values`` as ``{"<point>": {"v": value, "u": unit, "q": quality}}``
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ TOPICS: dict[RecordKind, str] = {
 }
 RETAINED = frozenset({RecordKind.SNAPSHOT})
 ALERT_TOPIC = "alerts/survey"
+_GOOD = Quality.GOOD
+_BAD = Quality.BAD
 
 _TOPIC_BAD = str.maketrans({"/": "_", "+": "_", "#": "_", "\x00": "_"})
 
@@ -49,11 +52,15 @@ def topic_segment(name: str) -> str:
     return name.translate(_TOPIC_BAD) or "_"
 
 
+@functools.lru_cache(maxsize=256)
+def _iso_second(secs: int) -> str:
+    return datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def iso_ms(ts_ns: int) -> str:
     """``2026-11-25T15:30:00.123Z`` (UTC, milliseconds, truncated)."""
     secs, ns = divmod(ts_ns, 1_000_000_000)
-    base = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{ns // 1_000_000:03d}Z"
+    return f"{_iso_second(secs)}.{ns // 1_000_000:03d}Z"
 
 
 def _json_value(v: object) -> object:
@@ -73,12 +80,15 @@ def _finite(obj: object) -> object:
     return obj
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str, allow_nan=False)
+
+
 def dumps(obj: object) -> bytes:
     """Strict JSON (no NaN), UTF-8; odd types as their str()."""
     try:
-        text = json.dumps(obj, ensure_ascii=False, default=str, allow_nan=False)
+        text = _ENCODER.encode(obj)
     except ValueError:
-        text = json.dumps(_finite(obj), ensure_ascii=False, default=str, allow_nan=False)
+        text = _ENCODER.encode(_finite(obj))
     return text.encode()
 
 
@@ -96,6 +106,9 @@ class MqttEncoder:
         self.root = f"{prefix.rstrip('/')}/{topic_segment(site)}/{topic_segment(gateway)}"
         self.site = site
         self.gateway = gateway
+        self._topics: dict[tuple[RecordKind, str], str] = {}
+        self._vkeys: dict[tuple[str, str], tuple[str, str]] = {}
+        self._devices: dict[str, str] = {}
 
     @property
     def status_topic(self) -> str:
@@ -130,27 +143,80 @@ class MqttEncoder:
                     stats[p] = {**{k: _json_value(v) for k, v in st.items()}, "u": u}
             out["stats"] = stats
             return out
+        # hot path: Quality is a str enum, JSON writes it as its value
         values: dict[str, object] = {}
+        finite = math.isfinite
         for p, v, u, q in zip(
             record.points, record.values, record.units, record.qualities, strict=True
         ):
-            jv = _json_value(v)
-            qv = Quality(q).value
-            if jv is None and v is not None and q is Quality.GOOD:
-                qv = Quality.BAD.value
-            values[p] = {"v": jv, "u": u, "q": qv}
+            if type(v) is float and not finite(v):
+                values[p] = {"v": None, "u": u, "q": _BAD if q is _GOOD else q}
+            else:
+                values[p] = {"v": v, "u": u, "q": q}
         if values or record.kind in (RecordKind.SAMPLE, RecordKind.SNAPSHOT):
             out["values"] = values
         if record.fields:
             out["fields"] = record.fields
         return out
 
+    def topic(self, record: Record) -> str:
+        key = (record.kind, record.device)
+        t = self._topics.get(key)
+        if t is None:
+            leaf = TOPICS[record.kind].format(device=topic_segment(record.device))
+            t = self._topics[key] = f"{self.root}/{leaf}"
+        return t
+
+    def fast_body(self, record: Record) -> bytes:
+        """The payload of a SAMPLE/SNAPSHOT record without ``fields``, built
+        as text from cached fragments: the telemetry hot path. Equal (as
+        JSON) to ``dumps(self.payload(record))``, which the tests check."""
+        keys = self._vkeys
+        finite = math.isfinite
+        parts: list[str] = []
+        for p, v, u, q in zip(
+            record.points, record.values, record.units, record.qualities, strict=True
+        ):
+            k = keys.get((p, u))
+            if k is None:
+                k = keys[(p, u)] = (
+                    f'{_ENCODER.encode(p)}:{{"v":',
+                    f',"u":{_ENCODER.encode(u)},"q":"',
+                )
+            t = type(v)
+            if t is float:
+                if finite(v):  # type: ignore[arg-type]
+                    vs = repr(v)
+                else:
+                    vs = "null"
+                    if q is _GOOD:
+                        q = _BAD
+            elif t is int:
+                vs = str(v)
+            elif t is bool:
+                vs = "true" if v else "false"
+            elif v is None:
+                vs = "null"
+            else:
+                vs = _ENCODER.encode(_finite(v))
+            parts.append(f'{k[0]}{vs}{k[1]}{q}"}}')
+        dev = self._devices.get(record.device)
+        if dev is None:
+            dev = self._devices[record.device] = _ENCODER.encode(record.device)
+        return (
+            f'{{"seq":{record.seq},"kind":"{record.kind.value}","ts":"{iso_ms(record.ts_ns)}",'
+            f'"ts_ns":{record.ts_ns},"device":{dev},"values":{{{",".join(parts)}}}}}'
+        ).encode()
+
     def encode(self, record: Record) -> list[Message]:
-        leaf = TOPICS[record.kind].format(device=topic_segment(record.device))
+        topic = self.topic(record)
+        kind = record.kind
+        if (kind is RecordKind.SAMPLE or kind is RecordKind.SNAPSHOT) and not record.fields:
+            return [Message(topic, self.fast_body(record), kind in RETAINED)]
         obj = self.payload(record)
         body = dumps(obj)
-        msgs = [Message(f"{self.root}/{leaf}", body, record.kind in RETAINED)]
-        if record.kind is RecordKind.FINDING and record.fields.get("alert") is True:
+        msgs = [Message(topic, body, kind in RETAINED)]
+        if kind is RecordKind.FINDING and record.fields.get("alert") is True:
             alert = {
                 "seq": record.seq,
                 "ts": obj["ts"],
@@ -159,7 +225,7 @@ class MqttEncoder:
                 "site": self.site,
                 "gateway": self.gateway,
                 "message": record.fields.get("message", ""),
-                "topic": f"{self.root}/{leaf}",
+                "topic": topic,
             }
             msgs.append(Message(f"{self.root}/{ALERT_TOPIC}", dumps(alert)))
         return msgs

@@ -143,3 +143,30 @@ def test_telemetry_round_trip(
             assert fields[p + "_q"] == (q.value if q is not Quality.GOOD else "bad")
         else:
             assert p + "_q" not in fields
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    device=name,
+    points=st.lists(name, min_size=0, max_size=6, unique=True),
+    kind=st.sampled_from([RecordKind.SAMPLE, RecordKind.SNAPSHOT]),
+    data=st.data(),
+)
+def test_fast_mqtt_payload_equals_the_reference(
+    device: str, points: list[str], kind: RecordKind, data: st.DataObject
+) -> None:
+    import json
+
+    from gateway.sinks.mqtt_schema import MqttEncoder, dumps
+
+    vals = [data.draw(st.one_of(value, st.integers(-(2**63), 2**63))) for _ in points]
+    quals = [data.draw(st.sampled_from(list(Quality))) for _ in points]
+    units = [data.draw(text) for _ in points]
+    rec = Record(kind, device, data.draw(st.integers(0, 2**63 - 1)), points, vals, units, quals,
+                 seq=data.draw(st.integers(1, 2**62)))  # fmt: skip
+    enc = MqttEncoder("minegate", "s", "g")
+    fast = json.loads(enc.fast_body(rec))
+    reference = json.loads(dumps(enc.payload(rec)))
+    assert fast == reference
+    (msg,) = enc.encode(rec)
+    assert json.loads(msg.payload) == reference
