@@ -5,7 +5,8 @@ Exit codes (documented in docs/survey.md):
 
 * 0 - compliant, or only exceedances within survey uncertainty;
 * 2 - bad input (the message names the file, line or field and what to do);
-* 3 - violations found (mining beyond the licensed boundary or levels).
+* 3 - violations found (mining beyond the licensed boundary or levels);
+* 4 - the check ran and wrote its report, but ``--publish`` failed.
 
 ``register(subparsers)`` adds the ``survey`` command to the main
 ``minegate`` parser (gateway/cli.py); ``main(argv)`` runs it standalone
@@ -31,6 +32,7 @@ from survey.progress import open_progress
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_VIOLATIONS = 3
+EXIT_NOT_PUBLISHED = 4  # the check ran and wrote its report, but --publish failed
 
 PLOT_POINTS = 400_000  # points kept for the pictures
 MAX_PRINTED = 10  # incidents listed on the terminal; all are in the report
@@ -270,7 +272,20 @@ def _finish(
         print(f"  ... and {len(result.incidents) - MAX_PRINTED} more (see the report)")
     print(f"report: {files.report_html}\nfindings: {files.findings_json}")
     if args.publish:
-        print(_publish(args.config, result, check_id))
+        import sqlite3
+
+        from gateway.store_schema import StoreError
+
+        try:
+            print(_publish(args.config, result, check_id))
+        except (StoreError, sqlite3.Error, OSError) as exc:
+            print(
+                f"error: the check is done ({result.verdict}; {files.findings_json}) but its "
+                f"findings could not be published to the store of {args.config}: {exc}. "
+                "Fix the store (see `minegate status`) and run the check again with --publish.",
+                file=sys.stderr,
+            )
+            return EXIT_NOT_PUBLISHED
     return EXIT_VIOLATIONS if result.incidents else EXIT_OK
 
 

@@ -240,3 +240,19 @@ def test_progress_lines_when_not_on_a_terminal(
     assert code == EXIT_OK
     assert "compliant.las" in err and "(100%)" in err
     assert "\x1b[" not in err  # plain lines, no terminal control codes
+
+
+def test_a_broken_store_leaves_the_report_and_exits_4(
+    sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from survey.cli import EXIT_NOT_PUBLISHED
+
+    site = tmp_path / "site.toml"
+    site.write_text('[site]\nname = "qinzhou-1"\ndata_dir = "data"\n')
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "minegate.sqlite").write_bytes(b"this is not a database" * 100)
+    code = _check(sample / "compliant.las", tmp_path / "out", "--config", str(site), "--publish")
+    err = capsys.readouterr().err
+    assert code == EXIT_NOT_PUBLISHED
+    assert "could not be published" in err and "Traceback" not in err
+    assert (tmp_path / "out" / "findings.json").is_file()
