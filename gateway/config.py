@@ -233,6 +233,8 @@ def _message(err: Any, user_loc: tuple[str | int, ...], model_loc: tuple[str | i
     etype = err["type"]
     key = user_loc[-1] if user_loc else ""
     table = format_loc(user_loc[:-1]) or "the top level"
+    if etype == "missing" and len(user_loc) == 1 and model_at(user_loc) is not None:
+        return f"required table missing: add a [{key}] table"
     if etype == "missing":
         what = ""
         if len(model_loc) == 3 and model_loc[0] in _TAGGED:

@@ -17,9 +17,7 @@ EXAMPLES = Path(__file__).parents[2] / "examples"
 @pytest.mark.parametrize("case", sorted(p.name for p in CASES.iterdir() if p.is_dir()))
 def test_config_case(case: str) -> None:
     path = CASES / case / "site.toml"
-    expected = [
-        line for line in (CASES / case / "expected.txt").read_text().splitlines() if line
-    ]
+    expected = [line for line in (CASES / case / "expected.txt").read_text().splitlines() if line]
     with pytest.raises(ConfigError) as info:
         load_config(path)
     got = [str(e).replace(str(path), "site.toml") for e in info.value.errors]
