@@ -8,6 +8,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import trimesh
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
 from simulators.tunnels import Drift, Section, Stope
@@ -136,3 +138,41 @@ def test_sparse_surveys(density: float) -> None:
     drift = Drift("d", (0.0, 0.0, 0.0), (15.0, 0.0, 0.0))
     dp = _place(drift.sample(int(drift.surface_area * density), rng), 6)
     assert shell_volume(dp) == pytest.approx(drift.volume, rel=0.10)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    angle=st.floats(-60.0, 60.0),
+    beyond=st.floats(4.0, 30.0),
+    rise=st.floats(-0.15, 0.15),
+    arched=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_oblique_crossings_scan_vs_mesh(
+    licence_factory: Callable[..., Licence],
+    angle: float,
+    beyond: float,
+    rise: float,
+    arched: bool,
+    seed: int,
+) -> None:
+    """Drifts crossing the east edge at an angle, level or inclined: the
+    section method on scan points agrees with clipping the closed mesh."""
+    lic = _square(licence_factory)
+    a = math.radians(angle)
+    direction = np.array([math.cos(a), math.sin(a), rise])
+    start = np.array([E0 + 60.0, N0 + 50.0, -50.0])
+    # the floor centre line leaves the licence (E = E0 + 100) by `beyond`
+    length = (40.0 + beyond) / math.cos(a)
+    end = start + direction * length
+    drift = Drift("d", tuple(start), tuple(end), section=Section(4.0, 3.5, arched))
+    rng = np.random.default_rng(seed)
+    pts = drift.sample(int(drift.surface_area * 60), rng)
+    mesh = drift.mesh()
+    origin = np.zeros(3)
+    expected = mesh_volume_beyond(lic, mesh, origin, ViolationType.BOUNDARY)
+    assert expected is not None and expected > 0
+    result = check_survey(lic, [SurveyData("d.xyz", "xyz", pts)])
+    (inc,) = result.incidents
+    assert inc.type is ViolationType.BOUNDARY
+    assert inc.volume_m3 == pytest.approx(expected, rel=0.10)
