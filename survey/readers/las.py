@@ -71,8 +71,10 @@ def _check_crs(header: laspy.LasHeader, opts: ReadOptions) -> None:
         return
     info, mine = CRS_TABLE.get(declared), CRS_TABLE.get(opts.licence.epsg)
     if info is not None and mine is not None:
-        if info.zone == mine.zone and info.central_meridian == mine.central_meridian:
-            return  # the same zone with / without prefix: values tell which
+        if info.central_meridian == mine.central_meridian:
+            # the same projection (3- or 6-degree numbering, with or without
+            # prefix, e.g. 4507 = 4544 = CM 105E): the values tell the rest
+            return
         raise SurveyInputError(
             f"the LAS header declares EPSG {declared} ({info.name}) but the licence is EPSG "
             f"{mine.epsg} ({mine.name}); re-project the scan into the licence's zone",

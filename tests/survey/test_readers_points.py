@@ -249,3 +249,10 @@ def test_las_versions_and_point_formats(
     with laspy.open(str(p)) as r:
         assert str(r.header.version) == version and r.header.point_format.id == point_format
     np.testing.assert_allclose(read_survey(p, licence=guangxi_licence()).xyz, xyz, atol=1e-6)
+
+
+def test_las_crs_same_central_meridian_other_numbering_is_fine(tmp_path: Path) -> None:
+    xyz = survey_points(50)
+    p = write_las(tmp_path / "a.las", xyz, epsg=4508)  # 6-degree CM 111E, no prefix
+    lic = guangxi_licence(4546)  # 3-degree CM 111E, no prefix
+    np.testing.assert_allclose(read_survey(p, licence=lic).xyz, xyz, atol=1e-6)
