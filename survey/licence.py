@@ -273,6 +273,14 @@ def _validate_corners(
                 path=path,
                 line=c.line,
             )
+        if abs(c.x) <= 90 and abs(c.y) <= 180:
+            raise SurveyInputError(
+                f"block '{block}', corner {c.number}: X={c.x} Y={c.y} look like latitude and "
+                "longitude in degrees; give the Gauss-Kruger coordinates in metres printed on "
+                "the licence (X = northing, Y = easting)",
+                path=path,
+                line=c.line,
+            )
         if not looks_like_northing(c.x):
             raise SurveyInputError(
                 f"block '{block}', corner {c.number}: X={c.x:.3f} is not a plausible "

@@ -184,6 +184,11 @@ def test_wrong_zone_prefix(tmp_path: Path) -> None:
         ("valid_to = 2031-03-01", "valid_to = 2011-03-01", "validity is inverted"),
         ('  ["7", 2421800.000, 401500.000],\n', "", "at least 3"),
         ("epsg = 4524 ", "epsg = 4524\ncolour = 1 ", "unknown key"),
+        (
+            "x = 2421000.000, y = 36400000.000 }",
+            "x = 21.87, y = 108.62 }",
+            "latitude and longitude",
+        ),
     ],
 )
 def test_licence_errors(tmp_path: Path, old: str, new: str, needle: str) -> None:
