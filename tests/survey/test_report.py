@@ -183,3 +183,21 @@ def test_an_expired_licence_is_flagged_in_the_report(tmp_path: Path) -> None:
     assert "valid 2015-01-01 to 2020-01-01" in html and "EXPIRED" in html
     doc = json.loads(files.findings_json.read_text(encoding="utf-8"))
     assert doc["licence"]["valid_to"] == "2020-01-01"
+
+
+def test_two_block_licence_is_drawn_with_each_block(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    lic, xyz, status, res = _scene()
+    deeper = tuple(
+        Corner(f"K{i + 1}", N0 + dn, E0 + de)
+        for i, (dn, de) in enumerate([(-200, 0), (-200, 400), (0, 400), (0, 0)])
+    )
+    res.licence = replace(lic, blocks=(*lic.blocks, Block("2", deeper, 0.0, -300.0)))
+    files = write_report(res, tmp_path, xyz=xyz, status=status, check_id="c3")
+    html = files.report_html.read_text(encoding="utf-8")
+    assert "Block 1: elevation +120 m to -80 m" in html
+    assert "Block 2: elevation +0 m to -300 m" in html
+    assert "K3" in html
+    img = _rgb(plan_view(res.licence, xyz, status, res.incidents))
+    assert _count_colour(img, STATUS_STYLE[VIOLATION][0]) > 200
