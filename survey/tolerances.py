@@ -83,6 +83,10 @@ SECTION_CLUSTER_GAPS: float = 8.0
 #: ``VOLUME_SLICE_M``.
 VOLUME_SLICE_SPACINGS: float = 2.0
 
+#: Incidents with more points are thinned at random to this many before
+#: their volume is computed (time; the section hulls barely move).
+VOLUME_MAX_POINTS: int = 200_000
+
 #: Fewest points a section needs before its hull counts toward a volume.
 VOLUME_MIN_SECTION_POINTS: int = 6
 

@@ -77,6 +77,11 @@ def shell_volume(
     xyz = np.asarray(xyz, dtype=np.float64)
     if len(xyz) < min_points:
         return 0.0
+    if len(xyz) > tol.VOLUME_MAX_POINTS:
+        # hulls of a dense scan barely change when it is thinned at random;
+        # the slices adapt to the thinner density
+        pick = np.random.default_rng(0).choice(len(xyz), tol.VOLUME_MAX_POINTS, replace=False)
+        xyz = xyz[pick]
     local = xyz - xyz.mean(axis=0)
     rho = surface_density(xyz)
     # sparse surveys get thicker slices, so each section holds enough points

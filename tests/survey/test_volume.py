@@ -176,3 +176,16 @@ def test_oblique_crossings_scan_vs_mesh(
     (inc,) = result.incidents
     assert inc.type is ViolationType.BOUNDARY
     assert inc.volume_m3 == pytest.approx(expected, rel=0.10)
+
+
+def test_large_shells_are_thinned_for_volume(monkeypatch: pytest.MonkeyPatch) -> None:
+    from survey import tolerances
+
+    stope = Stope("box", (0.0, 0.0, 0.0), (20.0, 9.0, 6.0))
+    pts = _place(stope.sample(int(stope.surface_area * 150), np.random.default_rng(1)), 2)
+    full = shell_volume(pts)
+    monkeypatch.setattr(tolerances, "VOLUME_MAX_POINTS", 20_000)
+    thinned = shell_volume(pts)
+    assert len(pts) > 20_000
+    assert thinned == pytest.approx(full, rel=0.03)
+    assert thinned == pytest.approx(stope.volume, rel=0.05)
