@@ -216,9 +216,16 @@ def write_gsi(
     return p
 
 
-def write_gsi16(path: str | Path, xyz: npt.ArrayLike, **kwargs: Any) -> Path:
+def write_gsi16(
+    path: str | Path,
+    xyz: npt.ArrayLike,
+    *,
+    ids: Sequence[str] | None = None,
+    units: int = 0,
+    zone_prefix: int | None = None,
+) -> Path:
     """GSI-16 coordinates (see :func:`write_gsi`)."""
-    return write_gsi(path, xyz, gsi8=False, **kwargs)
+    return write_gsi(path, xyz, ids=ids, units=units, zone_prefix=zone_prefix, gsi8=False)
 
 
 def _quat_matrix(q: Sequence[float]) -> F64:
