@@ -55,9 +55,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, gateway.request_stop)
         await gateway.run()
 
+    from gateway.store_schema import StoreError
+
     try:
         asyncio.run(main())
-    except OSError as exc:
+    except (OSError, StoreError) as exc:
+        # A store that cannot be opened or written, a port that cannot be
+        # bound: the message names the file or address.
         log.error("gateway failed: %s", exc)
         return EXIT_FAILURE
     except RuntimeError as exc:

@@ -15,6 +15,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from drivers.errors import ErrorKind
+from drivers.types import Value
 from gateway.model import Quality, Record, RecordKind
 
 METRICS_SOURCE = "gateway"
@@ -132,8 +133,9 @@ class GatewayMetrics:
         self._last_counters = now
         return {k: v for k, v in deltas.items() if v}
 
-    def snapshot(self, ts_ns: int) -> Record:
-        """One METRIC record of everything, values as floats or ints."""
+    def snapshot(self, ts_ns: int, extra: dict[str, Value] | None = None) -> Record:
+        """One METRIC record of everything, values as floats or ints;
+        ``extra`` adds named values (bus hubs' and sink runners' counters)."""
         points: list[str] = []
         values: list[float | int | str | bool | None] = []
         units: list[str] = []
@@ -174,6 +176,10 @@ class GatewayMetrics:
         put("store.values", stored)
         put("queue.depth", self.queue_depth)
         put("queue.backpressure", self.writer.backpressure)
+        for name, value in (extra or {}).items():
+            points.append(name)
+            values.append(value)
+            units.append("")
         return Record(
             kind=RecordKind.METRIC,
             device=METRICS_SOURCE,

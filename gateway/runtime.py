@@ -28,6 +28,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from drivers.types import Value
 from gateway.config import CompiledDevice, SiteConfig
 from gateway.config_schema import AnyBus, AsciiBus
 from gateway.metrics import METRICS_SOURCE, GatewayMetrics
@@ -40,6 +41,17 @@ STORE_FILENAME = "minegate.sqlite"
 RETENTION_EVERY_S = 60.0
 SINK_STOP_TIMEOUT_S = 5.0
 MAX_BATCH_RECORDS = 5000
+# What of a sink runner's status goes into the METRIC record (and so into
+# `minegate status`, which cannot ask the running process).
+SINK_STATUS_KEYS = (
+    "state",
+    "connected",
+    "last_error",
+    "sent_values",
+    "failures",
+    "drain_values_per_s",
+    "set_aside",
+)
 
 TaskFactory = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
@@ -79,6 +91,7 @@ class Gateway:
         self._hub_factory = hub_factory or _default_hub
         self._extra: list[tuple[str, TaskFactory]] = []
         self._held: list[Record] = []
+        self._hubs: dict[str, Hub] = {}
         self.runners: list[Any] = []
         self.stop_event = asyncio.Event()
         self.started = asyncio.Event()
@@ -137,6 +150,7 @@ class Gateway:
             if isinstance(bus, AsciiBus) or bus.name not in used:
                 continue
             hub_of[bus.name] = await stack.enter_async_context(self._hub_factory(bus))
+        self._hubs = hub_of
         return hub_of
 
     async def _run_tasks(self, hub_of: dict[str, Hub]) -> None:
@@ -284,7 +298,22 @@ class Gateway:
         self.metrics.queue_depth = self.queue.qsize()
         for name, n in self.metrics.counter_deltas().items():
             self._store.bump(name, n)
-        await self.emit(self.metrics.snapshot(self.wall_ns()))
+        await self.emit(self.metrics.snapshot(self.wall_ns(), self._component_metrics()))
+
+    def _component_metrics(self) -> dict[str, Value]:
+        """Counters the hubs and sink runners keep themselves."""
+        out: dict[str, Value] = {}
+        for name, hub in self._hubs.items():
+            stats = getattr(hub, "stats", None)
+            if stats is not None and hasattr(stats, "as_dict"):
+                out.update({f"bus.{name}.{k}": v for k, v in stats.as_dict().items()})
+        for runner in self.runners:
+            status = runner.status()
+            for key in SINK_STATUS_KEYS:
+                value = status.get(key)
+                if isinstance(value, str | int | float | bool):
+                    out[f"sink.{runner.name}.{key}"] = value
+        return out
 
     async def _final_metrics(self) -> None:
         # The last numbers of a run end up in the store even if shorter than

@@ -216,11 +216,24 @@ def render(report: StatusReport, console: Console, now_ns: int) -> None:
         )
     if report.sinks:
         sinks = Table(title="sinks")
-        for col in ("sink", "acked up to seq", "backlog records", "backlog values"):
+        for col in (
+            "sink",
+            "state",
+            "acked up to seq",
+            "backlog records",
+            "backlog values",
+            "last error",
+        ):
             sinks.add_column(col)
         for s in report.sinks:
+            name = s["name"]
             sinks.add_row(
-                s["name"], str(s["cursor"]), str(s["backlog_records"]), str(s["backlog_values"])
+                name,
+                format_value(m.get(f"sink.{name}.state")),
+                str(s["cursor"]),
+                str(s["backlog_records"]),
+                str(s["backlog_values"]),
+                format_value(m.get(f"sink.{name}.last_error")),
             )
         console.print(sinks)
 
