@@ -17,7 +17,10 @@ Why ``d`` = 0.5 m by default (``tolerances.COMPARE_DISTANCE_M``): larger than
 the scanners' noise and point spacing (2 cm, 5-10 cm at 100-400 pts/m2), so
 unchanged walls find an old neighbour; smaller than a blasting round
 (2-3 m), so one round of advance is new. The two scans must be registered in
-the same coordinate system.
+the same coordinate system. Closed meshes are compared through their
+vertices plus surface samples (``MESH_SAMPLE_DENSITY_PER_M2``). Both scans
+are held in memory, and the older one in a k-d tree (about 50 bytes a
+point): compare scans of a few tens of millions of points at most.
 
 ``ComparisonResult`` is a :class:`CheckResult` (the report and findings
 treat it as one) with the excavation areas added; its ``preview`` and
@@ -39,6 +42,7 @@ from survey.check import (
     VERDICT_VIOLATIONS,
     _Accumulator,
     _check_points,
+    _mesh_samples,
 )
 from survey.classify import classify, prepare
 from survey.incidents import Beyond, group_incidents, label_voxels
@@ -81,6 +85,14 @@ def _overlaps(inc: Incident, lo: F64, hi: F64) -> bool:
     return all(inc.bbox_min[i] <= hi[i] and inc.bbox_max[i] >= lo[i] for i in range(3))
 
 
+def _surface_points(scan: SurveyData, origin: F64) -> F64:
+    """The scan's points; for a mesh, its vertices plus even surface samples
+    (spaced well under ``d``, so unchanged faces find old neighbours)."""
+    if scan.is_mesh:
+        return _mesh_samples(scan, origin)[0]
+    return np.asarray(scan.xyz, dtype=np.float64)
+
+
 def compare_scans(
     licence: Licence,
     old: SurveyData,
@@ -104,9 +116,10 @@ def compare_scans(
     prep = prepare(licence)
     origin = np.array([prep.origin[0], prep.origin[1], 0.0])
     t0 = time.perf_counter()
+    old_xyz = _surface_points(old, origin)
+    new_xyz = _surface_points(new, origin)
     # local coordinates: the tree's distances stay exact to well under a mm
-    tree = cKDTree(np.asarray(old.xyz, dtype=np.float64) - origin)
-    new_xyz = np.asarray(new.xyz, dtype=np.float64)
+    tree = cKDTree(old_xyz - origin)
     is_new = np.zeros(len(new_xyz), dtype=bool)
     step = tol.CHUNK_POINTS
     for s in range(0, len(new_xyz), step):
@@ -161,7 +174,7 @@ def compare_scans(
     )
     n_beyond = sum(a.beyond_licence for a in areas)
     notes = [
-        f"compared {len(new_xyz):,} points of {new.source} with {len(old.xyz):,} points of "
+        f"compared {len(new_xyz):,} points of {new.source} with {len(old_xyz):,} points of "
         f"{old.source}: {len(fresh):,} new points (no older point within {d:g} m) in "
         f"{len(areas)} excavation area(s), {sum(a.volume_m3 for a in areas):,.1f} m³ in all; "
         f"{n_beyond} area(s) beyond the licence",

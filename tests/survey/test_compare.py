@@ -65,3 +65,12 @@ def test_empty_scans_are_input_errors(compliant: Scene) -> None:
         compare_scans(compliant.licence, empty, compliant.survey())
     with pytest.raises(SurveyInputError, match="newer scan contains no points"):
         compare_scans(compliant.licence, compliant.survey(), replace(empty, source="new.las"))
+
+
+def test_meshes_compare_through_surface_samples(compliant: Scene, violation: Scene) -> None:
+    result = compare_scans(violation.licence, compliant.mesh, violation.mesh)
+    assert {i.type for i in result.incidents} == {e.type for e in violation.expected}
+    assert len(result.areas) == 3 and all(a.beyond_licence for a in result.areas)
+    boundary = next(i for i in result.incidents if i.type is ViolationType.BOUNDARY)
+    assert boundary.max_exceedance_m == pytest.approx(12.0, abs=0.1)
+    assert boundary.new_since == compliant.mesh.source
