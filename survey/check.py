@@ -37,7 +37,8 @@ Result fields the report uses:
 * ``CheckResult.notes``: counts per status, and warnings: suspected
   coordinate system error (most points beyond the boundary), sparse survey
   grouped with larger voxels, points beyond a limit thinned past
-  ``MAX_BEYOND_POINTS``, survey dated outside the licence's validity.
+  ``MAX_BEYOND_POINTS``, survey dated outside the licence's validity,
+  points outside the seam surfaces' coverage (not checked against a seam).
 
 Errors: :class:`SurveyInputError` (naming the file) for an empty survey,
 non-finite coordinates or no input at all; reader errors pass through.
@@ -149,6 +150,7 @@ class _Accumulator:
     beyond_index: list[npt.NDArray[np.int64]] = field(default_factory=list)
     beyond_held: int = 0
     dates: list[str] = field(default_factory=list)  # notes on survey vs licence dates
+    no_seam: int = 0  # points no seam surface covers (not checked against a seam)
 
     def add(self, xyz: F64, source: int) -> None:
         t0 = time.perf_counter()
@@ -161,6 +163,8 @@ class _Accumulator:
             self.per_status[i] += int(counts[i])
         if counts[2]:
             self.outside_plan += int(np.count_nonzero(c.violated & BOUNDARY_BIT))
+        if self.prep.licence.seams:
+            self.no_seam += int(np.count_nonzero(np.isnan(c.seam)))
         self.n_points += n
         if counts[1] + counts[2]:
             bad = np.flatnonzero(c.status)
@@ -388,6 +392,11 @@ def _finish(
         f"uncertainty, {bad:,} beyond a licensed limit"
     ]
     notes.extend(group_notes)
+    if acc.no_seam:
+        notes.append(
+            f"{acc.no_seam:,} points lie where no licensed seam's roof and floor surfaces "
+            "reach: they were checked against the boundary and the elevation range only"
+        )
     notes.extend(acc.dates)
     if acc.beyond_stride > 1:
         notes.append(

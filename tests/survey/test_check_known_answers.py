@@ -247,3 +247,9 @@ def test_survey_after_licence_expiry_is_noted(violation: Scene) -> None:
     assert any("before the licence took effect" in n for n in check_survey(lic, [early]).notes)
     ok = replace(violation.survey(), surveyed_on=date(2024, 6, 1))
     assert not any("licence expired" in n for n in check_survey(lic, [ok]).notes)
+
+
+def test_points_beyond_seam_coverage_are_noted(violation: Scene) -> None:
+    result = check_survey(violation.licence, [violation.survey()])
+    # the seam surfaces cover only the western part of the scene
+    assert any("no licensed seam" in n for n in result.notes)
