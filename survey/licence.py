@@ -162,7 +162,11 @@ _NUM = r"[+-]?\s*\d+(?:\.\d+)?"
 
 
 def parse_elevation_range(
-    text: str, *, path: str | Path | None = None, field: str = "elevation"
+    text: str,
+    *,
+    path: str | Path | None = None,
+    field: str = "elevation",
+    line: int | None = None,
 ) -> tuple[float, float]:
     """(z_top, z_bottom) from text like "from +120 m to -80 m", "+120m～-80m",
     "+120 至 -80 米". The first number is the top, as licences print it."""
@@ -172,6 +176,7 @@ def parse_elevation_range(
             f"field '{field}': cannot read an elevation range from {text!r}; write it like "
             '"from +120 m to -80 m" (top first) or give z_top and z_bottom as numbers',
             path=path,
+            line=line,
         )
     return nums[0], nums[1]
 
@@ -387,22 +392,30 @@ def make_block(
     return Block(name=name, corners=corners, z_top=z_top, z_bottom=z_bottom)
 
 
-def elevation_of(table: Mapping[str, Any], where: str, path: Path) -> tuple[float, float]:
+def elevation_of(
+    table: Mapping[str, Any], where: str, path: Path, line: int | None = None
+) -> tuple[float, float]:
+    """(z_top, z_bottom) of a block table: ``elevation`` text or numbers."""
     if "elevation" in table:
         if "z_top" in table or "z_bottom" in table:
             raise SurveyInputError(
-                f"{where}: give either 'elevation' or 'z_top'/'z_bottom', not both", path=path
+                f"{where}: give either 'elevation' or 'z_top'/'z_bottom', not both",
+                path=path,
+                line=line,
             )
-        return parse_elevation_range(str(table["elevation"]), path=path, field=f"{where}.elevation")
+        return parse_elevation_range(
+            str(table["elevation"]), path=path, field=f"{where}.elevation", line=line
+        )
     if "z_top" not in table or "z_bottom" not in table:
         raise SurveyInputError(
             f'{where}: missing elevation range; add elevation = "from +120 m to -80 m" or '
             "z_top and z_bottom",
             path=path,
+            line=line,
         )
     return (
-        as_float(table["z_top"], f"{where}.z_top", path),
-        as_float(table["z_bottom"], f"{where}.z_bottom", path),
+        as_float(table["z_top"], f"{where}.z_top", path, line),
+        as_float(table["z_bottom"], f"{where}.z_bottom", path, line),
     )
 
 

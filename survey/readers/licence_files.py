@@ -100,13 +100,38 @@ def _toml_corner(item: Any, where: str, finder: _LineFinder, path: Path) -> RawC
     )
 
 
+_TABLE_HEADER = re.compile(r"\s*\[\[?\s*[A-Za-z_][\w.\-]*\s*\]\]?\s*(#.*)?$")
+
+
+def _block_key_line(text: str, block_index: int, keys: tuple[str, ...]) -> int | None:
+    """1-based line of the first of ``keys`` inside the block_index-th
+    ``[[blocks]]`` table (or of the table header when none is there)."""
+    lines = text.splitlines()
+    headers = [i for i, ln in enumerate(lines) if re.match(r"\s*\[\[\s*blocks\s*\]\]", ln)]
+    if block_index >= len(headers):
+        return None
+    start = headers[block_index]
+    key_re = re.compile(rf"\s*({'|'.join(map(re.escape, keys))})\s*=")
+    for i in range(start + 1, len(lines)):
+        if _TABLE_HEADER.match(lines[i]):
+            break  # the next table (corner rows like ["5", ...] are not headers)
+        if key_re.match(lines[i]):
+            return i + 1
+    return start + 1
+
+
 def load_toml_licence(path: Path) -> Licence:
     """Parse and validate a TOML licence (see docs/survey-inputs.md)."""
     text, _enc = read_text(path)  # UTF-8, or GBK from Chinese office tools
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SurveyInputError(f"not valid TOML: {exc}", path=path) from None
+        m = re.search(r"at line (\d+)", str(exc))
+        raise SurveyInputError(
+            f"not valid TOML: {exc}; compare with the example in docs/survey-inputs.md",
+            path=path,
+            line=int(m.group(1)) if m else None,
+        ) from None
     check_keys(doc, _TOP_KEYS, "licence", path)
     crs = epsg_of(doc.get("epsg"), path)
     blocks_raw = doc.get("blocks")
@@ -129,8 +154,8 @@ def load_toml_licence(path: Path) -> Licence:
             _toml_corner(c, f"{where}.corners[{ci}]", finder, path)
             for ci, c in enumerate(corners_raw)
         ]
-        z_top, z_bottom = elevation_of(b, where, path)
-        line = raw[0].line if raw else None
+        line = _block_key_line(text, bi, ("elevation", "z_top", "z_bottom"))
+        z_top, z_bottom = elevation_of(b, where, path, line)
         blocks.append(make_block(name, raw, z_top, z_bottom, crs=crs, path=path, line=line))
     return finish_licence(
         doc, blocks, crs, path, seams_of(doc.get("seams"), path.parent, path, crs.zone)

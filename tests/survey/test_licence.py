@@ -355,3 +355,15 @@ def test_damaged_licence_files_give_survey_input_errors(tmp_path: Path, suffix: 
             load_licence(p)
         except SurveyInputError as exc:
             assert str(p) in str(exc)
+
+
+def test_elevation_and_syntax_errors_point_at_their_lines(tmp_path: Path) -> None:
+    text = GUANGXI_TOML.replace("z_top = -80.0", "z_top = -280.0")  # block 2 inverted
+    err = _error(tmp_path, text)
+    assert err.line is not None and "z_top" in text.splitlines()[err.line - 1]
+    text = GUANGXI_TOML.replace('elevation = "from +120 m to -80 m"', 'elevation = "deep"')
+    err = _error(tmp_path, text)
+    assert err.line is not None and "elevation" in text.splitlines()[err.line - 1]
+    text = GUANGXI_TOML.replace("valid_to = 2031-03-01", "valid_to = 2031-03-01 x")
+    err = _error(tmp_path, text)
+    assert err.line is not None and "valid_to" in text.splitlines()[err.line - 1]
