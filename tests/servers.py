@@ -208,6 +208,8 @@ def mosquitto(
     # as root, mosquitto would drop to user "mosquitto", who cannot read our temp dir
     lines = [f"user {pwd.getpwuid(os.getuid()).pw_name}", f"listener {port} 127.0.0.1", "log_dest stderr",
              "log_type error", "log_type warning", "log_type notice"]  # fmt: skip
+    # the default (1000) drops QoS 1 messages to a subscriber that falls behind
+    lines.append("max_queued_messages 0")
     if persistence:
         lines += ["persistence true", f"persistence_location {workdir}/"]
     else:

@@ -43,6 +43,9 @@ class MqttSink(Sink):
         self.connected = False
         self.client_id = cfg.client_id or f"minegate-{site}-{gateway}-{name}"[:64]
         self._client: aiomqtt.Client | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._inflight: list[asyncio.Task[None]] = []
+        self._lost_reason = ""
 
     def describe(self) -> str:
         scheme = "mqtts" if self.cfg.tls else "mqtt"
@@ -108,6 +111,23 @@ class MqttSink(Sink):
             await self._drop()
             raise self._error(exc, "publish status") from exc
         self.connected = True
+        self._watcher = asyncio.create_task(self._watch_link(client), name="mqtt-link-watch")
+
+    async def _watch_link(self, client: aiomqtt.Client) -> None:
+        """Notice a lost link at once: fail the publishes waiting for their
+        PUBACK (they would otherwise wait for ``timeout_s``). aiomqtt 2.x
+        exposes the disconnection only as the private ``_disconnected``."""
+        lost = getattr(client, "_disconnected", None)
+        if not isinstance(lost, asyncio.Future):
+            return
+        try:
+            await asyncio.shield(lost)
+            self._lost_reason = "disconnected"
+        except aiomqtt.MqttError as exc:
+            self._lost_reason = str(exc)
+        self.connected = False
+        for task in self._inflight:
+            task.cancel()
 
     async def _publish(self, msg: Message) -> None:
         assert self._client is not None
@@ -121,15 +141,24 @@ class MqttSink(Sink):
         # A sliding window of max_inflight publishes awaiting their PUBACK:
         # no barrier between groups, so the link stays busy.
         window = asyncio.Semaphore(self.cfg.max_inflight)
-        results = await asyncio.gather(
-            *(self._publish_all(self.encoder.encode(rec), window) for rec in batch),
-            return_exceptions=True,
-        )
+        tasks = [
+            asyncio.create_task(self._publish_all(self.encoder.encode(rec), window))
+            for rec in batch
+        ]
+        self._inflight = tasks
+        try:
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            self._inflight = []
         accepted_upto = 0
         for rec, res in zip(batch, results, strict=True):
             if res is None:
                 accepted_upto = rec.seq
                 continue
+            if isinstance(res, asyncio.CancelledError):  # the link watcher saw it go
+                self.connected = False
+                err = aiomqtt.MqttError(f"connection lost ({self._lost_reason})")
+                raise self._error(err, "publish", accepted_upto) from None
             if isinstance(res, aiomqtt.MqttError | TimeoutError):
                 self.connected = False
                 err = res if isinstance(res, aiomqtt.MqttError) else aiomqtt.MqttError(str(res))
@@ -146,6 +175,9 @@ class MqttSink(Sink):
         """Forget the connection without saying goodbye (the broker keeps or
         sends the will)."""
         self.connected = False
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
         client, self._client = self._client, None
         if client is not None:
             try:
