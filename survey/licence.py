@@ -233,10 +233,14 @@ def check_keys(table: Mapping[str, Any], allowed: set[str], where: str, path: Pa
 
 @dataclass
 class RawCorner:
+    """A corner as read, with where it was read (``source``: a corner table
+    file named by the licence, else the licence file itself)."""
+
     number: str
     x: float
     y: float
     line: int | None
+    source: Path | None = None
 
 
 # --------------------------------------------------------------------------
@@ -255,7 +259,7 @@ def _validate_corners(
         raise SurveyInputError(
             f"block '{block}': {len(corners)} distinct corner(s); a boundary needs at least 3 "
             "corners (拐点), listed in order around the polygon",
-            path=path,
+            path=(corners[0].source or path) if corners else path,
             line=corners[0].line if corners else None,
         )
     out: list[Corner] = []
@@ -266,7 +270,7 @@ def _validate_corners(
             raise SurveyInputError(
                 f"block '{block}': corner number {c.number} is used twice; number each corner "
                 "once, as on the licence",
-                path=path,
+                path=c.source or path,
                 line=c.line,
             )
         numbers.add(c.number)
@@ -275,7 +279,7 @@ def _validate_corners(
                 f"block '{block}', corner {c.number}: X={c.x:.3f} Y={c.y:.3f}: X and Y look "
                 "swapped: on Chinese licences X is the northing (7 digits, e.g. 2815193.253) "
                 "and Y the easting (6 digits, or 8 with the zone prefix). Swap the two columns.",
-                path=path,
+                path=c.source or path,
                 line=c.line,
             )
         if abs(c.x) <= 90 and abs(c.y) <= 180:
@@ -283,21 +287,21 @@ def _validate_corners(
                 f"block '{block}', corner {c.number}: X={c.x} Y={c.y} look like latitude and "
                 "longitude in degrees; give the Gauss-Kruger coordinates in metres printed on "
                 "the licence (X = northing, Y = easting)",
-                path=path,
+                path=c.source or path,
                 line=c.line,
             )
         if not looks_like_northing(c.x):
             raise SurveyInputError(
                 f"block '{block}', corner {c.number}: X={c.x:.3f} is not a plausible "
                 "Gauss-Kruger northing (7 integer digits); check the value",
-                path=path,
+                path=c.source or path,
                 line=c.line,
             )
         if not looks_like_easting(c.y):
             raise SurveyInputError(
                 f"block '{block}', corner {c.number}: Y={c.y:.3f} is not a plausible "
                 "easting (6 integer digits, or 8 with the zone prefix); check the value",
-                path=path,
+                path=c.source or path,
                 line=c.line,
             )
         prefix, east = split_zone_prefix(c.y)
@@ -306,7 +310,7 @@ def _validate_corners(
                 f"block '{block}', corner {c.number}: Y={c.y:.3f} carries zone prefix {prefix} "
                 f"but EPSG {crs.epsg} ({crs.name}) is zone {crs.zone}; fix the EPSG code or "
                 "the coordinates",
-                path=path,
+                path=c.source or path,
                 line=c.line,
             )
         key = (c.x, east)
@@ -314,7 +318,7 @@ def _validate_corners(
             raise SurveyInputError(
                 f"block '{block}': corners {seen[key]} and {c.number} are the same point; "
                 "list each corner once (repeating only the first at the end is allowed)",
-                path=path,
+                path=c.source or path,
                 line=c.line,
             )
         seen[key] = c.number

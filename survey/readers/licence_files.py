@@ -32,6 +32,7 @@ from survey.licence import (
 )
 from survey.model import Block, Licence, SurveyInputError
 from survey.readers.text import read_text
+from survey.readers.totalstation import normalise_name, parse_float, split_rows
 
 
 class _LineFinder:
@@ -71,7 +72,13 @@ _TOP_KEYS = {
     "holder",
     "notes",
 }
-_BLOCK_KEYS = {"name", "elevation", "z_top", "z_bottom", "corners"}
+_BLOCK_KEYS = {"name", "elevation", "z_top", "z_bottom", "corners", "corners_file"}
+# corner-table headers: number / X (northing) / Y (easting), as printed
+_CORNER_HEADER = {
+    "number": {"number", "no", "id", "点号", "拐点", "拐点号", "编号", "点", "name"},
+    "x": {"x", "北坐标", "纵坐标", "northing", "n"},
+    "y": {"y", "东坐标", "横坐标", "easting", "e"},
+}
 
 
 def _toml_corner(item: Any, where: str, finder: _LineFinder, path: Path) -> RawCorner:
@@ -120,6 +127,46 @@ def _block_key_line(text: str, block_index: int, keys: tuple[str, ...]) -> int |
     return start + 1
 
 
+def _corner_table(table: Path, licence: Path) -> list[RawCorner]:
+    """Corners from a CSV/TXT table ``number, X, Y`` (X = northing), with or
+    without a header (点号,X,Y / number,x,y); errors name the table's line."""
+    if not table.is_file():
+        raise SurveyInputError(
+            f"corner table {table} not found (paths are relative to the licence file)",
+            path=licence,
+        )
+    rows = split_rows(read_text(table)[0])
+    cols = {"number": 0, "x": 1, "y": 2}
+    if rows and all(parse_float(t) is None for t in rows[0][1] if t.strip()):
+        names = [normalise_name(t) for t in rows[0][1]]
+        for role, aliases in _CORNER_HEADER.items():
+            hits = [i for i, n in enumerate(names) if n in aliases]
+            if not hits:
+                raise SurveyInputError(
+                    f"corner table header {rows[0][1]} has no {role} column; name the columns "
+                    "点号,X,Y (X = northing)",
+                    path=table,
+                    line=rows[0][0],
+                )
+            cols[role] = hits[0]
+        rows = rows[1:]
+    if not rows:
+        raise SurveyInputError("the corner table holds no corners", path=table)
+    out: list[RawCorner] = []
+    for ln, f in rows:
+        if len(f) <= max(cols.values()):
+            raise SurveyInputError(
+                f"expected number, X, Y; found {','.join(f)[:60]!r}", path=table, line=ln
+            )
+        x, y = parse_float(f[cols["x"]]), parse_float(f[cols["y"]])
+        if x is None or y is None:
+            raise SurveyInputError(
+                f"cannot read X and Y numbers from {','.join(f)[:60]!r}", path=table, line=ln
+            )
+        out.append(RawCorner(f[cols["number"]].strip(), x, y, ln, table))
+    return out
+
+
 def load_toml_licence(path: Path) -> Licence:
     """Parse and validate a TOML licence (see docs/survey-inputs.md)."""
     text, _enc = read_text(path)  # UTF-8, or GBK from Chinese office tools
@@ -148,12 +195,22 @@ def load_toml_licence(path: Path) -> Licence:
         where = f"blocks[{bi}] ('{name}')"
         check_keys(b, _BLOCK_KEYS, where, path)
         corners_raw = b.get("corners")
-        if not isinstance(corners_raw, list):
-            raise SurveyInputError(f"{where}: missing 'corners' list", path=path)
-        raw = [
-            _toml_corner(c, f"{where}.corners[{ci}]", finder, path)
-            for ci, c in enumerate(corners_raw)
-        ]
+        if ("corners" in b) == ("corners_file" in b):
+            raise SurveyInputError(
+                f"{where}: give the corners either inline ('corners') or as a table "
+                "('corners_file'), exactly one of the two",
+                path=path,
+                line=_block_key_line(text, bi, ("corners", "corners_file")),
+            )
+        if "corners_file" in b:
+            raw = _corner_table(path.parent / str(b["corners_file"]), path)
+        elif isinstance(corners_raw, list):
+            raw = [
+                _toml_corner(c, f"{where}.corners[{ci}]", finder, path)
+                for ci, c in enumerate(corners_raw)
+            ]
+        else:
+            raise SurveyInputError(f"{where}: 'corners' must be a list", path=path)
         line = _block_key_line(text, bi, ("elevation", "z_top", "z_bottom"))
         z_top, z_bottom = elevation_of(b, where, path, line)
         blocks.append(make_block(name, raw, z_top, z_bottom, crs=crs, path=path, line=line))

@@ -44,7 +44,8 @@ for _role, _names in {
 _ROLE_KEYS = {"id": "id", "x": "x", "y": "y", "h": "h", "n": "x", "e": "y", "z": "h"}
 
 
-def _norm(name: str) -> str:
+def normalise_name(name: str) -> str:
+    """A header name without units, blanks and case: "X(m)" -> "x"."""
     s = re.sub(r"[（(].*?[)）]", "", name)  # drop units: "X(m)", "高程（米）"
     return re.sub(r"[\s_\-.:]", "", s).lower()
 
@@ -58,7 +59,7 @@ class PointTable:
     lines: list[int]
 
 
-def _rows(text: str) -> list[tuple[int, list[str]]]:
+def split_rows(text: str) -> list[tuple[int, list[str]]]:
     """(line number, fields) of non-blank, non-comment lines."""
     text = text.replace("，", ",")  # full-width comma from Chinese keyboards
     sample = next((ln for ln in text.splitlines() if ln.strip()), "")
@@ -85,7 +86,8 @@ def _rows(text: str) -> list[tuple[int, list[str]]]:
     return out
 
 
-def _float(tok: str) -> float | None:
+def parse_float(tok: str) -> float | None:
+    """float(tok), or None when tok is not a number."""
     try:
         return float(tok)
     except ValueError:
@@ -120,7 +122,7 @@ def _resolve_map(column_map: ColumnMap, header: list[str] | None, path: Path) ->
 def _roles_from_header(header: list[str], path: Path, line: int) -> dict[str, int] | None:
     roles: dict[str, int] = {}
     for i, name in enumerate(header):
-        role = _ALIASES.get(_norm(name))
+        role = _ALIASES.get(normalise_name(name))
         if role and role != "code" and role not in roles:
             roles[role] = i
     if not roles:
@@ -139,7 +141,7 @@ def _roles_from_header(header: list[str], path: Path, line: int) -> dict[str, in
 def _median_abs(rows: list[tuple[int, list[str]]], col: int) -> float:
     """Median magnitude of a column over at most ~2 000 evenly spread rows."""
     sample = rows[:: max(1, len(rows) // 2000)]
-    vals = [abs(v) for _, f in sample if col < len(f) and (v := _float(f[col])) is not None]
+    vals = [abs(v) for _, f in sample if col < len(f) and (v := parse_float(f[col])) is not None]
     return float(np.median(vals)) if vals else float("nan")
 
 
@@ -153,7 +155,7 @@ def _check_header_magnitudes(
     if not (looks_like_easting(mx) and looks_like_northing(my)):
         return []
     names = (header[roles["x"]], header[roles["y"]])
-    if {_norm(n) for n in names} <= {"x", "y"}:
+    if {normalise_name(n) for n in names} <= {"x", "y"}:
         roles["x"], roles["y"] = roles["y"], roles["x"]
         return [
             f"{path.name}: column {names[0]!r} holds eastings and {names[1]!r} northings (the "
@@ -175,7 +177,7 @@ def _roles_by_magnitude(rows: list[tuple[int, list[str]]], path: Path) -> dict[s
     numeric = [
         c
         for c in range(width)
-        if all(_float(f[c]) is not None for _, f in rows[:50] if f[c].strip())
+        if all(parse_float(f[c]) is not None for _, f in rows[:50] if f[c].strip())
         and any(f[c].strip() for _, f in rows[:50])
     ]
     roles: dict[str, int] = {}
@@ -213,11 +215,11 @@ def read_point_table(
     """Parse a point CSV/TXT table into raw (E, N, H); see module doc.
     What was inferred goes into ``notes``."""
     text, _enc = read_text(path)
-    rows = _rows(text)
+    rows = split_rows(text)
     if not rows:
         raise SurveyInputError("the file holds no points", path=path)
     first_line, first = rows[0]
-    has_header = all(_float(t) is None for t in first if t)  # data rows hold numbers
+    has_header = all(parse_float(t) is None for t in first if t)  # data rows hold numbers
     header = first if has_header else None
     body = rows[1:] if has_header else rows
     if not body:
@@ -268,7 +270,7 @@ def _extract_rows(
                 path=path,
                 line=ln,
             )
-        vals = [_float(f[roles["y"]]), _float(f[roles["x"]]), _float(f[roles["h"]])]
+        vals = [parse_float(f[roles["y"]]), parse_float(f[roles["x"]]), parse_float(f[roles["h"]])]
         if any(v is None for v in vals):
             raise SurveyInputError(
                 f"cannot read X/Y/H numbers from {','.join(f)[:60]!r}", path=path, line=ln
@@ -286,7 +288,7 @@ def read_cass(opts: ReadOptions) -> PointTable:
     ids: list[str] = []
     rows: list[tuple[float, float, float]] = []
     lines: list[int] = []
-    for ln, f in _rows(text):
+    for ln, f in split_rows(text):
         if len(f) != 5:
             raise SurveyInputError(
                 f"a CASS .dat line has 5 fields name,code,Y,X,H (code may be empty, as in "
@@ -294,7 +296,7 @@ def read_cass(opts: ReadOptions) -> PointTable:
                 path=path,
                 line=ln,
             )
-        y, x, h = _float(f[2]), _float(f[3]), _float(f[4])
+        y, x, h = parse_float(f[2]), parse_float(f[3]), parse_float(f[4])
         if y is None or x is None or h is None:
             raise SurveyInputError(
                 f"cannot read Y, X, H numbers from {','.join(f)[:60]!r}", path=path, line=ln

@@ -367,3 +367,27 @@ def test_elevation_and_syntax_errors_point_at_their_lines(tmp_path: Path) -> Non
     text = GUANGXI_TOML.replace("valid_to = 2031-03-01", "valid_to = 2031-03-01 x")
     err = _error(tmp_path, text)
     assert err.line is not None and "valid_to" in text.splitlines()[err.line - 1]
+
+
+def test_corners_from_a_table_file(tmp_path: Path) -> None:
+    (tmp_path / "corners").mkdir()
+    table = tmp_path / "corners" / "block1.csv"
+    table.write_text(
+        "拐点号,X,Y\n1,2421000.000,36400000.000\n2,2421000.000,36401000.000\n"
+        "3,2422000.000,36401000.000\n4,2422000.000,36400000.000\n",
+        encoding="gb18030",
+    )
+    start = GUANGXI_TOML.index("corners = [\n  { number")
+    end = GUANGXI_TOML.index("]\n", start) + 2
+    text = GUANGXI_TOML[:start] + 'corners_file = "corners/block1.csv"\n' + GUANGXI_TOML[end:]
+    lic = load_licence(_write(tmp_path, text))
+    assert lic.blocks == load_licence(_write(tmp_path, GUANGXI_TOML, "inline.toml")).blocks
+    # an error in the table names the table and its line
+    table.write_text(
+        "1,2421000.000,36400000.000\n2,401000.000,2421000.000\n3,2422000.000,36401000.000\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(SurveyInputError) as info:
+        load_licence(tmp_path / "licence.toml")
+    assert str(table) in str(info.value) and info.value.line == 2
+    assert "look swapped" in str(info.value)
