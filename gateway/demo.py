@@ -27,12 +27,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
+from rich.columns import Columns
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from gateway.config import SiteConfig, load_config
 from gateway.logs import setup_logging
+from gateway.model import Sample
 from gateway.runtime import Gateway
 from gateway.status import QUALITY_STYLE, format_age, format_value
 
@@ -72,37 +75,53 @@ def scenario(duration_s: float | None) -> list[Step]:
     ]
 
 
-def live_table(config: SiteConfig, gateway: Gateway, now_ns: int, note: str) -> Table:
+def live_view(config: SiteConfig, gateway: Gateway, now_ns: int, note: str) -> Group:
+    """One small table per device, laid out in columns so a whole mine fits
+    a terminal; the scenario note and the counters on top."""
     classes = {d.name: d.device_class for d in config.devices}
-    table = Table(title=f"minegate demo - {config.site.name}", caption=note, expand=False)
-    for col in ("device", "class", "point", "value", "unit", "quality", "age"):
-        table.add_column(col, justify="right" if col in ("value", "age") else "left")
+    by_device: dict[str, list[Sample]] = {}
     latest = gateway.store.latest() if gateway.store is not None else []
-    previous = ""
     for s in latest:
-        if s.device not in classes:
-            continue
-        first = s.device != previous
-        previous = s.device
-        style = QUALITY_STYLE.get(s.quality.value, "")
-        table.add_row(
-            s.device if first else "",
-            classes[s.device] if first else "",
-            s.point,
-            format_value(s.value),
-            s.unit,
-            f"[{style}]{s.quality.value}[/]",
-            format_age(max(0.0, (now_ns - s.ts_ns) / NS)),
-            end_section=False,
+        if s.device in classes:
+            by_device.setdefault(s.device, []).append(s)
+    tables = []
+    for device in (d.name for d in config.devices):
+        state = gateway.metrics.device(device).state
+        title_style = "bold red" if state == "comm_loss" else "bold"
+        table = Table(
+            title=f"[{title_style}]{device}[/] ({classes[device]})",
+            show_header=False,
+            box=None,
+            padding=(0, 1),
         )
-    return table
+        table.add_column("point")
+        table.add_column("value", justify="right")
+        table.add_column("unit")
+        table.add_column("quality")
+        table.add_column("age", justify="right")
+        for s in by_device.get(device, []):
+            style = QUALITY_STYLE.get(s.quality.value, "")
+            table.add_row(
+                s.point,
+                format_value(s.value),
+                s.unit,
+                f"[{style}]{s.quality.value}[/]",
+                format_age(max(0.0, (now_ns - s.ts_ns) / NS)),
+            )
+        tables.append(table)
+    header = Text.from_markup(
+        f"[bold]minegate demo[/] - site {config.site.name} - {note}\n"
+        + progress_line(gateway, None)
+    )
+    return Group(header, Columns(tables, padding=(1, 3)))
 
 
-def progress_line(gateway: Gateway, elapsed_s: float) -> str:
+def progress_line(gateway: Gateway, elapsed_s: float | None) -> str:
     t = gateway.metrics.totals()
     lost = [n for n, d in gateway.metrics.devices.items() if d.state == "comm_loss"]
+    when = "" if elapsed_s is None else f"t={elapsed_s:5.1f}s "
     return (
-        f"t={elapsed_s:5.1f}s polls={t.polls} values polled={t.readings} "
+        f"{when}polls={t.polls} values polled={t.readings} "
         f"stored={gateway.metrics.writer.values_stored} failed requests={t.error_total}"
         + (f" comm_loss={','.join(sorted(lost))}" if lost else "")
     )
@@ -148,7 +167,7 @@ async def _demo(duration_s: float | None, data_dir: Path, tui: bool, console: Co
                         note = f"t={elapsed:.0f}s: {step.say}"
                         console.print(note) if live is None else None
                     if live is not None:
-                        live.update(live_table(config, gateway, time.time_ns(), note))
+                        live.update(live_view(config, gateway, time.time_ns(), note))
                     elif elapsed - last_progress >= PROGRESS_EVERY_S:
                         last_progress = elapsed
                         console.print(progress_line(gateway, elapsed))
