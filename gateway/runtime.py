@@ -11,7 +11,8 @@
 * the metrics task (a METRIC record every ``metrics.interval_s``), the
   retention task (``enforce_limits`` every minute), and one runner per
   configured sink (``gateway.sinks.build_runners``);
-* extra tasks registered with ``add_task`` (alarms, statistics, ...).
+* extra tasks registered with ``add_task``; ``add_observer`` callbacks see
+  every reading before report by exception (the hook for alarms).
 
 On ``stop`` (SIGTERM/SIGINT in ``minegate run``) it stops the pollers, writes
 everything still queued into the store, stops the sink runners, closes the
@@ -92,6 +93,7 @@ class Gateway:
         self._extra: list[tuple[str, TaskFactory]] = []
         self._held: list[Record] = []
         self._hubs: dict[str, Hub] = {}
+        self._observers: list[Callable[[Record], None]] = []
         self.runners: list[Any] = []
         self.stop_event = asyncio.Event()
         self.started = asyncio.Event()
@@ -110,6 +112,13 @@ class Gateway:
     def add_task(self, name: str, factory: TaskFactory) -> None:
         """Run ``factory(stop_event)`` alongside the pollers (before ``run``)."""
         self._extra.append((name, factory))
+
+    def add_observer(self, observer: Callable[[Record], None]) -> None:
+        """Call ``observer`` with every reading (a SAMPLE record of all the
+        points of one request, before report by exception) and every
+        comm-loss record. It runs on the event loop: keep it quick, hand
+        heavy work to a task (``add_task``). Alarms hook in here."""
+        self._observers.append(observer)
 
     def request_stop(self) -> None:
         self.stop_event.set()
@@ -222,6 +231,8 @@ class Gateway:
         if self._stats is not None:
             self._stats.add(record)
             self._snapshots.add(record)
+        for observer in self._observers:
+            observer(record)
 
     async def _start_sinks(self, stop: asyncio.Event) -> list[asyncio.Task[None]]:
         if not self.config.sinks:

@@ -117,3 +117,19 @@ async def test_run_stores_and_flushes_on_sigterm(mine: SimulatedMine, tmp_path: 
     # only if the queue was flushed on SIGTERM.
     assert (RecordKind.EVENT, "gateway", "gateway_stop") in kinds
     assert any(k[0] is RecordKind.METRIC for k in kinds)
+
+
+def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("run", "check-config", "read", "status", "demo", "sim", "survey"):
+        assert command in out
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["read", "--unit", "1"])  # no --tcp/--rtu/--rtu-over-tcp
+    assert info.value.code == 2
+    assert "one of the arguments --tcp --rtu --rtu-over-tcp is required" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from gateway.config import load_config
-from gateway.model import RecordKind
+from gateway.model import Record, RecordKind
 from gateway.runtime import Gateway, store_path
 from gateway.store import Store
 from simulators.modbus_server import ModbusBus, SimulatedDevice
@@ -62,6 +62,8 @@ async def test_bounded_queue_backpressure_loses_nothing_and_flushes_on_stop(
     config = load_config(site)
     try:
         gateway = Gateway(config)
+        readings: list[Record] = []
+        gateway.add_observer(readings.append)
         run = asyncio.create_task(gateway.run())
         await asyncio.wait_for(gateway.started.wait(), 10)
         await asyncio.sleep(2.5)
@@ -72,6 +74,8 @@ async def test_bounded_queue_backpressure_loses_nothing_and_flushes_on_stop(
         await bus.server.shutdown()
 
     m = gateway.metrics
+    # Observers (alarms) see every reading, not only what RBE lets through.
+    assert sum(len(r) for r in readings) == m.devices["main_fan_1"].readings
     assert m.writer.backpressure > 0, "the tiny queue never filled"
     assert gateway.queue.qsize() == 0
     produced = m.devices["main_fan_1"].records
