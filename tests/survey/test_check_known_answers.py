@@ -253,3 +253,40 @@ def test_points_beyond_seam_coverage_are_noted(violation: Scene) -> None:
     result = check_survey(violation.licence, [violation.survey()])
     # the seam surfaces cover only the western part of the scene
     assert any("no licensed seam" in n for n in result.notes)
+
+
+def test_two_block_licence() -> None:
+    """Two blocks side by side with different elevation ranges: a drift
+    passing from one into the other is fine, one that dips below the
+    eastern block's floor is a below_range incident of that block, named."""
+    from simulators.tunnels import Drift
+    from survey.model import Block, Corner, Licence
+
+    e0, n0 = 512_000.0, 2_523_000.0
+
+    def block(name: str, e_lo: float, e_hi: float, top: float, bottom: float) -> Block:
+        ring = [(e_lo, n0), (e_hi, n0), (e_hi, n0 + 200), (e_lo, n0 + 200)]
+        return Block(
+            name,
+            tuple(Corner(f"{name}{i + 1}", n, e) for i, (e, n) in enumerate(ring)),
+            top,
+            bottom,
+        )
+
+    lic = Licence(
+        "m",
+        "T-2",
+        4545,
+        None,
+        (block("W", e0, e0 + 200, 100.0, -50.0), block("E", e0 + 200, e0 + 400, 100.0, -20.0)),
+    )
+    rng = np.random.default_rng(3)
+    through = Drift("through", (e0 + 150, n0 + 100, -10.0), (e0 + 260, n0 + 100, -10.0))
+    deep = Drift("deep", (e0 + 300, n0 + 50, -30.0), (e0 + 340, n0 + 50, -30.0))
+    pts = np.concatenate([w.sample(int(w.surface_area * 40), rng) for w in (through, deep)])
+    result = check_survey(lic, [SurveyData("two.xyz", "xyz", pts)])
+    assert [(i.type, i.block) for i in result.incidents] == [(ViolationType.BELOW_RANGE, "E")]
+    inc = result.incidents[0]
+    assert inc.max_exceedance_m == pytest.approx(10.0, abs=0.05)  # floor -30 vs -20
+    # its roof (-26.5 m) is under the floor of -20 m too: the whole drift is beyond
+    assert inc.volume_m3 == pytest.approx(deep.volume, rel=0.1)
