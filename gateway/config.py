@@ -13,6 +13,7 @@ engineer can fix them all in one pass.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -185,7 +186,44 @@ def load_config(path: str | Path) -> SiteConfig:
         line = int(m.group(1)) if m else None
         col = f", column {m.group(2)}" if m else ""
         raise ConfigError([ConfigIssue(fname, line, "", f"TOML syntax error{col}: {msg}")]) from exc
-    return _load(path, raw, TomlPositions(text))
+    pos = TomlPositions(text)
+    env_errors = _expand_env(raw, (), pos, fname)
+    if env_errors:
+        raise ConfigError(env_errors)
+    return _load(path, raw, pos)
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(
+    node: Any, loc: tuple[str | int, ...], pos: TomlPositions, fname: str
+) -> list[ConfigIssue]:
+    """Replace ``${NAME}`` in string values with environment variables, in
+    place, so secrets (sink tokens, passwords) can live in a root-only
+    ``EnvironmentFile=`` instead of the site file. An unset variable is an
+    error, never an empty string."""
+    errors: list[ConfigIssue] = []
+    items: Any = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, value in list(items):
+        where = (*loc, key)
+        if isinstance(value, dict | list):
+            errors += _expand_env(value, where, pos, fname)
+        elif isinstance(value, str) and "${" in value:
+            missing = [m for m in _ENV_REF.findall(value) if m not in os.environ]
+            if missing:
+                errors.append(
+                    ConfigIssue(
+                        fname,
+                        pos.line_of(where),
+                        format_loc(where),
+                        f"environment variable {missing[0]} is not set: export it or add it "
+                        "to the service's EnvironmentFile",
+                    )
+                )
+                continue
+            node[key] = _ENV_REF.sub(lambda m: os.environ[m.group(1)], value)
+    return errors
 
 
 def _load(path: Path, raw: dict[str, Any], pos: TomlPositions) -> SiteConfig:

@@ -62,6 +62,15 @@ class StatusReport:
             elif v.quality in ("bad", "stale") and cur == "online":
                 cur = "degraded"
             states[v.device] = cur
+        # The pollers' own state (last METRIC record): a device that never
+        # answered has no values at all, only this.
+        for key, value in self.metrics.items():
+            if not key.endswith(".state") or key.startswith(("sink.", "bus.")):
+                continue
+            # Values are fresher than the last metrics record: they win.
+            if value in ("comm_loss", "unknown"):
+                label = "comm_loss" if value == "comm_loss" else "never answered"
+                states.setdefault(key.removesuffix(".state"), label)
         return states
 
     def as_dict(self, now_ns: int) -> dict[str, Any]:
@@ -170,7 +179,9 @@ def render(report: StatusReport, console: Console, now_ns: int) -> None:
         devices.add_column(col)
     m = report.metrics
     for device, state in sorted(states.items()):
-        style = {"online": "green", "degraded": "yellow"}.get(state, "bold red")
+        style = {"online": "green", "degraded": "yellow", "never answered": "red"}.get(
+            state, "bold red"
+        )
         event = report.events.get(device, {})
         devices.add_row(
             device,

@@ -33,3 +33,23 @@ def test_examples_are_valid(example: str) -> None:
     config = load_config(EXAMPLES / example)
     assert config.devices
     assert "OK" in config.summary()
+
+
+def test_environment_variables_fill_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site.toml"
+    site.write_text((CASES / "env_missing" / "site.toml").read_text())
+    monkeypatch.setenv("MINEGATE_TEST_UNSET_TOKEN", "s3cret")
+    config = load_config(site)
+    assert config.sinks[0].token == "s3cret"  # type: ignore[union-attr]
+
+
+def test_bus_load_warning_is_reported_but_not_an_error(tmp_path: Path) -> None:
+    site = tmp_path / "site.toml"
+    text = (CASES / "serial_overload" / "site.toml").read_text()
+    site.write_text(text.replace("baudrate = 1200", "baudrate = 9600").replace("0.2", "0.4"))
+    config = load_config(site)
+    assert config.warnings and "leaves little room for retries" in str(config.warnings[0])
+    assert str(config.warnings[0]).startswith(f"{site}:8: warning: buses[0].baudrate:")
+    assert 0.7 < config.bus_load["rs485"] <= 1.0
