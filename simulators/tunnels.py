@@ -417,9 +417,13 @@ class Scene:
         return SurveyData(source=f"{self.name}.scan", fmt="xyz", xyz=self.points)
 
 
-def make_licence(place: _Placement, *, with_seam: bool = True, tolerance_m: float = 1.5) -> Licence:
-    """The scene's licence: an 11-corner block from +120 m to -80 m and,
-    optionally, the licensed seam."""
+def make_licence(
+    rotation_deg: float = 23.0, *, with_seam: bool = True, tolerance_m: float = 1.5
+) -> Licence:
+    """The scenes' licence, turned by ``rotation_deg`` like the scene: an
+    11-corner block from +120 m to -80 m and, optionally, the licensed seam
+    (planar roof and floor 4 m apart over the western part)."""
+    place = _Placement(rotation_deg)
     en = place.to_abs(np.array(LICENCE_UV))
     corners = tuple(Corner(str(i + 1), float(n), float(e)) for i, (e, n) in enumerate(en))
     seams: tuple[Seam, ...] = ()
@@ -494,7 +498,7 @@ def _build(
     )
     return Scene(
         name=name,
-        licence=make_licence(place, with_seam=with_seam),
+        licence=make_licence(rotation_deg, with_seam=with_seam),
         points=points,
         mesh=mesh_data,
         expected=expected,
