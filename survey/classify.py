@@ -602,7 +602,9 @@ def classify(
     """Classify points against the licence.
 
     ``xyz``: (n, 3) float64 (easting, northing, height) in the licence's
-    coordinate system (zone prefix removed). Returns a :class:`Classification`
+    coordinate system (zone prefix removed), all finite: the answers for
+    NaN or infinite coordinates are undefined (``survey.check`` refuses such
+    input before it gets here). Returns a :class:`Classification`
     of n points. Large inputs are processed in blocks of
     ``CLASSIFY_BLOCK_POINTS`` to bound temporary memory. ``out``: optional
     buffers of at least n points to reuse between chunks (the result is then
