@@ -42,6 +42,7 @@ STORE_FILENAME = "minegate.sqlite"
 RETENTION_EVERY_S = 60.0
 SINK_STOP_TIMEOUT_S = 5.0
 MAX_BATCH_RECORDS = 5000
+DRAIN_GIVE_UP_S = 10.0  # within systemd's TimeoutStopSec=30
 # What of a sink runner's status goes into the METRIC record (and so into
 # `minegate status`, which cannot ask the running process).
 SINK_STATUS_KEYS = (
@@ -264,15 +265,29 @@ class Gateway:
         self.metrics.queue_depth = self.queue.qsize()
         return batch
 
-    async def _store_batch(self, batch: list[Record]) -> None:
+    async def _store_batch(
+        self, batch: list[Record], *, give_up_after_s: float | None = None
+    ) -> None:
+        """Append one batch, retrying store errors with backoff. While
+        running it retries for as long as it takes (the bounded queue holds
+        the pollers back meanwhile); at shutdown it gives up after
+        ``give_up_after_s`` so a full disk cannot block the stop forever,
+        and logs what was lost."""
         from gateway.store_schema import StoreError
 
         delay = 0.5
+        deadline = None if give_up_after_s is None else time.monotonic() + give_up_after_s
         while True:
             try:
                 await asyncio.to_thread(self._store.append, batch)
                 break
             except StoreError as exc:
+                if deadline is not None and time.monotonic() >= deadline:
+                    log.error(
+                        "store still failing at shutdown: %d records lost: %s", len(batch), exc
+                    )
+                    self.metrics.writer.store_errors += 1
+                    return
                 # Disk full, locked file...: keep the batch (the bounded queue
                 # then holds the pollers back) and retry with backoff.
                 self.metrics.writer.store_errors += 1
@@ -292,10 +307,12 @@ class Gateway:
         with contextlib.suppress(asyncio.CancelledError):
             await writer
         while not self.queue.empty():
-            await self._store_batch(self._take_queued())
+            await self._store_batch(self._take_queued(), give_up_after_s=DRAIN_GIVE_UP_S)
         if self._held:
             held, self._held = self._held, []
-            await self._store_batch(sorted(held, key=lambda r: r.ts_ns))
+            await self._store_batch(
+                sorted(held, key=lambda r: r.ts_ns), give_up_after_s=DRAIN_GIVE_UP_S
+            )
 
     # -- housekeeping ------------------------------------------------------
 
