@@ -107,7 +107,9 @@ class MqttEncoder:
         self.site = site
         self.gateway = gateway
         self._topics: dict[tuple[RecordKind, str], str] = {}
-        self._vkeys: dict[tuple[str, str], tuple[str, str]] = {}
+        self._layouts: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {}
+        self._heads: dict[str, str] = {}
+        self._mids: dict[str, str] = {}
         self._devices: dict[str, str] = {}
 
     @property
@@ -171,26 +173,37 @@ class MqttEncoder:
         """The payload of a SAMPLE/SNAPSHOT record without ``fields``, built
         as text from cached fragments: the telemetry hot path. Equal (as
         JSON) to ``dumps(self.payload(record))``, which the tests check."""
-        keys = self._vkeys
+        # one device sends the same points in the same order every time:
+        # keep the JSON fragments of its last layout
+        tmpl = self._layouts.get(record.device)
+        if tmpl is None or tmpl[0] != record.points or tmpl[1] != record.units:
+            # report by exception sends changing subsets: cache per name too
+            hc, mc = self._heads, self._mids
+            heads = [
+                hc.get(p) or hc.setdefault(p, f'{_ENCODER.encode(p)}:{{"v":') for p in record.points
+            ]
+            mids = [
+                mc.get(u) or mc.setdefault(u, f',"u":{_ENCODER.encode(u)},"q":"')
+                for u in record.units
+            ]
+            tmpl = self._layouts[record.device] = (
+                list(record.points),
+                list(record.units),
+                heads,
+                mids,
+            )
         finite = math.isfinite
         parts: list[str] = []
-        for p, v, u, q in zip(
-            record.points, record.values, record.units, record.qualities, strict=True
-        ):
-            k = keys.get((p, u))
-            if k is None:
-                k = keys[(p, u)] = (
-                    f'{_ENCODER.encode(p)}:{{"v":',
-                    f',"u":{_ENCODER.encode(u)},"q":"',
-                )
+        append = parts.append
+        for head, mid, v, q in zip(tmpl[2], tmpl[3], record.values, record.qualities, strict=True):
             t = type(v)
             if t is float:
                 if finite(v):  # type: ignore[arg-type]
-                    vs = repr(v)
-                else:
-                    vs = "null"
-                    if q is _GOOD:
-                        q = _BAD
+                    append(f'{head}{v!r}{mid}{q}"}}')
+                    continue
+                vs = "null"
+                if q is _GOOD:
+                    q = _BAD
             elif t is int:
                 vs = str(v)
             elif t is bool:
@@ -199,7 +212,7 @@ class MqttEncoder:
                 vs = "null"
             else:
                 vs = _ENCODER.encode(_finite(v))
-            parts.append(f'{k[0]}{vs}{k[1]}{q}"}}')
+            append(f'{head}{vs}{mid}{q}"}}')
         dev = self._devices.get(record.device)
         if dev is None:
             dev = self._devices[record.device] = _ENCODER.encode(record.device)
