@@ -134,26 +134,35 @@ class SiteConfig:
         lines = [
             f"{self.path}: OK",
             f"  site {self.site.name}, gateway {self.site.gateway}, data in {self.data_dir}",
-            f"  {len(self.buses)} buses, {len(self.devices)} devices, {points} points, "
-            f"{requests} requests per poll cycle, {len(self.sinks)} sinks",
+            f"  {_n(len(self.buses), 'bus', 'buses')}, {_n(len(self.devices), 'device')}, "
+            f"{_n(points, 'point')}, {_n(requests, 'request')} per poll cycle, "
+            f"{_n(len(self.sinks), 'sink')}",
         ]
         for b in self.buses:
             devs = [d for d in self.devices if d.bus.name == b.name]
-            line = f"  bus {b.name} ({b.type}): {len(devs)} devices"
+            line = f"  bus {b.name} ({b.type}): {_n(len(devs), 'device')}"
             if b.name in self.bus_load:
                 line += f", estimated load {self.bus_load[b.name]:.0%} of the line"
             lines.append(line)
             for d in devs:
                 unit = f" unit {d.config.unit}" if d.config.unit is not None else ""
+                reads = (
+                    f"{_n(d.requests_per_poll, 'request')} every {d.config.poll_interval_s:g} s"
+                    if d.plan is not None
+                    else f"a line expected every {d.config.poll_interval_s:g} s"
+                )
                 lines.append(
                     f"    {d.name}{unit}: {d.profile.name} ({d.device_class}), "
-                    f"{len(d.points)} points, {d.requests_per_poll} requests "
-                    f"every {d.config.poll_interval_s:g} s"
+                    f"{_n(len(d.points), 'point')}, {reads}"
                 )
         for s in self.sinks:
             lines.append(f"  sink {s.name} ({s.type})")
         lines.extend(str(w) for w in self.warnings)
         return "\n".join(lines)
+
+
+def _n(count: int, singular: str, plural: str | None = None) -> str:
+    return f"{count} {singular if count == 1 else plural or singular + 's'}"
 
 
 def _resolve(config_path: Path, value: str) -> Path:
