@@ -264,3 +264,20 @@ async def test_backlog_drain_rate_into_influxd(influxd_server: Any, h: Any, stor
     (row,) = h.servers.influx_rows(url, db, "SELECT count(p0) FROM telemetry")
     assert row["count"] == 2000
     assert rate > 20_000  # an outage of 10 min at 1,000 values/s drains in < 30 s
+
+
+async def test_retention_policy_is_honoured(influxd_server: Any, h: Any) -> None:
+    url = influxd_server.url
+    db = create_db(h, url, h.unique("rp"))
+    h.servers.influx_query(
+        url, f'CREATE RETENTION POLICY "two_years" ON "{db}" DURATION 104w REPLICATION 1', post=True
+    )
+    sink = InfluxV1Sink(v1(url, db, retention_policy="two_years"), h.SITE, h.GATEWAY)
+    await sink.connect()
+    rec = h.sample("fan5", 1, ts_ns=time.time_ns())  # within the policy's duration
+    rec.seq = 1
+    assert (await sink.write([rec])).rejected == []
+    await sink.close()
+    (row,) = h.servers.influx_rows(url, db, f'SELECT co FROM "{db}"."two_years"."telemetry"')
+    assert row["co"] == rec.values[1] and row["time"] == rec.ts_ns
+    assert h.servers.influx_rows(url, db, f'SELECT co FROM "{db}"."autogen"."telemetry"') == []
