@@ -30,6 +30,11 @@ from survey.progress import ProgressCallback
 # magnitude float32 coordinates cannot hold a survey to the centimetre.
 FLOAT32_ABS_LIMIT_M = 1.0e5
 
+# A survey whose typical point lies this far from every licensed block is
+# not "a violation": it is in another system or zone, lacks its plan
+# transform, or is the wrong file.
+FAR_FROM_LICENCE_M = 50_000.0
+
 ColumnMap = Mapping[str, int | str]
 
 
@@ -138,7 +143,25 @@ def to_licence_frame(xyz: F64, opts: ReadOptions, *, first_index: int = 0) -> F6
                 "with easting first, or give an explicit column map.",
                 path=opts.path,
             )
+        _check_near_licence(e0, n0, opts.licence, opts.path)
     return out
+
+
+def _check_near_licence(e: float, n: float, licence: Licence, path: Path) -> None:
+    """Refuse a survey whose median point is far from every licensed block."""
+    en = np.concatenate([b.polygon_en() for b in licence.blocks])
+    lo, hi = en.min(axis=0), en.max(axis=0)
+    de = max(lo[0] - e, 0.0, e - hi[0])
+    dn = max(lo[1] - n, 0.0, n - hi[1])
+    dist = float(np.hypot(de, dn))
+    if dist > FAR_FROM_LICENCE_M:
+        raise SurveyInputError(
+            f"the survey lies about {dist / 1000:,.0f} km from the licensed area (typical point "
+            f"E {e:,.1f}, N {n:,.1f}; licence E {lo[0]:,.0f}-{hi[0]:,.0f}, N "
+            f"{lo[1]:,.0f}-{hi[1]:,.0f}): it is in another coordinate system or zone, lacks its "
+            "plan transform from the mine grid (--transform), or is the wrong file",
+            path=path,
+        )
 
 
 def finish_points(xyz: F64, opts: ReadOptions, *, lines: Sequence[int] | None = None) -> F64:

@@ -256,3 +256,13 @@ def test_las_crs_same_central_meridian_other_numbering_is_fine(tmp_path: Path) -
     p = write_las(tmp_path / "a.las", xyz, epsg=4508)  # 6-degree CM 111E, no prefix
     lic = guangxi_licence(4546)  # 3-degree CM 111E, no prefix
     np.testing.assert_allclose(read_survey(p, licence=lic).xyz, xyz, atol=1e-6)
+
+
+def test_survey_far_from_the_licence_is_refused(tmp_path: Path) -> None:
+    local = survey_points(100) - [400000.0, 2421000.0, 0.0]  # a mine grid, no transform given
+    p = write_las(tmp_path / "local.las", local)
+    with pytest.raises(SurveyInputError) as info:
+        read_survey(p, licence=guangxi_licence())
+    assert "km from the licensed area" in str(info.value) and "--transform" in str(info.value)
+    t = PlanTransform(400000.0, 2421000.0, 0.0)
+    assert read_survey(p, licence=guangxi_licence(), transform=t).xyz.shape == (100, 3)
