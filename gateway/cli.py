@@ -147,7 +147,7 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from gateway.runtime import store_path
-    from gateway.status import StatusError, show_status
+    from gateway.status import StatusError, show_status, watch_status
 
     data_dir = args.data_dir
     if args.config:
@@ -161,7 +161,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         _err("give --data-dir DIR (the site's data_dir) or --config FILE")
         return EXIT_USAGE
     try:
-        show_status(store_path(Path(data_dir)), as_json=args.json)
+        if args.watch:
+            watch_status(store_path(Path(data_dir)), args.watch)
+        else:
+            show_status(store_path(Path(data_dir)), as_json=args.json)
     except StatusError as exc:
         _err(str(exc))
         return EXIT_FAILURE
@@ -233,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--data-dir", type=Path, help="the site's data_dir")
     status.add_argument("--config", type=Path, help="take data_dir from this site file")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument(
+        "--watch", type=float, metavar="SECONDS", help="redraw every SECONDS until Ctrl-C"
+    )
     status.set_defaults(func=cmd_status)
 
     demo = sub.add_parser(

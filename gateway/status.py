@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
 from rich.table import Table
 
 from gateway.store_codec import decode_fields, decode_payload
@@ -170,9 +171,14 @@ def format_age(seconds: float) -> str:
 
 
 def render(report: StatusReport, console: Console, now_ns: int) -> None:
-    console.print(
+    console.print(view(report, now_ns))
+
+
+def view(report: StatusReport, now_ns: int) -> Group:
+    """Everything ``minegate status`` shows, as one renderable."""
+    parts: list[RenderableType] = [
         f"store {report.store}: {report.size_bytes / 2**20:.1f} MiB, {report.records} records"
-    )
+    ]
     states = report.device_states()
     devices = Table(title="devices")
     for col in ("device", "state", "polls", "errors", "p99 ms", "last event"):
@@ -191,7 +197,7 @@ def render(report: StatusReport, console: Console, now_ns: int) -> None:
             format_value(m.get(f"{device}.latency_p99_ms")),
             str(event.get("event", "")),
         )
-    console.print(devices)
+    parts.append(devices)
 
     values = Table(title="latest values")
     for col in ("device", "point", "value", "unit", "quality", "age"):
@@ -206,7 +212,7 @@ def render(report: StatusReport, console: Console, now_ns: int) -> None:
             f"[{style}]{v.quality}[/]",
             format_age(max(0.0, (now_ns - v.ts_ns) / NS)),
         )
-    console.print(values)
+    parts.append(values)
 
     if report.counters:
         counters = Table(title="counters")
@@ -214,10 +220,10 @@ def render(report: StatusReport, console: Console, now_ns: int) -> None:
         counters.add_column("value", justify="right")
         for k, n in report.counters.items():
             counters.add_row(k, str(n))
-        console.print(counters)
+        parts.append(counters)
     if report.metrics:
         age = format_age(max(0.0, (now_ns - report.metrics_ts_ns) / NS))
-        console.print(
+        parts.append(
             f"self-metrics ({age} ago): "
             f"{format_value(m.get('store.values_per_s'))} values/s stored, "
             f"queue depth {format_value(m.get('queue.depth'))}, "
@@ -246,7 +252,17 @@ def render(report: StatusReport, console: Console, now_ns: int) -> None:
                 str(s["backlog_values"]),
                 format_value(m.get(f"sink.{name}.last_error")),
             )
-        console.print(sinks)
+        parts.append(sinks)
+    return Group(*parts)
+
+
+def watch_status(store_file: Path, every_s: float, console: Console | None = None) -> None:
+    """Re-read and redraw every ``every_s`` seconds until Ctrl-C."""
+    console = console or Console()
+    with Live(console=console, auto_refresh=False, vertical_overflow="crop") as live:
+        while True:
+            live.update(view(read_status(store_file), time.time_ns()), refresh=True)
+            time.sleep(every_s)
 
 
 def show_status(
