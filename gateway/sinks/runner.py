@@ -224,9 +224,18 @@ class SinkRunner:
             rejected_seqs.add(rej.record.seq)
             await asyncio.to_thread(self.store.set_aside, self.name, rej.record, rej.reason)
             self.set_aside_count += 1
-            log.warning(
-                "sink %s: server rejected record seq=%d (%s %s) as malformed, set aside: %s",
+            log.debug(
+                "sink %s: set aside seq=%d (%s %s): %s",
                 self.name, rej.record.seq, rej.record.kind, rej.record.device, rej.reason,
+            )  # fmt: skip
+        if result.rejected:
+            # one line per batch (the store keeps every record and reason)
+            first = result.rejected[0]
+            log.warning(
+                "sink %s: server rejected %d record(s) as malformed, set aside "
+                "(first seq=%d, %s %s): %s",
+                self.name, len(result.rejected), first.record.seq, first.record.kind,
+                first.record.device, first.reason,
             )  # fmt: skip
         accepted = [r for r in batch if r.seq <= result.accepted_upto]
         await self._ack(accepted, rejected_seqs)
