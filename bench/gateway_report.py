@@ -202,9 +202,10 @@ def markdown(doc: dict[str, Any]) -> str:
                 f"  - outage {d.get('outage_s')} s: backlog {d.get('backlog_values_at_restart', 0):,} "
                 f"values at restart; first ack {d.get('reconnect_s', '-')} s after the restart; "
                 f"{_fmt(d.get('drained_values'))} values acked in {d.get('drain_s', '-')} s "
-                f"= {_fmt(d.get('drain_values_per_s'))} values/s until the backlog was below "
-                f"{_fmt(d.get('caught_up_threshold_values'))} values "
-                f"(caught up: {d.get('caught_up')}){'; ' + d['error'] if 'error' in d else ''}"
+                f"= {_fmt(d.get('drain_values_per_s'))} values/s until every record stored "
+                f"before the restart was acked (drained: {d.get('caught_up')}; "
+                f"{_fmt(d.get('from_restart_values_per_s'))} values/s counted from the restart)"
+                f"{'; ' + d['error'] if 'error' in d else ''}"
             )
     for name, err in doc.get("errors", {}).items():
         lines.append(f"- **{name}** failed: `{err.splitlines()[0] if err else ''}`")

@@ -97,16 +97,20 @@ class Counter:
         with self.lock:
             w = self.windows.pop(tool, Window(started=now))
         lat = sorted(w.latencies_ms)
+
+        def r(v: float | None) -> float | None:
+            return None if v is None else round(v, 1)
+
         return {
             "tool": tool,
-            "window_s": now - w.started,
+            "window_s": round(now - w.started, 3),
             "messages": w.messages,
             "values": w.values,
             "errors": w.errors,
             "latency_samples": len(lat),
-            "latency_p50_ms": percentile(lat, 50),
-            "latency_p99_ms": percentile(lat, 99),
-            "latency_max_ms": lat[-1] if lat else None,
+            "latency_p50_ms": r(percentile(lat, 50)),
+            "latency_p99_ms": r(percentile(lat, 99)),
+            "latency_max_ms": r(lat[-1] if lat else None),
             "first_rx": w.first_rx,
             "last_rx": w.last_rx,
             "rpc_answered": self.rpc_answered,

@@ -98,6 +98,17 @@ class StoreWatcher(threading.Thread):
         except sqlite3.Error:
             return None
 
+    def last_seq(self) -> int:
+        """The highest seq appended so far (read now, on its own connection)."""
+        conn = self._open()
+        if conn is None:
+            return 0
+        try:
+            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()
+            return int(row[0]) if row else 0
+        finally:
+            conn.close()
+
     def stop(self) -> None:
         self.stopping.set()
         self.join(5.0)
