@@ -433,6 +433,8 @@ class Context:
         for server in (self.mqtt, self.vm):
             if server is not None and server.proc is not None:
                 pids.append(server.proc.pid)
+        if self.sub is not None:
+            pids.append(self.sub.proc.pid)
         return pids
 
 

@@ -186,7 +186,7 @@ def markdown(doc: dict[str, Any]) -> str:
         lines.append(
             f"- **{name}**: {r['values']:,} values in {r['window_s']} s, {r['cpu_s']} CPU-s in "
             f"{r['processes']} process(es); peak RSS since {r['peak_rss_since']}; the shared "
-            f"peers (Modbus servers, broker, VictoriaMetrics) used {r['peers_cpu_cores']} cores."
+            f"peers (Modbus servers, broker, VictoriaMetrics, subscriber) used {r['peers_cpu_cores']} cores."
         )
         st = r.get("store")
         if st:
