@@ -256,14 +256,19 @@ def thingsboard_config(
     }
     (config_dir / "tb_gateway.json").write_text(json.dumps(main, indent=2))
     console = {"class": "logging.StreamHandler", "level": "WARNING", "stream": "ext://sys.stdout"}
+    loggers: dict[str, dict[str, object]] = {
+        name: {"handlers": ["console"], "level": "WARNING", "propagate": False}
+        for name in _TB_LOGGERS
+    }
+    # pymodbus 3.9.2 logs a 3-line deprecation warning for every
+    # BinaryPayloadDecoder the connector creates (one per register read:
+    # about 7 MB/s of log at this load); a user would silence it too.
+    loggers["pymodbus"] = {"handlers": ["console"], "level": "ERROR", "propagate": False}
     logs = {
         "version": 1,
         "disable_existing_loggers": False,
         "handlers": {"console": console},
-        "loggers": {
-            name: {"handlers": ["console"], "level": "WARNING", "propagate": False}
-            for name in _TB_LOGGERS
-        },
+        "loggers": loggers,
         "root": {"handlers": ["console"], "level": "WARNING"},
     }
     (config_dir / "logs.json").write_text(json.dumps(logs, indent=2))
