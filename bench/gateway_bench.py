@@ -338,11 +338,31 @@ def run_minegate(
             )
         code = ctx.children.stop(proc, signal.SIGTERM, grace_s=30.0)
         res["exit_code"] = code
+        res["gateway_metrics"] = gateway_metrics(wdir / "data")
         return res
     finally:
         watcher.stop()
         if proc.poll() is None:
             ctx.children.stop(proc)
+
+
+def gateway_metrics(data_dir: Path) -> dict[str, Any]:
+    """The gateway's own totals for the whole run (``minegate status --json``):
+    polls, overruns, request latency as its pollers saw it."""
+    try:
+        res = subprocess.run(
+            [str(VENV_BIN / "minegate"), "status", "--data-dir", str(data_dir), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        status = json.loads(res.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        return {"error": str(exc)}
+    metrics = status.get("metrics", {})
+    out = {k: v for k, v in metrics.items() if k.startswith(("total.", "store.", "queue."))}
+    out["counters"] = status.get("counters", {})
+    return out
 
 
 def _watch_rate(watcher: StoreWatcher, seconds: float) -> float:

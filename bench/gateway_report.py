@@ -196,6 +196,14 @@ def markdown(doc: dict[str, Any]) -> str:
                 f"p99 {_fmt(st['ack_latency_p99_ms'], 1)} ms, "
                 f"largest backlog {st['pending_values_max']:,} values"
             )
+        g = r.get("gateway_metrics") or {}
+        if "total.polls" in g:
+            lines.append(
+                f"  - the gateway's own totals for the whole run: {g['total.polls']:,} polls, "
+                f"{g.get('total.overruns', 0):,} overruns (a cycle that started late), "
+                f"request latency mean {g.get('total.latency_mean_ms')} ms, "
+                f"p99 {g.get('total.latency_p99_ms')} ms, {g.get('total.errors', 0)} errors"
+            )
         d = r.get("drain")
         if d:
             lines.append(
