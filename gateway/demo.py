@@ -35,7 +35,7 @@ from rich.text import Text
 
 from gateway.config import SiteConfig, load_config
 from gateway.logs import setup_logging
-from gateway.model import Sample
+from gateway.model import Record, Sample
 from gateway.runtime import Gateway
 from gateway.status import QUALITY_STYLE, format_age, format_value
 
@@ -75,12 +75,28 @@ def scenario(duration_s: float | None) -> list[Step]:
     ]
 
 
-def live_view(config: SiteConfig, gateway: Gateway, now_ns: int, note: str) -> Group:
+class LiveReadings:
+    """The last reading of every point as the pollers see it, before report
+    by exception: the store keeps a value only when it changed, so its
+    timestamps would make a steady, healthy point look old. Age here is the
+    time since the point was last read (or since its device was lost)."""
+
+    def __init__(self) -> None:
+        self.samples: dict[tuple[str, str], Sample] = {}
+
+    def observe(self, record: Record) -> None:
+        for s in record.samples():
+            self.samples[(s.device, s.point)] = s
+
+
+def live_view(
+    config: SiteConfig, gateway: Gateway, now_ns: int, note: str, readings: LiveReadings
+) -> Group:
     """One small table per device, laid out in columns so a whole mine fits
     a terminal; the scenario note and the counters on top."""
     classes = {d.name: d.device_class for d in config.devices}
     by_device: dict[str, list[Sample]] = {}
-    latest = gateway.store.latest() if gateway.store is not None else []
+    latest = sorted(readings.samples.values(), key=lambda s: (s.device, s.point))
     for s in latest:
         if s.device in classes:
             by_device.setdefault(s.device, []).append(s)
@@ -141,6 +157,8 @@ async def _demo(duration_s: float | None, data_dir: Path, tui: bool, console: Co
         config = load_config(site)
         console.print(f"simulated mine running; gateway config written to {site}")
         gateway = Gateway(config)
+        readings = LiveReadings()
+        gateway.add_observer(readings.observe)
         run = asyncio.create_task(gateway.run(), name="gateway")
         started = time.monotonic()
         steps = scenario(duration_s)
@@ -167,7 +185,7 @@ async def _demo(duration_s: float | None, data_dir: Path, tui: bool, console: Co
                         note = f"t={elapsed:.0f}s: {step.say}"
                         console.print(note) if live is None else None
                     if live is not None:
-                        live.update(live_view(config, gateway, time.time_ns(), note))
+                        live.update(live_view(config, gateway, time.time_ns(), note, readings))
                     elif elapsed - last_progress >= PROGRESS_EVERY_S:
                         last_progress = elapsed
                         console.print(progress_line(gateway, elapsed))
