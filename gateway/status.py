@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from gateway.store_codec import decode_fields, decode_payload
 
@@ -232,28 +233,49 @@ def view(report: StatusReport, now_ns: int) -> Group:
             f"overruns {format_value(m.get('total.overruns'))}"
         )
     if report.sinks:
-        sinks = Table(title="sinks")
+        sinks = Table(title="sinks (backlog = stored, not yet acknowledged by the server)")
         for col in (
             "sink",
             "state",
-            "acked up to seq",
-            "backlog records",
-            "backlog values",
-            "last error",
+            "acked seq",
+            "backlog",
+            "values",
+            "drain/s",
+            "done in",
+            "aside",
         ):
             sinks.add_column(col)
         for s in report.sinks:
             name = s["name"]
+            rate = m.get(f"sink.{name}.drain_values_per_s")
             sinks.add_row(
                 name,
                 format_value(m.get(f"sink.{name}.state")),
                 str(s["cursor"]),
                 str(s["backlog_records"]),
                 str(s["backlog_values"]),
-                format_value(m.get(f"sink.{name}.last_error")),
+                format_value(rate),
+                _backlog_eta(s["backlog_values"], rate),
+                format_value(m.get(f"sink.{name}.set_aside")),
             )
         parts.append(sinks)
+        # Errors are long (they carry the server's words): one line each,
+        # below the table, instead of a squeezed column.
+        for s in report.sinks:
+            error = m.get(f"sink.{s['name']}.last_error")
+            if error:
+                parts.append(Text(f"sink {s['name']}: last error: {error}", style="yellow"))
     return Group(*parts)
+
+
+def _backlog_eta(backlog_values: int, rate: object) -> str:
+    """How long the backlog takes at the recent drain rate: the progress
+    figure an operator watches after an outage."""
+    if not backlog_values:
+        return "-"
+    if not isinstance(rate, int | float) or rate <= 0:
+        return "stalled"
+    return format_age(backlog_values / rate)
 
 
 def watch_status(store_file: Path, every_s: float, console: Console | None = None) -> None:
