@@ -201,8 +201,9 @@ def markdown(doc: dict[str, Any]) -> str:
             lines.append(
                 f"  - the gateway's own totals for the whole run: {g['total.polls']:,} polls, "
                 f"{g.get('total.overruns', 0):,} overruns (a cycle that started late), "
-                f"request latency mean {g.get('total.latency_mean_ms')} ms, "
-                f"p99 {g.get('total.latency_p99_ms')} ms, {g.get('total.errors', 0)} errors"
+                f"{g.get('total.errors', 0)} errors; request latency as its pollers saw it "
+                f"(last 1000 requests of the run) mean {g.get('total.latency_mean_ms')} ms, "
+                f"p99 {g.get('total.latency_p99_ms')} ms"
             )
         d = r.get("drain")
         if d:
