@@ -411,7 +411,19 @@ def run_thingsboard(ctx: Context) -> dict[str, Any]:
     conf = thingsboard_config(
         wdir / "config", devices_of(ctx.endpoints), ctx.mqtt.port, max(1, round(ctx.poll_s * 1000))
     )
-    env = dict(os.environ, TB_GW_CONFIG_DIR=str(conf.parent) + "/")
+    # Its update check posts to updates.thingsboard.io at start: send it to a
+    # closed loopback port instead, so the benchmark's traffic stays local.
+    no_net = "http://127.0.0.1:9"
+    env = dict(
+        os.environ,
+        TB_GW_CONFIG_DIR=str(conf.parent) + "/",
+        HTTP_PROXY=no_net,
+        HTTPS_PROXY=no_net,
+        http_proxy=no_net,
+        https_proxy=no_net,
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+    )
     log = wdir / "thingsboard.log"
     proc = ctx.children.start(
         "thingsboard", [str(bindir / "thingsboard-gateway")], log=log, cwd=wdir, env=env
