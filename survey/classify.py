@@ -33,27 +33,59 @@ one whose elevation range the point exceeds least. ``plan_dist`` is measured
 to the boundary of the *union* of the blocks. Points outside every block
 take the elevation range of the nearest block (``ref_block``), so a point
 beyond the boundary and below that block's floor counts as both.
+
+Modules: the masks and :func:`prepare` are in :mod:`survey.plan_mask`, the
+plan distances (:func:`segment_distance`, :func:`mask_distance`) in
+:mod:`survey.distance`; this module classifies and re-exports them. Its
+``numba`` (None without numba) decides, per call, between the compiled and
+the numpy path for the whole classification.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import shapely
 
 from survey import tolerances as tol
-from survey.model import F64, Licence, SurveyInputError, ViolationType
+from survey.distance import mask_distance, numba, segment_distance
+from survey.model import F64, Licence, ViolationType
+from survey.plan_mask import (
+    CELL_EDGE,
+    CELL_IN_DEEP,
+    CELL_IN_NEAR,
+    EdgeGrid,
+    PolygonMask,
+    PreparedLicence,
+    block_polygon,
+    contains,
+    prepare,
+)
 
-numba: Any
-try:  # numba is optional: the numpy fallback gives identical results, slower
-    numba = importlib.import_module("numba")
-except ImportError:  # pragma: no cover - depends on the environment
-    numba = None
+__all__ = [
+    "ABOVE_BIT",
+    "BELOW_BIT",
+    "BOUNDARY_BIT",
+    "COMPLIANT",
+    "SEAM_BIT",
+    "TYPE_BITS",
+    "UNCERTAIN",
+    "VIOLATION",
+    "Classification",
+    "EdgeGrid",
+    "PolygonMask",
+    "PreparedLicence",
+    "block_polygon",
+    "classify",
+    "empty_classification",
+    "mask_distance",
+    "prepare",
+    "segment_distance",
+]
+
 
 U8 = npt.NDArray[np.uint8]
 I32 = npt.NDArray[np.int32]
@@ -74,12 +106,6 @@ TYPE_BITS: dict[ViolationType, int] = {
 COMPLIANT = 0
 UNCERTAIN = 1
 VIOLATION = 2
-
-# cell codes of the raster mask
-_OUT = 0
-_IN_DEEP = 1
-_EDGE = 2
-_IN_NEAR = 3
 
 
 @dataclass
@@ -130,291 +156,11 @@ class Classification:
         return self.seam
 
 
-@dataclass(frozen=True)
-class PolygonMask:
-    """Raster mask of one (multi)polygon in local coordinates.
-
-    ``codes`` (ny, nx) uint8 cell codes, ``depth`` (ny, nx) float64 lower
-    bound of the depth inside for deep cells; cell (0, 0) has its lower-left
-    corner at local (ox, oy); ``edges`` (m, 4) float64 local x0, y0, x1, y1 of
-    every ring segment.
-    """
-
-    geometry: shapely.Geometry  # absolute coordinates, prepared
-    ox: float
-    oy: float
-    cell: float
-    codes: U8
-    depth: F64
-    edges: F64
-    near_edges: EdgeGrid
-
-
-@dataclass(frozen=True)
-class EdgeGrid:
-    """Candidate nearest edges per cell of a coarse grid, so the distance of
-    a point needs a few edges, not all: every edge whose lower distance
-    bound to the cell is at most the smallest upper bound is listed (so the
-    nearest edge of any point in the cell is among them). Cell (0, 0) has its
-    lower-left corner at local (ox, oy); cell c's edges are
-    ``index[start[c]:start[c + 1]]``; points off the grid use all edges."""
-
-    ox: float
-    oy: float
-    cell: float
-    nx: int
-    ny: int
-    start: npt.NDArray[np.int64]
-    index: npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True)
-class PreparedLicence:
-    """What :func:`classify` needs, computed once per licence.
-
-    ``origin`` (2,) float64 (E, N) local origin (the centroid of the union);
-    ``union`` the mask of the union of the blocks; ``blocks`` one mask per
-    block (the same object as ``union`` for a single block); ``z_top`` /
-    ``z_bottom`` (b,) float64 per block.
-    """
-
-    licence: Licence
-    origin: F64
-    union: PolygonMask
-    blocks: tuple[PolygonMask, ...]
-    z_top: F64
-    z_bottom: F64
-
-
-def block_polygon(licence: Licence, index: int) -> shapely.Polygon:
-    """Shapely polygon (absolute E, N) of block ``index``; made valid."""
-    poly = shapely.Polygon(licence.blocks[index].polygon_en())
-    if not poly.is_valid:
-        # a self-touching ring drawn from a paper licence: take the area it
-        # encloses rather than refusing the whole check
-        poly = shapely.make_valid(poly)
-    return poly
-
-
-def prepare(licence: Licence, *, mask_cells: int = tol.MASK_CELLS) -> PreparedLicence:
-    """Build the masks of ``licence`` (about 0.1-0.5 s; reuse the result).
-    ``mask_cells``: cells along the longer side of the masks (>= 8; fewer
-    cells = more points get the exact test, same answers)."""
-    if mask_cells < 8:
-        raise ValueError(f"mask_cells must be >= 8, got {mask_cells}")
-    if not licence.blocks:
-        raise SurveyInputError(
-            "the licence has no block: nothing to check against", path=licence.source or None
-        )
-    polys = [block_polygon(licence, i) for i in range(len(licence.blocks))]
-    for b, p in zip(licence.blocks, polys, strict=True):
-        if p.area <= 0.0:
-            raise SurveyInputError(
-                f"block {b.name!r}: its corners enclose no area; check the corner list",
-                path=licence.source or None,
-            )
-    union = shapely.union_all(polys) if len(polys) > 1 else polys[0]
-    c = shapely.centroid(union)
-    origin = np.array([c.x, c.y], dtype=np.float64)
-    umask = _build_mask(union, origin, mask_cells)
-    bmasks = (
-        (umask,) if len(polys) == 1 else tuple(_build_mask(p, origin, mask_cells) for p in polys)
-    )
-    return PreparedLicence(
-        licence=licence,
-        origin=origin,
-        union=umask,
-        blocks=bmasks,
-        z_top=np.array([b.z_top for b in licence.blocks], dtype=np.float64),
-        z_bottom=np.array([b.z_bottom for b in licence.blocks], dtype=np.float64),
-    )
-
-
-def _ring_edges(geom: shapely.Geometry, origin: F64) -> F64:
-    rings = shapely.get_rings(shapely.get_parts(geom))
-    segs = []
-    for ring in rings:
-        xy = shapely.get_coordinates(ring) - origin
-        segs.append(np.column_stack([xy[:-1], xy[1:]]))
-    return np.ascontiguousarray(np.concatenate(segs), dtype=np.float64)
-
-
-def _build_mask(geom: shapely.Geometry, origin: F64, cells: int) -> PolygonMask:
-    shapely.prepare(geom)
-    edges = _ring_edges(geom, origin)
-    minx, miny, maxx, maxy = shapely.bounds(geom)
-    lminx, lminy = minx - origin[0], miny - origin[1]
-    span = max(maxx - minx, maxy - miny)
-    cell = span / (cells - 4)
-    # a 2-cell margin keeps every polygon edge away from the mask's rim
-    ox, oy = lminx - 2 * cell, lminy - 2 * cell
-    nx = math.ceil((maxx - minx) / cell) + 5
-    ny = math.ceil((maxy - miny) / cell) + 5
-    edge_cells = np.zeros((ny, nx), dtype=bool)
-    for x0, y0, x1, y1 in edges:
-        steps = max(2, math.ceil(4 * math.hypot(x1 - x0, y1 - y0) / cell) + 1)
-        t = np.linspace(0.0, 1.0, steps)
-        ix = np.floor((x0 + t * (x1 - x0) - ox) / cell).astype(np.int64)
-        iy = np.floor((y0 + t * (y1 - y0) - oy) / cell).astype(np.int64)
-        for dy in (-1, 0, 1):
-            for dx in (-1, 0, 1):
-                edge_cells[np.clip(iy + dy, 0, ny - 1), np.clip(ix + dx, 0, nx - 1)] = True
-    cx = origin[0] + ox + (np.arange(nx) + 0.5) * cell
-    cy = origin[1] + oy + (np.arange(ny) + 0.5) * cell
-    gx, gy = np.meshgrid(cx, cy)
-    inside = shapely.contains_xy(geom, gx, gy)
-    codes = np.full((ny, nx), _OUT, dtype=np.uint8)
-    depth = np.zeros((ny, nx), dtype=np.float64)
-    inner = inside & ~edge_cells
-    if inner.any():
-        lx = gx[inner] - origin[0]
-        ly = gy[inner] - origin[1]
-        bound = segment_distance(lx, ly, edges) - cell * math.sqrt(0.5)
-        near = bound < tol.EXACT_INSIDE_BAND_M
-        sub = np.where(near, _IN_NEAR, _IN_DEEP).astype(np.uint8)
-        codes[inner] = sub
-        depth[inner] = np.maximum(bound, 0.0)
-    codes[edge_cells] = _EDGE
-    return PolygonMask(
-        geom, float(ox), float(oy), float(cell), codes, depth, edges, _edge_grid(edges)
-    )
-
-
-def _edge_grid(edges: F64) -> EdgeGrid:
-    """Coarse candidate-edge grid over three times the edges' extent."""
-    lo = np.minimum(edges[:, :2].min(axis=0), edges[:, 2:].min(axis=0))
-    hi = np.maximum(edges[:, :2].max(axis=0), edges[:, 2:].max(axis=0))
-    span = float(max(hi - lo)) or 1.0
-    n = tol.EDGE_GRID_CELLS
-    cell = 3.0 * span / n
-    ox = float((lo[0] + hi[0]) / 2 - 1.5 * span)
-    oy = float((lo[1] + hi[1]) / 2 - 1.5 * span)
-    cx = ox + (np.arange(n) + 0.5) * cell
-    cy = oy + (np.arange(n) + 0.5) * cell
-    gx, gy = np.meshgrid(cx, cy)  # (ny, nx) row-major, as the lookup
-    px, py = gx.ravel(), gy.ravel()
-    half = cell * math.sqrt(0.5)
-    dist = np.stack([_segdist_numpy(px, py, edges[k : k + 1]) for k in range(len(edges))])
-    upper = (dist + half).min(axis=0)
-    cand = (dist - half) <= upper  # (edges, cells)
-    counts = cand.sum(axis=0)
-    start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    index = np.nonzero(cand.T)[1].astype(np.int64)  # per cell, edges ascending
-    return EdgeGrid(ox, oy, cell, n, n, start, index)
-
-
 # --------------------------------------------------------------------------
-# kernels: numba when available, numpy otherwise (same arithmetic)
-
-
-def _lookup_numpy(xyz: F64, origin: F64, m: PolygonMask) -> tuple[U8, F64]:
-    ny, nx = m.codes.shape
-    fx = xyz[:, 0] - origin[0]
-    fx -= m.ox
-    fx *= 1.0 / m.cell
-    fy = xyz[:, 1] - origin[1]
-    fy -= m.oy
-    fy *= 1.0 / m.cell
-    ix = np.floor(fx)
-    iy = np.floor(fy)
-    ok = (ix >= 0) & (iy >= 0) & (ix < nx) & (iy < ny)
-    flat = np.where(ok, iy * nx + ix, 0).astype(np.intp)
-    code = np.where(ok, m.codes.ravel()[flat], _OUT).astype(np.uint8)
-    depth = np.where(ok, m.depth.ravel()[flat], 0.0)
-    return code, depth
-
-
-def _segdist_numpy(px: F64, py: F64, edges: F64) -> F64:
-    best = np.full(px.shape, np.inf)
-    for x0, y0, x1, y1 in edges:
-        ex, ey = x1 - x0, y1 - y0
-        ll = ex * ex + ey * ey
-        dx = px - x0
-        dy = py - y0
-        if ll > 0.0:
-            t = np.clip((dx * ex + dy * ey) / ll, 0.0, 1.0)
-            dx = dx - t * ex
-            dy = dy - t * ey
-        np.minimum(best, dx * dx + dy * dy, out=best)
-    return np.sqrt(best)
-
+# the single-block kernel: numba only (the numpy path is _classify_block's else)
 
 if numba is not None:
-
-    @numba.njit(cache=True, nogil=True)
-    def _lookup_numba(xyz, e0, n0, ox, oy, inv, codes, depth, code_out, depth_out):
-        ny, nx = codes.shape
-        for i in range(xyz.shape[0]):
-            fx = ((xyz[i, 0] - e0) - ox) * inv
-            fy = ((xyz[i, 1] - n0) - oy) * inv
-            ix = math.floor(fx)
-            iy = math.floor(fy)
-            if ix >= 0 and iy >= 0 and ix < nx and iy < ny:
-                code_out[i] = codes[iy, ix]
-                depth_out[i] = depth[iy, ix]
-            else:
-                code_out[i] = 0
-                depth_out[i] = 0.0
-
-    @numba.njit(cache=True, nogil=True)
-    def _segdist_numba(px, py, edges, out):
-        for i in range(px.shape[0]):
-            best = np.inf
-            for k in range(edges.shape[0]):
-                x0 = edges[k, 0]
-                y0 = edges[k, 1]
-                ex = edges[k, 2] - x0
-                ey = edges[k, 3] - y0
-                ll = ex * ex + ey * ey
-                dx = px[i] - x0
-                dy = py[i] - y0
-                if ll > 0.0:
-                    t = (dx * ex + dy * ey) / ll
-                    t = min(max(t, 0.0), 1.0)
-                    dx = dx - t * ex
-                    dy = dy - t * ey
-                d = dx * dx + dy * dy
-                if d < best:
-                    best = d
-            out[i] = math.sqrt(best)
-
-    @numba.njit(cache=True, nogil=True)
-    def _near_dist_numba(lx, ly, edges, gox, goy, ginv, gnx, gny, start, index):
-        """Distance from local (lx, ly) to the nearest edge, over the
-        candidates of its coarse cell (all edges off the grid)."""
-        jx = math.floor((lx - gox) * ginv)
-        jy = math.floor((ly - goy) * ginv)
-        on = jx >= 0 and jy >= 0 and jx < gnx and jy < gny
-        k0 = 0
-        k1 = edges.shape[0]
-        if on:
-            c = jy * gnx + jx
-            k0 = start[c]
-            k1 = start[c + 1]
-        best = np.inf
-        for kk in range(k0, k1):
-            k = index[kk] if on else kk
-            x0 = edges[k, 0]
-            y0 = edges[k, 1]
-            ex = edges[k, 2] - x0
-            ey = edges[k, 3] - y0
-            ll = ex * ex + ey * ey
-            dx = lx - x0
-            dy = ly - y0
-            if ll > 0.0:
-                t = (dx * ex + dy * ey) / ll
-                t = min(max(t, 0.0), 1.0)
-                dx = dx - t * ex
-                dy = dy - t * ey
-            d = dx * dx + dy * dy
-            if d < best:
-                best = d
-        return math.sqrt(best)
-
-    @numba.njit(cache=True, nogil=True)
-    def _grid_dist_numba(px, py, edges, gox, goy, ginv, gnx, gny, start, index, out):
-        for i in range(px.shape[0]):
-            out[i] = _near_dist_numba(px[i], py[i], edges, gox, goy, ginv, gnx, gny, start, index)
+    from survey.distance import near_dist_numba
 
     @numba.njit(cache=True, nogil=True)
     def _fused_numba(
@@ -473,7 +219,7 @@ if numba is not None:
                 block_out[i] = -1
                 plan_out[i] = 0.0
             else:
-                d = _near_dist_numba(lx, ly, edges, gox, goy, ginv, gnx, gny, start, index)
+                d = near_dist_numba(lx, ly, edges, gox, goy, ginv, gnx, gny, start, index)
                 if c == 3:
                     block_out[i] = 0
                     plan_out[i] = -d
@@ -502,66 +248,6 @@ if numba is not None:
             status_out[i] = 2 if v else (1 if u else 0)
             ref_out[i] = 0
             seam_out[i] = np.nan
-
-
-def segment_distance(px: F64, py: F64, edges: F64) -> F64:
-    """Distance (m) from points (px, py), each (k,) float64 local
-    coordinates, to the nearest of ``edges`` (m, 4) float64 segments."""
-    px = np.ascontiguousarray(px, dtype=np.float64)
-    py = np.ascontiguousarray(py, dtype=np.float64)
-    if numba is not None and px.shape[0] > 0:
-        out = np.empty(px.shape[0], dtype=np.float64)
-        _segdist_numba(px, py, edges, out)
-        return out
-    return _segdist_numpy(px, py, edges)
-
-
-def mask_distance(m: PolygonMask, px: F64, py: F64) -> F64:
-    """Distance (m) from local points (px, py), each (k,) float64, to the
-    boundary of the mask's polygon; the same values as
-    :func:`segment_distance` over all its edges."""
-    if numba is None or px.shape[0] == 0:
-        return _segdist_numpy(
-            np.asarray(px, dtype=np.float64), np.asarray(py, dtype=np.float64), m.edges
-        )
-    g = m.near_edges
-    out = np.empty(px.shape[0], dtype=np.float64)
-    _grid_dist_numba(
-        np.ascontiguousarray(px, dtype=np.float64),
-        np.ascontiguousarray(py, dtype=np.float64),
-        m.edges,
-        g.ox,
-        g.oy,
-        1.0 / g.cell,
-        g.nx,
-        g.ny,
-        g.start,
-        g.index,
-        out,
-    )
-    return out
-
-
-def _lookup(xyz: F64, origin: F64, m: PolygonMask) -> tuple[U8, F64]:
-    if numba is None:
-        return _lookup_numpy(xyz, origin, m)
-    n = xyz.shape[0]
-    code = np.empty(n, dtype=np.uint8)
-    depth = np.empty(n, dtype=np.float64)
-    _lookup_numba(
-        xyz, origin[0], origin[1], m.ox, m.oy, 1.0 / m.cell, m.codes, m.depth, code, depth
-    )
-    return code, depth
-
-
-def _contains(xyz: F64, origin: F64, m: PolygonMask) -> tuple[npt.NDArray[np.bool_], U8, F64]:
-    """Exact inside test (shapely semantics) plus the cell codes and depths."""
-    code, depth = _lookup(xyz, origin, m)
-    inside = (code == _IN_DEEP) | (code == _IN_NEAR)
-    edge = np.flatnonzero(code == _EDGE)
-    if edge.size:
-        inside[edge] = shapely.contains_xy(m.geometry, xyz[edge, 0], xyz[edge, 1])
-    return inside, code, depth
 
 
 # --------------------------------------------------------------------------
@@ -632,7 +318,8 @@ def _classify_block(prep: PreparedLicence, xyz: F64, out: Classification) -> Non
     origin = prep.origin
     tp, tz = lic.tolerance_m, lic.tolerance_z_m
     single = len(prep.blocks) == 1
-    if single and numba is not None:
+    jit = numba is not None  # read per call: tests switch numba off here
+    if single and jit:
         m = prep.union
         g = m.near_edges
         code = np.empty(xyz.shape[0], dtype=np.uint8)
@@ -668,15 +355,17 @@ def _classify_block(prep: PreparedLicence, xyz: F64, out: Classification) -> Non
             out.ref_block,
             out.seam,
         )
-        todo = np.flatnonzero(code == _EDGE)
+        todo = np.flatnonzero(code == CELL_EDGE)
         if todo.size:
             _exact_plan(prep, xyz[todo], code[todo], todo, out)
     else:
-        inside, code, depth = _contains(xyz, origin, prep.union)
+        inside, code, depth = contains(xyz, origin, prep.union, jit=jit)
         out.plan_dist[:] = -depth  # deep points: a bound; the rest overwritten below
-        exact = np.flatnonzero(code != _IN_DEEP)
+        exact = np.flatnonzero(code != CELL_IN_DEEP)
         if exact.size:
-            d = mask_distance(prep.union, xyz[exact, 0] - origin[0], xyz[exact, 1] - origin[1])
+            d = mask_distance(
+                prep.union, xyz[exact, 0] - origin[0], xyz[exact, 1] - origin[1], jit=jit
+            )
             out.plan_dist[exact] = np.where(inside[exact], -d, d)
         if single:
             out.block[:] = np.where(inside, 0, -1)
@@ -702,7 +391,7 @@ def _classify_block(prep: PreparedLicence, xyz: F64, out: Classification) -> Non
         out.seam[:] = _seam_offset(lic, xyz)
         _set_bits(out.seam, SEAM_BIT, tz, out.violated, out.uncertain)
         out.status[:] = _status(out.violated, out.uncertain)
-    elif not (single and numba is not None):
+    elif not (single and jit):
         out.seam.fill(np.nan)
 
 
@@ -725,11 +414,13 @@ def _exact_plan(
     """Exact inside test and signed distance for the non-deep points ``idx``
     of a single-block licence (the fused kernel left them provisional)."""
     m = prep.union
-    inside = code == _IN_NEAR
-    edge = np.flatnonzero(code == _EDGE)
+    inside = code == CELL_IN_NEAR
+    edge = np.flatnonzero(code == CELL_EDGE)
     if edge.size:
         inside[edge] = shapely.contains_xy(m.geometry, pts[edge, 0], pts[edge, 1])
-    d = mask_distance(m, pts[:, 0] - prep.origin[0], pts[:, 1] - prep.origin[1])
+    d = mask_distance(
+        m, pts[:, 0] - prep.origin[0], pts[:, 1] - prep.origin[1], jit=numba is not None
+    )
     plan = np.where(inside, -d, d)
     out.plan_dist[idx] = plan
     out.block[idx] = np.where(inside, 0, -1)
@@ -751,7 +442,7 @@ def _assign_blocks(
     block = np.full(n, -1, dtype=np.int32)
     best = np.full(n, np.inf)
     for b, m in enumerate(prep.blocks):
-        inside_b, _, _ = _contains(xyz, prep.origin, m)
+        inside_b, _, _ = contains(xyz, prep.origin, m, jit=numba is not None)
         v = np.maximum(h - prep.z_top[b], prep.z_bottom[b] - h)
         better = inside_b & (v < best)
         block[better] = b
@@ -774,7 +465,8 @@ def _assign_blocks(
 def _nearest_block(prep: PreparedLicence, px: F64, py: F64) -> I32:
     """Index of the nearest block to local points (k,); on a tie (within
     ``NEAREST_BLOCK_TIE_M``) the first listed block."""
-    dists = np.stack([segment_distance(px, py, m.edges) for m in prep.blocks])
+    jit = numba is not None
+    dists = np.stack([segment_distance(px, py, m.edges, jit=jit) for m in prep.blocks])
     near = dists <= dists.min(axis=0) + tol.NEAREST_BLOCK_TIE_M
     return np.argmax(near, axis=0).astype(np.int32)
 
