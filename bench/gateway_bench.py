@@ -540,6 +540,17 @@ def versions(ctx: Context) -> dict[str, str]:
                 timeout=10,
             )
             out[deb] = res.stdout.strip() or "?"
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        res = subprocess.run(
+            ["git", "status", "--porcelain", "--", "drivers", "gateway"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        dirty = [line[3:] for line in res.stdout.splitlines() if line.strip()]
+        # the gateway code measured is the working tree, which may differ from HEAD
+        out["minegate_uncommitted"] = ", ".join(dirty) or "none"
     out.update(ctx.versions)
     return out
 
