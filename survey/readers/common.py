@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from survey.licence import gk_zone, looks_like_easting, looks_like_northing
+from survey.crs import gk_zone, looks_like_easting, looks_like_northing
 from survey.model import F64, Licence, PlanTransform, SurveyInputError
 from survey.progress import ProgressCallback
 

@@ -17,7 +17,7 @@ import lazrs
 import numpy as np
 from laspy.vlrs.known import GeoKeyDirectoryVlr, LasZipVlr, WktCoordinateSystemVlr
 
-from survey.licence import CRS_TABLE
+from survey.crs import CRS_TABLE
 from survey.model import F64, SurveyInputError
 from survey.readers.common import ReadOptions, check_finite, to_licence_frame
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from survey.licence import looks_like_easting, looks_like_northing
+from survey.crs import looks_like_easting, looks_like_northing
 from survey.model import F64, SurveyInputError
 from survey.readers.common import ColumnMap, ReadOptions
 from survey.readers.text import read_text
