@@ -155,7 +155,7 @@ class PtyPair:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 15  # generous: CI machines are busy
         while not (os.path.exists(self.a) and os.path.exists(self.b)):
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise RuntimeError("socat did not create the pty pair")
@@ -164,7 +164,11 @@ class PtyPair:
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
-            self.proc.wait(5)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
             self.proc = None
         for link in (self.a, self.b):
             if os.path.lexists(link):
