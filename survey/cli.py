@@ -37,7 +37,7 @@ EXIT_NOT_PUBLISHED = 4  # the check ran and wrote its report, but --publish fail
 PLOT_POINTS = 400_000  # points kept for the pictures
 MAX_PRINTED = 10  # incidents listed on the terminal; all are in the report
 # Points per streamed chunk. 2 M keeps a 100 M-point LAZ check at about
-# 0.8 GB peak (5 M: 1.2 GB) at the same speed (bench/results/survey.md).
+# 0.7 GB peak (5 M: 1.2 GB) at the same speed (bench/results/survey.md).
 CHUNK_POINTS = 2_000_000
 
 
