@@ -17,16 +17,15 @@ sentence), ``frozen`` (the same values again and again).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
 from collections.abc import Mapping
-from types import TracebackType
 
 from drivers.ascii import format_gas_nmea
 from drivers.types import DeviceProfile, Value
 from simulators.faults import ASCII_FAULTS, FaultBoard, FaultKind
+from simulators.lifecycle import ClosesOnExit, stop_tasks
 from simulators.physics import MinePhysics
 
 log = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ def sentence(station: int, fields: Mapping[str, Value]) -> str:
     return format_gas_nmea(station, {k: displayed(k, v) for k, v in fields.items()}, talker=TALKER)
 
 
-class AsciiSensor:
+class AsciiSensor(ClosesOnExit):
     """Writes a sentence to ``serial_path`` every ``interval_s`` seconds with
     the values of ``entity`` in ``physics`` for each point of ``profile``.
 
@@ -146,11 +145,8 @@ class AsciiSensor:
             self._task = asyncio.create_task(self._run(), name=f"ascii sensor {self.name}")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_tasks(self._task)
+        self._task = None
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -158,11 +154,3 @@ class AsciiSensor:
     async def __aenter__(self) -> AsciiSensor:
         self.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()

@@ -24,8 +24,8 @@ import contextlib
 import logging
 import os
 import time
-from types import TracebackType
 
+from simulators.lifecycle import ClosesOnExit, stop_tasks
 from simulators.modbus_server import ModbusBus
 from simulators.ptybridge import PtyPair
 from simulators.sessions import end_sessions
@@ -33,7 +33,7 @@ from simulators.sessions import end_sessions
 log = logging.getLogger(__name__)
 
 
-class Dtu:
+class Dtu(ClosesOnExit):
     """RTU-over-TCP endpoint for ``bus`` (a :class:`ModbusBus` with
     ``framing="rtu"``). ``bus_timing=False`` skips the baud-rate pacing for
     fast tests; the one-request-at-a-time rule always holds."""
@@ -92,11 +92,8 @@ class Dtu:
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
             self._server = None
         await end_sessions(self._clients)
-        if self._reader_task is not None:
-            self._reader_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader_task
-            self._reader_task = None
+        await stop_tasks(self._reader_task)
+        self._reader_task = None
         await self.bus.close()
         if self._fd >= 0:
             os.close(self._fd)
@@ -106,14 +103,6 @@ class Dtu:
     async def __aenter__(self) -> Dtu:
         await self.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # ------------------------------------------------------------------ line
 

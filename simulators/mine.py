@@ -21,11 +21,9 @@ gateway demo, a test, an operator with ``nc``) do the same operations.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from drivers.profile import find_profile
 from drivers.types import DeviceProfile, Value
@@ -34,6 +32,7 @@ from simulators.control import ControlServer, serve_control
 from simulators.dtu import Dtu
 from simulators.faults import Fault, FaultBoard
 from simulators.layout import DEFAULT_LAYOUT, BusLayout, Endpoint, MineLayout, render_site_config
+from simulators.lifecycle import ClosesOnExit, stop_tasks
 from simulators.modbus_server import ModbusBus, SimulatedDevice
 from simulators.physics import MinePhysics
 from simulators.ptybridge import PtyPair
@@ -54,7 +53,7 @@ class DeviceInfo:
     location: str
 
 
-class SimulatedMine:
+class SimulatedMine(ClosesOnExit):
     """Physics and device servers for ``layout`` (default: the built-in
     mine). ``base_port`` 0 takes free ports; otherwise TCP and DTU buses
     listen on ``base_port``, ``base_port + 1``... in layout order.
@@ -217,11 +216,8 @@ class SimulatedMine:
             bus.refresh()
 
     async def close(self) -> None:
-        if self._tick_task is not None:
-            self._tick_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tick_task
-            self._tick_task = None
+        await stop_tasks(self._tick_task)
+        self._tick_task = None
         if self._control is not None:
             await self._control.close()
             self._control = None
@@ -242,14 +238,6 @@ class SimulatedMine:
     async def __aenter__(self) -> SimulatedMine:
         await self.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # --------------------------------------------------------------- operating
 

@@ -22,7 +22,8 @@ import os
 import random
 import termios
 import tty
-from types import TracebackType
+
+from simulators.lifecycle import ClosesOnExit, stop_tasks
 
 CHUNK = 4096
 
@@ -44,7 +45,7 @@ class _Side:
                 os.close(fd)
 
 
-class PtyPair:
+class PtyPair(ClosesOnExit):
     """Two serial device paths joined by an in-process null-modem cable.
 
     ``baudrate`` (optional) delays each chunk by its time on the wire;
@@ -92,11 +93,7 @@ class PtyPair:
         return a.path, b.path
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(*self._tasks)
         self._tasks = []
         if self._sides is not None:
             for side in self._sides:
@@ -105,14 +102,6 @@ class PtyPair:
 
     async def __aenter__(self) -> tuple[str, str]:
         return await self.open()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def _pump(self, src: _Side, dst: _Side, direction: str) -> None:
         loop = asyncio.get_running_loop()
