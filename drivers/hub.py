@@ -140,6 +140,19 @@ class ModbusHub:
     def _new_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         raise NotImplementedError
 
+    def _client_options(self) -> dict[str, Any]:
+        """The pymodbus client arguments every hub passes: pymodbus's own
+        retries and reconnect loop off (the hub does both, with its own
+        backoff), the hub's timeout and name, and the hub's traces."""
+        return {
+            "timeout": self.timeout_s,
+            "retries": 0,
+            "reconnect_delay": 0,
+            "name": self.name,
+            "trace_packet": self._trace_packet,
+            "trace_connect": self._trace_connect,
+        }
+
     def _describe(self) -> str:
         raise NotImplementedError
 

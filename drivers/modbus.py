@@ -58,84 +58,51 @@ __all__ = [
 ]
 
 
-class TcpHub(ModbusHub):
+class _SocketHub(ModbusHub):
+    """A hub on one TCP socket to ``host:port``; the subclass names the
+    framing. Other arguments (``timeout_s``, ``retries``, ``frame_pause_s``,
+    ``clock``...) are those of :class:`ModbusHub`; ``name`` defaults to
+    ``host:port``."""
+
+    framer: FramerType
+    link = ""  # what the link is called in messages
+
+    def __init__(self, host: str, port: int, *, name: str = "", **kw: Any) -> None:
+        super().__init__(name=name or f"{host}:{port}", **kw)
+        self.host, self.port = host, port
+
+    def _describe(self) -> str:
+        return f"{self.link} {self.host}:{self.port} (bus {self.name!r})"
+
+    def _new_client(self) -> AsyncModbusTcpClient:
+        return AsyncModbusTcpClient(
+            self.host, port=self.port, framer=self.framer, **self._client_options()
+        )
+
+
+class TcpHub(_SocketHub):
     """Modbus TCP (MBAP framing) to one ``host:port``. Use one hub per
     endpoint: all unit ids behind it share the connection."""
 
+    framer = FramerType.SOCKET
+    link = "Modbus TCP"
     reconnect_after_timeouts = 5
 
-    def __init__(
-        self,
-        host: str,
-        port: int = 502,
-        *,
-        timeout_s: float = 1.0,
-        retries: int = 1,
-        name: str = "",
-        **kw: Any,
-    ) -> None:
-        super().__init__(name=name or f"{host}:{port}", timeout_s=timeout_s, retries=retries, **kw)
-        self.host, self.port = host, port
-
-    def _describe(self) -> str:
-        return f"Modbus TCP {self.host}:{self.port} (bus {self.name!r})"
-
-    def _new_client(self) -> AsyncModbusTcpClient:
-        return AsyncModbusTcpClient(
-            self.host,
-            port=self.port,
-            framer=FramerType.SOCKET,
-            timeout=self.timeout_s,
-            retries=0,
-            reconnect_delay=0,  # the hub reconnects, with its own backoff
-            name=self.name,
-            trace_packet=self._trace_packet,
-            trace_connect=self._trace_connect,
-        )
+    def __init__(self, host: str, port: int = 502, **kw: Any) -> None:
+        super().__init__(host, port, **kw)
 
 
-class RtuOverTcpHub(ModbusHub):
+class RtuOverTcpHub(_SocketHub):
     """Raw RTU frames (with CRC) over a TCP socket, as serial device
     servers / DTUs carry them. Serialised like a serial bus."""
 
+    framer = FramerType.RTU
+    link = "RTU over TCP"
     serialised = True
     reconnect_after_timeouts = 5
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        timeout_s: float = 1.0,
-        retries: int = 1,
-        frame_pause_s: float = 0.01,
-        name: str = "",
-        **kw: Any,
-    ) -> None:
-        super().__init__(
-            name=name or f"{host}:{port}",
-            timeout_s=timeout_s,
-            retries=retries,
-            frame_pause_s=frame_pause_s,
-            **kw,
-        )
-        self.host, self.port = host, port
-
-    def _describe(self) -> str:
-        return f"RTU over TCP {self.host}:{self.port} (bus {self.name!r})"
-
-    def _new_client(self) -> AsyncModbusTcpClient:
-        return AsyncModbusTcpClient(
-            self.host,
-            port=self.port,
-            framer=FramerType.RTU,
-            timeout=self.timeout_s,
-            retries=0,
-            reconnect_delay=0,
-            name=self.name,
-            trace_packet=self._trace_packet,
-            trace_connect=self._trace_connect,
-        )
+    def __init__(self, host: str, port: int, *, frame_pause_s: float = 0.01, **kw: Any) -> None:
+        super().__init__(host, port, frame_pause_s=frame_pause_s, **kw)
 
 
 def rtu_silence_s(baudrate: int) -> float:
@@ -215,12 +182,7 @@ class RtuHub(ModbusHub):
             parity=self.parity,
             stopbits=self.stopbits,
             handle_local_echo=self.local_echo,
-            timeout=self.timeout_s,
-            retries=0,
-            reconnect_delay=0,
-            name=self.name,
-            trace_packet=self._trace_packet,
-            trace_connect=self._trace_connect,
+            **self._client_options(),
         )
 
 
