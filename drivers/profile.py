@@ -222,21 +222,7 @@ def _check_point(
             bad("type", "type 'bit' needs a register; use 'bool' for an ASCII flag")
         if errors:
             return None, errors
-        return PointSpec(
-            name=p.name,
-            kind=RegisterKind.INPUT,
-            address=0,
-            dtype=dtype,
-            scale=p.scale,
-            offset=p.offset,
-            unit=p.unit,
-            description=p.description,
-            writable=p.writable,
-            deadband=p.deadband,
-            max_interval=p.max_interval_s,
-            key=p.key or p.name,
-            sim=p.sim or p.name,
-        ), []
+        return _spec(p, kind=RegisterKind.INPUT, address=0, dtype=dtype, key=p.key or p.name), []
 
     # Modbus point.
     if p.kind is None:
@@ -277,14 +263,24 @@ def _check_point(
         bad("address", f"point spans {spec_width} registers from {p.address}, past 65535")
     if errors:
         return None, errors
-    return PointSpec(
-        name=p.name,
+    return _spec(
+        p,
         kind=kind,
         address=p.address,
         dtype=dtype,
         order=p.order or WordOrder.ABCD,
         length=p.length or 1,
         bit=p.bit,
+        key="",
+    ), []
+
+
+def _spec(p: _PointModel, **layout: Any) -> PointSpec:
+    """A checked point: what every protocol takes from the profile entry,
+    plus ``layout`` (where and how the value is read: kind, address, type,
+    order, length, bit, line key)."""
+    return PointSpec(
+        name=p.name,
         scale=p.scale,
         offset=p.offset,
         unit=p.unit,
@@ -292,9 +288,9 @@ def _check_point(
         writable=p.writable,
         deadband=p.deadband,
         max_interval=p.max_interval_s,
-        key="",
         sim=p.sim or p.name,
-    ), []
+        **layout,
+    )
 
 
 def _fixed_width(dtype: DataType) -> int:
