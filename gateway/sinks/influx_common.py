@@ -1,5 +1,6 @@
-"""What the InfluxDB v1 and v2 sinks share: HTTP status -> error mapping and
-finding the malformed records of a rejected batch.
+"""What the InfluxDB v1 and v2 sinks share: :class:`InfluxSink` (writing
+line protocol, marking the link down on a transport failure), HTTP status ->
+error mapping and finding the malformed records of a rejected batch.
 
 InfluxDB answers a batch with a bad line with 400 (1.x: ``partial write``,
 the good points *are* written; 2.x: the same or the whole batch refused). The
@@ -14,14 +15,18 @@ from __future__ import annotations
 import json
 import re
 import ssl
+from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
 
 from gateway.model import Record
 from gateway.sinks.base import (
     AuthError,
     NotFound,
     Rejected,
+    Sink,
     SinkError,
     TlsError,
     WriteResult,
@@ -107,6 +112,35 @@ def tls_error(exc: BaseException, target: str) -> TlsError:
 
 
 Post = Callable[[bytes], Awaitable[None]]
+
+#: failures below HTTP: refused, reset, timed out, TLS (``ssl.SSLError`` and
+#: ``aiohttp.ClientSSLError`` are ``OSError``\ s)
+TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientError, OSError)
+
+
+class InfluxSink(Sink):
+    """Base of the InfluxDB sinks: a batch goes out as line protocol, one
+    HTTP request per :meth:`_post`, with malformed records isolated by
+    :func:`write_isolating`. A subclass calls :meth:`_link_failed` on any of
+    :data:`TRANSPORT_ERRORS`, so the runner reconnects."""
+
+    def __init__(self, site: str, gateway: str) -> None:
+        self.encoder = LineEncoder(site, gateway)
+        self.connected = False
+
+    async def write(self, batch: list[Record]) -> WriteResult:
+        return await write_isolating(self._post, self.encoder, batch)
+
+    @abstractmethod
+    async def _post(self, body: bytes) -> None:
+        """Send one line-protocol payload; raise :class:`Malformed` on 400."""
+
+    def _link_failed(self, exc: BaseException) -> SinkError:
+        """Mark the sink disconnected; the error to raise for ``exc``."""
+        self.connected = False
+        if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
+            return tls_error(exc, self.describe())
+        return SinkError(f"{self.describe()}: {type(exc).__name__}: {exc}")
 
 
 async def write_isolating(post: Post, encoder: LineEncoder, batch: Sequence[Record]) -> WriteResult:

@@ -15,26 +15,23 @@ import ssl
 
 import aiohttp
 
-from gateway.model import Record
-from gateway.sinks.base import Sink, SinkError, WriteResult
+from gateway.sinks.base import SinkError
 from gateway.sinks.config import InfluxV1Config
 from gateway.sinks.influx_common import (
+    TRANSPORT_ERRORS,
+    InfluxSink,
     error_for_status,
     redact_url,
     ssl_context,
-    tls_error,
-    write_isolating,
 )
-from gateway.sinks.lineproto import LineEncoder
 
 
-class InfluxV1Sink(Sink):
+class InfluxV1Sink(InfluxSink):
     type_name = "influxdb_v1"
 
     def __init__(self, cfg: InfluxV1Config, site: str, gateway: str) -> None:
+        super().__init__(site, gateway)
         self.cfg = cfg
-        self.encoder = LineEncoder(site, gateway)
-        self.connected = False
         self._session: aiohttp.ClientSession | None = None
         base = cfg.url.rstrip("/")
         self._write_url = f"{base}/write"
@@ -77,9 +74,6 @@ class InfluxV1Sink(Sink):
             session, self._session = self._session, None
             await session.close()
 
-    async def write(self, batch: list[Record]) -> WriteResult:
-        return await write_isolating(self._post, self.encoder, batch)
-
     async def _post(self, body: bytes) -> None:
         data = gzip.compress(body, compresslevel=1) if self.cfg.gzip else body
         await self._call("POST", self._write_url, data)
@@ -97,9 +91,5 @@ class InfluxV1Sink(Sink):
             ) as resp:
                 if resp.status >= 300:
                     raise error_for_status(resp.status, await resp.read(), self.describe())
-        except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
-            self.connected = False
-            raise tls_error(exc, self.describe()) from exc
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            self.connected = False
-            raise SinkError(f"{self.describe()}: {type(exc).__name__}: {exc}") from exc
+        except TRANSPORT_ERRORS as exc:
+            raise self._link_failed(exc) from exc

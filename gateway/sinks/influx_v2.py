@@ -9,27 +9,27 @@ Errors map as in :mod:`gateway.sinks.influx_common`.
 from __future__ import annotations
 
 import gzip
-import ssl
 
-import aiohttp
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.rest import ApiException
 from influxdb_client.service.write_service import WriteService
 
-from gateway.model import Record
-from gateway.sinks.base import NotFound, Sink, SinkError, WriteResult
+from gateway.sinks.base import NotFound, SinkError
 from gateway.sinks.config import InfluxV2Config
-from gateway.sinks.influx_common import error_for_status, redact_url, tls_error, write_isolating
-from gateway.sinks.lineproto import LineEncoder
+from gateway.sinks.influx_common import (
+    TRANSPORT_ERRORS,
+    InfluxSink,
+    error_for_status,
+    redact_url,
+)
 
 
-class InfluxV2Sink(Sink):
+class InfluxV2Sink(InfluxSink):
     type_name = "influxdb_v2"
 
     def __init__(self, cfg: InfluxV2Config, site: str, gateway: str) -> None:
+        super().__init__(site, gateway)
         self.cfg = cfg
-        self.encoder = LineEncoder(site, gateway)
-        self.connected = False
         self._client: InfluxDBClientAsync | None = None
         self._writes: WriteService | None = None
 
@@ -69,9 +69,6 @@ class InfluxV2Sink(Sink):
             client, self._client = self._client, None
             await client.close()
 
-    async def write(self, batch: list[Record]) -> WriteResult:
-        return await write_isolating(self._post, self.encoder, batch)
-
     async def _post(self, body: bytes) -> None:
         if self._writes is None:
             raise SinkError(f"{self.describe()}: not connected")
@@ -99,9 +96,5 @@ class InfluxV2Sink(Sink):
                 self.connected = False
                 raise SinkError(f"{self.describe()}: {exc.reason}") from exc
             raise error_for_status(exc.status, exc.body, self.describe()) from exc
-        except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
-            self.connected = False
-            raise tls_error(exc, self.describe()) from exc
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            self.connected = False
-            raise SinkError(f"{self.describe()}: {type(exc).__name__}: {exc}") from exc
+        except TRANSPORT_ERRORS as exc:
+            raise self._link_failed(exc) from exc
