@@ -213,13 +213,15 @@ def _date_notes(licence: Licence, data: SurveyData) -> list[str]:
     return []
 
 
-def _check_points(xyz: F64, source: str) -> None:
+def _check_points(xyz: F64, source: str, *, finite_known: bool = False) -> None:
+    """Shape (n, 3) and, unless ``finite_known`` (the readers already
+    refused NaN/inf), finite coordinates."""
     if xyz.ndim != 2 or xyz.shape[1] != 3:
         raise SurveyInputError(
             f"points must be an (n, 3) array of easting, northing, height; got shape {xyz.shape}",
             path=source,
         )
-    if np.isfinite(xyz).all():  # one fast pass in the common case
+    if finite_known or np.isfinite(xyz).all():  # one fast pass in the common case
         return
     bad = ~np.isfinite(xyz).all(axis=1)
     if bad.any():
@@ -343,7 +345,8 @@ def check_files(
             if chunk is None:
                 break
             chunk = np.asarray(chunk, dtype=np.float64)
-            _check_points(chunk, str(path))
+            # every reader refuses non-finite coordinates (check_finite)
+            _check_points(chunk, str(path), finite_known=True)
             acc.add(chunk, idx)
             done += len(chunk)
             prog(stage, done, None)

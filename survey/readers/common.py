@@ -11,17 +11,30 @@ Order of operations on raw file coordinates (float64 (n, 3) E, N, H):
    licence's zone (8 integer digits); a different prefix is an error;
 5. with a licence, columns that look swapped (northing in column 0) are an
    error.
+
+Speed: :func:`to_licence_frame` works in place when asked (``copy=False``)
+and decides the zone prefix and the swapped-columns / far-from-licence
+checks from the plan extent (min/max of E and N) whenever the extent settles
+them; only otherwise does it take the medians (a partition of every chunk).
+:func:`scale_int_xyz` turns LAS int32 coordinates into the (n, 3) float64
+array in one pass and returns the extent with it (numba when installed,
+numpy passes otherwise; the same arithmetic as laspy's ``x = X * scale +
+offset``).
 """
 
 from __future__ import annotations
 
+import importlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from survey.crs import gk_zone, looks_like_easting, looks_like_northing
+from survey.crs import NORTHING_RANGE, gk_zone, looks_like_easting, looks_like_northing
 from survey.model import F64, Licence, PlanTransform, SurveyInputError
 from survey.progress import ProgressCallback
 
@@ -36,6 +49,15 @@ FLOAT32_ABS_LIMIT_M = 1.0e5
 FAR_FROM_LICENCE_M = 50_000.0
 
 ColumnMap = Mapping[str, int | str]
+
+#: (min E, max E, min N, max N) of a chunk's points.
+Extent = tuple[float, float, float, float]
+
+numba: Any
+try:  # optional, as in survey.distance: the numpy passes give the same numbers
+    numba = importlib.import_module("numba")
+except ImportError:  # pragma: no cover - depends on the environment
+    numba = None
 
 
 @dataclass
@@ -117,43 +139,166 @@ def strip_zone_prefix(east: F64, *, zone: int, path: Path, first_index: int = 0)
     return out
 
 
-def to_licence_frame(xyz: F64, opts: ReadOptions, *, first_index: int = 0) -> F64:
+def scale_int_xyz(
+    x: npt.NDArray[Any],
+    y: npt.NDArray[Any],
+    z: npt.NDArray[Any],
+    scales: Sequence[float] | F64,
+    offsets: Sequence[float] | F64,
+) -> tuple[F64, Extent]:
+    """(n, 3) float64 ``X * scale + offset`` per axis of the integer
+    coordinates ``x``, ``y``, ``z`` (n,) (LAS int32 fields, any strides), and
+    its plan :data:`Extent`. Bit for bit laspy's ``chunk.x`` etc."""
+    n = int(x.shape[0])
+    out = np.empty((n, 3), dtype=np.float64)
+    s = [float(v) for v in scales]
+    o = [float(v) for v in offsets]
+    if n == 0:
+        return out, (math.inf, -math.inf, math.inf, -math.inf)
+    if numba is not None:
+        ext = _scale_numba(x, y, z, s[0], s[1], s[2], o[0], o[1], o[2], out)
+        return out, (float(ext[0]), float(ext[1]), float(ext[2]), float(ext[3]))
+    for k, raw in enumerate((x, y, z)):
+        col = out[:, k]
+        np.multiply(raw, np.float64(s[k]), out=col)
+        np.add(col, np.float64(o[k]), out=col)
+    return out, plan_extent(out)
+
+
+if numba is not None:
+
+    @numba.njit(cache=True, nogil=True)
+    def _scale_numba(x, y, z, sx, sy, sz, ox, oy, oz, out):
+        emin = np.inf
+        emax = -np.inf
+        nmin = np.inf
+        nmax = -np.inf
+        for i in range(x.shape[0]):
+            e = x[i] * sx + ox
+            nn = y[i] * sy + oy
+            out[i, 0] = e
+            out[i, 1] = nn
+            out[i, 2] = z[i] * sz + oz
+            emin = min(emin, e)
+            emax = max(emax, e)
+            nmin = min(nmin, nn)
+            nmax = max(nmax, nn)
+        return np.array([emin, emax, nmin, nmax])
+
+
+def plan_extent(xyz: F64) -> Extent:
+    """:data:`Extent` of (n, 3) float64 finite points (n > 0)."""
+    e, n = xyz[:, 0], xyz[:, 1]
+    return float(e.min()), float(e.max()), float(n.min()), float(n.max())
+
+
+def scaled_coordinates_finite(
+    scales: Sequence[float] | F64, offsets: Sequence[float] | F64
+) -> bool:
+    """True when every int32 ``X * scale + offset`` is finite, so the
+    finiteness check of scaled LAS coordinates can be skipped."""
+    worst = [2.0**31 * abs(float(s)) + abs(float(o)) for s, o in zip(scales, offsets, strict=True)]
+    return all(math.isfinite(w) for w in worst)
+
+
+def _abs_range(lo: float, hi: float) -> tuple[float, float]:
+    """Range of |v| for v in [lo, hi]."""
+    if lo >= 0.0:
+        return lo, hi
+    if hi <= 0.0:
+        return -hi, -lo
+    return 0.0, max(-lo, hi)
+
+
+def _never_northing(lo: float, hi: float) -> bool:
+    """No v in [lo, hi] passes ``looks_like_northing``."""
+    a, b = _abs_range(lo, hi)
+    return b < NORTHING_RANGE[0] or a >= NORTHING_RANGE[1]
+
+
+def _licence_box(licence: Licence) -> tuple[F64, F64]:
+    en = np.concatenate([b.polygon_en() for b in licence.blocks])
+    return en.min(axis=0), en.max(axis=0)
+
+
+def _box_dist(e: float, n: float, lo: F64, hi: F64) -> float:
+    de = max(lo[0] - e, 0.0, e - hi[0])
+    dn = max(lo[1] - n, 0.0, n - hi[1])
+    return float(np.hypot(de, dn))
+
+
+def _near_for_sure(ext: Extent, licence: Licence) -> bool:
+    """Every point of the extent (so the median point too) lies within
+    ``FAR_FROM_LICENCE_M`` of the licence box: the distance is convex in
+    each coordinate, so its maximum over the extent is at a corner."""
+    lo, hi = _licence_box(licence)
+    worst = max(_box_dist(e, n, lo, hi) for e in ext[:2] for n in ext[2:])
+    return worst <= FAR_FROM_LICENCE_M
+
+
+def to_licence_frame(
+    xyz: F64,
+    opts: ReadOptions,
+    *,
+    first_index: int = 0,
+    copy: bool = True,
+    extent: Extent | None = None,
+) -> F64:
     """Apply transform, height offset and zone-prefix stripping to (n, 3)
-    float64 (E, N, H) raw coordinates; check for swapped columns."""
-    out = np.array(xyz, dtype=np.float64, copy=True)
+    float64 (E, N, H) raw coordinates; check for swapped columns.
+
+    ``copy=False``: ``xyz`` (C-contiguous float64, owned by the caller) is
+    changed in place and returned. ``extent``: the plan :data:`Extent` of
+    ``xyz`` when the caller already knows it (saves a pass)."""
+    if copy or xyz.dtype != np.float64 or not xyz.flags.c_contiguous:
+        out = np.array(xyz, dtype=np.float64, copy=True)
+    else:
+        out = xyz
     if out.size == 0:
         return out.reshape(0, 3)
     if opts.transform is not None:
         out[:, :2] = opts.transform.apply(out[:, :2])
+        extent = None
     if opts.height_offset:
         out[:, 2] += opts.height_offset
+    ext = extent if extent is not None else plan_extent(out)
+    emax_abs = max(abs(ext[0]), abs(ext[1]))
     if opts.licence is None:
         note = f"{opts.path.name}: eastings carry a zone prefix; pass the licence to strip it"
-        if note not in opts.notes and (np.abs(out[:, 0]) >= 1.0e7).any():
+        if note not in opts.notes and emax_abs >= 1.0e7:
             opts.notes.append(note)
-    else:
-        zone = gk_zone(opts.licence.epsg)
-        out[:, 0] = strip_zone_prefix(out[:, 0], zone=zone, path=opts.path, first_index=first_index)
-        e0, n0 = float(np.median(out[:, 0])), float(np.median(out[:, 1]))
-        if looks_like_northing(e0) and looks_like_easting(n0) and not looks_like_easting(e0):
-            raise SurveyInputError(
-                f"the first coordinate column holds values like {e0:,.1f} (a northing) and the "
-                f"second like {n0:,.1f} (an easting): X and Y look swapped. Arrays are "
-                "(easting, northing, height); on Chinese documents X is the northing. Re-export "
-                "with easting first, or give an explicit column map.",
-                path=opts.path,
+        return out
+    zone = gk_zone(opts.licence.epsg)
+    if emax_abs >= 1.0e7:  # some eastings carry a prefix
+        if ext[0] >= 1.0e7 and math.floor(ext[0] / 1.0e6) == zone == math.floor(ext[1] / 1.0e6):
+            # all of them, all the licence's zone (floor is monotone): as
+            # strip_zone_prefix does, minus its copies
+            out[:, 0] -= zone * 1.0e6
+            ext = (ext[0] - zone * 1.0e6, ext[1] - zone * 1.0e6, ext[2], ext[3])
+        else:
+            out[:, 0] = strip_zone_prefix(
+                out[:, 0], zone=zone, path=opts.path, first_index=first_index
             )
-        _check_near_licence(e0, n0, opts.licence, opts.path)
+            ext = plan_extent(out)
+    if _never_northing(ext[0], ext[1]) and _near_for_sure(ext, opts.licence):
+        return out  # the median checks below cannot fail
+    e0, n0 = float(np.median(out[:, 0])), float(np.median(out[:, 1]))
+    if looks_like_northing(e0) and looks_like_easting(n0) and not looks_like_easting(e0):
+        raise SurveyInputError(
+            f"the first coordinate column holds values like {e0:,.1f} (a northing) and the "
+            f"second like {n0:,.1f} (an easting): X and Y look swapped. Arrays are "
+            "(easting, northing, height); on Chinese documents X is the northing. Re-export "
+            "with easting first, or give an explicit column map.",
+            path=opts.path,
+        )
+    _check_near_licence(e0, n0, opts.licence, opts.path)
     return out
 
 
 def _check_near_licence(e: float, n: float, licence: Licence, path: Path) -> None:
     """Refuse a survey whose median point is far from every licensed block."""
-    en = np.concatenate([b.polygon_en() for b in licence.blocks])
-    lo, hi = en.min(axis=0), en.max(axis=0)
-    de = max(lo[0] - e, 0.0, e - hi[0])
-    dn = max(lo[1] - n, 0.0, n - hi[1])
-    dist = float(np.hypot(de, dn))
+    lo, hi = _licence_box(licence)
+    dist = _box_dist(e, n, lo, hi)
     if dist > FAR_FROM_LICENCE_M:
         raise SurveyInputError(
             f"the survey lies about {dist / 1000:,.0f} km from the licensed area (typical point "

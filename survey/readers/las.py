@@ -4,7 +4,10 @@ LAS stores int32 coordinates with a per-axis scale and offset; laspy's
 ``chunk.x`` applies them in float64, so a file with large offsets (CGCS2000
 with zone prefix: 3.6e7 m) reads exactly. Big files are streamed with
 ``laspy.open(path).chunk_iterator(n)`` so memory stays bounded; a file with
-fewer points than its header promises (truncated upload) is refused.
+fewer points than its header promises (truncated upload) is refused. Each
+chunk's int32 X, Y, Z go straight into one (n, 3) float64 array
+(:func:`survey.readers.common.scale_int_xyz`, the same arithmetic as laspy),
+which is then moved into the licence frame in place.
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ from laspy.vlrs.known import GeoKeyDirectoryVlr, LasZipVlr, WktCoordinateSystemV
 
 from survey.crs import CRS_TABLE
 from survey.model import F64, SurveyInputError
-from survey.readers.common import ReadOptions, check_finite, to_licence_frame
+from survey.readers.common import (
+    ReadOptions,
+    check_finite,
+    scale_int_xyz,
+    scaled_coordinates_finite,
+    to_licence_frame,
+)
 
 _PROJECTED_CS_GEOKEY = 3072  # GeoTIFF ProjectedCSTypeGeoKey
 # the CRS's own identifier is the last AUTHORITY / ID of a WKT string
@@ -129,21 +138,23 @@ def iter_las_chunks(opts: ReadOptions, chunk_points: int) -> Iterator[F64]:
         total = int(reader.header.point_count)
         if total == 0:
             raise SurveyInputError("the LAS header counts 0 points (empty scan)", path=opts.path)
+        scales = np.asarray(reader.header.scales, dtype=np.float64)
+        offsets = np.asarray(reader.header.offsets, dtype=np.float64)
+        # int32 times a finite scale plus a finite offset cannot be NaN/inf
+        finite = scaled_coordinates_finite(scales, offsets)
         done = 0
         try:
             for chunk in reader.chunk_iterator(chunk_points):
                 n = len(chunk)
                 if n == 0:
                     break
-                xyz = np.column_stack(
-                    [
-                        np.asarray(chunk.x, dtype=np.float64),
-                        np.asarray(chunk.y, dtype=np.float64),
-                        np.asarray(chunk.z, dtype=np.float64),
-                    ]
+                raw = chunk.array
+                xyz, extent = scale_int_xyz(raw["X"], raw["Y"], raw["Z"], scales, offsets)
+                if not finite:
+                    check_finite(xyz, path=opts.path)
+                yield to_licence_frame(
+                    xyz, opts, first_index=done, copy=False, extent=extent if finite else None
                 )
-                check_finite(xyz, path=opts.path)
-                yield to_licence_frame(xyz, opts, first_index=done)
                 done += n
                 opts.report(done, total)
         except _LAS_ERRORS as exc:

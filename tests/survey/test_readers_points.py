@@ -85,6 +85,30 @@ def test_las_streaming_equals_full_read(tmp_path: Path) -> None:
     assert calls[-1][1:] == (5000, 5000) and len(calls) == 5
 
 
+@pytest.mark.parametrize("jit", [True, False])
+@pytest.mark.parametrize("prefix", [True, False])
+def test_las_fast_path_equals_laspy_then_reference_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jit: bool, prefix: str
+) -> None:
+    """The one-pass LAS scaling (numba or numpy) and the extent shortcuts of
+    to_licence_frame give bit for bit what laspy's x/y/z followed by the
+    plain steps (strip_zone_prefix on a copy) give."""
+    from survey.readers import common
+    from survey.readers.common import strip_zone_prefix
+
+    if not jit:
+        monkeypatch.setattr(common, "numba", None)
+    xyz = survey_points(3000)
+    if prefix:
+        xyz = with_prefix(xyz)
+    p = write_las(tmp_path / "scan.las", xyz)
+    las = laspy.read(str(p))
+    ref = np.column_stack([np.asarray(las.x), np.asarray(las.y), np.asarray(las.z)])
+    ref[:, 0] = strip_zone_prefix(ref[:, 0], zone=ZONE, path=p)
+    got = np.concatenate(list(iter_chunks(p, 1000, licence=guangxi_licence())))
+    np.testing.assert_array_equal(got, ref)
+
+
 def test_truncated_las(tmp_path: Path) -> None:
     p = write_las(tmp_path / "scan.las", survey_points(3000))
     blob = p.read_bytes()
