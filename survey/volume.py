@@ -46,6 +46,7 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from survey import tolerances as tol
+from survey.distance import numba
 from survey.model import F64, Licence, ViolationType
 
 
@@ -126,17 +127,20 @@ def _sections_volume(local: F64, axis: F64, rho: float, slice_m: float, min_poin
     across1 /= np.linalg.norm(across1)
     across2 = np.cross(axis, across1)
     s = local @ axis
-    order = np.argsort(s, kind="stable")
-    s = s[order]
-    uv = np.column_stack([local[order] @ across1, local[order] @ across2])
-    s0, s1 = float(s[0]), float(s[-1])
+    s0, s1 = float(s.min()), float(s.max())
     length = s1 - s0
     if length <= 0.0:
         return 0.0
     nslices = max(1, int(np.ceil(length / slice_m)))
     edges = s0 + np.arange(nslices + 1) * (length / nslices)
-    cuts = np.searchsorted(s, edges[1:-1], side="left")
-    bounds = np.concatenate([[0], cuts, [len(s)]])
+    # slice i holds edges[i] <= s < edges[i + 1] (the first and last open
+    # ended); a counting sort by slice, not a sort by s: a section's hull
+    # and openings do not depend on the order of its points
+    which = np.searchsorted(edges[1:-1], s, side="right")
+    order = np.argsort(which, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(which, minlength=nslices))])
+    ordered = local[order]
+    uv = np.column_stack([ordered @ across1, ordered @ across2])
     thickness = length / nslices
     # openings are told apart on a grid coarse enough that the gaps between
     # wall points of a sparse survey do not split one opening's ring
@@ -197,11 +201,65 @@ def section_area(
 def _hull_area(pts: F64, min_points: int) -> float:
     if len(pts) < min_points:
         return 0.0
+    if numba is not None:
+        return float(_hull_area_numba(np.ascontiguousarray(pts, dtype=np.float64)))
     try:
         return float(ConvexHull(pts).volume)  # in 2D "volume" is the area
     except QhullError:
         # all points on a line: the section has no area
         return 0.0
+
+
+if numba is not None:
+
+    @numba.njit(cache=True, nogil=True)
+    def _hull_area_numba(pts):
+        # Andrew's monotone chain, then the shoelace formula: the area qhull
+        # gives (to rounding) without its per-call set-up, which dominated
+        # for the hundreds of small sections of a volume; 0.0 for points
+        # on a line, as qhull's refusal gives
+        n = pts.shape[0]
+        order = np.argsort(pts[:, 0])
+        # equal x: by y (insertion sort of each run), for a lexicographic order
+        r = 0
+        while r < n:
+            e = r + 1
+            while e < n and pts[order[e], 0] == pts[order[r], 0]:
+                e += 1
+            for q in range(r + 1, e):
+                v = order[q]
+                w = q - 1
+                while w >= r and pts[order[w], 1] > pts[v, 1]:
+                    order[w + 1] = order[w]
+                    w -= 1
+                order[w + 1] = v
+            r = e
+        n_lower = 0
+        hull = np.empty(2 * n, dtype=np.int64)
+        k = 0
+        for j in range(2 * n - 1):  # lower chain left to right, upper back
+            i = order[j] if j < n else order[2 * n - 2 - j]
+            floor = 2 if j < n else n_lower + 1
+            while k >= floor:
+                a = hull[k - 2]
+                b = hull[k - 1]
+                cross = (pts[b, 0] - pts[a, 0]) * (pts[i, 1] - pts[a, 1]) - (
+                    pts[b, 1] - pts[a, 1]
+                ) * (pts[i, 0] - pts[a, 0])
+                if cross > 0.0:
+                    break
+                k -= 1
+            hull[k] = i
+            k += 1
+            if j == n - 1:
+                n_lower = k
+        k -= 1  # the upper chain ends where the lower one began
+        area = 0.0
+        for j in range(k):
+            a = hull[j]
+            b = hull[(j + 1) % k]
+            area += pts[a, 0] * pts[b, 1] - pts[b, 0] * pts[a, 1]
+        return abs(area) / 2.0
 
 
 # --------------------------------------------------------------------------
