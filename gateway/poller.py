@@ -82,6 +82,8 @@ class ModbusPoller:
             stats,
             observe,
         )
+        for req in device.plan.requests:
+            self.recorder.prepare([p.name for p in req.points])
         self._logged_failure = False
 
     async def run(self, start: float | None = None) -> None:
