@@ -64,6 +64,7 @@ from survey.plan_mask import (
     contains,
     prepare,
 )
+from survey.surfaces import GridSurface, TinSurface
 
 __all__ = [
     "ABOVE_BIT",
@@ -388,9 +389,12 @@ def _classify_block(prep: PreparedLicence, xyz: F64, out: Classification) -> Non
         out.status[:] = _status(out.violated, out.uncertain)
 
     if lic.seams:
-        out.seam[:] = _seam_offset(lic, xyz)
-        _set_bits(out.seam, SEAM_BIT, tz, out.violated, out.uncertain)
-        out.status[:] = _status(out.violated, out.uncertain)
+        _seam_offset(lic, xyz, out.seam, jit=jit)
+        if jit:
+            _seam_bits_numba(out.seam, tz, out.violated, out.uncertain, out.status)
+        else:
+            _set_bits(out.seam, SEAM_BIT, tz, out.violated, out.uncertain)
+            out.status[:] = _status(out.violated, out.uncertain)
     elif not (single and jit):
         out.seam.fill(np.nan)
 
@@ -471,16 +475,117 @@ def _nearest_block(prep: PreparedLicence, px: F64, py: F64) -> I32:
     return np.argmax(near, axis=0).astype(np.int32)
 
 
-def _seam_offset(lic: Licence, xyz: F64) -> F64:
-    n = xyz.shape[0]
-    if not lic.seams:
-        return np.full(n, np.nan)
-    en = np.ascontiguousarray(xyz[:, :2])
-    h = xyz[:, 2]
-    best = np.full(n, np.nan)
+#: Plan margin (m) around a seam surface's extent inside which its
+#: ``height`` is asked at all; beyond it every surface answers NaN (the
+#: margin only absorbs the rounding of the surfaces' own bounds tests).
+SEAM_EXTENT_MARGIN_M = 1.0e-3
+
+
+def _surface_extent(surface: object) -> tuple[float, float, float, float] | None:
+    """(min E, max E, min N, max N) a surface covers at most, or None."""
+    if isinstance(surface, GridSurface):
+        return surface.plan_extent()
+    if isinstance(surface, TinSurface):
+        v = surface.vertices
+        return (
+            float(v[:, 0].min()),
+            float(v[:, 0].max()),
+            float(v[:, 1].min()),
+            float(v[:, 1].max()),
+        )
+    return None
+
+
+def _seam_offset(lic: Licence, xyz: F64, best: F64, *, jit: bool) -> None:
+    """Fill ``best`` (n,) with the seam offset of every point (see
+    ``Classification.seam``). Surfaces are asked only about points within
+    their plan extent (NaN beyond it anyway); a seam of two grids runs as one
+    compiled loop with numba."""
+    best.fill(np.nan)
     for s in lic.seams:
-        roof = np.asarray(s.roof.height(en), dtype=np.float64)
-        floor = np.asarray(s.floor.height(en), dtype=np.float64)
-        off = np.maximum(h - roof, floor - h)  # NaN where either surface is missing
-        best = np.fmin(best, off)  # fmin ignores NaN: any covering seam counts
-    return best
+        roof, floor = s.roof, s.floor
+        if jit and isinstance(roof, GridSurface) and isinstance(floor, GridSurface):
+            _seam_grids_numba(
+                xyz,
+                roof.origin[0],
+                roof.origin[1],
+                roof.local_north,
+                roof.local_east,
+                roof.values,
+                floor.origin[0],
+                floor.origin[1],
+                floor.local_north,
+                floor.local_east,
+                floor.values,
+                best,
+            )
+            continue
+        idx = _within_extent(xyz, (_surface_extent(roof), _surface_extent(floor)))
+        if idx is not None and idx.size == 0:
+            continue
+        pts = xyz if idx is None else xyz[idx]
+        en = np.ascontiguousarray(pts[:, :2])
+        h = pts[:, 2]
+        r = np.asarray(roof.height(en), dtype=np.float64)
+        f = np.asarray(floor.height(en), dtype=np.float64)
+        off = np.maximum(h - r, f - h)  # NaN where either surface is missing
+        # fmin ignores NaN: any covering seam counts
+        if idx is None:
+            np.fmin(best, off, out=best)
+        else:
+            best[idx] = np.fmin(best[idx], off)
+
+
+def _within_extent(
+    xyz: F64, extents: tuple[tuple[float, float, float, float] | None, ...]
+) -> npt.NDArray[np.intp] | None:
+    """Indices of the points within every known extent (plus the margin);
+    None when no extent is known (all points)."""
+    known = [e for e in extents if e is not None]
+    if not known:
+        return None
+    m = SEAM_EXTENT_MARGIN_M
+    e0 = max(e[0] for e in known) - m
+    e1 = min(e[1] for e in known) + m
+    n0 = max(e[2] for e in known) - m
+    n1 = min(e[3] for e in known) + m
+    x, y = xyz[:, 0], xyz[:, 1]
+    return np.flatnonzero((x >= e0) & (x <= e1) & (y >= n0) & (y <= n1))
+
+
+if numba is not None:
+    from survey.surfaces import grid_height_numba
+
+    @numba.njit(cache=True, nogil=True)
+    def _seam_grids_numba(xyz, re0, rn0, rgn, rge, rv, fe0, fn0, fgn, fge, fv, best):
+        # GridSurface.height of roof and floor, the offset and the fmin of
+        # _seam_offset's general path, point by point
+        for i in range(xyz.shape[0]):
+            e = xyz[i, 0]
+            n = xyz[i, 1]
+            r = grid_height_numba(rgn, rge, rv, n - rn0, e - re0)
+            if math.isnan(r):
+                continue
+            f = grid_height_numba(fgn, fge, fv, n - fn0, e - fe0)
+            if math.isnan(f):
+                continue
+            h = xyz[i, 2]
+            off = max(h - r, f - h)
+            b = best[i]
+            if math.isnan(b) or off < b:
+                best[i] = off
+
+    @numba.njit(cache=True, nogil=True)
+    def _seam_bits_numba(seam, tz, violated, uncertain, status):
+        # _set_bits(seam, SEAM_BIT, ...) and _status in one pass
+        for i in range(seam.shape[0]):
+            v = violated[i]
+            u = uncertain[i]
+            x = seam[i]
+            if x > tz:
+                v |= 8
+            elif x > 0.0:
+                u |= 8
+            violated[i] = v
+            uncertain[i] = u
+            status[i] = 2 if v else (1 if u else 0)

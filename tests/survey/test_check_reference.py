@@ -17,6 +17,7 @@ from survey import tolerances as tol
 from survey.classify import Classification, classify, prepare
 from survey.model import F64, Block, Corner, Licence, Seam
 from survey.reference import classify_reference
+from survey.surfaces import GridSurface
 
 
 def _star_polygon(rng: np.random.Generator, k: int, centre: tuple[float, float]) -> F64:
@@ -167,6 +168,39 @@ def test_seams_match_reference(seed: int) -> None:
     f = classify(lic, xyz)
     r = classify_reference(lic, xyz)
     _compare(f, r)
+    assert np.isnan(f.seam).any() and np.isfinite(f.seam).any()
+
+
+def _grid_seam(rng: np.random.Generator, e0: float, n0: float, base: float) -> GridSurface:
+    """A bumpy grid over part of the licence, with a no-data node."""
+    e = e0 - 150.0 + 7.5 * np.arange(30)
+    n = n0 - 120.0 + 6.0 * np.arange(35)
+    z = base + rng.normal(0.0, 2.0, (n.size, e.size))
+    z[rng.integers(0, n.size), rng.integers(0, e.size)] = np.nan
+    return GridSurface(e, n, z)
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_grid_seams_match_reference_and_numpy_path(seed: int) -> None:
+    """Seams of ESRI-style grids: the compiled seam loop (numba), the numpy
+    path (scipy's interpolator) and the reference agree."""
+    import survey.surfaces as surfaces
+
+    rng = np.random.default_rng(seed)
+    e0, n0 = 512_300.0, 2_523_400.0
+    poly = _star_polygon(rng, 12, (e0, n0))
+    seam = Seam("g", roof=_grid_seam(rng, e0, n0, -20.0), floor=_grid_seam(rng, e0 + 30, n0, -26.0))
+    lic = _licence([poly], [(0.0, -80.0)], (seam,))
+    xyz = _points(rng, [poly], (0.0, -80.0))
+    f = classify(lic, xyz)
+    _compare(f, classify_reference(lic, xyz))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fast, "numba", None)
+        mp.setattr(surfaces, "numba", None)
+        slow = classify(lic, xyz)
+    for name in ("seam", "violated", "uncertain", "status"):
+        np.testing.assert_array_equal(getattr(f, name), getattr(slow, name), err_msg=name)
     assert np.isnan(f.seam).any() and np.isfinite(f.seam).any()
 
 

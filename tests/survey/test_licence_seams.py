@@ -57,6 +57,33 @@ def test_grid_nodata_gives_nan_nearby_only() -> None:
     assert np.isnan(near[0]) and far[0] == pytest.approx(plane(e[30] + 3, n[30] + 3))
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_grid_compiled_equals_regular_grid_interpolator(seed: int) -> None:
+    """The numba bilinear kernel gives bit for bit what scipy's
+    RegularGridInterpolator gives (even and uneven axes, no-data nodes,
+    queries on nodes, on the rim and off the grid)."""
+    rng = np.random.default_rng(seed)
+    ne, nn = (int(v) for v in rng.integers(2, 30, 2))
+    if seed % 3 == 0:
+        e = E0 + np.cumsum(rng.uniform(0.5, 7.0, ne))
+        n = N0 + np.cumsum(rng.uniform(0.5, 7.0, nn))
+    else:
+        cs = float(rng.choice([0.3, 0.5, 2.5, 10.0]))
+        e, n = E0 + 0.123 + cs * np.arange(ne), N0 + 0.7 + cs * np.arange(nn)
+    z = rng.normal(0.0, 20.0, (nn, ne))
+    if seed % 4 == 0:
+        z[rng.integers(0, nn, 3), rng.integers(0, ne, 3)] = np.nan
+    s = GridSurface(e, n, z)
+    m = 4000
+    q = np.column_stack([rng.uniform(e[0] - 3, e[-1] + 3, m), rng.uniform(n[0] - 3, n[-1] + 3, m)])
+    q[: m // 4, 0] = rng.choice(e, m // 4)
+    q[m // 4 : m // 2, 1] = rng.choice(n, m // 4)
+    q[m // 2 : m // 2 + 5, 0] = e[-1]
+    q[m // 2 + 5 : m // 2 + 10, 1] = n[-1]
+    ref = np.asarray(s._interp((q - s.origin)[:, ::-1]))
+    np.testing.assert_array_equal(s.height(q), ref)
+
+
 def test_tin_from_points_plane_and_hull() -> None:
     rng = np.random.default_rng(4)
     pts = np.column_stack([rng.uniform(E0, E0 + 500, 300), rng.uniform(N0, N0 + 400, 300)])
