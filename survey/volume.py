@@ -37,17 +37,20 @@ float64, but smaller numbers keep its tolerances meaningful).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import shapely
-import trimesh
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from survey import tolerances as tol
 from survey.distance import numba
 from survey.model import F64, Licence, ViolationType
+
+if TYPE_CHECKING:  # imported where meshes are handled: a scan check never needs it
+    import trimesh
 
 
 def principal_axes(xyz: F64) -> F64:
@@ -268,6 +271,8 @@ if numba is not None:
 
 def make_mesh(vertices: F64, faces: npt.NDArray[np.int64], origin: F64) -> trimesh.Trimesh:
     """A trimesh in local coordinates (``vertices`` - ``origin`` (3,))."""
+    import trimesh
+
     return trimesh.Trimesh(
         vertices=np.asarray(vertices, dtype=np.float64) - origin,
         faces=np.asarray(faces, dtype=np.int64),
@@ -276,10 +281,14 @@ def make_mesh(vertices: F64, faces: npt.NDArray[np.int64], origin: F64) -> trime
 
 
 def _box(lo: F64, hi: F64) -> trimesh.Trimesh:
+    import trimesh
+
     return trimesh.creation.box(bounds=np.array([lo, hi], dtype=np.float64))
 
 
 def _intersect_volume(a: trimesh.Trimesh, b: trimesh.Trimesh) -> float:
+    import trimesh
+
     inter = trimesh.boolean.intersection([a, b], engine="manifold")
     return float(inter.volume) if len(inter.faces) else 0.0
 
@@ -305,6 +314,8 @@ def mesh_volume_beyond(
     method does not apply (mesh not watertight, or a seam limit, whose
     surfaces are not solids): the caller then uses the shell method.
     """
+    import trimesh
+
     if not mesh.is_watertight or vtype is ViolationType.OUTSIDE_SEAM:
         return None
     centre = mesh.bounds.mean(axis=0)
@@ -346,4 +357,6 @@ def mesh_volume_beyond(
 
 
 def _intersect_mesh(a: trimesh.Trimesh, b: trimesh.Trimesh) -> trimesh.Trimesh:
+    import trimesh
+
     return trimesh.boolean.intersection([a, b], engine="manifold")

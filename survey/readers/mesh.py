@@ -18,14 +18,17 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import trimesh
 
 from survey.model import F64, SurveyInputError
 from survey.readers.common import ReadOptions, refuse_float32
 from survey.readers.text import read_text
+
+if TYPE_CHECKING:
+    import trimesh
 
 _PLY_FLOAT32 = {"float", "float32"}
 _PLY_FLOAT64 = {"double", "float64"}
@@ -77,6 +80,8 @@ def _ply_header(path: Path) -> tuple[str, int, str]:
 
 
 def _from_trimesh(loaded: object, path: Path) -> MeshRead:
+    import trimesh  # here, not at import: it costs a LAS check 0.1-0.8 s
+
     if isinstance(loaded, trimesh.Scene):
         return _from_scene(loaded, path)
     if isinstance(loaded, trimesh.Trimesh):
@@ -114,6 +119,8 @@ def _from_scene(scene: trimesh.Scene, path: Path) -> MeshRead:
 
 
 def read_ply(opts: ReadOptions) -> MeshRead:
+    import trimesh
+
     path = opts.path
     fmt, count, xtype = _ply_header(path)
     if count == 0:
@@ -141,6 +148,8 @@ def read_ply(opts: ReadOptions) -> MeshRead:
 
 
 def read_obj(opts: ReadOptions) -> MeshRead:
+    import trimesh
+
     # decode here (UTF-8, then GBK): trimesh's own fallback needs a package
     # that is not installed and fails with ImportError on non-UTF-8 bytes
     text, _enc = read_text(opts.path)
@@ -155,6 +164,8 @@ _STL_RECORD = np.dtype([("normal", "<f4", (3,)), ("v", "<f4", (3, 3)), ("attr", 
 
 
 def read_stl(opts: ReadOptions) -> MeshRead:
+    import trimesh
+
     path = opts.path
     blob = path.read_bytes()
     if len(blob) >= 84:
