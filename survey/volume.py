@@ -140,7 +140,8 @@ def _sections_volume(local: F64, axis: F64, rho: float, slice_m: float, min_poin
     # ended); a counting sort by slice, not a sort by s: a section's hull
     # and openings do not depend on the order of its points
     which = np.searchsorted(edges[1:-1], s, side="right")
-    order = np.argsort(which, kind="stable")
+    # numpy sorts 16-bit integers by radix: ten times a 64-bit sort here
+    order = np.argsort(which.astype(np.uint16) if nslices <= 65536 else which, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(which, minlength=nslices))])
     ordered = local[order]
     uv = np.column_stack([ordered @ across1, ordered @ across2])
