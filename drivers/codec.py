@@ -45,6 +45,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from drivers.errors import DecodeError
 from drivers.types import REGISTER_WIDTH, DataType, PointSpec, Value, WordOrder
@@ -290,19 +291,25 @@ class BlockDecoder:
 
     ``points`` are (spec, offset) pairs, ``offset`` being the point's first
     register relative to the start of the response. Built once per request
-    at plan time; :meth:`decode` then packs the response twice (big-endian
-    and byte-swapped) and reads each numeric point with one ``unpack_from``.
-    A point that fails does not spoil the others: its slot holds the
-    :class:`DecodeError`.
+    at plan time; :meth:`decode` then packs the response (big-endian, and
+    byte-swapped if a point needs it) and reads each numeric point with one
+    ``unpack_from``, or a whole run of neighbouring unscaled points of the
+    same type and order with one ``unpack_from`` (the same values: the
+    per-point format repeated). A point that fails does not spoil the
+    others: its slot holds the :class:`DecodeError`.
     """
 
-    __slots__ = ("_be", "_count", "_le", "_readers")
+    __slots__ = ("_be", "_count", "_le", "_readers", "_segments")
 
     def __init__(self, count: int, points: Sequence[tuple[PointSpec, int]]) -> None:
         self._count = count
         self._be = struct.Struct(f">{count}H").pack
-        self._le = struct.Struct(f"<{count}H").pack
         self._readers = [(spec.name, spec, off, _block_reader(spec, off)) for spec, off in points]
+        needs_le = any(
+            spec.dtype in _FORMAT and _ENDIANNESS[spec.order][0] == "<" for spec, _off in points
+        )
+        self._le = struct.Struct(f"<{count}H").pack if needs_le else None
+        self._segments = _runs(self._readers)
 
     def decode(self, words: Sequence[int]) -> dict[str, Value | DecodeError]:
         """``{point name: value or DecodeError}`` for the ``count`` ``words``."""
@@ -311,7 +318,7 @@ class BlockDecoder:
             return {name: err for name, _spec, _off, _reader in self._readers}
         try:
             be = self._be(*words)
-            le = self._le(*words)
+            le = b"" if self._le is None else self._le(*words)
         except struct.error:
             # A register out of range: fall back to per-point decoding, so
             # only the points that cover it fail.
@@ -320,14 +327,64 @@ class BlockDecoder:
                 for name, spec, off, _reader in self._readers
             }
         out: dict[str, Value | DecodeError] = {}
-        for name, spec, _off, reader in self._readers:
-            try:
-                out[name] = reader(be, le, words)
-            except DecodeError as exc:
-                out[name] = exc
-            except (struct.error, ValueError, IndexError) as exc:
-                out[name] = _fail(spec, str(exc))
+        for names, unpack_from, use_le, byte_offset, readers in self._segments:
+            if unpack_from is not None:
+                try:
+                    values = unpack_from(le if use_le else be, byte_offset)
+                    out.update(zip(names, values, strict=True))
+                    continue
+                except (struct.error, ValueError, IndexError):
+                    pass  # point by point below, so the error lands where it belongs
+            for name, spec, _off, reader in readers:
+                try:
+                    out[name] = reader(be, le, words)
+                except DecodeError as exc:
+                    out[name] = exc
+                except (struct.error, ValueError, IndexError) as exc:
+                    out[name] = _fail(spec, str(exc))
         return out
+
+
+_Segment = tuple[
+    tuple[str, ...],
+    Callable[[bytes, int], tuple[Any, ...]] | None,
+    bool,
+    int,
+    list[tuple[str, PointSpec, int, _Reader]],
+]
+
+
+def _runs(readers: list[tuple[str, PointSpec, int, _Reader]]) -> list[_Segment]:
+    """Group the readers, in order, into runs of at least two unscaled
+    numeric points of one type and order that follow each other without a
+    gap (read with one ``unpack_from``) and single points (their reader)."""
+
+    def run_key(spec: PointSpec) -> tuple[DataType, WordOrder] | None:
+        if spec.dtype in _FORMAT and _is_identity(spec):
+            return spec.dtype, spec.order
+        return None
+
+    groups: list[list[tuple[str, PointSpec, int, _Reader]]] = []
+    for item in readers:
+        _name, spec, off, _reader = item
+        key = run_key(spec)
+        if groups and key is not None:
+            last = groups[-1][-1][1:3]
+            if run_key(last[0]) == key and last[1] + last[0].width == off:
+                groups[-1].append(item)
+                continue
+        groups.append([item])
+    out: list[_Segment] = []
+    for group in groups:
+        spec = group[0][1]
+        if len(group) < 2:
+            out.append(((), None, False, 0, group))
+            continue
+        pack_end, value_end = _ENDIANNESS[spec.order]
+        unpack = struct.Struct(f"{value_end}{len(group)}{_FORMAT[spec.dtype]}").unpack_from
+        names = tuple(name for name, _spec, _off, _reader in group)
+        out.append((names, unpack, pack_end == "<", 2 * group[0][2], group))
+    return out
 
 
 def _safe_decode(words: Sequence[int], spec: PointSpec) -> Value | DecodeError:
