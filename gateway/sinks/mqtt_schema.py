@@ -43,6 +43,7 @@ RETAINED = frozenset({RecordKind.SNAPSHOT})
 ALERT_TOPIC = "alerts/survey"
 _GOOD = Quality.GOOD
 _BAD = Quality.BAD
+_PLAIN_NUMBERS = frozenset((int, float))
 
 _TOPIC_BAD = str.maketrans({"/": "_", "+": "_", "#": "_", "\x00": "_"})
 
@@ -67,6 +68,29 @@ def _json_value(v: object) -> object:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
+
+
+_Template = tuple[list[str], list[str], list[str], list[str], str]
+
+
+def _good_finite_numbers(record: Record) -> bool:
+    """Every value a finite int or float (not a bool), every quality GOOD,
+    and the parallel lists of equal length."""
+    values = record.values
+    n = len(values)
+    if not (len(record.points) == len(record.units) == len(record.qualities) == n):
+        return False
+    kinds = set(map(type, values))
+    if not kinds <= _PLAIN_NUMBERS or record.qualities.count(_GOOD) != n:
+        return False
+    if float not in kinds:
+        return True
+    try:
+        # NaN or inf makes the sum non-finite (so may an overflow: then the
+        # record takes the slower path, with the same result)
+        return math.isfinite(sum(values))  # type: ignore[arg-type]
+    except OverflowError:  # an int beyond float range among floats
+        return False
 
 
 def _finite(obj: object) -> object:
@@ -107,7 +131,9 @@ class MqttEncoder:
         self.site = site
         self.gateway = gateway
         self._topics: dict[tuple[RecordKind, str], str] = {}
-        self._layouts: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {}
+        # device -> (points, units, heads, mids, "%s" template of the values
+        # if all are good numbers) of its last layout
+        self._layouts: dict[str, _Template] = {}
         self._heads: dict[str, str] = {}
         self._mids: dict[str, str] = {}
         self._devices: dict[str, str] = {}
@@ -191,7 +217,27 @@ class MqttEncoder:
                 list(record.units),
                 heads,
                 mids,
+                ",".join(
+                    f'{h.replace("%", "%%")}%s{m.replace("%", "%%")}{_GOOD}"}}'
+                    for h, m in zip(heads, mids, strict=True)
+                ),
             )
+        if _good_finite_numbers(record):
+            # "%s" of a float is its repr: the same text as _parts, in one
+            # C-level pass over a template of the whole layout
+            body = tmpl[4] % tuple(record.values)
+        else:
+            body = ",".join(self._parts(tmpl, record))
+        dev = self._devices.get(record.device)
+        if dev is None:
+            dev = self._devices[record.device] = _ENCODER.encode(record.device)
+        return (
+            f'{{"seq":{record.seq},"kind":"{record.kind.value}","ts":"{iso_ms(record.ts_ns)}",'
+            f'"ts_ns":{record.ts_ns},"device":{dev},"values":{{{body}}}}}'
+        ).encode()
+
+    @staticmethod
+    def _parts(tmpl: _Template, record: Record) -> list[str]:
         finite = math.isfinite
         parts: list[str] = []
         append = parts.append
@@ -213,13 +259,7 @@ class MqttEncoder:
             else:
                 vs = _ENCODER.encode(_finite(v))
             append(f'{head}{vs}{mid}{q}"}}')
-        dev = self._devices.get(record.device)
-        if dev is None:
-            dev = self._devices[record.device] = _ENCODER.encode(record.device)
-        return (
-            f'{{"seq":{record.seq},"kind":"{record.kind.value}","ts":"{iso_ms(record.ts_ns)}",'
-            f'"ts_ns":{record.ts_ns},"device":{dev},"values":{{{",".join(parts)}}}}}'
-        ).encode()
+        return parts
 
     def encode(self, record: Record) -> list[Message]:
         topic = self.topic(record)
