@@ -18,8 +18,10 @@ findings, the counts of statistics) keep their integers.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import operator
 from collections.abc import Collection, Iterable, Sequence
 
 from gateway.model import Quality, Record, RecordKind
@@ -120,6 +122,30 @@ def format_free_value(v: object) -> str | None:
     return format_value(v, int_as_float=True)
 
 
+_NUMBER_TYPES = frozenset((int, float))
+
+
+def _good_finite_floats(record: Record) -> list[float] | None:
+    """The values as floats if every value is an int or float (not a bool)
+    with a finite float, every quality is GOOD, and the parallel lists have
+    one length; else None."""
+    values = record.values
+    n = len(values)
+    if len(record.points) != n or len(record.qualities) != n:
+        return None
+    if not set(map(type, values)) <= _NUMBER_TYPES:
+        return None
+    if any(map(operator.is_not, record.qualities, itertools.repeat(_GOOD))):
+        return None
+    try:
+        floats = list(map(float, values))  # type: ignore[arg-type]
+    except OverflowError:  # an int beyond float64: not written (see format_value)
+        return None
+    # NaN or inf makes the sum non-finite (so may an overflow: then the
+    # record takes the slower path, with the same result)
+    return floats if math.isfinite(sum(floats)) else None
+
+
 class LineEncoder:
     """Encodes records of one gateway. Not thread-safe (caches)."""
 
@@ -129,6 +155,8 @@ class LineEncoder:
         self._prefix: dict[tuple[str, str], str] = {}
         self._keys: dict[str, str] = {}
         self._qkeys: dict[str, str] = {}
+        # device -> (points, "%r" template of their fields) of its last layout
+        self._layouts: dict[str, tuple[list[str], str]] = {}
 
     # -- public ------------------------------------------------------------
 
@@ -208,10 +236,22 @@ class LineEncoder:
         return out
 
     def _values_line(self, measurement: str, record: Record) -> str:
-        fields = self._point_fields(record)
-        if not fields:
-            return ""
-        return f"{self._prefix_for(measurement, record.device)}{','.join(fields)} {record.ts_ns}"
+        floats = _good_finite_floats(record)
+        if floats:
+            # the hot path: one C-level pass over a template of the layout
+            # ("%r" of a float is what _point_fields writes for it)
+            layout = self._layouts.get(record.device)
+            if layout is None or layout[0] != record.points:
+                key = self._key
+                template = ",".join(f"{key(p).replace('%', '%%')}=%r" for p in record.points)
+                layout = self._layouts[record.device] = (list(record.points), template)
+            body = layout[1] % tuple(floats)
+        else:
+            fields = self._point_fields(record)
+            if not fields:
+                return ""
+            body = ",".join(fields)
+        return f"{self._prefix_for(measurement, record.device)}{body} {record.ts_ns}"
 
     def _stat_lines(self, record: Record) -> list[str]:
         lines: list[str] = []
