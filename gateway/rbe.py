@@ -19,7 +19,7 @@ the order points are first seen, so the points of one poll request get
 consecutive slots): :meth:`ReportByException.record_plain_numbers` decides a
 whole request of good finite numbers with a few list operations instead of
 one call per value. It gives exactly the answers of
-:meth:`ReportByException.should_record` (``tests/gateway/test_rbe_fast.py``
+:meth:`ReportByException.should_record` (``tests/gateway/test_quality_fast.py``
 checks it against a reference).
 """
 
