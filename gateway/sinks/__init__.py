@@ -1,14 +1,16 @@
 """Sinks: deliver outbox records to InfluxDB (1.x, 2.x/VictoriaMetrics) and MQTT.
 
-``SINK_TYPES`` is the one registry table (config ``type`` -> class);
+``_SINK_CLASSES`` is the one registry table (config ``type`` -> module and
+class, loaded on use; ``SINK_TYPES`` maps ``type`` -> class);
 ``build_runners`` turns the site's ``[[sinks]]`` tables into runners the
 runtime starts as tasks (``await runner.run(stop_event)``).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.sinks.base import (
     AuthError,
@@ -28,26 +30,49 @@ from gateway.sinks.config import (
     SinkConfigError,
     parse_sink_config,
 )
-from gateway.sinks.influx_v1 import InfluxV1Sink
-from gateway.sinks.influx_v2 import InfluxV2Sink
-from gateway.sinks.mqtt import MqttSink
 from gateway.sinks.runner import Outbox, SinkRunner
 
-SINK_TYPES: dict[str, type[Sink]] = {
-    InfluxV2Sink.type_name: InfluxV2Sink,
-    InfluxV1Sink.type_name: InfluxV1Sink,
-    MqttSink.type_name: MqttSink,
+if TYPE_CHECKING:
+    from gateway.sinks.influx_v1 import InfluxV1Sink
+    from gateway.sinks.influx_v2 import InfluxV2Sink
+    from gateway.sinks.mqtt import MqttSink
+
+# The registry table: config ``type`` -> (module, class). Sink modules import
+# their client libraries (aiohttp, influxdb-client, aiomqtt: about 0.3 s), so
+# they load when a sink is built, not when a configuration is validated or a
+# survey command runs.
+_SINK_CLASSES: dict[str, tuple[str, str]] = {
+    "influxdb_v2": ("gateway.sinks.influx_v2", "InfluxV2Sink"),
+    "influxdb_v1": ("gateway.sinks.influx_v1", "InfluxV1Sink"),
+    "mqtt": ("gateway.sinks.mqtt", "MqttSink"),
 }
+
+
+def sink_class(type_name: str) -> type[Sink]:
+    """The sink class registered for a config ``type``."""
+    module, name = _SINK_CLASSES[type_name]
+    cls: type[Sink] = getattr(importlib.import_module(module), name)
+    return cls
+
+
+def __getattr__(name: str) -> Any:
+    # SINK_TYPES and the sink classes stay importable from here, loaded on use.
+    if name == "SINK_TYPES":
+        return {t: sink_class(t) for t in _SINK_CLASSES}
+    for module, cls in _SINK_CLASSES.values():
+        if cls == name:
+            return getattr(importlib.import_module(module), cls)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_sink(cfg: RunnerSettings, site: str, gateway_id: str) -> Sink:
     """The sink object for one validated config."""
     if isinstance(cfg, InfluxV2Config):
-        return InfluxV2Sink(cfg, site, gateway_id)
+        return sink_class("influxdb_v2")(cfg, site, gateway_id)  # type: ignore[call-arg]
     if isinstance(cfg, InfluxV1Config):
-        return InfluxV1Sink(cfg, site, gateway_id)
+        return sink_class("influxdb_v1")(cfg, site, gateway_id)  # type: ignore[call-arg]
     if isinstance(cfg, MqttConfig):
-        return MqttSink(cfg, site, gateway_id, cfg.name)
+        return sink_class("mqtt")(cfg, site, gateway_id, cfg.name)  # type: ignore[call-arg]
     raise SinkConfigError(f"[[sinks]] {cfg.name!r}: no sink for {type(cfg).__name__}")
 
 
