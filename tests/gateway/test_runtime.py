@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
-from gateway.config import load_config
 from gateway.model import Record, RecordKind
 from gateway.runtime import Gateway, store_path
 from gateway.store import Store
-from simulators.modbus_server import ModbusBus, SimulatedDevice
-from simulators.physics import MinePhysics
 
 SITE = """
 [site]
@@ -49,18 +47,9 @@ max_interval_s = 0.05
 
 
 async def test_bounded_queue_backpressure_loses_nothing_and_flushes_on_stop(
-    tmp_path: Path,
+    tmp_path: Path, fan_site: Any
 ) -> None:
-    physics = MinePhysics(seed=1)
-    site = tmp_path / "site.toml"
-    site.write_text(SITE.replace("{port}", "1"))
-    fan = load_config(site).devices[0]
-    bus = ModbusBus("vent", [SimulatedDevice("main_fan_1", fan.profile, 1, physics)])
-    bus.refresh()
-    port = await bus.serve_tcp()
-    site.write_text(SITE.replace("{port}", str(port)))
-    config = load_config(site)
-    try:
+    async with fan_site(tmp_path, SITE) as config:
         gateway = Gateway(config)
         readings: list[Record] = []
         gateway.add_observer(readings.append)
@@ -69,9 +58,6 @@ async def test_bounded_queue_backpressure_loses_nothing_and_flushes_on_stop(
         await asyncio.sleep(2.5)
         gateway.request_stop()
         await asyncio.wait_for(run, 20)
-    finally:
-        assert bus.server is not None
-        await bus.server.shutdown()
 
     m = gateway.metrics
     # Observers (alarms) see every reading, not only what RBE lets through.

@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 import socket
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
-from gateway.config import load_config
 from gateway.runtime import Gateway, store_path
 from gateway.status import read_status, render
-from simulators.modbus_server import ModbusBus, SimulatedDevice
-from simulators.physics import MinePhysics
 
 SITE = """
 [site]
@@ -51,27 +49,15 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_status_shows_stalled_sink_backlog_and_error(tmp_path: Path) -> None:
-    physics = MinePhysics(seed=1)
-    site = tmp_path / "site.toml"
+async def test_status_shows_stalled_sink_backlog_and_error(tmp_path: Path, fan_site: Any) -> None:
     dead = closed_port()
-    site.write_text(SITE.format(port=1, dead=dead))
-    fan = load_config(site).devices[0]
-    bus = ModbusBus("vent", [SimulatedDevice("main_fan_1", fan.profile, 1, physics)])
-    bus.refresh()
-    port = await bus.serve_tcp()
-    site.write_text(SITE.format(port=port, dead=dead))
-    config = load_config(site)
-    try:
+    async with fan_site(tmp_path, SITE.replace("{dead}", str(dead))) as config:
         gateway = Gateway(config)
         run = asyncio.create_task(gateway.run())
         await asyncio.wait_for(gateway.started.wait(), 10)
         await asyncio.sleep(2.0)
         gateway.request_stop()
         await asyncio.wait_for(run, 20)
-    finally:
-        assert bus.server is not None
-        await bus.server.shutdown()
 
     report = read_status(store_path(config.data_dir))
     (uplink,) = report.sinks
