@@ -10,7 +10,6 @@ Subcommands: ``run``, ``check-config``, ``read``, ``status``, ``demo``, and
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import logging
 import os
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from drivers.types import DataType, RegisterKind, WordOrder
-from gateway.config import ConfigError, load_config
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -36,6 +34,9 @@ def _err(message: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio  # here: the survey commands never start an event loop
+
+    from gateway.config import ConfigError, load_config
     from gateway.logs import setup_logging
     from gateway.runtime import Gateway
 
@@ -75,6 +76,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from gateway.config import ConfigError, load_config
+
     try:
         config = load_config(args.file)
     except ConfigError as exc:
@@ -146,6 +149,7 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from gateway.config import ConfigError, load_config
     from gateway.runtime import store_path
     from gateway.status import StatusError, show_status, watch_status
 

@@ -12,7 +12,6 @@ and operator actions go through the control port (see ``docs/simulators.md``).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import os
@@ -20,8 +19,6 @@ import signal
 import socket
 import sys
 from pathlib import Path
-
-from simulators.mine import SimulatedMine
 
 DEFAULT_CONTROL_PORT = 5029
 
@@ -96,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     if args.tick <= 0:
         print("minegate sim: --tick must be > 0", file=sys.stderr)
         return 2
+    import asyncio  # here: `minegate survey ...` never starts an event loop
+
     try:
         return asyncio.run(_serve(args))
     except OSError as exc:
@@ -127,6 +126,11 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    # imported here: `minegate --help` and the survey commands need no pymodbus server
+    import asyncio
+
+    from simulators.mine import SimulatedMine
+
     mine = SimulatedMine(
         seed=args.seed,
         tick_s=args.tick,

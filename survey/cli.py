@@ -384,17 +384,20 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(handler: Any, args: argparse.Namespace) -> int:
     """Run a handler; bad input becomes a message on stderr and exit 2."""
-    from gateway.config import ConfigError
-
     try:
         code: int = handler(args)
         return code
     except SurveyInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except ConfigError as exc:
-        print(f"error in the site config:\n{exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except Exception as exc:
+        # a site-config error can only come from a handler that loaded
+        # gateway.config (--publish); a plain check never imports it (pydantic)
+        config = sys.modules.get("gateway.config")
+        if config is not None and isinstance(exc, config.ConfigError):
+            print(f"error in the site config:\n{exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:
