@@ -28,12 +28,10 @@ X = northing), ``.obj``/``.ply``/``.stl`` meshes.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.interpolate import RegularGridInterpolator
-from scipy.spatial import Delaunay, QhullError
 
 from survey.distance import numba
 from survey.model import F64, SurveyInputError
@@ -41,6 +39,10 @@ from survey.readers import read_survey
 from survey.readers.common import check_finite, strip_zone_prefix
 from survey.readers.text import read_text
 from survey.readers.totalstation import read_point_table
+
+if TYPE_CHECKING:  # scipy's interpolate and spatial cost ~0.5 s to import: on use only
+    from scipy.interpolate import RegularGridInterpolator
+    from scipy.spatial import Delaunay
 
 
 def _en(en: npt.ArrayLike) -> F64:
@@ -75,15 +77,7 @@ class GridSurface:
             raise ValueError("grid axes must be strictly increasing")
         self.source = source
         self._origin = np.array([self.east[0], self.north[0]])
-        # NaN nodes propagate through linear interpolation: cells touching
-        # no-data come out NaN, which is what we want.
-        self._interp = RegularGridInterpolator(
-            (self.north - self._origin[1], self.east - self._origin[0]),
-            self.heights,
-            method="linear",
-            bounds_error=False,
-            fill_value=np.nan,
-        )
+        self._interp: RegularGridInterpolator | None = None  # the numpy path, made on use
 
         # the interpolator's axes, for the compiled path
         self.local_north = np.ascontiguousarray(self.north - self._origin[1])
@@ -112,7 +106,24 @@ class GridSurface:
                 np.ascontiguousarray(a), self.local_north, self.local_east, self.values, out
             )
             return out
-        return np.asarray(self._interp(a[:, ::-1]), dtype=np.float64)
+        return np.asarray(self.interpolator()(a[:, ::-1]), dtype=np.float64)
+
+    def interpolator(self) -> RegularGridInterpolator:
+        """scipy's linear interpolator of the grid, (N, E) relative to
+        ``origin``: the numpy path, and the reference of the compiled one."""
+        if self._interp is None:
+            from scipy.interpolate import RegularGridInterpolator
+
+            # NaN nodes propagate through linear interpolation: cells touching
+            # no-data come out NaN, which is what we want.
+            self._interp = RegularGridInterpolator(
+                (self.local_north, self.local_east),
+                self.heights,
+                method="linear",
+                bounds_error=False,
+                fill_value=np.nan,
+            )
+        return self._interp
 
 
 if numba is not None:
@@ -177,6 +188,8 @@ class TinSurface:
         self._tri: Delaunay | None = None
         self._mpl: Any = None
         if faces is None:
+            from scipy.spatial import Delaunay, QhullError
+
             try:
                 self._tri = Delaunay(local)
             except QhullError as exc:

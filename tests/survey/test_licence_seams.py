@@ -80,7 +80,7 @@ def test_grid_compiled_equals_regular_grid_interpolator(seed: int) -> None:
     q[m // 4 : m // 2, 1] = rng.choice(n, m // 4)
     q[m // 2 : m // 2 + 5, 0] = e[-1]
     q[m // 2 + 5 : m // 2 + 10, 1] = n[-1]
-    ref = np.asarray(s._interp((q - s.origin)[:, ::-1]))
+    ref = np.asarray(s.interpolator()((q - s.origin)[:, ::-1]))
     np.testing.assert_array_equal(s.height(q), ref)
 
 
