@@ -6,9 +6,10 @@ points beyond that limit (exceedance > 0) are put in voxels of
 ``tolerances.VOXEL_SIZE_M`` (0.5 m, see there for why; larger for sparse
 total-station surveys, :func:`grouping_voxel`) and the occupied
 voxels are joined into connected groups with 26-connectivity
-(``scipy.ndimage.label`` on a dense grid when the groups' bounding box is
-small, a sparse neighbour graph otherwise, so a scan spread over kilometres
-never allocates a kilometre-sized grid).
+(a union-find over the sorted occupied voxels, compiled with numba, so a
+scan spread over kilometres never allocates a kilometre-sized grid; without
+numba ``scipy.ndimage.label`` on a dense grid when the groups' bounding box
+is small, a sparse neighbour graph otherwise; all give the same partition).
 
 A group whose largest exceedance is beyond the tolerance (``Licence
 .tolerance_m`` in plan, ``tolerance_z_m`` in height) is an incident ``I1``,
@@ -27,12 +28,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage, sparse
-from scipy.sparse import csgraph
-from scipy.spatial import cKDTree
 
 from survey import tolerances as tol
 from survey.classify import Classification, segment_distance
+from survey.distance import numba, use_jit
 from survey.model import F64, Incident, Licence, ViolationType
 from survey.volume import shell_volume
 
@@ -105,14 +104,21 @@ class Beyond:
 
 
 def label_voxels(
-    xyz: F64, voxel: float = tol.VOXEL_SIZE_M, *, dense_max_cells: int | None = None
+    xyz: F64,
+    voxel: float = tol.VOXEL_SIZE_M,
+    *,
+    dense_max_cells: int | None = None,
+    jit: bool | None = None,
 ) -> tuple[I64, int]:
     """Group points (n, 3) by 26-connected occupied voxels of edge ``voxel``.
 
-    Returns (labels (n,) int64 in 0..k-1, k). Dense ``ndimage.label`` when the
-    bounding grid has at most ``dense_max_cells`` cells (default
-    ``tolerances.DENSE_LABEL_MAX_CELLS``), sparse graph otherwise; both give
-    the same partition.
+    Returns (labels (n,) int64 in 0..k-1, k), groups numbered in the order of
+    their first voxel in (E, N, H) raster order. With numba (``jit``, see
+    :func:`survey.distance.use_jit`): a union-find over the sorted occupied
+    voxels. Without: dense ``ndimage.label`` when the bounding grid has at
+    most ``dense_max_cells`` cells (default
+    ``tolerances.DENSE_LABEL_MAX_CELLS``), a sparse graph otherwise. All three
+    give the same labels.
     """
     n = len(xyz)
     if n == 0:
@@ -120,7 +126,11 @@ def label_voxels(
     limit = tol.DENSE_LABEL_MAX_CELLS if dense_max_cells is None else dense_max_cells
     keys = np.floor((xyz - xyz.min(axis=0)) / voxel).astype(np.int64)
     dims = keys.max(axis=0) + 1
+    if use_jit(jit):
+        return _label_jit(keys, dims)
     if int(np.prod(dims.astype(np.float64))) <= limit:
+        from scipy import ndimage  # the numpy path only: ~0.1 s to import
+
         grid = np.zeros(tuple(int(d) for d in dims), dtype=bool)
         grid[keys[:, 0], keys[:, 1], keys[:, 2]] = True
         lab, k = ndimage.label(grid, structure=np.ones((3, 3, 3), dtype=bool))
@@ -128,15 +138,82 @@ def label_voxels(
     return _label_sparse(keys, dims)
 
 
-def _label_sparse(keys: I64, dims: I64) -> tuple[I64, int]:
-    # pad by one so that neighbour codes of border voxels stay unique
-    keys = keys + 1
+def _voxel_codes(keys: I64, dims: I64) -> tuple[I64, int, int]:
+    """Raster-order codes of voxel keys (n, 3), padded by one voxel on every
+    side so that the codes of a border voxel's neighbours stay unique; and
+    the two inner strides."""
     d1, d2 = int(dims[1]) + 2, int(dims[2]) + 2
+    k = keys + 1
+    return (k[:, 0] * d1 + k[:, 1]) * d2 + k[:, 2], d1, d2
+
+
+def _label_jit(keys: I64, dims: I64) -> tuple[I64, int]:
+    codes, d1, d2 = _voxel_codes(keys, dims)
+    uniq, inverse = np.unique(codes, return_inverse=True)
+    # the 13 neighbours that come later in raster order (larger codes)
+    deltas = np.array(
+        [
+            (dx * d1 + dy) * d2 + dz
+            for dx in (-1, 0, 1)
+            for dy in (-1, 0, 1)
+            for dz in (-1, 0, 1)
+            if (dx, dy, dz) > (0, 0, 0)
+        ],
+        dtype=np.int64,
+    )
+    vlab = np.empty(uniq.size, dtype=np.int64)
+    k = int(_union_find_numba(uniq, deltas, vlab))
+    return vlab[inverse.ravel()], k
+
+
+if numba is not None:
+
+    @numba.njit(cache=True, nogil=True)
+    def _union_find_numba(uniq, deltas, out):
+        # uniq: sorted voxel codes; joins each voxel with its later
+        # neighbours; a root is always the smallest index of its group, so
+        # numbering roots in index order numbers groups by first voxel
+        u = uniq.size
+        parent = np.arange(u)
+        for i in range(u):
+            for d in deltas:
+                nb = uniq[i] + d
+                j = np.searchsorted(uniq[i + 1 :], nb) + i + 1
+                if j < u and uniq[j] == nb:
+                    a = i
+                    while parent[a] != a:
+                        parent[a] = parent[parent[a]]
+                        a = parent[a]
+                    b = j
+                    while parent[b] != b:
+                        parent[b] = parent[parent[b]]
+                        b = parent[b]
+                    if a < b:
+                        parent[b] = a
+                    elif b < a:
+                        parent[a] = b
+        k = 0
+        for i in range(u):
+            r = i
+            while parent[r] != r:
+                r = parent[r]
+            if r == i:
+                out[i] = k
+                k += 1
+            else:
+                out[i] = out[r]
+        return k
+
+
+def _label_sparse(keys: I64, dims: I64) -> tuple[I64, int]:
+    from scipy import sparse  # the numpy path only
+    from scipy.sparse import csgraph
+
+    codes, d1, d2 = _voxel_codes(keys, dims)
 
     def encode(k: I64) -> I64:
         return (k[:, 0] * d1 + k[:, 1]) * d2 + k[:, 2]
 
-    codes = encode(keys)
     uniq, inverse = np.unique(codes, return_inverse=True)
     vox = np.column_stack([uniq // (d1 * d2), (uniq // d2) % d1, uniq % d2])
     rows: list[I64] = []
@@ -190,6 +267,8 @@ def grouping_voxel(xyz: F64, base: float = tol.VOXEL_SIZE_M) -> float:
     sub = xyz if m == n else xyz[np.random.default_rng(0).choice(n, m, replace=False)]
     # only the distances are used, which do not depend on the tree's shape:
     # an unbalanced tree builds in half the time
+    from scipy.spatial import cKDTree
+
     dist, _ = cKDTree(sub, balanced_tree=False).query(sub, k=2)
     d = dist[:, 1]
     d = d[d > 0]

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from survey.distance import numba
 from survey.incidents import Beyond, group_incidents, label_voxels
 from survey.model import F64, Licence, ViolationType
 
@@ -43,17 +44,22 @@ def _brute_force_labels(xyz: F64, voxel: float) -> np.ndarray:
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 400), spread=st.floats(1.0, 30.0))
-def test_dense_and_sparse_labelling_match_brute_force(seed: int, n: int, spread: float) -> None:
+def test_jit_dense_and_sparse_labelling_match_brute_force(seed: int, n: int, spread: float) -> None:
     rng = np.random.default_rng(seed)
     centres = rng.uniform(0, spread, (max(1, n // 40), 3))
     xyz = centres[rng.integers(0, len(centres), n)] + rng.normal(0, 0.6, (n, 3))
     xyz += [E0, N0, -50.0]
-    dense, kd = label_voxels(xyz, 0.5, dense_max_cells=10**9)
-    sparse, ks = label_voxels(xyz, 0.5, dense_max_cells=0)
+    dense, kd = label_voxels(xyz, 0.5, dense_max_cells=10**9, jit=False)
+    sparse, ks = label_voxels(xyz, 0.5, dense_max_cells=0, jit=False)
     brute = _brute_force_labels(xyz, 0.5)
     assert kd == ks == len(set(brute.tolist()))
     assert _same_partition(dense, brute)
     assert _same_partition(sparse, brute)
+    if numba is not None:
+        jitted, kj = label_voxels(xyz, 0.5)
+        assert kj == kd
+        # numbered by first voxel in raster order, as ndimage.label numbers them
+        assert np.array_equal(jitted, dense)
 
 
 def test_26_connectivity() -> None:
