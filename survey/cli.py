@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from survey import tolerances as tol
 from survey.findings import SourceInfo, findings_records, new_check_id
 from survey.model import F64, CheckResult, Licence, PlanTransform, SurveyData, SurveyInputError
 from survey.progress import open_progress
@@ -36,9 +37,8 @@ EXIT_NOT_PUBLISHED = 4  # the check ran and wrote its report, but --publish fail
 
 PLOT_POINTS = 400_000  # points kept for the pictures
 MAX_PRINTED = 10  # incidents listed on the terminal; all are in the report
-# Points per streamed chunk. 2 M keeps a 100 M-point LAZ check at about
-# 0.7 GB peak (5 M: 1.2 GB) at the same speed (bench/results/survey.md).
-CHUNK_POINTS = 2_000_000
+# Points per streamed chunk: see survey.tolerances.CHUNK_POINTS.
+CHUNK_POINTS = tol.CHUNK_POINTS
 
 
 def parse_transform(text: str | None) -> PlanTransform | None:
