@@ -164,29 +164,65 @@ def bench_laspy_read(path: Path, n: int, repeat: int) -> dict[str, Any]:
     return {"points": n, "seconds": t, "mpts_s": n / t / 1e6}
 
 
-def bench_whole_check(path: Path, licence_path: Path, n: int) -> dict[str, Any]:
-    from survey.cli import main
+def _one_core() -> None:
+    """preexec_fn: pin the child to the first CPU this process may use."""
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
-    out = Path(tempfile.mkdtemp(prefix="minegate-bench-"))
-    t0 = time.perf_counter()
-    code = main(
-        [
-            *("survey", "check", "--licence", str(licence_path)),
-            *("--scan", str(path), "--out", str(out), "--quiet"),
-        ]
-    )
-    t = time.perf_counter() - t0
-    doc = json.loads((out / "findings.json").read_text())
-    return {
-        "points": n,
-        "seconds": t,
-        "mpts_s": n / t / 1e6,
-        "exit_code": code,
-        "verdict": doc["verdict"],
-        "incidents": len(doc["incidents"]),
-        "timings_s": doc["timings_s"],
-        "target_mpts_s": TARGET_CHECK_MPTS,
-    }
+
+def minegate_command() -> list[str]:
+    """The installed ``minegate`` script next to this interpreter, as a user
+    runs it; ``python -m gateway.cli`` where it is not installed."""
+    script = Path(sys.executable).with_name("minegate")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "gateway.cli"]
+
+
+def bench_whole_check(path: Path, licence_path: Path, n: int, repeat: int = 3) -> dict[str, Any]:
+    """``minegate survey check`` as a user runs it: a fresh process (start-up,
+    imports and the numba cache load included), pinned to one core, wall
+    time from start to exit; best of ``repeat`` with the file in the page
+    cache (the laspy read before warmed it)."""
+    one_core = hasattr(os, "sched_setaffinity")
+    best: dict[str, Any] | None = None
+    for _ in range(repeat):
+        out = Path(tempfile.mkdtemp(prefix="minegate-bench-"))
+        cmd = [*minegate_command(), "survey", "check", "--licence", str(licence_path)]
+        cmd += ["--scan", str(path), "--out", str(out), "--quiet"]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            cmd,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+            preexec_fn=_one_core if one_core else None,
+        )
+        t = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if proc.returncode not in (0, 3):
+            raise RuntimeError(f"minegate survey check failed ({proc.returncode}):\n{proc.stderr}")
+        doc = json.loads((out / "findings.json").read_text())
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        run = {
+            "points": n,
+            "seconds": t,
+            "cpu_seconds": cpu,
+            "mpts_s": n / t / 1e6,
+            "one_core": one_core,
+            "exit_code": proc.returncode,
+            "verdict": doc["verdict"],
+            "incidents": len(doc["incidents"]),
+            "volumes_m3": [round(i["volume_m3"], 1) for i in doc["incidents"]],
+            "timings_s": doc["timings_s"],
+            "target_mpts_s": TARGET_CHECK_MPTS,
+        }
+        if best is None or t < best["seconds"]:
+            best = run
+    assert best is not None
+    best["repeat"] = repeat
+    # before the timer of findings.json starts: interpreter, imports, parsing
+    best["startup_s"] = max(0.0, best["seconds"] - best["timings_s"].get("total", 0.0))
+    return best
 
 
 def peak_rss_kb() -> int:
@@ -296,9 +332,11 @@ def markdown(res: dict[str, Any]) -> str:
     w = res.get("whole_check")
     if w:
         ok = w["mpts_s"] >= TARGET_CHECK_MPTS
+        core = ", pinned to one core" if w.get("one_core") else ""
         lines.append(
             f"| whole check of an uncompressed LAS, licence without seam (`minegate survey "
-            f"check`: read, classify, incidents, volumes, report) "
+            f"check` in a fresh process{core}, start to exit: start-up, read, classify, "
+            f"incidents, volumes, report) "
             f"| {w['points']:,} | {w['seconds']:.2f} | {w['mpts_s']:.1f} "
             f"| ≥ {TARGET_CHECK_MPTS:g} | {'pass' if ok else 'FAIL'} ({w['verdict']}, "
             f"{w['incidents']} incidents) |"
@@ -327,8 +365,14 @@ def markdown(res: dict[str, Any]) -> str:
             f"({z['maxrss_mb']:.0f} MB) |"
         )
     if "whole_check" in res:
-        t = ", ".join(f"{k} {v:.2f} s" for k, v in res["whole_check"]["timings_s"].items())
-        lines += ["", f"Whole-check stages: {t}."]
+        w = res["whole_check"]
+        t = ", ".join(f"{k} {v:.2f} s" for k, v in w["timings_s"].items())
+        lines += [
+            "",
+            f"Whole-check stages (best of {w.get('repeat', 1)} runs): start-up and imports "
+            f"{w.get('startup_s', 0.0):.2f} s, then {t}; CPU time "
+            f"{w.get('cpu_seconds', 0.0):.2f} s.",
+        ]
     if "laz_stream" in res and "timings_s" in res["laz_stream"]:
         t = ", ".join(f"{k} {v:.2f} s" for k, v in res["laz_stream"]["timings_s"].items())
         lines += ["", f"Streamed LAZ stages: {t}."]

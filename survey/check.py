@@ -70,7 +70,15 @@ from survey.classify import (
     prepare,
 )
 from survey.incidents import Beyond, group_incidents
-from survey.model import F64, CheckResult, Licence, SurveyData, SurveyInputError, ViolationType
+from survey.model import (
+    F64,
+    CheckResult,
+    Licence,
+    PlanTransform,
+    SurveyData,
+    SurveyInputError,
+    ViolationType,
+)
 from survey.progress import ProgressCallback, null_progress
 from survey.volume import make_mesh, mesh_volume_beyond, shell_volume
 
@@ -81,7 +89,8 @@ VERDICT_UNCERTAIN = "within survey uncertainty"
 VERDICT_COMPLIANT = "compliant"
 
 #: suffixes read whole (they may hold faces) rather than streamed
-_WHOLE_SUFFIXES = {".ply", ".obj", ".stl", ".off", ".e57"}
+# formats read whole by check_files: meshes carry faces, E57 scans poses
+_WHOLE_FORMATS = {"ply", "obj", "stl", "e57"}
 
 
 class _Strided:
@@ -308,14 +317,18 @@ def check_files(
     chunk_points: int = tol.CHUNK_POINTS,
     progress: ProgressCallback | None = None,
     prepared: PreparedLicence | None = None,
+    fmt: str | None = None,
+    transform: PlanTransform | None = None,
 ) -> CheckResult:
     """Streaming check of survey files, ``chunk_points`` at a time.
 
     Point formats are streamed with ``survey.readers.iter_chunks``; meshes and
     E57 are read whole (they may carry faces or poses). Memory: the chunk,
     its classification (about 46 bytes a point) and the points beyond a limit.
+    ``fmt`` forces the format of every file (else from its extension);
+    ``transform`` maps a mine grid to the licence's system, chunk by chunk.
     """
-    from survey.readers import iter_chunks, read_survey
+    from survey.readers import format_name, iter_chunks, read_survey
 
     t_start = time.perf_counter()
     prog = progress or null_progress
@@ -330,9 +343,11 @@ def check_files(
         sources.append(str(path))
         stage = f"check {Path(path).name}"
         chunks: Iterator[F64]
-        if Path(path).suffix.lower() in _WHOLE_SUFFIXES:
+        if format_name(fmt, path) in _WHOLE_FORMATS:
             t0 = time.perf_counter()
-            data = read_survey(path, licence=licence, progress=progress)
+            data = read_survey(
+                path, fmt=fmt, transform=transform, licence=licence, progress=progress
+            )
             t_read += time.perf_counter() - t0
             xyz = np.asarray(data.xyz, dtype=np.float64)
             if xyz.size and data.is_mesh:
@@ -341,7 +356,14 @@ def check_files(
                 meshes[idx] = (mesh, origin3)
             chunks = iter([xyz[s : s + chunk_points] for s in range(0, len(xyz), chunk_points)])
         else:
-            chunks = iter_chunks(path, chunk_points, licence=licence, progress=progress)
+            chunks = iter_chunks(
+                path,
+                chunk_points,
+                fmt=fmt,
+                transform=transform,
+                licence=licence,
+                progress=progress,
+            )
         done = 0
         while True:
             t0 = time.perf_counter()

@@ -190,33 +190,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     transform = parse_transform(args.transform)
     out = _prepare_out(Path(args.out))
     with open_progress(enabled=not args.quiet) as progress:
-        if transform is None and args.format is None:
-            # the usual case: stream every file chunk by chunk (bounded memory)
-            from survey.check import check_files
-            from survey.readers import detect_format
+        # every file streamed chunk by chunk (bounded memory), a mine-grid
+        # transform or a forced format applied to each chunk
+        from survey.check import check_files
+        from survey.readers import format_name
 
-            result = check_files(licence, paths, chunk_points=CHUNK_POINTS, progress=progress)
-            counts = _point_counts(paths, result)
-            sources = [
-                SourceInfo(str(p), detect_format(p), c) for p, c in zip(paths, counts, strict=True)
-            ]
-            xyz, status = _sample_for_plots(licence, [], result)
-        else:
-            from survey.check import check_survey
-            from survey.readers import read_survey
-
-            t0 = time.perf_counter()
-            datas = [
-                read_survey(
-                    p, fmt=args.format, transform=transform, licence=licence, progress=progress
-                )
-                for p in paths
-            ]
-            t_read = time.perf_counter() - t0
-            result = check_survey(licence, datas, progress=progress)
-            result.timings_s.setdefault("read", t_read)
-            sources = [SourceInfo(d.source, d.fmt, len(d.xyz)) for d in datas]
-            xyz, status = _sample_for_plots(licence, datas, result)
+        result = check_files(
+            licence,
+            paths,
+            chunk_points=CHUNK_POINTS,
+            progress=progress,
+            fmt=args.format,
+            transform=transform,
+        )
+        counts = _point_counts(paths, result)
+        sources = [
+            SourceInfo(str(p), format_name(args.format, p), c)
+            for p, c in zip(paths, counts, strict=True)
+        ]
+        xyz, status = _sample_for_plots(licence, [], result)
         return _finish(args, result, xyz, status, sources, t_start, out)
 
 

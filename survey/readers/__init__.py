@@ -152,6 +152,16 @@ def detect_format(path: str | Path) -> str:
     return fmt
 
 
+def format_name(fmt: str | None, path: str | Path) -> str:
+    """The reader name for a ``--format`` value (case, a leading dot and
+    aliases such as ``gsi16`` or ``txt`` allowed), or from ``path``'s
+    extension when ``fmt`` is None."""
+    if not fmt:
+        return detect_format(path)
+    name = fmt.lower().lstrip(".")
+    return _FMT_ALIASES.get(name, name)
+
+
 def _options(
     path: str | Path,
     fmt: str | None,
@@ -162,8 +172,7 @@ def _options(
     height_offset: float,
 ) -> ReadOptions:
     p = Path(path)
-    name = fmt.lower().lstrip(".") if fmt else detect_format(p)
-    name = _FMT_ALIASES.get(name, name)
+    name = format_name(fmt, p)
     if name not in _READERS:
         raise SurveyInputError(
             f"unknown format {name!r}; supported: {', '.join(sorted(_READERS))}", path=p
@@ -239,6 +248,7 @@ __all__ = [
     "SUPPORTED_FORMATS",
     "ColumnMap",
     "detect_format",
+    "format_name",
     "iter_chunks",
     "read_survey",
 ]
