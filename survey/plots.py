@@ -10,25 +10,43 @@ status per point:
 
 Axes follow the Chinese survey convention the licence uses: the plan's
 horizontal axis is Y (easting), the vertical axis X (northing), equal scale.
-Matplotlib is used through its object API (no pyplot state), so the
-functions are safe to call from any thread.
+
+Drawing is kept cheap (a report must not cost more than the check): the
+points are not drawn as markers but binned into an RGBA image with one cell
+per output pixel (a violating point wins its pixel over an uncertain one,
+an uncertain one over a compliant one) and drawn with ``imshow``; each
+figure's layout (margins, legend strip, plan aspect) is computed up front
+in inches, so the figure is drawn once, straight on the Agg canvas, and
+encoded by PIL. Only :class:`matplotlib.figure.Figure` and the Agg canvas
+are used (no pyplot state, no backend selection), so the functions are safe
+to call from any thread and importing this module does not import pyplot.
 """
 
 from __future__ import annotations
 
 import io
 import itertools
+import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgba_array
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
 from matplotlib.patches import Polygon as MplPolygon
-from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, MaxNLocator
+from PIL import Image
 from shapely import Polygon, contains_xy
 
 from survey.model import F64, Block, Incident, Licence, ViolationType
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
 
 COMPLIANT = 0
 UNCERTAIN = 1
@@ -41,8 +59,15 @@ STATUS_STYLE: dict[int, tuple[str, str]] = {
 }
 LICENCE_COLOUR = "#1a7f37"
 SEAM_COLOUR = "#8c564b"
-MAX_PLOT_POINTS = 60_000
 MAX_LABELS = 12  # incident labels on the plan; more would hide the workings
+
+DPI = 100
+FIG_W = 8.2  # inches: 820 px wide pictures
+PNG_COMPRESS_LEVEL = 3  # zlib level: 6 (PIL's default) costs ~3x the time for ~10 % less
+# size of the square drawn per point, in pixels, by status: a violating
+# point stays visible next to compliant ones
+PLAN_DOT_PX = {COMPLIANT: 2, UNCERTAIN: 3, VIOLATION: 3}
+SECTION_DOT_PX = {COMPLIANT: 2, UNCERTAIN: 3, VIOLATION: 4}
 
 _coord_fmt = FuncFormatter(lambda v, _pos: f"{v:,.0f}".replace(",", " "))
 
@@ -53,37 +78,128 @@ def plot_text(text: str) -> str:
     return text if text.isascii() else ""
 
 
-def _png(fig: Figure, dpi: int = 100) -> bytes:
+def _png(fig: Figure) -> bytes:
+    """Draw ``fig`` once on an Agg canvas; RGB PNG bytes (deterministic:
+    no metadata, fixed compression)."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    w, h = canvas.get_width_height()
+    rgba = Image.frombuffer("RGBA", (w, h), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    rgba.convert("RGB").save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buf.getvalue()
 
 
-def _thin(n: int, limit: int, seed: int = 0) -> npt.NDArray[np.intp]:
-    """Indices of at most ``limit`` of ``n`` items (a stable random subset)."""
-    if n <= limit:
-        return np.arange(n)
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(n, size=limit, replace=False))
+def _axes_in(fig: Figure, left: float, bottom: float, width: float, height: float) -> Axes:
+    """Axes placed in inches from the figure's lower left corner."""
+    fw, fh = fig.get_size_inches()
+    return fig.add_axes((left / fw, bottom / fh, width / fw, height / fh))
 
 
-def _scatter_by_status(
-    ax: object, u: F64, v: F64, status: npt.NDArray[np.integer], size: float
-) -> None:
+def _dilate(mask: npt.NDArray[np.bool_], size: int) -> npt.NDArray[np.bool_]:
+    """``mask`` grown to a ``size`` x ``size`` square around every set cell."""
+    lo = -((size - 1) // 2)
+    out = mask
+    for axis in (0, 1):
+        src, out = out, out.copy()
+        n = src.shape[axis]
+        for k in range(lo, lo + size):
+            if k == 0 or abs(k) >= n:
+                continue
+            dst_sl = [slice(None), slice(None)]
+            src_sl = [slice(None), slice(None)]
+            if k > 0:
+                dst_sl[axis], src_sl[axis] = slice(k, None), slice(None, n - k)
+            else:
+                dst_sl[axis], src_sl[axis] = slice(None, n + k), slice(-k, None)
+            out[tuple(dst_sl)] |= src[tuple(src_sl)]
+    return out
+
+
+def _status_image(
+    u: F64,
+    v: F64,
+    status: npt.NDArray[np.integer],
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    shape: tuple[int, int],
+    dot_px: dict[int, int],
+) -> tuple[npt.NDArray[np.uint8], dict[int, int]]:
+    """RGBA image (rows upwards) of the points binned into ``shape``
+    (rows, cols) cells over ``xlim`` x ``ylim``, coloured by status (the
+    worse status wins a cell), transparent elsewhere; and the number of
+    points of each status inside the window."""
+    h, w = shape
+    img = np.zeros((h, w, 4), dtype=np.uint8)
+    counts = dict.fromkeys(STATUS_STYLE, 0)
+    if len(u) == 0 or h <= 0 or w <= 0:
+        return img, counts
+    col = np.floor((u - xlim[0]) * (w / (xlim[1] - xlim[0])))
+    row = np.floor((v - ylim[0]) * (h / (ylim[1] - ylim[0])))
+    ok = (col >= 0) & (col < w) & (row >= 0) & (row < h)
+    cell = row[ok].astype(np.intp) * w + col[ok].astype(np.intp)
+    st = np.asarray(status)[ok]
+    for code in (COMPLIANT, UNCERTAIN, VIOLATION):  # worse statuses painted last
+        cells = cell[st == code]
+        counts[code] = len(cells)
+        if not len(cells):
+            continue
+        hit = np.zeros(h * w, dtype=bool)
+        hit[cells] = True
+        rgba = (to_rgba_array(STATUS_STYLE[code][0])[0] * 255).round().astype(np.uint8)
+        img[_dilate(hit.reshape(h, w), dot_px[code])] = rgba
+    return img, counts
+
+
+def _draw_points(
+    ax: Axes,
+    u: F64,
+    v: F64,
+    status: npt.NDArray[np.integer],
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    size_px: tuple[int, int],
+    dot_px: dict[int, int],
+) -> dict[int, int]:
+    """The points as one image filling the axes (``size_px`` = its
+    (width, height) in pixels, so one cell is one output pixel)."""
+    img, counts = _status_image(u, v, status, xlim, ylim, (size_px[1], size_px[0]), dot_px)
+    ax.imshow(
+        img,
+        extent=(xlim[0], xlim[1], ylim[0], ylim[1]),
+        origin="lower",
+        interpolation="nearest",
+        aspect="auto",
+        zorder=2,
+    )
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    return counts
+
+
+def _status_handles(counts: dict[int, int]) -> list[Artist]:
+    handles: list[Artist] = []
     for code in (COMPLIANT, UNCERTAIN, VIOLATION):
-        sel = status == code
         colour, label = STATUS_STYLE[code]
-        n = int(sel.sum())
-        ax.scatter(  # type: ignore[attr-defined]
-            u[sel],
-            v[sel],
-            s=size if code == COMPLIANT else size * 2.5,
-            c=colour,
-            label=f"{label} ({n:,} pts shown)" if n else f"{label} (none)",
-            linewidths=0,
-            rasterized=True,
-            zorder=2 + code,
+        handles.append(
+            Line2D(
+                [],
+                [],
+                ls="none",
+                marker="s",
+                ms=6,
+                mfc=colour,
+                mec="none",
+                label=label if counts[code] else f"{label} (none)",
+            )
         )
+    return handles
+
+
+def _legend_height(n_entries: int, ncol: int, fontsize: float) -> float:
+    """Inches a legend of ``n_entries`` in ``ncol`` columns needs."""
+    rows = math.ceil(n_entries / ncol)
+    return 0.1 + rows * fontsize * 1.75 / 72
 
 
 def _incident_label(inc: Incident) -> str:
@@ -109,6 +225,38 @@ def _spread_out(ranked: Sequence[Incident], *, min_gap: float, limit: int) -> se
     return {id(i) for i in chosen}
 
 
+# plan layout, inches
+PLAN_LEFT, PLAN_RIGHT, PLAN_TOP, PLAN_AXIS_BELOW = 1.1, 0.3, 0.45, 0.62
+PLAN_ASPECT = (0.55, 1.25)  # axes height / width; a licence beyond is padded out
+
+
+def _plan_window(
+    licence: Licence, xyz: F64, axes_w: float
+) -> tuple[tuple[float, float], tuple[float, float], float, float]:
+    """x (easting) and y (northing) limits of the plan, equal scale; the
+    axes height in inches for ``axes_w`` inches of width; the span of the
+    licence and workings (m, the larger of east and north)."""
+    es = [b.polygon_en()[:, 0] for b in licence.blocks] + [xyz[:, 0]]
+    ns = [b.polygon_en()[:, 1] for b in licence.blocks] + [xyz[:, 1]]
+    e_all, n_all = np.concatenate(es), np.concatenate(ns)
+    e_all, n_all = e_all[np.isfinite(e_all)], n_all[np.isfinite(n_all)]
+    if not len(e_all) or not len(n_all):
+        e_all = n_all = np.zeros(1)
+    e0, e1, n0, n1 = float(e_all.min()), float(e_all.max()), float(n_all.min()), float(n_all.max())
+    span = max(e1 - e0, n1 - n0, 1.0)
+    pad = 0.06 * max(span, 10.0)
+    e0, e1, n0, n1 = e0 - pad, e1 + pad, n0 - pad, n1 + pad
+    ratio = (n1 - n0) / (e1 - e0)
+    lo, hi = PLAN_ASPECT
+    if ratio > hi:  # tall: widen the window
+        grow = 0.5 * ((n1 - n0) / hi - (e1 - e0))
+        e0, e1, ratio = e0 - grow, e1 + grow, hi
+    elif ratio < lo:  # wide: heighten it
+        grow = 0.5 * ((e1 - e0) * lo - (n1 - n0))
+        n0, n1, ratio = n0 - grow, n1 + grow, lo
+    return (e0, e1), (n0, n1), axes_w * ratio, span
+
+
 def plan_view(
     licence: Licence,
     xyz: F64,
@@ -120,22 +268,19 @@ def plan_view(
 ) -> bytes:
     """Plan: licence polygons with corner numbers, workings coloured by
     status, each incident labelled. Returns PNG bytes."""
-    fig = Figure(figsize=(9, 8.5))
-    ax = fig.add_subplot(1, 1, 1)
-    idx = _thin(len(xyz), MAX_PLOT_POINTS)
-    # keep every violating point visible even when thinning
-    if len(idx) < len(xyz):
-        extra = np.flatnonzero(status != COMPLIANT)
-        extra = extra[_thin(len(extra), MAX_PLOT_POINTS // 2, seed=1)]
-        idx = np.union1d(idx, extra)
-    pts, st = xyz[idx], np.asarray(status)[idx]
+    xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+    axes_w = FIG_W - PLAN_LEFT - PLAN_RIGHT
+    xlim, ylim, axes_h, span = _plan_window(licence, xyz, axes_w)
+    n_legend = len(licence.blocks) + len(STATUS_STYLE)
+    legend_h = _legend_height(n_legend, 2, 8)
+    bottom = PLAN_AXIS_BELOW + legend_h
+    fig = Figure(figsize=(FIG_W, bottom + axes_h + PLAN_TOP), dpi=DPI)
+    ax = _axes_in(fig, PLAN_LEFT, bottom, axes_w, axes_h)
+    per_inch = (xlim[1] - xlim[0]) / axes_w  # metres per inch, both axes
 
-    all_e: list[F64] = [pts[:, 0]]
-    all_n: list[F64] = [pts[:, 1]]
-    for block in licence.blocks:
+    handles: list[Artist] = []
+    for j, block in enumerate(licence.blocks):
         poly = block.polygon_en()
-        all_e.append(poly[:, 0])
-        all_n.append(poly[:, 1])
         ax.add_patch(
             MplPolygon(
                 poly,
@@ -147,24 +292,27 @@ def plan_view(
             )
         )
         ring = np.vstack([poly, poly[:1]])
-        ax.plot(
+        name = plot_text(block.name) or str(j + 1)
+        (line,) = ax.plot(
             ring[:, 0],
             ring[:, 1],
             color=LICENCE_COLOUR,
             lw=1.8,
-            zorder=1,
-            label=f"licence block {block.name} ({block.z_top:+g} m to {block.z_bottom:+g} m)",
+            marker="o",
+            ms=4,
+            zorder=6,
+            label=f"block {name}, {block.z_top:+g} to {block.z_bottom:+g} m",
         )
+        handles.append(line)
         centre = poly.mean(axis=0)
-        for corner, (e, n) in zip(block.corners, poly, strict=True):
+        off = 12 / 72 * per_inch  # corner numbers 12 pt out from the corner
+        for k, (corner, (e, n)) in enumerate(zip(block.corners, poly, strict=True)):
             d = np.array([e, n]) - centre
             d = d / (np.hypot(*d) or 1.0)
-            ax.plot([e], [n], "o", color=LICENCE_COLOUR, ms=4, zorder=6)
-            ax.annotate(
-                corner.number,
-                (e, n),
-                xytext=(d[0] * 12, d[1] * 12),
-                textcoords="offset points",
+            ax.text(
+                e + d[0] * off,
+                n + d[1] * off,
+                plot_text(corner.number) or str(k + 1),
                 ha="center",
                 va="center",
                 fontsize=8,
@@ -172,13 +320,21 @@ def plan_view(
                 fontweight="bold",
                 zorder=7,
             )
-    _scatter_by_status(ax, pts[:, 0], pts[:, 1], st, size=1.5)
+    counts = _draw_points(
+        ax,
+        xyz[:, 0],
+        xyz[:, 1],
+        status,
+        xlim,
+        ylim,
+        (round(axes_w * DPI), round(axes_h * DPI)),
+        PLAN_DOT_PX,
+    )
+    handles += _status_handles(counts)
 
-    e_all, n_all = np.concatenate(all_e), np.concatenate(all_n)
-    centre_en = np.array([e_all.mean(), n_all.mean()]) if len(e_all) else np.zeros(2)
+    centre_en = np.array([0.5 * (xlim[0] + xlim[1]), 0.5 * (ylim[0] + ylim[1])])
     # label the worst MAX_LABELS violations (then uncertain groups); box all
     ranked = sorted(incidents, key=lambda i: -i.max_exceedance_m) + list(uncertain)
-    span = max(float(np.ptp(np.concatenate(all_e))), float(np.ptp(np.concatenate(all_n))), 1.0)
     labelled = _spread_out(ranked, min_gap=0.05 * span, limit=MAX_LABELS)
     for k, inc in enumerate([*incidents, *uncertain]):
         colour = STATUS_STYLE[UNCERTAIN if inc.within_uncertainty else VIOLATION][0]
@@ -207,6 +363,7 @@ def plan_view(
             xytext=(dx, dy),
             textcoords="offset points",
             ha="left" if dx >= 0 else "right",
+            va="center",
             fontsize=8,
             color="black",
             bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": colour, "alpha": 0.9},
@@ -214,10 +371,6 @@ def plan_view(
             zorder=9,
         )
 
-    if len(e_all):
-        pad = 0.06 * max(np.ptp(e_all), np.ptp(n_all), 10.0)
-        ax.set_xlim(e_all.min() - pad, e_all.max() + pad)
-        ax.set_ylim(n_all.min() - pad, n_all.max() + pad)
     n_all_inc = len(incidents) + len(uncertain)
     if n_all_inc > len(labelled):
         ax.text(
@@ -229,24 +382,26 @@ def plan_view(
             va="top",
             fontsize=8,
             bbox={"fc": "white", "ec": "#999", "alpha": 0.9},
+            zorder=10,
         )
-    ax.set_aspect("equal", adjustable="box")
     ax.set_xlabel("Y (easting, m)")
     ax.set_ylabel("X (northing, m)")
     ax.xaxis.set_major_formatter(_coord_fmt)
     ax.yaxis.set_major_formatter(_coord_fmt)
-    ax.xaxis.set_major_locator(MaxNLocator(6))
-    ax.tick_params(axis="x", labelrotation=20)
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.yaxis.set_major_locator(MaxNLocator(6))
+    ax.tick_params(labelsize=9)
     ax.grid(True, lw=0.4, alpha=0.5)
     ax.set_title(
-        title or f"{plot_text(licence.mine_name)} licence {licence.licence_no} — plan view"
+        title or f"Licence {licence.licence_no}: plan view",
+        fontsize=11,
     )
-    ax.legend(
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.1),
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.02 / fig.get_figheight()),
         ncol=2,
         fontsize=8,
-        markerscale=4,
         frameon=False,
     )
     ax.text(
@@ -258,6 +413,7 @@ def plan_view(
         va="bottom",
         fontsize=8,
         color="#444",
+        zorder=10,
     )
     return _png(fig)
 
@@ -335,20 +491,18 @@ def _line_crossings(block: Block, origin: F64, d: F64) -> list[tuple[float, str]
     return sorted(out)
 
 
-def elevation_section(
-    licence: Licence,
-    inc: Incident,
-    xyz: F64,
-    status: npt.NDArray[np.integer],
-) -> bytes:
-    """Vertical section through one incident with the licensed limits drawn
-    in: elevation range (top/bottom and the tolerance band), boundary
-    crossings, seam roof/floor. Returns PNG bytes."""
+def _edge_text(edge: str) -> str:
+    """An edge's corner numbers ("14–15") if the plot font can draw them."""
+    return edge if edge.replace("–", "-").isascii() else ""
+
+
+def _section_frame(
+    licence: Licence, inc: Incident
+) -> tuple[F64, F64, str, float, tuple[float, float]]:
+    """Section line (origin, direction, caption as in :func:`section_geometry`),
+    half width of the slab of points drawn (m) and the range along the line."""
     origin, d, how = section_geometry(licence, inc)
     perp = np.array([-d[1], d[0]])
-    rel = xyz[:, :2] - origin
-    s = rel @ d
-    t = rel @ perp
     bb_rel = (
         np.array(
             [
@@ -363,43 +517,60 @@ def elevation_section(
     t_span = float(np.ptp(bb_rel @ perp))
     half_w = float(np.clip(0.5 * t_span + 1.0, 2.0, 10.0))
     s_inc = bb_rel @ d
-    s_lo, s_hi = float(s_inc.min()) - 30.0, float(s_inc.max()) + 15.0
-    sel = (np.abs(t) <= half_w) & (s >= s_lo) & (s <= s_hi)
-    idx = np.flatnonzero(sel)
-    idx = idx[_thin(len(idx), MAX_PLOT_POINTS)]
-    ss, hh, st = s[idx], xyz[idx, 2], np.asarray(status)[idx]
+    return origin, d, how, half_w, (float(s_inc.min()) - 30.0, float(s_inc.max()) + 15.0)
 
-    fig = Figure(figsize=(9, 5))
-    ax = fig.add_subplot(1, 1, 1)
+
+def section_caption(licence: Licence, inc: Incident) -> str:
+    """Where the section through ``inc`` runs, for the report's caption
+    (the picture's own title stays short)."""
+    _, _, how, half_w, _ = _section_frame(licence, inc)
+    return (
+        f"Section {how}, through X {inc.centroid[1]:,.1f}, Y {inc.centroid[0]:,.1f}; "
+        f"points within ±{half_w:.1f} m of the section line."
+    )
+
+
+# section layout, inches
+SEC_LEFT, SEC_RIGHT, SEC_TOP, SEC_AXIS_BELOW, SEC_AXES_H = 0.85, 0.25, 0.62, 0.6, 3.3
+
+
+def _seam_name(name: str, k: int) -> str:
+    name = plot_text(name) or f"#{k + 1}"
+    return name if "seam" in name.lower() else f"seam {name}"
+
+
+def elevation_section(
+    licence: Licence,
+    inc: Incident,
+    xyz: F64,
+    status: npt.NDArray[np.integer],
+) -> bytes:
+    """Vertical section through one incident with the licensed limits drawn
+    in: elevation range (top/bottom and the tolerance band), boundary
+    crossings, seam roof/floor. Returns PNG bytes."""
+    xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+    status = np.asarray(status)
+    origin, d, how, half_w, (s_lo, s_hi) = _section_frame(licence, inc)
+    perp = np.array([-d[1], d[0]])
+    # points in the slab: a cheap box test first, then the exact one
+    ends = np.array([origin + d * s_lo, origin + d * s_hi])
+    e_lo, n_lo = ends.min(axis=0) - half_w
+    e_hi, n_hi = ends.max(axis=0) + half_w
+    near = np.flatnonzero(
+        (xyz[:, 0] >= e_lo) & (xyz[:, 0] <= e_hi) & (xyz[:, 1] >= n_lo) & (xyz[:, 1] <= n_hi)
+    )
+    rel = xyz[near, :2] - origin
+    s, t = rel @ d, rel @ perp
+    keep = (np.abs(t) <= half_w) & (s >= s_lo) & (s <= s_hi)
+    ss, hh, st = s[keep], xyz[near[keep], 2], status[near[keep]]
+
     block = _find_block(licence, inc.block)
     crossings = _line_crossings(block, origin, d)
-    # licensed region in this section: inside-polygon intervals x elevation range
-    bounds = [s_lo] + [c[0] for c in crossings] + [s_hi]
-    shp = Polygon(block.polygon_en())
-    first = True
-    for a, b in itertools.pairwise(bounds):
-        lo, hi = max(a, s_lo), min(b, s_hi)
-        if hi <= lo:
-            continue
-        mid = origin + d * 0.5 * (lo + hi)
-        if contains_xy(shp, mid[0], mid[1]):
-            ax.add_patch(
-                Rectangle(
-                    (lo, block.z_bottom),
-                    hi - lo,
-                    block.z_top - block.z_bottom,
-                    facecolor=LICENCE_COLOUR,
-                    alpha=0.08,
-                    edgecolor="none",
-                    label="licensed extent" if first else None,
-                    zorder=0,
-                )
-            )
-            first = False
     line_s = np.linspace(s_lo, s_hi, 200)
     line_en = origin + line_s[:, None] * d
     seam_lines = [
-        (seam.name, seam.roof.height(line_en), seam.floor.height(line_en)) for seam in licence.seams
+        (_seam_name(seam.name, k), seam.roof.height(line_en), seam.floor.height(line_en))
+        for k, seam in enumerate(licence.seams)
     ]
     seam_lines = [sl for sl in seam_lines if np.isfinite(sl[1]).any() or np.isfinite(sl[2]).any()]
     # vertical window: the workings plus the limit this incident breaks
@@ -419,15 +590,48 @@ def elevation_section(
         if h_lo - 15 <= z <= h_hi + 15:
             h_lo, h_hi = min(h_lo, z), max(h_hi, z)
     pad = max(3.0, 0.1 * (h_hi - h_lo))
-    ax.set_ylim(h_lo - pad, h_hi + pad)
-    ax.set_autoscaley_on(False)
-    ax.set_xlim(s_lo, s_hi)
-    tz = licence.tolerance_z_m
-    y0, y1 = ax.get_ylim()
+    y0, y1 = h_lo - pad, h_hi + pad
+
+    n_legend = 2 + len(STATUS_STYLE) + (1 if seam_lines else 0)
+    legend_h = _legend_height(n_legend, 3, 7)
+    bottom = SEC_AXIS_BELOW + legend_h
+    axes_w = FIG_W - SEC_LEFT - SEC_RIGHT
+    fig = Figure(figsize=(FIG_W, bottom + SEC_AXES_H + SEC_TOP), dpi=DPI)
+    ax = _axes_in(fig, SEC_LEFT, bottom, axes_w, SEC_AXES_H)
+
+    # licensed region in this section: inside-polygon intervals x elevation range
+    bounds = [s_lo] + [c[0] for c in crossings] + [s_hi]
+    shp = Polygon(block.polygon_en())
+    for a, b in itertools.pairwise(bounds):
+        lo, hi = max(a, s_lo), min(b, s_hi)
+        if hi <= lo:
+            continue
+        mid = origin + d * 0.5 * (lo + hi)
+        if contains_xy(shp, mid[0], mid[1]):
+            ax.add_patch(
+                Rectangle(
+                    (lo, block.z_bottom),
+                    hi - lo,
+                    block.z_top - block.z_bottom,
+                    facecolor=LICENCE_COLOUR,
+                    alpha=0.08,
+                    edgecolor="none",
+                    zorder=0,
+                )
+            )
+    tz, tol_colour = licence.tolerance_z_m, STATUS_STYLE[UNCERTAIN][0]
     for z, name in ((block.z_top, "licensed top"), (block.z_bottom, "licensed bottom")):
-        ax.axhline(z, color=LICENCE_COLOUR, lw=1.6, zorder=1)
+        ax.axhline(z, color=LICENCE_COLOUR, lw=1.6, zorder=3)
         if y0 <= z <= y1:
-            ax.text(s_lo, z, f" {name} {z:+g} m", va="bottom", fontsize=8, color=LICENCE_COLOUR)
+            ax.text(
+                s_lo,
+                z,
+                f" {name} {z:+g} m",
+                va="bottom" if z < y0 + 0.85 * (y1 - y0) else "top",
+                fontsize=8,
+                color=LICENCE_COLOUR,
+                zorder=4,
+            )
         else:
             where = "above" if z > y1 else "below"
             ax.text(
@@ -438,54 +642,91 @@ def elevation_section(
                 va="top" if z > y1 else "bottom",
                 fontsize=8,
                 color=LICENCE_COLOUR,
+                zorder=4,
             )
-    ax.axhspan(block.z_top, block.z_top + tz, color=STATUS_STYLE[UNCERTAIN][0], alpha=0.12)
-    ax.axhspan(block.z_bottom - tz, block.z_bottom, color=STATUS_STYLE[UNCERTAIN][0], alpha=0.12)
+    ax.axhspan(block.z_top, block.z_top + tz, color=tol_colour, alpha=0.12, zorder=1)
+    ax.axhspan(block.z_bottom - tz, block.z_bottom, color=tol_colour, alpha=0.12, zorder=1)
     for sc, edge in crossings:
         if s_lo <= sc <= s_hi:
-            ax.axvline(sc, color=LICENCE_COLOUR, lw=1.6, ls="-", zorder=1)
+            ax.axvline(sc, color=LICENCE_COLOUR, lw=1.6, zorder=3)
             probe = origin + d * (sc + 0.25)
             outward = -1.0 if contains_xy(shp, probe[0], probe[1]) else 1.0
             ax.axvspan(
-                sc, sc + outward * licence.tolerance_m, alpha=0.12, color=STATUS_STYLE[UNCERTAIN][0]
+                sc, sc + outward * licence.tolerance_m, alpha=0.12, color=tol_colour, zorder=1
             )
             ax.text(
                 sc,
-                1.0,
-                f"boundary {edge}",
+                0.98,
+                f"boundary {_edge_text(edge)} ",
                 rotation=90,
                 va="top",
                 ha="right",
                 fontsize=8,
                 color=LICENCE_COLOUR,
                 transform=ax.get_xaxis_transform(),
+                zorder=4,
             )
-    for seam, roof_z, floor_z in seam_lines:
-        ax.plot(line_s, roof_z, color=SEAM_COLOUR, lw=1.4, label=f"seam {seam} roof")
-        ax.plot(line_s, floor_z, color=SEAM_COLOUR, ls="--", lw=1.4, label=f"seam {seam} floor")
-        ax.fill_between(
-            line_s, floor_z, roof_z, color=SEAM_COLOUR, alpha=0.12, label=f"seam {seam} (licensed)"
-        )
-    _scatter_by_status(ax, ss, hh, st, size=3)
+    for name, roof_z, floor_z in seam_lines:
+        ax.plot(line_s, roof_z, color=SEAM_COLOUR, lw=1.4, zorder=3)
+        ax.plot(line_s, floor_z, color=SEAM_COLOUR, ls="--", lw=1.4, zorder=3)
+        ax.fill_between(line_s, floor_z, roof_z, color=SEAM_COLOUR, alpha=0.12, zorder=1)
+        for zs, what, va in ((roof_z, "roof", "bottom"), (floor_z, "floor", "top")):
+            ok = np.flatnonzero(np.isfinite(zs))
+            if not len(ok):
+                continue
+            i = ok[-1]
+            if y0 <= zs[i] <= y1:
+                ax.text(
+                    line_s[i],
+                    zs[i],
+                    f"{name} {what} ",
+                    ha="right",
+                    va=va,
+                    fontsize=8,
+                    color=SEAM_COLOUR,
+                    zorder=4,
+                )
+    counts = _draw_points(
+        ax,
+        ss,
+        hh,
+        st,
+        (s_lo, s_hi),
+        (y0, y1),
+        (round(axes_w * DPI), round(SEC_AXES_H * DPI)),
+        SECTION_DOT_PX,
+    )
 
     if inc.type is ViolationType.BOUNDARY:
         ax.set_xlabel("distance beyond the boundary along the section (m; negative = inside)")
     else:
         ax.set_xlabel("distance along the section from the incident centroid (m)")
     ax.set_ylabel("H (elevation, m, 1985 datum)")
+    ax.tick_params(labelsize=9)
     ax.grid(True, lw=0.4, alpha=0.5)
-    ax.set_title(
-        f"{_incident_label(inc)}\nsection {how}; "
-        f"through X {inc.centroid[1]:,.1f}, Y {inc.centroid[0]:,.1f}; "
-        f"points within ±{half_w:.1f} m",
-        fontsize=9,
+    where = (
+        f"across edge {_edge_text(how.rsplit(' ', 1)[-1])}"
+        if inc.type is ViolationType.BOUNDARY
+        else "along its longest extent"
     )
-    ax.legend(
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.14),
+    ax.set_title(f"{_incident_label(inc)}: section {where}", fontsize=10)
+    handles: list[Artist] = [
+        Patch(facecolor=LICENCE_COLOUR, alpha=0.15, label="licensed extent"),
+        Patch(
+            facecolor=tol_colour,
+            alpha=0.25,
+            label=f"tolerance ±{licence.tolerance_m:g} m / ±{tz:g} m",
+        ),
+    ]
+    if seam_lines:
+        handles.append(Patch(facecolor=SEAM_COLOUR, alpha=0.2, label="licensed seam"))
+    handles += _status_handles(counts)
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.02 / fig.get_figheight()),
         ncol=3,
         fontsize=7,
-        markerscale=3,
         frameon=False,
     )
     return _png(fig)

@@ -29,7 +29,7 @@ from survey.findings import (
     write_findings,
 )
 from survey.model import F64, CheckResult, Incident
-from survey.plots import elevation_section, plan_view
+from survey.plots import elevation_section, plan_view, section_caption
 
 MAX_SECTIONS = 20  # beyond this the report lists incidents without a picture each
 
@@ -179,7 +179,8 @@ def render_html(
     section_html = "\n".join(
         f"<figure>{_img(png, f'elevation section through {inc.id}')}"
         f"<figcaption>{_e(inc.id)}: {_e(TYPE_LABEL.get(str(inc.type), inc.type))}, max exceedance "
-        f"{inc.max_exceedance_m:.2f} m, {inc.volume_m3:,.1f} m³</figcaption></figure>"
+        f"{inc.max_exceedance_m:.2f} m, {inc.volume_m3:,.1f} m³. "
+        f"{_e(section_caption(lic, inc))}</figcaption></figure>"
         for inc, png in sections
     )
     if len(result.incidents) + len(result.uncertain) > len(sections):
