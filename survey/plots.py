@@ -24,29 +24,35 @@ to call from any thread and importing this module does not import pyplot.
 
 from __future__ import annotations
 
-import io
+import functools
 import itertools
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import struct
+import threading
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import matplotlib
 import numpy as np
 import numpy.typing as npt
+from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import to_rgba_array
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch, Rectangle
 from matplotlib.patches import Polygon as MplPolygon
-from matplotlib.ticker import FuncFormatter, MaxNLocator
-from PIL import Image
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
+from PIL import Image, ImageColor, ImageDraw, ImageFont
 from shapely import Polygon, contains_xy
 
 from survey.model import F64, Block, Incident, Licence, ViolationType
 
 if TYPE_CHECKING:
-    from matplotlib.artist import Artist
     from matplotlib.axes import Axes
+    from matplotlib.backend_bases import RendererBase
+    from matplotlib.transforms import Transform
 
 COMPLIANT = 0
 UNCERTAIN = 1
@@ -63,37 +69,17 @@ MAX_LABELS = 12  # incident labels on the plan; more would hide the workings
 
 DPI = 100
 FIG_W = 8.2  # inches: 820 px wide pictures
-PNG_COMPRESS_LEVEL = 3  # zlib level: 6 (PIL's default) costs ~3x the time for ~10 % less
+PNG_COMPRESS_LEVEL = 3  # zlib level: 6 costs twice the time for ~15 % less
 # size of the square drawn per point, in pixels, by status: a violating
 # point stays visible next to compliant ones
 PLAN_DOT_PX = {COMPLIANT: 2, UNCERTAIN: 3, VIOLATION: 3}
 SECTION_DOT_PX = {COMPLIANT: 2, UNCERTAIN: 3, VIOLATION: 4}
-
-_coord_fmt = FuncFormatter(lambda v, _pos: f"{v:,.0f}".replace(",", " "))
 
 
 def plot_text(text: str) -> str:
     """``text`` if the plot font can draw it, else "" (no CJK font is
     assumed on the machine; the HTML report carries the full names)."""
     return text if text.isascii() else ""
-
-
-def _png(fig: Figure) -> bytes:
-    """Draw ``fig`` once on an Agg canvas; RGB PNG bytes (deterministic:
-    no metadata, fixed compression)."""
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    w, h = canvas.get_width_height()
-    rgba = Image.frombuffer("RGBA", (w, h), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
-    buf = io.BytesIO()
-    rgba.convert("RGB").save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buf.getvalue()
-
-
-def _axes_in(fig: Figure, left: float, bottom: float, width: float, height: float) -> Axes:
-    """Axes placed in inches from the figure's lower left corner."""
-    fw, fh = fig.get_size_inches()
-    return fig.add_axes((left / fw, bottom / fh, width / fw, height / fh))
 
 
 def _dilate(mask: npt.NDArray[np.bool_], size: int) -> npt.NDArray[np.bool_]:
@@ -146,9 +132,28 @@ def _status_image(
             continue
         hit = np.zeros(h * w, dtype=bool)
         hit[cells] = True
-        rgba = (to_rgba_array(STATUS_STYLE[code][0])[0] * 255).round().astype(np.uint8)
+        rgba = np.array([*_rgb(STATUS_STYLE[code][0]), 255], dtype=np.uint8)
         img[_dilate(hit.reshape(h, w), dot_px[code])] = rgba
     return img, counts
+
+
+class _Raster(Artist):
+    """An RGBA image (rows upwards) made at its axes' size in pixels, put
+    1:1 at the axes' lower left corner (no resampling, unlike ``imshow``)."""
+
+    def __init__(self, ax: Axes, rgba: npt.NDArray[np.uint8]) -> None:
+        super().__init__()
+        self._box = ax.bbox
+        self._rgba = np.ascontiguousarray(rgba)  # Agg takes rows upwards too
+
+    def draw(self, renderer: RendererBase) -> None:
+        if not self.get_visible():
+            return
+        gc = renderer.new_gc()
+        gc.set_clip_rectangle(self._box)
+        renderer.draw_image(gc, round(self._box.x0), round(self._box.y0), self._rgba)
+        gc.restore()
+        self.stale = False
 
 
 def _draw_points(
@@ -162,44 +167,285 @@ def _draw_points(
     dot_px: dict[int, int],
 ) -> dict[int, int]:
     """The points as one image filling the axes (``size_px`` = its
-    (width, height) in pixels, so one cell is one output pixel)."""
+    (width, height) in pixels: one cell is one output pixel); sets the
+    axes' limits to ``xlim`` and ``ylim``."""
     img, counts = _status_image(u, v, status, xlim, ylim, (size_px[1], size_px[0]), dot_px)
-    ax.imshow(
-        img,
-        extent=(xlim[0], xlim[1], ylim[0], ylim[1]),
-        origin="lower",
-        interpolation="nearest",
-        aspect="auto",
-        zorder=2,
-    )
+    raster = _Raster(ax, img)
+    raster.set_zorder(2)
+    ax.add_artist(raster)
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
     return counts
 
 
-def _status_handles(counts: dict[int, int]) -> list[Artist]:
-    handles: list[Artist] = []
-    for code in (COMPLIANT, UNCERTAIN, VIOLATION):
-        colour, label = STATUS_STYLE[code]
-        handles.append(
-            Line2D(
-                [],
-                [],
-                ls="none",
-                marker="s",
-                ms=6,
-                mfc=colour,
-                mec="none",
-                label=label if counts[code] else f"{label} (none)",
-            )
-        )
-    return handles
+def _status_keys(counts: dict[int, int]) -> list[_Key]:
+    return [
+        _Key("square", colour, label if counts[code] else f"{label} (none)")
+        for code, (colour, label) in STATUS_STYLE.items()
+    ]
 
 
 def _legend_height(n_entries: int, ncol: int, fontsize: float) -> float:
     """Inches a legend of ``n_entries`` in ``ncol`` columns needs."""
     rows = math.ceil(n_entries / ncol)
-    return 0.1 + rows * fontsize * 1.75 / 72
+    return 0.12 + rows * fontsize * 1.75 / 72
+
+
+# --- text ------------------------------------------------------------------
+# Matplotlib 3.11 lays out and rasterises text glyph by glyph in Python
+# (~0.1 ms per character here, most of a figure's drawing time), so the
+# labels are drawn by PIL (one C call per string, same DejaVu font) over the
+# finished Agg drawing; matplotlib draws the geometry only. Text positions
+# are given in any matplotlib transform and resolved after the layout is
+# final (fixed axes boxes and limits: nothing moves at draw time).
+
+PX_PER_PT = DPI / 72
+TICK_GAP_PT = 7.0  # tick length 3.5 pt + label pad 3.5 pt (matplotlib's defaults)
+_H_ANCHOR = {"left": "l", "center": "m", "right": "r"}
+_V_ANCHOR = {"top": "a", "center": "m", "bottom": "d", "baseline": "s"}
+_text_lock = threading.Lock()  # PIL font objects are shared between threads
+
+
+@functools.lru_cache(maxsize=16)
+def _font(size_pt: float, bold: bool = False) -> ImageFont.FreeTypeFont:
+    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
+    path = Path(matplotlib.get_data_path(), "fonts", "ttf", name)
+    return ImageFont.truetype(str(path), size_pt * PX_PER_PT, layout_engine=ImageFont.Layout.BASIC)
+
+
+def _text_width_px(text: str, size_pt: float, bold: bool = False) -> float:
+    with _text_lock:
+        return float(_font(size_pt, bold).getlength(text))
+
+
+def _text_height_px(size_pt: float) -> float:
+    with _text_lock:
+        ascent, descent = _font(size_pt).getmetrics()
+    return float(ascent + descent)
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    r, g, b = ImageColor.getrgb(colour)[:3]
+    return r, g, b
+
+
+def _over_white(colour: str, alpha: float) -> tuple[int, int, int]:
+    r, g, b = _rgb(colour)
+    return tuple(round(255 + alpha * (c - 255)) for c in (r, g, b))  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class _Label:
+    transform: Transform | None  # None: figure pixels from the lower left
+    x: float
+    y: float
+    text: str
+    size: float = 8.0  # points
+    colour: str = "black"
+    ha: str = "left"
+    va: str = "baseline"
+    bold: bool = False
+    vertical: bool = False  # rotated 90°, reading upwards
+    box: str | None = None  # edge colour of a white box behind the text
+    dx: float = 0.0  # offset in points
+    dy: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Key:
+    """A legend entry: ``kind`` "square" (a status), "patch" (an area,
+    ``alpha`` over white), "line" or "dashed"."""
+
+    kind: str
+    colour: str
+    label: str
+    alpha: float = 1.0
+
+
+class _Picture:
+    """A figure whose labels are drawn by PIL; :meth:`png` renders it."""
+
+    def __init__(self, width_in: float, height_in: float) -> None:
+        self.fig = Figure(figsize=(width_in, height_in), dpi=DPI)
+        self.labels: list[_Label] = []
+        self.legend: tuple[list[_Key], int, float, float] | None = None
+
+    def axes(self, left: float, bottom: float, width: float, height: float) -> Axes:
+        """Axes placed in inches from the figure's lower left corner; tick
+        labels are left to :meth:`axis_labels`."""
+        fw, fh = self.fig.get_size_inches()
+        ax = self.fig.add_axes((left / fw, bottom / fh, width / fw, height / fh))
+        ax.tick_params(labelbottom=False, labelleft=False)
+        return ax
+
+    def text(self, transform: Transform | None, x: float, y: float, text: str, **kw: Any) -> None:
+        if text:
+            self.labels.append(_Label(transform, x, y, text, **kw))
+
+    def axis_labels(
+        self,
+        ax: Axes,
+        *,
+        xticks: Sequence[float],
+        yticks: Sequence[float],
+        fmt: Callable[[float], str],
+        xlabel: str,
+        ylabel: str,
+        title: str,
+        title_size: float = 10,
+        tick_size: float = 9,
+    ) -> None:
+        """Ticks at ``xticks``/``yticks`` (within the limits) with labels,
+        axis labels and a title, where matplotlib would put them."""
+        (x0, x1), (y0, y1) = sorted(ax.get_xlim()), sorted(ax.get_ylim())
+        xs = [v for v in xticks if x0 <= v <= x1]
+        ys = [v for v in yticks if y0 <= v <= y1]
+        ax.set_xticks(xs)
+        ax.set_yticks(ys)
+        xt, yt = ax.get_xaxis_transform(), ax.get_yaxis_transform()
+        for v in xs:
+            self.text(xt, v, 0, fmt(v), size=tick_size, ha="center", va="top", dy=-TICK_GAP_PT)
+        widths = [0.0]
+        for v in ys:
+            s = fmt(v)
+            widths.append(_text_width_px(s, tick_size))
+            self.text(yt, 0, v, s, size=tick_size, ha="right", va="center", dx=-TICK_GAP_PT)
+        below = TICK_GAP_PT + _text_height_px(tick_size) / PX_PER_PT + 4
+        self.text(ax.transAxes, 0.5, 0, xlabel, size=10, ha="center", va="top", dy=-below)
+        beside = TICK_GAP_PT + max(widths) / PX_PER_PT + 4
+        self.text(
+            ax.transAxes,
+            0,
+            0.5,
+            ylabel,
+            size=10,
+            ha="right",
+            va="center",
+            vertical=True,
+            dx=-beside,
+        )
+        self.text(ax.transAxes, 0.5, 1, title, size=title_size, ha="center", va="bottom", dy=6)
+
+    def set_legend(self, keys: list[_Key], ncol: int, size: float, top_in: float) -> None:
+        """A legend centred under the axes, its top ``top_in`` inches above
+        the bottom of the figure."""
+        self.legend = (keys, ncol, size, top_in)
+
+    def png(self) -> bytes:
+        """Draw once on an Agg canvas, the labels over it; RGB PNG bytes
+        (deterministic: no metadata, fixed compression)."""
+        canvas = FigureCanvasAgg(self.fig)
+        canvas.draw()
+        w, h = canvas.get_width_height()
+        rgba = Image.frombuffer("RGBA", (w, h), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+        img = rgba.convert("RGB")
+        with _text_lock:
+            draw = ImageDraw.Draw(img)
+            for lab in self.labels:
+                x, y = (lab.x, lab.y)
+                if lab.transform is not None:
+                    x, y = lab.transform.transform((x, y))
+                _draw_label(img, draw, x + lab.dx * PX_PER_PT, h - y - lab.dy * PX_PER_PT, lab)
+            if self.legend is not None:
+                _draw_legend(draw, w, h, *self.legend)
+        return _encode_png(np.asarray(img))
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _encode_png(rgb: npt.NDArray[np.uint8]) -> bytes:
+    """8-bit RGB PNG of an (h, w, 3) array: no row filters, zlib level
+    :data:`PNG_COMPRESS_LEVEL`, no metadata. (PIL tries every row filter,
+    which costs 2-3x the time for these flat-coloured pictures.)"""
+    h, w, _ = rgb.shape
+    raw = np.zeros((h, 3 * w + 1), dtype=np.uint8)  # each row: filter type 0, then pixels
+    raw[:, 1:] = rgb.reshape(h, 3 * w)
+    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), PNG_COMPRESS_LEVEL))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def _draw_label(
+    img: Image.Image, draw: ImageDraw.ImageDraw, x: float, y: float, lab: _Label
+) -> None:
+    """``lab`` at (x, y) in image pixels (y downwards)."""
+    font = _font(lab.size, lab.bold)
+    if not lab.vertical:
+        anchor = _H_ANCHOR[lab.ha] + _V_ANCHOR[lab.va]
+        if lab.box is not None:
+            left, top, right, bottom = draw.textbbox((x, y), lab.text, font=font, anchor=anchor)
+            pad = 0.25 * lab.size * PX_PER_PT + 1
+            draw.rounded_rectangle(
+                (left - pad, top - pad, right + pad, bottom + pad),
+                radius=pad,
+                fill=(255, 255, 255),
+                outline=_rgb(lab.box),
+                width=1,
+            )
+        draw.text((x, y), lab.text, fill=_rgb(lab.colour), font=font, anchor=anchor)
+        return
+    ascent, descent = font.getmetrics()
+    mask = Image.new("L", (math.ceil(font.getlength(lab.text)) + 2, ascent + descent))
+    ImageDraw.Draw(mask).text((1, ascent), lab.text, fill=255, font=font, anchor="ls")
+    mask = mask.transpose(Image.Transpose.ROTATE_90)
+    bw, bh = mask.size
+    x0 = round(x - {"left": 0.0, "center": bw / 2, "right": float(bw)}[lab.ha])
+    y0 = round(y - {"top": 0.0, "center": bh / 2}.get(lab.va, float(bh)))
+    img.paste(_rgb(lab.colour), (x0, y0, x0 + bw, y0 + bh), mask)
+
+
+def _draw_legend(
+    draw: ImageDraw.ImageDraw,
+    w: int,
+    h: int,
+    keys: list[_Key],
+    ncol: int,
+    size: float,
+    top_in: float,
+) -> None:
+    font = _font(size)
+    swatch, gap, spacing = 18, 6, 22
+    ncol = max(1, min(ncol, len(keys)))
+    col_w = [
+        max(swatch + gap + font.getlength(k.label) for k in keys[c::ncol]) for c in range(ncol)
+    ]
+    row_h = size * 1.75 * PX_PER_PT
+    x = (w - sum(col_w) - spacing * (ncol - 1)) / 2
+    col_x = [x + sum(col_w[:c]) + spacing * c for c in range(ncol)]
+    top = h - top_in * DPI
+    for i, key in enumerate(keys):
+        x0 = col_x[i % ncol]
+        yc = top + (i // ncol + 0.5) * row_h
+        rgb = _over_white(key.colour, key.alpha)
+        if key.kind == "square":
+            draw.rectangle((x0 + 5, yc - 4, x0 + 12, yc + 3), fill=rgb)
+        elif key.kind == "patch":
+            draw.rectangle((x0, yc - 5, x0 + swatch - 1, yc + 4), fill=rgb)
+        elif key.kind == "dashed":
+            for s in range(0, swatch, 6):
+                draw.line((x0 + s, yc, x0 + min(s + 3, swatch - 1), yc), fill=rgb, width=2)
+        else:
+            draw.line((x0, yc, x0 + swatch - 1, yc), fill=rgb, width=2)
+        draw.text((x0 + swatch + gap, yc), key.label, fill=(0, 0, 0), font=font, anchor="lm")
+
+
+def _fmt_number(v: float) -> str:
+    s = f"{v:.6g}"
+    return "0" if s in ("-0", "0") else s.replace("-", "−")
+
+
+def _fmt_coord(v: float) -> str:
+    return f"{v:,.0f}".replace(",", " ")
+
+
+def _ticks(lo: float, hi: float, n: int) -> list[float]:
+    return [float(v) for v in MaxNLocator(n, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)]
 
 
 def _incident_label(inc: Incident) -> str:
@@ -271,14 +517,14 @@ def plan_view(
     xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
     axes_w = FIG_W - PLAN_LEFT - PLAN_RIGHT
     xlim, ylim, axes_h, span = _plan_window(licence, xyz, axes_w)
-    n_legend = len(licence.blocks) + len(STATUS_STYLE)
-    legend_h = _legend_height(n_legend, 2, 8)
+    n_keys = len(licence.blocks) + len(STATUS_STYLE)
+    legend_h = _legend_height(n_keys, 2, 8)
     bottom = PLAN_AXIS_BELOW + legend_h
-    fig = Figure(figsize=(FIG_W, bottom + axes_h + PLAN_TOP), dpi=DPI)
-    ax = _axes_in(fig, PLAN_LEFT, bottom, axes_w, axes_h)
-    per_inch = (xlim[1] - xlim[0]) / axes_w  # metres per inch, both axes
+    pic = _Picture(FIG_W, bottom + axes_h + PLAN_TOP)
+    ax = pic.axes(PLAN_LEFT, bottom, axes_w, axes_h)
+    data = ax.transData
 
-    handles: list[Artist] = []
+    keys: list[_Key] = []
     for j, block in enumerate(licence.blocks):
         poly = block.polygon_en()
         ax.add_patch(
@@ -292,33 +538,27 @@ def plan_view(
             )
         )
         ring = np.vstack([poly, poly[:1]])
+        ax.plot(ring[:, 0], ring[:, 1], color=LICENCE_COLOUR, lw=1.8, marker="o", ms=4, zorder=6)
         name = plot_text(block.name) or str(j + 1)
-        (line,) = ax.plot(
-            ring[:, 0],
-            ring[:, 1],
-            color=LICENCE_COLOUR,
-            lw=1.8,
-            marker="o",
-            ms=4,
-            zorder=6,
-            label=f"block {name}, {block.z_top:+g} to {block.z_bottom:+g} m",
+        keys.append(
+            _Key("line", LICENCE_COLOUR, f"block {name}, {block.z_top:+g} to {block.z_bottom:+g} m")
         )
-        handles.append(line)
         centre = poly.mean(axis=0)
-        off = 12 / 72 * per_inch  # corner numbers 12 pt out from the corner
         for k, (corner, (e, n)) in enumerate(zip(block.corners, poly, strict=True)):
             d = np.array([e, n]) - centre
             d = d / (np.hypot(*d) or 1.0)
-            ax.text(
-                e + d[0] * off,
-                n + d[1] * off,
+            pic.text(
+                data,
+                e,
+                n,
                 plot_text(corner.number) or str(k + 1),
+                dx=d[0] * 12,  # 12 pt out from the corner
+                dy=d[1] * 12,
                 ha="center",
                 va="center",
-                fontsize=8,
-                color=LICENCE_COLOUR,
-                fontweight="bold",
-                zorder=7,
+                size=8,
+                colour=LICENCE_COLOUR,
+                bold=True,
             )
     counts = _draw_points(
         ax,
@@ -330,7 +570,7 @@ def plan_view(
         (round(axes_w * DPI), round(axes_h * DPI)),
         PLAN_DOT_PX,
     )
-    handles += _status_handles(counts)
+    keys += _status_keys(counts)
 
     centre_en = np.array([0.5 * (xlim[0] + xlim[1]), 0.5 * (ylim[0] + ylim[1])])
     # label the worst MAX_LABELS violations (then uncertain groups); box all
@@ -358,64 +598,63 @@ def plan_view(
         ang = np.arctan2(toward[1], toward[0]) + (k % 3 - 1) * 0.5
         dx, dy = 60 * np.cos(ang), 45 * np.sin(ang)
         ax.annotate(
-            _incident_label(inc) if not inc.within_uncertainty else f"{inc.id} (within unc.)",
+            "",
             (inc.centroid[0], inc.centroid[1]),
             xytext=(dx, dy),
             textcoords="offset points",
+            arrowprops={"arrowstyle": "->", "color": colour, "lw": 1.0, "shrinkA": 0},
+            zorder=9,
+        )
+        pic.text(
+            data,
+            inc.centroid[0],
+            inc.centroid[1],
+            _incident_label(inc) if not inc.within_uncertainty else f"{inc.id} (within unc.)",
+            dx=dx,
+            dy=dy,
             ha="left" if dx >= 0 else "right",
             va="center",
-            fontsize=8,
-            color="black",
-            bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": colour, "alpha": 0.9},
-            arrowprops={"arrowstyle": "->", "color": colour, "lw": 1.0},
-            zorder=9,
+            size=8,
+            box=colour,
         )
 
     n_all_inc = len(incidents) + len(uncertain)
     if n_all_inc > len(labelled):
-        ax.text(
+        pic.text(
+            ax.transAxes,
             0.01,
             0.99,
             f"{n_all_inc} incidents and groups, all boxed; {len(labelled)} labelled "
             "(the largest, one per place); see the table",
-            transform=ax.transAxes,
             va="top",
-            fontsize=8,
-            bbox={"fc": "white", "ec": "#999", "alpha": 0.9},
-            zorder=10,
+            size=8,
+            box="#999999",
+            dx=3,
+            dy=-3,
         )
-    ax.set_xlabel("Y (easting, m)")
-    ax.set_ylabel("X (northing, m)")
-    ax.xaxis.set_major_formatter(_coord_fmt)
-    ax.yaxis.set_major_formatter(_coord_fmt)
-    ax.xaxis.set_major_locator(MaxNLocator(5))
-    ax.yaxis.set_major_locator(MaxNLocator(6))
-    ax.tick_params(labelsize=9)
-    ax.grid(True, lw=0.4, alpha=0.5)
-    ax.set_title(
-        title or f"Licence {licence.licence_no}: plan view",
-        fontsize=11,
-    )
-    fig.legend(
-        handles=handles,
-        loc="lower center",
-        bbox_to_anchor=(0.5, 0.02 / fig.get_figheight()),
-        ncol=2,
-        fontsize=8,
-        frameon=False,
-    )
-    ax.text(
+    pic.text(
+        ax.transAxes,
         0.99,
         0.01,
         f"EPSG:{licence.epsg}   N ↑",
-        transform=ax.transAxes,
         ha="right",
         va="bottom",
-        fontsize=8,
-        color="#444",
-        zorder=10,
+        size=8,
+        colour="#444444",
     )
-    return _png(fig)
+    ax.grid(True, lw=0.4, alpha=0.5)
+    pic.axis_labels(
+        ax,
+        xticks=_ticks(*xlim, 5),
+        yticks=_ticks(*ylim, 6),
+        fmt=_fmt_coord,
+        xlabel="Y (easting, m)",
+        ylabel="X (northing, m)",
+        title=title or f"Licence {licence.licence_no}: plan view",
+        title_size=11,
+    )
+    pic.set_legend(keys, 2, 8, legend_h - 0.04)
+    return pic.png()
 
 
 def _find_block(licence: Licence, name: str) -> Block:
@@ -531,7 +770,7 @@ def section_caption(licence: Licence, inc: Incident) -> str:
 
 
 # section layout, inches
-SEC_LEFT, SEC_RIGHT, SEC_TOP, SEC_AXIS_BELOW, SEC_AXES_H = 0.85, 0.25, 0.62, 0.6, 3.3
+SEC_LEFT, SEC_RIGHT, SEC_TOP, SEC_AXIS_BELOW, SEC_AXES_H = 0.85, 0.25, 0.4, 0.6, 3.3
 
 
 def _seam_name(name: str, k: int) -> str:
@@ -593,11 +832,11 @@ def elevation_section(
     y0, y1 = h_lo - pad, h_hi + pad
 
     n_legend = 2 + len(STATUS_STYLE) + (1 if seam_lines else 0)
-    legend_h = _legend_height(n_legend, 3, 7)
+    legend_h = _legend_height(n_legend, 3, 8)
     bottom = SEC_AXIS_BELOW + legend_h
     axes_w = FIG_W - SEC_LEFT - SEC_RIGHT
-    fig = Figure(figsize=(FIG_W, bottom + SEC_AXES_H + SEC_TOP), dpi=DPI)
-    ax = _axes_in(fig, SEC_LEFT, bottom, axes_w, SEC_AXES_H)
+    pic = _Picture(FIG_W, bottom + SEC_AXES_H + SEC_TOP)
+    ax = pic.axes(SEC_LEFT, bottom, axes_w, SEC_AXES_H)
 
     # licensed region in this section: inside-polygon intervals x elevation range
     bounds = [s_lo] + [c[0] for c in crossings] + [s_hi]
@@ -623,26 +862,28 @@ def elevation_section(
     for z, name in ((block.z_top, "licensed top"), (block.z_bottom, "licensed bottom")):
         ax.axhline(z, color=LICENCE_COLOUR, lw=1.6, zorder=3)
         if y0 <= z <= y1:
-            ax.text(
+            low = z < y0 + 0.85 * (y1 - y0)
+            pic.text(
+                ax.transData,
                 s_lo,
                 z,
-                f" {name} {z:+g} m",
-                va="bottom" if z < y0 + 0.85 * (y1 - y0) else "top",
-                fontsize=8,
-                color=LICENCE_COLOUR,
-                zorder=4,
+                f"{name} {z:+g} m",
+                va="bottom" if low else "top",
+                size=8,
+                colour=LICENCE_COLOUR,
+                dx=3,
+                dy=1 if low else -2,
             )
         else:
             where = "above" if z > y1 else "below"
-            ax.text(
+            pic.text(
+                ax.transAxes,
                 0.01,
                 0.98 if z > y1 else 0.02,
                 f"{name} {z:+g} m ({where} this window)",
-                transform=ax.transAxes,
                 va="top" if z > y1 else "bottom",
-                fontsize=8,
-                color=LICENCE_COLOUR,
-                zorder=4,
+                size=8,
+                colour=LICENCE_COLOUR,
             )
     ax.axhspan(block.z_top, block.z_top + tz, color=tol_colour, alpha=0.12, zorder=1)
     ax.axhspan(block.z_bottom - tz, block.z_bottom, color=tol_colour, alpha=0.12, zorder=1)
@@ -654,37 +895,39 @@ def elevation_section(
             ax.axvspan(
                 sc, sc + outward * licence.tolerance_m, alpha=0.12, color=tol_colour, zorder=1
             )
-            ax.text(
+            pic.text(
+                ax.get_xaxis_transform(),
                 sc,
                 0.98,
-                f"boundary {_edge_text(edge)} ",
-                rotation=90,
+                f"boundary {_edge_text(edge)}",
+                vertical=True,
                 va="top",
                 ha="right",
-                fontsize=8,
-                color=LICENCE_COLOUR,
-                transform=ax.get_xaxis_transform(),
-                zorder=4,
+                size=8,
+                colour=LICENCE_COLOUR,
+                dx=-2,
             )
     for name, roof_z, floor_z in seam_lines:
         ax.plot(line_s, roof_z, color=SEAM_COLOUR, lw=1.4, zorder=3)
         ax.plot(line_s, floor_z, color=SEAM_COLOUR, ls="--", lw=1.4, zorder=3)
         ax.fill_between(line_s, floor_z, roof_z, color=SEAM_COLOUR, alpha=0.12, zorder=1)
-        for zs, what, va in ((roof_z, "roof", "bottom"), (floor_z, "floor", "top")):
+        for zs, what, va, up in ((roof_z, "roof", "bottom", 3), (floor_z, "floor", "top", -3)):
             ok = np.flatnonzero(np.isfinite(zs))
             if not len(ok):
                 continue
             i = ok[-1]
             if y0 <= zs[i] <= y1:
-                ax.text(
+                pic.text(
+                    ax.transData,
                     line_s[i],
                     zs[i],
-                    f"{name} {what} ",
+                    f"{name} {what}",
                     ha="right",
                     va=va,
-                    fontsize=8,
-                    color=SEAM_COLOUR,
-                    zorder=4,
+                    size=8,
+                    colour=SEAM_COLOUR,
+                    dx=-3,
+                    dy=up,
                 )
     counts = _draw_points(
         ax,
@@ -697,36 +940,30 @@ def elevation_section(
         SECTION_DOT_PX,
     )
 
-    if inc.type is ViolationType.BOUNDARY:
-        ax.set_xlabel("distance beyond the boundary along the section (m; negative = inside)")
-    else:
-        ax.set_xlabel("distance along the section from the incident centroid (m)")
-    ax.set_ylabel("H (elevation, m, 1985 datum)")
-    ax.tick_params(labelsize=9)
     ax.grid(True, lw=0.4, alpha=0.5)
     where = (
         f"across edge {_edge_text(how.rsplit(' ', 1)[-1])}"
         if inc.type is ViolationType.BOUNDARY
         else "along its longest extent"
     )
-    ax.set_title(f"{_incident_label(inc)}: section {where}", fontsize=10)
-    handles: list[Artist] = [
-        Patch(facecolor=LICENCE_COLOUR, alpha=0.15, label="licensed extent"),
-        Patch(
-            facecolor=tol_colour,
-            alpha=0.25,
-            label=f"tolerance ±{licence.tolerance_m:g} m / ±{tz:g} m",
+    pic.axis_labels(
+        ax,
+        xticks=_ticks(s_lo, s_hi, 7),
+        yticks=_ticks(y0, y1, 6),
+        fmt=_fmt_number,
+        xlabel=(
+            "distance beyond the boundary along the section (m; negative = inside)"
+            if inc.type is ViolationType.BOUNDARY
+            else "distance along the section from the incident centroid (m)"
         ),
+        ylabel="H (elevation, m, 1985 datum)",
+        title=f"{_incident_label(inc)}: section {where}",
+    )
+    keys = [
+        _Key("patch", LICENCE_COLOUR, "licensed extent", 0.15),
+        _Key("patch", tol_colour, f"tolerance ±{licence.tolerance_m:g} m / ±{tz:g} m", 0.25),
     ]
     if seam_lines:
-        handles.append(Patch(facecolor=SEAM_COLOUR, alpha=0.2, label="licensed seam"))
-    handles += _status_handles(counts)
-    fig.legend(
-        handles=handles,
-        loc="lower center",
-        bbox_to_anchor=(0.5, 0.02 / fig.get_figheight()),
-        ncol=3,
-        fontsize=7,
-        frameon=False,
-    )
-    return _png(fig)
+        keys.append(_Key("patch", SEAM_COLOUR, "licensed seam", 0.2))
+    pic.set_legend(keys + _status_keys(counts), 3, 8, legend_h - 0.04)
+    return pic.png()
