@@ -201,3 +201,120 @@ def test_two_block_licence_is_drawn_with_each_block(tmp_path: Path) -> None:
     assert "K3" in html
     img = _rgb(plan_view(res.licence, xyz, status, res.incidents))
     assert _count_colour(img, STATUS_STYLE[VIOLATION][0]) > 200
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and png[12:16] == b"IHDR"
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def test_report_embeds_a_plan_and_one_section_per_incident_as_sensible_pngs(
+    tmp_path: Path,
+) -> None:
+    _lic, xyz, status, res = _scene()
+    files = write_report(res, tmp_path, xyz=xyz, status=status, check_id="c4")
+    html = files.report_html.read_text(encoding="utf-8")
+    imgs = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert [alt for alt, _ in imgs] == ["plan view"] + [
+        f"elevation section through {i.id}" for i in res.incidents
+    ]
+    for _alt, b64 in imgs:
+        png = base64.b64decode(b64)
+        w, h = _png_size(png)
+        assert 600 <= w <= 1200 and 300 <= h <= 1200
+        assert 5_000 < len(png) < 400_000
+        assert _rgb(png).shape == (h, w, 3)  # decodes
+    # where each section runs is in its caption
+    assert "Section perpendicular to boundary edge J2–J3" in html
+
+
+def test_pictures_are_deterministic() -> None:
+    lic, xyz, status, res = _scene()
+    assert plan_view(lic, xyz, status, res.incidents) == plan_view(lic, xyz, status, res.incidents)
+    inc = res.incidents[1]
+    assert elevation_section(lic, inc, xyz, status) == elevation_section(lic, inc, xyz, status)
+
+
+def _axes_box(img: npt.NDArray[np.float32]) -> tuple[int, int, int, int]:
+    """Rows and columns (top, bottom, left, right) of the axes frame: the
+    longest dark horizontal and vertical lines."""
+    dark = img.max(axis=-1) < 0.25
+    rows = np.flatnonzero(dark.sum(axis=1) > 0.6 * img.shape[1])
+    cols = np.flatnonzero(dark.sum(axis=0) > 0.4 * img.shape[0])
+    return int(rows.min()), int(rows.max()), int(cols.min()), int(cols.max())
+
+
+def test_plan_is_drawn_north_up_east_right() -> None:
+    lic, xyz, status, _ = _scene()
+    # only the violating points of the low drift: N0 + 50, E0 + 100 to E0 + 200
+    keep = (status == VIOLATION) & (xyz[:, 0] < E0 + 300)
+    img = _rgb(plan_view(lic, xyz[keep], status[keep], []))
+    top, bottom, left, right = _axes_box(img)
+    red = np.argwhere(
+        np.abs(img - np.array([0xD6, 0x27, 0x28], dtype=np.float32) / 255).max(axis=-1) < 0.06
+    )
+    red = red[(red[:, 0] > top) & (red[:, 0] < bottom)]  # not the legend
+    row, col = red.mean(axis=0)
+    # the window spans the licence, E0..E0 + 400 and N0..N0 + 300, padded by 24 m
+    assert left + 0.2 * (right - left) < col < left + 0.5 * (right - left)
+    assert top + 0.7 * (bottom - top) < row < bottom
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_sections_draw_the_broken_limit(which: int) -> None:
+    lic, xyz, status, res = _scene()
+    inc = res.incidents[which]
+    img = _rgb(elevation_section(lic, inc, xyz, status))
+    top, bottom, left, right = _axes_box(img)
+    green = np.abs(img - np.array([0x1A, 0x7F, 0x37], dtype=np.float32) / 255).max(axis=-1) < 0.08
+    red = np.abs(img - np.array([0xD6, 0x27, 0x28], dtype=np.float32) / 255).max(axis=-1) < 0.06
+    red_rows, red_cols = np.nonzero(red[top:bottom, left:right])
+    if inc.type is ViolationType.BOUNDARY:
+        # the boundary: a vertical green line through the axes, the violation east of it
+        cols = np.flatnonzero(green[top:bottom].sum(axis=0) > 0.8 * (bottom - top))
+        assert len(cols)
+        assert np.median(red_cols) + left > cols.max()
+    else:
+        # the licensed bottom (-80 m): a horizontal green line, the violation below it
+        rows = np.flatnonzero(green[:, left:right].sum(axis=1) > 0.9 * (right - left))
+        assert len(rows)
+        assert np.median(red_rows) + top > rows.max()
+
+
+def test_seam_section_draws_roof_and_floor() -> None:
+    from dataclasses import replace
+
+    from survey.model import Seam
+    from survey.plots import SEAM_COLOUR
+
+    class Flat:
+        def __init__(self, h: float) -> None:
+            self.h = h
+
+        def height(self, en: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+            return np.full(len(en), self.h)
+
+    lic, xyz, status, res = _scene()
+    lic = replace(lic, seams=(Seam("No. 2", Flat(-50.0), Flat(-55.0)),))
+    inc = replace(res.incidents[1], type=ViolationType.OUTSIDE_SEAM)
+    img = _rgb(elevation_section(lic, inc, xyz, status))
+    top, bottom, left, right = _axes_box(img)
+    seam = np.array([int(SEAM_COLOUR[i : i + 2], 16) / 255 for i in (1, 3, 5)], dtype=np.float32)
+    brown = np.abs(img[top:bottom, left:right] - seam).max(axis=-1) < 0.08
+    per_row = brown.sum(axis=1)
+    width = right - left
+    assert (per_row > 0.9 * width).any()  # the roof, solid
+    assert ((per_row > 0.3 * width) & (per_row < 0.8 * width)).any()  # the floor, dashed
+
+
+def test_importing_the_report_does_not_import_pyplot() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, survey.report, survey.plots; "
+        "bad = [m for m in ('matplotlib.pyplot', 'matplotlib.backends.backend_tkagg') "
+        "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
