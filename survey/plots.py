@@ -181,11 +181,28 @@ def _draw_points(
     return counts
 
 
+_STATUS_LABELS_WORST = [f"{label} (none)" for _, label in STATUS_STYLE.values()]
+
+
 def _status_keys(counts: dict[int, int]) -> list[_Key]:
     return [
         _Key("square", colour, label if counts[code] else f"{label} (none)")
         for code, (colour, label) in STATUS_STYLE.items()
     ]
+
+
+LEGEND_SWATCH_PX, LEGEND_GAP_PX, LEGEND_SPACING_PX = 18, 6, 22
+
+
+def _legend_ncol(labels: Sequence[str], size: float, max_ncol: int) -> int:
+    """The most columns (up to ``max_ncol``) in which a legend with these
+    labels fits across the picture."""
+    widths = [LEGEND_SWATCH_PX + LEGEND_GAP_PX + _text_width_px(t, size) for t in labels]
+    for ncol in range(max(1, min(max_ncol, len(widths))), 1, -1):
+        cols = [max(widths[c::ncol]) for c in range(ncol)]
+        if sum(cols) + LEGEND_SPACING_PX * (ncol - 1) <= FIG_W * DPI - 20:
+            return ncol
+    return 1
 
 
 def _legend_height(n_entries: int, ncol: int, fontsize: float) -> float:
@@ -435,7 +452,7 @@ def _draw_legend(
     top_in: float,
 ) -> None:
     font = _font(size)
-    swatch, gap, spacing = 18, 6, 22
+    swatch, gap, spacing = LEGEND_SWATCH_PX, LEGEND_GAP_PX, LEGEND_SPACING_PX
     ncol = max(1, min(ncol, len(keys)))
     col_w = [
         max(swatch + gap + font.getlength(k.label) for k in keys[c::ncol]) for c in range(ncol)
@@ -542,15 +559,23 @@ def plan_view(
     xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
     axes_w = FIG_W - PLAN_LEFT - PLAN_RIGHT
     xlim, ylim, axes_h, span = _plan_window(licence, xyz, axes_w)
-    n_keys = len(licence.blocks) + len(STATUS_STYLE)
-    legend_h = _legend_height(n_keys, 2, 8)
+    block_keys = [
+        _Key(
+            "line",
+            LICENCE_COLOUR,
+            f"block {plot_text(b.name) or j + 1}, {b.z_top:+g} to {b.z_bottom:+g} m",
+        )
+        for j, b in enumerate(licence.blocks)
+    ]
+    ncol = _legend_ncol([k.label for k in block_keys] + _STATUS_LABELS_WORST, 8, 2)
+    legend_h = _legend_height(len(block_keys) + len(STATUS_STYLE), ncol, 8)
     bottom = PLAN_AXIS_BELOW + legend_h
     pic = _Picture(FIG_W, bottom + axes_h + PLAN_TOP)
     ax = pic.axes(PLAN_LEFT, bottom, axes_w, axes_h)
     data = ax.transData
 
-    keys: list[_Key] = []
-    for j, block in enumerate(licence.blocks):
+    keys = list(block_keys)
+    for block in licence.blocks:
         poly = block.polygon_en()
         ax.add_patch(
             MplPolygon(
@@ -564,10 +589,6 @@ def plan_view(
         )
         ring = np.vstack([poly, poly[:1]])
         ax.plot(ring[:, 0], ring[:, 1], color=LICENCE_COLOUR, lw=1.8, marker="o", ms=4, zorder=6)
-        name = plot_text(block.name) or str(j + 1)
-        keys.append(
-            _Key("line", LICENCE_COLOUR, f"block {name}, {block.z_top:+g} to {block.z_bottom:+g} m")
-        )
         centre = poly.mean(axis=0)
         for k, (corner, (e, n)) in enumerate(zip(block.corners, poly, strict=True)):
             d = np.array([e, n]) - centre
@@ -674,10 +695,10 @@ def plan_view(
         fmt=_fmt_coord,
         xlabel="Y (easting, m)",
         ylabel="X (northing, m)",
-        title=title or f"Licence {licence.licence_no}: plan view",
+        title=title or f"Licence {plot_text(licence.licence_no)}: plan view",
         title_size=11,
     )
-    pic.set_legend(keys, 2, 8, legend_h - 0.04)
+    pic.set_legend(keys, ncol, 8, legend_h - 0.04)
     return pic.png()
 
 
@@ -855,8 +876,15 @@ def elevation_section(
     pad = max(3.0, 0.1 * (h_hi - h_lo))
     y0, y1 = h_lo - pad, h_hi + pad
 
-    n_legend = 2 + len(STATUS_STYLE) + (1 if seam_lines else 0)
-    legend_h = _legend_height(n_legend, 3, 8)
+    tz, tol_colour = licence.tolerance_z_m, STATUS_STYLE[UNCERTAIN][0]
+    keys = [
+        _Key("patch", LICENCE_COLOUR, "licensed extent", 0.15),
+        _Key("patch", tol_colour, f"tolerance ±{licence.tolerance_m:g} m / ±{tz:g} m", 0.25),
+    ]
+    if seam_lines:
+        keys.append(_Key("patch", SEAM_COLOUR, "licensed seam", 0.2))
+    ncol = _legend_ncol([k.label for k in keys] + _STATUS_LABELS_WORST, 8, 3)
+    legend_h = _legend_height(len(keys) + len(STATUS_STYLE), ncol, 8)
     bottom = SEC_AXIS_BELOW + legend_h
     axes_w = FIG_W - SEC_LEFT - SEC_RIGHT
     pic = _Picture(FIG_W, bottom + SEC_AXES_H + SEC_TOP)
@@ -882,7 +910,6 @@ def elevation_section(
                     zorder=0,
                 )
             )
-    tz, tol_colour = licence.tolerance_z_m, STATUS_STYLE[UNCERTAIN][0]
     for z, name in ((block.z_top, "licensed top"), (block.z_bottom, "licensed bottom")):
         ax.axhline(z, color=LICENCE_COLOUR, lw=1.6, zorder=3)
         if y0 <= z <= y1:
@@ -982,11 +1009,5 @@ def elevation_section(
         ylabel="H (elevation, m, 1985 datum)",
         title=f"{_incident_label(inc)}: section {where}",
     )
-    keys = [
-        _Key("patch", LICENCE_COLOUR, "licensed extent", 0.15),
-        _Key("patch", tol_colour, f"tolerance ±{licence.tolerance_m:g} m / ±{tz:g} m", 0.25),
-    ]
-    if seam_lines:
-        keys.append(_Key("patch", SEAM_COLOUR, "licensed seam", 0.2))
-    pic.set_legend(keys + _status_keys(counts), 3, 8, legend_h - 0.04)
+    pic.set_legend(keys + _status_keys(counts), ncol, 8, legend_h - 0.04)
     return pic.png()
