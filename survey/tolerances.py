@@ -87,19 +87,22 @@ VOLUME_SLICE_SPACINGS: float = 2.0
 #: their volume is computed (time; the section hulls barely move).
 VOLUME_MAX_POINTS: int = 200_000
 
-#: The surface density behind the slice thickness and the opening grid comes
-#: from the nearest-neighbour distances of a random subset of this many
-#: points (corrected for the thinning). 20 000 rather than the former 50 000:
-#: the mean distance is then known to well under 1 %, and only sparse
-#: surveys (fewer points than this, so all of them are used) depend on it.
+#: ``survey.volume.surface_density`` takes the nearest-neighbour distances of
+#: a random subset of this many points (corrected for the thinning). 20 000
+#: rather than the former 50 000: the mean distance is then known to well
+#: under 1 %, and only sparse surveys (fewer points than this, so all of them
+#: are used) depend on it.
 VOLUME_DENSITY_SAMPLE: int = 20_000
 
-#: The surface axis (the direction most parallel to the surface) comes from
-#: the local normals of ``VOLUME_AXIS_NORMALS`` points, each from its 12
-#: nearest among a random subset of ``VOLUME_AXIS_SAMPLE`` points (the
-#: neighbourhoods of a 20 000-point subset, as before; 5 000 normals instead
-#: of 20 000 sample the same distribution of directions, for a quarter of
-#: the time).
+#: The shell volume's one neighbour search: the 12 nearest, within a random
+#: subset of ``VOLUME_AXIS_SAMPLE`` points, of ``VOLUME_AXIS_NORMALS`` of
+#: them. Their normals give the surface axis (the neighbourhoods of a
+#: 20 000-point subset, as before; 5 000 normals instead of 20 000 sample the
+#: same distribution of directions), their nearest distances the density
+#: behind the slice thickness and opening grid (5 000 distances: the mean to
+#: about 1 %, the density to about 2 %, which only moves the slices of
+#: sparse surveys; dense scans keep ``VOLUME_SLICE_M``). A quarter of the
+#: former searches' time.
 VOLUME_AXIS_SAMPLE: int = 20_000
 VOLUME_AXIS_NORMALS: int = 5_000
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
 from simulators.tunnels import Drift, Section, Stope
+from survey import volume
 from survey.check import check_survey
 from survey.model import F64, Licence, SurveyData, ViolationType
 from survey.volume import mesh_volume_beyond, shell_volume
@@ -189,3 +190,208 @@ def test_large_shells_are_thinned_for_volume(monkeypatch: pytest.MonkeyPatch) ->
     assert len(pts) > 20_000
     assert thinned == pytest.approx(full, rel=0.03)
     assert thinned == pytest.approx(stope.volume, rel=0.05)
+
+
+# --------------------------------------------------------------------------
+# compiled kernels against the numpy / scipy path
+
+needs_numba = pytest.mark.skipif(volume.numba is None, reason="numba not installed")
+
+
+def _point_sets() -> list[F64]:
+    rng = np.random.default_rng(11)
+    stope = Stope("box", (0.0, 0.0, 0.0), (20.0, 9.0, 6.0))
+    on_surface = _place(stope.sample(6_000, rng), 1)
+    cube = rng.uniform(-5.0, 5.0, (3_000, 3))
+    clustered = np.concatenate([rng.normal(c, 0.05, (500, 3)) for c in ([0, 0, 0], [3, 0, 0])])
+    # duplicates and points on a grid (many equal distances)
+    grid = np.stack(np.meshgrid(*[np.arange(8.0)] * 3), axis=-1).reshape(-1, 3)
+    dups = np.concatenate([cube[:200], cube[:50]])
+    line = np.column_stack([np.linspace(0, 10, 300), np.zeros(300), np.zeros(300)])
+    return [on_surface, cube, clustered, grid, dups, line]
+
+
+@needs_numba
+def test_hash_grid_neighbours_match_kdtree() -> None:
+    from scipy.spatial import cKDTree
+
+    for pts in _point_sets():
+        expected, _ = cKDTree(pts).query(pts, k=2)
+        got = volume.nearest_distances(pts, jit=True)
+        np.testing.assert_allclose(got, expected[:, 1], rtol=0, atol=1e-12)
+        k = 12
+        nq = min(len(pts), 700)
+        d_ref, _ = cKDTree(pts).query(pts[:nq], k=k)
+        d_got, i_got = volume.knn(pts, nq, k, jit=True)
+        np.testing.assert_allclose(d_got, d_ref, rtol=0, atol=1e-12)
+        # the indices name points at those distances (equal distances may
+        # come in another order than the tree's)
+        again = np.linalg.norm(pts[i_got] - pts[:nq, None, :], axis=2)
+        np.testing.assert_allclose(again, d_got, rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(
+            volume.knn(pts, nq, k, jit=False)[0].shape, volume.knn(pts, nq, k, jit=True)[0].shape
+        )
+
+
+@needs_numba
+def test_hull_areas_match_qhull() -> None:
+    rng = np.random.default_rng(5)
+    sets = [rng.normal(0.0, 3.0, (n, 2)) for n in (3, 4, 10, 100, 5_000)]
+    sets.append(np.round(rng.uniform(0, 5, (400, 2))))  # many ties and collinear runs
+    ring = rng.uniform(0, 2 * np.pi, 3_000)
+    sets.append(
+        np.column_stack([np.cos(ring), np.sin(ring)]) * 2.0 + rng.normal(0, 0.01, (3_000, 2))
+    )
+    sets.append(np.column_stack([np.full(50, 2.0), np.arange(50.0)]))  # on a line
+    sets.append(np.column_stack([np.arange(50.0), 3.0 - np.arange(50.0)]))  # on the diagonal
+    sets.append(np.zeros((20, 2)))
+    for uv in sets:
+        got = volume.hull_area(uv, jit=True)
+        assert got == pytest.approx(volume.hull_area(uv, jit=False), rel=1e-9, abs=1e-12)
+
+
+@needs_numba
+def test_smallest_eigenvector_matches_eigh() -> None:
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        a = rng.normal(size=(3, 3))
+        a = a @ a.T * rng.uniform(1e-4, 1e4)
+        a[:, 2] *= 0.05  # a flat neighbourhood, as of surface points
+        a[2, :] *= 0.05
+        _, vecs = np.linalg.eigh(a)
+        got = volume._smallest_eigvec(a.copy())
+        assert abs(float(got @ vecs[:, 0])) == pytest.approx(1.0, abs=1e-8)
+
+
+def _two_drifts() -> F64:
+    sec = Section(4.0, 3.5, arched=True)
+    a = Drift("a", (0.0, 0.0, 0.0), (40.0, 0.0, 0.0), section=sec, caps=(True, True))
+    b = Drift("b", (0.0, 14.0, 0.0), (40.0, 14.0, 0.0), section=sec, caps=(True, True))
+    rng = np.random.default_rng(8)
+    return _place(np.concatenate([w.sample(int(w.surface_area * 80), rng) for w in (a, b)]), 3)
+
+
+@needs_numba
+def test_batched_sections_equal_per_section_areas() -> None:
+    """One compiled call for all sections of an axis gives the sum of the
+    per-section areas (numba and qhull/ndimage), two openings per section."""
+    pts = _two_drifts()
+    local = pts - pts.mean(axis=0)
+    rho, slice_m = 80.0, 0.5
+    for axis in volume.principal_axes(local):
+        batched = volume._sections_volume(local, axis, rho, slice_m, 6, jit=True)
+        per_section = volume._sections_volume(local, axis, rho, slice_m, 6, jit=False)
+        assert batched == pytest.approx(per_section, rel=1e-9)
+    # along the drifts every section holds two openings, summed not bridged
+    axis = volume.principal_axes(local)[0]
+    a, across1, across2 = volume._frame(axis)
+    s = local @ a
+    mid = local[np.abs(s - np.median(s)) < 0.25]
+    uv = np.column_stack([mid @ across1, mid @ across2])
+    two = volume.section_area(uv, jit=True)
+    assert two == pytest.approx(volume.section_area(uv, jit=False), rel=1e-9)
+    assert two < 0.6 * volume.hull_area(uv)
+
+
+@needs_numba
+@pytest.mark.parametrize("scene", ["box", "drift", "two drifts", "sparse"])
+def test_numpy_fallback_gives_the_numba_volume(scene: str) -> None:
+    rng = np.random.default_rng(21)
+    if scene == "box":
+        stope = Stope("box", (0.0, 0.0, 0.0), (20.0, 9.0, 6.0))
+        pts = _place(stope.sample(int(stope.surface_area * 100), rng), 0)
+    elif scene == "drift":
+        drift = Drift("d", (0.0, 0.0, 0.0), (25.0, 8.0, 3.0), section=Section(4.0, 3.5, True))
+        pts = _place(drift.sample(int(drift.surface_area * 100), rng), 7)
+        pts += rng.normal(0.0, 0.01, pts.shape)
+    elif scene == "two drifts":
+        pts = _two_drifts()
+    else:
+        stope = Stope("box", (0.0, 0.0, -6.0), (30.0, 15.0, 20.0))
+        pts = stope.sample(int(stope.surface_area * 4), rng)
+        pts = _place(pts[pts[:, 2] < 0.0], 5)
+    fast = shell_volume(pts, jit=True)
+    slow = shell_volume(pts, jit=False)
+    assert fast > 0.0
+    assert fast == pytest.approx(slow, rel=1e-6)
+
+
+_NO_SCIPY_SCRIPT = """
+import sys
+import numpy as np
+{setup}
+bad = sorted(m for m in ("scipy.spatial", "scipy.ndimage") if m in sys.modules)
+print(",".join(bad))
+"""
+
+_BOX_POINTS = """
+def box_points(lo, size, n, seed):
+    # points on the faces of a box (simulators.tunnels imports scipy.spatial)
+    rng = np.random.default_rng(seed)
+    size = np.asarray(size, dtype=float)
+    areas = np.array([size[1] * size[2], size[0] * size[2], size[0] * size[1]] * 2)
+    face = rng.choice(6, n, p=areas / areas.sum())
+    pts = rng.uniform(0.0, 1.0, (n, 3)) * size
+    axis = face % 3
+    pts[np.arange(n), axis] = np.where(face < 3, 0.0, size[axis])
+    return pts + np.asarray(lo, dtype=float)
+"""
+
+_VOLUME_ONLY = (
+    _BOX_POINTS
+    + """
+from survey.volume import shell_volume
+pts = box_points((0.0, 0.0, 0.0), (20.0, 9.0, 6.0), 30_000, 0)
+assert abs(shell_volume(pts) - 1080.0) < 0.05 * 1080.0
+"""
+)
+
+_SCAN_CHECK = (
+    _BOX_POINTS
+    + """
+from survey.check import check_survey
+from survey.model import Block, Corner, Licence, SurveyData
+e0, n0 = 512_000.0, 2_523_000.0
+corners = [(e0, n0), (e0 + 100, n0), (e0 + 100, n0 + 100), (e0, n0 + 100)]
+lic = Licence(
+    mine_name="m", licence_no="T-1", epsg=4545, zone_prefix=None,
+    blocks=(Block("main", tuple(Corner(str(i + 1), n, e) for i, (e, n) in enumerate(corners)),
+                  50.0, -100.0),),
+    tolerance_m=1.5, tolerance_z_m=0.5,
+)
+pts = box_points((e0 + 90.0, n0 + 40.0, -60.0), (20.0, 9.0, 6.0), 30_000, 0)
+result = check_survey(lic, [SurveyData("s.xyz", "xyz", pts)])
+assert result.incidents and result.incidents[0].volume_m3 > 0
+"""
+)
+
+
+def _scipy_modules_after(setup: str) -> list[str]:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", _NO_SCIPY_SCRIPT.format(setup=setup)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return [m for m in out.split(",") if m]
+
+
+@needs_numba
+def test_shell_volume_does_not_import_scipy_spatial_or_ndimage() -> None:
+    assert _scipy_modules_after(_VOLUME_ONLY) == []
+
+
+@needs_numba
+@pytest.mark.xfail(
+    strict=False,
+    reason="survey.incidents and survey.surfaces still import scipy.spatial / scipy.ndimage "
+    "at module level (not survey.volume's)",
+)
+def test_scan_check_does_not_import_scipy_spatial_or_ndimage() -> None:
+    assert _scipy_modules_after(_SCAN_CHECK) == []
