@@ -108,6 +108,8 @@ def shell_volume(
     ``min_points`` points or a flat set.
     """
     xyz = np.asarray(xyz, dtype=np.float64)
+    if len(xyz) and not math.isfinite(float(xyz.sum())):
+        xyz = xyz[np.isfinite(xyz).all(axis=1)]  # a non-finite point has no place
     if len(xyz) < min_points:
         return 0.0
     if len(xyz) > tol.VOLUME_MAX_POINTS:
@@ -584,7 +586,7 @@ if numba is not None:
             dv = max(dv, cv[i] + 1)
         if du * dv > 4_000_000:  # a section kilometres wide: one hull
             return _hull_area_numba(u, v)
-        grid = np.zeros(du * dv, dtype=np.int64)
+        grid = np.zeros(du * dv, dtype=np.int32)
         cell = np.empty(n, dtype=np.int64)
         for i in range(n):
             c = cu[i] * dv + cv[i]
@@ -780,6 +782,7 @@ if numba is not None:
             edge = min(edge, frac, 1.0 - frac)
             rmax = max(rmax, c[d] - 1, cmax[d] - c[d])
         edge = max(edge, 0.0)
+        n = sp.shape[0]
         for j in range(k):
             bd[j] = np.inf
             bi[j] = -1
@@ -813,6 +816,18 @@ if numba is not None:
             if bd[k - 1] <= reach * reach:
                 return
             r += 1
+            if (2 * r + 1) ** 3 > n:
+                # an outlier far from the rest: the next shells would cost
+                # more lookups than there are points; try every point
+                for j in range(k):
+                    bd[j] = np.inf
+                    bi[j] = -1
+                for p in range(n):
+                    ex = sp[p, 0] - q[0]
+                    ey = sp[p, 1] - q[1]
+                    ez = sp[p, 2] - q[2]
+                    _offer(ex * ex + ey * ey + ez * ez, order[p], bd, bi, k)
+                return
 
     @numba.njit(cache=True, nogil=True)
     def _knn_numba(pts, nq, k, per_cell):

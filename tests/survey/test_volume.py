@@ -395,3 +395,31 @@ def test_shell_volume_does_not_import_scipy_spatial_or_ndimage() -> None:
 )
 def test_scan_check_does_not_import_scipy_spatial_or_ndimage() -> None:
     assert _scipy_modules_after(_SCAN_CHECK) == []
+
+
+@needs_numba
+def test_hash_grid_neighbours_of_far_outliers() -> None:
+    """Lone points and small clusters far from a dense surface (stray
+    returns): exact neighbours, without searching the empty space between
+    cell by cell."""
+    import time
+
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(3)
+    stope = Stope("box", (0.0, 0.0, 0.0), (20.0, 9.0, 6.0))
+    dense = stope.sample(20_000, rng)
+    far = np.concatenate(
+        [rng.normal(c, 0.02, (3, 3)) for c in ([400.0, 0, 0], [0, -300.0, 50.0], [900.0, 900, 0])]
+    )
+    pts = np.concatenate([dense, far, [[-500.0, 0.0, 0.0]]])
+    volume.knn(pts, 10, 12, jit=True)  # compiled before timing
+    start = time.perf_counter()
+    got = volume.nearest_distances(pts, jit=True)
+    d12, _ = volume.knn(pts[::-1].copy(), 2_000, 12, jit=True)
+    assert time.perf_counter() - start < 2.0
+    np.testing.assert_allclose(got, cKDTree(pts).query(pts, k=2)[0][:, 1], rtol=0, atol=1e-12)
+    ref, _ = cKDTree(pts).query(pts[::-1][:2_000], k=12)
+    np.testing.assert_allclose(d12, ref, rtol=0, atol=1e-12)
+    with_nan = np.concatenate([dense, [[np.nan, 0.0, 0.0]]])
+    assert shell_volume(with_nan) == pytest.approx(shell_volume(dense), rel=1e-9)
