@@ -449,54 +449,6 @@ if numba is not None:
         return local, s
 
     @numba.njit(cache=True, nogil=True)
-    def _lex_order(sx, sy):
-        # indices sorting the points by sx, then sy: a bucket sort (one
-        # bucket per point over the range of sx), each bucket finished by
-        # insertion, or by a quicksort when it is crowded
-        n = sx.shape[0]
-        lo = sx[0]
-        hi = sx[0]
-        for i in range(1, n):
-            lo = min(lo, sx[i])
-            hi = max(hi, sx[i])
-        scale = n / (hi - lo) if hi > lo else 0.0
-        if not scale < 1e300:
-            scale = 0.0
-        start = np.zeros(n + 1, dtype=np.int64)
-        bucket = np.empty(n, dtype=np.int64)
-        for i in range(n):
-            b = int(min((sx[i] - lo) * scale, n - 1.0))
-            bucket[i] = b
-            start[b + 1] += 1
-        for b in range(n):
-            start[b + 1] += start[b]
-        pos = start[:-1].copy()
-        order = np.empty(n, dtype=np.int64)
-        for i in range(n):
-            b = bucket[i]
-            order[pos[b]] = i
-            pos[b] += 1
-        for b in range(n):
-            s = start[b]
-            e = start[b + 1]
-            if e - s > 32:
-                sub = order[s:e].copy()
-                o = np.argsort(sx[sub])
-                for j in range(e - s):
-                    order[s + j] = sub[o[j]]
-            # insertion: sorts a short bucket, finishes the runs of equal sx
-            for q in range(s + 1, e):
-                v = order[q]
-                w = q - 1
-                while w >= s and (
-                    sx[order[w]] > sx[v] or (sx[order[w]] == sx[v] and sy[order[w]] > sy[v])
-                ):
-                    order[w + 1] = order[w]
-                    w -= 1
-                order[w + 1] = v
-        return order
-
-    @numba.njit(cache=True, nogil=True)
     def _hull_area_numba(x, y):
         # Andrew's monotone chain, then the shoelace formula: the area qhull
         # gives (to rounding) without its per-call set-up; 0.0 for points on
@@ -507,17 +459,65 @@ if numba is not None:
         n = x.shape[0]
         if n < 3:
             return 0.0
-        sx = np.empty(n)
-        sy = np.empty(n)
+        lo = x[0] + y[0]
+        hi = lo
+        for i in range(1, n):
+            t = x[i] + y[i]
+            lo = min(lo, t)
+            hi = max(hi, t)
+        if not hi > lo:
+            return 0.0  # all on one line x + y = constant
+        # a bucket sort (one bucket per point over the range of x + y), each
+        # bucket finished by insertion, or by a quicksort when it is crowded;
+        # the points are moved, not indexed, so the chain reads them in order
+        scale = n / (hi - lo)
+        if not scale < 1e300:
+            scale = 0.0
+        start = np.zeros(n + 1, dtype=np.int64)
         for i in range(n):
-            sx[i] = x[i] + y[i]
-            sy[i] = y[i] - x[i]
-        order = _lex_order(sx, sy)
+            start[int(min((x[i] + y[i] - lo) * scale, n - 1.0)) + 1] += 1
+        for j in range(n):
+            start[j + 1] += start[j]
+        pos = start[:-1].copy()
+        ks = np.empty(n)
         px = np.empty(n)
         py = np.empty(n)
+        for i in range(n):
+            t = x[i] + y[i]
+            j = int(min((t - lo) * scale, n - 1.0))
+            q = pos[j]
+            pos[j] += 1
+            ks[q] = t
+            px[q] = x[i]
+            py[q] = y[i]
         for j in range(n):
-            px[j] = x[order[j]]
-            py[j] = y[order[j]]
+            s = start[j]
+            e = start[j + 1]
+            if e - s < 2:
+                continue
+            if e - s > 32:
+                o = np.argsort(ks[s:e])
+                kk = ks[s:e][o]
+                xx = px[s:e][o]
+                yy = py[s:e][o]
+                ks[s:e] = kk
+                px[s:e] = xx
+                py[s:e] = yy
+            # insertion: sorts a short bucket, finishes the runs of equal keys
+            # (by y - x)
+            for q in range(s + 1, e):
+                kv = ks[q]
+                xv = px[q]
+                yv = py[q]
+                w = q - 1
+                while w >= s and (ks[w] > kv or (ks[w] == kv and py[w] - px[w] > yv - xv)):
+                    ks[w + 1] = ks[w]
+                    px[w + 1] = px[w]
+                    py[w + 1] = py[w]
+                    w -= 1
+                ks[w + 1] = kv
+                px[w + 1] = xv
+                py[w + 1] = yv
         # the chord from the first point to the last splits the rest: only
         # points below it can be on the lower chain, above it on the upper
         x0 = px[0]

@@ -423,3 +423,27 @@ def test_hash_grid_neighbours_of_far_outliers() -> None:
     np.testing.assert_allclose(d12, ref, rtol=0, atol=1e-12)
     with_nan = np.concatenate([dense, [[np.nan, 0.0, 0.0]]])
     assert shell_volume(with_nan) == pytest.approx(shell_volume(dense), rel=1e-9)
+
+
+def test_shell_volume_without_numba() -> None:
+    """numba is optional: with it missing the numpy / scipy path runs (and
+    gives the compiled path's volume, see above)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import survey.distance as d\n"
+        "d.numba = None\n"
+        "import numpy as np\n"
+        "from survey import volume\n"
+        "assert not hasattr(volume, '_sections_numba')\n"
+        + _BOX_POINTS
+        + "pts = box_points((0.0, 0.0, 0.0), (20.0, 9.0, 6.0), 20_000, 1)\n"
+        "print(volume.shell_volume(pts))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert float(out.stdout) == pytest.approx(20.0 * 9.0 * 6.0, rel=0.05)
