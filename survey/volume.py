@@ -449,6 +449,37 @@ if numba is not None:
         return local, s
 
     @numba.njit(cache=True, nogil=True)
+    def _heapsort3(key, a, b, lo, hi):
+        # sort key[lo:hi] in place, a and b along (small code: numba's
+        # argsort would double the kernels' load time from the cache)
+        n = hi - lo
+        for root in range(n // 2 - 1, -1, -1):
+            _sift3(key, a, b, lo, root, n)
+        for end in range(n - 1, 0, -1):
+            i = lo + end
+            key[lo], key[i] = key[i], key[lo]
+            a[lo], a[i] = a[i], a[lo]
+            b[lo], b[i] = b[i], b[lo]
+            _sift3(key, a, b, lo, 0, end)
+
+    @numba.njit(cache=True, nogil=True)
+    def _sift3(key, a, b, lo, root, n):
+        while True:
+            child = 2 * root + 1
+            if child >= n:
+                return
+            if child + 1 < n and key[lo + child + 1] > key[lo + child]:
+                child += 1
+            if not key[lo + child] > key[lo + root]:
+                return
+            i = lo + root
+            j = lo + child
+            key[i], key[j] = key[j], key[i]
+            a[i], a[j] = a[j], a[i]
+            b[i], b[j] = b[j], b[i]
+            root = child
+
+    @numba.njit(cache=True, nogil=True)
     def _hull_area_numba(x, y):
         # Andrew's monotone chain, then the shoelace formula: the area qhull
         # gives (to rounding) without its per-call set-up; 0.0 for points on
@@ -496,13 +527,7 @@ if numba is not None:
             if e - s < 2:
                 continue
             if e - s > 32:
-                o = np.argsort(ks[s:e])
-                kk = ks[s:e][o]
-                xx = px[s:e][o]
-                yy = py[s:e][o]
-                ks[s:e] = kk
-                px[s:e] = xx
-                py[s:e] = yy
+                _heapsort3(ks, px, py, s, e)
             # insertion: sorts a short bucket, finishes the runs of equal keys
             # (by y - x)
             for q in range(s + 1, e):
@@ -843,7 +868,11 @@ if numba is not None:
         for d in range(3):
             lo[d] = pts[:, d].min()
             ext[d] = pts[:, d].max() - lo[d]
-        e = np.sort(ext)
+        e = ext.copy()  # ascending (three values)
+        for i in range(2):
+            for j in range(2 - i):
+                if e[j] > e[j + 1]:
+                    e[j], e[j + 1] = e[j + 1], e[j]
         # first guess: n points on a surface of the two longer extents;
         # then cells resized for per_cell points in an occupied cell (on a
         # surface the points per cell go as the cell's side squared)

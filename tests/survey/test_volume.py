@@ -245,6 +245,10 @@ def test_hull_areas_match_qhull() -> None:
     sets.append(np.column_stack([np.full(50, 2.0), np.arange(50.0)]))  # on a line
     sets.append(np.column_stack([np.arange(50.0), 3.0 - np.arange(50.0)]))  # on the diagonal
     sets.append(np.zeros((20, 2)))
+    # crowded buckets of the sort: a tight cluster and two far points
+    sets.append(
+        np.concatenate([rng.normal(0.0, 1e-3, (2_000, 2)), [[100.0, 100.0], [100.0, -50.0]]])
+    )
     for uv in sets:
         got = volume.hull_area(uv, jit=True)
         assert got == pytest.approx(volume.hull_area(uv, jit=False), rel=1e-9, abs=1e-12)
