@@ -36,8 +36,9 @@ float64, but smaller numbers keep its tolerances meaningful).
 Speed (the shell method runs for every incident of a scan check): with numba
 installed, all sections along one axis are one compiled call (slice by a
 counting sort, openings by a flood fill on each section's grid, hulls by
-the monotone chain), and the neighbour searches of the density and of the
-surface normals run on a hash grid of cells. Without numba the same steps
+the monotone chain), the four axes run in threads (the kernels release the
+GIL), and one neighbour search on a hash grid of cells gives both the
+density and the surface normals. Without numba the same steps
 run with numpy, ``scipy.ndimage`` and ``scipy.spatial`` (imported only
 then: a scan check with numba never loads them), to the same results up to
 rounding.
@@ -609,7 +610,7 @@ if numba is not None:
             cv[i] = int(np.floor((v[i] - vmin) / cluster))
             du = max(du, cu[i] + 1)
             dv = max(dv, cv[i] + 1)
-        if du * dv > 4_000_000:  # a section kilometres wide: one hull
+        if du * dv > _MAX_GRID_CELLS:  # a section kilometres wide: one hull
             return _hull_area_numba(u, v)
         grid = np.zeros(du * dv, dtype=np.int32)
         cell = np.empty(n, dtype=np.int64)
