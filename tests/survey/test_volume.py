@@ -392,11 +392,6 @@ def test_shell_volume_does_not_import_scipy_spatial_or_ndimage() -> None:
 
 
 @needs_numba
-@pytest.mark.xfail(
-    strict=False,
-    reason="survey.incidents and survey.surfaces still import scipy.spatial / scipy.ndimage "
-    "at module level (not survey.volume's)",
-)
 def test_scan_check_does_not_import_scipy_spatial_or_ndimage() -> None:
     assert _scipy_modules_after(_SCAN_CHECK) == []
 
