@@ -176,25 +176,70 @@ def _build_mask(geom: shapely.Geometry, origin: F64, cells: int) -> PolygonMask:
         for dy in (-1, 0, 1):
             for dx in (-1, 0, 1):
                 edge_cells[np.clip(iy + dy, 0, ny - 1), np.clip(ix + dx, 0, nx - 1)] = True
-    cx = origin[0] + ox + (np.arange(nx) + 0.5) * cell
-    cy = origin[1] + oy + (np.arange(ny) + 0.5) * cell
-    gx, gy = np.meshgrid(cx, cy)
-    inside = shapely.contains_xy(geom, gx, gy)
+    near_edges = _edge_grid(edges)
+    jit = use_jit(None)
+    if jit:
+        # even-odd crossings row by row: the cells that matter (those no edge
+        # passes through) have their centres at least a cell from any edge
+        inside = np.zeros((ny, nx), dtype=np.bool_)
+        _parity_fill_numba(edges, float(ox), float(oy), float(cell), inside)
+    else:
+        cx = origin[0] + ox + (np.arange(nx) + 0.5) * cell
+        cy = origin[1] + oy + (np.arange(ny) + 0.5) * cell
+        gx, gy = np.meshgrid(cx, cy)
+        inside = shapely.contains_xy(geom, gx, gy)
     codes = np.full((ny, nx), CELL_OUT, dtype=np.uint8)
     depth = np.zeros((ny, nx), dtype=np.float64)
     inner = inside & ~edge_cells
     if inner.any():
-        lx = gx[inner] - origin[0]
-        ly = gy[inner] - origin[1]
-        bound = segment_distance(lx, ly, edges) - cell * math.sqrt(0.5)
+        iy_in, ix_in = np.nonzero(inner)
+        lx = ox + (ix_in + 0.5) * cell
+        ly = oy + (iy_in + 0.5) * cell
+        if jit:  # the candidate edges of each coarse cell, not all of them
+            from survey.distance import grid_dist_numba  # defined with numba only
+
+            dist = np.empty(lx.shape[0], dtype=np.float64)
+            g = near_edges
+            grid_dist_numba(
+                lx, ly, edges, g.ox, g.oy, 1.0 / g.cell, g.nx, g.ny, g.start, g.index, dist
+            )
+        else:
+            dist = segment_distance(lx, ly, edges)
+        bound = dist - cell * math.sqrt(0.5)
         near = bound < tol.EXACT_INSIDE_BAND_M
         sub = np.where(near, CELL_IN_NEAR, CELL_IN_DEEP).astype(np.uint8)
         codes[inner] = sub
         depth[inner] = np.maximum(bound, 0.0)
     codes[edge_cells] = CELL_EDGE
-    return PolygonMask(
-        geom, float(ox), float(oy), float(cell), codes, depth, edges, _edge_grid(edges)
-    )
+    return PolygonMask(geom, float(ox), float(oy), float(cell), codes, depth, edges, near_edges)
+
+
+if numba is not None:
+
+    @numba.njit(cache=True, nogil=True)
+    def _parity_fill_numba(edges, ox, oy, cell, out):
+        # out (ny, nx): True where the cell centre is inside the rings
+        # ``edges`` (m, 4) local x0, y0, x1, y1 by the even-odd rule (the
+        # same as containment for a valid (multi)polygon with holes)
+        ny, nx = out.shape
+        xs = np.empty(edges.shape[0], dtype=np.float64)
+        for r in range(ny):
+            y = oy + (r + 0.5) * cell
+            k = 0
+            for e in range(edges.shape[0]):
+                y0 = edges[e, 1]
+                y1 = edges[e, 3]
+                if (y0 <= y) != (y1 <= y):
+                    x0 = edges[e, 0]
+                    xs[k] = x0 + (y - y0) * (edges[e, 2] - x0) / (y1 - y0)
+                    k += 1
+            xr = np.sort(xs[:k])
+            for j in range(0, k - 1, 2):
+                # cells whose centre lies in [xr[j], xr[j + 1])
+                c0 = max(0, min(nx, math.ceil((xr[j] - ox) / cell - 0.5)))
+                c1 = max(0, min(nx, math.ceil((xr[j + 1] - ox) / cell - 0.5)))
+                for c in range(c0, c1):
+                    out[r, c] = True
 
 
 def _edge_grid(edges: F64) -> EdgeGrid:

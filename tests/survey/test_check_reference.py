@@ -261,3 +261,37 @@ def test_candidate_edge_grid_distances_equal_all_edges() -> None:
     grid = fast.mask_distance(prep.union, px, py)
     every = fast.segment_distance(px, py, prep.union.edges)
     np.testing.assert_array_equal(grid, every)
+
+
+@pytest.mark.skipif(fast.numba is None, reason="compares the numba mask build with shapely's")
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    k=st.integers(3, 40),
+    blocks=st.integers(1, 3),
+    cells=st.sampled_from([8, 64, 1024]),
+)
+def test_mask_build_by_crossings_equals_shapely_containment(
+    seed: int, k: int, blocks: int, cells: int
+) -> None:
+    """The mask's inside cells found by even-odd crossings (numba) and their
+    depth bounds from the candidate-edge grid equal those from
+    shapely.contains_xy and all edges (the numpy path), for one polygon or
+    a union of overlapping ones."""
+    import survey.plan_mask as pm
+
+    rng = np.random.default_rng(seed)
+    polys = [
+        _star_polygon(rng, k, (512_000.0 + 300.0 * j, 2_523_000.0 + 150.0 * j))
+        for j in range(blocks)
+    ]
+    lic = _licence(polys, [(100.0, -80.0)] * blocks)
+    fast_prep = prepare(lic, mask_cells=cells)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pm, "use_jit", lambda jit: False)
+        slow_prep = prepare(lic, mask_cells=cells)
+    for a, b in zip(
+        (fast_prep.union, *fast_prep.blocks), (slow_prep.union, *slow_prep.blocks), strict=True
+    ):
+        np.testing.assert_array_equal(a.codes, b.codes)
+        np.testing.assert_allclose(a.depth, b.depth, rtol=0, atol=1e-9)
