@@ -123,13 +123,19 @@ class _Strided:
                 self.index[i] = idx[keep]
             self.held = sum(len(i) for i in self.index)
         first = (-self.seen) % self.stride
-        pos = np.arange(first, n, self.stride, dtype=np.int64)
-        pick = pos if which is None else which[pos]
-        rows = np.column_stack([xyz[pick], status[pick]])
-        gidx = pos + self.seen
         if which is None:
-            keep = rows[:, 3] == 0
-            rows, gidx = rows[keep], gidx[keep]
+            # compliant rows among every stride-th (basic slices: views)
+            st = status[first :: self.stride]
+            keep = np.flatnonzero(st == 0)
+            rows = np.empty((keep.size, 4), dtype=np.float64)
+            rows[:, :3] = xyz[first :: self.stride][keep]
+            rows[:, 3] = 0.0
+            gidx = keep * self.stride + (first + self.seen)
+        else:
+            pos = np.arange(first, n, self.stride, dtype=np.int64)
+            pick = which[pos]
+            rows = np.column_stack([xyz[pick], status[pick]])
+            gidx = pos + self.seen
         self.rows.append(rows)
         self.index.append(gidx)
         self.seen += n
