@@ -90,6 +90,14 @@ def _axes_of_scatter(scatter: F64) -> F64:
     return axes
 
 
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask: a gateway PC may
+    pin it to one core, where threads only add switching)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def shell_volume(
     xyz: F64,
     *,
@@ -133,11 +141,12 @@ def shell_volume(
     candidates = [*_axes_of_scatter(scatter)]
     if axis is not None:
         candidates.append(axis)
-    if use_jit(jit) and len(local) >= _THREADS_MIN_POINTS and (os.cpu_count() or 1) > 1:
+    cpus = _usable_cpus()
+    if use_jit(jit) and len(local) >= _THREADS_MIN_POINTS and cpus > 1:
         # the compiled sections release the GIL: the axes in parallel
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(min(len(candidates), os.cpu_count() or 1)) as pool:
+        with ThreadPoolExecutor(min(len(candidates), cpus)) as pool:
             volumes = list(
                 pool.map(
                     lambda a: _sections_volume(local, a, rho, slice_m, min_points, jit=True),
