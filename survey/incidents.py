@@ -124,8 +124,9 @@ def label_voxels(
     if n == 0:
         return np.empty(0, dtype=np.int64), 0
     limit = tol.DENSE_LABEL_MAX_CELLS if dense_max_cells is None else dense_max_cells
-    keys = np.floor((xyz - xyz.min(axis=0)) / voxel).astype(np.int64)
-    dims = keys.max(axis=0) + 1
+    lo, hi, _ = _extent(xyz)
+    keys = np.floor((xyz - lo) / voxel).astype(np.int64)
+    dims = np.floor((hi - lo) / voxel).astype(np.int64) + 1
     if use_jit(jit):
         return _label_jit(keys, dims)
     if int(np.prod(dims.astype(np.float64))) <= limit:
@@ -306,7 +307,8 @@ def group_incidents(
                 f"voxels instead of {tol.VOXEL_SIZE_M:g} m"
             )
         labels, k = label_voxels(beyond.xyz[sel], size)
-        order = np.argsort(labels, kind="stable")
+        # numpy sorts 16-bit integers by radix: several times a 64-bit sort
+        order = np.argsort(labels.astype(np.uint16) if k <= 65536 else labels, kind="stable")
         cuts = np.searchsorted(labels[order], np.arange(1, k))
         typed: list[tuple[bool, Incident]] = []
         for members in np.split(sel[order], cuts):
@@ -335,7 +337,7 @@ def _make(
     ex = beyond.exceed[members, col]
     blocks = beyond.ref_block[members]
     block = int(np.bincount(blocks).argmax())
-    centroid = pts.mean(axis=0)
+    lo, hi, centroid = _extent(pts)
     edge, corner = _nearest_edge(licence, block, float(centroid[0]), float(centroid[1]))
     if volume_fn is None:
         volume = shell_volume(pts)
@@ -347,8 +349,8 @@ def _make(
         type=vtype,
         block=licence.blocks[block].name,
         point_count=int(members.size),
-        bbox_min=_t3(pts.min(axis=0)),
-        bbox_max=_t3(pts.max(axis=0)),
+        bbox_min=_t3(lo),
+        bbox_max=_t3(hi),
         centroid=_t3(centroid),
         max_exceedance_m=max_ex,
         volume_m3=float(volume),
@@ -357,6 +359,40 @@ def _make(
         within_uncertainty=max_ex <= tolerance,
     )
     return max_ex > tolerance, inc
+
+
+def _extent(pts: F64) -> tuple[F64, F64, F64]:
+    """Per-column minimum, maximum and mean of points (n, 3), n > 0: one
+    compiled pass (numpy's axis-0 reductions of an (n, 3) array stride
+    through memory three times each)."""
+    if numba is None:
+        return pts.min(axis=0), pts.max(axis=0), pts.mean(axis=0)
+    out = np.empty((3, 3), dtype=np.float64)
+    _extent_numba(np.ascontiguousarray(pts, dtype=np.float64), out)
+    return out[0], out[1], out[2]
+
+
+if numba is not None:
+
+    @numba.njit(cache=True, nogil=True)
+    def _extent_numba(pts, out):
+        n = pts.shape[0]
+        for j in range(3):
+            out[0, j] = pts[0, j]
+            out[1, j] = pts[0, j]
+            out[2, j] = 0.0
+        # the mean of offsets from the first point: sums of small numbers,
+        # not of millions of CGCS2000 coordinates
+        for i in range(n):
+            for j in range(3):
+                v = pts[i, j]
+                if v < out[0, j]:
+                    out[0, j] = v
+                if v > out[1, j]:
+                    out[1, j] = v
+                out[2, j] += v - pts[0, j]
+        for j in range(3):
+            out[2, j] = pts[0, j] + out[2, j] / n
 
 
 def _t3(a: F64) -> tuple[float, float, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -137,3 +138,18 @@ def test_group_incidents_types_ids_and_tolerance(licence_factory: Callable[..., 
 def test_group_incidents_empty(licence_factory: Callable[..., Licence]) -> None:
     incidents, uncertain = group_incidents(_square_licence(licence_factory), Beyond())
     assert incidents == [] and uncertain == []
+
+
+def test_extent_equals_numpy_reductions() -> None:
+    from survey.incidents import _extent
+
+    rng = np.random.default_rng(7)
+    pts = rng.normal(0.0, 30.0, (100_003, 3)) + np.array([E0, N0, -120.0])
+    lo, hi, mean = _extent(pts)
+    np.testing.assert_array_equal(lo, pts.min(axis=0))
+    np.testing.assert_array_equal(hi, pts.max(axis=0))
+    exact = [math.fsum(pts[:, j]) / len(pts) for j in range(3)]
+    np.testing.assert_allclose(mean, exact, rtol=0, atol=1e-7)  # micrometres
+    one = pts[:1]
+    for a in _extent(one):
+        np.testing.assert_array_equal(a, one[0])
