@@ -66,6 +66,7 @@ from survey.classify import (
     Classification,
     PreparedLicence,
     classify,
+    classify_status,
     empty_classification,
     prepare,
 )
@@ -160,6 +161,7 @@ class _Accumulator:
     outside_plan: int = 0
     t_classify: float = 0.0
     buffers: Classification | None = None
+    status_buffer: npt.NDArray[np.uint8] | None = None
     # thinning of the kept points when a survey is mostly beyond the licence
     beyond_stride: int = 1
     beyond_seen: int = 0
@@ -171,27 +173,53 @@ class _Accumulator:
     def add(self, xyz: F64, source: int) -> None:
         t0 = time.perf_counter()
         n = len(xyz)
+        if self.status_buffer is None or len(self.status_buffer) < n:
+            self.status_buffer = np.empty(n, dtype=np.uint8)
+        fast = classify_status(self.prep, xyz, self.status_buffer)
+        if fast is not None:
+            # the status of every point in one compiled pass; the details
+            # (exceedances, blocks) of the non-compliant ones only
+            status, n_not_ok = fast
+            self.n_points += n
+            if n_not_ok:
+                bad = np.flatnonzero(status)
+                sub = xyz[bad]
+                c = classify(self.prep, sub)
+                self._count(c)
+                self.per_status[0] += n - len(bad)
+                self._keep(sub, c, source, np.arange(len(bad)))
+                self.bad_preview.add(xyz, status, bad)
+            else:
+                self.per_status[0] += n
+            self.ok_preview.add(xyz, status)
+            self.t_classify += time.perf_counter() - t0
+            return
         if self.buffers is None or len(self.buffers) < n:
             self.buffers = empty_classification(n)
         c = classify(self.prep, xyz, out=self.buffers)
-        # two counting passes over the uint8 status; bincount would widen
-        # it to int64 first (ten times slower)
-        n_unc = int(np.count_nonzero(c.status == 1))
-        n_bad = int(np.count_nonzero(c.status == 2))
-        counts = (n - n_unc - n_bad, n_unc, n_bad)
-        for i in range(3):
-            self.per_status[i] += int(counts[i])
-        if counts[2]:
-            self.outside_plan += int(np.count_nonzero(c.violated & BOUNDARY_BIT))
+        ok_before = self.per_status[0]
+        self._count(c)
         if self.prep.licence.seams:
             self.no_seam += int(np.count_nonzero(np.isnan(c.seam)))
         self.n_points += n
-        if counts[1] + counts[2]:
+        if self.per_status[0] - ok_before < n:
             bad = np.flatnonzero(c.status)
             self._keep(xyz, c, source, bad)
             self.bad_preview.add(xyz, c.status, bad)
         self.ok_preview.add(xyz, c.status)
         self.t_classify += time.perf_counter() - t0
+
+    def _count(self, c: Classification) -> None:
+        """Add the status counts of the points ``c`` classified (two counting
+        passes over the uint8 status: bincount would widen it to int64
+        first, ten times slower)."""
+        n_unc = int(np.count_nonzero(c.status == 1))
+        n_bad = int(np.count_nonzero(c.status == 2))
+        self.per_status[0] += len(c) - n_unc - n_bad
+        self.per_status[1] += n_unc
+        self.per_status[2] += n_bad
+        if n_bad:
+            self.outside_plan += int(np.count_nonzero(c.violated & BOUNDARY_BIT))
 
     def _keep(self, xyz: F64, c: Classification, source: int, bad: npt.NDArray[np.intp]) -> None:
         """Keep the points beyond a limit, at most ``MAX_BEYOND_POINTS``:

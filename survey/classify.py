@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -81,6 +82,7 @@ __all__ = [
     "PreparedLicence",
     "block_polygon",
     "classify",
+    "classify_status",
     "empty_classification",
     "mask_distance",
     "prepare",
@@ -195,11 +197,16 @@ if numba is not None:
         status_out,
         ref_out,
         seam_out,
+        status_only,
     ):
         # one pass for a single-block licence: cell lookup, plan distance
         # (except in boundary cells, which need shapely's exact test),
-        # elevation limits, bits and status
+        # elevation limits, bits and status. ``status_only``: write the
+        # status alone (PENDING in boundary cells; the other outputs may be
+        # empty arrays) and return how many points are not compliant or
+        # pending
         ny, nx = codes.shape
+        bad = 0
         for i in range(xyz.shape[0]):
             lx = xyz[i, 0] - e0
             ly = xyz[i, 1] - n0
@@ -210,23 +217,22 @@ if numba is not None:
             if ix >= 0 and iy >= 0 and ix < nx and iy < ny:
                 c = codes[iy, ix]
                 dep = depth[iy, ix]
-            code_out[i] = c
             v = 0
             u = 0
             if c == 1:  # deep inside: a bound is enough
-                block_out[i] = 0
-                plan_out[i] = -dep
+                blk = 0
+                plan = -dep
             elif c == 2:  # boundary cell: settled by the caller
-                block_out[i] = -1
-                plan_out[i] = 0.0
+                blk = -1
+                plan = 0.0
             else:
                 d = near_dist_numba(lx, ly, edges, gox, goy, ginv, gnx, gny, start, index)
                 if c == 3:
-                    block_out[i] = 0
-                    plan_out[i] = -d
+                    blk = 0
+                    plan = -d
                 else:
-                    block_out[i] = -1
-                    plan_out[i] = d
+                    blk = -1
+                    plan = d
                     if d > tp:
                         v |= 1
                     elif d > 0.0:
@@ -234,8 +240,6 @@ if numba is not None:
             h = xyz[i, 2]
             a = h - ztop
             b = zbot - h
-            above_out[i] = a
-            below_out[i] = b
             if a > tz:
                 v |= 2
             elif a > 0.0:
@@ -244,11 +248,25 @@ if numba is not None:
                 v |= 4
             elif b > 0.0:
                 u |= 4
+            st = 2 if v else (1 if u else 0)
+            if status_only:
+                if c == 2:
+                    st = 255  # PENDING
+                status_out[i] = st
+                if st:
+                    bad += 1
+                continue
+            status_out[i] = st
+            code_out[i] = c
+            block_out[i] = blk
+            plan_out[i] = plan
+            above_out[i] = a
+            below_out[i] = b
             viol_out[i] = v
             unc_out[i] = u
-            status_out[i] = 2 if v else (1 if u else 0)
             ref_out[i] = 0
             seam_out[i] = np.nan
+        return bad
 
 
 # --------------------------------------------------------------------------
@@ -313,6 +331,69 @@ def classify(
     return out
 
 
+PENDING = 255  # status of a point in a boundary cell before its exact test
+
+
+def _kernel_licence(prep: PreparedLicence) -> tuple[Any, ...]:
+    """The licence arguments of ``_fused_numba`` (single block)."""
+    m = prep.union
+    g = m.near_edges
+    lic = prep.licence
+    return (
+        prep.origin[0],
+        prep.origin[1],
+        m.ox,
+        m.oy,
+        1.0 / m.cell,
+        m.codes,
+        m.depth,
+        m.edges,
+        g.ox,
+        g.oy,
+        1.0 / g.cell,
+        g.nx,
+        g.ny,
+        g.start,
+        g.index,
+        prep.z_top[0],
+        prep.z_bottom[0],
+        lic.tolerance_m,
+        lic.tolerance_z_m,
+    )
+
+
+def classify_status(prep: PreparedLicence, xyz: F64, out: U8) -> tuple[U8, int] | None:
+    """Status of each point (0 compliant, 1 within uncertainty, 2 violation:
+    the same as ``classify(prep, xyz).status``) without the per-point
+    details, for a streaming check that keeps the details of the
+    non-compliant points only (it classifies those again: a few per cent of
+    a scan). ``out``: a uint8 buffer of at least n points. Returns (the
+    status view of n points, how many are not compliant), or None where this
+    path does not apply (numba missing, several blocks, seams): call
+    :func:`classify` then."""
+    lic = prep.licence
+    if numba is None or len(prep.blocks) != 1 or lic.seams:
+        return None
+    xyz = np.asarray(xyz, dtype=np.float64)
+    n = xyz.shape[0]
+    status = out[:n]
+    u8, i32, f64 = (np.empty(0, dtype=t) for t in (np.uint8, np.int32, np.float64))
+    # the details are not written: empty arrays of the same types (the same
+    # compiled specialisation as classify's)
+    bad = int(
+        _fused_numba(
+            xyz, *_kernel_licence(prep), u8, i32, f64, f64, f64, u8, u8, status, i32, f64, True
+        )
+    )
+    if bad:
+        pending = np.flatnonzero(status == PENDING)
+        if pending.size:  # boundary cells: the exact test, as classify does
+            settled = classify(prep, xyz[pending]).status
+            status[pending] = settled
+            bad -= int(np.count_nonzero(settled == 0))
+    return status, bad
+
+
 def _classify_block(prep: PreparedLicence, xyz: F64, out: Classification) -> None:
     """Fill ``out`` (views of length len(xyz)) for one block of points."""
     lic = prep.licence
@@ -321,30 +402,10 @@ def _classify_block(prep: PreparedLicence, xyz: F64, out: Classification) -> Non
     single = len(prep.blocks) == 1
     jit = numba is not None  # read per call: tests switch numba off here
     if single and jit:
-        m = prep.union
-        g = m.near_edges
         code = np.empty(xyz.shape[0], dtype=np.uint8)
         _fused_numba(
             xyz,
-            origin[0],
-            origin[1],
-            m.ox,
-            m.oy,
-            1.0 / m.cell,
-            m.codes,
-            m.depth,
-            m.edges,
-            g.ox,
-            g.oy,
-            1.0 / g.cell,
-            g.nx,
-            g.ny,
-            g.start,
-            g.index,
-            prep.z_top[0],
-            prep.z_bottom[0],
-            tp,
-            tz,
+            *_kernel_licence(prep),
             code,
             out.block,
             out.plan_dist,
@@ -355,6 +416,7 @@ def _classify_block(prep: PreparedLicence, xyz: F64, out: Classification) -> Non
             out.status,
             out.ref_block,
             out.seam,
+            False,
         )
         todo = np.flatnonzero(code == CELL_EDGE)
         if todo.size:

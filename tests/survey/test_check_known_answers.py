@@ -290,3 +290,39 @@ def test_two_block_licence() -> None:
     assert inc.max_exceedance_m == pytest.approx(10.0, abs=0.05)  # floor -30 vs -20
     # its roof (-26.5 m) is under the floor of -20 m too: the whole drift is beyond
     assert inc.volume_m3 == pytest.approx(deep.volume, rel=0.1)
+
+
+def test_streaming_status_pass_gives_the_same_findings_as_full_classification(
+    violation: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check_files classifies every point for its status only and the
+    non-compliant ones in full; switching that off (every point in full)
+    must not change a number of the result."""
+    from dataclasses import replace
+
+    import survey.check as check_mod
+
+    licence = replace(violation.licence, seams=())  # the status pass is for seam-less licences
+    used = []
+    real = check_mod.classify_status
+
+    def spy(*args: object, **kwargs: object) -> object:
+        got = real(*args, **kwargs)  # type: ignore[arg-type]
+        used.append(got is not None)
+        return got
+
+    monkeypatch.setattr(check_mod, "classify_status", spy)
+    fast_result = check_mod.check_survey(licence, [violation.survey()])
+    assert used and all(used)
+    monkeypatch.setattr(check_mod, "classify_status", lambda *a, **k: None)
+    full_result = check_mod.check_survey(licence, [violation.survey()])
+    assert fast_result.n_points == full_result.n_points
+    assert fast_result.notes == full_result.notes
+    assert len(fast_result.uncertain) == len(full_result.uncertain)
+    assert len(fast_result.incidents) == len(full_result.incidents) > 0
+    for f, g in zip(fast_result.incidents, full_result.incidents, strict=True):
+        assert (f.id, f.type, f.point_count) == (g.id, g.type, g.point_count)
+        assert f.max_exceedance_m == g.max_exceedance_m
+        assert f.volume_m3 == pytest.approx(g.volume_m3, rel=1e-12)
+    assert fast_result.preview is not None and full_result.preview is not None
+    np.testing.assert_array_equal(fast_result.preview, full_result.preview)

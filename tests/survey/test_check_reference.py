@@ -295,3 +295,38 @@ def test_mask_build_by_crossings_equals_shapely_containment(
     ):
         np.testing.assert_array_equal(a.codes, b.codes)
         np.testing.assert_allclose(a.depth, b.depth, rtol=0, atol=1e-9)
+
+
+@pytest.mark.skipif(fast.numba is None, reason="the status-only pass is compiled")
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    k=st.integers(3, 32),
+    cells=st.sampled_from([8, 64, 1024]),
+)
+def test_status_only_pass_equals_classify(seed: int, k: int, cells: int) -> None:
+    """classify_status (what a streaming check runs on every point) gives
+    classify's status, boundary cells included, and counts the rest."""
+    from survey.classify import classify_status
+
+    rng = np.random.default_rng(seed)
+    poly = _star_polygon(rng, k, (512_000.0, 2_523_000.0))
+    lic = _licence([poly], [(100.0, -80.0)])
+    xyz = _points(rng, [poly], (100.0, -80.0))
+    prep = prepare(lic, mask_cells=cells)
+    got = classify_status(prep, xyz, np.empty(len(xyz) + 5, dtype=np.uint8))
+    assert got is not None
+    status, not_ok = got
+    want = classify(prep, xyz).status
+    np.testing.assert_array_equal(status, want)
+    assert not_ok == int(np.count_nonzero(want))
+
+
+def test_status_only_pass_declines_seams_and_several_blocks() -> None:
+    from survey.classify import classify_status
+
+    rng = np.random.default_rng(2)
+    a = _star_polygon(rng, 8, (512_000.0, 2_523_000.0))
+    b = _star_polygon(rng, 8, (513_000.0, 2_523_000.0))
+    two = _licence([a, b], [(100.0, -80.0), (50.0, -20.0)])
+    assert classify_status(prepare(two), np.zeros((3, 3)), np.empty(3, np.uint8)) is None
