@@ -162,6 +162,7 @@ class _Accumulator:
     t_classify: float = 0.0
     buffers: Classification | None = None
     status_buffer: npt.NDArray[np.uint8] | None = None
+    seam_buffer: F64 | None = None
     # thinning of the kept points when a survey is mostly beyond the licence
     beyond_stride: int = 1
     beyond_seen: int = 0
@@ -175,12 +176,17 @@ class _Accumulator:
         n = len(xyz)
         if self.status_buffer is None or len(self.status_buffer) < n:
             self.status_buffer = np.empty(n, dtype=np.uint8)
-        fast = classify_status(self.prep, xyz, self.status_buffer)
+        seams = bool(self.prep.licence.seams)
+        if seams and (self.seam_buffer is None or len(self.seam_buffer) < n):
+            self.seam_buffer = np.empty(n, dtype=np.float64)
+        fast = classify_status(self.prep, xyz, self.status_buffer, seam_out=self.seam_buffer)
         if fast is not None:
             # the status of every point in one compiled pass; the details
             # (exceedances, blocks) of the non-compliant ones only
             status, n_not_ok = fast
             self.n_points += n
+            if seams and self.seam_buffer is not None:
+                self.no_seam += int(np.count_nonzero(np.isnan(self.seam_buffer[:n])))
             if n_not_ok:
                 bad = np.flatnonzero(status)
                 sub = xyz[bad]

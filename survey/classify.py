@@ -362,17 +362,22 @@ def _kernel_licence(prep: PreparedLicence) -> tuple[Any, ...]:
     )
 
 
-def classify_status(prep: PreparedLicence, xyz: F64, out: U8) -> tuple[U8, int] | None:
+def classify_status(
+    prep: PreparedLicence, xyz: F64, out: U8, *, seam_out: F64 | None = None
+) -> tuple[U8, int] | None:
     """Status of each point (0 compliant, 1 within uncertainty, 2 violation:
     the same as ``classify(prep, xyz).status``) without the per-point
     details, for a streaming check that keeps the details of the
     non-compliant points only (it classifies those again: a few per cent of
-    a scan). ``out``: a uint8 buffer of at least n points. Returns (the
-    status view of n points, how many are not compliant), or None where this
-    path does not apply (numba missing, several blocks, seams): call
+    a scan). ``out``: a uint8 buffer of at least n points; ``seam_out``: a
+    float64 buffer of at least n points for a licence with seams (allocated
+    when not given), which then holds every point's seam offset
+    (``Classification.seam``). Returns
+    (the status view of n points, how many are not compliant), or None where
+    this path does not apply (numba missing, several blocks): call
     :func:`classify` then."""
     lic = prep.licence
-    if numba is None or len(prep.blocks) != 1 or lic.seams:
+    if numba is None or len(prep.blocks) != 1:
         return None
     xyz = np.asarray(xyz, dtype=np.float64)
     n = xyz.shape[0]
@@ -385,6 +390,10 @@ def classify_status(prep: PreparedLicence, xyz: F64, out: U8) -> tuple[U8, int] 
             xyz, *_kernel_licence(prep), u8, i32, f64, f64, f64, u8, u8, status, i32, f64, True
         )
     )
+    if lic.seams:
+        seam = np.empty(n, dtype=np.float64) if seam_out is None else seam_out[:n]
+        _seam_offset(lic, xyz, seam, jit=True)
+        bad = int(_seam_status_numba(seam, lic.tolerance_z_m, status))
     if bad:
         pending = np.flatnonzero(status == PENDING)
         if pending.size:  # boundary cells: the exact test, as classify does
@@ -567,6 +576,19 @@ def _seam_offset(lic: Licence, xyz: F64, best: F64, *, jit: bool) -> None:
     for s in lic.seams:
         roof, floor = s.roof, s.floor
         if jit and isinstance(roof, GridSurface) and isinstance(floor, GridSurface):
+            if _same_lattice(roof, floor):
+                # one cell search and one set of weights for both surfaces
+                _seam_lattice_numba(
+                    xyz,
+                    roof.origin[0],
+                    roof.origin[1],
+                    roof.local_north,
+                    roof.local_east,
+                    roof.values,
+                    floor.values,
+                    best,
+                )
+                continue
             _seam_grids_numba(
                 xyz,
                 roof.origin[0],
@@ -598,6 +620,16 @@ def _seam_offset(lic: Licence, xyz: F64, best: F64, *, jit: bool) -> None:
             best[idx] = np.fmin(best[idx], off)
 
 
+def _same_lattice(a: GridSurface, b: GridSurface) -> bool:
+    """Roof and floor grids on the same nodes (the usual export of one
+    geological model)."""
+    return (
+        bool(np.array_equal(a.origin, b.origin))
+        and np.array_equal(a.local_north, b.local_north)
+        and np.array_equal(a.local_east, b.local_east)
+    )
+
+
 def _within_extent(
     xyz: F64, extents: tuple[tuple[float, float, float, float] | None, ...]
 ) -> npt.NDArray[np.intp] | None:
@@ -616,7 +648,7 @@ def _within_extent(
 
 
 if numba is not None:
-    from survey.surfaces import grid_height_numba
+    from survey.surfaces import _interval, grid_height_numba
 
     @numba.njit(cache=True, nogil=True)
     def _seam_grids_numba(xyz, re0, rn0, rgn, rge, rv, fe0, fn0, fgn, fge, fv, best):
@@ -636,6 +668,64 @@ if numba is not None:
             b = best[i]
             if math.isnan(b) or off < b:
                 best[i] = off
+
+    @numba.njit(cache=True, nogil=True)
+    def _seam_lattice_numba(xyz, e0, n0, gn, ge, rv, fv, best):
+        # _seam_grids_numba for a roof and a floor on the same nodes: the
+        # cell and the weights once, the same arithmetic (bit for bit)
+        last_n = gn[gn.shape[0] - 1]
+        last_e = ge[ge.shape[0] - 1]
+        for i in range(xyz.shape[0]):
+            xn = xyz[i, 1] - n0
+            xe = xyz[i, 0] - e0
+            if not (xn >= gn[0] and xn <= last_n and xe >= ge[0] and xe <= last_e):
+                continue
+            i0 = _interval(gn, xn)
+            i1 = _interval(ge, xe)
+            y0 = (xn - gn[i0]) / (gn[i0 + 1] - gn[i0])
+            y1 = (xe - ge[i1]) / (ge[i1 + 1] - ge[i1])
+            a0 = 1 - y0
+            a1 = 1 - y1
+            # grid_height_numba's products in its order: (v * a0) * a1 ...
+            r = (
+                rv[i0, i1] * a0 * a1
+                + rv[i0, i1 + 1] * a0 * y1
+                + rv[i0 + 1, i1] * y0 * a1
+                + rv[i0 + 1, i1 + 1] * y0 * y1
+            )
+            if math.isnan(r):
+                continue
+            f = (
+                fv[i0, i1] * a0 * a1
+                + fv[i0, i1 + 1] * a0 * y1
+                + fv[i0 + 1, i1] * y0 * a1
+                + fv[i0 + 1, i1 + 1] * y0 * y1
+            )
+            if math.isnan(f):
+                continue
+            h = xyz[i, 2]
+            off = max(h - r, f - h)
+            b = best[i]
+            if math.isnan(b) or off < b:
+                best[i] = off
+
+    @numba.njit(cache=True, nogil=True)
+    def _seam_status_numba(seam, tz, status):
+        # the seam's part of the status (as _seam_bits_numba sets it) for
+        # points not PENDING; returns how many are not compliant or pending
+        bad = 0
+        for i in range(seam.shape[0]):
+            st = status[i]
+            if st != 255:
+                x = seam[i]
+                if x > tz:
+                    st = 2
+                elif x > 0.0 and st == 0:
+                    st = 1
+                status[i] = st
+            if st:
+                bad += 1
+        return bad
 
     @numba.njit(cache=True, nogil=True)
     def _seam_bits_numba(seam, tz, violated, uncertain, status):

@@ -292,8 +292,9 @@ def test_two_block_licence() -> None:
     assert inc.volume_m3 == pytest.approx(deep.volume, rel=0.1)
 
 
+@pytest.mark.parametrize("with_seam", [True, False])
 def test_streaming_status_pass_gives_the_same_findings_as_full_classification(
-    violation: Scene, monkeypatch: pytest.MonkeyPatch
+    violation: Scene, monkeypatch: pytest.MonkeyPatch, with_seam: bool
 ) -> None:
     """check_files classifies every point for its status only and the
     non-compliant ones in full; switching that off (every point in full)
@@ -302,7 +303,8 @@ def test_streaming_status_pass_gives_the_same_findings_as_full_classification(
 
     import survey.check as check_mod
 
-    licence = replace(violation.licence, seams=())  # the status pass is for seam-less licences
+    licence = violation.licence if with_seam else replace(violation.licence, seams=())
+    assert bool(licence.seams) == with_seam
     used = []
     real = check_mod.classify_status
 

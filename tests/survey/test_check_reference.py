@@ -322,7 +322,7 @@ def test_status_only_pass_equals_classify(seed: int, k: int, cells: int) -> None
     assert not_ok == int(np.count_nonzero(want))
 
 
-def test_status_only_pass_declines_seams_and_several_blocks() -> None:
+def test_status_only_pass_declines_several_blocks() -> None:
     from survey.classify import classify_status
 
     rng = np.random.default_rng(2)
@@ -330,3 +330,41 @@ def test_status_only_pass_declines_seams_and_several_blocks() -> None:
     b = _star_polygon(rng, 8, (513_000.0, 2_523_000.0))
     two = _licence([a, b], [(100.0, -80.0), (50.0, -20.0)])
     assert classify_status(prepare(two), np.zeros((3, 3)), np.empty(3, np.uint8)) is None
+
+
+@pytest.mark.skipif(fast.numba is None, reason="compiled seam kernels")
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), same_nodes=st.booleans())
+def test_status_only_pass_with_seams_equals_classify(seed: int, same_nodes: bool) -> None:
+    """With a grid seam (roof and floor on the same nodes, which takes the
+    one-search kernel, or on different ones) the status pass gives
+    classify's status and leaves every point's seam offset; the seam offsets
+    equal the numpy path (scipy's interpolator) bit for bit."""
+    import survey.surfaces as surfaces
+    from survey.classify import classify_status
+
+    rng = np.random.default_rng(seed)
+    e0, n0 = 512_300.0, 2_523_400.0
+    poly = _star_polygon(rng, 12, (e0, n0))
+    roof = _grid_seam(rng, e0, n0, -20.0)
+    floor = (
+        GridSurface(roof.east, roof.north, roof.heights - rng.uniform(4.0, 8.0))
+        if same_nodes
+        else _grid_seam(rng, e0 + 30, n0, -26.0)
+    )
+    lic = _licence([poly], [(0.0, -80.0)], (Seam("g", roof=roof, floor=floor),))
+    xyz = _points(rng, [poly], (0.0, -80.0))
+    prep = prepare(lic)
+    seam = np.empty(len(xyz))
+    got = classify_status(prep, xyz, np.empty(len(xyz), dtype=np.uint8), seam_out=seam)
+    assert got is not None
+    full = classify(prep, xyz)
+    np.testing.assert_array_equal(got[0], full.status)
+    assert got[1] == int(np.count_nonzero(full.status))
+    np.testing.assert_array_equal(seam, full.seam)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fast, "numba", None)
+        mp.setattr(surfaces, "numba", None)
+        slow = classify(lic, xyz)
+    np.testing.assert_array_equal(full.seam, slow.seam)
+    assert np.isfinite(full.seam).any()
