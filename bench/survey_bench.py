@@ -378,6 +378,10 @@ def markdown(res: dict[str, Any]) -> str:
     if "laz_stream" in res and "timings_s" in res["laz_stream"]:
         t = ", ".join(f"{k} {v:.2f} s" for k, v in res["laz_stream"]["timings_s"].items())
         lines += ["", f"Streamed LAZ stages: {t}."]
+    kept = {k: t for k, t in res.get("measured_utc", {}).items() if k in res}
+    if kept:
+        when = ", ".join(f"{k} at {t}" for k, t in sorted(kept.items()))
+        lines += ["", f"Parts not run this time, kept from earlier runs: {when}."]
     lines += [
         "",
         "Generated files are cached in bench/_work/; generation time is not counted.",
@@ -421,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
         old = json.loads(previous.read_text())
         keys = ("classify", "laspy_read", "whole_check", "whole_check_seam", "laz_stream")
         res.update({k: old[k] for k in keys if k in old})
+        # when each kept part was measured: the earlier run's (or its own) time
+        earlier = old.get("measured_utc", {})
+        res["measured_utc"] = {k: earlier.get(k, old["created_utc"]) for k in keys if k in old}
     if parts & set("ab"):
         print(f"generating a {n:,}-point scan ...", flush=True)
     scene_chunks = list(scan_chunks(n if parts & set("ab") else 1000, seed=1))
@@ -464,6 +471,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    generated in {gen:.0f} s", flush=True)
         res["laz_stream"] = bench_laz_stream(laz, licence_path, n_laz, args.chunk_points)
         print(f"    {res['laz_stream']}", flush=True)
+    ran = {"a": ("classify",), "b": ("laspy_read", "whole_check", "whole_check_seam")}
+    ran["c"] = ("laz_stream",) if n_laz > 0 else ()
+    for part in parts:
+        for key in ran.get(part, ()):
+            res.get("measured_utc", {}).pop(key, None)
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "survey.json").write_text(json.dumps(res, indent=2) + "\n")
     md = markdown(res)
