@@ -398,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="best of N for the classification")
     ap.add_argument("--chunk-points", type=int, default=CHUNK_POINTS, help="for part c")
     ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--work", type=Path, default=WORK, help="cache of generated files")
     ap.add_argument(
         "--parts", default="abc", help="which parts to run: a classify, b whole check, c LAZ"
     )
@@ -409,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     n = int(2e6 if args.quick else args.points)
     n_laz = int(5e6 if args.quick else args.laz_points)
-    WORK.mkdir(parents=True, exist_ok=True)
+    work: Path = args.work
+    work.mkdir(parents=True, exist_ok=True)
     res: dict[str, Any] = {
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python -m bench.survey_bench " + " ".join(argv or sys.argv[1:]),
@@ -435,9 +437,9 @@ def main(argv: list[str] | None = None) -> int:
     del scene_chunks
     # a metal mine's licence (boundary and levels) and a coal licence with a
     # seam given by roof/floor grids, as `minegate survey check` reads them
-    licence_path = WORK / "bench_licence.toml"
+    licence_path = work / "bench_licence.toml"
     _licence_file(replace(licence, seams=()), licence_path)
-    seam_licence_path = WORK / "bench_licence_seam.toml"
+    seam_licence_path = work / "bench_licence_seam.toml"
     _licence_file(licence, seam_licence_path)
     if "a" in parts:
         xyz = np.concatenate(chunks)
@@ -446,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         res["classify"] = bench_classify(replace(licence, seams=()), xyz, args.repeat)
         print(f"    {res['classify']}", flush=True)
         del xyz
-    las = WORK / f"scan_{n}.las"
+    las = work / f"scan_{n}.las"
     if "b" in parts:
         write_las = write_las_file  # bound now: the chunks go after this call
         _cached(las, lambda: write_las(las, licence, chunks, compress=False))
@@ -459,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    with the seam: {res['whole_check_seam']}", flush=True)
     chunks.clear()
     if "c" in parts and n_laz > 0:
-        laz = WORK / f"scan_{n_laz}.laz"
+        laz = work / f"scan_{n_laz}.laz"
 
         def make_laz() -> None:
             laz_chunks = (c for _, c in scan_chunks(n_laz, seed=1))
