@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gateway.sinks.config import InfluxV1Config, InfluxV2Config, MqttConfig, SinkConfig
+from gateway.sinks.config import SINK_REGISTRY, AnySinkConfig, SinkConfig
 
 # Names become MQTT topic segments and InfluxDB tag values: keep them to
 # characters that need no escaping in either.
@@ -156,11 +156,7 @@ class DeviceConfig(Model):
 # Each sink type's keys are owned by the sinks package (gateway.sinks.config):
 # one model per type, discriminated by ``type``; this schema only places them.
 
-SINK_MODELS: dict[str, type[BaseModel]] = {
-    "influxdb_v2": InfluxV2Config,
-    "influxdb_v1": InfluxV1Config,
-    "mqtt": MqttConfig,
-}
+SINK_MODELS: dict[str, type[BaseModel]] = {t: e.config for t, e in SINK_REGISTRY.items()}
 
 
 # --- alarms (reserved: evaluated by the alarms feature) -----------------------
@@ -197,7 +193,7 @@ class SiteFile(Model):
 
 
 AnyBus = TcpBus | RtuBus | RtuOverTcpBus | AsciiBus
-AnySink = InfluxV2Config | InfluxV1Config | MqttConfig
+AnySink = AnySinkConfig
 
 
 def model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:

@@ -1,7 +1,8 @@
 """Sinks: deliver outbox records to InfluxDB (1.x, 2.x/VictoriaMetrics) and MQTT.
 
-``_SINK_CLASSES`` is the one registry table (config ``type`` -> module and
-class, loaded on use; ``SINK_TYPES`` maps ``type`` -> class);
+``SINK_REGISTRY`` (``gateway.sinks.config``) is the one registry table
+(config ``type`` -> config model, module and class; the class is loaded on
+use; ``SINK_TYPES`` maps ``type`` -> class);
 ``build_runners`` turns the site's ``[[sinks]]`` tables into runners the
 runtime starts as tasks (``await runner.run(stop_event)``).
 """
@@ -23,11 +24,10 @@ from gateway.sinks.base import (
     is_retryable,
 )
 from gateway.sinks.config import (
-    InfluxV1Config,
-    InfluxV2Config,
-    MqttConfig,
+    SINK_REGISTRY,
     RunnerSettings,
     SinkConfigError,
+    SinkType,
     parse_sink_config,
 )
 from gateway.sinks.runner import Outbox, SinkRunner
@@ -37,42 +37,29 @@ if TYPE_CHECKING:
     from gateway.sinks.influx_v2 import InfluxV2Sink
     from gateway.sinks.mqtt import MqttSink
 
-# The registry table: config ``type`` -> (module, class). Sink modules import
-# their client libraries (aiohttp, influxdb-client, aiomqtt: about 0.3 s), so
-# they load when a sink is built, not when a configuration is validated or a
-# survey command runs.
-_SINK_CLASSES: dict[str, tuple[str, str]] = {
-    "influxdb_v2": ("gateway.sinks.influx_v2", "InfluxV2Sink"),
-    "influxdb_v1": ("gateway.sinks.influx_v1", "InfluxV1Sink"),
-    "mqtt": ("gateway.sinks.mqtt", "MqttSink"),
-}
-
 
 def sink_class(type_name: str) -> type[Sink]:
-    """The sink class registered for a config ``type``."""
-    module, name = _SINK_CLASSES[type_name]
-    cls: type[Sink] = getattr(importlib.import_module(module), name)
+    """The sink class registered for a config ``type`` (imported now)."""
+    entry = SINK_REGISTRY[type_name]
+    cls: type[Sink] = getattr(importlib.import_module(entry.module), entry.cls)
     return cls
 
 
 def __getattr__(name: str) -> Any:
     # SINK_TYPES and the sink classes stay importable from here, loaded on use.
     if name == "SINK_TYPES":
-        return {t: sink_class(t) for t in _SINK_CLASSES}
-    for module, cls in _SINK_CLASSES.values():
-        if cls == name:
-            return getattr(importlib.import_module(module), cls)
+        return {t: sink_class(t) for t in SINK_REGISTRY}
+    for entry in SINK_REGISTRY.values():
+        if entry.cls == name:
+            return getattr(importlib.import_module(entry.module), entry.cls)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_sink(cfg: RunnerSettings, site: str, gateway_id: str) -> Sink:
     """The sink object for one validated config."""
-    if isinstance(cfg, InfluxV2Config):
-        return sink_class("influxdb_v2")(cfg, site, gateway_id)  # type: ignore[call-arg]
-    if isinstance(cfg, InfluxV1Config):
-        return sink_class("influxdb_v1")(cfg, site, gateway_id)  # type: ignore[call-arg]
-    if isinstance(cfg, MqttConfig):
-        return sink_class("mqtt")(cfg, site, gateway_id, cfg.name)  # type: ignore[call-arg]
+    for type_name, entry in SINK_REGISTRY.items():
+        if type(cfg) is entry.config:
+            return sink_class(type_name).from_config(cfg, site, gateway_id)
     raise SinkConfigError(f"[[sinks]] {cfg.name!r}: no sink for {type(cfg).__name__}")
 
 
@@ -118,6 +105,7 @@ def build_runners(
 
 
 __all__ = [
+    "SINK_REGISTRY",
     "SINK_TYPES",
     "AuthError",
     "InfluxV1Sink",
@@ -129,10 +117,12 @@ __all__ = [
     "SinkConfigError",
     "SinkError",
     "SinkRunner",
+    "SinkType",
     "TlsError",
     "WriteResult",
     "build_runners",
     "is_retryable",
     "make_sink",
     "parse_sink_config",
+    "sink_class",
 ]

@@ -37,7 +37,7 @@ import asyncio
 import ssl
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from gateway.model import Record
 
@@ -126,6 +126,13 @@ class Sink(ABC):
 
     #: true between a successful connect() and a failure or close()
     connected: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: Any, site: str, gateway: str) -> Sink:
+        """The sink for one validated config table (its model in
+        ``SINK_REGISTRY``); ``cls(cfg, site, gateway)`` unless a sink needs
+        more from the config."""
+        return cls(cfg, site, gateway)  # type: ignore[call-arg]
 
     @abstractmethod
     async def connect(self) -> None: ...

@@ -8,7 +8,8 @@ or to :func:`gateway.sinks.build_runners`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
@@ -99,8 +100,49 @@ class MqttConfig(RunnerSettings):
         return self.port if self.port is not None else (8883 if self.tls else 1883)
 
 
-SinkConfig = Annotated[InfluxV2Config | InfluxV1Config | MqttConfig, Field(discriminator="type")]
-_ADAPTER: TypeAdapter[InfluxV2Config | InfluxV1Config | MqttConfig] = TypeAdapter(SinkConfig)
+@dataclass(frozen=True)
+class SinkType:
+    """One sink type of the registry: its config model, and where its class
+    is (module and name, imported on use: sink modules import their client
+    libraries, about 0.3 s, which validating a config must not pay)."""
+
+    config: type[RunnerSettings]
+    module: str
+    cls: str
+
+
+#: The one registry of sink types: config ``type`` -> model and class. A new
+#: sink is its module, its config model above, a line here and a member of
+#: ``AnySinkConfig`` (the static union pydantic and mypy need; checked
+#: against this table below).
+SINK_REGISTRY: dict[str, SinkType] = {
+    "influxdb_v2": SinkType(InfluxV2Config, "gateway.sinks.influx_v2", "InfluxV2Sink"),
+    "influxdb_v1": SinkType(InfluxV1Config, "gateway.sinks.influx_v1", "InfluxV1Sink"),
+    "mqtt": SinkType(MqttConfig, "gateway.sinks.mqtt", "MqttSink"),
+}
+
+AnySinkConfig = InfluxV2Config | InfluxV1Config | MqttConfig
+SinkConfig = Annotated[AnySinkConfig, Field(discriminator="type")]
+_ADAPTER: TypeAdapter[AnySinkConfig] = TypeAdapter(SinkConfig)
+
+
+def _check_registry() -> None:
+    """The union and the registry name the same models, each under its own
+    ``type`` tag: a sink added to one but not the other fails at import."""
+    in_union = set(get_args(AnySinkConfig))
+    in_table = {t.config for t in SINK_REGISTRY.values()}
+    if in_union != in_table:
+        raise RuntimeError(
+            f"gateway.sinks.config: AnySinkConfig {sorted(c.__name__ for c in in_union)} "
+            f"!= SINK_REGISTRY {sorted(c.__name__ for c in in_table)}"
+        )
+    for name, t in SINK_REGISTRY.items():
+        tag = t.config.model_fields["type"].default
+        if tag != name:
+            raise RuntimeError(f"SINK_REGISTRY[{name!r}]: {t.config.__name__}.type is {tag!r}")
+
+
+_check_registry()
 
 
 def parse_sink_config(table: Mapping[str, Any] | RunnerSettings) -> RunnerSettings:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from typing import Any
 
 import aiomqtt
 
@@ -46,6 +47,10 @@ class MqttSink(Sink):
         self._watcher: asyncio.Task[None] | None = None
         self._inflight: list[asyncio.Task[None]] = []
         self._lost_reason = ""
+
+    @classmethod
+    def from_config(cls, cfg: Any, site: str, gateway: str) -> MqttSink:
+        return cls(cfg, site, gateway, cfg.name)  # the name is in its client id
 
     def describe(self) -> str:
         scheme = "mqtts" if self.cfg.tls else "mqtt"

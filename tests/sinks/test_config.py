@@ -3,6 +3,7 @@ secrets kept out of reprs, one runner per table."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -17,6 +18,42 @@ def test_registry_covers_every_type() -> None:
         "influxdb_v1": InfluxV1Sink,
         "mqtt": MqttSink,
     }
+
+
+_MINIMAL = {
+    "influxdb_v2": {"url": "http://127.0.0.1:8086", "bucket": "b"},
+    "influxdb_v1": {"url": "http://127.0.0.1:8086", "database": "d"},
+    "mqtt": {"host": "127.0.0.1"},
+}
+
+
+@pytest.mark.parametrize("type_name", sorted(_MINIMAL))
+def test_each_registered_type_builds_its_sink_from_a_table(type_name: str) -> None:
+    """The registry's model, class and constructor fit together: a minimal
+    table of each type makes that type's sink, reporting that type."""
+    from gateway.sinks import SINK_REGISTRY, make_sink
+
+    cfg = parse_sink_config({"name": f"s-{type_name}", "type": type_name, **_MINIMAL[type_name]})
+    assert type(cfg) is SINK_REGISTRY[type_name].config
+    sink = make_sink(cfg, "site1", "gw1")
+    assert type(sink) is SINK_TYPES[type_name] and sink.type_name == type_name
+    assert sink.describe()
+
+
+def test_registry_and_union_must_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sink type added to the registry but not to the config union (or the
+    other way round) is refused when the package loads, not at a site."""
+    import gateway.sinks.config as config
+
+    monkeypatch.setitem(
+        config.SINK_REGISTRY, "kafka", config.SinkType(MqttConfig, "x", "KafkaSink")
+    )
+    with pytest.raises(RuntimeError, match=re.escape("['kafka']: MqttConfig.type is 'mqtt'")):
+        config._check_registry()
+    monkeypatch.delitem(config.SINK_REGISTRY, "kafka")
+    monkeypatch.delitem(config.SINK_REGISTRY, "mqtt")
+    with pytest.raises(RuntimeError, match="AnySinkConfig"):
+        config._check_registry()
 
 
 @pytest.mark.parametrize(
