@@ -91,7 +91,7 @@ VERDICT_COMPLIANT = "compliant"
 
 #: suffixes read whole (they may hold faces) rather than streamed
 # formats read whole by check_files: meshes carry faces, E57 scans poses
-_WHOLE_FORMATS = {"ply", "obj", "stl", "e57"}
+_WHOLE_FORMATS = {"ply", "obj", "stl", "dxf", "e57"}
 
 
 class _Strided:

@@ -328,3 +328,28 @@ def test_streaming_status_pass_gives_the_same_findings_as_full_classification(
         assert f.volume_m3 == pytest.approx(g.volume_m3, rel=1e-12)
     assert fast_result.preview is not None and full_result.preview is not None
     np.testing.assert_array_equal(fast_result.preview, full_result.preview)
+
+
+def test_mesh_files_checked_by_clipping_whatever_the_format(
+    violation: Scene, tmp_path: Path
+) -> None:
+    """`minegate survey check` on a closed tunnel mesh exported as OBJ or
+    as DXF 3DFACEs: both are read whole (faces kept) and give the same
+    incidents with clipping volumes as the in-memory mesh."""
+    from survey.check import check_files
+    from survey.writers import write_dxf, write_mesh
+
+    mesh = violation.mesh
+    assert mesh.faces is not None
+    ref = check_survey(violation.licence, [mesh])
+    for path in (
+        write_mesh(tmp_path / "tunnel.obj", mesh.xyz, mesh.faces),
+        write_dxf(tmp_path / "tunnel.dxf", mesh.xyz, mesh.faces),
+    ):
+        got = check_files(violation.licence, [path])
+        assert [(i.type, i.block) for i in got.incidents] == [
+            (i.type, i.block) for i in ref.incidents
+        ], path.name
+        for g, r in zip(got.incidents, ref.incidents, strict=True):
+            assert g.max_exceedance_m == pytest.approx(r.max_exceedance_m, abs=0.01), path.name
+            assert g.volume_m3 == pytest.approx(r.volume_m3, rel=0.01), path.name
