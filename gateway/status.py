@@ -91,6 +91,10 @@ class StatusReport:
         }
 
 
+#: how far back (records) `status` looks for the newest metrics record
+METRIC_LOOKBACK_RECORDS = 500_000
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     if not path.is_file():
         raise StatusError(
@@ -125,19 +129,37 @@ def read_status(store_file: Path) -> StatusReport:
                 "SELECT name, cursor, pending_records, pending_values FROM sinks ORDER BY name"
             )
         ]
-        records = int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
+        row = conn.execute("SELECT value FROM meta WHERE key = 'record_count'").fetchone()
+        # kept by the store since schema 2; a version-1 file not yet opened
+        # by this gateway is counted (slow on millions of records)
+        records = (
+            int(row[0])
+            if row is not None
+            else int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
+        )
         report = StatusReport(store_file, _size(conn, store_file), records, latest, counters, sinks)
+        # the gateway's own metrics come every few seconds: look among the
+        # newest records only, not through millions when metrics are off
+        newest = conn.execute("SELECT max(seq) FROM records").fetchone()[0] or 0
         metric = conn.execute(
-            "SELECT ts_ns, payload FROM records WHERE kind = 'metric' ORDER BY seq DESC LIMIT 1"
+            "SELECT ts_ns, payload FROM records WHERE seq > ? AND kind = 'metric' "
+            "ORDER BY seq DESC LIMIT 1",
+            (newest - METRIC_LOOKBACK_RECORDS,),
         ).fetchone()
         if metric is not None:
             ids, values, _ = decode_payload(metric[1])
             report.metrics = {names[i][0]: v for i, v in zip(ids, values, strict=True)}
             report.metrics_ts_ns = int(metric[0])
-        for device, fields in conn.execute(
-            "SELECT device, fields FROM records WHERE seq IN "
+        has_last = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'last_events'"
+        ).fetchone()
+        events_sql = (
+            "SELECT device, fields FROM last_events"
+            if has_last
+            else "SELECT device, fields FROM records WHERE seq IN "
             "(SELECT max(seq) FROM records WHERE kind = 'event' GROUP BY device)"
-        ):
+        )
+        for device, fields in conn.execute(events_sql):
             report.events[device] = decode_fields(fields)
         return report
     except sqlite3.Error as exc:

@@ -47,6 +47,8 @@ from gateway.store_schema import (
     add_counters,
     connect,
     initialise,
+    note_appended,
+    note_events,
     translate,
 )
 
@@ -250,6 +252,14 @@ class Store:
                 f"INSERT INTO records ({RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows
             )
             outbox.add_pending(conn, len(records), sum(len(rec) for rec in records))
+            note_appended(conn, len(records))
+            events = [
+                (row[2], row[0], row[3], row[5])  # device, seq, ts_ns, fields
+                for row, rec in zip(rows, records, strict=True)
+                if rec.kind is RecordKind.EVENT
+            ]
+            if events:
+                note_events(conn, events)
             new_sources = {rec.device for rec in records} - self._sources
             if new_sources:
                 conn.executemany(

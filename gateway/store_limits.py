@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from gateway.model import RecordKind
-from gateway.store_schema import add_counters
+from gateway.store_schema import add_counters, note_appended
 
 if TYPE_CHECKING:
     from gateway.store import Store
@@ -72,6 +72,7 @@ def drop_records(
             )
             deltas[f"dropped_unsent_{name}"] += len(unsent)
     conn.executemany("DELETE FROM records WHERE seq = ?", [(r[0],) for r in rows])
+    note_appended(conn, -len(rows))
     add_counters(conn, dict(deltas))
     return deltas
 

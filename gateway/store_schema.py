@@ -13,7 +13,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# 2: ``last_events`` and ``meta.record_count``, so that `minegate status`
+#    reads a store of millions of records in milliseconds (migrated on open).
 APPLICATION_ID = 0x4D474154  # "MGAT": lets `file`/sqlite3 tools recognise the store
 BUSY_TIMEOUT_MS = 10_000  # other processes (status tools) may hold the lock briefly
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -99,6 +101,18 @@ CREATE TABLE counters (
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
 """
+
+# The newest EVENT record of every source (comm lost / restored ...), kept
+# when retention deletes the record itself: `minegate status` shows it.
+_LAST_EVENTS_DDL = """
+CREATE TABLE last_events (
+    device TEXT PRIMARY KEY,
+    seq    INTEGER NOT NULL,
+    ts_ns  INTEGER NOT NULL,
+    fields TEXT
+) WITHOUT ROWID
+"""
+_DDL += ";" + _LAST_EVENTS_DDL + ";"
 
 
 class StoreError(Exception):
@@ -195,14 +209,52 @@ def initialise(conn: sqlite3.Connection, path: Path) -> None:
             f"(this one reads up to {SCHEMA_VERSION}); upgrade minegate, or "
             + _move_aside_hint(path)
         )
-    if version < SCHEMA_VERSION:
-        # No older released schema exists yet; a future version migrates here.
+    if version < 1:
         raise StoreFileError(
             f"{path}: unknown store schema version {version}; " + _move_aside_hint(path)
         )
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if mode.lower() != "wal":
         raise StoreFileError(f"{path}: cannot switch to WAL journal mode (got {mode!r})")
+    if version == 1:
+        _migrate_1_to_2(conn)
+
+
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Add ``last_events`` and ``meta.record_count`` to a version-1 store,
+    filled from its records (one scan, once)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(_LAST_EVENTS_DDL)
+        conn.execute(
+            "INSERT INTO last_events (device, seq, ts_ns, fields) "
+            "SELECT device, seq, ts_ns, fields FROM records WHERE seq IN "
+            "(SELECT max(seq) FROM records WHERE kind = 'event' GROUP BY device)"
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) SELECT 'record_count', count(*) FROM records"
+        )
+        conn.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def note_appended(conn: sqlite3.Connection, n_records: int) -> None:
+    """Count appended records in ``meta.record_count`` (caller's transaction)."""
+    conn.execute("UPDATE meta SET value = value + ? WHERE key = 'record_count'", (n_records,))
+
+
+def note_events(conn: sqlite3.Connection, rows: list[tuple[str, int, int, str | None]]) -> None:
+    """Keep (device, seq, ts_ns, fields) of new EVENT records as the
+    newest of their source (caller's transaction)."""
+    conn.executemany(
+        "INSERT INTO last_events (device, seq, ts_ns, fields) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (device) DO UPDATE SET seq = excluded.seq, ts_ns = excluded.ts_ns, "
+        "fields = excluded.fields WHERE excluded.seq > last_events.seq",
+        rows,
+    )
 
 
 def _create(conn: sqlite3.Connection) -> None:
@@ -216,6 +268,7 @@ def _create(conn: sqlite3.Connection) -> None:
         if stmt.strip():
             conn.execute(stmt)
     conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+    conn.execute("INSERT INTO meta (key, value) VALUES ('record_count', 0)")
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     conn.execute("COMMIT")
 

@@ -452,3 +452,68 @@ def test_damaged_pages_give_store_file_error_on_read(tmp_path: Path, clock: Cloc
             s.take("s", 5000)
         finally:
             s.close()
+
+
+def _as_version_1(path: Path) -> None:
+    """Turn a store file back into schema version 1 (no last_events, no
+    record_count), as the first release wrote it."""
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE last_events")
+    conn.execute("DELETE FROM meta WHERE key = 'record_count'")
+    conn.execute("UPDATE meta SET value = 1 WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+
+
+def test_version_1_store_is_migrated_on_open_and_read_by_status_before(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """A store of the first schema: `minegate status` reads it as it is
+    (read-only, counting and scanning), and the gateway's next open adds
+    the event table and the record count, filled from the records."""
+    from gateway.status import read_status
+
+    path = tmp_path / "s.db"
+    s = Store(path, clock=clock)
+    s.append([rec("fan1", T0 + i) for i in range(5)])
+    s.append([rec("fan1", T0 + 10, RecordKind.EVENT, n=0, event="comm_lost")])
+    s.append([rec("fan1", T0 + 20, RecordKind.EVENT, n=0, event="comm_restored")])
+    s.append([rec("pump1", T0 + 30, RecordKind.EVENT, n=0, event="comm_lost")])
+    s.close()
+    _as_version_1(path)
+
+    before = read_status(path)  # read-only: the file stays version 1
+    assert before.records == 8
+    assert before.events == {
+        "fan1": {"event": "comm_restored"},
+        "pump1": {"event": "comm_lost"},
+    }
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (1,)
+    conn.close()
+
+    Store(path, clock=clock).close()  # the gateway opens it: migrated
+    conn = sqlite3.connect(path)
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    assert meta["schema_version"] == 2 and meta["record_count"] == 8
+    conn.close()
+    after = read_status(path)
+    assert after.records == before.records and after.events == before.events
+
+
+def test_status_keeps_the_last_event_after_retention_removed_it(
+    tmp_path: Path, clock: Clock
+) -> None:
+    from gateway.status import read_status
+
+    path = tmp_path / "s.db"
+    s = Store(path, clock=clock, retention_s=3600)
+    s.append([rec("fan1", T0, RecordKind.EVENT, n=0, event="comm_lost")])
+    clock.now = T0 + 2 * 3600 * 10**9
+    s.append([rec("fan1", clock.now)])
+    removed = s.enforce_limits()
+    assert removed.get("expired_event") == 1
+    s.close()
+    report = read_status(path)
+    assert report.records == 1
+    assert report.events == {"fan1": {"event": "comm_lost"}}

@@ -63,6 +63,7 @@ class OutboxMachine(RuleBasedStateMachine):
         self.appended = 0
         self.held: dict[str, int] = {}  # sink -> last seq of a batch taken, not yet acked
         self.latest: dict[tuple[str, str], tuple[float, int]] = {}  # -> (value, ts)
+        self.last_events: dict[str, int] = {}  # device -> seq of its newest EVENT
         for name in ("a", "b"):
             self.store.register_sink(name)
             self.cursor[name] = 0
@@ -137,6 +138,8 @@ class OutboxMachine(RuleBasedStateMachine):
             assert rec.seq == self.next_seq
             self.records[rec.seq] = ModelRecord(rec.kind, rec.device, rec.ts_ns, len(rec))
             self.next_seq += 1
+            if rec.kind is RecordKind.EVENT:
+                self.last_events[rec.device] = rec.seq
             if rec.kind is RecordKind.SAMPLE:
                 for point, value in zip(rec.points, rec.values, strict=True):
                     old = self.latest.get((rec.device, point))
@@ -298,6 +301,18 @@ class OutboxMachine(RuleBasedStateMachine):
         # Survives crashes (replayed from records), retention and overflow.
         got = {(s.device, s.point): (s.value, s.ts_ns) for s in self.store.latest()}
         assert got == self.latest
+
+    @invariant()
+    def record_count_matches(self) -> None:
+        # kept in meta for `minegate status` (no count(*) of millions of rows)
+        row = self.store._conn().execute("SELECT value FROM meta WHERE key = 'record_count'")
+        assert row.fetchone()[0] == len(self.records)
+
+    @invariant()
+    def last_events_match(self) -> None:
+        # the newest event of each source, kept after retention drops it
+        rows = self.store._conn().execute("SELECT device, seq FROM last_events")
+        assert dict(rows.fetchall()) == self.last_events
 
     @invariant()
     def undroppable_only_expire(self) -> None:
