@@ -179,3 +179,26 @@ def test_unwritable_out_fails_before_the_check(
     )
     assert code == EXIT_BAD_INPUT
     assert str(blocker / "out") in err and "--out" in err and "Traceback" not in err
+
+
+def test_survey_commands_run_without_the_cyclic_collector_and_restore_it() -> None:
+    """The collector is off while a survey handler runs (a batch job: ~0.1 s
+    of a big check went to walking numba's and matplotlib's objects) and on
+    again afterwards, also when the handler fails."""
+    import argparse
+    import gc
+
+    from survey.cli import run
+
+    seen: list[bool] = []
+
+    def handler(args: argparse.Namespace) -> int:
+        seen.append(gc.isenabled())
+        if args.fail:
+            raise SurveyInputError("bad scan")
+        return 0
+
+    assert gc.isenabled()
+    assert run(handler, argparse.Namespace(fail=False)) == 0
+    assert run(handler, argparse.Namespace(fail=True)) == 2
+    assert seen == [False, False] and gc.isenabled()
