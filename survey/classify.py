@@ -34,6 +34,11 @@ to the boundary of the *union* of the blocks. Points outside every block
 take the elevation range of the nearest block (``ref_block``), so a point
 beyond the boundary and below that block's floor counts as both.
 
+A streaming check needs the details (exceedances, blocks) of the
+non-compliant points only: :func:`classify_status` runs the same compiled
+per-point code writing one status byte a point (a seam's offsets in one more
+pass), and the caller classifies the few non-compliant points in full.
+
 Modules: the masks and :func:`prepare` are in :mod:`survey.plan_mask`, the
 plan distances (:func:`segment_distance`, :func:`mask_distance`) in
 :mod:`survey.distance`; this module classifies and re-exports them. Its
