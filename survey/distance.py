@@ -27,7 +27,7 @@ import numpy as np
 from survey.model import F64
 
 if TYPE_CHECKING:
-    from survey.plan_mask import PolygonMask
+    from survey.plan_mask import EdgeGrid, PolygonMask
 
 __all__ = ["mask_distance", "segment_distance"]
 
@@ -189,19 +189,19 @@ def mask_distance(m: PolygonMask, px: F64, py: F64, *, jit: bool | None = None) 
         return segdist_numpy(
             np.asarray(px, dtype=np.float64), np.asarray(py, dtype=np.float64), m.edges
         )
-    g = m.near_edges
+    return grid_distance(m.near_edges, m.edges, px, py)
+
+
+def grid_distance(g: EdgeGrid, edges: F64, px: F64, py: F64) -> F64:
+    """Distance (m) from local points (px, py) to the nearest of ``edges``
+    over the candidate edges ``g`` lists per coarse cell: the values of
+    :func:`segment_distance` over all of them. numba only."""
     out = np.empty(px.shape[0], dtype=np.float64)
     grid_dist_numba(
         np.ascontiguousarray(px, dtype=np.float64),
         np.ascontiguousarray(py, dtype=np.float64),
-        m.edges,
-        g.ox,
-        g.oy,
-        1.0 / g.cell,
-        g.nx,
-        g.ny,
-        g.start,
-        g.index,
+        edges,
+        *g.kernel_args(),
         out,
     )
     return out

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import shapely
 
 from survey import tolerances as tol
-from survey.distance import numba, segdist_numpy, segment_distance, use_jit
+from survey.distance import grid_distance, numba, segdist_numpy, segment_distance, use_jit
 from survey.model import F64, Licence, SurveyInputError
 
 __all__ = [
@@ -83,6 +84,11 @@ class EdgeGrid:
     ny: int
     start: npt.NDArray[np.int64]
     index: npt.NDArray[np.int64]
+
+    def kernel_args(self) -> tuple[Any, ...]:
+        """(ox, oy, 1 / cell, nx, ny, start, index): the grid as the
+        compiled distance kernels take it."""
+        return (self.ox, self.oy, 1.0 / self.cell, self.nx, self.ny, self.start, self.index)
 
 
 @dataclass(frozen=True)
@@ -196,13 +202,7 @@ def _build_mask(geom: shapely.Geometry, origin: F64, cells: int) -> PolygonMask:
         lx = ox + (ix_in + 0.5) * cell
         ly = oy + (iy_in + 0.5) * cell
         if jit:  # the candidate edges of each coarse cell, not all of them
-            from survey.distance import grid_dist_numba  # defined with numba only
-
-            dist = np.empty(lx.shape[0], dtype=np.float64)
-            g = near_edges
-            grid_dist_numba(
-                lx, ly, edges, g.ox, g.oy, 1.0 / g.cell, g.nx, g.ny, g.start, g.index, dist
-            )
+            dist = grid_distance(near_edges, edges, lx, ly)
         else:
             dist = segment_distance(lx, ly, edges)
         bound = dist - cell * math.sqrt(0.5)
