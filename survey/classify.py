@@ -671,7 +671,10 @@ if numba is not None:
     @numba.njit(cache=True, nogil=True)
     def _seam_lattice_numba(xyz, e0, n0, gn, ge, rv, fv, best):
         # _seam_grids_numba for a roof and a floor on the same nodes: the
-        # cell and the weights once, the same arithmetic (bit for bit)
+        # cell and the weights once, the same arithmetic (bit for bit).
+        # Spelled out rather than calling cell/value helpers: numba compiled
+        # that factoring (tuple-returning helpers, inlined or not) to a loop
+        # two to three times slower (0.107 s -> 0.21-0.31 s for 20 M points)
         last_n = gn[gn.shape[0] - 1]
         last_e = ge[ge.shape[0] - 1]
         for i in range(xyz.shape[0]):
