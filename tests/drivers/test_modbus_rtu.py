@@ -97,7 +97,7 @@ async def test_rtu_late_reply_is_never_taken_for_the_next(pty_pair: PtyPair) -> 
 async def test_rtu_frame_pause_between_requests(pty_pair: PtyPair) -> None:
     peer = await start_rtu(pty_pair.a, units=(1, 2))
     try:
-        async with RtuHub(pty_pair.b, baudrate=115200, frame_pause_s=0.03, name="b") as hub:
+        async with RtuHub(pty_pair.b, baudrate=115200, extra_pause_s=0.03, name="b") as hub:
 
             async def poll(unit: int) -> None:
                 for _ in range(5):
