@@ -176,7 +176,17 @@ class ModbusPoller:
             decoded: dict[str, Any] = req.decode(data)
             await self._emit_values(self._sent_ns or self.wall_ns(), decoded)
         if cut:
+            before = len(self.requests)
             self.requests = walked + todo[::-1]
+            log.info(
+                "device %s (unit %s): reads refused for their addresses were cut in parts; "
+                "polling with %d reads instead of %d from now on",
+                self.device.name,
+                self.unit,
+                len(self.requests),
+                before,
+                extra={"device": self.device.name},
+            )
         if answered:
             if self._logged_failure:
                 log.info("device %s answers again", self.device.name)
@@ -198,9 +208,9 @@ class ModbusPoller:
         if halves is not None:
             for half in halves:
                 self.recorder.prepare([p.name for p in half.points])
-            log.info(
+            log.debug(
                 "device %s (unit %s): read of %s (%d points) refused with %s; "
-                "reading it in parts to find the refused points",
+                "reading it in halves to find the refused points",
                 self.device.name,
                 self.unit,
                 _span(req),
