@@ -490,6 +490,16 @@ class _CrossChecker:
         plan = None
         if not is_ascii_bus:
             from drivers.plan import build_plan
+            from drivers.profile import manual_reference_hint
+
+            for p in points:
+                hint = manual_reference_hint(p.kind, p.address)
+                if hint is not None:
+                    self.warn(
+                        ("devices", i, "profile"),
+                        f"profile {profile.name!r} point {p.name!r}: {hint} "
+                        "(ignore this if the device really maps it there)",
+                    )
 
             merge = profile.merge if dev.merge is None else dev.merge
             max_gap = profile.max_gap if dev.max_gap is None else dev.max_gap
