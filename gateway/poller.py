@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from drivers.errors import CorruptFrame, DeviceTimeout, DriverError, TransportError
+from drivers.plan import PollPlan
 from drivers.types import RegisterKind, Value
 from gateway.config import CompiledDevice
 from gateway.metrics import DeviceStats
@@ -69,6 +70,7 @@ class ModbusPoller:
             raise ValueError(f"device {device.name!r} is not a Modbus device")
         self.device = device
         self.unit: int = device.config.unit
+        self.plan: PollPlan = device.plan
         self.hub = hub
         self.emit = emit
         self.stats = stats
@@ -98,7 +100,7 @@ class ModbusPoller:
         answered = 0
         last_error: DriverError | None = None
         cycle_ts = self.wall_ns()
-        for req in self.device.plan.requests:
+        for req in self.plan.requests:
             ts_ns = self.wall_ns()
             t0 = self.clock.now()
             try:
@@ -119,7 +121,7 @@ class ModbusPoller:
                 continue
             self.stats.request_ok(self.clock.now() - t0)
             answered += 1
-            decoded: dict[str, Any] = self.device.plan.decode(req, data)
+            decoded: dict[str, Any] = self.plan.decode(req, data)
             await self._emit_values(ts_ns, decoded)
         if answered:
             if self._logged_failure:

@@ -31,7 +31,7 @@ from typing import Any
 
 from drivers.types import Value
 from gateway.config import CompiledDevice, SiteConfig
-from gateway.config_schema import AnyBus, AsciiBus
+from gateway.config.schema import AnyBus, AsciiBus
 from gateway.metrics import METRICS_SOURCE, GatewayMetrics
 from gateway.model import Quality, Record, RecordKind
 from gateway.poller import AsciiPoller, Hub, ModbusPoller
@@ -273,7 +273,7 @@ class Gateway:
         the pollers back meanwhile); at shutdown it gives up after
         ``give_up_after_s`` so a full disk cannot block the stop forever,
         and logs what was lost."""
-        from gateway.store_schema import StoreError
+        from gateway.store.errors import StoreError
 
         delay = 0.5
         deadline = None if give_up_after_s is None else time.monotonic() + give_up_after_s

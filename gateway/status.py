@@ -22,7 +22,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from gateway.store_codec import decode_fields, decode_payload
+from gateway.store.codec import decode_fields, decode_payload
 
 NS = 1_000_000_000
 QUALITY_STYLE = {"good": "green", "bad": "red", "stale": "yellow", "comm_loss": "bold red"}
