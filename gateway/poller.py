@@ -30,7 +30,7 @@ from drivers.errors import CorruptFrame, DeviceTimeout, DriverError, TransportEr
 from drivers.plan import PollPlan
 from drivers.types import RegisterKind, Value
 from gateway.config import CompiledDevice
-from gateway.metrics import DeviceStats
+from gateway.metrics import DeviceMetrics
 from gateway.model import Record
 from gateway.quality import DeviceRecorder
 from gateway.scheduler import Clock, MonotonicClock, Schedule
@@ -60,7 +60,7 @@ class ModbusPoller:
         device: CompiledDevice,
         hub: Hub,
         emit: RecordSink,
-        stats: DeviceStats,
+        stats: DeviceMetrics,
         *,
         clock: Clock | None = None,
         wall_ns: Callable[[], int] = time.time_ns,
@@ -175,7 +175,7 @@ class AsciiPoller:
         device: CompiledDevice,
         open_port: Callable[[], contextlib.AbstractAsyncContextManager[LineSource]],
         emit: RecordSink,
-        stats: DeviceStats,
+        stats: DeviceMetrics,
         *,
         clock: Clock | None = None,
         wall_ns: Callable[[], int] = time.time_ns,

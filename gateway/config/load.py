@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from drivers.types import DeviceProfile, PointSpec
 from gateway import busload
@@ -151,7 +152,9 @@ def _allowed(model_loc: tuple[str | int, ...]) -> str:
     return ", ".join(model.model_fields)
 
 
-def _message(err: Any, user_loc: tuple[str | int, ...], model_loc: tuple[str | int, ...]) -> str:
+def _message(
+    err: ErrorDetails, user_loc: tuple[str | int, ...], model_loc: tuple[str | int, ...]
+) -> str:
     etype = err["type"]
     key = user_loc[-1] if user_loc else ""
     table = format_loc(user_loc[:-1]) or "the top level"
