@@ -1,5 +1,8 @@
-"""The drivers' small exception hierarchy, and the one function that decides
-what is worth retrying."""
+"""The drivers' small exception hierarchy, and the two functions that decide
+what a failed request calls for: sending it again at once
+(:func:`worth_resending`) or reopening the link (:func:`needs_reconnect`).
+Whether a sink's failed write is transient is another question, answered by
+``gateway.sinks.base.is_transient``."""
 
 from __future__ import annotations
 
@@ -109,7 +112,7 @@ def exception_for(
     return ModbusExceptionResponse(code, device=device, unit=unit)
 
 
-def is_retryable(exc: BaseException) -> bool:
+def worth_resending(exc: BaseException) -> bool:
     """Whether the same request should be sent again at once (after a short,
     jittered pause) within the current poll.
 

@@ -30,10 +30,10 @@ from drivers.errors import (
     ModbusExceptionResponse,
     TransportError,
     exception_for,
-    is_retryable,
     needs_reconnect,
+    worth_resending,
 )
-from drivers.hubstats import HubStats
+from drivers.hubmetrics import HubMetrics
 from drivers.types import MAX_READ_BITS, MAX_READ_REGISTERS, RegisterKind
 
 __all__ = ["ModbusHub"]
@@ -123,7 +123,7 @@ class ModbusHub:
         self.backoff = backoff or Backoff(rng=self._rng)
         self._clock = clock
         self._sleep = sleep
-        self.stats = HubStats()
+        self.stats = HubMetrics()
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
         self._bus_lock = asyncio.Lock()
         self._connect_lock = asyncio.Lock()
@@ -408,7 +408,7 @@ class ModbusHub:
                         self._schedule_reconnect(exc)
                     stats.failures += 1
                     raise
-                retry = is_retryable(exc) and (retry_timeouts or isinstance(exc, DeviceBusy))
+                retry = worth_resending(exc) and (retry_timeouts or isinstance(exc, DeviceBusy))
                 if retry and attempt < self.retries:
                     attempt += 1
                     stats.retries += 1

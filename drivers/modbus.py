@@ -30,11 +30,11 @@ A hub owns one client and one connection, and is shared by every device
   answer is never taken for the next request's.
 * pymodbus's own retries and reconnect loop are disabled; the hub does both.
 
-The gateway reads :attr:`ModbusHub.stats` (:class:`HubStats`).
+The gateway reads :attr:`ModbusHub.stats` (:class:`HubMetrics`).
 
 This module holds the three hubs and :func:`make_hub`; the engine they share
 is :class:`drivers.hub.ModbusHub`, with :class:`drivers.backoff.Backoff` and
-:class:`drivers.hubstats.HubStats`. Import all of them from here.
+:class:`drivers.hubmetrics.HubMetrics`. Import all of them from here.
 """
 
 from __future__ import annotations
@@ -49,12 +49,12 @@ from pymodbus.framer import FramerType
 from drivers.backoff import Backoff
 from drivers.errors import TransportError
 from drivers.hub import ModbusHub
-from drivers.hubstats import LATENCY_BUCKETS_S, HubStats
+from drivers.hubmetrics import LATENCY_BUCKETS_S, HubMetrics
 
 __all__ = [
     "LATENCY_BUCKETS_S",
     "Backoff",
-    "HubStats",
+    "HubMetrics",
     "ModbusHub",
     "RtuHub",
     "RtuOverTcpHub",

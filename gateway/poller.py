@@ -47,7 +47,7 @@ from drivers.errors import (
 from drivers.plan import ReadRequest, split_request
 from drivers.types import RegisterKind, Value
 from gateway.config import CompiledDevice
-from gateway.metrics import DeviceStats
+from gateway.metrics import DeviceMetrics
 from gateway.model import Record
 from gateway.quality import DeviceRecorder
 from gateway.scheduler import Clock, MonotonicClock, Schedule
@@ -89,7 +89,7 @@ class ModbusPoller:
         device: CompiledDevice,
         hub: Hub,
         emit: RecordSink,
-        stats: DeviceStats,
+        stats: DeviceMetrics,
         *,
         clock: Clock | None = None,
         wall_ns: Callable[[], int] = time.time_ns,
@@ -275,7 +275,7 @@ class AsciiPoller:
         device: CompiledDevice,
         open_port: Callable[[], contextlib.AbstractAsyncContextManager[LineSource]],
         emit: RecordSink,
-        stats: DeviceStats,
+        stats: DeviceMetrics,
         *,
         clock: Clock | None = None,
         wall_ns: Callable[[], int] = time.time_ns,

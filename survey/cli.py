@@ -267,7 +267,7 @@ def _finish(
     if args.publish:
         import sqlite3
 
-        from gateway.store_schema import StoreError
+        from gateway.store.errors import StoreError
 
         try:
             print(_publish(args.config, result, check_id))

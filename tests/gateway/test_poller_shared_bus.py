@@ -19,7 +19,7 @@ from drivers.modbus import ModbusHub, RtuOverTcpHub, TcpHub
 from drivers.plan import build_plan
 from drivers.types import DataType, PointSpec, RegisterKind
 from gateway.config import CompiledDevice, load_config
-from gateway.metrics import DeviceStats
+from gateway.metrics import DeviceMetrics
 from gateway.model import Quality, Record, RecordKind
 from gateway.poller import ModbusPoller
 from simulators.faults import Fault
@@ -75,7 +75,7 @@ class Line:
         async def emit(rec: Record) -> None:
             self.records.append(rec)
 
-        return ModbusPoller(device or self.devices[name], hub, emit, DeviceStats())
+        return ModbusPoller(device or self.devices[name], hub, emit, DeviceMetrics())
 
     def of(self, device: str, kind: RecordKind = RecordKind.SAMPLE) -> list[Record]:
         return [r for r in self.records if r.device == device and r.kind is kind]
