@@ -57,7 +57,8 @@ import numpy.typing as npt
 import shapely
 
 from survey import tolerances as tol
-from survey.distance import mask_distance, numba, segment_distance
+from survey.distance import mask_distance, segment_distance
+from survey.jit import numba
 from survey.model import F64, Licence, ViolationType
 from survey.plan_mask import (
     CELL_EDGE,

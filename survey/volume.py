@@ -58,7 +58,7 @@ import numpy.typing as npt
 import shapely
 
 from survey import tolerances as tol
-from survey.distance import numba, use_jit
+from survey.jit import numba, use_jit
 from survey.model import F64, Licence, ViolationType
 
 if TYPE_CHECKING:  # imported where meshes are handled: a scan check never needs it

@@ -432,7 +432,7 @@ def test_shell_volume_without_numba() -> None:
     from pathlib import Path
 
     script = (
-        "import survey.distance as d\n"
+        "import survey.jit as d\n"
         "d.numba = None\n"
         "import numpy as np\n"
         "from survey import volume\n"
