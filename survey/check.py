@@ -81,7 +81,8 @@ from survey.model import (
     ViolationType,
 )
 from survey.progress import ProgressCallback, null_progress
-from survey.volume import make_mesh, mesh_volume_beyond, shell_volume
+from survey.volume.mesh import make_mesh, mesh_volume_beyond
+from survey.volume.shell import shell_volume
 
 I32 = npt.NDArray[np.int32]
 

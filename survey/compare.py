@@ -48,7 +48,7 @@ from survey.classify import classify, prepare
 from survey.incidents import Beyond, group_incidents, label_voxels
 from survey.model import F64, CheckResult, Incident, Licence, SurveyData, SurveyInputError
 from survey.progress import ProgressCallback, null_progress
-from survey.volume import shell_volume
+from survey.volume.shell import shell_volume
 
 
 @dataclass

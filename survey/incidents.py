@@ -33,7 +33,8 @@ from survey import tolerances as tol
 from survey.classify import Classification, segment_distance
 from survey.jit import numba, use_jit
 from survey.model import F64, Incident, Licence, ViolationType
-from survey.volume import nearest_distances, shell_volume
+from survey.volume.neighbours import nearest_distances
+from survey.volume.shell import shell_volume
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
