@@ -35,7 +35,7 @@ from survey.plots.drawing import (
 )
 
 if TYPE_CHECKING:
-    pass
+    from matplotlib.axes import Axes
 
 
 def _spread_out(ranked: Sequence[Incident], *, min_gap: float, limit: int) -> set[int]:
@@ -83,36 +83,10 @@ def _plan_window(
     return (e0, e1), (n0, n1), axes_w * ratio, span
 
 
-def plan_view(
-    licence: Licence,
-    xyz: F64,
-    status: npt.NDArray[np.integer],
-    incidents: Sequence[Incident],
-    uncertain: Sequence[Incident] = (),
-    *,
-    title: str = "",
-) -> bytes:
-    """Plan: licence polygons with corner numbers, workings coloured by
-    status, each incident labelled. Returns PNG bytes."""
-    xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
-    axes_w = FIG_W - PLAN_LEFT - PLAN_RIGHT
-    xlim, ylim, axes_h, span = _plan_window(licence, xyz, axes_w)
-    block_keys = [
-        Key(
-            "line",
-            LICENCE_COLOUR,
-            f"block {plot_text(b.name) or j + 1}, {b.z_top:+g} to {b.z_bottom:+g} m",
-        )
-        for j, b in enumerate(licence.blocks)
-    ]
-    ncol = legend_ncol([k.label for k in block_keys] + STATUS_LABELS_WORST, 8, 2)
-    legend_h = legend_height(len(block_keys) + len(STATUS_STYLE), ncol, 8)
-    bottom = PLAN_AXIS_BELOW + legend_h
-    pic = Picture(FIG_W, bottom + axes_h + PLAN_TOP)
-    ax = pic.axes(PLAN_LEFT, bottom, axes_w, axes_h)
+def _draw_blocks(pic: Picture, ax: Axes, licence: Licence) -> None:
+    """Each block's polygon, filled lightly, with its corner numbers set
+    out from the corners."""
     data = ax.transData
-
-    keys = list(block_keys)
     for block in licence.blocks:
         poly = block.polygon_en()
         ax.add_patch(
@@ -144,18 +118,21 @@ def plan_view(
                 colour=LICENCE_COLOUR,
                 bold=True,
             )
-    counts = draw_points(
-        ax,
-        xyz[:, 0],
-        xyz[:, 1],
-        status,
-        xlim,
-        ylim,
-        (round(axes_w * DPI), round(axes_h * DPI)),
-        PLAN_DOT_PX,
-    )
-    keys += status_keys(counts)
 
+
+def _draw_incidents(
+    pic: Picture,
+    ax: Axes,
+    incidents: Sequence[Incident],
+    uncertain: Sequence[Incident],
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    span: float,
+) -> set[int]:
+    """Box every incident and group; label the worst ``MAX_LABELS``
+    (violations first, one per place) with an arrow towards the middle of
+    the picture. Returns the ``id()`` of the labelled ones."""
+    data = ax.transData
     centre_en = np.array([0.5 * (xlim[0] + xlim[1]), 0.5 * (ylim[0] + ylim[1])])
     # label the worst MAX_LABELS violations (then uncertain groups); box all
     ranked = sorted(incidents, key=lambda i: -i.max_exceedance_m) + list(uncertain)
@@ -201,14 +178,18 @@ def plan_view(
             size=8,
             box=colour,
         )
+    return labelled
 
-    n_all_inc = len(incidents) + len(uncertain)
-    if n_all_inc > len(labelled):
+
+def _draw_notes(pic: Picture, ax: Axes, licence: Licence, n_all_inc: int, n_labelled: int) -> None:
+    """The note that not every incident is labelled, and the EPSG code and
+    north arrow."""
+    if n_all_inc > n_labelled:
         pic.text(
             ax.transAxes,
             0.01,
             0.99,
-            f"{n_all_inc} incidents and groups, all boxed; {len(labelled)} labelled "
+            f"{n_all_inc} incidents and groups, all boxed; {n_labelled} labelled "
             "(the largest, one per place); see the table",
             va="top",
             size=8,
@@ -226,6 +207,51 @@ def plan_view(
         size=8,
         colour="#444444",
     )
+
+
+def plan_view(
+    licence: Licence,
+    xyz: F64,
+    status: npt.NDArray[np.integer],
+    incidents: Sequence[Incident],
+    uncertain: Sequence[Incident] = (),
+    *,
+    title: str = "",
+) -> bytes:
+    """Plan: licence polygons with corner numbers, workings coloured by
+    status, each incident labelled. Returns PNG bytes."""
+    xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+    axes_w = FIG_W - PLAN_LEFT - PLAN_RIGHT
+    xlim, ylim, axes_h, span = _plan_window(licence, xyz, axes_w)
+    block_keys = [
+        Key(
+            "line",
+            LICENCE_COLOUR,
+            f"block {plot_text(b.name) or j + 1}, {b.z_top:+g} to {b.z_bottom:+g} m",
+        )
+        for j, b in enumerate(licence.blocks)
+    ]
+    ncol = legend_ncol([k.label for k in block_keys] + STATUS_LABELS_WORST, 8, 2)
+    legend_h = legend_height(len(block_keys) + len(STATUS_STYLE), ncol, 8)
+    bottom = PLAN_AXIS_BELOW + legend_h
+    pic = Picture(FIG_W, bottom + axes_h + PLAN_TOP)
+    ax = pic.axes(PLAN_LEFT, bottom, axes_w, axes_h)
+
+    keys = list(block_keys)
+    _draw_blocks(pic, ax, licence)
+    counts = draw_points(
+        ax,
+        xyz[:, 0],
+        xyz[:, 1],
+        status,
+        xlim,
+        ylim,
+        (round(axes_w * DPI), round(axes_h * DPI)),
+        PLAN_DOT_PX,
+    )
+    keys += status_keys(counts)
+    labelled = _draw_incidents(pic, ax, incidents, uncertain, xlim, ylim, span)
+    _draw_notes(pic, ax, licence, len(incidents) + len(uncertain), len(labelled))
     pic.axis_labels(
         ax,
         xticks=nice_ticks(*xlim, 5),

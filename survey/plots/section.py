@@ -5,6 +5,7 @@ drawn in (:func:`elevation_section`)."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,7 +36,7 @@ from survey.plots.drawing import (
 )
 
 if TYPE_CHECKING:
-    pass
+    from matplotlib.axes import Axes
 
 
 def _find_block(licence: Licence, name: str) -> Block:
@@ -159,18 +160,17 @@ def _seam_name(name: str, k: int) -> str:
     return name if "seam" in name.lower() else f"seam {name}"
 
 
-def elevation_section(
-    licence: Licence,
-    inc: Incident,
+def _slab(
     xyz: F64,
     status: npt.NDArray[np.integer],
-) -> bytes:
-    """Vertical section through one incident with the licensed limits drawn
-    in: elevation range (top/bottom and the tolerance band), boundary
-    crossings, seam roof/floor. Returns PNG bytes."""
-    xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
-    status = np.asarray(status)
-    origin, d, how, half_w, (s_lo, s_hi) = _section_frame(licence, inc)
+    origin: F64,
+    d: F64,
+    half_w: float,
+    s_range: tuple[float, float],
+) -> tuple[F64, F64, npt.NDArray[np.integer]]:
+    """Distance along the line, height and status of the points within
+    ``half_w`` of the section line between ``s_range``."""
+    s_lo, s_hi = s_range
     perp = np.array([-d[1], d[0]])
     # points in the slab: a cheap box test first, then the exact one
     ends = np.array([origin + d * s_lo, origin + d * s_hi])
@@ -183,9 +183,18 @@ def elevation_section(
     s, t = rel @ d, rel @ perp
     keep = (np.abs(t) <= half_w) & (s >= s_lo) & (s <= s_hi)
     ss, hh, st = s[keep], xyz[near[keep], 2], status[near[keep]]
+    return ss, hh, st
 
-    block = _find_block(licence, inc.block)
-    crossings = _line_crossings(block, origin, d)
+
+SeamLine = tuple[str, F64, F64]
+
+
+def _seam_lines(
+    licence: Licence, origin: F64, d: F64, s_range: tuple[float, float]
+) -> tuple[F64, list[SeamLine]]:
+    """Distances along the line (200 stations) and each seam's name, roof
+    and floor heights at them (seams that do not reach the line left out)."""
+    s_lo, s_hi = s_range
     line_s = np.linspace(s_lo, s_hi, 200)
     line_en = origin + line_s[:, None] * d
     seam_lines = [
@@ -193,6 +202,14 @@ def elevation_section(
         for k, seam in enumerate(licence.seams)
     ]
     seam_lines = [sl for sl in seam_lines if np.isfinite(sl[1]).any() or np.isfinite(sl[2]).any()]
+    return line_s, seam_lines
+
+
+def _height_window(
+    inc: Incident, block: Block, hh: F64, seam_lines: Sequence[SeamLine]
+) -> tuple[float, float]:
+    """Vertical window of the picture: the workings plus the limit this
+    incident breaks."""
     # vertical window: the workings plus the limit this incident breaks
     h_lo = float(hh.min()) if len(hh) else inc.bbox_min[2]
     h_hi = float(hh.max()) if len(hh) else inc.bbox_max[2]
@@ -211,24 +228,23 @@ def elevation_section(
             h_lo, h_hi = min(h_lo, z), max(h_hi, z)
     pad = max(3.0, 0.1 * (h_hi - h_lo))
     y0, y1 = h_lo - pad, h_hi + pad
+    return y0, y1
 
-    tz, tol_colour = licence.tolerance_z_m, STATUS_STYLE[UNCERTAIN][0]
-    keys = [
-        Key("patch", LICENCE_COLOUR, "licensed extent", 0.15),
-        Key("patch", tol_colour, f"tolerance ±{licence.tolerance_m:g} m / ±{tz:g} m", 0.25),
-    ]
-    if seam_lines:
-        keys.append(Key("patch", SEAM_COLOUR, "licensed seam", 0.2))
-    ncol = legend_ncol([k.label for k in keys] + STATUS_LABELS_WORST, 8, 3)
-    legend_h = legend_height(len(keys) + len(STATUS_STYLE), ncol, 8)
-    bottom = SEC_AXIS_BELOW + legend_h
-    axes_w = FIG_W - SEC_LEFT - SEC_RIGHT
-    pic = Picture(FIG_W, bottom + SEC_AXES_H + SEC_TOP)
-    ax = pic.axes(SEC_LEFT, bottom, axes_w, SEC_AXES_H)
 
+def _draw_licensed_region(
+    ax: Axes,
+    block: Block,
+    shp: Polygon,
+    origin: F64,
+    d: F64,
+    crossings: Sequence[tuple[float, str]],
+    s_range: tuple[float, float],
+) -> None:
+    """The licensed region in this section: the stretches of the line inside
+    the polygon times the elevation range."""
+    s_lo, s_hi = s_range
     # licensed region in this section: inside-polygon intervals x elevation range
     bounds = [s_lo] + [c[0] for c in crossings] + [s_hi]
-    shp = Polygon(block.polygon_en())
     for a, b in itertools.pairwise(bounds):
         lo, hi = max(a, s_lo), min(b, s_hi)
         if hi <= lo:
@@ -246,6 +262,15 @@ def elevation_section(
                     zorder=0,
                 )
             )
+
+
+def _draw_levels(
+    pic: Picture, ax: Axes, block: Block, tz: float, s_lo: float, y_range: tuple[float, float]
+) -> None:
+    """Licensed top and bottom with their labels (or a note when outside the
+    window), and the height tolerance bands."""
+    y0, y1 = y_range
+    tol_colour = STATUS_STYLE[UNCERTAIN][0]
     for z, name in ((block.z_top, "licensed top"), (block.z_bottom, "licensed bottom")):
         ax.axhline(z, color=LICENCE_COLOUR, lw=1.6, zorder=3)
         if y0 <= z <= y1:
@@ -274,6 +299,22 @@ def elevation_section(
             )
     ax.axhspan(block.z_top, block.z_top + tz, color=tol_colour, alpha=0.12, zorder=1)
     ax.axhspan(block.z_bottom - tz, block.z_bottom, color=tol_colour, alpha=0.12, zorder=1)
+
+
+def _draw_crossings(
+    pic: Picture,
+    ax: Axes,
+    licence: Licence,
+    shp: Polygon,
+    origin: F64,
+    d: F64,
+    crossings: Sequence[tuple[float, str]],
+    s_range: tuple[float, float],
+) -> None:
+    """Where the line crosses the boundary: the edge, its plan tolerance band
+    (outwards) and its corner numbers."""
+    s_lo, s_hi = s_range
+    tol_colour = STATUS_STYLE[UNCERTAIN][0]
     for sc, edge in crossings:
         if s_lo <= sc <= s_hi:
             ax.axvline(sc, color=LICENCE_COLOUR, lw=1.6, zorder=3)
@@ -294,6 +335,18 @@ def elevation_section(
                 colour=LICENCE_COLOUR,
                 dx=-2,
             )
+
+
+def _draw_seams(
+    pic: Picture,
+    ax: Axes,
+    line_s: F64,
+    seam_lines: Sequence[SeamLine],
+    y_range: tuple[float, float],
+) -> None:
+    """Each licensed seam's roof (solid) and floor (dashed), filled between,
+    labelled at the end of the line."""
+    y0, y1 = y_range
     for name, roof_z, floor_z in seam_lines:
         ax.plot(line_s, roof_z, color=SEAM_COLOUR, lw=1.4, zorder=3)
         ax.plot(line_s, floor_z, color=SEAM_COLOUR, ls="--", lw=1.4, zorder=3)
@@ -316,6 +369,45 @@ def elevation_section(
                     dx=-3,
                     dy=up,
                 )
+
+
+def elevation_section(
+    licence: Licence,
+    inc: Incident,
+    xyz: F64,
+    status: npt.NDArray[np.integer],
+) -> bytes:
+    """Vertical section through one incident with the licensed limits drawn
+    in: elevation range (top/bottom and the tolerance band), boundary
+    crossings, seam roof/floor. Returns PNG bytes."""
+    xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+    status = np.asarray(status)
+    origin, d, how, half_w, (s_lo, s_hi) = _section_frame(licence, inc)
+    ss, hh, st = _slab(xyz, status, origin, d, half_w, (s_lo, s_hi))
+    block = _find_block(licence, inc.block)
+    crossings = _line_crossings(block, origin, d)
+    line_s, seam_lines = _seam_lines(licence, origin, d, (s_lo, s_hi))
+    y0, y1 = _height_window(inc, block, hh, seam_lines)
+
+    tz, tol_colour = licence.tolerance_z_m, STATUS_STYLE[UNCERTAIN][0]
+    keys = [
+        Key("patch", LICENCE_COLOUR, "licensed extent", 0.15),
+        Key("patch", tol_colour, f"tolerance ±{licence.tolerance_m:g} m / ±{tz:g} m", 0.25),
+    ]
+    if seam_lines:
+        keys.append(Key("patch", SEAM_COLOUR, "licensed seam", 0.2))
+    ncol = legend_ncol([k.label for k in keys] + STATUS_LABELS_WORST, 8, 3)
+    legend_h = legend_height(len(keys) + len(STATUS_STYLE), ncol, 8)
+    bottom = SEC_AXIS_BELOW + legend_h
+    axes_w = FIG_W - SEC_LEFT - SEC_RIGHT
+    pic = Picture(FIG_W, bottom + SEC_AXES_H + SEC_TOP)
+    ax = pic.axes(SEC_LEFT, bottom, axes_w, SEC_AXES_H)
+
+    shp = Polygon(block.polygon_en())
+    _draw_licensed_region(ax, block, shp, origin, d, crossings, (s_lo, s_hi))
+    _draw_levels(pic, ax, block, tz, s_lo, (y0, y1))
+    _draw_crossings(pic, ax, licence, shp, origin, d, crossings, (s_lo, s_hi))
+    _draw_seams(pic, ax, line_s, seam_lines, (y0, y1))
     counts = draw_points(
         ax,
         ss,
