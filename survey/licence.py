@@ -292,21 +292,20 @@ def check_system_text(text: Any, crs: CrsInfo, path: Path) -> None:
             )
 
 
-def check_terms(
-    blocks: Sequence[Block],
-    valid_from: date | None,
-    valid_to: date | None,
-    tolerance_m: float,
-    tolerance_z_m: float,
-    path: Path,
-) -> None:
-    """Validity in order, tolerances >= 0, each block name once."""
+def check_validity(valid_from: date | None, valid_to: date | None, path: Path) -> None:
+    """The validity runs forwards (open ends allowed)."""
     if valid_from and valid_to and valid_to < valid_from:
         raise SurveyInputError(
             f"fields 'valid_from'/'valid_to': validity is inverted ({valid_from} is after "
             f"{valid_to}); swap the dates",
             path=path,
         )
+
+
+def check_terms(
+    blocks: Sequence[Block], tolerance_m: float, tolerance_z_m: float, path: Path
+) -> None:
+    """Tolerances >= 0, each block name once."""
     if tolerance_m < 0 or tolerance_z_m < 0:
         raise SurveyInputError("field 'tolerance': tolerances must be >= 0 m", path=path)
     names = [b.name for b in blocks]
@@ -326,6 +325,7 @@ __all__ = [
     "check_elevation_range",
     "check_system_text",
     "check_terms",
+    "check_validity",
     "crs_info",
     "gk_zone",
     "licence_polygon",

@@ -22,6 +22,7 @@ from survey.licence import (
     check_elevation_range,
     check_system_text,
     check_terms,
+    check_validity,
     parse_elevation_range,
     validate_corners,
 )
@@ -147,13 +148,14 @@ def finish_licence(
     check_system_text(doc.get("coordinate_system"), crs, path)
     valid_from = as_date(doc.get("valid_from"), "valid_from", path)
     valid_to = as_date(doc.get("valid_to"), "valid_to", path)
+    check_validity(valid_from, valid_to, path)
     tol = doc.get("tolerance", {}) or {}
     if not isinstance(tol, Mapping):
         raise SurveyInputError("field 'tolerance': expected plan_m and height_m", path=path)
     check_keys(tol, {"plan_m", "height_m"}, "tolerance", path)
     plan = as_float(tol.get("plan_m", DEFAULT_TOLERANCE_PLAN_M), "tolerance.plan_m", path)
     height = as_float(tol.get("height_m", DEFAULT_TOLERANCE_HEIGHT_M), "tolerance.height_m", path)
-    check_terms(blocks, valid_from, valid_to, plan, height, path)
+    check_terms(blocks, plan, height, path)
     for key in ("mine_name", "licence_no"):
         if not str(doc.get(key, "")).strip():
             raise SurveyInputError(f"field '{key}' is missing or empty", path=path)
