@@ -173,6 +173,18 @@ async def test_run_stores_and_flushes_on_sigterm(mine: SimulatedMine, tmp_path: 
     assert any(k[0] is RecordKind.METRIC for k in kinds)
 
 
+async def test_demo_without_a_terminal_never_breaks_a_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in ENV.items() if k not in ("COLUMNS", "LINES")}  # width unknown
+    proc = await asyncio.create_subprocess_exec(
+        *EXE, "demo", "--duration", "1", "--data-dir", str(tmp_path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    (last,) = [line for line in out.decode().splitlines() if "demo finished" in line]
+    assert last.endswith(f"(inspect with: minegate status --data-dir {tmp_path})"), out.decode()
+
+
 def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["--help"])
