@@ -1,10 +1,11 @@
 """The ``minegate`` command.
 
-Subcommands: ``run``, ``check-config``, ``read``, ``status``, ``demo``, and
-``sim`` / ``survey`` (registered by their packages). Exit codes: 0 ok,
-2 usage or configuration error, 1 runtime failure. Each subcommand sets
-``func`` (namespace -> exit code) on its parser, the same convention the
-``sim`` and ``survey`` packages follow.
+Subcommands: ``run``, ``check-config``, ``read``, ``status``, ``demo``,
+``completion``, and ``sim`` / ``survey`` (registered by their packages).
+Exit codes: 0 ok, 2 usage or configuration error, 1 runtime failure. Each
+subcommand is one ``_add_*`` function in ``SUBCOMMANDS`` that sets ``func``
+(namespace -> exit code) on its parser, the same convention the ``sim`` and
+``survey`` packages follow.
 """
 
 from __future__ import annotations
@@ -351,9 +352,28 @@ def _add_demo(sub: Any) -> None:
     demo.set_defaults(func=cmd_demo)
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    from gateway.completion import bash_script
+
+    print(bash_script(build_parser()), end="")
+    return EXIT_OK
+
+
+def _add_completion(sub: Any) -> None:
+    completion = sub.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="Print a bash completion script. Install it with "
+        "`minegate completion bash > /etc/bash_completion.d/minegate`, or add "
+        "`source <(minegate completion bash)` to ~/.bashrc.",
+    )
+    completion.add_argument("shell", choices=("bash",), help="the shell")
+    completion.set_defaults(func=cmd_completion)
+
+
 #: The gateway's own subcommands, in the order ``--help`` lists them; ``sim``
 #: and ``survey`` are registered by their packages (``_register_optional``).
-SUBCOMMANDS = (_add_run, _add_check_config, _add_read, _add_status, _add_demo)
+SUBCOMMANDS = (_add_run, _add_check_config, _add_read, _add_status, _add_demo, _add_completion)
 
 
 def build_parser() -> argparse.ArgumentParser:
