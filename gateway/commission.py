@@ -215,6 +215,8 @@ def run_read(
     profile_dirs: Sequence[Path] = (),
     bit: int | None = None,
 ) -> int:
+    if profile and bit is not None:
+        raise ValueError("--bit reads registers by address; a profile decodes its bit points")
     if profile:
         return asyncio.run(read_profile(target, profile, console, profile_dirs))
     if bit is not None and kind.is_bit:
