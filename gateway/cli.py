@@ -1,10 +1,11 @@
 """The ``minegate`` command.
 
-Subcommands: ``run``, ``check-config``, ``read``, ``status``, ``demo``, and
-``sim`` / ``survey`` (registered by their packages). Exit codes: 0 ok,
-2 usage or configuration error, 1 runtime failure. Each subcommand sets
-``func`` (namespace -> exit code) on its parser, the same convention the
-``sim`` and ``survey`` packages follow.
+Subcommands: ``run``, ``check-config``, ``read``, ``status``, ``demo``,
+``completion``, and ``sim`` / ``survey`` (registered by their packages).
+Exit codes: 0 ok, 2 usage or configuration error, 1 runtime failure. Each
+subcommand is one ``_add_*`` function in ``SUBCOMMANDS`` that sets ``func``
+(namespace -> exit code) on its parser, the same convention the ``sim`` and
+``survey`` packages follow.
 """
 
 from __future__ import annotations
@@ -123,6 +124,15 @@ def cmd_read(args: argparse.Namespace) -> int:
             "parity": args.parity,
             "stopbits": args.stopbits,
         }
+    # A one-shot command explains its own failure in one line: the hubs'
+    # service-style log lines (reconnect backoff, "repeats are logged at
+    # DEBUG") only with --verbose.
+    if args.verbose:
+        from gateway.logs import setup_logging
+
+        setup_logging("text", "DEBUG")
+    else:
+        logging.getLogger().addHandler(logging.NullHandler())
     console = Console()
     try:
         return run_read(
@@ -136,6 +146,8 @@ def cmd_read(args: argparse.Namespace) -> int:
             offset=args.offset,
             profile=args.profile,
             console=console,
+            profile_dirs=args.profile_dir,
+            bit=args.bit,
         )
     except CommissionError as exc:
         _err(str(exc))
@@ -187,27 +199,70 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --- parser --------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="minegate",
-        description="Telemetry gateway and survey checks for underground mines.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless it has none (None,
+    a flag's False) or the help already says it."""
 
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" in text
+            or not action.option_strings
+            or default is None
+            or default is False
+            or default == []
+            or default == argparse.SUPPRESS
+            or isinstance(action, argparse._VersionAction)
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """The parser of ``minegate`` and of every subcommand (``sim`` and
+    ``survey`` included: subparsers are made of the parent's class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("minegate")
+    except PackageNotFoundError:  # run from a source tree without `pip install -e .`
+        return "(not installed)"
+
+
+def _add_run(sub: Any) -> None:
     run = sub.add_parser("run", help="run the gateway", description="Poll, store and forward.")
     run.add_argument("--config", "-c", required=True, type=Path, help="site configuration TOML")
-    run.add_argument("--log-format", choices=("json", "text"), default="text")
-    run.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    run.add_argument(
+        "--log-format", choices=("json", "text"), default="text", help="log lines on stderr"
+    )
+    run.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="least severe level logged",
+    )
     run.set_defaults(func=cmd_run)
 
+
+def _add_check_config(sub: Any) -> None:
     check = sub.add_parser(
         "check-config",
         help="validate a site configuration",
         description="Print every error as FILE:LINE: key: message (exit 2), or a summary.",
     )
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=Path, help="site configuration TOML")
     check.set_defaults(func=cmd_check_config)
 
+
+def _add_read(sub: Any) -> None:
     read = sub.add_parser(
         "read",
         help="one-shot Modbus read for commissioning",
@@ -217,21 +272,55 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--tcp", metavar="HOST:PORT", help="Modbus TCP device or gateway")
     where.add_argument("--rtu", metavar="DEVICE", help="serial port, e.g. /dev/ttyUSB0")
     where.add_argument("--rtu-over-tcp", metavar="HOST:PORT", help="serial server (DTU)")
-    read.add_argument("--baud", type=int, default=9600)
-    read.add_argument("--parity", choices=("N", "E", "O"), default="N")
-    read.add_argument("--stopbits", type=int, choices=(1, 2), default=1)
+    read.add_argument("--baud", type=int, default=9600, help="serial line speed (--rtu)")
+    read.add_argument(
+        "--parity", choices=("N", "E", "O"), default="N", help="serial parity (--rtu)"
+    )
+    read.add_argument(
+        "--stopbits", type=int, choices=(1, 2), default=1, help="serial stop bits (--rtu)"
+    )
     read.add_argument("--unit", type=int, default=1, help="unit (slave) id, 1..247")
-    read.add_argument("--kind", choices=[k.value for k in RegisterKind], default="holding")
+    read.add_argument(
+        "--kind", choices=[k.value for k in RegisterKind], default="holding", help="register table"
+    )
     read.add_argument("--address", type=int, default=0, help="0-based protocol address")
-    read.add_argument("--count", type=int, default=10)
-    read.add_argument("--type", choices=[t.value for t in DataType], default="uint16")
-    read.add_argument("--order", choices=[o.value for o in WordOrder], default="ABCD")
-    read.add_argument("--scale", type=float, default=1.0)
-    read.add_argument("--offset", type=float, default=0.0)
+    read.add_argument("--count", type=int, default=10, help="registers (or bits) to read")
+    read.add_argument(
+        "--type", choices=[t.value for t in DataType], default="uint16", help="decode as"
+    )
+    read.add_argument(
+        "--order",
+        choices=[o.value for o in WordOrder],
+        default="ABCD",
+        help="word and byte order of multi-register values",
+    )
+    read.add_argument("--scale", type=float, default=1.0, help="value = raw x scale + offset")
+    read.add_argument("--offset", type=float, default=0.0, help="value = raw x scale + offset")
+    read.add_argument(
+        "--bit",
+        type=int,
+        metavar="N",
+        help="show bit N (0..15, 0 = least significant) of each register",
+    )
     read.add_argument("--timeout", type=float, default=1.0, help="seconds per request")
-    read.add_argument("--profile", help="read every point of this device profile instead")
+    read.add_argument(
+        "--profile", help="read every point of this device profile (name or .toml path) instead"
+    )
+    read.add_argument(
+        "--profile-dir",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="folder of site profiles searched before the built-ins (repeatable)",
+    )
+    read.add_argument(
+        "--verbose", "-v", action="store_true", help="show the driver's log lines on stderr"
+    )
     read.set_defaults(func=cmd_read)
 
+
+def _add_status(sub: Any) -> None:
     status = sub.add_parser(
         "status",
         help="latest values, device states, counters and sink backlogs",
@@ -245,16 +334,57 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.set_defaults(func=cmd_status)
 
+
+def _add_demo(sub: Any) -> None:
     demo = sub.add_parser(
         "demo",
         help="simulated mine + gateway with a live table",
         description="Start a simulated mine and the gateway against it.",
     )
-    demo.add_argument("--duration", type=float, help="seconds (default: until Ctrl-C on a TTY)")
-    demo.add_argument("--data-dir", default="data/demo")
+    demo.add_argument(
+        "--duration",
+        type=float,
+        help="stop after SECONDS and print progress lines, no live table "
+        "(default: until Ctrl-C, with the live table on a terminal)",
+    )
+    demo.add_argument("--data-dir", default="data/demo", help="where the demo's store goes")
     demo.add_argument("--no-tui", action="store_true", help="progress lines instead of a table")
     demo.set_defaults(func=cmd_demo)
 
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    from gateway.completion import bash_script
+
+    print(bash_script(build_parser()), end="")
+    return EXIT_OK
+
+
+def _add_completion(sub: Any) -> None:
+    completion = sub.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="Print a bash completion script. Install it with "
+        "`minegate completion bash > /etc/bash_completion.d/minegate`, or add "
+        "`source <(minegate completion bash)` to ~/.bashrc.",
+    )
+    completion.add_argument("shell", choices=("bash",), help="the shell")
+    completion.set_defaults(func=cmd_completion)
+
+
+#: The gateway's own subcommands, in the order ``--help`` lists them; ``sim``
+#: and ``survey`` are registered by their packages (``_register_optional``).
+SUBCOMMANDS = (_add_run, _add_check_config, _add_read, _add_status, _add_demo, _add_completion)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="minegate",
+        description="Telemetry gateway and survey checks for underground mines.",
+    )
+    parser.add_argument("--version", action="version", version=f"minegate {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(sub)
     for module in ("simulators.cli", "survey.cli"):
         _register_optional(module, sub)
     return parser

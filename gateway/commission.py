@@ -9,7 +9,11 @@ the site file. It never writes to the device.
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -51,6 +55,53 @@ def _explain(exc: DriverError, target: ReadTarget) -> str:
     return f"{exc.kind.value}: {exc}"
 
 
+async def _why_unreachable(target: ReadTarget) -> str | None:
+    """What a plain connect says about a bus the hub could not open: the
+    hub's reconnect wording ("link down, next reconnect in 0.4 s") is for a
+    service, and pymodbus hides whether a TCP connect was refused."""
+    bus = target.bus
+    if bus["type"] == "rtu":
+        return _serial_problem(str(bus["serial_port"]))
+    where = f"{bus['host']}:{bus['port']}"
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(bus["host"], bus["port"]), bus["timeout_s"]
+        )
+    except ConnectionRefusedError:
+        return (
+            f"connection to {where} refused: nothing listens on that port; check the port "
+            "number and that the device's Modbus TCP server is enabled"
+        )
+    except TimeoutError:
+        return (
+            f"no answer to a connection to {where} within {bus['timeout_s']} s: the host is "
+            "down, unreachable or a firewall drops the packets"
+        )
+    except OSError as exc:
+        reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+        return f"cannot connect to {where}: {reason}; check the address and the network"
+    writer.close()
+    return None
+
+
+def _serial_problem(port: str) -> str | None:
+    if "://" in port:
+        return None
+    if not os.path.exists(port):
+        return f"serial port {port} does not exist: check the cable/adapter and the name"
+    if not os.access(port, os.R_OK | os.W_OK):
+        return (
+            f"no permission to open serial port {port}: add the user to its group "
+            "(usually dialout) or run as that user"
+        )
+    return None
+
+
+async def _open_failed(exc: DriverError, target: ReadTarget) -> CommissionError:
+    reason = await _why_unreachable(target) if isinstance(exc, TransportError) else None
+    return CommissionError(reason or _explain(exc, target))
+
+
 async def read_once(
     target: ReadTarget, kind: RegisterKind, address: int, count: int
 ) -> list[int] | list[bool]:
@@ -60,7 +111,7 @@ async def read_once(
         async with make_hub({"name": "commission", **target.bus}) as hub:
             return await hub.read(target.unit, kind, address, count)
     except DriverError as exc:
-        raise CommissionError(_explain(exc, target)) from exc
+        raise await _open_failed(exc, target) from exc
 
 
 def decode_table(
@@ -71,18 +122,26 @@ def decode_table(
     order: WordOrder,
     scale: float,
     offset: float,
+    bit: int | None = None,
 ) -> Table:
-    """Address, raw hex and the value starting at each step of the type's width."""
+    """Address, raw hex and the value starting at each step of the type's
+    width; with ``bit``, that bit (0 = least significant) of each register."""
     from drivers.codec import decode
 
     table = Table(title=f"{kind} {address}..{address + len(words) - 1}")
     table.add_column("address", justify="right")
     table.add_column("raw")
-    table.add_column(f"{dtype} {order}", justify="right")
     if kind.is_bit:
-        for i, bit in enumerate(words):
-            table.add_row(str(address + i), str(int(bit)), str(bool(bit)))
+        table.add_column("value", justify="right")
+        for i, b in enumerate(words):
+            table.add_row(str(address + i), str(int(b)), str(bool(b)))
         return table
+    if bit is not None:
+        table.add_column(f"bit {bit}", justify="right")
+        for i, w in enumerate(words):
+            table.add_row(str(address + i), f"{int(w):04X}", str((int(w) >> bit) & 1))
+        return table
+    table.add_column(f"{dtype} {order}", justify="right")
     spec = PointSpec("value", kind, address, dtype, order, scale=scale, offset=offset)
     width = spec.width
     for i in range(0, len(words), width):
@@ -99,13 +158,16 @@ def decode_table(
     return table
 
 
-async def read_profile(target: ReadTarget, profile_name: str, console: Console) -> int:
-    """Read every point of a profile once and print the decoded values."""
+async def read_profile(
+    target: ReadTarget, profile_name: str, console: Console, profile_dirs: Sequence[Path] = ()
+) -> int:
+    """Read every point of a profile (by name, searched in ``profile_dirs``
+    then the built-ins, or by path) once and print the decoded values."""
     from drivers.modbus import make_hub
     from drivers.plan import build_plan
     from drivers.profile import find_profile
 
-    profile = find_profile(profile_name)
+    profile = find_profile(profile_name, profile_dirs)
     plan = build_plan(profile.points, merge=profile.merge, max_gap=profile.max_gap)
     table = Table(title=f"profile {profile.name}, unit {target.unit}")
     for col in ("point", "kind", "address", "raw", "value", "unit"):
@@ -115,6 +177,8 @@ async def read_profile(target: ReadTarget, profile_name: str, console: Console) 
         for req in plan.requests:
             try:
                 data = await hub.read(target.unit, req.kind, req.address, req.count)
+            except TransportError as exc:
+                raise await _open_failed(exc, target) from exc
             except DriverError as exc:
                 failures += 1
                 for p in req.points:
@@ -148,9 +212,17 @@ def run_read(
     offset: float,
     profile: str | None,
     console: Console,
+    profile_dirs: Sequence[Path] = (),
+    bit: int | None = None,
 ) -> int:
+    if profile and bit is not None:
+        raise ValueError("--bit reads registers by address; a profile decodes its bit points")
     if profile:
-        return asyncio.run(read_profile(target, profile, console))
+        return asyncio.run(read_profile(target, profile, console, profile_dirs))
+    if bit is not None and kind.is_bit:
+        raise ValueError(f"--bit picks a bit of a register; {kind} are single bits: drop --bit")
+    if bit is not None and not 0 <= bit <= 15:
+        raise ValueError(f"--bit {bit}: a register has bits 0..15 (0 = least significant)")
     words = asyncio.run(read_once(target, kind, address, count))
-    console.print(decode_table(words, kind, address, dtype, order, scale, offset))
+    console.print(decode_table(words, kind, address, dtype, order, scale, offset, bit))
     return 0

@@ -207,7 +207,9 @@ async def _demo(duration_s: float | None, data_dir: Path, tui: bool, console: Co
 
 def run_demo(*, duration_s: float | None, data_dir: Path, tui: bool = True) -> int:
     """Entry point of ``minegate demo``; returns the exit code."""
-    console = Console()
+    # Without a terminal nothing knows the width: never break a line (the
+    # last one ends with a command to copy).
+    console = Console(soft_wrap=not sys.stdout.isatty())
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     interactive = tui and sys.stdout.isatty() and duration_s is None

@@ -144,7 +144,8 @@ async def _serve(args: argparse.Namespace) -> int:
         for line in mine.describe():
             print("  " + line)
         print(
-            f"control port: 127.0.0.1:{mine.control_port}  (try: echo status | nc 127.0.0.1 {mine.control_port})"
+            f"control port: 127.0.0.1:{mine.control_port}  "
+            f"(try: echo status | socat - TCP:127.0.0.1:{mine.control_port})"
         )
         config = mine.site_config_toml(data_dir)
         if args.config_out is not None:

@@ -6,22 +6,22 @@ ranges, unknown keys), then checks what spans tables (unique names, every
 device's bus and profile exist, units fit the bus, serial buses are not
 overloaded) and finally compiles each device into a frozen ``CompiledDevice``
 holding its profile and poll plan. Every problem found is collected, not just
-the first, and each carries the file, line and key path so a commissioning
-engineer can fix them all in one pass.
+the first (an error in one table never hides one in another: see
+``gateway.config.validate``), and each carries the file, line and key path so
+a commissioning engineer can fix them all in one pass.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-
-from pydantic import ValidationError
-from pydantic_core import ErrorDetails
+from urllib.parse import urlsplit
 
 from drivers.types import DeviceProfile, PointSpec
 from gateway import busload
@@ -31,8 +31,6 @@ from gateway.config.schema import (
     DeviceConfig,
     RtuBus,
     RtuOverTcpBus,
-    SiteFile,
-    model_at,
 )
 from gateway.config.site import (
     CompiledDevice,
@@ -42,6 +40,8 @@ from gateway.config.site import (
     resolve_path,
 )
 from gateway.config.tomlpos import TomlPositions, format_loc
+from gateway.config.validate import Parts, validate
+from gateway.sinks.config import InfluxV2Config, MqttConfig
 
 MODBUS_UNIT_MIN, MODBUS_UNIT_MAX = 1, 247
 
@@ -73,9 +73,7 @@ def load_config(path: str | Path) -> SiteConfig:
         raise ConfigError([ConfigIssue(fname, line, "", f"TOML syntax error{col}: {msg}")]) from exc
     pos = TomlPositions(text)
     env_errors = _expand_env(raw, (), pos, fname)
-    if env_errors:
-        raise ConfigError(env_errors)
-    return _load(path, raw, pos)
+    return _load(path, raw, pos, env_errors)
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -83,12 +81,12 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 def _expand_env(
     node: Any, loc: tuple[str | int, ...], pos: TomlPositions, fname: str
-) -> list[ConfigIssue]:
+) -> list[tuple[tuple[str | int, ...], ConfigIssue]]:
     """Replace ``${NAME}`` in string values with environment variables, in
     place, so secrets (sink tokens, passwords) can live in a root-only
     ``EnvironmentFile=`` instead of the site file. An unset variable is an
     error, never an empty string."""
-    errors: list[ConfigIssue] = []
+    errors: list[tuple[tuple[str | int, ...], ConfigIssue]] = []
     items: Any = node.items() if isinstance(node, dict) else enumerate(node)
     for key, value in list(items):
         where = (*loc, key)
@@ -97,110 +95,48 @@ def _expand_env(
         elif isinstance(value, str) and "${" in value:
             missing = [m for m in _ENV_REF.findall(value) if m not in os.environ]
             if missing:
-                errors.append(
-                    ConfigIssue(
-                        fname,
-                        pos.line_of(where),
-                        format_loc(where),
-                        f"environment variable {missing[0]} is not set: export it or add it "
-                        "to the service's EnvironmentFile",
-                    )
+                issue = ConfigIssue(
+                    fname,
+                    pos.line_of(where),
+                    format_loc(where),
+                    f"environment variable {missing[0]} is not set: export it or add it "
+                    "to the service's EnvironmentFile",
                 )
+                errors.append((where, issue))
                 continue
             node[key] = _ENV_REF.sub(lambda m: os.environ[m.group(1)], value)
     return errors
 
 
-def _load(path: Path, raw: dict[str, Any], pos: TomlPositions) -> SiteConfig:
+def _load(
+    path: Path,
+    raw: dict[str, Any],
+    pos: TomlPositions,
+    env_errors: list[tuple[tuple[str | int, ...], ConfigIssue]],
+) -> SiteConfig:
     fname = str(path)
-    try:
-        spec = SiteFile.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(_pydantic_issues(fname, exc, pos)) from exc
-    checker = _CrossChecker(path, spec, pos)
+    env_locs = {issue_loc for issue_loc, _ in env_errors}
+    parts, issues = validate(raw, fname, pos, env_locs)
+    checker = _CrossChecker(path, parts, pos)
+    checker.errors += [i for _, i in env_errors] + issues
     return checker.run()
-
-
-# --- pydantic errors -> user messages --------------------------------------------
-
-_TAGGED = ("buses", "sinks")
-
-
-def _pydantic_issues(fname: str, exc: ValidationError, pos: TomlPositions) -> list[ConfigIssue]:
-    issues = []
-    for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
-        model_loc = loc
-        # Tagged unions put the tag in the loc: ('buses', 0, 'tcp', 'host').
-        # Users never wrote 'tcp' as a key; drop it for display and lookup.
-        if len(loc) >= 3 and loc[0] in _TAGGED and isinstance(loc[1], int):
-            user_loc = (*loc[:2], *loc[3:])
-        else:
-            user_loc = loc
-        model_loc = loc[:3] if user_loc != loc else loc[:-1]
-        line = pos.line_of(user_loc)
-        issues.append(
-            ConfigIssue(fname, line, format_loc(user_loc), _message(err, user_loc, model_loc))
-        )
-    return issues
-
-
-def _allowed(model_loc: tuple[str | int, ...]) -> str:
-    model = model_at(model_loc)
-    if model is None:
-        return ""
-    return ", ".join(model.model_fields)
-
-
-def _message(
-    err: ErrorDetails, user_loc: tuple[str | int, ...], model_loc: tuple[str | int, ...]
-) -> str:
-    etype = err["type"]
-    key = user_loc[-1] if user_loc else ""
-    table = format_loc(user_loc[:-1]) or "the top level"
-    if etype == "missing" and len(user_loc) == 1 and model_at(user_loc) is not None:
-        return f"required table missing: add a [{key}] table"
-    if etype == "missing":
-        what = ""
-        if len(model_loc) == 3 and model_loc[0] in _TAGGED:
-            singular = "bus" if model_loc[0] == "buses" else "sink"
-            what = f" for a {singular} of type '{model_loc[2]}'"
-        return f"required key missing{what}: add `{key} = ...` to {table}"
-    if etype == "extra_forbidden":
-        allowed = _allowed(model_loc)
-        hint = f"; allowed keys here: {allowed}" if allowed else ""
-        return f"unknown key `{key}`: remove it or fix the spelling{hint}"
-    if etype == "union_tag_invalid":
-        ctx = err.get("ctx", {})
-        return f"unknown type {ctx.get('tag')!r}: use one of {ctx.get('expected_tags')}"
-    if etype == "union_tag_not_found":
-        kinds = (
-            "tcp, rtu, rtu_over_tcp, ascii"
-            if user_loc[0] == "buses"
-            else "influxdb_v2, influxdb_v1, mqtt"
-        )
-        return f"required key missing: add `type = ...` (one of {kinds})"
-    msg = str(err["msg"])
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    got = err.get("input")
-    if not isinstance(got, dict | list):
-        msg += f" (got {got!r})"
-    return f"{msg}: fix the value"
 
 
 # --- checks across tables ------------------------------------------------------
 
 
 class _CrossChecker:
-    def __init__(self, path: Path, spec: SiteFile, pos: TomlPositions) -> None:
+    def __init__(self, path: Path, parts: Parts, pos: TomlPositions) -> None:
         self.path = path
-        self.spec = spec
+        self.parts = parts
         self.pos = pos
         self.errors: list[ConfigIssue] = []
         self.warnings: list[ConfigIssue] = []
+        self.device_names = {i: d.name for i, d in parts.devices}
 
     def error(self, loc: tuple[str | int, ...], message: str) -> None:
+        if self.parts.is_set_aside(loc):
+            return  # that key had an error of its own, already reported
         self.errors.append(
             ConfigIssue(str(self.path), self.pos.line_of(loc), format_loc(loc), message)
         )
@@ -211,26 +147,25 @@ class _CrossChecker:
         )
 
     def run(self) -> SiteConfig:
-        spec = self.spec
-        for table, items in (
-            ("buses", spec.buses),
-            ("devices", spec.devices),
-            ("sinks", spec.sinks),
-            ("alarms", spec.alarms),
-        ):
-            self._unique_names(table, [i.name for i in items])
-        buses = {b.name: b for b in spec.buses}
-        profile_dirs = [resolve_path(self.path, d) for d in spec.site.profile_dirs]
-        for i, d in enumerate(spec.site.profile_dirs):
+        parts = self.parts
+        for table, written in parts.names.items():
+            self._unique_names(table, written)
+        buses = {b.name: b for _, b in parts.buses}
+        profile_dirs = [resolve_path(self.path, d) for d in parts.site.profile_dirs]
+        for i, d in enumerate(parts.site.profile_dirs):
             if not profile_dirs[i].is_dir():
                 self.error(("site", "profile_dirs"), f"profile directory {d!r} does not exist")
+        self._data_dir()
+        self._secrets_in_clear()
 
         compiled: list[CompiledDevice] = []
         seen_units: dict[tuple[str, int], int] = {}
         ascii_users: dict[str, list[int]] = {}
-        for i, dev in enumerate(spec.devices):
+        for i, dev in parts.devices:
             bus = buses.get(dev.bus)
             if bus is None:
+                if dev.bus in parts.unusable_buses:
+                    continue  # the bus's own errors are reported
                 names = ", ".join(buses) or "none defined yet"
                 self.error(
                     ("devices", i, "bus"),
@@ -252,13 +187,14 @@ class _CrossChecker:
                 self.error(
                     ("devices", i, "bus"),
                     f"ASCII bus {bus_name!r} already carries device "
-                    f"{spec.devices[users[0]].name!r}: one line sensor per serial port",
+                    f"{self.device_names[users[0]]!r}: one line sensor per serial port",
                 )
         bus_load = self._bus_load(compiled)
-        if not spec.devices:
+        if not parts.names.get("devices"):
             self.warn(("devices",), "no [[devices]] defined: the gateway will poll nothing")
-        if self.errors:
-            raise ConfigError(self.errors)
+        spec = parts.spec
+        if self.errors or spec is None:
+            raise ConfigError(sorted(self.errors, key=lambda e: e.line or 0))
         return SiteConfig(
             path=self.path,
             site=spec.site,
@@ -273,9 +209,9 @@ class _CrossChecker:
             warnings=tuple(self.warnings),
         )
 
-    def _unique_names(self, table: str, names: list[str]) -> None:
+    def _unique_names(self, table: str, names: list[tuple[int, str]]) -> None:
         first: dict[str, int] = {}
-        for i, name in enumerate(names):
+        for i, name in names:
             if name in first:
                 self.error(
                     (table, i, "name"),
@@ -283,6 +219,45 @@ class _CrossChecker:
                 )
             else:
                 first[name] = i
+
+    def _data_dir(self) -> None:
+        """``data_dir`` must be a directory or a path one can be made at."""
+        value = self.parts.site.data_dir
+        path = resolve_path(self.path, value)
+        for p in (path, *path.parents):
+            if p.is_dir():
+                return
+            if p.exists():
+                what = "is" if p == path else f"lies under {str(p)!r}, which is"
+                self.error(
+                    ("site", "data_dir"),
+                    f"{value!r} {what} a file, not a directory: point data_dir at a "
+                    "directory (the gateway keeps minegate.sqlite in it)",
+                )
+                return
+
+    def _secrets_in_clear(self) -> None:
+        """Warn when a password or token would cross the network unencrypted."""
+        for i, sink in self.parts.sinks:
+            if isinstance(sink, MqttConfig):
+                if sink.password and not sink.tls and not _is_loopback(sink.host):
+                    self.warn(
+                        ("sinks", i, "password"),
+                        f"the password goes to broker {sink.host}:{sink.effective_port} in "
+                        "clear text: set tls = true (the broker's TLS port, usually 8883)",
+                    )
+                continue
+            secret = "token" if isinstance(sink, InfluxV2Config) else "password"
+            host = urlsplit(sink.url).hostname or ""
+            if (
+                getattr(sink, secret)
+                and sink.url.lower().startswith("http://")
+                and not _is_loopback(host)
+            ):
+                self.warn(
+                    ("sinks", i, secret),
+                    f"the {secret} goes to {host} in clear text over http://: use an https:// url",
+                )
 
     def _check_unit(
         self, i: int, dev: DeviceConfig, bus: AnyBus, seen: dict[tuple[str, int], int]
@@ -310,7 +285,7 @@ class _CrossChecker:
             return
         key = (bus.name, dev.unit)
         if key in seen:
-            other = self.spec.devices[seen[key]].name
+            other = self.device_names[seen[key]]
             self.error(
                 ("devices", i, "unit"),
                 f"unit {dev.unit} on bus {bus.name!r} is already used by device {other!r}: "
@@ -330,6 +305,8 @@ class _CrossChecker:
         try:
             return find_profile(ref, dirs)
         except ProfileError as exc:
+            if self.parts.is_set_aside(("site", "profile_dirs")):
+                return None  # the folders it should look in are wrong: reported
             # The message already says where it looked and what exists.
             self.error(("devices", i, "profile"), str(exc))
             return None
@@ -397,8 +374,10 @@ class _CrossChecker:
 
     def _bus_load(self, devices: list[CompiledDevice]) -> dict[str, float]:
         loads: dict[str, float] = {}
-        for bi, bus in enumerate(self.spec.buses):
-            if not isinstance(bus, RtuBus | RtuOverTcpBus):
+        for bi, bus in self.parts.buses:
+            if not isinstance(bus, RtuBus | RtuOverTcpBus) or self.parts.is_set_aside(
+                ("buses", bi)
+            ):
                 continue
             baud = bus.baudrate
             if baud is None:
@@ -431,3 +410,12 @@ class _CrossChecker:
                     "retries: consider a longer poll_interval_s",
                 )
         return loads
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -77,3 +77,48 @@ def test_addresses_that_look_like_manual_references_are_warned(tmp_path: Path) -
     assert "'setpoint'" in warned[1] and "holding register 10" in warned[1]
     assert "address = 9" in warned[1]
     assert all(w in config.summary() for w in warned)
+
+
+def test_no_message_shows_a_secret_or_the_password_of_a_url() -> None:
+    path = CASES / "secrets_not_echoed" / "site.toml"
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = str(info.value)
+    assert "987654321" not in text and "123456789" not in text and "hunter2" not in text
+    assert "sinks[0].password" in text and "sinks[1].password" in text
+
+
+def test_a_password_to_a_broker_without_tls_is_warned(tmp_path: Path) -> None:
+    site = tmp_path / "site.toml"
+    broker = (
+        '[[sinks]]\nname = "{n}"\ntype = "mqtt"\nhost = "{h}"\nusername = "gw"\npassword = "pw"\n'
+    )
+    site.write_text(
+        '[site]\nname = "t"\n\n'
+        + broker.format(n="remote", h="broker.mine.local")
+        + broker.format(n="local", h="127.0.0.1")  # nothing leaves the machine
+        + broker.format(n="secure", h="broker.mine.local")
+        + "tls = true\n"
+        + '[[sinks]]\nname = "tsdb"\ntype = "influxdb_v2"\nurl = "http://influx.mine.local:8086"\n'
+        'token = "t0k"\nbucket = "b"\n'
+    )
+    config = load_config(site)
+    warned = [str(w) for w in config.warnings if "clear text" in str(w)]
+    assert len(warned) == 2, warned
+    assert warned[0].startswith(f"{site}:9: warning: sinks[0].password: the password goes to ")
+    assert "broker.mine.local:1883" in warned[0] and "tls = true" in warned[0]
+    assert "sinks[3].token" in warned[1] and "https://" in warned[1]
+    assert all("'pw'" not in w and "t0k" not in w for w in warned)
+
+
+def test_data_dir_under_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "plain").write_text("not a directory\n")
+    site = tmp_path / "site.toml"
+    site.write_text('[site]\nname = "t"\ndata_dir = "plain/data"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(site)
+    (issue,) = info.value.errors
+    assert issue.key == "site.data_dir" and issue.line == 3
+    assert f"lies under {str(tmp_path / 'plain')!r}, which is a file" in issue.message
+    site.write_text('[site]\nname = "t"\ndata_dir = "not/yet/made"\n')
+    assert load_config(site).data_dir == tmp_path / "not/yet/made"  # created on `run`

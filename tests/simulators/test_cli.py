@@ -75,6 +75,12 @@ async def test_sim_process_prints_endpoints_writes_config_and_obeys_control(
         text = banner.decode()
         assert re.search(r"main_fan_1\s+tcp\s+127\.0\.0\.1:\d+ unit 1", text), text
         assert re.search(r"gas_ascii_1\s+ascii\s+/dev/", text), text
+        # The printed hint works as printed, with socat (netcat may be absent).
+        hint = re.search(r"\(try: (echo status \| socat - TCP:127\.0\.0\.1:\d+)\)", text)
+        assert hint, text
+        shell = await asyncio.create_subprocess_shell(hint[1], stdout=asyncio.subprocess.PIPE)
+        said, _ = await asyncio.wait_for(shell.communicate(), 10.0)
+        assert said.startswith(b"ok"), said
         config = load_config(config_out)
         assert len(config.devices) == 12
         answer = await send_command("127.0.0.1", control, "fault main_fan_2 frozen")
