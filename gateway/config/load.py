@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
 import tomllib
 from pathlib import Path
 from types import MappingProxyType
@@ -257,6 +258,7 @@ class _CrossChecker:
         bus_load = self._bus_load(compiled)
         if not spec.devices:
             self.warn(("devices",), "no [[devices]] defined: the gateway will poll nothing")
+        self._check_store_room()
         if self.errors:
             raise ConfigError(self.errors)
         return SiteConfig(
@@ -272,6 +274,27 @@ class _CrossChecker:
             bus_load=MappingProxyType(bus_load),
             warnings=tuple(self.warnings),
         )
+
+    def _check_store_room(self) -> None:
+        """Warn when store.max_mb exceeds the file system of data_dir: the
+        store is then bounded by the free space less a reserve instead
+        (docs/store.md), and the operator should know which bound applies."""
+        where = resolve_path(self.path, self.spec.site.data_dir)
+        while not where.exists() and where != where.parent:
+            where = where.parent
+        try:
+            usage = shutil.disk_usage(where)
+        except OSError:
+            return
+        max_mb = self.spec.store.max_mb
+        if max_mb * 2**20 > usage.total:
+            self.warn(
+                ("store", "max_mb"),
+                f"store.max_mb = {max_mb:g} exceeds the whole file system of {where} "
+                f"({usage.total / 2**20:.0f} MiB, {usage.free / 2**20:.0f} MiB free): the store "
+                "will be bounded by the free space less a reserve; set max_mb to the room "
+                "the store may really use",
+            )
 
     def _unique_names(self, table: str, names: list[str]) -> None:
         first: dict[str, int] = {}
