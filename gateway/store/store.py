@@ -22,6 +22,7 @@ Guarantees (details and measurements in docs/store.md):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 import threading
@@ -279,7 +280,12 @@ class Store:
 
             on_commit.append(committed)
         if time.monotonic() - self._latest_flushed_at >= self._latest_flush_s:
-            self.flush()
+            # The records are committed: a flush that fails (disk full) must
+            # not make the caller think they were not, and append them again.
+            # The values stay buffered for the next flush; a crash meanwhile
+            # rebuilds them from the records.
+            with contextlib.suppress(StoreError):
+                self.flush()
 
     def flush(self) -> None:
         """Persist the buffered ``latest`` values and counter bumps now.
