@@ -7,7 +7,9 @@
 * one writer task that batches records from a bounded queue into
   ``Store.append`` every ``store.batch_ms`` (in a worker thread, so SQLite
   never blocks polling); a full queue makes producers wait, and each wait is
-  counted as backpressure, so memory stays bounded;
+  counted as backpressure, so memory stays bounded; a store that cannot
+  write never holds them back (``gateway.outage``: held in memory, alarms
+  and samples sent live);
 * the metrics task (a METRIC record every ``metrics.interval_s``), the
   retention task (``enforce_limits`` every minute), and one runner per
   configured sink (``gateway.sinks.build_runners``);
