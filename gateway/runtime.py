@@ -7,7 +7,9 @@
 * one writer task that batches records from a bounded queue into
   ``Store.append`` every ``store.batch_ms`` (in a worker thread, so SQLite
   never blocks polling); a full queue makes producers wait, and each wait is
-  counted as backpressure, so memory stays bounded;
+  counted as backpressure, so memory stays bounded; a store that cannot
+  write never holds them back (``gateway.outage``: held in memory, alarms
+  and samples sent live);
 * the metrics task (a METRIC record every ``metrics.interval_s``), the
   retention task (``enforce_limits`` every minute), and one runner per
   configured sink (``gateway.sinks.build_runners``);
@@ -31,10 +33,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from drivers.backoff import Backoff
 from drivers.hubmetrics import HubMetrics
+from drivers.types import Value
 from gateway.config import CompiledDevice, SiteConfig
 from gateway.config.schema import AnyBus, AsciiBus
 from gateway.metrics import METRICS_SOURCE, GatewayMetrics
 from gateway.model import Quality, Record, RecordKind
+from gateway.outage import LIVE_KINDS, StoreOutage
 from gateway.poller import AsciiPoller, Hub, LineSource, ModbusPoller
 from gateway.scheduler import stopped_within
 
@@ -100,6 +104,9 @@ class Gateway:
         self._held: list[Record] = []
         self._observers: list[Callable[[Record], None]] = []
         self.runners: list[SinkRunner] = []
+        # while the store refuses writes: records held, alarms and samples live
+        self.outage = StoreOutage(wall_ns=wall_ns)
+        self.metrics.registry.register("store", self._store_health)
         self.stop_event = asyncio.Event()
         self.started = asyncio.Event()
         # The regulatory statistics and the snapshots, when enabled.
@@ -158,6 +165,7 @@ class Gateway:
     async def run(self) -> None:
         if self._store is None:
             self._store = await asyncio.to_thread(open_store, self.config)
+        self.outage.prepare(self._store.path)
         try:
             async with contextlib.AsyncExitStack() as hubs:
                 hub_of = await self._open_hubs(hubs)
@@ -286,13 +294,21 @@ class Gateway:
     async def _store_batch(
         self, batch: list[Record], *, give_up_after_s: float | None = None
     ) -> None:
-        """Append one batch, retrying store errors with backoff. While
-        running it retries for as long as it takes (the bounded queue holds
-        the pollers back meanwhile); at shutdown it gives up after
-        ``give_up_after_s`` so a full disk cannot block the stop forever,
-        and logs what was lost."""
+        """Append one batch. While running, a store error never holds the
+        pollers back: the batch goes to ``self.outage`` (held in memory, its
+        alarms and samples offered live to the sinks) and is tried again,
+        with what was held before it, when the backoff allows. At shutdown
+        it retries for ``give_up_after_s`` so a full disk cannot block the
+        stop forever, and logs what was lost."""
         from gateway.store.errors import StoreError
 
+        outage = self.outage
+        if outage.failing:
+            self._offer_live(batch)
+            outage.hold(batch)
+            if give_up_after_s is None and not outage.due():
+                return
+            batch = outage.take_held()
         backoff = Backoff(STORE_RETRY_FIRST_S, STORE_RETRY_MAX_S)
         deadline = None if give_up_after_s is None else time.monotonic() + give_up_after_s
         while True:
@@ -300,24 +316,42 @@ class Gateway:
                 await asyncio.to_thread(self._opened.append, batch)
                 break
             except StoreError as exc:
-                if deadline is not None and time.monotonic() >= deadline:
+                self.metrics.writer.store_errors += 1
+                if deadline is None:  # running: hold it, keep polling
+                    if not outage.failing:
+                        self._offer_live(batch)
+                    outage.failed(batch, exc)
+                    return
+                if time.monotonic() >= deadline:
                     log.error(
                         "store still failing at shutdown: %d records lost: %s", len(batch), exc
                     )
-                    self.metrics.writer.store_errors += 1
                     return
-                # Disk full, locked file...: keep the batch (the bounded queue
-                # then holds the pollers back) and retry with backoff.
-                self.metrics.writer.store_errors += 1
                 delay = backoff.next_delay()
                 log.error("cannot write to the store, retrying in %.1f s: %s", delay, exc)
                 await asyncio.sleep(delay)
+        for name, n in outage.recovered(len(batch)).items():
+            self._opened.bump(name, n)
         w = self.metrics.writer
         w.batches += 1
         w.records_stored += len(batch)
         w.values_stored += sum(len(r) for r in batch)
         for runner in self.runners:
             runner.notify()
+
+    def _offer_live(self, batch: list[Record]) -> None:
+        """Alarms and latest values leave even when the store cannot take them."""
+        live = [r for r in batch if r.kind in LIVE_KINDS]
+        if live:
+            for runner in self.runners:
+                runner.offer_live(live)
+
+    def _store_health(self) -> dict[str, Value]:
+        return {
+            "failing": self.outage.failing,
+            "held_records": self.outage.held_records,
+            "outage_dropped": sum(self.outage.dropped.values()),
+        }
 
     async def _drain(self, writer: asyncio.Task[None]) -> None:
         """Stop the writer and store whatever is still queued."""
@@ -364,8 +398,14 @@ class Gateway:
                 return
 
     async def _retention_loop(self, stop: asyncio.Event) -> None:
+        from gateway.store.errors import StoreError
+
         while not await stopped_within(stop, RETENTION_EVERY_S):
-            removed = await asyncio.to_thread(self._opened.enforce_limits)
+            try:
+                removed = await asyncio.to_thread(self._opened.enforce_limits)
+            except StoreError as exc:  # a full disk: the writer's outage says the rest
+                log.warning("store limits could not run: %s", exc)
+                continue
             if any(removed.values()):
                 log.warning("store limits removed records", extra={"removed": removed})
 

@@ -22,6 +22,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from gateway.outage import health_line, read_health
 from gateway.store.codec import decode_fields, decode_payload
 
 NS = 1_000_000_000
@@ -53,6 +54,7 @@ class StatusReport:
     metrics: dict[str, Any] = field(default_factory=dict)
     metrics_ts_ns: int = 0
     events: dict[str, dict[str, Any]] = field(default_factory=dict)  # device -> last event
+    store_health: dict[str, Any] | None = None  # the writer's minegate.health
 
     def device_states(self) -> dict[str, str]:
         """online / comm_loss / degraded (some bad or stale) per device."""
@@ -88,6 +90,7 @@ class StatusReport:
             "sinks": self.sinks,
             "metrics": self.metrics,
             "events": self.events,
+            "store_health": self.store_health,
         }
 
 
@@ -138,6 +141,7 @@ def read_status(store_file: Path) -> StatusReport:
             else int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
         )
         report = StatusReport(store_file, _size(conn, store_file), records, latest, counters, sinks)
+        report.store_health = read_health(store_file)
         # the gateway's own metrics come every few seconds: look among the
         # newest records only, not through millions when metrics are off
         newest = conn.execute("SELECT max(seq) FROM records").fetchone()[0] or 0
@@ -204,6 +208,8 @@ def view(report: StatusReport, now_ns: int) -> Group:
         _devices_table(report),
         _latest_table(report, now_ns),
     ]
+    if failing := health_line(report.store_health, now_ns):
+        parts.insert(1, Text(failing, style="bold red"))
     if report.counters:
         parts.append(_counters_table(report.counters))
     if report.metrics:

@@ -17,6 +17,7 @@ import dataclasses
 import ipaddress
 import os
 import re
+import shutil
 import tomllib
 from pathlib import Path
 from types import MappingProxyType
@@ -31,6 +32,7 @@ from gateway.config.schema import (
     DeviceConfig,
     RtuBus,
     RtuOverTcpBus,
+    SiteFile,
 )
 from gateway.config.site import (
     CompiledDevice,
@@ -193,6 +195,8 @@ class _CrossChecker:
         if not parts.names.get("devices"):
             self.warn(("devices",), "no [[devices]] defined: the gateway will poll nothing")
         spec = parts.spec
+        if spec is not None:
+            self._check_store_room(spec)
         if self.errors or spec is None:
             raise ConfigError(sorted(self.errors, key=lambda e: e.line or 0))
         return SiteConfig(
@@ -208,6 +212,27 @@ class _CrossChecker:
             bus_load=MappingProxyType(bus_load),
             warnings=tuple(self.warnings),
         )
+
+    def _check_store_room(self, spec: SiteFile) -> None:
+        """Warn when store.max_mb exceeds the file system of data_dir: the
+        store is then bounded by the free space less a reserve instead
+        (docs/store.md), and the operator should know which bound applies."""
+        where = resolve_path(self.path, spec.site.data_dir)
+        while not where.exists() and where != where.parent:
+            where = where.parent
+        try:
+            usage = shutil.disk_usage(where)
+        except OSError:
+            return
+        max_mb = spec.store.max_mb
+        if max_mb * 2**20 > usage.total:
+            self.warn(
+                ("store", "max_mb"),
+                f"store.max_mb = {max_mb:g} exceeds the whole file system of {where} "
+                f"({usage.total / 2**20:.0f} MiB, {usage.free / 2**20:.0f} MiB free): the store "
+                "will be bounded by the free space less a reserve; set max_mb to the room "
+                "the store may really use",
+            )
 
     def _unique_names(self, table: str, names: list[tuple[int, str]]) -> None:
         first: dict[str, int] = {}

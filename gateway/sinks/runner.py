@@ -14,6 +14,12 @@ Guarantees:
   with jitter); faults that need a human (wrong credentials, TLS, unknown
   bucket) retry slowly and show in ``status()``; nothing is dropped here
   (the store's retention and size policy is the only place data can go).
+* **live while the store fails**: when the store cannot write, the runtime
+  offers the alarms and samples it could not store (``offer_live``); they
+  are sent ahead of the outbox, from memory only (not acked, ``seq`` 0),
+  at most ``LIVE_MAX_RECORDS`` waiting, the oldest samples dropped first
+  and counted (``live_dropped``). They are stored and sent again through
+  the outbox once the store writes: at-least-once, as always.
 
 Batching policy:
 
@@ -56,6 +62,8 @@ METRIC_KEYS = (
     "failures",
     "drain_values_per_s",
     "set_aside",
+    "live_sent",
+    "live_dropped",
 )
 
 
@@ -86,6 +94,7 @@ class SinkRunner:
 
     BACKLOG_REFRESH_S = 1.0
     RATE_WINDOW_S = 10.0
+    LIVE_MAX_RECORDS = 1000  # waiting live records (store failing), drop-oldest beyond
 
     def __init__(
         self,
@@ -136,12 +145,35 @@ class SinkRunner:
         self.sent_values = 0
         self.set_aside_count = 0
         self.failures = 0
+        self._live: deque[Record] = deque()
+        self.live_sent = 0
+        self.live_dropped = 0
 
     # -- public ------------------------------------------------------------
 
     def notify(self) -> None:
         """New records were appended: wake an idle runner now."""
         self._wake.set()
+
+    def offer_live(self, records: list[Record]) -> None:
+        """The store could not write these: send them from memory, ahead of
+        the outbox (module docstring). Beyond ``LIVE_MAX_RECORDS`` waiting,
+        the oldest sample goes (the oldest alarm only when no sample is
+        left), counted in ``live_dropped``."""
+        for rec in records:
+            self._live.append(rec)
+        self._trim_live()
+        if records:
+            self._wake.set()
+
+    def _trim_live(self) -> None:
+        while len(self._live) > self.LIVE_MAX_RECORDS:
+            victim = next((r for r in self._live if r.kind is not RecordKind.ALARM), None)
+            if victim is None:
+                self._live.popleft()
+            else:
+                self._live.remove(victim)
+            self.live_dropped += 1
 
     def status(self) -> dict[str, Any]:
         """A JSON-able snapshot for ``minegate status``."""
@@ -162,6 +194,8 @@ class SinkRunner:
             "sent_values": self.sent_values,
             "set_aside": self.set_aside_count,
             "failures": self.failures,
+            "live_sent": self.live_sent,
+            "live_dropped": self.live_dropped,
         }
 
     def metrics(self) -> dict[str, Value]:
@@ -199,6 +233,9 @@ class SinkRunner:
                         await self._backoff(stop, exc)
                         continue
                     self._state = "ok"
+                if self._live:
+                    await self._send_live(stop)
+                    continue
                 batch = await self._next_batch(stop)
                 if not batch:
                     continue
@@ -214,15 +251,40 @@ class SinkRunner:
         The runtime bounds the time this may take."""
         if not self.sink.connected:
             return
+        stopped = asyncio.Event()
+        stopped.set()  # no backoff sleep after a failure: we are stopping
+        if self._live:  # the store failed: what it could not take, once
+            await self._send_live(stopped)
         batch = await asyncio.to_thread(
             self.store.take, self.name, self.batch_size, max_values=self.max_batch_values
         )
         if batch:
-            stopped = asyncio.Event()
-            stopped.set()  # no backoff sleep after a failure: we are stopping
             await self._deliver(batch, stopped)
 
     # -- internals ---------------------------------------------------------
+
+    async def _send_live(self, stop: asyncio.Event) -> None:
+        """Send the waiting live records (store failing): one batch, never
+        acked; on failure they wait again (bounded) behind the backoff."""
+        batch = [self._live.popleft() for _ in range(min(len(self._live), self.batch_size))]
+        try:
+            result = await self.sink.write(batch)
+        except SinkError as exc:
+            self._live.extendleft(reversed(batch))
+            self._trim_live()
+            self._failed(exc, "write")
+            await self._backoff(stop, exc)
+            return
+        self.live_sent += len(batch) - len(result.rejected)
+        if result.rejected:
+            log.warning(
+                "sink %s: server rejected %d live record(s) as malformed: %s",
+                self.name, len(result.rejected), result.rejected[0].reason,
+            )  # fmt: skip
+        self._attempt = 0
+        self._state = "ok"
+        self._last_success_at = self._wall()
+        self._last_write = self._clock()
 
     async def _deliver(self, batch: list[Record], stop: asyncio.Event) -> None:
         started = self._clock()
@@ -279,6 +341,8 @@ class SinkRunner:
 
     async def _next_batch(self, stop: asyncio.Event) -> list[Record]:
         while not stop.is_set():
+            if self._live:  # records the store could not take go first
+                return []
             factor = self.catchup_factor if self._catching_up else 1
             limit = self.batch_size * factor
             vlimit = self.max_batch_values * factor

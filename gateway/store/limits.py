@@ -4,9 +4,13 @@
   whatever its kind and whether or not every sink acked it (counted
   ``expired_<kind>``, and ``dropped_unsent_<sink>`` for a sink that had
   not acked it). The ``latest`` table is never touched.
-* Size bound: when the file (pages + WAL) exceeds ``max_bytes``, the oldest
+* Size bound: the bound is ``min(max_bytes, size + free disk space -
+  reserve)``, the size being pages + WAL: a ``max_bytes`` larger than the
+  disk still acts before the disk is full, and the reserve keeps room for
+  the WAL the deletions themselves write (on a full disk even a DELETE
+  fails). When the file (pages + WAL) exceeds the bound, the oldest
   records of droppable kinds (SAMPLE, SNAPSHOT, METRIC) are deleted in
-  chunks until the used pages fit under ``low_water * max_bytes``; ALARM,
+  chunks until the used pages fit under ``low_water * bound``; ALARM,
   STAT, EVENT and FINDING records are never deleted for space. If only
   undroppable records are left and the bound is still exceeded, an ERROR is
   logged, ``size_limit_exceeded`` is counted and everything is kept: losing
@@ -28,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.model import RecordKind
-from gateway.store.schema import add_counters, note_appended
+from gateway.store.errors import disk_free_bytes
+from gateway.store.schema import JOURNAL_SIZE_LIMIT, add_counters, note_appended
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,10 @@ RETENTION_CHUNK = 2000  # records per retention transaction
 SIZE_CHUNK = 5000  # at most this many records per size-bound transaction
 ROW_OVERHEAD = 64  # bytes per row besides payload (row header, index entry): an estimate
 DROPPABLE = tuple(k.value for k in RecordKind if k.droppable)
+# Free space the size bound leaves on the store's file system: room for the
+# WAL (cut back to JOURNAL_SIZE_LIMIT at checkpoints), for the WAL pages of
+# the deletions themselves and for the -shm and other files.
+DISK_RESERVE_BYTES = JOURNAL_SIZE_LIMIT + 24 * 2**20
 
 
 def drop_records(
@@ -151,14 +160,41 @@ def reclaim(store: StoreAccess) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
+def size_bound(path: Path, size: int, max_bytes: int, reserve_bytes: int) -> int:
+    """The bytes the store may occupy (pages + WAL): ``max_bytes``, or less
+    when the disk holding ``path`` has not that much room left beside what
+    the store already occupies (``size``), keeping ``reserve_bytes`` free."""
+    free = disk_free_bytes(path)
+    if free is None:
+        return max_bytes
+    return max(0, min(max_bytes, size + free - reserve_bytes))
+
+
 def enforce_size(
-    store: StoreAccess, max_bytes: int, low_water: float, removed: dict[str, int]
+    store: StoreAccess,
+    max_bytes: int,
+    low_water: float,
+    removed: dict[str, int],
+    *,
+    reserve_bytes: int = DISK_RESERVE_BYTES,
 ) -> None:
-    """Apply the size bound (see the module docstring): over ``max_bytes``,
-    delete down to ``low_water * max_bytes``."""
-    if store.size_bytes() <= max_bytes:
+    """Apply the size bound (see the module docstring): over the bound,
+    delete down to ``low_water * bound``."""
+    size = store.size_bytes()
+    bound = size_bound(store.path, size, max_bytes, reserve_bytes)
+    if size <= bound:
         return
-    target = int(max_bytes * low_water)
+    if bound < max_bytes:
+        log.warning(
+            "store %s: %d bytes, the disk leaves room for %d (store.max_mb allows %d, "
+            "%d bytes kept free): dropping the oldest samples to fit",
+            store.path,
+            size,
+            bound,
+            max_bytes,
+            reserve_bytes,
+        )
+    target = int(bound * low_water)
     after_seq = 0  # undroppable records before this point are skipped once, not rescanned
     while True:
         with store.write() as (conn, on_commit):
@@ -179,7 +215,7 @@ def enforce_size(
                     "dropped for space); give the store more room or shorten retention",
                     store.path,
                     excess + target,
-                    max_bytes,
+                    bound,
                 )
                 break
             rows, freed = [], 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from gateway.store.errors import StoreFileError, move_aside_hint
+from gateway.store.errors import StoreError, StoreFileError, check_hint, move_aside_hint, translate
 
 SCHEMA_VERSION = 2
 # 2: ``last_events`` and ``meta.record_count``, so that `minegate status`
@@ -143,10 +143,18 @@ def connect(path: Path, synchronous: str) -> sqlite3.Connection:
         conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise StoreFileError(
-            f"{path}: not a usable SQLite file ({exc}); {move_aside_hint(path)}"
-        ) from exc
+        raise _open_error(path, exc) from exc
     return conn
+
+
+def _open_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
+    """The error of a file that could not be opened: damaged only when
+    SQLite says so; a full disk (a -shm that cannot be created) or another
+    I/O error never advises discarding the file."""
+    mapped = translate(path, exc)
+    if mapped is not None:
+        return mapped
+    return StoreFileError(f"{path}: cannot use the store ({exc}); {check_hint(path)}")
 
 
 def initialise(conn: sqlite3.Connection, path: Path) -> None:
@@ -159,9 +167,7 @@ def initialise(conn: sqlite3.Connection, path: Path) -> None:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.DatabaseError as exc:
-        raise StoreFileError(
-            f"{path}: not a SQLite database or damaged ({exc}); {move_aside_hint(path)}"
-        ) from exc
+        raise _open_error(path, exc) from exc
     if not tables and app_id == 0:
         _create(conn)
         return

@@ -22,6 +22,7 @@ Guarantees (details and measurements in docs/store.md):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 import threading
@@ -39,10 +40,17 @@ from gateway.store.errors import (
     StoreError,
     StoreFileError,
     UnknownSinkError,
+    check_hint,
     translate,
 )
 from gateway.store.latest import LatestValues
-from gateway.store.limits import OnCommit, StoreAccess, enforce_retention, enforce_size
+from gateway.store.limits import (
+    DISK_RESERVE_BYTES,
+    OnCommit,
+    StoreAccess,
+    enforce_retention,
+    enforce_size,
+)
 from gateway.store.rows import RECORD_COLUMNS, Name, RowCodec
 from gateway.store.schema import (
     SYNCHRONOUS_MODES,
@@ -97,6 +105,8 @@ class Store:
     bookkeeping timestamps use it, so tests run on virtual time.
     ``low_water``: the size bound deletes down to this fraction of
     ``max_bytes``, so it does not run again at the next append.
+    ``reserve_bytes``: disk space the size bound keeps free (the store is
+    bounded by ``min(max_bytes, its size + free space - reserve_bytes)``).
     ``latest_flush_s`` bounds how often the ``latest`` table is rewritten:
     ``latest()`` is served from memory and the values not yet flushed are
     rebuilt from the records on reopen, so a crash never loses one.
@@ -112,6 +122,7 @@ class Store:
         synchronous: str = "FULL",
         low_water: float = 0.9,
         latest_flush_s: float = 1.0,
+        reserve_bytes: int = DISK_RESERVE_BYTES,
     ) -> None:
         if synchronous.upper() not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, not {synchronous!r}")
@@ -121,6 +132,7 @@ class Store:
         self.retention_s = retention_s
         self.max_bytes = max_bytes
         self.low_water = low_water
+        self.reserve_bytes = reserve_bytes
         self._clock = clock
         self._synchronous = synchronous.upper()
         self._latest_flush_s = latest_flush_s
@@ -152,8 +164,7 @@ class Store:
             if mapped is not None:
                 raise mapped from exc
             raise StoreFileError(
-                f"{self.path}: cannot open the store ({exc}); if the file is damaged, move it "
-                f"aside (mv {self.path} {self.path}.bad) and restart"
+                f"{self.path}: cannot open the store ({exc}); {check_hint(self.path)}"
             ) from exc
 
     # ----------------------------------------------------------- plumbing
@@ -269,7 +280,12 @@ class Store:
 
             on_commit.append(committed)
         if time.monotonic() - self._latest_flushed_at >= self._latest_flush_s:
-            self.flush()
+            # The records are committed: a flush that fails (disk full) must
+            # not make the caller think they were not, and append them again.
+            # The values stay buffered for the next flush; a crash meanwhile
+            # rebuilds them from the records.
+            with contextlib.suppress(StoreError):
+                self.flush()
 
     def flush(self) -> None:
         """Persist the buffered ``latest`` values and counter bumps now.
@@ -466,8 +482,16 @@ class Store:
         # --publish`) may have appended records of sources we never saw.
         sources = [r[0] for r in self._conn().execute("SELECT device FROM sources ORDER BY device")]
         access = StoreAccess(self.path, self._conn, self._write, self._write_lock, self.size_bytes)
-        enforce_retention(access, cutoff, sources, removed)
-        enforce_size(access, self.max_bytes, self.low_water, removed)
+        try:
+            enforce_retention(access, cutoff, sources, removed)
+            enforce_size(
+                access, self.max_bytes, self.low_water, removed, reserve_bytes=self.reserve_bytes
+            )
+        except sqlite3.Error as exc:  # the reclaiming checkpoint on a full disk
+            mapped = translate(self.path, exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
         return removed
 
     @_reads

@@ -122,3 +122,19 @@ def test_data_dir_under_a_file_is_refused(tmp_path: Path) -> None:
     assert f"lies under {str(tmp_path / 'plain')!r}, which is a file" in issue.message
     site.write_text('[site]\nname = "t"\ndata_dir = "not/yet/made"\n')
     assert load_config(site).data_dir == tmp_path / "not/yet/made"  # created on `run`
+
+
+def test_max_mb_larger_than_the_file_system_is_warned(tmp_path: Path) -> None:
+    site = tmp_path / "site.toml"
+    site.write_text(
+        '[site]\nname = "t"\ndata_dir = "data/new"\n\n'
+        "[store]\nmax_mb = 1e12\n\n"  # a petabyte and more: more than any test machine's disk
+        '[[buses]]\nname = "b"\ntype = "tcp"\nhost = "127.0.0.1"\nport = 502\n\n'
+    )
+    config = load_config(site)  # data_dir need not exist yet: its nearest parent is measured
+    warned = [str(w) for w in config.warnings if "warning: store.max_mb" in str(w)]
+    assert len(warned) == 1, config.warnings
+    assert warned[0].startswith(f"{site}:6: warning: store.max_mb:")
+    assert "exceeds the whole file system" in warned[0] and "free space" in warned[0]
+    site.write_text(site.read_text().replace("1e12", "1"))
+    assert not [w for w in load_config(site).warnings if "warning: store.max_mb" in str(w)]
