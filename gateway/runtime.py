@@ -98,6 +98,8 @@ class Gateway:
         self._hub_factory = hub_factory or _default_hub
         self._extra: list[tuple[str, TaskFactory]] = []
         self._held: list[Record] = []
+        self._writer_stop = asyncio.Event()
+        self._give_up_at: float | None = None  # set by a stop: when the writer gives up
         self._observers: list[Callable[[Record], None]] = []
         self.runners: list[SinkRunner] = []
         self.stop_event = asyncio.Event()
@@ -219,8 +221,8 @@ class Gateway:
             service_stop.set()
             await cancel_tasks(services, grace_s=2.0)
             await self.emit(self._event("gateway_stop", {}))
-            await self._final_metrics()
             await self._drain(writer)
+            await self._final_metrics()
             sink_stop.set()
             await cancel_tasks(sinks, grace_s=SINK_STOP_TIMEOUT_S)
             log.info(
@@ -266,12 +268,35 @@ class Gateway:
     # -- writer ------------------------------------------------------------
 
     async def _writer(self) -> None:
+        """Store queued records, one batch per ``store.batch_ms``, until
+        ``_drain`` sets ``_writer_stop`` and the queue is empty. Never
+        cancelled: a record it has taken from the queue is always stored
+        (or, at a stop on a failing store, counted as lost)."""
         batch_s = self.config.store.batch_ms / 1000.0
-        while True:
-            first = await self.queue.get()
-            # Let a batch gather: one transaction per batch_ms, not per record.
-            await asyncio.sleep(batch_s)
+        stop = self._writer_stop
+        while (first := await self._next_record(stop)) is not None:
+            # Let a batch gather: one transaction per batch_ms, not per
+            # record (cut short by a stop, which wants everything stored now).
+            await stopped_within(stop, batch_s)
             await self._store_batch([first, *self._take_queued()])
+
+    async def _next_record(self, stop: asyncio.Event) -> Record | None:
+        """The next queued record, or None once ``stop`` is set and the
+        queue is empty."""
+        while True:
+            if not self.queue.empty():
+                return self.queue.get_nowait()
+            if stop.is_set():
+                return None
+            get = asyncio.ensure_future(self.queue.get())
+            stopped = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({get, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopped.cancel()
+                get.cancel()  # a get cancelled before it finished takes nothing
+            if get.done() and not get.cancelled():
+                return get.result()
 
     def _take_queued(self) -> list[Record]:
         batch: list[Record] = []
@@ -283,23 +308,21 @@ class Gateway:
         self.metrics.queue_depth = self.queue.qsize()
         return batch
 
-    async def _store_batch(
-        self, batch: list[Record], *, give_up_after_s: float | None = None
-    ) -> None:
+    async def _store_batch(self, batch: list[Record]) -> None:
         """Append one batch, retrying store errors with backoff. While
         running it retries for as long as it takes (the bounded queue holds
-        the pollers back meanwhile); at shutdown it gives up after
-        ``give_up_after_s`` so a full disk cannot block the stop forever,
-        and logs what was lost."""
+        the pollers back meanwhile); once a stop has set ``_give_up_at``
+        (``DRAIN_GIVE_UP_S`` after the stop) it gives up there, so a full
+        disk cannot block the stop forever, and logs what was lost."""
         from gateway.store.errors import StoreError
 
         backoff = Backoff(STORE_RETRY_FIRST_S, STORE_RETRY_MAX_S)
-        deadline = None if give_up_after_s is None else time.monotonic() + give_up_after_s
         while True:
             try:
                 await asyncio.to_thread(self._opened.append, batch)
                 break
             except StoreError as exc:
+                deadline = self._give_up_at
                 if deadline is not None and time.monotonic() >= deadline:
                     log.error(
                         "store still failing at shutdown: %d records lost: %s", len(batch), exc
@@ -310,6 +333,8 @@ class Gateway:
                 # then holds the pollers back) and retry with backoff.
                 self.metrics.writer.store_errors += 1
                 delay = backoff.next_delay()
+                if deadline is not None:
+                    delay = min(delay, max(0.0, deadline - time.monotonic()))
                 log.error("cannot write to the store, retrying in %.1f s: %s", delay, exc)
                 await asyncio.sleep(delay)
         w = self.metrics.writer
@@ -320,17 +345,17 @@ class Gateway:
             runner.notify()
 
     async def _drain(self, writer: asyncio.Task[None]) -> None:
-        """Stop the writer and store whatever is still queued."""
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        """Let the writer store whatever is queued and end; then store the
+        records producers held when they were stopped waiting for room."""
+        self._give_up_at = time.monotonic() + DRAIN_GIVE_UP_S
+        self._writer_stop.set()
+        with contextlib.suppress(Exception):  # a writer that died was reported by run
             await writer
-        while not self.queue.empty():
-            await self._store_batch(self._take_queued(), give_up_after_s=DRAIN_GIVE_UP_S)
+        while not self.queue.empty():  # left by a writer that died
+            await self._store_batch(self._take_queued())
         if self._held:
             held, self._held = self._held, []
-            await self._store_batch(
-                sorted(held, key=lambda r: r.ts_ns), give_up_after_s=DRAIN_GIVE_UP_S
-            )
+            await self._store_batch(sorted(held, key=lambda r: r.ts_ns))
 
     # -- housekeeping ------------------------------------------------------
 
@@ -347,9 +372,15 @@ class Gateway:
         await self.emit(self.metrics.snapshot(self.wall_ns()))
 
     async def _final_metrics(self) -> None:
-        # The last numbers of a run end up in the store even if shorter than
-        # one metrics interval (the demo and `minegate status` rely on it).
-        await self._publish_metrics()
+        """The last numbers of a run, after the final flush, stored directly
+        (the writer has ended): the METRIC record and the persistent
+        counters then agree with what the run stored, this record included
+        (the demo and `minegate status` rely on it)."""
+        self.metrics.store_bytes = await asyncio.to_thread(self._opened.size_bytes)
+        self.metrics.queue_depth = self.queue.qsize()
+        await self._store_batch([self.metrics.snapshot(self.wall_ns())])
+        for name, n in self.metrics.counter_deltas().items():
+            self._opened.bump(name, n)
 
     async def _stats_loop(
         self, stop: asyncio.Event, stats: StatsAggregator, snapshots: Snapshotter
