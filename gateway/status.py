@@ -82,15 +82,21 @@ class StatusReport:
             elif v.quality in ("bad", "stale") and cur == "online":
                 cur = "degraded"
             states[v.device] = cur
+        newest: dict[str, int] = {}
+        for v in self.latest:
+            newest[v.device] = max(newest.get(v.device, 0), v.ts_ns)
         # The pollers' own state (last METRIC record): a device that never
-        # answered has no values at all, only this.
+        # answered has no values at all, only this; and a poller in comm
+        # loss says so before its values do (they may still be the good ones
+        # of before the silence, up to a max_interval_s old).
         for key, value in self.metrics.items():
             if not key.endswith(".state") or key.startswith(("sink.", "bus.")):
                 continue
-            # Values are fresher than the last metrics record: they win.
-            if value in ("comm_loss", "unknown"):
-                label = "comm_loss" if value == "comm_loss" else "never answered"
-                states.setdefault(key.removesuffix(".state"), label)
+            device = key.removesuffix(".state")
+            if value == "comm_loss" and self.metrics_ts_ns > newest.get(device, 0):
+                states[device] = "comm_loss"  # newer than every value of the device
+            elif value == "unknown":
+                states.setdefault(device, "never answered")
         return states
 
     def as_dict(self, now_ns: int) -> dict[str, Any]:

@@ -68,6 +68,21 @@ def test_values_stored_since_the_last_flush_show_at_once(tmp_path: Path) -> None
     assert report.device_states() == {"meter": "comm_loss", "fan": "online"}
 
 
+def test_a_poller_in_comm_loss_wins_over_older_good_values(tmp_path: Path) -> None:
+    """The simulator died: the poller's METRIC record says comm_loss before
+    a comm-loss value is stored; the device is not ``online`` meanwhile.
+    Once a value newer than that record arrives, the values decide again."""
+    path = tmp_path / "s.sqlite"
+    state = Record(
+        RecordKind.METRIC, METRICS_SOURCE, T0 + 10 * NS, ["meter.state", "fan.state"],
+        ["comm_loss", "comm_loss"], ["", ""], [Quality.GOOD] * 2,
+    )  # fmt: skip
+    with Store(path) as store:
+        store.append([sample("meter", T0 + NS, energy=1.0), sample("fan", T0 + 11 * NS, x=2.0)])
+        store.append([state])
+    assert read_status(path).device_states() == {"meter": "comm_loss", "fan": "online"}
+
+
 def test_a_stopped_gateway_says_stopped_and_since_when(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
     with Store(path) as store:
