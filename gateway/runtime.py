@@ -42,6 +42,7 @@ from gateway.poller import AsciiPoller, Hub, LineSource, ModbusPoller
 from gateway.scheduler import stopped_within
 
 if TYPE_CHECKING:  # imported when used: sqlite3, the sinks' clients
+    from gateway.recovery import UncleanStop
     from gateway.sinks.runner import SinkRunner
     from gateway.stats import Snapshotter, StatsAggregator
     from gateway.store import Store
@@ -183,18 +184,18 @@ class Gateway:
         return hub_of
 
     async def _run_tasks(self, hub_of: dict[str, Hub]) -> None:
-        from gateway.recovery import recover
+        from gateway.recovery import unclean_stop
 
-        for record in await asyncio.to_thread(
-            recover,
-            self._opened,
-            site=self.config.site.name,
-            gateway=self.config.site.gateway,
-            stats_window_s=int(self.config.stats.interval_s) if self._stats else None,
-            now_ns=self.wall_ns(),
-        ):  # after an unclean stop: say so, and the interrupted window's statistics
-            await self.emit(record)
+        unclean = await asyncio.to_thread(unclean_stop, self._opened)
+        if unclean is not None:  # killed last time: say so before this start
+            site = self.config.site
+            await self.emit(
+                unclean.event(site=site.name, gateway=site.gateway, now_ns=self.wall_ns())
+            )
         await self.emit(self._event("gateway_start", {"devices": len(self.config.devices)}))
+        recovery = None
+        if unclean is not None and self._stats is not None:
+            recovery = asyncio.create_task(self._recover_stats(unclean), name="recovery")
         writer = asyncio.create_task(self._writer(), name="writer")
         pollers = [
             asyncio.create_task(self._poller(d, hub_of), name=f"poll:{d.name}")
@@ -234,6 +235,8 @@ class Gateway:
             await cancel_tasks(pollers)
             service_stop.set()
             await cancel_tasks(services, grace_s=2.0)
+            if recovery is not None:
+                await cancel_tasks([recovery], grace_s=DRAIN_GIVE_UP_S)
             await self.emit(self._event("gateway_stop", {}))
             await self._drain(writer)
             await self._final_metrics()
@@ -400,6 +403,22 @@ class Gateway:
         await self._store_batch([self.metrics.snapshot(self.wall_ns())])
         for name, n in self.metrics.counter_deltas().items():
             self._opened.bump(name, n)
+
+    async def _recover_stats(self, unclean: UncleanStop) -> None:
+        """The statistics of the window the killed run was in, from the
+        samples it stored (in a worker thread: a big site takes seconds)."""
+        from gateway.recovery import interrupted_window_stats
+
+        window_s = int(self.config.stats.interval_s)
+        try:
+            records = await asyncio.to_thread(
+                interrupted_window_stats, self._opened, unclean, window_s
+            )
+        except asyncio.CancelledError:
+            log.warning("stopped before the interrupted window's statistics were computed")
+            raise
+        for record in records:
+            await self.emit(record)
 
     async def _stats_loop(
         self, stop: asyncio.Event, stats: StatsAggregator, snapshots: Snapshotter

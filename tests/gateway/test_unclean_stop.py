@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import load_config
-from gateway.model import Quality, RecordKind
+from gateway.model import Quality, Record, RecordKind
+from gateway.recovery import UncleanStop, interrupted_window_stats, unclean_stop
 from gateway.runtime import Gateway, store_path
 from gateway.store import Store
 
@@ -139,3 +140,48 @@ def _enough(path: Path) -> bool:
     except Exception:  # the gateway is still creating the file
         return False
     return sum(1 for r in records if r.kind is RecordKind.SAMPLE) >= 20
+
+
+def _ev(name: str, ts_ns: int) -> Record:
+    return Record(
+        RecordKind.EVENT, "gateway", ts_ns, ["event"], [name], [""], [Quality.GOOD],
+        fields={"event": name},
+    )  # fmt: skip
+
+
+def _s(device: str, ts_ns: int, v: float) -> Record:
+    return Record(RecordKind.SAMPLE, device, ts_ns, ["ch4"], [v], ["%"], [Quality.GOOD])
+
+
+def test_the_window_before_is_recovered_only_while_its_statistics_were_pending(
+    tmp_path: Path,
+) -> None:
+    """Killed 2 s into a window: the window before had not been written yet
+    (5 s grace) for device b, and is recovered for b only; device a's STAT
+    of it was written and is left alone. A clean stop recovers nothing."""
+    w = 1_764_000_000_000_000_000 - 1_764_000_000_000_000_000 % (300 * NS)
+    stat_a = Record(  # the killed run began in that window: partial, at a's first reading
+        RecordKind.STAT, "a", w - 90 * NS, ["ch4"], [1.0], ["%"], [Quality.GOOD],
+        fields={"ch4": {"max": 1.0, "min": 1.0, "mean": 1.0, "count": 1, "window_s": 300,
+                        "partial": True}},
+    )  # fmt: skip
+    with Store(tmp_path / "s.sqlite") as store:
+        store.append([_ev("gateway_start", w - 100 * NS), _s("a", w - 90 * NS, 1.0)])
+        store.append([_s("b", w - 80 * NS, 2.0), _s("b", w - 70 * NS, 4.0), stat_a])
+        store.append([_s("a", w + NS, 3.0), _s("b", w + 2 * NS, 5.0)])
+        found = unclean_stop(store)
+        assert found == UncleanStop(w - 100 * NS, w + 2 * NS)
+        stats = interrupted_window_stats(store, found, 300)
+        got = {(r.device, r.ts_ns): r.fields["ch4"] for r in stats}
+        part = {"window_s": 300, "partial": True, "recovered": True}
+        assert got == {
+            ("b", w - 80 * NS): {"max": 4.0, "min": 2.0, "mean": 3.0, "count": 2, **part},
+            ("a", w + NS): {"max": 3.0, "min": 3.0, "mean": 3.0, "count": 1, **part},
+            ("b", w + 2 * NS): {"max": 5.0, "min": 5.0, "mean": 5.0, "count": 1, **part},
+        }
+        # 10 s into the window, the one before is no longer pending
+        store.append([_s("a", w + 10 * NS, 3.0)])
+        later = interrupted_window_stats(store, UncleanStop(w - 100 * NS, w + 10 * NS), 300)
+        assert {r.ts_ns for r in later} == {w + NS, w + 2 * NS}
+        store.append([_ev("gateway_stop", w + 11 * NS)])
+        assert unclean_stop(store) is None
