@@ -397,12 +397,11 @@ class Gateway:
         """The last numbers of a run, after the final flush, stored directly
         (the writer has ended): the METRIC record and the persistent
         counters then agree with what the run stored, this record included
-        (the demo and `minegate status` rely on it)."""
+        (the demo and `minegate status` rely on it; ``_store_batch`` bumps
+        the counters)."""
         self.metrics.store_bytes = await asyncio.to_thread(self._opened.size_bytes)
         self.metrics.queue_depth = self.queue.qsize()
         await self._store_batch([self.metrics.snapshot(self.wall_ns())])
-        for name, n in self.metrics.counter_deltas().items():
-            self._opened.bump(name, n)
 
     async def _recover_stats(self, unclean: UncleanStop) -> None:
         """The statistics of the window the killed run was in, from the
