@@ -16,9 +16,12 @@
 * extra tasks registered with ``add_task``; ``add_observer`` callbacks see
   every reading before report by exception (the hook for alarms).
 
-On ``stop`` (SIGTERM/SIGINT in ``minegate run``) it stops the pollers, writes
-everything still queued into the store, stops the sink runners, closes the
-hubs and closes the store: nothing polled is lost on a clean shutdown.
+On ``stop`` (SIGTERM/SIGINT in ``minegate run``) it stops the pollers, lets
+the writer store everything still queued (the writer is never cancelled, so
+the record it holds through a batch window is stored too), stores the final
+metrics, stops the sink runners, closes the hubs and closes the store:
+nothing polled is lost on a clean shutdown. A start after an unclean stop
+first stores what ``gateway.recovery`` finds missing.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from gateway.poller import AsciiPoller, Hub, LineSource, ModbusPoller
 from gateway.scheduler import stopped_within
 
 if TYPE_CHECKING:  # imported when used: sqlite3, the sinks' clients
+    from gateway.recovery import UncleanStop
     from gateway.sinks.runner import SinkRunner
     from gateway.stats import Snapshotter, StatsAggregator
     from gateway.store import Store
@@ -102,6 +106,8 @@ class Gateway:
         self._hub_factory = hub_factory or _default_hub
         self._extra: list[tuple[str, TaskFactory]] = []
         self._held: list[Record] = []
+        self._writer_stop = asyncio.Event()
+        self._give_up_at: float | None = None  # set by a stop: when the writer gives up
         self._observers: list[Callable[[Record], None]] = []
         self.runners: list[SinkRunner] = []
         # while the store refuses writes: records held, alarms and samples live
@@ -186,7 +192,18 @@ class Gateway:
         return hub_of
 
     async def _run_tasks(self, hub_of: dict[str, Hub]) -> None:
+        from gateway.recovery import unclean_stop
+
+        unclean = await asyncio.to_thread(unclean_stop, self._opened)
+        if unclean is not None:  # killed last time: say so before this start
+            site = self.config.site
+            await self.emit(
+                unclean.event(site=site.name, gateway=site.gateway, now_ns=self.wall_ns())
+            )
         await self.emit(self._event("gateway_start", {"devices": len(self.config.devices)}))
+        recovery = None
+        if unclean is not None and self._stats is not None:
+            recovery = asyncio.create_task(self._recover_stats(unclean), name="recovery")
         writer = asyncio.create_task(self._writer(), name="writer")
         pollers = [
             asyncio.create_task(self._poller(d, hub_of), name=f"poll:{d.name}")
@@ -226,9 +243,11 @@ class Gateway:
             await cancel_tasks(pollers)
             service_stop.set()
             await cancel_tasks(services, grace_s=2.0)
+            if recovery is not None:
+                await cancel_tasks([recovery], grace_s=DRAIN_GIVE_UP_S)
             await self.emit(self._event("gateway_stop", {}))
-            await self._final_metrics()
             await self._drain(writer)
+            await self._final_metrics()
             sink_stop.set()
             await cancel_tasks(sinks, grace_s=SINK_STOP_TIMEOUT_S)
             log.info(
@@ -274,12 +293,35 @@ class Gateway:
     # -- writer ------------------------------------------------------------
 
     async def _writer(self) -> None:
+        """Store queued records, one batch per ``store.batch_ms``, until
+        ``_drain`` sets ``_writer_stop`` and the queue is empty. Never
+        cancelled: a record it has taken from the queue is always stored
+        (or, at a stop on a failing store, counted as lost)."""
         batch_s = self.config.store.batch_ms / 1000.0
-        while True:
-            first = await self.queue.get()
-            # Let a batch gather: one transaction per batch_ms, not per record.
-            await asyncio.sleep(batch_s)
+        stop = self._writer_stop
+        while (first := await self._next_record(stop)) is not None:
+            # Let a batch gather: one transaction per batch_ms, not per
+            # record (cut short by a stop, which wants everything stored now).
+            await stopped_within(stop, batch_s)
             await self._store_batch([first, *self._take_queued()])
+
+    async def _next_record(self, stop: asyncio.Event) -> Record | None:
+        """The next queued record, or None once ``stop`` is set and the
+        queue is empty."""
+        while True:
+            if not self.queue.empty():
+                return self.queue.get_nowait()
+            if stop.is_set():
+                return None
+            get = asyncio.ensure_future(self.queue.get())
+            stopped = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({get, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopped.cancel()
+                get.cancel()  # a get cancelled before it finished takes nothing
+            if get.done() and not get.cancelled():
+                return get.result()
 
     def _take_queued(self) -> list[Record]:
         batch: list[Record] = []
@@ -291,32 +333,31 @@ class Gateway:
         self.metrics.queue_depth = self.queue.qsize()
         return batch
 
-    async def _store_batch(
-        self, batch: list[Record], *, give_up_after_s: float | None = None
-    ) -> None:
+    async def _store_batch(self, batch: list[Record]) -> None:
         """Append one batch. While running, a store error never holds the
         pollers back: the batch goes to ``self.outage`` (held in memory, its
         alarms and samples offered live to the sinks) and is tried again,
-        with what was held before it, when the backoff allows. At shutdown
-        it retries for ``give_up_after_s`` so a full disk cannot block the
-        stop forever, and logs what was lost."""
+        with what was held before it, when the backoff allows. Once a stop
+        has set ``_give_up_at`` (``DRAIN_GIVE_UP_S`` after the stop) it
+        retries until then, so a full disk cannot block the stop forever,
+        and logs what was lost."""
         from gateway.store.errors import StoreError
 
         outage = self.outage
         if outage.failing:
             self._offer_live(batch)
             outage.hold(batch)
-            if give_up_after_s is None and not outage.due():
+            if self._give_up_at is None and not outage.due():
                 return
             batch = outage.take_held()
         backoff = Backoff(STORE_RETRY_FIRST_S, STORE_RETRY_MAX_S)
-        deadline = None if give_up_after_s is None else time.monotonic() + give_up_after_s
         while True:
             try:
                 await asyncio.to_thread(self._opened.append, batch)
                 break
             except StoreError as exc:
                 self.metrics.writer.store_errors += 1
+                deadline = self._give_up_at
                 if deadline is None:  # running: hold it, keep polling
                     if not outage.failing:
                         self._offer_live(batch)
@@ -327,7 +368,7 @@ class Gateway:
                         "store still failing at shutdown: %d records lost: %s", len(batch), exc
                     )
                     return
-                delay = backoff.next_delay()
+                delay = min(backoff.next_delay(), max(0.0, deadline - time.monotonic()))
                 log.error("cannot write to the store, retrying in %.1f s: %s", delay, exc)
                 await asyncio.sleep(delay)
         for name, n in outage.recovered(len(batch)).items():
@@ -336,6 +377,11 @@ class Gateway:
         w.batches += 1
         w.records_stored += len(batch)
         w.values_stored += sum(len(r) for r in batch)
+        # The persistent counters follow every batch (written with the next
+        # transaction), not every metrics interval: a kill loses at most
+        # the increments of the batch in flight, not 10 s of them.
+        for name, n in self.metrics.counter_deltas().items():
+            self._opened.bump(name, n)
         for runner in self.runners:
             runner.notify()
 
@@ -354,17 +400,17 @@ class Gateway:
         }
 
     async def _drain(self, writer: asyncio.Task[None]) -> None:
-        """Stop the writer and store whatever is still queued."""
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        """Let the writer store whatever is queued and end; then store the
+        records producers held when they were stopped waiting for room."""
+        self._give_up_at = time.monotonic() + DRAIN_GIVE_UP_S
+        self._writer_stop.set()
+        with contextlib.suppress(Exception):  # a writer that died was reported by run
             await writer
-        while not self.queue.empty():
-            await self._store_batch(self._take_queued(), give_up_after_s=DRAIN_GIVE_UP_S)
+        while not self.queue.empty():  # left by a writer that died
+            await self._store_batch(self._take_queued())
         if self._held:
             held, self._held = self._held, []
-            await self._store_batch(
-                sorted(held, key=lambda r: r.ts_ns), give_up_after_s=DRAIN_GIVE_UP_S
-            )
+            await self._store_batch(sorted(held, key=lambda r: r.ts_ns))
 
     # -- housekeeping ------------------------------------------------------
 
@@ -381,9 +427,30 @@ class Gateway:
         await self.emit(self.metrics.snapshot(self.wall_ns()))
 
     async def _final_metrics(self) -> None:
-        # The last numbers of a run end up in the store even if shorter than
-        # one metrics interval (the demo and `minegate status` rely on it).
-        await self._publish_metrics()
+        """The last numbers of a run, after the final flush, stored directly
+        (the writer has ended): the METRIC record and the persistent
+        counters then agree with what the run stored, this record included
+        (the demo and `minegate status` rely on it; ``_store_batch`` bumps
+        the counters)."""
+        self.metrics.store_bytes = await asyncio.to_thread(self._opened.size_bytes)
+        self.metrics.queue_depth = self.queue.qsize()
+        await self._store_batch([self.metrics.snapshot(self.wall_ns())])
+
+    async def _recover_stats(self, unclean: UncleanStop) -> None:
+        """The statistics of the window the killed run was in, from the
+        samples it stored (in a worker thread: a big site takes seconds)."""
+        from gateway.recovery import interrupted_window_stats
+
+        window_s = int(self.config.stats.interval_s)
+        try:
+            records = await asyncio.to_thread(
+                interrupted_window_stats, self._opened, unclean, window_s
+            )
+        except asyncio.CancelledError:
+            log.warning("stopped before the interrupted window's statistics were computed")
+            raise
+        for record in records:
+            await self.emit(record)
 
     async def _stats_loop(
         self, stop: asyncio.Event, stats: StatsAggregator, snapshots: Snapshotter

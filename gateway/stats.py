@@ -20,9 +20,10 @@ unless the caller leaves ``now_ns`` out (then the injected ``clock``).
   A window cut short, at a stop (:meth:`StatsAggregator.flush_all`) or
   because it began before this aggregator was created (a restart), is
   *partial*: its statistics carry ``"partial": True`` and its ``ts_ns`` is
-  its first reading, not the window start, so the parts before and after a
-  restart stay apart (a consumer combines them: max of maxima, min of
-  minima, count-weighted mean).
+  the device's own first reading in it (not the window start, nor another
+  device's), so the parts before and after a restart stay apart (a
+  consumer combines them: max of maxima, min of minima, count-weighted
+  mean).
 * :class:`Snapshotter`: the latest value, unit and quality of every point,
   as one SNAPSHOT record per device, at every multiple of ``interval_s``
   (``ts_ns`` = that boundary). A device that stopped answering shows the
@@ -116,9 +117,10 @@ class _Group:
 
 
 class _DeviceWindow:
-    __slots__ = ("accs", "groups")
+    __slots__ = ("accs", "first", "groups")
 
-    def __init__(self) -> None:
+    def __init__(self, first: int) -> None:
+        self.first = first  # this device's earliest reading in the window
         # point -> [count, sum, min, max], in the order points were first seen
         self.accs: dict[str, list[float]] = {}
         self.groups: dict[tuple[str, ...], _Group | None] = {}
@@ -147,7 +149,6 @@ class StatsAggregator:
         self._windows: dict[int, dict[str, _DeviceWindow]] = {}
         self._units: dict[tuple[str, str], str] = {}
         self._emitted_before = -(2**62)  # windows starting before this are closed
-        self._first: dict[int, int] = {}  # window start -> earliest sample seen in it
         self._since_ns = clock()  # windows that began before us are partial
         self.late = 0
 
@@ -163,12 +164,11 @@ class StatsAggregator:
         window = self._windows.get(start)
         if window is None:
             window = self._windows[start] = {}
-            self._first[start] = ts
-        elif ts < self._first[start]:
-            self._first[start] = ts
         dev = window.get(record.device)
         if dev is None:
-            dev = window[record.device] = _DeviceWindow()
+            dev = window[record.device] = _DeviceWindow(ts)
+        elif ts < dev.first:
+            dev.first = ts
         _check_lengths(record)
         key = tuple(record.points)
         if key in dev.groups:
@@ -254,15 +254,14 @@ class StatsAggregator:
         out: list[Record] = []
         for start in starts:
             window = self._windows.pop(start)
-            first = self._first.pop(start)
             self._emitted_before = max(self._emitted_before, start + self.window_ns)
             cut = partial or start < self._since_ns
-            # a partial window is stamped with its first reading, so the part
-            # before a restart and the part after it never overwrite each other
-            ts = first if cut else start
             for device, dev in window.items():
                 dev.fold()
-                out.append(self._record(ts, device, dev.accs, cut))
+                # a partial window is stamped with the device's first reading
+                # in it, so the part before a restart and the part after it
+                # never overwrite each other
+                out.append(self._record(dev.first if cut else start, device, dev.accs, cut))
         return out
 
     def _record(

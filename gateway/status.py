@@ -10,10 +10,13 @@ counters, the store size and each sink's backlog.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from gateway.metrics import METRICS_SOURCE
 from gateway.outage import health_line, read_health
 from gateway.store.codec import decode_fields, decode_payload
 
@@ -55,9 +59,23 @@ class StatusReport:
     metrics_ts_ns: int = 0
     events: dict[str, dict[str, Any]] = field(default_factory=dict)  # device -> last event
     store_health: dict[str, Any] | None = None  # the writer's minegate.health
+    #: the gateway's last start/stop event: ("running" | "stopped", its ts_ns)
+    gateway: tuple[str, int] | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self.gateway is not None and self.gateway[0] == "stopped"
 
     def device_states(self) -> dict[str, str]:
-        """online / comm_loss / degraded (some bad or stale) per device."""
+        """Per device: ``stopped`` when the gateway is not running, else
+        online / comm_loss / degraded (some bad or stale)."""
+        states = self.last_device_states()
+        if self.stopped:
+            return dict.fromkeys(states, "stopped")
+        return states
+
+    def last_device_states(self) -> dict[str, str]:
+        """online / comm_loss / degraded per device, as last recorded."""
         states: dict[str, str] = {}
         for v in self.latest:
             cur = states.get(v.device, "online")
@@ -66,15 +84,21 @@ class StatusReport:
             elif v.quality in ("bad", "stale") and cur == "online":
                 cur = "degraded"
             states[v.device] = cur
+        newest: dict[str, int] = {}
+        for v in self.latest:
+            newest[v.device] = max(newest.get(v.device, 0), v.ts_ns)
         # The pollers' own state (last METRIC record): a device that never
-        # answered has no values at all, only this.
+        # answered has no values at all, only this; and a poller in comm
+        # loss says so before its values do (they may still be the good ones
+        # of before the silence, up to a max_interval_s old).
         for key, value in self.metrics.items():
             if not key.endswith(".state") or key.startswith(("sink.", "bus.")):
                 continue
-            # Values are fresher than the last metrics record: they win.
-            if value in ("comm_loss", "unknown"):
-                label = "comm_loss" if value == "comm_loss" else "never answered"
-                states.setdefault(key.removesuffix(".state"), label)
+            device = key.removesuffix(".state")
+            if value == "comm_loss" and self.metrics_ts_ns > newest.get(device, 0):
+                states[device] = "comm_loss"  # newer than every value of the device
+            elif value == "unknown":
+                states.setdefault(device, "never answered")
         return states
 
     def as_dict(self, now_ns: int) -> dict[str, Any]:
@@ -82,7 +106,9 @@ class StatusReport:
             "store": str(self.store),
             "size_bytes": self.size_bytes,
             "records": self.records,
+            "gateway": _gateway_doc(self.gateway),
             "devices": self.device_states(),
+            "last_device_states": self.last_device_states(),
             "latest": [
                 {**vars(v), "age_s": round((now_ns - v.ts_ns) / NS, 1)} for v in self.latest
             ],
@@ -94,8 +120,22 @@ class StatusReport:
         }
 
 
+def _gateway_doc(gateway: tuple[str, int] | None) -> dict[str, Any] | None:
+    if gateway is None:
+        return None
+    state, ts_ns = gateway
+    return {"state": state, "since": format_time(ts_ns), "since_ns": ts_ns}
+
+
+def format_time(ts_ns: int) -> str:
+    """UTC, to the second: ``2026-12-03 16:40:12 UTC``."""
+    return datetime.fromtimestamp(ts_ns / NS, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 #: how far back (records) `status` looks for the newest metrics record
 METRIC_LOOKBACK_RECORDS = 500_000
+#: the gateway's events that say whether it runs
+_RUN_EVENTS = {"gateway_start": "running", "gateway_stop": "stopped"}
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -125,6 +165,7 @@ def read_status(store_file: Path) -> StatusReport:
                 "ORDER BY device, point"
             )
         ]
+        latest = _with_unflushed(conn, latest, names)
         counters = dict(conn.execute("SELECT name, value FROM counters ORDER BY name").fetchall())
         sinks = [
             {"name": n, "cursor": c, "backlog_records": r, "backlog_values": v}
@@ -165,11 +206,56 @@ def read_status(store_file: Path) -> StatusReport:
         )
         for device, fields in conn.execute(events_sql):
             report.events[device] = decode_fields(fields)
+        report.gateway = _run_state(conn, bool(has_last))
         return report
     except sqlite3.Error as exc:
         raise StatusError(f"{store_file}: cannot read the store ({exc})") from exc
     finally:
         conn.close()
+
+
+def _with_unflushed(
+    conn: sqlite3.Connection, latest: list[LatestValue], names: dict[int, tuple[str, str]]
+) -> list[LatestValue]:
+    """The ``latest`` table plus the SAMPLE records appended after its last
+    flush (``meta.latest_seq``): the store writes that table lazily, and a
+    value or a comm loss stored since must show now, not at the next flush."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'latest_seq'").fetchone()
+    rows = conn.execute(
+        "SELECT device, ts_ns, payload FROM records WHERE seq > ? AND kind = 'sample' ORDER BY seq",
+        (int(row[0]) if row else 0,),
+    ).fetchall()
+    if not rows:
+        return latest
+    by_key = {(v.device, v.point): v for v in latest}
+    for device, ts_ns, payload in rows:
+        ids, values, qualities = decode_payload(payload)
+        for i, value, quality in zip(ids, values, qualities, strict=True):
+            point, unit = names[i]
+            cur = by_key.get((device, point))
+            if cur is None or ts_ns >= cur.ts_ns:
+                by_key[(device, point)] = LatestValue(
+                    device, point, value, unit, quality.value, int(ts_ns)
+                )
+    return [by_key[k] for k in sorted(by_key)]
+
+
+def _run_state(conn: sqlite3.Connection, has_last: bool) -> tuple[str, int] | None:
+    """Whether the gateway runs, from its last start or stop event."""
+    if has_last:
+        row = conn.execute(
+            "SELECT fields, ts_ns FROM last_events WHERE device = ?", (METRICS_SOURCE,)
+        ).fetchone()
+    else:
+        row = conn.execute(
+            "SELECT fields, ts_ns FROM records WHERE kind = 'event' AND device = ? "
+            "ORDER BY seq DESC LIMIT 1",
+            (METRICS_SOURCE,),
+        ).fetchone()
+    if row is None:
+        return None
+    state = _RUN_EVENTS.get(str(decode_fields(row[0]).get("event")))
+    return None if state is None else (state, int(row[1]))
 
 
 def _size(conn: sqlite3.Connection, path: Path) -> int:
@@ -180,10 +266,18 @@ def _size(conn: sqlite3.Connection, path: Path) -> int:
 
 
 def format_value(value: Any) -> str:
+    """A value in full, never in exponent notation (``183500.0``, not
+    ``1.835e+05``): at most 4 decimals, or 4 significant digits below 0.001
+    (``0.0000001235``)."""
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        if not math.isfinite(value):
+            return str(value)
+        if value != 0 and abs(value) < 1e-3:
+            return format(Decimal(f"{value:.4g}"), "f")
+        text = f"{value:.4f}".rstrip("0")
+        return text + "0" if text.endswith(".") else text
     return str(value)
 
 
@@ -205,6 +299,7 @@ def view(report: StatusReport, now_ns: int) -> Group:
     """Everything ``minegate status`` shows, as one renderable."""
     parts: list[RenderableType] = [
         f"store {report.store}: {report.size_bytes / 2**20:.1f} MiB, {report.records} records",
+        _gateway_line(report, now_ns),
         _devices_table(report),
         _latest_table(report, now_ns),
     ]
@@ -220,19 +315,31 @@ def view(report: StatusReport, now_ns: int) -> Group:
     return Group(*parts)
 
 
+def _gateway_line(report: StatusReport, now_ns: int) -> str:
+    if report.gateway is None:
+        return "gateway: no start recorded"
+    state, ts_ns = report.gateway
+    age = format_age(max(0.0, (now_ns - ts_ns) / NS))
+    verb = "stopped at" if state == "stopped" else "running since"
+    return f"gateway {verb} {format_time(ts_ns)} ({age} ago)"
+
+
 def _devices_table(report: StatusReport) -> Table:
     devices = Table(title="devices")
     for col in ("device", "state", "polls", "errors", "p99 ms", "last event"):
         devices.add_column(col)
     m = report.metrics
-    for device, state in sorted(report.device_states().items()):
+    for device, state in sorted(report.last_device_states().items()):
         style = {"online": "green", "degraded": "yellow", "never answered": "red"}.get(
             state, "bold red"
         )
+        shown = f"[{style}]{state}[/]"
+        if report.stopped:
+            shown = f"stopped (was {shown})"
         event = report.events.get(device, {})
         devices.add_row(
             device,
-            f"[{style}]{state}[/]",
+            shown,
             format_value(m.get(f"{device}.polls")),
             format_value(m.get(f"{device}.errors")),
             format_value(m.get(f"{device}.latency_p99_ms")),

@@ -30,11 +30,11 @@ import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Concatenate, Literal, ParamSpec, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from gateway.model import Quality, Record, RecordKind, Sample
 from gateway.store import outbox
-from gateway.store.codec import PayloadError, decode_one, encode_fields
+from gateway.store.codec import PayloadError, decode_fields, decode_one, encode_fields
 from gateway.store.errors import (
     StoreClosedError,
     StoreError,
@@ -347,6 +347,43 @@ class Store:
                 ((_, unit),) = self._rows.names_of(conn, [name_id])
                 out.append(Sample(device, point, value, unit, quality, ts_ns))
         return out
+
+    @_reads
+    def records_between(
+        self, since_ns: int, until_ns: int, kinds: Collection[RecordKind]
+    ) -> list[Record]:
+        """Records of the given kinds with ``since_ns <= ts_ns < until_ns``,
+        of every source, in seq order (the recovery after an unclean stop)."""
+        conn = self._conn()
+        kind_list = [RecordKind(k).value for k in kinds]
+        marks = ",".join("?" * len(kind_list))
+        rows: list[Any] = []
+        for (device,) in conn.execute("SELECT device FROM sources").fetchall():
+            rows += conn.execute(
+                f"SELECT {RECORD_COLUMNS} FROM records WHERE device = ? AND ts_ns >= ? "
+                f"AND ts_ns < ? AND kind IN ({marks})",
+                (device, since_ns, until_ns, *kind_list),
+            ).fetchall()
+        rows.sort(key=lambda row: row[0])
+        return self._rows.decode_rows(conn, rows)
+
+    @_reads
+    def last_event(self, device: str) -> tuple[int, dict[str, object]] | None:
+        """(ts_ns, fields) of the newest EVENT record of ``device``, kept
+        even after retention removed the record itself; None if none."""
+        row = (
+            self._conn()
+            .execute("SELECT ts_ns, fields FROM last_events WHERE device = ?", (device,))
+            .fetchone()
+        )
+        return None if row is None else (int(row[0]), decode_fields(row[1]))
+
+    @_reads
+    def last_record_ts(self) -> int | None:
+        """``ts_ns`` of the last record appended (the highest seq) still
+        stored; None when the store is empty."""
+        row = self._conn().execute("SELECT ts_ns FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+        return None if row is None else int(row[0])
 
     # ----------------------------------------------------------- outbox
 

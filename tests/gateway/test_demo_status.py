@@ -62,7 +62,10 @@ def test_status_text_and_json(demo_dir: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["devices"]["main_fan_1"] in ("online", "degraded")
+    # the demo has ended: the gateway is stopped, and says since when
+    assert doc["gateway"]["state"] == "stopped"
+    assert doc["devices"]["main_fan_1"] == "stopped"
+    assert doc["last_device_states"]["main_fan_1"] in ("online", "degraded")
     assert any(v["point"] == "airflow" and v["unit"] == "m3/min" for v in doc["latest"])
 
 

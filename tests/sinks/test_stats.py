@@ -91,6 +91,25 @@ def test_a_restart_splits_a_window_into_two_partial_records() -> None:
     assert whole.ts_ns == T0 + 300 * NS and "partial" not in whole.fields["ch4"]  # type: ignore[operator]
 
 
+def test_a_partial_window_is_stamped_per_device() -> None:
+    """Two devices in one cut window: each STAT carries its own first
+    reading, not the other device's; ``count`` is an int, never a bool
+    (one reading counts 1, not True)."""
+    now = [T0]
+    agg = StatsAggregator(300, clock=lambda: now[0])
+    agg.add(rec("fan", T0 + 20 * NS, ch4=1.0))
+    agg.add(rec("gas", T0 + 80 * NS, ch4=0.4))
+    agg.add(rec("fan", T0 + 90 * NS, ch4=3.0))
+    now[0] = T0 + 100 * NS
+    stamps = {r.device: r.ts_ns for r in agg.flush_all()}
+    assert stamps == {"fan": T0 + 20 * NS, "gas": T0 + 80 * NS}
+    agg.add(rec("gas", T0 + 400 * NS, ch4=0.5))
+    now[0] = T0 + 410 * NS
+    (one,) = agg.flush_all()
+    count = one.fields["ch4"]["count"]  # type: ignore[index]
+    assert type(count) is int and count == 1
+
+
 def test_snapshot_every_interval_with_latest_values() -> None:
     now = [T0 + 3 * NS]
     snap = Snapshotter(20, clock=lambda: now[0])

@@ -27,7 +27,7 @@ class RefStats:
         self.windows: dict[int, dict[str, dict[str, list[float]]]] = {}
         self.units: dict[tuple[str, str], str] = {}
         self.emitted_before = -(2**62)
-        self.first: dict[int, int] = {}
+        self.first: dict[tuple[int, str], int] = {}  # (window, device) -> first reading
         self.since = clock()
         self.late = 0
 
@@ -40,8 +40,8 @@ class RefStats:
             return
         if start not in self.windows:
             self.windows[start] = {}
-            self.first[start] = r.ts_ns
-        self.first[start] = min(self.first[start], r.ts_ns)
+        key = (start, r.device)
+        self.first[key] = min(self.first.get(key, r.ts_ns), r.ts_ns)
         dev = self.windows[start].setdefault(r.device, {})
         for p, v, u, q in zip(r.points, r.values, r.units, r.qualities, strict=True):
             if p not in dev:
@@ -74,7 +74,6 @@ class RefStats:
         out = []
         for start in starts:
             window = self.windows.pop(start)
-            first = self.first.pop(start)
             self.emitted_before = max(self.emitted_before, start + self.window_ns)
             cut = partial or start < self.since
             for device, points in window.items():
@@ -99,7 +98,7 @@ class RefStats:
                     Record(
                         RecordKind.STAT,
                         device,
-                        first if cut else start,
+                        self.first.pop((start, device)) if cut else start,
                         list(points),
                         values,  # type: ignore[arg-type]
                         [self.units.get((device, p), "") for p in points],
