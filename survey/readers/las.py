@@ -29,7 +29,11 @@ from survey.readers.common import (
     scaled_coordinates_finite,
     to_licence_frame,
 )
+from survey.readers.las_header import check_las_header
 
+# LASzip VLR compressor field: 1 pointwise (old, no chunk table), 2 pointwise
+# chunked, 3 layered chunked (LAS 1.4 point formats 6-10)
+_LASZIP_POINTWISE = 1
 _PROJECTED_CS_GEOKEY = 3072  # GeoTIFF ProjectedCSTypeGeoKey
 # the CRS's own identifier is the last AUTHORITY / ID of a WKT string
 _WKT_EPSG = re.compile(r'(?:AUTHORITY\["EPSG",\s*"?(\d+)"?\]|ID\["EPSG",\s*(\d+)\])\s*\]\s*$')
@@ -45,8 +49,15 @@ _LAS_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def _open(opts: ReadOptions) -> laspy.LasReader:
+    check_las_header(opts.path)
     try:
         return laspy.open(str(opts.path))
+    except MemoryError:
+        raise SurveyInputError(
+            "the LAS header claims more data than fits in memory: the header is damaged; export "
+            "or upload the file again",
+            path=opts.path,
+        ) from None
     except _LAS_ERRORS as exc:
         raise SurveyInputError(
             f"not a readable LAS/LAZ file ({exc}); check that the upload is complete and the "
@@ -103,6 +114,15 @@ def _check_laz_chunk_table(header: laspy.LasHeader, opts: ReadOptions) -> None:
     laszip = next((v for v in header.vlrs if isinstance(v, LasZipVlr)), None)
     if laszip is None:
         return
+    compressor = int.from_bytes(laszip.record_data_bytes()[:2], "little")
+    if compressor == _LASZIP_POINTWISE:
+        raise SurveyInputError(
+            "this LAZ is the old pointwise variant (LASzip compressor 1, written by LASzip 1.x "
+            "without chunks), which the LAZ library here cannot read; re-compress it with a "
+            "current LASzip (laszip -i old.laz -o new.laz), PDAL (pdal translate old.laz "
+            "new.laz) or CloudCompare, or upload the uncompressed LAS",
+            path=opts.path,
+        )
     size = opts.path.stat().st_size
     start = int(header.offset_to_point_data)
     damaged = SurveyInputError(
@@ -157,6 +177,8 @@ def iter_las_chunks(opts: ReadOptions, chunk_points: int) -> Iterator[F64]:
                 )
                 done += n
                 opts.report(done, total)
+        except SurveyInputError:
+            raise  # a refusal of the points themselves (far away, swapped columns): as it is
         except _LAS_ERRORS as exc:
             raise SurveyInputError(
                 f"the LAS/LAZ file is damaged or truncated after {done:,} of {total:,} points "
