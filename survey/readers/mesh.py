@@ -1,8 +1,10 @@
 """PLY (points or meshes, ascii or binary), OBJ and STL.
 
 * PLY: the header is parsed here to learn the vertex storage type; data is
-  read by ``trimesh.load(..., process=False)`` (vertices kept as stored,
-  nothing merged or reordered). ``float`` (32-bit) vertices holding
+  read by ``trimesh.load(..., process=False, fix_texture=False,
+  skip_materials=True)`` (vertices kept as stored, nothing merged,
+  reordered or split by per-face texture coordinates; no texture image
+  looked up). ``float`` (32-bit) vertices holding
   absolute CGCS2000 coordinates are refused (``common.refuse_float32``).
 * OBJ: text, so full float64; read by trimesh (faces kept; vertices no face
   uses are dropped by trimesh's loader).
@@ -126,7 +128,12 @@ def read_ply(opts: ReadOptions) -> MeshRead:
     if count == 0:
         raise SurveyInputError("the PLY file holds 0 vertices (empty scan)", path=path)
     try:
-        loaded = trimesh.load(str(path), file_type="ply", process=False)
+        # vertices as the header declares them: no texture image looked up
+        # (a missing one printed trimesh's traceback on stderr) and no
+        # vertex split where faces carry their own texture coordinates
+        loaded = trimesh.load(
+            str(path), file_type="ply", process=False, fix_texture=False, skip_materials=True
+        )
     except (ValueError, IndexError, KeyError) as exc:
         raise SurveyInputError(
             f"the PLY file ({fmt}, {count:,} vertices declared) cannot be read: {exc}; the "
