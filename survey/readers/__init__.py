@@ -172,6 +172,10 @@ def _options(
     height_offset: float,
 ) -> ReadOptions:
     p = Path(path)
+    if p.is_dir():
+        raise SurveyInputError(
+            "is a directory, not a survey file; give the scan file(s) inside it", path=p
+        )
     name = format_name(fmt, p)
     if name not in _READERS:
         raise SurveyInputError(

@@ -163,8 +163,39 @@ def read_obj(opts: ReadOptions) -> MeshRead:
     try:
         loaded = trimesh.load(io.BytesIO(text.encode("utf-8")), file_type="obj", process=False)
     except (ValueError, IndexError, KeyError) as exc:
+        _refuse_bad_obj_face(text, opts.path)
         raise SurveyInputError(f"cannot read the OBJ file: {exc}", path=opts.path) from None
     return _from_trimesh(loaded, opts.path)
+
+
+def _refuse_bad_obj_face(text: str, path: Path) -> None:
+    """SurveyInputError naming the first face line whose vertex index is
+    out of range (1..number of ``v`` lines; negative = counted back from the
+    last vertex so far), if there is one."""
+    total = sum(1 for ln in text.splitlines() if ln.startswith("v "))
+    seen = 0
+    for no, ln in enumerate(text.splitlines(), start=1):
+        if ln.startswith("v "):
+            seen += 1
+        elif ln.startswith("f "):
+            for token in ln.split()[1:]:
+                try:
+                    idx = int(token.split("/")[0])
+                except ValueError:
+                    raise SurveyInputError(
+                        f"OBJ face vertex {token!r} is not a vertex number; the file is "
+                        "damaged: export it again",
+                        path=path,
+                        line=no,
+                    ) from None
+                vertex = seen + idx + 1 if idx < 0 else idx
+                if not 1 <= vertex <= total:
+                    raise SurveyInputError(
+                        f"OBJ face refers to vertex {idx}, but the file has {total:,} vertices "
+                        "('v' lines): it is damaged or cut short; export it again",
+                        path=path,
+                        line=no,
+                    )
 
 
 _STL_RECORD = np.dtype([("normal", "<f4", (3,)), ("v", "<f4", (3, 3)), ("attr", "<u2")])

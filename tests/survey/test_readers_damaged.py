@@ -1,8 +1,9 @@
-"""LAS/LAZ headers damaged the way a fuzzer or a broken exporter damages
-them (issue 10, items 4, 5, 16, 17, 18): a clear refusal naming the file
-and the field, exit 2 from the CLI, never a finding, a numpy warning or a
-MemoryError traceback; and a refusal of the points themselves reaches the
-user as it is."""
+"""Damaged uploads (issue 10, items 4, 5, 16, 17, 18): LAS/LAZ headers
+damaged the way a fuzzer or a broken exporter damages them, an OBJ face
+pointing past its vertices, a directory given as a scan. A clear refusal
+naming the file and the field, exit 2 from the CLI, never a finding, a
+numpy warning or a MemoryError traceback; and a refusal of the points
+themselves reaches the user as it is."""
 
 from __future__ import annotations
 
@@ -165,3 +166,36 @@ def test_pointwise_laz_is_named_with_what_to_do(tmp_path: Path) -> None:
     msg = _refusal(p)
     assert "pointwise" in msg and "re-compress" in msg
     assert "chunk table" not in msg
+
+
+# ------------------------------------------------ item 18: OBJ faces, a directory
+
+
+@pytest.mark.parametrize("index", ["99", "-7", "2/1/x"])
+def test_obj_face_index_out_of_range_names_the_line(tmp_path: Path, index: str) -> None:
+    p = tmp_path / "bad.obj"
+    p.write_text(
+        "v 400100 2421100 -55\nv 400101 2421100 -55\nv 400101 2421101 -55\n"
+        f"f 1 3 {index.replace('2/1/x', 'x/1/2')}\n",
+        encoding="ascii",
+    )
+    with pytest.raises(SurveyInputError) as info:
+        read_survey(p)
+    msg = str(info.value)
+    assert f"{p}, line 4: OBJ face" in msg
+    assert "out of bounds" not in msg
+
+
+def test_directory_as_scan_is_called_a_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    with pytest.raises(SurveyInputError, match="is a directory"):
+        read_survey(folder)
+    lic = write_licence_toml(tmp_path / "licence.toml", _licence())
+    out = tmp_path / "out"
+    code = main(["survey", "check", "--licence", str(lic), "--scan", str(folder), "--out", str(out), "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT
+    assert "scan is a directory" in err and "not found" not in err
