@@ -34,6 +34,7 @@ from survey.readers.las_header import check_las_header
 # LASzip VLR compressor field: 1 pointwise (old, no chunk table), 2 pointwise
 # chunked, 3 layered chunked (LAS 1.4 point formats 6-10)
 _LASZIP_POINTWISE = 1
+_LASZIP_CHUNKED = (2, 3)
 _PROJECTED_CS_GEOKEY = 3072  # GeoTIFF ProjectedCSTypeGeoKey
 # the CRS's own identifier is the last AUTHORITY / ID of a WKT string
 _WKT_EPSG = re.compile(r'(?:AUTHORITY\["EPSG",\s*"?(\d+)"?\]|ID\["EPSG",\s*(\d+)\])\s*\]\s*$')
@@ -121,6 +122,12 @@ def _check_laz_chunk_table(header: laspy.LasHeader, opts: ReadOptions) -> None:
             "without chunks), which the LAZ library here cannot read; re-compress it with a "
             "current LASzip (laszip -i old.laz -o new.laz), PDAL (pdal translate old.laz "
             "new.laz) or CloudCompare, or upload the uncompressed LAS",
+            path=opts.path,
+        )
+    if compressor not in _LASZIP_CHUNKED:
+        raise SurveyInputError(
+            f"the LAZ header names LASzip compressor {compressor}, which LASzip does not define "
+            "(1 pointwise, 2 and 3 chunked): the file is damaged; upload it again",
             path=opts.path,
         )
     size = opts.path.stat().st_size

@@ -6,8 +6,7 @@
   reordered or split by per-face texture coordinates; no texture image
   looked up). ``float`` (32-bit) vertices holding
   absolute CGCS2000 coordinates are refused (``common.refuse_float32``).
-* OBJ: text, so full float64; read by trimesh (faces kept; vertices no face
-  uses are dropped by trimesh's loader).
+* OBJ: ``survey.readers.obj`` (parsed there, every vertex kept).
 * STL: binary STL is **always float32**, parsed here with numpy (so a
   truncated upload is detected by size); corners shared by several
   triangles are merged. An STL in absolute coordinates is refused; an STL
@@ -17,7 +16,6 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +25,6 @@ import numpy.typing as npt
 
 from survey.model import F64, SurveyInputError
 from survey.readers.common import ReadOptions, refuse_float32
-from survey.readers.text import read_text
 
 if TYPE_CHECKING:
     import trimesh
@@ -152,50 +149,6 @@ def read_ply(opts: ReadOptions) -> MeshRead:
             path=path,
         )
     return out
-
-
-def read_obj(opts: ReadOptions) -> MeshRead:
-    import trimesh
-
-    # decode here (UTF-8, then GBK): trimesh's own fallback needs a package
-    # that is not installed and fails with ImportError on non-UTF-8 bytes
-    text, _enc = read_text(opts.path)
-    try:
-        loaded = trimesh.load(io.BytesIO(text.encode("utf-8")), file_type="obj", process=False)
-    except (ValueError, IndexError, KeyError) as exc:
-        _refuse_bad_obj_face(text, opts.path)
-        raise SurveyInputError(f"cannot read the OBJ file: {exc}", path=opts.path) from None
-    return _from_trimesh(loaded, opts.path)
-
-
-def _refuse_bad_obj_face(text: str, path: Path) -> None:
-    """SurveyInputError naming the first face line whose vertex index is
-    out of range (1..number of ``v`` lines; negative = counted back from the
-    last vertex so far), if there is one."""
-    total = sum(1 for ln in text.splitlines() if ln.startswith("v "))
-    seen = 0
-    for no, ln in enumerate(text.splitlines(), start=1):
-        if ln.startswith("v "):
-            seen += 1
-        elif ln.startswith("f "):
-            for token in ln.split()[1:]:
-                try:
-                    idx = int(token.split("/")[0])
-                except ValueError:
-                    raise SurveyInputError(
-                        f"OBJ face vertex {token!r} is not a vertex number; the file is "
-                        "damaged: export it again",
-                        path=path,
-                        line=no,
-                    ) from None
-                vertex = seen + idx + 1 if idx < 0 else idx
-                if not 1 <= vertex <= total:
-                    raise SurveyInputError(
-                        f"OBJ face refers to vertex {idx}, but the file has {total:,} vertices "
-                        "('v' lines): it is damaged or cut short; export it again",
-                        path=path,
-                        line=no,
-                    )
 
 
 _STL_RECORD = np.dtype([("normal", "<f4", (3,)), ("v", "<f4", (3, 3)), ("attr", "<u2")])
