@@ -188,3 +188,17 @@ def test_gsi16_missing_values_are_skipped_and_counted(tmp_path: Path) -> None:
     assert "2 GSI coordinate value(s) missing" in notes
     assert "1 GSI point(s) without an easting or northing" in notes
     assert "1 GSI point(s) have no height" in notes and "(2)" in notes
+
+
+def test_obj_vertex_no_face_uses_is_read_and_checked(tmp_path: Path) -> None:
+    """A survey point left in an OBJ beside a mesh (no face uses it): the
+    library loader dropped it; every ``v`` line is a vertex."""
+    p = tmp_path / "mesh_and_point.obj"
+    p.write_text(
+        "v 400500 2421500 0\nv 400510 2421500 0\nv 400510 2421510 0\n"
+        "v 401300 2421600 5\nvt 0 0\nvt 1 0\nvt 1 1\nf 1/1 2/2 3/3\n",
+        encoding="ascii",
+    )
+    result = check_files(_licence(), [p])
+    assert [(i.type, i.point_count) for i in result.incidents] == [(ViolationType.BOUNDARY, 1)]
+    assert result.incidents[0].max_exceedance_m == pytest.approx(300.0)
