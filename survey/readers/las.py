@@ -24,9 +24,9 @@ from survey.crs import CRS_TABLE
 from survey.model import F64, SurveyInputError
 from survey.readers.common import (
     ReadOptions,
-    check_finite,
+    check_magnitude,
     scale_int_xyz,
-    scaled_coordinates_finite,
+    scaled_coordinates_bounded,
     to_licence_frame,
 )
 from survey.readers.las_header import check_las_header
@@ -167,8 +167,10 @@ def iter_las_chunks(opts: ReadOptions, chunk_points: int) -> Iterator[F64]:
             raise SurveyInputError("the LAS header counts 0 points (empty scan)", path=opts.path)
         scales = np.asarray(reader.header.scales, dtype=np.float64)
         offsets = np.asarray(reader.header.offsets, dtype=np.float64)
-        # int32 times a finite scale plus a finite offset cannot be NaN/inf
-        finite = scaled_coordinates_finite(scales, offsets)
+        # the header's scales and offsets are checked (las_header): every
+        # int32 X * scale + offset is finite; usually it is also within
+        # COORD_MAX_M, else each chunk's magnitudes are checked
+        bounded = scaled_coordinates_bounded(scales, offsets)
         done = 0
         try:
             for chunk in reader.chunk_iterator(chunk_points):
@@ -177,11 +179,9 @@ def iter_las_chunks(opts: ReadOptions, chunk_points: int) -> Iterator[F64]:
                     break
                 raw = chunk.array
                 xyz, extent = scale_int_xyz(raw["X"], raw["Y"], raw["Z"], scales, offsets)
-                if not finite:
-                    check_finite(xyz, path=opts.path)
-                yield to_licence_frame(
-                    xyz, opts, first_index=done, copy=False, extent=extent if finite else None
-                )
+                if not bounded:
+                    check_magnitude(xyz, path=opts.path, first_index=done)
+                yield to_licence_frame(xyz, opts, first_index=done, copy=False, extent=extent)
                 done += n
                 opts.report(done, total)
         except SurveyInputError:

@@ -199,3 +199,42 @@ def test_directory_as_scan_is_called_a_directory(
     err = capsys.readouterr().err
     assert code == EXIT_BAD_INPUT
     assert "scan is a directory" in err and "not found" not in err
+
+
+# ------------------------------------------------ item 16: coordinates no place has
+
+
+@pytest.mark.parametrize("value", ["1e308", "-1e308", "4e12"])
+def test_xyz_coordinate_beyond_any_place_is_refused_by_line(tmp_path: Path, value: str) -> None:
+    """Once a 300-digit easting 'carrying zone prefix -9223372036854775808'
+    and a numpy overflow warning."""
+    p = tmp_path / "big.xyz"
+    p.write_text(f"400100 2421100 -55\n{value} 2421150 -55\n400200 2421200 -56\n")
+    msg = _refusal(p)
+    assert f"{p}, line 2:" in msg and "no place on Earth" in msg
+    assert "zone prefix" not in msg
+
+
+def test_ply_height_beyond_any_place_is_refused(tmp_path: Path) -> None:
+    from survey.writers import write_ply
+
+    pts = _points(10)
+    pts[3, 2] = 1e300
+    msg = _refusal(write_ply(tmp_path / "big.ply", pts))
+    assert "point index 3" in msg and "no place on Earth" in msg
+
+
+def test_las_with_coarse_scale_checks_the_coordinates_it_holds(tmp_path: Path) -> None:
+    """A scale of 1000 m is accepted, but its int32 Z of 2e9 puts a point
+    2e12 m high: refused, not an 'above the licence' finding."""
+    p = write_las(tmp_path / "coarse.las", _points())
+    blob = bytearray(p.read_bytes())
+    struct.pack_into("<d", blob, 147, 1000.0)  # Z scale
+    p.write_bytes(bytes(blob))
+    import laspy
+
+    las = laspy.read(str(p))
+    las.points.array["Z"][5] = 2_000_000_000
+    las.write(str(p))
+    msg = _refusal(p)
+    assert "point index 5" in msg and "no place on Earth" in msg
