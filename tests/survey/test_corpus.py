@@ -100,6 +100,33 @@ def _xyz(p: Path) -> np.ndarray:
     return np.loadtxt(p, usecols=(0, 1, 2), ndmin=2)
 
 
+def _dxf(p: Path) -> np.ndarray:
+    """3DFACE corners (all four) and LWPOLYLINE vertices (at elevation 38)
+    of the ENTITIES section, in file order: the group codes read pairwise."""
+    lines = p.read_text(encoding="utf-8").splitlines()
+    pairs = [(int(lines[i]), lines[i + 1].strip()) for i in range(0, len(lines) - 1, 2)]
+    start = next(k for k, (c, v) in enumerate(pairs) if c == 2 and v == "ENTITIES")
+    out: list[tuple[float, float, float]] = []
+    k = start + 1
+    while pairs[k] != (0, "ENDSEC"):
+        kind = pairs[k][1]
+        body = []
+        k += 1
+        while pairs[k][0] != 0:
+            body.append(pairs[k])
+            k += 1
+        g: dict[int, list[float]] = {}
+        for code, value in body:
+            if code in (10, 11, 12, 13, 20, 21, 22, 23, 30, 31, 32, 33, 38):
+                g.setdefault(code, []).append(float(value))
+        if kind == "3DFACE":
+            out += [(g[10 + i][0], g[20 + i][0], g[30 + i][0]) for i in range(4)]
+        elif kind == "LWPOLYLINE":
+            z = g.get(38, [0.0])[0]
+            out += [(x, y, z) for x, y in zip(g[10], g[20], strict=True)]
+    return np.array(out, dtype=np.float64)
+
+
 #: corpus file -> independent reader; ``sorted`` where the vertex order is
 #: not the file's (STL corners are merged)
 FILES: dict[str, Reader] = {
@@ -127,8 +154,10 @@ FILES: dict[str, Reader] = {
     "trimesh_featuretype.STL": _stl,
     "trimesh_points_cloudcompare.xyz": _xyz,  # E N H R G B
     "trimesh_points_agisoft.xyz": _xyz,
+    # 46 3DFACEs (184 corners) and 6 polylines (12 vertices no face uses)
+    "ezdxf_3dface.dxf": _dxf,
 }
-MESHES = {".ply", ".obj", ".stl"}
+MESHES = {".ply", ".obj", ".stl", ".dxf"}
 
 
 def _licence_around(xyz: np.ndarray) -> tuple[Licence, shapely.Polygon]:
