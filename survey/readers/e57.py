@@ -16,10 +16,7 @@ points (``cartesianInvalidState``) are dropped by pye57.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import pye57
@@ -30,22 +27,6 @@ from survey.readers.common import ReadOptions, refuse_float32
 
 _CARTESIAN = ("cartesianX", "cartesianY", "cartesianZ")
 _SPHERICAL = ("sphericalRange", "sphericalAzimuth", "sphericalElevation")
-
-
-@contextmanager
-def _library_stderr_hidden() -> Iterator[None]:
-    """libE57Format writes its own report of a damaged file on file
-    descriptor 2 before raising ("libe57_wrapper.cpp(49) : error C0: <---
-    reported on"); the refusal says it in words instead."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _stores_float32(header: pye57.ScanHeader) -> bool:
@@ -87,8 +68,7 @@ def iter_e57_scans(opts: ReadOptions) -> Iterator[F64]:
     (E, N, H) per scan (empty scans skipped with a note)."""
     path = opts.path
     try:
-        with _library_stderr_hidden():
-            e57 = pye57.E57(str(path))
+        e57 = pye57.E57(str(path))
     except libe57.E57Exception as exc:
         raise SurveyInputError(
             f"not a readable E57 file ({str(exc).splitlines()[0]}); the upload may be truncated "
