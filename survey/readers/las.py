@@ -13,6 +13,7 @@ which is then moved into the licence frame in place.
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Iterator
 
 import laspy
@@ -46,6 +47,7 @@ _LAS_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
     EOFError,
     OSError,
+    struct.error,
 )
 
 

@@ -55,7 +55,9 @@ def check_las_header(path: Path) -> None:
         head = fh.read(375)
         if not head.startswith(b"LASF") or len(head) < 227:
             return  # laspy names what this is (not LAS, or cut in its header)
-        minor = head[25]
+        major, minor = head[24], head[25]
+        if major != 1 or minor > 4:
+            raise _damaged(path, f"it says LAS version {major}.{minor}; LAS versions are 1.0-1.4")
         header_size, offset_points, n_vlrs = struct.unpack_from("<HII", head, 94)
         fmt = head[104] & 0x3F
         scales = struct.unpack_from("<3d", head, 131)

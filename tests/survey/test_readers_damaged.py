@@ -100,6 +100,12 @@ def test_unknown_point_format_is_named(tmp_path: Path) -> None:
     assert "point format 35 is not a LAS point format" in msg
 
 
+def test_unknown_version_is_named(tmp_path: Path) -> None:
+    """laspy read LAS "9.9" as 1.4 until a struct.error traceback."""
+    msg = _refusal(_patched(tmp_path, "v.las", 25, "<B", 9))
+    assert "LAS version 1.9" in msg
+
+
 # ------------------------------------------------ item 17: sizes the header claims
 
 
