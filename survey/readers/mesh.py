@@ -63,6 +63,8 @@ def _ply_header(path: Path) -> tuple[str, int, str]:
             if in_vertex:
                 try:
                     count = int(parts[2])
+                    if count < 0:
+                        raise ValueError(count)
                 except ValueError:
                     raise SurveyInputError(
                         f"PLY header: bad vertex count in {line!r}; export the file again",

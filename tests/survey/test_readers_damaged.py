@@ -244,3 +244,12 @@ def test_las_with_coarse_scale_checks_the_coordinates_it_holds(tmp_path: Path) -
     las.write(str(p))
     msg = _refusal(p)
     assert "point index 5" in msg and "no place on Earth" in msg
+
+
+def test_ply_negative_vertex_count_is_named(tmp_path: Path) -> None:
+    """Was 'declares no vertex x property'."""
+    from survey.writers import write_ply
+
+    p = write_ply(tmp_path / "neg.ply", _points(20))
+    p.write_bytes(p.read_bytes().replace(b"element vertex 20", b"element vertex -5"))
+    assert "bad vertex count in 'element vertex -5'" in _refusal(p)
