@@ -241,7 +241,7 @@ def peak_rss_kb() -> int:
 def _child_laz(path: str, licence_path: str, chunk_points: int) -> None:
     """Runs in a fresh process: stream-check a LAZ, print JSON with maxrss."""
     from survey.check import check_files
-    from survey.licence import load_licence
+    from survey.readers.licence_files import load_licence
 
     licence = load_licence(licence_path)
     t0 = time.perf_counter()

@@ -44,8 +44,8 @@ from drivers.modbus import Backoff
 from drivers.types import DataType, PointSpec, Value
 
 __all__ = [
+    "AsciiMetrics",
     "AsciiPort",
-    "AsciiStats",
     "GasNmeaFormat",
     "KeyValueFormat",
     "LineFormat",
@@ -266,7 +266,7 @@ def values_for_points(
 
 
 @dataclass
-class AsciiStats:
+class AsciiMetrics:
     """Counters of an :class:`AsciiPort`; ``last_line_ns`` is the clock
     time of the last good line (0 before the first)."""
 
@@ -332,7 +332,7 @@ class AsciiPort:
         self.name = name or serial_port
         self.max_line = max_line
         self.backoff = backoff or Backoff(0.5, 30.0)
-        self.stats = AsciiStats()
+        self.stats = AsciiMetrics()
         self._clock_ns = clock_ns
         self._queue: asyncio.Queue[tuple[int, bytes] | object] = asyncio.Queue(queue_size)
         self._serial: serial.Serial | None = None

@@ -22,16 +22,18 @@ from pymodbus.pdu import ModbusPDU
 
 from drivers.backoff import Backoff
 from drivers.errors import (
+    REFUSED_REQUEST_CODES,
     CorruptFrame,
     DeviceBusy,
     DeviceTimeout,
     DriverError,
     ModbusExceptionResponse,
     TransportError,
-    is_retryable,
+    exception_for,
     needs_reconnect,
+    worth_resending,
 )
-from drivers.hubstats import HubStats
+from drivers.hubmetrics import HubMetrics
 from drivers.types import MAX_READ_BITS, MAX_READ_REGISTERS, RegisterKind
 
 __all__ = ["ModbusHub"]
@@ -121,7 +123,7 @@ class ModbusHub:
         self.backoff = backoff or Backoff(rng=self._rng)
         self._clock = clock
         self._sleep = sleep
-        self.stats = HubStats()
+        self.stats = HubMetrics()
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
         self._bus_lock = asyncio.Lock()
         self._connect_lock = asyncio.Lock()
@@ -288,10 +290,22 @@ class ModbusHub:
     # ------------------------------------------------------------- requests
 
     async def read(
-        self, unit: int, kind: RegisterKind, address: int, count: int
+        self,
+        unit: int,
+        kind: RegisterKind,
+        address: int,
+        count: int,
+        *,
+        on_send: Callable[[], object] | None = None,
     ) -> list[int] | list[bool]:
         """Read ``count`` registers (list of int 0..65535) or bits (list of
         bool, exactly ``count``) of ``kind`` from ``address`` of ``unit``.
+
+        ``on_send`` is called each time the request goes on the wire: with
+        the link open, the bus acquired and the frame pause kept, so waits
+        for other devices' requests, timeouts and retries come before it.
+        Its last call is for the attempt that got the answer (the time a
+        reading is stamped with).
 
         Raises a :class:`DriverError` subclass after the retries are used up.
         """
@@ -312,7 +326,7 @@ class ModbusHub:
                 return await client.read_coils(address, count=count, device_id=unit)
             return await client.read_discrete_inputs(address, count=count, device_id=unit)
 
-        reply = await self._request(unit, fc, call, retry_timeouts=True)
+        reply = await self._request(unit, fc, call, retry_timeouts=True, on_send=on_send)
         if kind.is_bit:
             bits = reply.bits
             if len(bits) < count:
@@ -374,6 +388,7 @@ class ModbusHub:
         call: Callable[[Any], Awaitable[ModbusPDU]],
         *,
         retry_timeouts: bool,
+        on_send: Callable[[], object] | None = None,
     ) -> ModbusPDU:
         stats = self.stats
         stats.requests += 1
@@ -381,7 +396,7 @@ class ModbusHub:
         while True:
             try:
                 client = await self._ensure_connected()
-                reply = await self._transact(client, unit, fc, call)
+                reply = await self._transact(client, unit, fc, call, on_send)
             except DriverError as exc:
                 stats.errors[exc.kind] += 1
                 if isinstance(exc, DeviceTimeout):
@@ -393,14 +408,20 @@ class ModbusHub:
                         self._schedule_reconnect(exc)
                     stats.failures += 1
                     raise
-                retry = is_retryable(exc) and (retry_timeouts or isinstance(exc, DeviceBusy))
+                retry = worth_resending(exc) and (retry_timeouts or isinstance(exc, DeviceBusy))
                 if retry and attempt < self.retries:
                     attempt += 1
                     stats.retries += 1
                     await self._sleep(self.retry_pause_s * (0.5 + self._rng.random()))
                     continue
                 stats.failures += 1
-                self._report(unit, exc)
+                if isinstance(exc, ModbusExceptionResponse) and exc.code in REFUSED_REQUEST_CODES:
+                    # An answer about this request (its function or
+                    # addresses), not about the unit's health: the caller
+                    # knows which points it concerns and says so.
+                    log.debug("bus %r unit %s: %s", self.name, unit, exc)
+                else:
+                    self._report(unit, exc)
                 raise
             self._silent_timeouts = 0
             if self._failing:
@@ -424,14 +445,27 @@ class ModbusHub:
             self._drop_client()
 
     async def _transact(
-        self, client: Any, unit: int, fc: int, call: Callable[[Any], Awaitable[ModbusPDU]]
+        self,
+        client: Any,
+        unit: int,
+        fc: int,
+        call: Callable[[Any], Awaitable[ModbusPDU]],
+        on_send: Callable[[], object] | None,
     ) -> ModbusPDU:
         if not self.serialised:
-            return await self._exchange(client, unit, fc, call)
+            # pymodbus runs one request at a time per connection anyway; the
+            # hub's own lock only makes the wait for it happen before
+            # ``on_send``, so a reading is not stamped while it queues.
+            async with self._bus_lock:
+                if on_send is not None:
+                    on_send()
+                return await self._exchange(client, unit, fc, call)
         async with self._bus_lock:
             wait = self._last_frame_end + self.frame_pause_s - self._clock()
             if wait > 0:
                 await self._sleep(wait)
+            if on_send is not None:
+                on_send()
             try:
                 return await self._exchange(client, unit, fc, call)
             except (DeviceTimeout, CorruptFrame):
@@ -495,9 +529,7 @@ class ModbusHub:
         latency = time.perf_counter() - started
         rfc = reply.function_code
         if rfc == fc | 0x80:
-            code = int(reply.exception_code)
-            error_cls = DeviceBusy if code in (5, 6) else ModbusExceptionResponse
-            raise error_cls(code, device=self.name, unit=unit)
+            raise exception_for(int(reply.exception_code), device=self.name, unit=unit)
         if rfc != fc or (reply.dev_id != unit and unit != 0):
             raise CorruptFrame(
                 f"{self._describe()} unit {unit}: reply to function {rfc} from unit "

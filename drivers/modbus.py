@@ -4,12 +4,17 @@ RTU-over-TCP socket), built on the pymodbus 3.11 async clients.
 A hub owns one client and one connection, and is shared by every device
 (unit id) on its bus. Guarantees:
 
-* **One request at a time** on a serial bus or RTU-over-TCP link (an
-  ``asyncio.Lock``), with ``frame_pause_s`` of silence between frames; a TCP
-  hub relies on pymodbus's own per-connection lock (Modbus TCP could
-  pipeline, but field devices rarely handle it).
+* **One request at a time** per hub (an ``asyncio.Lock``). On a serial bus
+  or RTU-over-TCP link ``frame_pause_s`` of silence is kept between frames
+  (RTU: the 3.5-character time of the baud rate and character format plus
+  the site's extra pause). Modbus TCP could pipeline, but pymodbus (and most
+  field devices) take one request per connection at a time anyway.
+* **Readings are stamped on the wire**: ``read(..., on_send=)`` is called
+  when the request is sent, after the wait for the bus, so the caller's
+  timestamp is not early by other devices' timeouts and retries.
 * **Errors are drivers.errors**: no answer -> :class:`DeviceTimeout`;
-  exception code 5/6 -> :class:`DeviceBusy`; other codes ->
+  exception code 5/6 -> :class:`DeviceBusy`; 10/11 (a gateway answering
+  for a silent device) -> :class:`GatewayTargetSilent`; other codes ->
   :class:`ModbusExceptionResponse`; refused / reset / missing port ->
   :class:`TransportError`; bytes that never formed a valid frame (bad CRC,
   garbage) or a reply of the wrong shape -> :class:`CorruptFrame`.
@@ -25,11 +30,11 @@ A hub owns one client and one connection, and is shared by every device
   answer is never taken for the next request's.
 * pymodbus's own retries and reconnect loop are disabled; the hub does both.
 
-The gateway reads :attr:`ModbusHub.stats` (:class:`HubStats`).
+The gateway reads :attr:`ModbusHub.stats` (:class:`HubMetrics`).
 
 This module holds the three hubs and :func:`make_hub`; the engine they share
 is :class:`drivers.hub.ModbusHub`, with :class:`drivers.backoff.Backoff` and
-:class:`drivers.hubstats.HubStats`. Import all of them from here.
+:class:`drivers.hubmetrics.HubMetrics`. Import all of them from here.
 """
 
 from __future__ import annotations
@@ -44,12 +49,12 @@ from pymodbus.framer import FramerType
 from drivers.backoff import Backoff
 from drivers.errors import TransportError
 from drivers.hub import ModbusHub
-from drivers.hubstats import LATENCY_BUCKETS_S, HubStats
+from drivers.hubmetrics import LATENCY_BUCKETS_S, HubMetrics
 
 __all__ = [
     "LATENCY_BUCKETS_S",
     "Backoff",
-    "HubStats",
+    "HubMetrics",
     "ModbusHub",
     "RtuHub",
     "RtuOverTcpHub",
@@ -105,17 +110,26 @@ class RtuOverTcpHub(_SocketHub):
         super().__init__(host, port, frame_pause_s=frame_pause_s, **kw)
 
 
-def rtu_silence_s(baudrate: int) -> float:
-    """The 3.5-character inter-frame silence of Modbus RTU (11 bits per
-    character), fixed at 1.75 ms above 19200 baud as the spec says."""
-    return 1.75e-3 if baudrate > 19200 else 3.5 * 11 / baudrate
+def rtu_silence_s(
+    baudrate: int, *, parity: str = "N", stopbits: int = 1, bytesize: int = 8
+) -> float:
+    """The 3.5-character inter-frame silence of Modbus RTU at this baud rate
+    and character format (start bit, data bits, parity bit if any, stop
+    bits: 11 bits for the spec's 8E1 or 8N2, 10 for 8N1), fixed at 1.75 ms
+    above 19200 baud as the Modbus serial line spec (V1.02, 2.5.1.1) says."""
+    if baudrate > 19200:
+        return 1.75e-3
+    bits = 1 + bytesize + (0 if parity == "N" else 1) + stopbits
+    return 3.5 * bits / baudrate
 
 
 class RtuHub(ModbusHub):
     """Modbus RTU on a local serial port (RS-485 adapter).
 
-    ``frame_pause_s`` defaults to the 3.5-character silence of the baud
-    rate; ``local_echo=True`` for adapters that echo what they send.
+    The silence kept between frames is the 3.5-character time of the baud
+    rate and character format (:func:`rtu_silence_s`) plus ``extra_pause_s``,
+    the pause a site adds for slow devices (``frame_pause_ms``);
+    ``local_echo=True`` for adapters that echo what they send.
     """
 
     serialised = True
@@ -130,7 +144,7 @@ class RtuHub(ModbusHub):
         bytesize: int = 8,
         timeout_s: float = 1.0,
         retries: int = 1,
-        frame_pause_s: float | None = None,
+        extra_pause_s: float = 0.0,
         local_echo: bool = False,
         name: str = "",
         **kw: Any,
@@ -143,7 +157,10 @@ class RtuHub(ModbusHub):
                 f"{serial_port}: need bytesize 7 or 8, stopbits 1 or 2 and baudrate > 0, "
                 f"got {bytesize}, {stopbits}, {baudrate}"
             )
-        pause = rtu_silence_s(baudrate) if frame_pause_s is None else frame_pause_s
+        if extra_pause_s < 0:
+            raise ValueError(f"{serial_port}: extra_pause_s must be >= 0, got {extra_pause_s}")
+        silence = rtu_silence_s(baudrate, parity=parity, stopbits=stopbits, bytesize=bytesize)
+        pause = silence + extra_pause_s
         super().__init__(
             name=name or serial_port,
             timeout_s=timeout_s,
@@ -240,8 +257,8 @@ def make_hub(bus_cfg: Any, **kw: Any) -> ModbusHub:
                 common["frame_pause_s"] = pause_ms / 1000.0
             return RtuOverTcpHub(cfg["host"], int(cfg["port"]), **common)
         if bus_type == "rtu":
-            if pause_ms is not None:
-                common["frame_pause_s"] = pause_ms / 1000.0
+            if pause_ms is not None:  # on top of the 3.5-character silence
+                common["extra_pause_s"] = pause_ms / 1000.0
             serial = {k: cfg[k] for k in ("baudrate", "parity", "stopbits", "bytesize") if k in cfg}
             return RtuHub(cfg["serial_port"], **serial, **common)
     except KeyError as exc:

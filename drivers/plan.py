@@ -31,7 +31,7 @@ from drivers.codec import BlockDecoder
 from drivers.errors import DecodeError
 from drivers.types import MAX_READ_BITS, MAX_READ_REGISTERS, PointSpec, RegisterKind, Value
 
-__all__ = ["PollPlan", "ReadRequest", "build_plan"]
+__all__ = ["PollPlan", "ReadRequest", "build_plan", "split_request"]
 
 _KIND_ORDER = (RegisterKind.HOLDING, RegisterKind.INPUT, RegisterKind.COIL, RegisterKind.DISCRETE)
 
@@ -173,3 +173,44 @@ def build_plan(
         if members:
             requests.append(ReadRequest(kind, start, end - start, tuple(members)))
     return PollPlan(tuple(requests))
+
+
+def _clusters(points: Sequence[PointSpec]) -> list[list[PointSpec]]:
+    """``points`` (sorted by address) in runs of overlapping points: the
+    smallest pieces a read can be cut into (the BIT points of one register,
+    a register read both as a word and as bits, stay together)."""
+    runs: list[list[PointSpec]] = []
+    end = -1
+    for p in points:
+        if runs and p.address < end:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+        end = max(end, p.address + p.width)
+    return runs
+
+
+def _covering(kind: RegisterKind, points: Sequence[PointSpec]) -> ReadRequest:
+    start = min(p.address for p in points)
+    end = max(p.address + p.width for p in points)
+    return ReadRequest(kind, start, end - start, tuple(points))
+
+
+def split_request(req: ReadRequest) -> tuple[ReadRequest, ReadRequest] | None:
+    """``req`` cut in two reads covering the first and the second half of
+    its points (gap registers between the halves are no longer read), or
+    None when it cannot be cut: its points all overlap (a single point, or
+    the bits of one register).
+
+    For a device that refuses a merged read because one of its points lies
+    at an address the device lacks (exception 2) or beyond a range it
+    accepts (3): cutting in halves, down to single points, finds the refused
+    points in a few reads and keeps the others readable.
+    """
+    runs = _clusters(req.points)
+    if len(runs) < 2:
+        return None
+    half = len(runs) // 2
+    first = [p for run in runs[:half] for p in run]
+    second = [p for run in runs[half:] for p in run]
+    return _covering(req.kind, first), _covering(req.kind, second)

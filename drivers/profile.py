@@ -258,7 +258,12 @@ def _check_point(
     width = 1 if kind.is_bit else (p.length or 1) if dtype is DataType.STRING else None
     spec_width = width if width is not None else _fixed_width(dtype)
     if not 0 <= p.address <= 65535:
-        bad("address", f"must be 0..65535 (0-based protocol address), got {p.address}")
+        hint = manual_reference_hint(kind, p.address)
+        bad(
+            "address",
+            f"must be 0..65535 (0-based protocol address), got {p.address}"
+            + (f"; {hint}" if hint else ""),
+        )
     elif p.address + spec_width - 1 > 65535:
         bad("address", f"point spans {spec_width} registers from {p.address}, past 65535")
     if errors:
@@ -420,3 +425,38 @@ def find_profile(name_or_path: Path | str, extra_dirs: Iterable[Path | str] = ()
         f"no device profile named {text!r} in {', '.join(str(d) for d in dirs)}; "
         f"available: {', '.join(available) or '(none)'}; or give a path to a .toml file"
     )
+
+
+# The leading digit of a manual's register reference names its table
+# (0xxxx coils are left out: they look like any small address).
+_REFERENCE_DIGIT = {RegisterKind.DISCRETE: 1, RegisterKind.INPUT: 3, RegisterKind.HOLDING: 4}
+_REFERENCE_NAME = {
+    RegisterKind.DISCRETE: "discrete input",
+    RegisterKind.INPUT: "input register",
+    RegisterKind.HOLDING: "holding register",
+}
+
+
+def manual_reference_hint(kind: RegisterKind, address: int) -> str | None:
+    """What to write instead when ``address`` looks like a register
+    reference copied from a manual (30001, 40001, 400001: table digit and
+    1-based number) rather than the 0-based protocol address, else None.
+
+    A 5-digit reference can also be a real address (a few devices do map
+    registers at 40001), so callers warn; past 65535 it cannot be one.
+    """
+    digit = _REFERENCE_DIGIT.get(kind)
+    if digit is None:
+        return None
+    for base, last in (
+        (digit * 10_000 + 1, digit * 10_000 + 9999),
+        (digit * 100_000 + 1, digit * 100_000 + 65536),
+    ):
+        if base <= address <= last:
+            number = address - base + 1
+            return (
+                f"{address} looks like a manual's reference to {_REFERENCE_NAME[kind]} {number} "
+                f"({digit}xxxx numbering starts at 1); its protocol address is {number - 1}: "
+                f"write address = {number - 1}"
+            )
+    return None

@@ -57,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, gateway.request_stop)
         await gateway.run()
 
-    from gateway.store_schema import StoreError
+    from gateway.store.errors import StoreError
 
     try:
         asyncio.run(main())

@@ -15,20 +15,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from drivers.errors import DeviceTimeout, DriverError, ModbusExceptionResponse, TransportError
+from drivers.errors import (
+    EXCEPTION_MEANING,
+    DeviceTimeout,
+    DriverError,
+    ModbusExceptionResponse,
+    TransportError,
+)
 from drivers.types import DataType, PointSpec, RegisterKind, WordOrder
-
-EXCEPTION_MEANING = {
-    1: "illegal function: the device does not support this register kind",
-    2: "illegal data address: these addresses do not exist on the device "
-    "(check the address base: 40001 in a manual is address 0)",
-    3: "illegal data value: the count is not accepted for this range",
-    4: "device failure",
-    5: "acknowledge: the device is busy with a long operation",
-    6: "device busy: try again",
-    10: "gateway path unavailable: the serial server cannot reach its line",
-    11: "gateway target failed to respond: the unit behind the gateway is silent",
-}
 
 
 class CommissionError(Exception):

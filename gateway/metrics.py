@@ -1,17 +1,26 @@
 """The gateway's self-metrics: how well is it polling, and is it keeping up?
 
+"Metrics" are these counters about the gateway itself; "statistics" are the
+regulatory 5-minute records of the measured values (``gateway.stats``).
+
 Pollers and the writer update plain counters in memory (no locks: everything
 runs on one event loop). Every ``metrics.interval_s`` the runtime turns a
 snapshot into one METRIC record (device ``"gateway"``, points named
 ``total.polls``, ``main_fan_1.errors.timeout``, ...) that goes into the store
 like any other record, so ``minegate status`` and the sinks see the same
 numbers, and bumps the store's persistent counters by the deltas.
+
+Components that keep their own counters (a bus hub's ``HubMetrics``, a sink
+runner's delivery state) register them once with the
+:class:`MetricsRegistry` under a prefix (``bus.<name>``, ``sink.<name>``);
+every METRIC record gathers them from there.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter, deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from drivers.errors import ErrorKind
@@ -30,8 +39,32 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
+MetricsReader = Callable[[], Mapping[str, Value]]
+
+
+class MetricsRegistry:
+    """The components' own metrics, by prefix, in registration order."""
+
+    def __init__(self) -> None:
+        self._readers: dict[str, MetricsReader] = {}
+
+    def register(self, prefix: str, read: MetricsReader) -> None:
+        """Add ``read()``'s ``{name: value}`` to every METRIC record, as
+        ``<prefix>.<name>``. A prefix is registered once."""
+        if prefix in self._readers:
+            raise ValueError(f"metrics prefix {prefix!r} is already registered")
+        self._readers[prefix] = read
+
+    def collect(self) -> dict[str, Value]:
+        return {
+            f"{prefix}.{name}": value
+            for prefix, read in self._readers.items()
+            for name, value in read().items()
+        }
+
+
 @dataclass
-class DeviceStats:
+class DeviceMetrics:
     """Counters of one device's poller."""
 
     latency_window: int = 1000
@@ -65,7 +98,7 @@ class DeviceStats:
 
 
 @dataclass
-class WriterStats:
+class WriterMetrics:
     records_stored: int = 0
     values_stored: int = 0
     batches: int = 0
@@ -78,22 +111,23 @@ class GatewayMetrics:
 
     def __init__(self, latency_window: int = 1000) -> None:
         self.latency_window = latency_window
-        self.devices: dict[str, DeviceStats] = {}
-        self.writer = WriterStats()
+        self.devices: dict[str, DeviceMetrics] = {}
+        self.writer = WriterMetrics()
+        self.registry = MetricsRegistry()
         self.queue_depth = 0
         self.store_bytes = 0
         self._last_stored = 0
         self._last_at_ns = 0
         self._last_counters: dict[str, int] = {}
 
-    def device(self, name: str) -> DeviceStats:
+    def device(self, name: str) -> DeviceMetrics:
         stats = self.devices.get(name)
         if stats is None:
-            stats = self.devices[name] = DeviceStats(latency_window=self.latency_window)
+            stats = self.devices[name] = DeviceMetrics(latency_window=self.latency_window)
         return stats
 
-    def totals(self) -> DeviceStats:
-        total = DeviceStats(latency_window=self.latency_window * max(1, len(self.devices)))
+    def totals(self) -> DeviceMetrics:
+        total = DeviceMetrics(latency_window=self.latency_window * max(1, len(self.devices)))
         for d in self.devices.values():
             total.polls += d.polls
             total.failed_polls += d.failed_polls
@@ -133,9 +167,9 @@ class GatewayMetrics:
         self._last_counters = now
         return {k: v for k, v in deltas.items() if v}
 
-    def snapshot(self, ts_ns: int, extra: dict[str, Value] | None = None) -> Record:
-        """One METRIC record of everything, values as floats or ints;
-        ``extra`` adds named values (bus hubs' and sink runners' counters)."""
+    def snapshot(self, ts_ns: int) -> Record:
+        """One METRIC record of everything, values as floats or ints, the
+        registered components' metrics last."""
         points: list[str] = []
         values: list[float | int | str | bool | None] = []
         units: list[str] = []
@@ -176,7 +210,7 @@ class GatewayMetrics:
         put("store.values", stored)
         put("queue.depth", self.queue_depth)
         put("queue.backpressure", self.writer.backpressure)
-        for name, value in (extra or {}).items():
+        for name, value in self.registry.collect().items():
             points.append(name)
             values.append(value)
             units.append("")

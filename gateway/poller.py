@@ -1,16 +1,24 @@
 """Pollers: one asyncio task per device.
 
 A Modbus poller walks its device's poll plan every cycle on a drift-free
-schedule, through the hub of the device's bus (the hub serialises serial
-links, so devices on one RS-485 line take turns there, and only there).
-Each answered request becomes at most one SAMPLE record, timestamped when
-the request was sent, with the values report-by-exception lets through.
+schedule, through the hub of the device's bus (the hub serialises each bus,
+so devices on one RS-485 line or behind one gateway take turns). Each
+answered request becomes at most one SAMPLE record, timestamped when the
+request went on the wire (after the wait for the bus: the hub's
+``on_send``), with the values report-by-exception lets through.
 
 Failures are judged per cycle: a cycle in which no request got an answer is a
 failed cycle; ``DeviceRecorder`` turns enough of them into comm loss. When a
-request times out or the link fails, the rest of that cycle is skipped: the
-device is not answering, and on a shared serial bus every further timeout
-would steal time from the healthy devices.
+request times out, the link fails, or a gateway answers exception 10/11 for
+the device (it is silent behind the gateway), the rest of that cycle is
+skipped: the device is not answering, and on a shared serial bus every
+further timeout would steal time from the healthy devices.
+
+A merged read refused with exception 2 or 3 (a point at an address the
+device lacks) is cut in halves, down to single points, in the same cycle:
+the points that answer stay good, only the refused ones are bad, each
+refused read is logged once with its address and point names, and the cut
+plan is kept for the next cycles.
 
 An ASCII poller reads a line sensor's port as lines arrive and watches for
 silence: no valid line within ``comm_loss_after`` x ``poll_interval_s`` is
@@ -26,10 +34,20 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from drivers.errors import CorruptFrame, DeviceTimeout, DriverError, TransportError
+from drivers.errors import (
+    REFUSED_RANGE_CODES,
+    REFUSED_REQUEST_CODES,
+    CorruptFrame,
+    DeviceTimeout,
+    DriverError,
+    GatewayTargetSilent,
+    ModbusExceptionResponse,
+    TransportError,
+)
+from drivers.plan import ReadRequest, split_request
 from drivers.types import RegisterKind, Value
 from gateway.config import CompiledDevice
-from gateway.metrics import DeviceStats
+from gateway.metrics import DeviceMetrics
 from gateway.model import Record
 from gateway.quality import DeviceRecorder
 from gateway.scheduler import Clock, MonotonicClock, Schedule
@@ -43,12 +61,24 @@ class Hub(Protocol):
     """What a poller needs of ``drivers.modbus`` hubs."""
 
     async def read(
-        self, unit: int, kind: RegisterKind, address: int, count: int
+        self,
+        unit: int,
+        kind: RegisterKind,
+        address: int,
+        count: int,
+        *,
+        on_send: Callable[[], object] | None = None,
     ) -> Sequence[int] | Sequence[bool]: ...
 
 
 # Errors after which the rest of the cycle is pointless: nobody is answering.
-_UNREACHABLE = (DeviceTimeout, TransportError)
+_UNREACHABLE = (DeviceTimeout, TransportError, GatewayTargetSilent)
+
+
+def _span(req: ReadRequest) -> str:
+    last = req.address + req.count - 1
+    where = f"{req.address}" if last == req.address else f"{req.address}..{last}"
+    return f"{req.kind} {where}"
 
 
 class ModbusPoller:
@@ -59,7 +89,7 @@ class ModbusPoller:
         device: CompiledDevice,
         hub: Hub,
         emit: RecordSink,
-        stats: DeviceStats,
+        stats: DeviceMetrics,
         *,
         clock: Clock | None = None,
         wall_ns: Callable[[], int] = time.time_ns,
@@ -82,9 +112,15 @@ class ModbusPoller:
             stats,
             observe,
         )
-        for req in device.plan.requests:
+        # The requests walked each cycle: the device's plan, with the reads
+        # it refused cut in pieces (remembered until restart).
+        self.requests: list[ReadRequest] = list(device.plan.requests)
+        for req in self.requests:
             self.recorder.prepare([p.name for p in req.points])
         self._logged_failure = False
+        self._logged_refusals: set[tuple[RegisterKind, int, int, int]] = set()
+        self._sent_ns = 0
+        self._on_send = self._stamp
 
     async def run(self, start: float | None = None) -> None:
         schedule = Schedule(self.device.config.poll_interval_s, self.clock, start=start)
@@ -92,35 +128,65 @@ class ModbusPoller:
             await self.poll_once()
             self.stats.overruns = schedule.stats.overruns
 
+    def _stamp(self) -> None:
+        self._sent_ns = self.wall_ns()
+
     async def poll_once(self) -> None:
         """Run one cycle: every request of the plan, in order."""
         self.stats.polls += 1
         answered = 0
         last_error: DriverError | None = None
         cycle_ts = self.wall_ns()
-        for req in self.device.plan.requests:
-            ts_ns = self.wall_ns()
+        todo = self.requests[::-1]  # a stack: the halves of a cut read go next
+        walked: list[ReadRequest] = []
+        cut = False
+        while todo:
+            req = todo.pop()
+            self._sent_ns = 0
             t0 = self.clock.now()
             try:
-                data = await self.hub.read(self.unit, req.kind, req.address, req.count)
+                data = await self.hub.read(
+                    self.unit, req.kind, req.address, req.count, on_send=self._on_send
+                )
             except DriverError as exc:
                 self.stats.request_failed(exc.kind)
                 last_error = exc
                 if isinstance(exc, _UNREACHABLE):
+                    todo.append(req)
                     break
                 if isinstance(exc, CorruptFrame):
                     # Line noise: this request is lost, the next may pass.
+                    walked.append(req)
                     continue
-                # The device answered with an exception code: it is alive,
-                # but these points have no value this cycle.
+                # The device answered with an exception code: it is alive.
                 answered += 1
+                halves = self._cut(req, exc)
+                if halves is not None:
+                    todo.extend(reversed(halves))
+                    cut = True
+                    continue
+                walked.append(req)
+                # These points have no value this cycle.
                 readings: dict[str, Value | Exception | None] = {p.name: exc for p in req.points}
-                await self._emit_values(ts_ns, readings)
+                await self._emit_values(self._sent_ns or self.wall_ns(), readings)
                 continue
+            walked.append(req)
             self.stats.request_ok(self.clock.now() - t0)
             answered += 1
-            decoded: dict[str, Any] = self.device.plan.decode(req, data)
-            await self._emit_values(ts_ns, decoded)
+            decoded: dict[str, Any] = req.decode(data)
+            await self._emit_values(self._sent_ns or self.wall_ns(), decoded)
+        if cut:
+            before = len(self.requests)
+            self.requests = walked + todo[::-1]
+            log.info(
+                "device %s (unit %s): reads refused for their addresses were cut in parts; "
+                "polling with %d reads instead of %d from now on",
+                self.device.name,
+                self.unit,
+                len(self.requests),
+                before,
+                extra={"device": self.device.name},
+            )
         if answered:
             if self._logged_failure:
                 log.info("device %s answers again", self.device.name)
@@ -131,6 +197,42 @@ class ModbusPoller:
             self._log_failure(last_error)
             for rec in self.recorder.cycle_failed(cycle_ts, last_error):
                 await self._send(rec)
+
+    def _cut(self, req: ReadRequest, exc: DriverError) -> tuple[ReadRequest, ReadRequest] | None:
+        """The halves to read instead of ``req`` when the device refused it
+        for its range; otherwise None, after saying once which points the
+        refusal leaves without a value."""
+        if not isinstance(exc, ModbusExceptionResponse) or exc.code not in REFUSED_REQUEST_CODES:
+            return None
+        halves = split_request(req) if exc.code in REFUSED_RANGE_CODES else None
+        if halves is not None:
+            for half in halves:
+                self.recorder.prepare([p.name for p in half.points])
+            log.debug(
+                "device %s (unit %s): read of %s (%d points) refused with %s; "
+                "reading it in halves to find the refused points",
+                self.device.name,
+                self.unit,
+                _span(req),
+                len(req.points),
+                exc,
+                extra={"device": self.device.name},
+            )
+            return halves
+        key = (req.kind, req.address, req.count, exc.code)
+        if key not in self._logged_refusals:
+            self._logged_refusals.add(key)
+            log.warning(
+                "device %s (unit %s): read of %s refused with %s; point(s) %s have no value "
+                "(check their addresses in the profile)",
+                self.device.name,
+                self.unit,
+                _span(req),
+                exc,
+                ", ".join(p.name for p in req.points),
+                extra={"device": self.device.name},
+            )
+        return None
 
     async def _emit_values(self, ts_ns: int, readings: dict[str, Any]) -> None:
         # Recovery must be announced before the first fresh values.
@@ -173,7 +275,7 @@ class AsciiPoller:
         device: CompiledDevice,
         open_port: Callable[[], contextlib.AbstractAsyncContextManager[LineSource]],
         emit: RecordSink,
-        stats: DeviceStats,
+        stats: DeviceMetrics,
         *,
         clock: Clock | None = None,
         wall_ns: Callable[[], int] = time.time_ns,

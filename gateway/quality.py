@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from drivers.errors import DriverError
 from drivers.types import PointSpec, Value
-from gateway.metrics import DeviceStats
+from gateway.metrics import DeviceMetrics
 from gateway.model import Quality, Record, RecordKind
 from gateway.rbe import RbePolicy, ReportByException
 
@@ -93,7 +93,7 @@ class DeviceRecorder:
         points: tuple[PointSpec, ...],
         stale_after_s: Mapping[str, float],
         comm_loss_after: int,
-        stats: DeviceStats,
+        stats: DeviceMetrics,
         observe: Callable[[Record], None] | None = None,
     ) -> None:
         self.device = device

@@ -27,14 +27,21 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from drivers.types import Value
+from drivers.backoff import Backoff
+from drivers.hubmetrics import HubMetrics
 from gateway.config import CompiledDevice, SiteConfig
-from gateway.config_schema import AnyBus, AsciiBus
+from gateway.config.schema import AnyBus, AsciiBus
 from gateway.metrics import METRICS_SOURCE, GatewayMetrics
 from gateway.model import Quality, Record, RecordKind
-from gateway.poller import AsciiPoller, Hub, ModbusPoller
+from gateway.poller import AsciiPoller, Hub, LineSource, ModbusPoller
+from gateway.scheduler import stopped_within
+
+if TYPE_CHECKING:  # imported when used: sqlite3, the sinks' clients
+    from gateway.sinks.runner import SinkRunner
+    from gateway.stats import Snapshotter, StatsAggregator
+    from gateway.store import Store
 
 log = logging.getLogger("minegate.runtime")
 
@@ -43,27 +50,24 @@ RETENTION_EVERY_S = 60.0
 SINK_STOP_TIMEOUT_S = 5.0
 MAX_BATCH_RECORDS = 5000
 DRAIN_GIVE_UP_S = 10.0  # within systemd's TimeoutStopSec=30
-# What of a sink runner's status goes into the METRIC record (and so into
-# `minegate status`, which cannot ask the running process).
-SINK_STATUS_KEYS = (
-    "state",
-    "connected",
-    "last_error",
-    "sent_values",
-    "failures",
-    "drain_values_per_s",
-    "set_aside",
-)
+STORE_RETRY_FIRST_S, STORE_RETRY_MAX_S = 0.5, 30.0  # backoff while the store refuses a batch
 
 TaskFactory = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+class BusHub(Hub, Protocol):
+    """A bus's hub as the runtime holds it: read by the pollers, keeping its
+    own metrics (registered as ``bus.<name>``)."""
+
+    stats: HubMetrics
 
 
 def store_path(data_dir: Path) -> Path:
     return Path(data_dir) / STORE_FILENAME
 
 
-def open_store(config: SiteConfig) -> Any:
-    """The store configured for this site (``gateway.store.Store``)."""
+def open_store(config: SiteConfig) -> Store:
+    """The store configured for this site."""
     from gateway.store import Store
 
     return Store(
@@ -80,9 +84,10 @@ class Gateway:
         self,
         config: SiteConfig,
         *,
-        store: Any = None,
+        store: Store | None = None,
         wall_ns: Callable[[], int] = time.time_ns,
-        hub_factory: Callable[[AnyBus], contextlib.AbstractAsyncContextManager[Hub]] | None = None,
+        hub_factory: Callable[[AnyBus], contextlib.AbstractAsyncContextManager[BusHub]]
+        | None = None,
     ) -> None:
         self.config = config
         self.metrics = GatewayMetrics(latency_window=config.metrics.latency_window)
@@ -93,21 +98,29 @@ class Gateway:
         self._hub_factory = hub_factory or _default_hub
         self._extra: list[tuple[str, TaskFactory]] = []
         self._held: list[Record] = []
-        self._hubs: dict[str, Hub] = {}
         self._observers: list[Callable[[Record], None]] = []
-        self.runners: list[Any] = []
+        self.runners: list[SinkRunner] = []
         self.stop_event = asyncio.Event()
         self.started = asyncio.Event()
-        self._stats: Any = None
-        self._snapshots: Any = None
+        # The regulatory statistics and the snapshots, when enabled.
+        self._stats: tuple[StatsAggregator, Snapshotter] | None = None
         if config.stats.enabled:
             from gateway.stats import Snapshotter, StatsAggregator
 
-            self._stats = StatsAggregator(int(config.stats.interval_s), clock=wall_ns)
-            self._snapshots = Snapshotter(config.stats.snapshot_interval_s, clock=wall_ns)
+            self._stats = (
+                StatsAggregator(int(config.stats.interval_s), clock=wall_ns),
+                Snapshotter(config.stats.snapshot_interval_s, clock=wall_ns),
+            )
 
     @property
-    def store(self) -> Any:
+    def store(self) -> Store | None:
+        """The store, once ``run`` has opened it (or the one given)."""
+        return self._store
+
+    @property
+    def _opened(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the gateway's store is opened by run()")
         return self._store
 
     def add_task(self, name: str, factory: TaskFactory) -> None:
@@ -159,8 +172,9 @@ class Gateway:
         for bus in self.config.buses:
             if isinstance(bus, AsciiBus) or bus.name not in used:
                 continue
-            hub_of[bus.name] = await stack.enter_async_context(self._hub_factory(bus))
-        self._hubs = hub_of
+            hub = await stack.enter_async_context(self._hub_factory(bus))
+            self.metrics.registry.register(f"bus.{bus.name}", hub.stats.as_dict)
+            hub_of[bus.name] = hub
         return hub_of
 
     async def _run_tasks(self, hub_of: dict[str, Hub]) -> None:
@@ -176,7 +190,9 @@ class Gateway:
             asyncio.create_task(self._retention_loop(service_stop), name="retention"),
         ]
         if self._stats is not None:
-            services.append(asyncio.create_task(self._stats_loop(service_stop), name="stats"))
+            services.append(
+                asyncio.create_task(self._stats_loop(service_stop, *self._stats), name="stats")
+            )
         services += [
             asyncio.create_task(factory(service_stop), name=name) for name, factory in self._extra
         ]
@@ -230,8 +246,8 @@ class Gateway:
     def _observe(self, record: Record) -> None:
         """Every reading, before report by exception: statistics and snapshots."""
         if self._stats is not None:
-            self._stats.add(record)
-            self._snapshots.add(record)
+            for collector in self._stats:
+                collector.add(record)
         for observer in self._observers:
             observer(record)
 
@@ -241,8 +257,10 @@ class Gateway:
         from gateway.sinks import build_runners
 
         self.runners = build_runners(
-            self.config.sinks, self._store, self.config.site.name, self.config.site.gateway
+            self.config.sinks, self._opened, self.config.site.name, self.config.site.gateway
         )
+        for runner in self.runners:
+            self.metrics.registry.register(f"sink.{runner.name}", runner.metrics)
         return [asyncio.create_task(r.run(stop), name=f"sink:{r.name}") for r in self.runners]
 
     # -- writer ------------------------------------------------------------
@@ -273,13 +291,13 @@ class Gateway:
         the pollers back meanwhile); at shutdown it gives up after
         ``give_up_after_s`` so a full disk cannot block the stop forever,
         and logs what was lost."""
-        from gateway.store_schema import StoreError
+        from gateway.store.errors import StoreError
 
-        delay = 0.5
+        backoff = Backoff(STORE_RETRY_FIRST_S, STORE_RETRY_MAX_S)
         deadline = None if give_up_after_s is None else time.monotonic() + give_up_after_s
         while True:
             try:
-                await asyncio.to_thread(self._store.append, batch)
+                await asyncio.to_thread(self._opened.append, batch)
                 break
             except StoreError as exc:
                 if deadline is not None and time.monotonic() >= deadline:
@@ -291,9 +309,9 @@ class Gateway:
                 # Disk full, locked file...: keep the batch (the bounded queue
                 # then holds the pollers back) and retry with backoff.
                 self.metrics.writer.store_errors += 1
+                delay = backoff.next_delay()
                 log.error("cannot write to the store, retrying in %.1f s: %s", delay, exc)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
         w = self.metrics.writer
         w.batches += 1
         w.records_stored += len(batch)
@@ -318,49 +336,36 @@ class Gateway:
 
     async def _metrics_loop(self, stop: asyncio.Event) -> None:
         interval = self.config.metrics.interval_s
-        while not await _wait(stop, interval):
+        while not await stopped_within(stop, interval):
             await self._publish_metrics()
 
     async def _publish_metrics(self) -> None:
-        self.metrics.store_bytes = await asyncio.to_thread(self._store.size_bytes)
+        self.metrics.store_bytes = await asyncio.to_thread(self._opened.size_bytes)
         self.metrics.queue_depth = self.queue.qsize()
         for name, n in self.metrics.counter_deltas().items():
-            self._store.bump(name, n)
-        await self.emit(self.metrics.snapshot(self.wall_ns(), self._component_metrics()))
-
-    def _component_metrics(self) -> dict[str, Value]:
-        """Counters the hubs and sink runners keep themselves."""
-        out: dict[str, Value] = {}
-        for name, hub in self._hubs.items():
-            stats = getattr(hub, "stats", None)
-            if stats is not None and hasattr(stats, "as_dict"):
-                out.update({f"bus.{name}.{k}": v for k, v in stats.as_dict().items()})
-        for runner in self.runners:
-            status = runner.status()
-            for key in SINK_STATUS_KEYS:
-                value = status.get(key)
-                if isinstance(value, str | int | float | bool):
-                    out[f"sink.{runner.name}.{key}"] = value
-        return out
+            self._opened.bump(name, n)
+        await self.emit(self.metrics.snapshot(self.wall_ns()))
 
     async def _final_metrics(self) -> None:
         # The last numbers of a run end up in the store even if shorter than
         # one metrics interval (the demo and `minegate status` rely on it).
         await self._publish_metrics()
 
-    async def _stats_loop(self, stop: asyncio.Event) -> None:
+    async def _stats_loop(
+        self, stop: asyncio.Event, stats: StatsAggregator, snapshots: Snapshotter
+    ) -> None:
         while True:
-            stopped = await _wait(stop, 1.0)
-            out = self._stats.flush_all() if stopped else self._stats.flush()
-            out += self._snapshots.flush()
+            stopped = await stopped_within(stop, 1.0)
+            out = stats.flush_all() if stopped else stats.flush()
+            out += snapshots.flush()
             for rec in out:
                 await self.emit(rec)
             if stopped:
                 return
 
     async def _retention_loop(self, stop: asyncio.Event) -> None:
-        while not await _wait(stop, RETENTION_EVERY_S):
-            removed = await asyncio.to_thread(self._store.enforce_limits)
+        while not await stopped_within(stop, RETENTION_EVERY_S):
+            removed = await asyncio.to_thread(self._opened.enforce_limits)
             if any(removed.values()):
                 log.warning("store limits removed records", extra={"removed": removed})
 
@@ -380,13 +385,6 @@ class Gateway:
                 **extra,
             },
         )
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep ``seconds`` unless ``stop`` is set first; returns whether it was."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-    return stop.is_set()
 
 
 async def cancel_tasks(tasks: list[asyncio.Task[None]], grace_s: float = 0.0) -> None:
@@ -413,14 +411,14 @@ async def cancel_tasks(tasks: list[asyncio.Task[None]], grace_s: float = 0.0) ->
             log.error("task %s ended with an error", t.get_name(), exc_info=exc)
 
 
-def _default_hub(bus: AnyBus) -> contextlib.AbstractAsyncContextManager[Hub]:
+def _default_hub(bus: AnyBus) -> contextlib.AbstractAsyncContextManager[BusHub]:
     from drivers.modbus import make_hub
 
-    hub: contextlib.AbstractAsyncContextManager[Hub] = make_hub(bus)
+    hub: contextlib.AbstractAsyncContextManager[BusHub] = make_hub(bus)
     return hub
 
 
-def _open_ascii(bus: AsciiBus) -> Any:
+def _open_ascii(bus: AsciiBus) -> contextlib.AbstractAsyncContextManager[LineSource]:
     from drivers.ascii import make_port
 
     return make_port(bus)

@@ -81,13 +81,33 @@ class VirtualClock:
         self._now = target
 
 
+async def stopped_within(
+    stop: asyncio.Event, seconds: float, *, wake: asyncio.Event | None = None
+) -> bool:
+    """Wait up to ``seconds`` for ``stop`` to be set, or for ``wake`` if
+    given (new work); return whether ``stop`` is set, so a service loop
+    reads ``while not await stopped_within(stop, interval): ...``. Returns
+    at once when ``stop`` is already set."""
+    if stop.is_set():
+        return True
+    waiters = {asyncio.ensure_future(stop.wait())}
+    if wake is not None:
+        waiters.add(asyncio.ensure_future(wake.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+    return stop.is_set()
+
+
 async def _settle(rounds: int = 20) -> None:
     for _ in range(rounds):
         await asyncio.sleep(0)
 
 
 @dataclass
-class ScheduleStats:
+class ScheduleMetrics:
     cycles: int = 0
     overruns: int = 0  # slots skipped because a cycle ran past them
     last_lateness_s: float = 0.0  # how late the last cycle started
@@ -106,7 +126,7 @@ class Schedule:
         self.interval = interval_s
         self.clock = clock
         self.start = clock.now() if start is None else start
-        self.stats = ScheduleStats()
+        self.stats = ScheduleMetrics()
         self._next_slot = 0
 
     def slot_time(self, k: int) -> float:

@@ -22,7 +22,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from gateway.store_codec import decode_fields, decode_payload
+from gateway.store.codec import decode_fields, decode_payload
 
 NS = 1_000_000_000
 QUALITY_STYLE = {"good": "green", "bad": "red", "stale": "yellow", "comm_loss": "bold red"}
@@ -200,14 +200,26 @@ def render(report: StatusReport, console: Console, now_ns: int) -> None:
 def view(report: StatusReport, now_ns: int) -> Group:
     """Everything ``minegate status`` shows, as one renderable."""
     parts: list[RenderableType] = [
-        f"store {report.store}: {report.size_bytes / 2**20:.1f} MiB, {report.records} records"
+        f"store {report.store}: {report.size_bytes / 2**20:.1f} MiB, {report.records} records",
+        _devices_table(report),
+        _latest_table(report, now_ns),
     ]
-    states = report.device_states()
+    if report.counters:
+        parts.append(_counters_table(report.counters))
+    if report.metrics:
+        parts.append(_metrics_line(report, now_ns))
+    if report.sinks:
+        parts.append(_sinks_table(report))
+        parts.extend(_sink_errors(report))
+    return Group(*parts)
+
+
+def _devices_table(report: StatusReport) -> Table:
     devices = Table(title="devices")
     for col in ("device", "state", "polls", "errors", "p99 ms", "last event"):
         devices.add_column(col)
     m = report.metrics
-    for device, state in sorted(states.items()):
+    for device, state in sorted(report.device_states().items()):
         style = {"online": "green", "degraded": "yellow", "never answered": "red"}.get(
             state, "bold red"
         )
@@ -220,8 +232,10 @@ def view(report: StatusReport, now_ns: int) -> Group:
             format_value(m.get(f"{device}.latency_p99_ms")),
             str(event.get("event", "")),
         )
-    parts.append(devices)
+    return devices
 
+
+def _latest_table(report: StatusReport, now_ns: int) -> Table:
     values = Table(title="latest values")
     for col in ("device", "point", "value", "unit", "quality", "age"):
         values.add_column(col, justify="right" if col in ("value", "age") else "left")
@@ -235,59 +249,61 @@ def view(report: StatusReport, now_ns: int) -> Group:
             f"[{style}]{v.quality}[/]",
             format_age(max(0.0, (now_ns - v.ts_ns) / NS)),
         )
-    parts.append(values)
+    return values
 
-    if report.counters:
-        counters = Table(title="counters")
-        counters.add_column("counter")
-        counters.add_column("value", justify="right")
-        for k, n in report.counters.items():
-            counters.add_row(k, str(n))
-        parts.append(counters)
-    if report.metrics:
-        age = format_age(max(0.0, (now_ns - report.metrics_ts_ns) / NS))
-        parts.append(
-            f"self-metrics ({age} ago): "
-            f"{format_value(m.get('store.values_per_s'))} values/s stored, "
-            f"queue depth {format_value(m.get('queue.depth'))}, "
-            f"request latency mean {format_value(m.get('total.latency_mean_ms'))} ms / "
-            f"p99 {format_value(m.get('total.latency_p99_ms'))} ms, "
-            f"overruns {format_value(m.get('total.overruns'))}"
+
+def _counters_table(counters: dict[str, int]) -> Table:
+    table = Table(title="counters")
+    table.add_column("counter")
+    table.add_column("value", justify="right")
+    for k, n in counters.items():
+        table.add_row(k, str(n))
+    return table
+
+
+def _metrics_line(report: StatusReport, now_ns: int) -> str:
+    m = report.metrics
+    age = format_age(max(0.0, (now_ns - report.metrics_ts_ns) / NS))
+    return (
+        f"self-metrics ({age} ago): "
+        f"{format_value(m.get('store.values_per_s'))} values/s stored, "
+        f"queue depth {format_value(m.get('queue.depth'))}, "
+        f"request latency mean {format_value(m.get('total.latency_mean_ms'))} ms / "
+        f"p99 {format_value(m.get('total.latency_p99_ms'))} ms, "
+        f"overruns {format_value(m.get('total.overruns'))}"
+    )
+
+
+def _sinks_table(report: StatusReport) -> Table:
+    m = report.metrics
+    sinks = Table(title="sinks (backlog = stored, not yet acknowledged by the server)")
+    for col in ("sink", "state", "acked seq", "backlog", "values", "drain/s", "done in", "aside"):
+        sinks.add_column(col)
+    for s in report.sinks:
+        name = s["name"]
+        rate = m.get(f"sink.{name}.drain_values_per_s")
+        sinks.add_row(
+            name,
+            format_value(m.get(f"sink.{name}.state")),
+            str(s["cursor"]),
+            str(s["backlog_records"]),
+            str(s["backlog_values"]),
+            format_value(rate),
+            _backlog_eta(s["backlog_values"], rate),
+            format_value(m.get(f"sink.{name}.set_aside")),
         )
-    if report.sinks:
-        sinks = Table(title="sinks (backlog = stored, not yet acknowledged by the server)")
-        for col in (
-            "sink",
-            "state",
-            "acked seq",
-            "backlog",
-            "values",
-            "drain/s",
-            "done in",
-            "aside",
-        ):
-            sinks.add_column(col)
-        for s in report.sinks:
-            name = s["name"]
-            rate = m.get(f"sink.{name}.drain_values_per_s")
-            sinks.add_row(
-                name,
-                format_value(m.get(f"sink.{name}.state")),
-                str(s["cursor"]),
-                str(s["backlog_records"]),
-                str(s["backlog_values"]),
-                format_value(rate),
-                _backlog_eta(s["backlog_values"], rate),
-                format_value(m.get(f"sink.{name}.set_aside")),
-            )
-        parts.append(sinks)
-        # Errors are long (they carry the server's words): one line each,
-        # below the table, instead of a squeezed column.
-        for s in report.sinks:
-            error = m.get(f"sink.{s['name']}.last_error")
-            if error:
-                parts.append(Text(f"sink {s['name']}: last error: {error}", style="yellow"))
-    return Group(*parts)
+    return sinks
+
+
+def _sink_errors(report: StatusReport) -> list[Text]:
+    """Errors are long (they carry the server's words): one line each, below
+    the sinks table, instead of a squeezed column."""
+    errors = []
+    for s in report.sinks:
+        error = report.metrics.get(f"sink.{s['name']}.last_error")
+        if error:
+            errors.append(Text(f"sink {s['name']}: last error: {error}", style="yellow"))
+    return errors
 
 
 def _backlog_eta(backlog_values: int, rate: object) -> str:

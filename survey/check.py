@@ -61,13 +61,9 @@ import numpy as np
 import numpy.typing as npt
 
 from survey import tolerances as tol
+from survey.check_stream import Accumulator
 from survey.classify import (
-    BOUNDARY_BIT,
-    Classification,
     PreparedLicence,
-    classify,
-    classify_status,
-    empty_classification,
     prepare,
 )
 from survey.incidents import Beyond, group_incidents
@@ -81,7 +77,8 @@ from survey.model import (
     ViolationType,
 )
 from survey.progress import ProgressCallback, null_progress
-from survey.volume import make_mesh, mesh_volume_beyond, shell_volume
+from survey.volume.mesh import make_mesh, mesh_volume_beyond
+from survey.volume.shell import shell_volume
 
 I32 = npt.NDArray[np.int32]
 
@@ -92,160 +89,6 @@ VERDICT_COMPLIANT = "compliant"
 #: suffixes read whole (they may hold faces) rather than streamed
 # formats read whole by check_files: meshes carry faces, E57 scans poses
 _WHOLE_FORMATS = {"ply", "obj", "stl", "dxf", "e57"}
-
-
-class _Strided:
-    """Keeps every ``stride``-th point of a stream (by position in the
-    stream), doubling the stride whenever more than twice ``target`` points
-    would be held: deterministic, even along the stream, and it never
-    gathers more than it keeps."""
-
-    def __init__(self, target: int) -> None:
-        self.target = max(1, target)
-        self.stride = 1
-        self.seen = 0
-        self.rows: list[F64] = []
-        self.index: list[npt.NDArray[np.int64]] = []
-        self.held = 0
-
-    def add(
-        self, xyz: F64, status: npt.NDArray[np.uint8], which: npt.NDArray[np.intp] | None = None
-    ) -> None:
-        """Offer the next stretch of the stream: ``xyz`` (n, 3) rows with
-        their ``status`` (n,), or only the rows ``which`` (indices) of them.
-        Without ``which``, rows whose status is not 0 are skipped (a sampler
-        of compliant points)."""
-        n = len(xyz) if which is None else len(which)
-        while self.held + -(-n // self.stride) > 2 * self.target:
-            self.stride *= 2
-            for i, idx in enumerate(self.index):
-                keep = idx % self.stride == 0
-                self.rows[i] = self.rows[i][keep]
-                self.index[i] = idx[keep]
-            self.held = sum(len(i) for i in self.index)
-        first = (-self.seen) % self.stride
-        if which is None:
-            # compliant rows among every stride-th (basic slices: views)
-            st = status[first :: self.stride]
-            keep = np.flatnonzero(st == 0)
-            rows = np.empty((keep.size, 4), dtype=np.float64)
-            rows[:, :3] = xyz[first :: self.stride][keep]
-            rows[:, 3] = 0.0
-            gidx = keep * self.stride + (first + self.seen)
-        else:
-            pos = np.arange(first, n, self.stride, dtype=np.int64)
-            pick = which[pos]
-            rows = np.column_stack([xyz[pick], status[pick]])
-            gidx = pos + self.seen
-        self.rows.append(rows)
-        self.index.append(gidx)
-        self.seen += n
-        self.held += len(gidx)
-
-    def result(self) -> F64:
-        if not self.rows:
-            return np.empty((0, 4))
-        return np.concatenate(self.rows)
-
-
-@dataclass
-class _Accumulator:
-    """What a check keeps while it streams chunks."""
-
-    prep: PreparedLicence
-    beyond: list[Beyond] = field(default_factory=list)
-    ok_preview: _Strided = field(default_factory=lambda: _Strided(tol.PREVIEW_POINTS))
-    bad_preview: _Strided = field(default_factory=lambda: _Strided(tol.PREVIEW_POINTS))
-    n_points: int = 0
-    per_status: list[int] = field(default_factory=lambda: [0, 0, 0])
-    outside_plan: int = 0
-    t_classify: float = 0.0
-    buffers: Classification | None = None
-    status_buffer: npt.NDArray[np.uint8] | None = None
-    seam_buffer: F64 | None = None
-    # thinning of the kept points when a survey is mostly beyond the licence
-    beyond_stride: int = 1
-    beyond_seen: int = 0
-    beyond_index: list[npt.NDArray[np.int64]] = field(default_factory=list)
-    beyond_held: int = 0
-    dates: list[str] = field(default_factory=list)  # notes on survey vs licence dates
-    no_seam: int = 0  # points no seam surface covers (not checked against a seam)
-
-    def add(self, xyz: F64, source: int) -> None:
-        t0 = time.perf_counter()
-        n = len(xyz)
-        if self.status_buffer is None or len(self.status_buffer) < n:
-            self.status_buffer = np.empty(n, dtype=np.uint8)
-        seams = bool(self.prep.licence.seams)
-        if seams and (self.seam_buffer is None or len(self.seam_buffer) < n):
-            self.seam_buffer = np.empty(n, dtype=np.float64)
-        fast = classify_status(self.prep, xyz, self.status_buffer, seam_out=self.seam_buffer)
-        if fast is not None:
-            # the status of every point in one compiled pass; the details
-            # (exceedances, blocks) of the non-compliant ones only
-            status, n_not_ok = fast
-            self.n_points += n
-            if seams and self.seam_buffer is not None:
-                self.no_seam += int(np.count_nonzero(np.isnan(self.seam_buffer[:n])))
-            if n_not_ok:
-                bad = np.flatnonzero(status)
-                sub = xyz[bad]
-                c = classify(self.prep, sub)
-                self._count(c)
-                self.per_status[0] += n - len(bad)
-                self._keep(sub, c, source, np.arange(len(bad)))
-                self.bad_preview.add(xyz, status, bad)
-            else:
-                self.per_status[0] += n
-            self.ok_preview.add(xyz, status)
-            self.t_classify += time.perf_counter() - t0
-            return
-        if self.buffers is None or len(self.buffers) < n:
-            self.buffers = empty_classification(n)
-        c = classify(self.prep, xyz, out=self.buffers)
-        ok_before = self.per_status[0]
-        self._count(c)
-        if self.prep.licence.seams:
-            self.no_seam += int(np.count_nonzero(np.isnan(c.seam)))
-        self.n_points += n
-        if self.per_status[0] - ok_before < n:
-            bad = np.flatnonzero(c.status)
-            self._keep(xyz, c, source, bad)
-            self.bad_preview.add(xyz, c.status, bad)
-        self.ok_preview.add(xyz, c.status)
-        self.t_classify += time.perf_counter() - t0
-
-    def _count(self, c: Classification) -> None:
-        """Add the status counts of the points ``c`` classified (two counting
-        passes over the uint8 status: bincount would widen it to int64
-        first, ten times slower)."""
-        n_unc = int(np.count_nonzero(c.status == 1))
-        n_bad = int(np.count_nonzero(c.status == 2))
-        self.per_status[0] += len(c) - n_unc - n_bad
-        self.per_status[1] += n_unc
-        self.per_status[2] += n_bad
-        if n_bad:
-            self.outside_plan += int(np.count_nonzero(c.violated & BOUNDARY_BIT))
-
-    def _keep(self, xyz: F64, c: Classification, source: int, bad: npt.NDArray[np.intp]) -> None:
-        """Keep the points beyond a limit, at most ``MAX_BEYOND_POINTS``:
-        past that every other one is dropped (and the stride doubled) so
-        memory stays bounded whatever the survey."""
-        gidx = np.arange(len(bad), dtype=np.int64) + self.beyond_seen
-        self.beyond_seen += len(bad)
-        if self.beyond_stride > 1:
-            sel = gidx % self.beyond_stride == 0
-            bad, gidx = bad[sel], gidx[sel]
-        self.beyond.append(Beyond.from_classification(xyz, c, source, bad))
-        self.beyond_index.append(gidx)
-        self.beyond_held += len(gidx)
-        while self.beyond_held > tol.MAX_BEYOND_POINTS:
-            self.beyond_stride *= 2
-            for i, idx in enumerate(self.beyond_index):
-                sel = idx % self.beyond_stride == 0
-                self.beyond[i] = self.beyond[i].subset(sel)
-                self.beyond_index[i] = idx[sel]
-            self.beyond_held = sum(len(i) for i in self.beyond_index)
 
 
 def _date_notes(licence: Licence, data: SurveyData) -> list[str]:
@@ -302,6 +145,36 @@ def _mesh_samples(data: SurveyData, origin: F64) -> tuple[F64, object]:
     return pts, mesh
 
 
+@dataclass
+class _Run:
+    """One check in progress, as :func:`check_survey` and :func:`check_files`
+    both keep it: the prepared licence and the accumulator, the sources and
+    the meshes seen so far, and the clock."""
+
+    licence: Licence
+    acc: Accumulator
+    t_start: float
+    t_prep: float
+    t_read: float = 0.0
+    sources: list[str] = field(default_factory=list)
+    meshes: dict[int, tuple[object, F64]] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, licence: Licence, prepared: PreparedLicence | None) -> _Run:
+        t_start = time.perf_counter()
+        prep = prepared or prepare(licence)
+        return cls(licence, Accumulator(prep), t_start, time.perf_counter() - t_start)
+
+    def mesh_samples(self, idx: int, data: SurveyData) -> F64:
+        """The points to classify of mesh input ``idx`` (vertices plus
+        surface samples); the mesh is kept for the volumes."""
+        prep = self.acc.prep
+        origin3 = np.array([prep.origin[0], prep.origin[1], 0.0])
+        xyz, mesh = _mesh_samples(data, origin3)
+        self.meshes[idx] = (mesh, origin3)
+        return xyz
+
+
 def check_survey(
     licence: Licence,
     inputs: Iterable[SurveyData | str | Path],
@@ -314,15 +187,9 @@ def check_survey(
     Raises :class:`SurveyInputError` for an input without points, with
     non-finite coordinates, or when no input is given.
     """
-    t_start = time.perf_counter()
+    run = _Run.start(licence, prepared)
     prog = progress or null_progress
-    prep = prepared or prepare(licence)
-    t_prep = time.perf_counter() - t_start
-    acc = _Accumulator(prep)
-    sources: list[str] = []
-    meshes: dict[int, tuple[object, F64]] = {}
-    t_read = 0.0
-    origin3 = np.array([prep.origin[0], prep.origin[1], 0.0])
+    acc = run.acc
     for idx, item in enumerate(inputs):
         if isinstance(item, SurveyData):
             data = item
@@ -331,8 +198,8 @@ def check_survey(
             from survey.readers import read_survey
 
             data = read_survey(item, licence=licence, progress=progress)
-            t_read += time.perf_counter() - t0
-        sources.append(data.source)
+            run.t_read += time.perf_counter() - t0
+        run.sources.append(data.source)
         acc.dates.extend(_date_notes(licence, data))
         xyz = np.asarray(data.xyz, dtype=np.float64)
         if xyz.size == 0:
@@ -341,16 +208,13 @@ def check_survey(
             )
         _check_points(xyz, data.source)
         if data.is_mesh:
-            xyz, mesh = _mesh_samples(data, origin3)
-            meshes[idx] = (mesh, origin3)
+            xyz = run.mesh_samples(idx, data)
         stage = f"check {Path(data.source).name}"
         step = tol.CHUNK_POINTS
         for s in range(0, len(xyz), step):
             acc.add(xyz[s : s + step], idx)
             prog(stage, min(len(xyz), s + step), len(xyz))
-    if not sources:
-        raise SurveyInputError("no survey given: pass at least one scan or point file")
-    return _finish(licence, acc, sources, meshes, t_start, t_prep, t_read)
+    return _finish(run)
 
 
 def check_files(
@@ -373,17 +237,10 @@ def check_files(
     """
     from survey.readers import format_name, iter_chunks, read_survey
 
-    t_start = time.perf_counter()
+    run = _Run.start(licence, prepared)
     prog = progress or null_progress
-    prep = prepared or prepare(licence)
-    t_prep = time.perf_counter() - t_start
-    acc = _Accumulator(prep)
-    sources: list[str] = []
-    meshes: dict[int, tuple[object, F64]] = {}
-    origin3 = np.array([prep.origin[0], prep.origin[1], 0.0])
-    t_read = 0.0
     for idx, path in enumerate(paths):
-        sources.append(str(path))
+        run.sources.append(str(path))
         stage = f"check {Path(path).name}"
         chunks: Iterator[F64]
         if format_name(fmt, path) in _WHOLE_FORMATS:
@@ -391,12 +248,11 @@ def check_files(
             data = read_survey(
                 path, fmt=fmt, transform=transform, licence=licence, progress=progress
             )
-            t_read += time.perf_counter() - t0
+            run.t_read += time.perf_counter() - t0
             xyz = np.asarray(data.xyz, dtype=np.float64)
             if xyz.size and data.is_mesh:
                 _check_points(xyz, str(path))
-                xyz, mesh = _mesh_samples(data, origin3)
-                meshes[idx] = (mesh, origin3)
+                xyz = run.mesh_samples(idx, data)
             chunks = iter([xyz[s : s + chunk_points] for s in range(0, len(xyz), chunk_points)])
         else:
             chunks = iter_chunks(
@@ -411,31 +267,26 @@ def check_files(
         while True:
             t0 = time.perf_counter()
             chunk = next(chunks, None)
-            t_read += time.perf_counter() - t0
+            run.t_read += time.perf_counter() - t0
             if chunk is None:
                 break
             chunk = np.asarray(chunk, dtype=np.float64)
             # every reader refuses non-finite coordinates (check_finite)
             _check_points(chunk, str(path), finite_known=True)
-            acc.add(chunk, idx)
+            run.acc.add(chunk, idx)
             done += len(chunk)
             prog(stage, done, None)
         if done == 0:
             raise SurveyInputError("the survey contains no points; nothing to check", path=path)
-    if not sources:
+    return _finish(run)
+
+
+def _finish(run: _Run) -> CheckResult:
+    """Group the points kept beyond a limit into incidents (with their
+    volumes), give the verdict and the notes."""
+    if not run.sources:
         raise SurveyInputError("no survey given: pass at least one scan or point file")
-    return _finish(licence, acc, sources, meshes, t_start, t_prep, t_read)
-
-
-def _finish(
-    licence: Licence,
-    acc: _Accumulator,
-    sources: list[str],
-    meshes: dict[int, tuple[object, F64]],
-    t_start: float,
-    t_prep: float,
-    t_read: float,
-) -> CheckResult:
+    licence, acc = run.licence, run.acc
     t0 = time.perf_counter()
     acc.buffers = None  # the chunk buffers are no longer needed: free them first
     beyond = Beyond.concat(acc.beyond)
@@ -446,7 +297,7 @@ def _finish(
     def volume_fn(pts: F64, vtype: ViolationType, block: int, src: I32) -> float:
         tv = time.perf_counter()
         try:
-            return _incident_volume(licence, meshes, pts, vtype, block, src)
+            return _incident_volume(licence, run.meshes, pts, vtype, block, src)
         finally:
             t_volume[0] += time.perf_counter() - tv
 
@@ -459,6 +310,32 @@ def _finish(
         verdict = VERDICT_UNCERTAIN
     else:
         verdict = VERDICT_COMPLIANT
+    preview = np.concatenate([acc.ok_preview.result(), acc.bad_preview.result()])
+    total = time.perf_counter() - run.t_start
+    return CheckResult(
+        licence=licence,
+        sources=run.sources,
+        n_points=acc.n_points,
+        incidents=incidents,
+        uncertain=uncertain,
+        verdict=verdict,
+        timings_s={
+            "prepare": run.t_prep,
+            "read": run.t_read,
+            "classify": acc.t_classify,
+            "group": t_group,
+            "volume": t_volume[0],
+            "total": total,
+        },
+        notes=_notes(acc, len(run.meshes), group_notes),
+        preview=preview,
+    )
+
+
+def _notes(acc: Accumulator, n_meshes: int, group_notes: list[str]) -> list[str]:
+    """The check's notes: the counts, then what the grouping said, then what
+    a reviewer should know (seams not covering, survey dates, thinning,
+    meshes, a suspect coordinate system)."""
     ok, unc, bad = acc.per_status
     notes = [
         f"classified {acc.n_points:,} points: {ok:,} compliant, {unc:,} within survey "
@@ -477,9 +354,9 @@ def _finish(
             f"kept (memory bound of {tol.MAX_BEYOND_POINTS:,}): incident point counts are "
             "thinned and maxima and volumes approximate"
         )
-    if meshes:
+    if n_meshes:
         notes.append(
-            f"{len(meshes)} mesh input(s) classified through vertices and surface samples "
+            f"{n_meshes} mesh input(s) classified through vertices and surface samples "
             f"({tol.MESH_SAMPLE_DENSITY_PER_M2:g}/m²); their volumes by clipping"
         )
     if acc.n_points and acc.outside_plan / acc.n_points > tol.SUSPECT_CRS_SHARE:
@@ -488,26 +365,7 @@ def _finish(
             "boundary: check the coordinate system (X/Y swapped, zone prefix, Xi'an 1980 / "
             "Beijing 1954 vs CGCS2000, a missing mine-grid transform) before acting"
         )
-    preview = np.concatenate([acc.ok_preview.result(), acc.bad_preview.result()])
-    total = time.perf_counter() - t_start
-    return CheckResult(
-        licence=licence,
-        sources=sources,
-        n_points=acc.n_points,
-        incidents=incidents,
-        uncertain=uncertain,
-        verdict=verdict,
-        timings_s={
-            "prepare": t_prep,
-            "read": t_read,
-            "classify": acc.t_classify,
-            "group": t_group,
-            "volume": t_volume[0],
-            "total": total,
-        },
-        notes=notes,
-        preview=preview,
-    )
+    return notes
 
 
 def _incident_volume(

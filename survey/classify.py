@@ -41,24 +41,29 @@ pass), and the caller classifies the few non-compliant points in full.
 
 Modules: the masks and :func:`prepare` are in :mod:`survey.plan_mask`, the
 plan distances (:func:`segment_distance`, :func:`mask_distance`) in
-:mod:`survey.distance`; this module classifies and re-exports them. Its
-``numba`` (None without numba) decides, per call, between the compiled and
-the numpy path for the whole classification.
+:mod:`survey.distance`; this module classifies and re-exports them. The
+compiled single-block kernel is in :mod:`survey.classify_kernel`, the seam
+offsets in :mod:`survey.seams`. This module's ``numba`` (None without
+numba) decides, per call, between the compiled and the numpy path for the
+whole classification.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import shapely
 
 from survey import tolerances as tol
-from survey.distance import mask_distance, numba, segment_distance
+from survey.classify_kernel import PENDING, KernelOutputs, kernel_licence
+from survey.distance import mask_distance, segment_distance
+from survey.jit import numba
 from survey.model import F64, Licence, ViolationType
+
+if numba is not None:
+    from survey.classify_kernel import fused_numba, seam_bits_numba, seam_status_numba
 from survey.plan_mask import (
     CELL_EDGE,
     CELL_IN_DEEP,
@@ -70,7 +75,7 @@ from survey.plan_mask import (
     contains,
     prepare,
 )
-from survey.surfaces import GridSurface, TinSurface
+from survey.seams import seam_offset
 
 __all__ = [
     "ABOVE_BIT",
@@ -164,119 +169,6 @@ class Classification:
         return self.seam
 
 
-# --------------------------------------------------------------------------
-# the single-block kernel: numba only (the numpy path is _classify_block's else)
-
-if numba is not None:
-    from survey.distance import near_dist_numba
-
-    @numba.njit(cache=True, nogil=True)
-    def _fused_numba(
-        xyz,
-        e0,
-        n0,
-        ox,
-        oy,
-        inv,
-        codes,
-        depth,
-        edges,
-        gox,
-        goy,
-        ginv,
-        gnx,
-        gny,
-        start,
-        index,
-        ztop,
-        zbot,
-        tp,
-        tz,
-        code_out,
-        block_out,
-        plan_out,
-        above_out,
-        below_out,
-        viol_out,
-        unc_out,
-        status_out,
-        ref_out,
-        seam_out,
-        status_only,
-    ):
-        # one pass for a single-block licence: cell lookup, plan distance
-        # (except in boundary cells, which need shapely's exact test),
-        # elevation limits, bits and status. ``status_only``: write the
-        # status alone (PENDING in boundary cells; the other outputs may be
-        # empty arrays) and return how many points are not compliant or
-        # pending
-        ny, nx = codes.shape
-        bad = 0
-        for i in range(xyz.shape[0]):
-            lx = xyz[i, 0] - e0
-            ly = xyz[i, 1] - n0
-            ix = math.floor((lx - ox) * inv)
-            iy = math.floor((ly - oy) * inv)
-            c = 0
-            dep = 0.0
-            if ix >= 0 and iy >= 0 and ix < nx and iy < ny:
-                c = codes[iy, ix]
-                dep = depth[iy, ix]
-            v = 0
-            u = 0
-            if c == 1:  # deep inside: a bound is enough
-                blk = 0
-                plan = -dep
-            elif c == 2:  # boundary cell: settled by the caller
-                blk = -1
-                plan = 0.0
-            else:
-                d = near_dist_numba(lx, ly, edges, gox, goy, ginv, gnx, gny, start, index)
-                if c == 3:
-                    blk = 0
-                    plan = -d
-                else:
-                    blk = -1
-                    plan = d
-                    if d > tp:
-                        v |= 1
-                    elif d > 0.0:
-                        u |= 1
-            h = xyz[i, 2]
-            a = h - ztop
-            b = zbot - h
-            if a > tz:
-                v |= 2
-            elif a > 0.0:
-                u |= 2
-            if b > tz:
-                v |= 4
-            elif b > 0.0:
-                u |= 4
-            st = 2 if v else (1 if u else 0)
-            if status_only:
-                if c == 2:
-                    st = 255  # PENDING
-                status_out[i] = st
-                if st:
-                    bad += 1
-                continue
-            status_out[i] = st
-            code_out[i] = c
-            block_out[i] = blk
-            plan_out[i] = plan
-            above_out[i] = a
-            below_out[i] = b
-            viol_out[i] = v
-            unc_out[i] = u
-            ref_out[i] = 0
-            seam_out[i] = np.nan
-        return bad
-
-
-# --------------------------------------------------------------------------
-
-
 def empty_classification(n: int) -> Classification:
     """Uninitialised :class:`Classification` of n points."""
     return Classification(
@@ -336,31 +228,6 @@ def classify(
     return out
 
 
-PENDING = 255  # status of a point in a boundary cell before its exact test
-
-
-def _kernel_licence(prep: PreparedLicence) -> tuple[Any, ...]:
-    """The licence arguments of ``_fused_numba`` (single block)."""
-    m = prep.union
-    g = m.near_edges
-    lic = prep.licence
-    return (
-        prep.origin[0],
-        prep.origin[1],
-        m.ox,
-        m.oy,
-        1.0 / m.cell,
-        m.codes,
-        m.depth,
-        m.edges,
-        *g.kernel_args(),
-        prep.z_top[0],
-        prep.z_bottom[0],
-        lic.tolerance_m,
-        lic.tolerance_z_m,
-    )
-
-
 def classify_status(
     prep: PreparedLicence, xyz: F64, out: U8, *, seam_out: F64 | None = None
 ) -> tuple[U8, int] | None:
@@ -381,18 +248,17 @@ def classify_status(
     xyz = np.asarray(xyz, dtype=np.float64)
     n = xyz.shape[0]
     status = out[:n]
-    u8, i32, f64 = (np.empty(0, dtype=t) for t in (np.uint8, np.int32, np.float64))
+    u8 = np.empty(0, dtype=np.uint8)
+    i32 = np.empty(0, dtype=np.int32)
+    f64 = np.empty(0, dtype=np.float64)
     # the details are not written: empty arrays of the same types (the same
     # compiled specialisation as classify's)
-    bad = int(
-        _fused_numba(
-            xyz, *_kernel_licence(prep), u8, i32, f64, f64, f64, u8, u8, status, i32, f64, True
-        )
-    )
+    details = KernelOutputs(u8, i32, f64, f64, f64, u8, u8, status, i32, f64)
+    bad = int(fused_numba(xyz, kernel_licence(prep), details, True))
     if lic.seams:
         seam = np.empty(n, dtype=np.float64) if seam_out is None else seam_out[:n]
-        _seam_offset(lic, xyz, seam, jit=True)
-        bad = int(_seam_status_numba(seam, lic.tolerance_z_m, status))
+        seam_offset(lic, xyz, seam, jit=True)
+        bad = int(seam_status_numba(seam, lic.tolerance_z_m, status))
     if bad:
         pending = np.flatnonzero(status == PENDING)
         if pending.size:  # boundary cells: the exact test, as classify does
@@ -411,9 +277,7 @@ def _classify_block(prep: PreparedLicence, xyz: F64, out: Classification) -> Non
     jit = numba is not None  # read per call: tests switch numba off here
     if single and jit:
         code = np.empty(xyz.shape[0], dtype=np.uint8)
-        _fused_numba(
-            xyz,
-            *_kernel_licence(prep),
+        outputs = KernelOutputs(
             code,
             out.block,
             out.plan_dist,
@@ -424,8 +288,8 @@ def _classify_block(prep: PreparedLicence, xyz: F64, out: Classification) -> Non
             out.status,
             out.ref_block,
             out.seam,
-            False,
         )
+        fused_numba(xyz, kernel_licence(prep), outputs, False)
         todo = np.flatnonzero(code == CELL_EDGE)
         if todo.size:
             _exact_plan(prep, xyz[todo], code[todo], todo, out)
@@ -459,9 +323,9 @@ def _classify_block(prep: PreparedLicence, xyz: F64, out: Classification) -> Non
         out.status[:] = _status(out.violated, out.uncertain)
 
     if lic.seams:
-        _seam_offset(lic, xyz, out.seam, jit=jit)
+        seam_offset(lic, xyz, out.seam, jit=jit)
         if jit:
-            _seam_bits_numba(out.seam, tz, out.violated, out.uncertain, out.status)
+            seam_bits_numba(out.seam, tz, out.violated, out.uncertain, out.status)
         else:
             _set_bits(out.seam, SEAM_BIT, tz, out.violated, out.uncertain)
             out.status[:] = _status(out.violated, out.uncertain)
@@ -543,203 +407,3 @@ def _nearest_block(prep: PreparedLicence, px: F64, py: F64) -> I32:
     dists = np.stack([segment_distance(px, py, m.edges, jit=jit) for m in prep.blocks])
     near = dists <= dists.min(axis=0) + tol.NEAREST_BLOCK_TIE_M
     return np.argmax(near, axis=0).astype(np.int32)
-
-
-#: Plan margin (m) around a seam surface's extent inside which its
-#: ``height`` is asked at all; beyond it every surface answers NaN (the
-#: margin only absorbs the rounding of the surfaces' own bounds tests).
-SEAM_EXTENT_MARGIN_M = 1.0e-3
-
-
-def _surface_extent(surface: object) -> tuple[float, float, float, float] | None:
-    """(min E, max E, min N, max N) a surface covers at most, or None."""
-    if isinstance(surface, GridSurface):
-        return surface.plan_extent()
-    if isinstance(surface, TinSurface):
-        v = surface.vertices
-        return (
-            float(v[:, 0].min()),
-            float(v[:, 0].max()),
-            float(v[:, 1].min()),
-            float(v[:, 1].max()),
-        )
-    return None
-
-
-def _seam_offset(lic: Licence, xyz: F64, best: F64, *, jit: bool) -> None:
-    """Fill ``best`` (n,) with the seam offset of every point (see
-    ``Classification.seam``). Surfaces are asked only about points within
-    their plan extent (NaN beyond it anyway); a seam of two grids runs as one
-    compiled loop with numba."""
-    best.fill(np.nan)
-    for s in lic.seams:
-        roof, floor = s.roof, s.floor
-        if jit and isinstance(roof, GridSurface) and isinstance(floor, GridSurface):
-            if _same_lattice(roof, floor):
-                # one cell search and one set of weights for both surfaces
-                _seam_lattice_numba(
-                    xyz,
-                    roof.origin[0],
-                    roof.origin[1],
-                    roof.local_north,
-                    roof.local_east,
-                    roof.values,
-                    floor.values,
-                    best,
-                )
-                continue
-            _seam_grids_numba(
-                xyz,
-                roof.origin[0],
-                roof.origin[1],
-                roof.local_north,
-                roof.local_east,
-                roof.values,
-                floor.origin[0],
-                floor.origin[1],
-                floor.local_north,
-                floor.local_east,
-                floor.values,
-                best,
-            )
-            continue
-        idx = _within_extent(xyz, (_surface_extent(roof), _surface_extent(floor)))
-        if idx is not None and idx.size == 0:
-            continue
-        pts = xyz if idx is None else xyz[idx]
-        en = np.ascontiguousarray(pts[:, :2])
-        h = pts[:, 2]
-        r = np.asarray(roof.height(en), dtype=np.float64)
-        f = np.asarray(floor.height(en), dtype=np.float64)
-        off = np.maximum(h - r, f - h)  # NaN where either surface is missing
-        # fmin ignores NaN: any covering seam counts
-        if idx is None:
-            np.fmin(best, off, out=best)
-        else:
-            best[idx] = np.fmin(best[idx], off)
-
-
-def _same_lattice(a: GridSurface, b: GridSurface) -> bool:
-    """Roof and floor grids on the same nodes (the usual export of one
-    geological model)."""
-    return (
-        bool(np.array_equal(a.origin, b.origin))
-        and np.array_equal(a.local_north, b.local_north)
-        and np.array_equal(a.local_east, b.local_east)
-    )
-
-
-def _within_extent(
-    xyz: F64, extents: tuple[tuple[float, float, float, float] | None, ...]
-) -> npt.NDArray[np.intp] | None:
-    """Indices of the points within every known extent (plus the margin);
-    None when no extent is known (all points)."""
-    known = [e for e in extents if e is not None]
-    if not known:
-        return None
-    m = SEAM_EXTENT_MARGIN_M
-    e0 = max(e[0] for e in known) - m
-    e1 = min(e[1] for e in known) + m
-    n0 = max(e[2] for e in known) - m
-    n1 = min(e[3] for e in known) + m
-    x, y = xyz[:, 0], xyz[:, 1]
-    return np.flatnonzero((x >= e0) & (x <= e1) & (y >= n0) & (y <= n1))
-
-
-if numba is not None:
-    from survey.surfaces import _interval, grid_height_numba
-
-    @numba.njit(cache=True, nogil=True)
-    def _seam_grids_numba(xyz, re0, rn0, rgn, rge, rv, fe0, fn0, fgn, fge, fv, best):
-        # GridSurface.height of roof and floor, the offset and the fmin of
-        # _seam_offset's general path, point by point
-        for i in range(xyz.shape[0]):
-            e = xyz[i, 0]
-            n = xyz[i, 1]
-            r = grid_height_numba(rgn, rge, rv, n - rn0, e - re0)
-            if math.isnan(r):
-                continue
-            f = grid_height_numba(fgn, fge, fv, n - fn0, e - fe0)
-            if math.isnan(f):
-                continue
-            h = xyz[i, 2]
-            off = max(h - r, f - h)
-            b = best[i]
-            if math.isnan(b) or off < b:
-                best[i] = off
-
-    @numba.njit(cache=True, nogil=True)
-    def _seam_lattice_numba(xyz, e0, n0, gn, ge, rv, fv, best):
-        # _seam_grids_numba for a roof and a floor on the same nodes: the
-        # cell and the weights once, the same arithmetic (bit for bit).
-        # Spelled out rather than calling cell/value helpers: numba compiled
-        # that factoring (tuple-returning helpers, inlined or not) to a loop
-        # two to three times slower (0.107 s -> 0.21-0.31 s for 20 M points)
-        last_n = gn[gn.shape[0] - 1]
-        last_e = ge[ge.shape[0] - 1]
-        for i in range(xyz.shape[0]):
-            xn = xyz[i, 1] - n0
-            xe = xyz[i, 0] - e0
-            if not (xn >= gn[0] and xn <= last_n and xe >= ge[0] and xe <= last_e):
-                continue
-            i0 = _interval(gn, xn)
-            i1 = _interval(ge, xe)
-            y0 = (xn - gn[i0]) / (gn[i0 + 1] - gn[i0])
-            y1 = (xe - ge[i1]) / (ge[i1 + 1] - ge[i1])
-            a0 = 1 - y0
-            a1 = 1 - y1
-            # grid_height_numba's products in its order: (v * a0) * a1 ...
-            r = (
-                rv[i0, i1] * a0 * a1
-                + rv[i0, i1 + 1] * a0 * y1
-                + rv[i0 + 1, i1] * y0 * a1
-                + rv[i0 + 1, i1 + 1] * y0 * y1
-            )
-            if math.isnan(r):
-                continue
-            f = (
-                fv[i0, i1] * a0 * a1
-                + fv[i0, i1 + 1] * a0 * y1
-                + fv[i0 + 1, i1] * y0 * a1
-                + fv[i0 + 1, i1 + 1] * y0 * y1
-            )
-            if math.isnan(f):
-                continue
-            h = xyz[i, 2]
-            off = max(h - r, f - h)
-            b = best[i]
-            if math.isnan(b) or off < b:
-                best[i] = off
-
-    @numba.njit(cache=True, nogil=True)
-    def _seam_status_numba(seam, tz, status):
-        # the seam's part of the status (as _seam_bits_numba sets it) for
-        # points not PENDING; returns how many are not compliant or pending
-        bad = 0
-        for i in range(seam.shape[0]):
-            st = status[i]
-            if st != 255:
-                x = seam[i]
-                if x > tz:
-                    st = 2
-                elif x > 0.0 and st == 0:
-                    st = 1
-                status[i] = st
-            if st:
-                bad += 1
-        return bad
-
-    @numba.njit(cache=True, nogil=True)
-    def _seam_bits_numba(seam, tz, violated, uncertain, status):
-        # _set_bits(seam, SEAM_BIT, ...) and _status in one pass
-        for i in range(seam.shape[0]):
-            v = violated[i]
-            u = uncertain[i]
-            x = seam[i]
-            if x > tz:
-                v |= 8
-            elif x > 0.0:
-                u |= 8
-            violated[i] = v
-            uncertain[i] = u
-            status[i] = 2 if v else (1 if u else 0)

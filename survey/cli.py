@@ -181,7 +181,7 @@ def _publish(config_path: str, result: CheckResult, check_id: str) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from survey.licence import load_licence
+    from survey.readers.licence_files import load_licence
 
     t_start = time.perf_counter()
     if args.publish and not args.config:
@@ -271,7 +271,7 @@ def _finish(
     if args.publish:
         import sqlite3
 
-        from gateway.store_schema import StoreError
+        from gateway.store.errors import StoreError
 
         try:
             print(_publish(args.config, result, check_id))
@@ -301,8 +301,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from survey.compare import compare_scans
-    from survey.licence import load_licence
     from survey.readers import read_survey
+    from survey.readers.licence_files import load_licence
 
     licence = load_licence(args.licence)
     old_path, new_path = _check_paths([args.old, args.new], "scan")

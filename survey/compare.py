@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 from scipy.spatial import cKDTree
 
 from survey import tolerances as tol
@@ -40,15 +41,15 @@ from survey.check import (
     VERDICT_COMPLIANT,
     VERDICT_UNCERTAIN,
     VERDICT_VIOLATIONS,
-    _Accumulator,
     _check_points,
     _mesh_samples,
 )
+from survey.check_stream import Accumulator
 from survey.classify import classify, prepare
 from survey.incidents import Beyond, group_incidents, label_voxels
 from survey.model import F64, CheckResult, Incident, Licence, SurveyData, SurveyInputError
 from survey.progress import ProgressCallback, null_progress
-from survey.volume import shell_volume
+from survey.volume.shell import shell_volume
 
 
 @dataclass
@@ -93,6 +94,63 @@ def _surface_points(scan: SurveyData, origin: F64) -> F64:
     return np.asarray(scan.xyz, dtype=np.float64)
 
 
+def _check_scans(old: SurveyData, new: SurveyData) -> None:
+    """Both scans hold points, all finite."""
+    for scan, label in ((old, "older"), (new, "newer")):
+        if len(scan.xyz) == 0:
+            raise SurveyInputError(
+                f"the {label} scan contains no points; nothing to compare", path=scan.source
+            )
+        _check_points(np.asarray(scan.xyz, dtype=np.float64), scan.source)
+
+
+def _without_old_neighbour(
+    old_xyz: F64, new_xyz: F64, origin: F64, d: float, prog: ProgressCallback
+) -> npt.NDArray[np.bool_]:
+    """(n,) True for the points of the newer scan with no point of the
+    older one within ``d`` m."""
+    # local coordinates: the tree's distances stay exact to well under a mm
+    tree = cKDTree(old_xyz - origin)
+    is_new = np.zeros(len(new_xyz), dtype=bool)
+    step = tol.CHUNK_POINTS
+    for s in range(0, len(new_xyz), step):
+        dist, _ = tree.query(new_xyz[s : s + step] - origin, k=1, distance_upper_bound=d)
+        is_new[s : s + step] = ~np.isfinite(dist)
+        prog("compare scans", min(len(new_xyz), s + step), len(new_xyz))
+    return is_new
+
+
+def _excavation_areas(
+    fresh: F64, status: npt.NDArray[np.uint8], groups: list[Incident]
+) -> list[ExcavationArea]:
+    """The new points ``fresh`` in connected areas (the voxels of the
+    incidents), largest first, "N1", "N2"...; ``status`` their
+    classification, ``groups`` the incidents and U-groups they overlap."""
+    areas: list[ExcavationArea] = []
+    labels, k = label_voxels(fresh)
+    order = np.argsort(labels, kind="stable")
+    cuts = np.searchsorted(labels[order], np.arange(1, k))
+    for members in np.split(order, cuts):
+        pts = fresh[members]
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        areas.append(
+            ExcavationArea(
+                id="",
+                point_count=int(members.size),
+                bbox_min=_t3(lo),
+                bbox_max=_t3(hi),
+                centroid=_t3(pts.mean(axis=0)),
+                volume_m3=shell_volume(pts),
+                beyond_licence=bool(np.any(status[members] == 2)),
+                incident_ids=[i.id for i in groups if _overlaps(i, lo, hi)],
+            )
+        )
+    areas.sort(key=lambda a: -a.volume_m3)
+    for i, a in enumerate(areas, 1):
+        a.id = f"N{i}"
+    return areas
+
+
 def compare_scans(
     licence: Licence,
     old: SurveyData,
@@ -107,30 +165,19 @@ def compare_scans(
         raise ValueError(f"d must be positive, got {d}")
     prog = progress or null_progress
     t_start = time.perf_counter()
-    for scan, label in ((old, "older"), (new, "newer")):
-        if len(scan.xyz) == 0:
-            raise SurveyInputError(
-                f"the {label} scan contains no points; nothing to compare", path=scan.source
-            )
-        _check_points(np.asarray(scan.xyz, dtype=np.float64), scan.source)
+    _check_scans(old, new)
     prep = prepare(licence)
     origin = np.array([prep.origin[0], prep.origin[1], 0.0])
     t0 = time.perf_counter()
     old_xyz = _surface_points(old, origin)
     new_xyz = _surface_points(new, origin)
-    # local coordinates: the tree's distances stay exact to well under a mm
-    tree = cKDTree(old_xyz - origin)
-    is_new = np.zeros(len(new_xyz), dtype=bool)
-    step = tol.CHUNK_POINTS
-    for s in range(0, len(new_xyz), step):
-        dist, _ = tree.query(new_xyz[s : s + step] - origin, k=1, distance_upper_bound=d)
-        is_new[s : s + step] = ~np.isfinite(dist)
-        prog("compare scans", min(len(new_xyz), s + step), len(new_xyz))
+    is_new = _without_old_neighbour(old_xyz, new_xyz, origin, d, prog)
     t_match = time.perf_counter() - t0
     fresh = new_xyz[is_new]
 
     t0 = time.perf_counter()
-    acc = _Accumulator(prep)  # classification of the whole newer scan: preview and counts
+    acc = Accumulator(prep)  # classification of the whole newer scan: preview and counts
+    step = tol.CHUNK_POINTS
     for s in range(0, len(new_xyz), step):
         acc.add(new_xyz[s : s + step], 0)
     t_classify = time.perf_counter() - t0
@@ -146,27 +193,7 @@ def compare_scans(
         incidents, uncertain = group_incidents(licence, beyond)
         for inc in incidents + uncertain:
             inc.new_since = since
-        labels, k = label_voxels(fresh)
-        order = np.argsort(labels, kind="stable")
-        cuts = np.searchsorted(labels[order], np.arange(1, k))
-        for members in np.split(order, cuts):
-            pts = fresh[members]
-            lo, hi = pts.min(axis=0), pts.max(axis=0)
-            areas.append(
-                ExcavationArea(
-                    id="",
-                    point_count=int(members.size),
-                    bbox_min=_t3(lo),
-                    bbox_max=_t3(hi),
-                    centroid=_t3(pts.mean(axis=0)),
-                    volume_m3=shell_volume(pts),
-                    beyond_licence=bool(np.any(c.status[members] == 2)),
-                    incident_ids=[i.id for i in incidents + uncertain if _overlaps(i, lo, hi)],
-                )
-            )
-        areas.sort(key=lambda a: -a.volume_m3)
-        for i, a in enumerate(areas, 1):
-            a.id = f"N{i}"
+        areas = _excavation_areas(fresh, c.status, incidents + uncertain)
     t_group = time.perf_counter() - t0
 
     verdict = (

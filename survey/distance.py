@@ -4,8 +4,7 @@ for :mod:`survey.classify` and :mod:`survey.plan_mask`.
 Coordinates are *local*: easting and northing minus the licence's local
 origin (see :class:`survey.plan_mask.PreparedLicence`), float64. With numba
 installed the distances run as compiled loops; without it the same
-arithmetic runs as numpy passes (``numba`` is None here then, and in the
-modules that import it from here).
+arithmetic runs as numpy passes (the switch is :mod:`survey.jit`).
 
 ``jit`` (keyword of the public functions): use the numba kernels; ``None``
 (the default) means whenever numba is installed. :mod:`survey.classify`
@@ -15,80 +14,18 @@ path throughout a classification.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import math
-import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from survey.jit import numba, use_jit
 from survey.model import F64
 
 if TYPE_CHECKING:
     from survey.plan_mask import EdgeGrid, PolygonMask
 
 __all__ = ["mask_distance", "segment_distance"]
-
-numba: Any
-try:  # numba is optional: the numpy fallback gives identical results, slower
-    numba = importlib.import_module("numba")
-except ImportError:  # pragma: no cover - depends on the environment
-    numba = None
-
-
-def _scipy_has_cython_blas() -> bool:
-    """Whether scipy's ``linalg.cython_blas`` extension is installed, found
-    on disk without importing ``scipy.linalg``."""
-    spec = importlib.util.find_spec("scipy")
-    if spec is None or not spec.submodule_search_locations:
-        return False
-    return any(
-        any(Path(loc, "linalg").glob("cython_blas*")) for loc in spec.submodule_search_locations
-    )
-
-
-def load_numba_without_blas_probe() -> None:
-    """Load numba's numpy support (``numba.np.arraymath``, which its first
-    compile or cache load imports anyway) without its BLAS probe importing
-    ``scipy.linalg``: with scipy 1.17 that import takes ~0.2 s (its
-    array-API layer walks every numpy submodule), a tenth of a whole
-    ``minegate survey check``, and none of our kernels calls BLAS (no
-    ``np.dot``/``np.linalg`` inside numba). While arraymath is imported, the
-    probe (``numba.np.linalg.ensure_blas``) only checks that scipy's
-    ``cython_blas`` is installed -- the answer the import would give --
-    then numba's own is put back, so a kernel that does use BLAS still
-    imports and checks scipy's when it is compiled. Does nothing when
-    arraymath is already loaded or numba's layout is not the expected one."""
-    if numba is None or "numba.np.arraymath" in sys.modules:
-        return
-    try:
-        nplinalg = importlib.import_module("numba.np.linalg")
-    except ImportError:  # pragma: no cover - another numba layout
-        return
-    original = getattr(nplinalg, "ensure_blas", None)
-    if original is None:  # pragma: no cover - another numba layout
-        return
-
-    def ensure_blas_installed() -> None:
-        if not _scipy_has_cython_blas():
-            raise ImportError("scipy 0.16+ is required for linear algebra")
-
-    setattr(nplinalg, "ensure_blas", ensure_blas_installed)  # noqa: B010
-    try:
-        importlib.import_module("numba.np.arraymath")
-    finally:
-        setattr(nplinalg, "ensure_blas", original)  # noqa: B010
-
-
-load_numba_without_blas_probe()
-
-
-def use_jit(jit: bool | None) -> bool:
-    """Whether to run the numba kernels: ``jit`` when given, else whenever
-    numba is installed (never when it is not)."""
-    return numba is not None and (jit is None or jit)
 
 
 def segdist_numpy(px: F64, py: F64, edges: F64) -> F64:

@@ -31,9 +31,10 @@ import numpy.typing as npt
 
 from survey import tolerances as tol
 from survey.classify import Classification, segment_distance
-from survey.distance import numba, use_jit
+from survey.jit import numba, use_jit
 from survey.model import F64, Incident, Licence, ViolationType
-from survey.volume import nearest_distances, shell_volume
+from survey.volume.neighbours import nearest_distances
+from survey.volume.shell import shell_volume
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -114,7 +115,7 @@ def label_voxels(
 
     Returns (labels (n,) int64 in 0..k-1, k), groups numbered in the order of
     their first voxel in (E, N, H) raster order. With numba (``jit``, see
-    :func:`survey.distance.use_jit`): a union-find over the sorted occupied
+    :func:`survey.jit.use_jit`): a union-find over the sorted occupied
     voxels. Without: dense ``ndimage.label`` when the bounding grid has at
     most ``dense_max_cells`` cells (default
     ``tolerances.DENSE_LABEL_MAX_CELLS``), a sparse graph otherwise. All three

@@ -1,8 +1,13 @@
-"""The licensed extent (采矿许可证): load, validate and describe it.
+"""The licensed extent (采矿许可证): describe it, and the checks every
+licence passes.
 
-``load_licence(path)`` reads a TOML or GeoJSON licence file (both are
-documented with full examples in ``docs/survey-inputs.md``) and returns a
-frozen :class:`survey.model.Licence`.
+The licence is a frozen :class:`survey.model.Licence`;
+:func:`survey.readers.licence_files.load_licence` reads one from a TOML or
+GeoJSON file (both documented with full examples in
+``docs/survey-inputs.md``), parsing the values there and judging them with
+the checks here (corners, zone prefix, polygon, elevation range, datum
+text, validity, tolerance), so both formats are judged alike. This module
+imports no reader.
 
 Conventions (see ``survey.model``):
 
@@ -24,10 +29,9 @@ The coordinate systems (CRS table, zones, zone prefixes) are in
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -46,7 +50,7 @@ from survey.crs import (
     looks_like_northing,
     split_zone_prefix,
 )
-from survey.model import Block, Corner, Licence, Seam, SurveyInputError
+from survey.model import Block, Corner, Licence, SurveyInputError
 
 DEFAULT_TOLERANCE_PLAN_M = 1.5
 DEFAULT_TOLERANCE_HEIGHT_M = 0.5
@@ -100,54 +104,9 @@ def parse_elevation_range(
     return nums[0], nums[1]
 
 
-def as_date(value: Any, field: str, path: Path) -> date | None:
-    if value is None:
-        return None
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError:
-            pass
-    raise SurveyInputError(
-        f"field '{field}': {value!r} is not a date; write it as YYYY-MM-DD", path=path
-    )
-
-
-def as_float(value: Any, field: str, path: Path, line: int | None = None) -> float:
-    if isinstance(value, bool):
-        raise SurveyInputError(f"field '{field}': expected a number, got {value!r}", path=path)
-    if isinstance(value, int | float):
-        f = float(value)
-    elif isinstance(value, str):
-        try:
-            f = float(value.replace(",", "").strip())
-        except ValueError:
-            raise SurveyInputError(
-                f"field '{field}': expected a number, got {value!r}", path=path, line=line
-            ) from None
-    else:
-        raise SurveyInputError(
-            f"field '{field}': expected a number, got {value!r}", path=path, line=line
-        )
-    if not math.isfinite(f):
-        raise SurveyInputError(f"field '{field}': {value!r} is not finite", path=path, line=line)
-    return f
-
-
-def check_keys(table: Mapping[str, Any], allowed: set[str], where: str, path: Path) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise SurveyInputError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}",
-            path=path,
-        )
-
-
 # --------------------------------------------------------------------------
-# building blocks of the file parsers (survey.readers.licence_files): the
-# checks live here so TOML and GeoJSON licences are judged alike
+# corners as read: the file readers (survey.readers.licence_files) give them
+# to the checks below, so TOML and GeoJSON licences are judged alike
 
 
 @dataclass
@@ -163,10 +122,10 @@ class RawCorner:
 
 
 # --------------------------------------------------------------------------
-# validation shared by TOML and GeoJSON
+# the checks every licence passes, whatever its file format
 
 
-def _validate_corners(
+def validate_corners(
     raw: Sequence[RawCorner], *, block: str, crs: CrsInfo, path: Path
 ) -> tuple[Corner, ...]:
     """Strip a closing repeat, check counts, magnitudes (swapped X/Y), zone
@@ -277,16 +236,11 @@ def _check_polygon(corners: Sequence[Corner], *, block: str, path: Path) -> None
     )
 
 
-def make_block(
-    name: str,
-    raw: Sequence[RawCorner],
-    z_top: float,
-    z_bottom: float,
-    *,
-    crs: CrsInfo,
-    path: Path,
-    line: int | None,
-) -> Block:
+def check_elevation_range(
+    name: str, z_top: float, z_bottom: float, *, path: Path, line: int | None
+) -> None:
+    """The block's licensed range: top above bottom, metres in the national
+    height datum (not millimetres or depths)."""
     if z_top == z_bottom:
         raise SurveyInputError(
             f"block '{name}': the elevation range is empty (top = bottom = {z_top:+.1f} m); "
@@ -311,67 +265,12 @@ def make_block(
             path=path,
             line=line,
         )
-    corners = _validate_corners(raw, block=name, crs=crs, path=path)
-    return Block(name=name, corners=corners, z_top=z_top, z_bottom=z_bottom)
 
 
-def elevation_of(
-    table: Mapping[str, Any], where: str, path: Path, line: int | None = None
-) -> tuple[float, float]:
-    """(z_top, z_bottom) of a block table: ``elevation`` text or numbers."""
-    if "elevation" in table:
-        if "z_top" in table or "z_bottom" in table:
-            raise SurveyInputError(
-                f"{where}: give either 'elevation' or 'z_top'/'z_bottom', not both",
-                path=path,
-                line=line,
-            )
-        return parse_elevation_range(
-            str(table["elevation"]), path=path, field=f"{where}.elevation", line=line
-        )
-    if "z_top" not in table or "z_bottom" not in table:
-        raise SurveyInputError(
-            f'{where}: missing elevation range; add elevation = "from +120 m to -80 m" or '
-            "z_top and z_bottom",
-            path=path,
-            line=line,
-        )
-    return (
-        as_float(table["z_top"], f"{where}.z_top", path, line),
-        as_float(table["z_bottom"], f"{where}.z_bottom", path, line),
-    )
-
-
-def seams_of(items: Any, base: Path, path: Path, zone: int) -> tuple[Seam, ...]:
-    if items is None:
-        return ()
-    from survey.surfaces import load_surface  # seams are optional; surfaces pull in scipy
-
-    if not isinstance(items, list):
-        raise SurveyInputError("field 'seams': expected a list of seam tables", path=path)
-    seams: list[Seam] = []
-    for i, s in enumerate(items):
-        where = f"seams[{i}]"
-        if not isinstance(s, Mapping):
-            raise SurveyInputError(f"{where}: expected a table with name, roof, floor", path=path)
-        check_keys(s, {"name", "roof", "floor"}, where, path)
-        for key in ("roof", "floor"):
-            if key not in s:
-                raise SurveyInputError(
-                    f"{where}: missing '{key}' (a grid .asc/.csv or a TIN .obj/.ply/.stl/.csv file)",
-                    path=path,
-                )
-        roof = load_surface(base / str(s["roof"]), zone=zone)
-        floor = load_surface(base / str(s["floor"]), zone=zone)
-        seams.append(Seam(name=str(s.get("name", f"seam {i + 1}")), roof=roof, floor=floor))
-    return tuple(seams)
-
-
-# Names of older datums: a licence saying so cannot be in a CGCS2000 code.
 _OLD_DATUMS = re.compile(r"西安\s*80|西安\s*1980|北京\s*54|北京\s*1954|xi'?an|beijing", re.I)
 
 
-def _check_system_text(text: Any, crs: CrsInfo, path: Path) -> None:
+def check_system_text(text: Any, crs: CrsInfo, path: Path) -> None:
     """The free-text coordinate_system must not contradict the EPSG code."""
     if text is None:
         return
@@ -393,102 +292,26 @@ def _check_system_text(text: Any, crs: CrsInfo, path: Path) -> None:
             )
 
 
-def finish_licence(
-    doc: Mapping[str, Any], blocks: list[Block], crs: CrsInfo, path: Path, seams: tuple[Seam, ...]
-) -> Licence:
-    _check_system_text(doc.get("coordinate_system"), crs, path)
-    valid_from = as_date(doc.get("valid_from"), "valid_from", path)
-    valid_to = as_date(doc.get("valid_to"), "valid_to", path)
+def check_validity(valid_from: date | None, valid_to: date | None, path: Path) -> None:
+    """The validity runs forwards (open ends allowed)."""
     if valid_from and valid_to and valid_to < valid_from:
         raise SurveyInputError(
             f"fields 'valid_from'/'valid_to': validity is inverted ({valid_from} is after "
             f"{valid_to}); swap the dates",
             path=path,
         )
-    tol = doc.get("tolerance", {}) or {}
-    if not isinstance(tol, Mapping):
-        raise SurveyInputError("field 'tolerance': expected plan_m and height_m", path=path)
-    check_keys(tol, {"plan_m", "height_m"}, "tolerance", path)
-    plan = as_float(tol.get("plan_m", DEFAULT_TOLERANCE_PLAN_M), "tolerance.plan_m", path)
-    height = as_float(tol.get("height_m", DEFAULT_TOLERANCE_HEIGHT_M), "tolerance.height_m", path)
-    if plan < 0 or height < 0:
+
+
+def check_terms(
+    blocks: Sequence[Block], tolerance_m: float, tolerance_z_m: float, path: Path
+) -> None:
+    """Tolerances >= 0, each block name once."""
+    if tolerance_m < 0 or tolerance_z_m < 0:
         raise SurveyInputError("field 'tolerance': tolerances must be >= 0 m", path=path)
     names = [b.name for b in blocks]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise SurveyInputError(f"block name(s) used twice: {', '.join(sorted(dup))}", path=path)
-    for key in ("mine_name", "licence_no"):
-        if not str(doc.get(key, "")).strip():
-            raise SurveyInputError(f"field '{key}' is missing or empty", path=path)
-    return Licence(
-        mine_name=str(doc["mine_name"]),
-        licence_no=str(doc["licence_no"]),
-        epsg=crs.epsg,
-        zone_prefix=crs.zone if crs.prefixed else None,
-        blocks=tuple(blocks),
-        seams=seams,
-        valid_from=valid_from,
-        valid_to=valid_to,
-        tolerance_m=plan,
-        tolerance_z_m=height,
-        source=str(path),
-    )
-
-
-def epsg_of(value: Any, path: Path) -> CrsInfo:
-    if value is None:
-        raise SurveyInputError(
-            "field 'epsg' is missing; give the CGCS2000 EPSG code, e.g. epsg = 4524 (zone 36 "
-            "with prefix) or 4545 (zone 36, no prefix)",
-            path=path,
-        )
-    if isinstance(value, str):
-        m = re.search(r"(\d{4,5})\s*$", value)
-        if not m:
-            raise SurveyInputError(f"field 'epsg': cannot read a code from {value!r}", path=path)
-        value = int(m.group(1))
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise SurveyInputError(f"field 'epsg': expected an integer, got {value!r}", path=path)
-    return crs_info(value, path=path)
-
-
-def load_licence(
-    path: str | Path,
-    *,
-    tolerance_m: float | None = None,
-    tolerance_z_m: float | None = None,
-) -> Licence:
-    """Load and validate a licence from ``.toml`` or ``.geojson``/``.json``.
-
-    ``tolerance_m`` / ``tolerance_z_m`` (metres, >= 0) override the survey
-    uncertainty in plan / height given in the file (or the defaults 1.5 m
-    and 0.5 m), e.g. from a command-line option.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise SurveyInputError("licence file not found", path=p)
-    suffix = p.suffix.lower()
-    # the file formats live with the other input readers (imported here, not
-    # at the top: survey.readers itself imports this module)
-    from survey.readers.licence_files import load_geojson_licence, load_toml_licence
-
-    if suffix == ".toml":
-        licence = load_toml_licence(p)
-    elif suffix in (".geojson", ".json"):
-        licence = load_geojson_licence(p)
-    else:
-        raise SurveyInputError(
-            f"unknown licence format {suffix!r}; use .toml or .geojson (see docs/survey-inputs.md)",
-            path=p,
-        )
-    for name, value in (("tolerance_m", tolerance_m), ("tolerance_z_m", tolerance_z_m)):
-        if value is not None and not (math.isfinite(value) and value >= 0):
-            raise SurveyInputError(f"{name} must be a finite number >= 0, got {value!r}", path=p)
-    return replace(
-        licence,
-        tolerance_m=licence.tolerance_m if tolerance_m is None else float(tolerance_m),
-        tolerance_z_m=licence.tolerance_z_m if tolerance_z_m is None else float(tolerance_z_m),
-    )
 
 
 __all__ = [
@@ -498,14 +321,19 @@ __all__ = [
     "GUANGXI_EPSG",
     "PLAUSIBLE_ELEVATION_M",
     "CrsInfo",
+    "RawCorner",
+    "check_elevation_range",
+    "check_system_text",
+    "check_terms",
+    "check_validity",
     "crs_info",
     "gk_zone",
     "licence_polygon",
     "licence_valid_on",
     "licence_zone",
-    "load_licence",
     "looks_like_easting",
     "looks_like_northing",
     "parse_elevation_range",
     "split_zone_prefix",
+    "validate_corners",
 ]

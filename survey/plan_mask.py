@@ -22,7 +22,8 @@ import numpy.typing as npt
 import shapely
 
 from survey import tolerances as tol
-from survey.distance import grid_distance, numba, segdist_numpy, segment_distance, use_jit
+from survey.distance import grid_distance, segdist_numpy, segment_distance
+from survey.jit import numba, use_jit
 from survey.model import F64, Licence, SurveyInputError
 
 __all__ = [
@@ -307,7 +308,7 @@ if numba is not None:
 def lookup(xyz: F64, origin: F64, m: PolygonMask, *, jit: bool | None = None) -> tuple[U8, F64]:
     """Cell code (n,) uint8 and depth bound (n,) float64 of every point of
     ``xyz`` (n, 3) float64 absolute (E, N, H); ``origin`` the local origin.
-    ``jit`` as in :mod:`survey.distance`."""
+    ``jit`` as in :mod:`survey.jit`."""
     if not use_jit(jit):
         return _lookup_numpy(xyz, origin, m)
     n = xyz.shape[0]

@@ -29,7 +29,8 @@ from survey.findings import (
     write_findings,
 )
 from survey.model import F64, CheckResult, Incident
-from survey.plots import elevation_section, plan_view, section_caption
+from survey.plots.plan import plan_view
+from survey.plots.section import elevation_section, section_caption
 
 MAX_SECTIONS = 20  # beyond this the report lists incidents without a picture each
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from survey.distance import numba
+from survey.jit import numba
 from survey.model import F64, SurveyInputError
 from survey.readers import read_survey
 from survey.readers.common import check_finite, strip_zone_prefix

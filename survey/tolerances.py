@@ -87,7 +87,7 @@ VOLUME_SLICE_SPACINGS: float = 2.0
 #: their volume is computed (time; the section hulls barely move).
 VOLUME_MAX_POINTS: int = 200_000
 
-#: ``survey.volume.surface_density`` takes the nearest-neighbour distances of
+#: ``survey.volume.surface.surface_density`` takes the nearest-neighbour distances of
 #: a random subset of this many points (corrected for the thinning). 20 000
 #: rather than the former 50 000: the mean distance is then known to well
 #: under 1 %, and only sparse surveys (fewer points than this, so all of them

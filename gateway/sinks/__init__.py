@@ -21,7 +21,7 @@ from gateway.sinks.base import (
     SinkError,
     TlsError,
     WriteResult,
-    is_retryable,
+    is_transient,
 )
 from gateway.sinks.config import (
     SINK_REGISTRY,
@@ -121,7 +121,7 @@ __all__ = [
     "TlsError",
     "WriteResult",
     "build_runners",
-    "is_retryable",
+    "is_transient",
     "make_sink",
     "parse_sink_config",
     "sink_class",

@@ -87,12 +87,13 @@ class NotFound(SinkError):
     retryable = False
 
 
-def is_retryable(exc: BaseException) -> bool:
-    """The one place that decides whether a failure is worth a quick retry.
+def is_transient(exc: BaseException) -> bool:
+    """The one place that decides whether a sink's failure is transient, so
+    worth a quick retry.
 
-    ``True``: transient (connection refused/reset, timeout, 5xx, broker gone).
-    ``False``: needs a human (credentials, TLS, unknown bucket) or is a bug;
-    the runner still retries those, but slowly, so nothing is ever lost.
+        ``True``: transient (connection refused/reset, timeout, 5xx, broker gone).
+        ``False``: needs a human (credentials, TLS, unknown bucket) or is a bug;
+        the runner still retries those, but slowly, so nothing is ever lost.
     """
     if isinstance(exc, SinkError):
         return exc.retryable

@@ -13,6 +13,7 @@ With ``qos = 0`` nothing is acknowledged and delivery is at-most-once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 from typing import Any
@@ -44,6 +45,7 @@ class MqttSink(Sink):
         self.connected = False
         self.client_id = cfg.client_id or f"minegate-{site}-{gateway}-{name}"[:64]
         self._client: aiomqtt.Client | None = None
+        self._link: contextlib.AsyncExitStack | None = None  # holds `async with client`
         self._watcher: asyncio.Task[None] | None = None
         self._inflight: list[asyncio.Task[None]] = []
         self._lost_reason = ""
@@ -99,11 +101,14 @@ class MqttSink(Sink):
         client = self._make_client()
         # up to max_inflight publishes wait for their PUBACK at once, by design
         client.pending_calls_threshold = self.cfg.max_inflight + 10
+        # The client is an async context manager that spans connect() to
+        # close(): the exit stack keeps its `async with` open in between.
+        link = contextlib.AsyncExitStack()
         try:
-            await client.__aenter__()
+            await link.enter_async_context(client)
         except aiomqtt.MqttError as exc:
             raise self._error(exc, "connect") from exc
-        self._client = client
+        self._client, self._link = client, link
         try:
             await self._publish(
                 Message(
@@ -121,15 +126,14 @@ class MqttSink(Sink):
     async def _watch_link(self, client: aiomqtt.Client) -> None:
         """Notice a lost link at once: fail the publishes waiting for their
         PUBACK (they would otherwise wait for ``timeout_s``). aiomqtt 2.x
-        exposes the disconnection only as the private ``_disconnected``."""
-        lost = getattr(client, "_disconnected", None)
-        if not isinstance(lost, asyncio.Future):
-            return
+        tells of a lost connection by ending ``client.messages`` with an
+        MqttError (its documented reconnection pattern); nothing is
+        subscribed, so the iteration ends only then."""
         try:
-            await asyncio.shield(lost)
-            self._lost_reason = "disconnected"
+            async for _ in client.messages:
+                pass
         except aiomqtt.MqttError as exc:
-            self._lost_reason = str(exc)
+            self._lost_reason = str(exc.__cause__) if exc.__cause__ else "disconnected"
         self.connected = False
         for task in self._inflight:
             task.cancel()
@@ -183,10 +187,10 @@ class MqttSink(Sink):
         if self._watcher is not None:
             self._watcher.cancel()
             self._watcher = None
-        client, self._client = self._client, None
-        if client is not None:
+        link, self._link, self._client = self._link, None, None
+        if link is not None:
             try:
-                await client.__aexit__(None, None, None)
+                await link.aclose()  # leaves the client's `async with`
             except aiomqtt.MqttError:
                 pass  # already gone; nothing left to release
 

@@ -39,10 +39,24 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from drivers.backoff import backoff_delay
+from drivers.types import Value
 from gateway.model import Record, RecordKind
-from gateway.sinks.base import AuthError, NotFound, Sink, SinkError, TlsError, is_retryable
+from gateway.scheduler import stopped_within
+from gateway.sinks.base import AuthError, NotFound, Sink, SinkError, TlsError, is_transient
 
 log = logging.getLogger(__name__)
+
+# The status keys a runner reports as metrics (SinkRunner.metrics).
+METRIC_KEYS = (
+    "state",
+    "connected",
+    "last_error",
+    "sent_values",
+    "failures",
+    "drain_values_per_s",
+    "set_aside",
+)
 
 
 class Outbox(Protocol):
@@ -55,15 +69,6 @@ class Outbox(Protocol):
     def ack(self, sink: str, upto_seq: int) -> None: ...
     def set_aside(self, sink: str, record: Record, reason: str) -> None: ...
     def backlog(self, sink: str) -> tuple[int, int]: ...
-
-
-def backoff_delay(
-    attempt: int, initial_s: float, max_s: float, rng: Callable[[], float] = random.random
-) -> float:
-    """Capped exponential backoff with "equal jitter": a delay in
-    ``[d/2, d]`` where ``d = min(max_s, initial_s * 2**attempt)``."""
-    d = min(max_s, initial_s * (2 ** min(attempt, 30)))
-    return d / 2 + rng() * d / 2
 
 
 def _state_of(exc: SinkError) -> str:
@@ -157,6 +162,16 @@ class SinkRunner:
             "sent_values": self.sent_values,
             "set_aside": self.set_aside_count,
             "failures": self.failures,
+        }
+
+    def metrics(self) -> dict[str, Value]:
+        """What of ``status()`` goes into the gateway's METRIC record (and so
+        into `minegate status`, which cannot ask the running process)."""
+        status = self.status()
+        return {
+            key: value
+            for key in METRIC_KEYS
+            if isinstance(value := status.get(key), str | int | float | bool)
         }
 
     def drain_rate(self) -> float:
@@ -276,14 +291,14 @@ class SinkRunner:
             self._catching_up = bool(full)
             if not batch:
                 await self._refresh_backlog()
-                await self._wait(stop, self._wake, self.idle_poll_s)
+                await stopped_within(stop, self.idle_poll_s, wake=self._wake)
                 continue
             waited = self._clock() - self._last_write
             if full or waited >= self.flush_s or any(r.kind is RecordKind.ALARM for r in batch):
                 return batch
             # a partial batch waits for the flush time, or for new records
             # (an alarm among them must not wait)
-            await self._wait(stop, self._wake, self.flush_s - waited)
+            await stopped_within(stop, self.flush_s - waited, wake=self._wake)
         return []
 
     async def _refresh_backlog(self, force: bool = False) -> None:
@@ -301,7 +316,7 @@ class SinkRunner:
         log.log(level, "sink %s: %s failed (%s): %s", self.name, during, self._state, exc)
 
     async def _backoff(self, stop: asyncio.Event, exc: SinkError) -> None:
-        if is_retryable(exc):
+        if is_transient(exc):
             delay = backoff_delay(self._attempt, self.retry_initial_s, self.retry_max_s, self._rng)
         else:
             delay = backoff_delay(0, self.retry_slow_s, self.retry_slow_s, self._rng)
@@ -311,17 +326,4 @@ class SinkRunner:
 
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
         if seconds > 0:
-            await self._wait(stop, stop, seconds)
-
-    @staticmethod
-    async def _wait(stop: asyncio.Event, event: asyncio.Event, seconds: float) -> None:
-        if stop.is_set():
-            return
-        waiters = {asyncio.ensure_future(event.wait())}
-        if event is not stop:
-            waiters.add(asyncio.ensure_future(stop.wait()))
-        try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waiters:
-                w.cancel()
+            await stopped_within(stop, seconds)

@@ -25,7 +25,6 @@ offset``).
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from survey.crs import NORTHING_RANGE, gk_zone, looks_like_easting, looks_like_northing
+from survey.jit import numba
 from survey.model import F64, Licence, PlanTransform, SurveyInputError
 from survey.progress import ProgressCallback
 
@@ -57,12 +57,6 @@ ColumnMap = Mapping[str, int | str]
 
 #: (min E, max E, min N, max N) of a chunk's points.
 Extent = tuple[float, float, float, float]
-
-numba: Any
-try:  # optional, as in survey.distance: the numpy passes give the same numbers
-    numba = importlib.import_module("numba")
-except ImportError:  # pragma: no cover - depends on the environment
-    numba = None
 
 
 @dataclass

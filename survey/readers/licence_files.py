@@ -1,36 +1,38 @@
-"""Licence file formats: TOML and GeoJSON (examples in
-``docs/survey-inputs.md``).
+"""Licence files: :func:`load_licence` reads a TOML or GeoJSON licence
+(examples in ``docs/survey-inputs.md``) into a :class:`survey.model.Licence`,
+and the writers round-trip with it.
 
-Reading and writing (the writers round-trip with the loaders). Every
-check of the content (corners, zone prefix, polygon,
-elevation range, dates, tolerance) is in :mod:`survey.licence`, shared by
-both formats. TOML keeps no positions, so :class:`_LineFinder` finds each
+This module reads the two file layouts; the values in them are parsed and
+the licence built by :mod:`survey.readers.licence_values`, and every check
+of the content (corners, zone prefix, polygon, elevation range, dates,
+tolerance) is in :mod:`survey.licence`, so both formats are judged
+alike. TOML keeps no positions, so :class:`_LineFinder` finds each
 corner's line in the text for the error messages.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from survey.licence import (
-    RawCorner,
+from survey.crs import gk_zone, looks_like_easting, looks_like_northing
+from survey.licence import RawCorner
+from survey.model import Block, Licence, SurveyInputError
+from survey.readers.licence_values import (
     as_float,
     check_keys,
     elevation_of,
     epsg_of,
     finish_licence,
-    gk_zone,
-    looks_like_easting,
-    looks_like_northing,
     make_block,
     seams_of,
 )
-from survey.model import Block, Licence, SurveyInputError
 from survey.readers.text import read_text
 from survey.readers.totalstation import normalise_name, parse_float, split_rows
 
@@ -298,6 +300,45 @@ def load_geojson_licence(path: Path) -> Licence:
 
 
 # --------------------------------------------------------------------------
+# any licence file
+
+
+def load_licence(
+    path: str | Path,
+    *,
+    tolerance_m: float | None = None,
+    tolerance_z_m: float | None = None,
+) -> Licence:
+    """Load and validate a licence from ``.toml`` or ``.geojson``/``.json``.
+
+    ``tolerance_m`` / ``tolerance_z_m`` (metres, >= 0) override the survey
+    uncertainty in plan / height given in the file (or the defaults 1.5 m
+    and 0.5 m), e.g. from a command-line option.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise SurveyInputError("licence file not found", path=p)
+    suffix = p.suffix.lower()
+    if suffix == ".toml":
+        licence = load_toml_licence(p)
+    elif suffix in (".geojson", ".json"):
+        licence = load_geojson_licence(p)
+    else:
+        raise SurveyInputError(
+            f"unknown licence format {suffix!r}; use .toml or .geojson (see docs/survey-inputs.md)",
+            path=p,
+        )
+    for name, value in (("tolerance_m", tolerance_m), ("tolerance_z_m", tolerance_z_m)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise SurveyInputError(f"{name} must be a finite number >= 0, got {value!r}", path=p)
+    return replace(
+        licence,
+        tolerance_m=licence.tolerance_m if tolerance_m is None else float(tolerance_m),
+        tolerance_z_m=licence.tolerance_z_m if tolerance_z_m is None else float(tolerance_z_m),
+    )
+
+
+# --------------------------------------------------------------------------
 # writers (round-trip with the loaders above)
 
 
@@ -318,7 +359,7 @@ def write_licence_toml(
     y_with_prefix: bool | None = None,
     seam_files: Mapping[str, tuple[str, str]] | None = None,
 ) -> Path:
-    """A TOML licence that :func:`survey.licence.load_licence` reads back
+    """A TOML licence that :func:`load_licence` reads back
     into an equal Licence. ``y_with_prefix`` (default: when the EPSG code
     carries one) prints Y with the zone prefix as on paper licences;
     ``seam_files`` maps seam name -> (roof file, floor file)."""

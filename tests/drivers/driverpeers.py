@@ -32,7 +32,7 @@ _FC = {
 
 
 class FaultyDevice(ModbusDeviceContext):
-    """A device whose next answers can be made busy or late on purpose."""
+    """A device whose next answers can be made busy, late or an exception on purpose."""
 
     def __init__(self) -> None:
         super().__init__(
@@ -42,6 +42,7 @@ class FaultyDevice(ModbusDeviceContext):
             di=ModbusSequentialDataBlock(1, [False] * SIZE),
         )
         self.busy = 0  # answer "device busy" this many times
+        self.exception = 0  # answer this exception code to every read (0: none)
         self.slow = 0  # answer late this many times
         self.slow_s = 0.0
         self.seen: list[tuple[float, int, int, int]] = []  # (monotonic s, fc, address, count)
@@ -53,6 +54,8 @@ class FaultyDevice(ModbusDeviceContext):
         if self.busy:
             self.busy -= 1
             return ExcCodes.DEVICE_BUSY
+        if self.exception:
+            return ExcCodes(self.exception)
         if self.slow:
             self.slow -= 1
             await asyncio.sleep(self.slow_s)

@@ -20,7 +20,7 @@ from drivers.errors import (
     ModbusExceptionResponse,
     TransportError,
 )
-from drivers.modbus import RtuHub, RtuOverTcpHub
+from drivers.modbus import RtuHub, RtuOverTcpHub, make_hub
 from drivers.plan import build_plan
 from drivers.types import DataType, PointSpec, RegisterKind, WordOrder
 
@@ -97,7 +97,7 @@ async def test_rtu_late_reply_is_never_taken_for_the_next(pty_pair: PtyPair) -> 
 async def test_rtu_frame_pause_between_requests(pty_pair: PtyPair) -> None:
     peer = await start_rtu(pty_pair.a, units=(1, 2))
     try:
-        async with RtuHub(pty_pair.b, baudrate=115200, frame_pause_s=0.03, name="b") as hub:
+        async with RtuHub(pty_pair.b, baudrate=115200, extra_pause_s=0.03, name="b") as hub:
 
             async def poll(unit: int) -> None:
                 for _ in range(5):
@@ -108,6 +108,28 @@ async def test_rtu_frame_pause_between_requests(pty_pair: PtyPair) -> None:
         assert len(arrivals) == 10
         gaps = [b - a for a, b in itertools.pairwise(arrivals)]
         assert min(gaps) >= 0.03 * 0.9  # serialised, with the pause between frames
+    finally:
+        await peer.stop()
+
+
+async def test_rtu_silence_follows_the_baud_rate_plus_the_sites_extra_pause(
+    pty_pair: PtyPair,
+) -> None:
+    """At 1200 baud 8N1 the 3.5-character silence is 29 ms; the site's
+    ``frame_pause_ms`` comes on top of it (the old hub kept only the 5 ms)."""
+    peer = await start_rtu(pty_pair.a, units=(1,), baudrate=1200)
+    bus = {"type": "rtu", "name": "slow", "serial_port": pty_pair.b, "baudrate": 1200}
+    try:
+        async with make_hub({**bus, "frame_pause_ms": 5, "timeout_s": 2.0}) as hub:
+            for _ in range(4):
+                await hub.read(1, H, 0, 2)
+        arrivals = [t for t, *_ in peer.devices[1].seen]
+        assert len(arrivals) == 4
+        # Between two requests: the reply, then at least the silence and the
+        # extra pause (the pty carries bytes at any speed, so the wire adds
+        # next to nothing to this lower bound).
+        silence = 3.5 * 10 / 1200 + 0.005
+        assert min(b - a for a, b in itertools.pairwise(arrivals)) >= silence * 0.95
     finally:
         await peer.stop()
 

@@ -17,10 +17,11 @@ from drivers.errors import (
     DeviceBusy,
     DeviceTimeout,
     ErrorKind,
+    GatewayTargetSilent,
     ModbusExceptionResponse,
     TransportError,
 )
-from drivers.modbus import Backoff, TcpHub, make_hub
+from drivers.modbus import Backoff, TcpHub, make_hub, rtu_silence_s
 from drivers.plan import build_plan
 from drivers.types import DataType, PointSpec, RegisterKind, WordOrder
 
@@ -109,6 +110,18 @@ async def test_illegal_address_is_exception_2_and_not_retried(tcp_peer: Peer) ->
         assert not isinstance(info.value, DeviceBusy)
         assert hub.stats.transactions == 1
         assert hub.stats.errors[ErrorKind.EXCEPTION] == 1
+
+
+async def test_gateway_exceptions_10_and_11_say_the_device_behind_is_silent(tcp_peer: Peer) -> None:
+    async with TcpHub("127.0.0.1", tcp_peer.port, retries=3, name="t") as hub:
+        for code, meaning in ((10, "gateway path unavailable"), (11, "failed to respond")):
+            tcp_peer.devices[1].exception = code
+            with pytest.raises(GatewayTargetSilent) as info:
+                await hub.read(1, H, 0, 1)
+            assert info.value.code == code and meaning in str(info.value)
+            assert info.value.kind is ErrorKind.GATEWAY
+        assert hub.stats.transactions == 2  # not retried: the gateway already waited
+        assert hub.stats.errors[ErrorKind.GATEWAY] == 2
 
 
 async def test_busy_is_retried_until_retries_run_out(tcp_peer: Peer) -> None:
@@ -267,6 +280,31 @@ async def test_make_hub_from_bus_config() -> None:
         {"type": "rtu", "name": "r", "serial_port": "/dev/ttyS9", "baudrate": 19200, "parity": "E"}
     )
     assert rtu.frame_pause_s == pytest.approx(3.5 * 11 / 19200)
+    # The 3.5-character silence comes from the baud rate and the character
+    # format (start + 8 data + stop = 10 bits for 8N1); frame_pause_ms is
+    # added on top of it, never in its place.
+    slow = make_hub(
+        {
+            "type": "rtu",
+            "name": "r",
+            "serial_port": "/dev/ttyS9",
+            "baudrate": 1200,
+            "frame_pause_ms": 5,
+        }
+    )
+    assert slow.frame_pause_s == pytest.approx(3.5 * 10 / 1200 + 0.005)
+    fast = make_hub(
+        {
+            "type": "rtu",
+            "name": "r",
+            "serial_port": "/dev/ttyS9",
+            "baudrate": 115200,
+            "frame_pause_ms": 2,
+        }
+    )
+    assert fast.frame_pause_s == pytest.approx(0.00175 + 0.002)  # fixed above 19200 baud
+    assert rtu_silence_s(4800, parity="E") == pytest.approx(3.5 * 11 / 4800)  # ~8 ms
+    assert rtu_silence_s(9600, stopbits=2, bytesize=7) == pytest.approx(3.5 * 10 / 9600)
     with pytest.raises(ValueError, match="parity"):
         make_hub({"type": "rtu", "name": "r", "serial_port": "/dev/ttyS9", "parity": "X"})
     with pytest.raises(ValueError, match="bytesize"):

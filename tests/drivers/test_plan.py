@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from drivers.codec import encode
 from drivers.errors import DecodeError
-from drivers.plan import ReadRequest, build_plan
+from drivers.plan import ReadRequest, build_plan, split_request
 from drivers.types import DataType, PointSpec, RegisterKind, Value, WordOrder
 
 H, INP, C, D = RegisterKind.HOLDING, RegisterKind.INPUT, RegisterKind.COIL, RegisterKind.DISCRETE
@@ -175,3 +175,26 @@ def test_plan_invariants(
     for a, b in zip(plan.requests, plan.requests[1:], strict=False):
         if a.kind == b.kind:  # ordered by address within a kind
             assert a.address < b.address
+
+
+def test_split_request_halves_down_to_overlapping_points() -> None:
+    points = [
+        reg("a", 0),
+        reg("b", 1, DataType.FLOAT32),
+        reg("s0", 5, DataType.BIT, bit=0),
+        reg("s1", 5, DataType.BIT, bit=1),
+        reg("c", 9),
+    ]
+    (req,) = build_plan(points, max_gap=10).requests
+    first, second = split_request(req)  # type: ignore[misc]
+    # runs: a | b | s0+s1 | c -> halves a, b and s0, s1, c
+    assert (first.address, first.count, [p.name for p in first.points]) == (0, 3, ["a", "b"])
+    assert (second.address, second.count) == (5, 5)
+    assert [p.name for p in second.points] == ["s0", "s1", "c"]
+    bits, last = split_request(second)  # type: ignore[misc]
+    assert [p.name for p in bits.points] == ["s0", "s1"] and (bits.address, bits.count) == (5, 1)
+    assert split_request(bits) is None  # the bits of one register stay one read
+    assert split_request(last) is None
+    words = list(range(10))
+    merged = req.decode(words)
+    assert {**first.decode(words[0:3]), **second.decode(words[5:10])} == merged

@@ -113,6 +113,11 @@ def test_unknown_key_names_file_line_point_and_allowed_keys() -> None:
         (point("address = 0"), "point #0 ('a'): key 'kind': required for Modbus points"),
         (point('kind = "holding"'), "key 'address': required"),
         (point('kind = "holding"\naddress = 70000'), "key 'address': must be 0..65535"),
+        (
+            point('kind = "holding"\naddress = 400001'),
+            "looks like a manual's reference to holding register 1 (4xxxx numbering starts at 1);"
+            " its protocol address is 0: write address = 0",
+        ),
         (point('kind = "holding"\naddress = 65535\ntype = "float32"'), "past 65535"),
         (
             point('kind = "holding"\naddress = 0\ntype = "bit"'),
@@ -183,3 +188,17 @@ def test_all_problems_reported_at_once() -> None:
         + point('kind = "coil"\naddress = 0\ntype = "int16"', "b")
     )
     assert len(msg.splitlines()) == 2
+
+
+def test_manual_reference_hint_names_the_protocol_address() -> None:
+    from drivers.profile import manual_reference_hint
+
+    assert "protocol address is 0" in str(manual_reference_hint(RegisterKind.HOLDING, 40001))
+    assert "protocol address is 99" in str(manual_reference_hint(RegisterKind.INPUT, 30100))
+    assert "protocol address is 65535" in str(manual_reference_hint(RegisterKind.HOLDING, 465536))
+    assert "discrete input 5" in str(manual_reference_hint(RegisterKind.DISCRETE, 10005))
+    # plain addresses, another table's digit, coils (0xxxx looks like any number)
+    assert manual_reference_hint(RegisterKind.HOLDING, 100) is None
+    assert manual_reference_hint(RegisterKind.HOLDING, 30001) is None
+    assert manual_reference_hint(RegisterKind.INPUT, 40001) is None
+    assert manual_reference_hint(RegisterKind.COIL, 1) is None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from drivers.ascii import make_port
 from gateway.config import load_config
-from gateway.metrics import DeviceStats
+from gateway.metrics import DeviceMetrics
 from gateway.model import Quality, Record, RecordKind
 from gateway.poller import AsciiPoller
 from gateway.runtime import cancel_tasks
@@ -30,7 +30,7 @@ async def test_ascii_sensor_values_comm_loss_and_recovery(tmp_path: Path) -> Non
         site.write_text(head + sep + tail)
         config = load_config(site)
         device = next(d for d in config.devices if d.protocol == "ascii")
-        stats = DeviceStats()
+        stats = DeviceMetrics()
         poller = AsciiPoller(device, lambda: make_port(device.bus), emit, stats)
         task = asyncio.create_task(poller.run())
         try:

@@ -53,3 +53,27 @@ def test_bus_load_warning_is_reported_but_not_an_error(tmp_path: Path) -> None:
     assert config.warnings and "leaves little room for retries" in str(config.warnings[0])
     assert str(config.warnings[0]).startswith(f"{site}:8: warning: buses[0].baudrate:")
     assert 0.7 < config.bus_load["rs485"] <= 1.0
+
+
+def test_addresses_that_look_like_manual_references_are_warned(tmp_path: Path) -> None:
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "meter.toml").write_text(
+        'name = "meter"\ndescription = "a meter"\ndevice_class = "power"\n'
+        '[[points]]\nname = "voltage"\nkind = "input"\naddress = 30001\ntype = "float32"\n'
+        '[[points]]\nname = "setpoint"\nkind = "holding"\naddress = 40010\n'
+        '[[points]]\nname = "status"\nkind = "holding"\naddress = 3\n'
+    )
+    site = tmp_path / "site.toml"
+    site.write_text(
+        '[site]\nname = "t"\nprofile_dirs = ["profiles"]\n\n'
+        '[[buses]]\nname = "b"\ntype = "tcp"\nhost = "127.0.0.1"\nport = 502\n\n'
+        '[[devices]]\nname = "m1"\nbus = "b"\nunit = 1\nprofile = "meter"\n'
+    )
+    config = load_config(site)  # a warning, not an error: some devices do map 40001
+    warned = [str(w) for w in config.warnings]
+    assert len(warned) == 2, warned
+    assert warned[0].startswith(f"{site}:15: warning: devices[0].profile:")
+    assert "'voltage'" in warned[0] and "protocol address is 0" in warned[0]
+    assert "'setpoint'" in warned[1] and "holding register 10" in warned[1]
+    assert "address = 9" in warned[1]
+    assert all(w in config.summary() for w in warned)

@@ -13,7 +13,7 @@ import pytest
 
 from drivers.modbus import TcpHub
 from gateway.config import CompiledDevice, SiteConfig, load_config
-from gateway.metrics import DeviceStats
+from gateway.metrics import DeviceMetrics
 from gateway.model import Quality, Record, RecordKind
 from gateway.poller import ModbusPoller
 from gateway.runtime import cancel_tasks
@@ -104,8 +104,8 @@ def _write(tmp: Path, vport: int, pport: int) -> Path:
     return path
 
 
-async def _run_pollers(rig: Rig, seconds: float, during=None) -> dict[str, DeviceStats]:  # type: ignore[no-untyped-def]
-    stats = {d.name: DeviceStats() for d in rig.config.devices}
+async def _run_pollers(rig: Rig, seconds: float, during=None) -> dict[str, DeviceMetrics]:  # type: ignore[no-untyped-def]
+    stats = {d.name: DeviceMetrics() for d in rig.config.devices}
 
     async def emit(rec: Record) -> None:
         rig.records.append(rec)
@@ -259,7 +259,7 @@ async def test_frozen_transmitter_is_flagged_stale(tmp_path: Path) -> None:
     try:
         bus.device("main_fan_1").faults.inject(Fault.make("frozen"))
         async with TcpHub("127.0.0.1", port, timeout_s=0.5, retries=0, name="vent") as hub:
-            task = asyncio.create_task(ModbusPoller(fan, hub, emit, DeviceStats()).run())
+            task = asyncio.create_task(ModbusPoller(fan, hub, emit, DeviceMetrics()).run())
             await asyncio.sleep(0.8)
             await cancel_tasks([task])
     finally:

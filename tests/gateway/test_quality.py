@@ -7,7 +7,7 @@ import math
 
 from drivers.errors import DecodeError, DeviceTimeout
 from drivers.types import DataType, PointSpec, RegisterKind
-from gateway.metrics import DeviceStats
+from gateway.metrics import DeviceMetrics
 from gateway.model import Quality, Record, RecordKind
 from gateway.quality import DeviceRecorder
 
@@ -21,7 +21,12 @@ POINTS = (
 def recorder(stale_s: float = 0.0, comm_loss_after: int = 3) -> tuple[DeviceRecorder, list[Record]]:
     seen: list[Record] = []
     rec = DeviceRecorder(
-        "gm1", POINTS, {"ch4": stale_s, "running": 0.0}, comm_loss_after, DeviceStats(), seen.append
+        "gm1",
+        POINTS,
+        {"ch4": stale_s, "running": 0.0},
+        comm_loss_after,
+        DeviceMetrics(),
+        seen.append,
     )
     return rec, seen
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from drivers.errors import DecodeError, DeviceTimeout
 from drivers.types import DataType, PointSpec, RegisterKind, Value
-from gateway.metrics import DeviceStats
+from gateway.metrics import DeviceMetrics
 from gateway.model import Quality, Record, RecordKind
 from gateway.quality import DeviceRecorder, finite_floats
 from gateway.rbe import RbePolicy, ReportByException
@@ -187,7 +187,7 @@ def test_recorder_matches_reference(
     requests.append(("p5", "zz", "p4"))
     got_seen: list[Record] = []
     ref_seen: list[Record] = []
-    rec = DeviceRecorder("d", points, stale_s, 1, DeviceStats(), got_seen.append)
+    rec = DeviceRecorder("d", points, stale_s, 1, DeviceMetrics(), got_seen.append)
     if prepare:
         for r in requests[:2]:
             rec.prepare(r)
@@ -299,7 +299,7 @@ def test_finite_floats() -> None:
 
 def test_plain_numbers_take_the_fast_path(monkeypatch: object) -> None:
     points = _points([True] * 6)
-    rec = DeviceRecorder("d", points, {}, 1, DeviceStats())
+    rec = DeviceRecorder("d", points, {}, 1, DeviceMetrics())
     rec.prepare(["p0", "p1", "p2"])
     rec.cycle_failed(0, DeviceTimeout("x"))  # slots of every point taken
     calls = []

@@ -1,4 +1,4 @@
-"""Round trips of the store's payload codec (gateway.store_codec)."""
+"""Round trips of the store's payload codec (gateway.store.codec)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.model import Quality
-from gateway.store_codec import (
+from gateway.store.codec import (
     PayloadError,
     decode_fields,
     decode_one,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.tomlpos import TomlPositions, format_loc
+from gateway.config.tomlpos import TomlPositions, format_loc
 
 TEXT = '''# comment
 [site]

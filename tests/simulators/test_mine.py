@@ -21,7 +21,7 @@ from drivers import codec
 from drivers.ascii import get_format
 from drivers.types import RegisterKind
 from gateway.config import load_config
-from gateway.config_schema import RtuOverTcpBus, TcpBus
+from gateway.config.schema import RtuOverTcpBus, TcpBus
 from simulators.control import parse_value, send_command
 from simulators.mine import SimulatedMine
 

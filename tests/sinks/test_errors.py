@@ -7,7 +7,7 @@ import ssl
 
 import pytest
 
-from gateway.sinks.base import AuthError, NotFound, SinkError, TlsError, is_retryable
+from gateway.sinks.base import AuthError, NotFound, SinkError, TlsError, is_transient
 from gateway.sinks.influx_common import Malformed, error_for_status, redact_url, server_message
 
 V1_CONFLICT = (
@@ -37,18 +37,18 @@ def test_http_status_mapping(
 ) -> None:
     err = error_for_status(status, body, "http://db")
     assert type(err) is kind
-    assert is_retryable(err) is retryable
+    assert is_transient(err) is retryable
     assert words in str(err) and str(err).startswith(f"http://db: HTTP {status}")
     assert err.status == status
 
 
 def test_is_retryable_for_plain_exceptions() -> None:
-    assert is_retryable(ConnectionRefusedError())
-    assert is_retryable(TimeoutError())
-    assert not is_retryable(ssl.SSLCertVerificationError())
-    assert not is_retryable(ValueError("a bug"))
-    assert not is_retryable(TlsError("x")) and not is_retryable(AuthError("x"))
-    assert is_retryable(SinkError("x")) and not is_retryable(SinkError("x", retryable=False))
+    assert is_transient(ConnectionRefusedError())
+    assert is_transient(TimeoutError())
+    assert not is_transient(ssl.SSLCertVerificationError())
+    assert not is_transient(ValueError("a bug"))
+    assert not is_transient(TlsError("x")) and not is_transient(AuthError("x"))
+    assert is_transient(SinkError("x")) and not is_transient(SinkError("x", retryable=False))
 
 
 def test_server_message_and_redaction() -> None:

@@ -269,3 +269,17 @@ async def test_backlog_drain_rate_into_mosquitto(mosquitto_server: Any, h: Any, 
     print(f"drained 2000 records (100000 values) over MQTT in {elapsed:.2f} s")
     assert sorted(p["seq"] for p in col.on("/telemetry/fan9")) == list(range(1, 2001))
     assert 100_000 / elapsed > 10_000
+
+
+async def test_a_lost_link_is_noticed_without_a_write(mosquitto_server: Any, h: Any) -> None:
+    # The sink learns of the loss from the client itself (``client.messages``
+    # ends with an MqttError), not from the next publish failing.
+    sink = MqttSink(cfg(mosquitto_server.port, topic_prefix=h.unique("lost")), "s", "g")
+    await sink.connect()
+    assert sink.connected
+    sink._client._client.socket().shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
+    await until(lambda: not sink.connected, within=5.0)
+    await sink.close()
+    await sink.connect()  # the client reconnects after a lost link
+    assert sink.connected
+    await sink.close()

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from drivers.backoff import backoff_delay
 from gateway.model import Record
 from gateway.sinks.base import AuthError, Rejected, Sink, SinkError, WriteResult
-from gateway.sinks.runner import SinkRunner, backoff_delay
+from gateway.sinks.runner import SinkRunner
 
 
 class ScriptedSink(Sink):

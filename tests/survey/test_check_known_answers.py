@@ -302,21 +302,22 @@ def test_streaming_status_pass_gives_the_same_findings_as_full_classification(
     from dataclasses import replace
 
     import survey.check as check_mod
+    import survey.check_stream as stream_mod
 
     licence = violation.licence if with_seam else replace(violation.licence, seams=())
     assert bool(licence.seams) == with_seam
     used = []
-    real = check_mod.classify_status
+    real = stream_mod.classify_status
 
     def spy(*args: object, **kwargs: object) -> object:
         got = real(*args, **kwargs)  # type: ignore[arg-type]
         used.append(got is not None)
         return got
 
-    monkeypatch.setattr(check_mod, "classify_status", spy)
+    monkeypatch.setattr(stream_mod, "classify_status", spy)
     fast_result = check_mod.check_survey(licence, [violation.survey()])
     assert used and all(used)
-    monkeypatch.setattr(check_mod, "classify_status", lambda *a, **k: None)
+    monkeypatch.setattr(stream_mod, "classify_status", lambda *a, **k: None)
     full_result = check_mod.check_survey(licence, [violation.survey()])
     assert fast_result.n_points == full_result.n_points
     assert fast_result.notes == full_result.notes

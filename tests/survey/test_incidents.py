@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from survey.distance import numba
 from survey.incidents import Beyond, group_incidents, label_voxels
+from survey.jit import numba
 from survey.model import F64, Licence, ViolationType
 
 E0, N0 = 512_000.0, 2_523_000.0

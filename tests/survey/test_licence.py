@@ -17,10 +17,10 @@ from survey.licence import (
     gk_zone,
     licence_polygon,
     licence_valid_on,
-    load_licence,
     parse_elevation_range,
 )
 from survey.model import Block, Corner, Licence, SurveyInputError
+from survey.readers.licence_files import load_licence
 from survey.writers import write_licence_geojson, write_licence_toml
 
 GUANGXI_TOML = """\

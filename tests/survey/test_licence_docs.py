@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from survey.licence import load_licence
+from survey.readers.licence_files import load_licence
 from survey.writers import write_csv_points, write_esri_grid
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "survey-inputs.md"

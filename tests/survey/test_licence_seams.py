@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from survey.licence import load_licence
 from survey.model import SurveyInputError
+from survey.readers.licence_files import load_licence
 from survey.surfaces import (
     GridSurface,
     TinSurface,

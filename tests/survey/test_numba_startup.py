@@ -1,4 +1,4 @@
-"""numba start-up as the survey commands load it (survey.distance): its
+"""numba start-up as the survey commands load it (survey.jit): its
 BLAS probe must not import scipy.linalg (0.2 s), and numba must still see
 the BLAS and use it where a kernel calls it. Runs in fresh interpreters:
 what is imported depends on the process's history."""
@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from survey.distance import numba
+from survey.jit import numba
 
 pytestmark = pytest.mark.skipif(numba is None, reason="numba is not installed")
 
@@ -38,7 +38,7 @@ def test_first_kernel_call_does_not_import_scipy_linalg() -> None:
 def test_a_kernel_that_uses_blas_still_gets_it() -> None:
     out = _run(
         "import numpy as np\n"
-        "import survey.distance\n"
+        "import survey.jit\n"
         "import numba\n"
         "@numba.njit\n"
         "def dot(a, b):\n"

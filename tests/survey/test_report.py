@@ -16,15 +16,9 @@ import pytest
 from matplotlib.image import imread
 
 from survey.model import Block, CheckResult, Corner, Incident, Licence, ViolationType
-from survey.plots import (
-    COMPLIANT,
-    STATUS_STYLE,
-    UNCERTAIN,
-    VIOLATION,
-    elevation_section,
-    plan_view,
-    section_geometry,
-)
+from survey.plots.drawing import COMPLIANT, STATUS_STYLE, UNCERTAIN, VIOLATION
+from survey.plots.plan import plan_view
+from survey.plots.section import elevation_section, section_geometry
 from survey.report import write_report
 
 N0, E0 = 2_520_000.0, 612_000.0
@@ -149,7 +143,7 @@ def test_report_is_self_contained_with_pictures_and_table(tmp_path: Path) -> Non
 
 
 def test_many_fragments_get_one_label_per_place() -> None:
-    from survey.plots import _spread_out
+    from survey.plots.plan import _spread_out
 
     _, _, _, res = _scene()
     i1, i2 = res.incidents
@@ -285,7 +279,7 @@ def test_seam_section_draws_roof_and_floor() -> None:
     from dataclasses import replace
 
     from survey.model import Seam
-    from survey.plots import SEAM_COLOUR
+    from survey.plots.drawing import SEAM_COLOUR
 
     class Flat:
         def __init__(self, h: float) -> None:
@@ -312,7 +306,7 @@ def test_importing_the_report_does_not_import_pyplot() -> None:
     import sys
 
     code = (
-        "import sys, survey.report, survey.plots; "
+        "import sys, survey.report, survey.plots.plan, survey.plots.section; "
         "bad = [m for m in ('matplotlib.pyplot', 'matplotlib.backends.backend_tkagg') "
         "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )

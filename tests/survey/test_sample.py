@@ -267,8 +267,8 @@ def test_check_files_streams_a_mine_grid_scan_with_its_transform(
     import numpy as np
 
     from survey.check import check_files
-    from survey.licence import load_licence
     from survey.model import PlanTransform
+    from survey.readers.licence_files import load_licence
     from survey.writers import write_las
 
     las = laspy.read(str(sample / "violation.las"))

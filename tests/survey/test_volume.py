@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
 from simulators.tunnels import Drift, Section, Stope
-from survey import volume
 from survey.check import check_survey
 from survey.model import F64, Licence, SurveyData, ViolationType
-from survey.volume import mesh_volume_beyond, shell_volume
+from survey.volume import neighbours, sections, shell
+from survey.volume.mesh import mesh_volume_beyond
+from survey.volume.shell import shell_volume
 
 E0, N0 = 512_000.0, 2_523_000.0
 
@@ -128,7 +129,7 @@ def test_two_drifts_in_one_section_are_not_bridged() -> None:
 def test_sparse_surveys(density: float) -> None:
     """A sparse total-station-like survey of an open chamber and a drift:
     the slices and opening grid adapt to the point spacing."""
-    from survey.volume import surface_density
+    from survey.volume.surface import surface_density
 
     rng = np.random.default_rng(int(density))
     stope = Stope("box", (0.0, 0.0, -6.0), (30.0, 15.0, 20.0))
@@ -195,7 +196,7 @@ def test_large_shells_are_thinned_for_volume(monkeypatch: pytest.MonkeyPatch) ->
 # --------------------------------------------------------------------------
 # compiled kernels against the numpy / scipy path
 
-needs_numba = pytest.mark.skipif(volume.numba is None, reason="numba not installed")
+needs_numba = pytest.mark.skipif(shell.numba is None, reason="numba not installed")
 
 
 def _point_sets() -> list[F64]:
@@ -217,19 +218,20 @@ def test_hash_grid_neighbours_match_kdtree() -> None:
 
     for pts in _point_sets():
         expected, _ = cKDTree(pts).query(pts, k=2)
-        got = volume.nearest_distances(pts, jit=True)
+        got = neighbours.nearest_distances(pts, jit=True)
         np.testing.assert_allclose(got, expected[:, 1], rtol=0, atol=1e-12)
         k = 12
         nq = min(len(pts), 700)
         d_ref, _ = cKDTree(pts).query(pts[:nq], k=k)
-        d_got, i_got = volume.knn(pts, nq, k, jit=True)
+        d_got, i_got = neighbours.knn(pts, nq, k, jit=True)
         np.testing.assert_allclose(d_got, d_ref, rtol=0, atol=1e-12)
         # the indices name points at those distances (equal distances may
         # come in another order than the tree's)
         again = np.linalg.norm(pts[i_got] - pts[:nq, None, :], axis=2)
         np.testing.assert_allclose(again, d_got, rtol=0, atol=1e-12)
         np.testing.assert_array_equal(
-            volume.knn(pts, nq, k, jit=False)[0].shape, volume.knn(pts, nq, k, jit=True)[0].shape
+            neighbours.knn(pts, nq, k, jit=False)[0].shape,
+            neighbours.knn(pts, nq, k, jit=True)[0].shape,
         )
 
 
@@ -250,8 +252,8 @@ def test_hull_areas_match_qhull() -> None:
         np.concatenate([rng.normal(0.0, 1e-3, (2_000, 2)), [[100.0, 100.0], [100.0, -50.0]]])
     )
     for uv in sets:
-        got = volume.hull_area(uv, jit=True)
-        assert got == pytest.approx(volume.hull_area(uv, jit=False), rel=1e-9, abs=1e-12)
+        got = sections.hull_area(uv, jit=True)
+        assert got == pytest.approx(sections.hull_area(uv, jit=False), rel=1e-9, abs=1e-12)
 
 
 @needs_numba
@@ -263,7 +265,7 @@ def test_smallest_eigenvector_matches_eigh() -> None:
         a[:, 2] *= 0.05  # a flat neighbourhood, as of surface points
         a[2, :] *= 0.05
         _, vecs = np.linalg.eigh(a)
-        got = volume._smallest_eigvec(a.copy())
+        got = neighbours._smallest_eigvec(a.copy())
         assert abs(float(got @ vecs[:, 0])) == pytest.approx(1.0, abs=1e-8)
 
 
@@ -282,19 +284,19 @@ def test_batched_sections_equal_per_section_areas() -> None:
     pts = _two_drifts()
     local = pts - pts.mean(axis=0)
     rho, slice_m = 80.0, 0.5
-    for axis in volume.principal_axes(local):
-        batched = volume._sections_volume(local, axis, rho, slice_m, 6, jit=True)
-        per_section = volume._sections_volume(local, axis, rho, slice_m, 6, jit=False)
+    for axis in shell.principal_axes(local):
+        batched = shell._sections_volume(local, axis, rho, slice_m, 6, jit=True)
+        per_section = shell._sections_volume(local, axis, rho, slice_m, 6, jit=False)
         assert batched == pytest.approx(per_section, rel=1e-9)
     # along the drifts every section holds two openings, summed not bridged
-    axis = volume.principal_axes(local)[0]
-    a, across1, across2 = volume._frame(axis)
+    axis = shell.principal_axes(local)[0]
+    a, across1, across2 = shell._frame(axis)
     s = local @ a
     mid = local[np.abs(s - np.median(s)) < 0.25]
     uv = np.column_stack([mid @ across1, mid @ across2])
-    two = volume.section_area(uv, jit=True)
-    assert two == pytest.approx(volume.section_area(uv, jit=False), rel=1e-9)
-    assert two < 0.6 * volume.hull_area(uv)
+    two = sections.section_area(uv, jit=True)
+    assert two == pytest.approx(sections.section_area(uv, jit=False), rel=1e-9)
+    assert two < 0.6 * sections.hull_area(uv)
 
 
 @needs_numba
@@ -344,7 +346,7 @@ def box_points(lo, size, n, seed):
 _VOLUME_ONLY = (
     _BOX_POINTS
     + """
-from survey.volume import shell_volume
+from survey.volume.shell import shell_volume
 pts = box_points((0.0, 0.0, 0.0), (20.0, 9.0, 6.0), 30_000, 0)
 assert abs(shell_volume(pts) - 1080.0) < 0.05 * 1080.0
 """
@@ -412,10 +414,10 @@ def test_hash_grid_neighbours_of_far_outliers() -> None:
         [rng.normal(c, 0.02, (3, 3)) for c in ([400.0, 0, 0], [0, -300.0, 50.0], [900.0, 900, 0])]
     )
     pts = np.concatenate([dense, far, [[-500.0, 0.0, 0.0]]])
-    volume.knn(pts, 10, 12, jit=True)  # compiled before timing
+    neighbours.knn(pts, 10, 12, jit=True)  # compiled before timing
     start = time.perf_counter()
-    got = volume.nearest_distances(pts, jit=True)
-    d12, _ = volume.knn(pts[::-1].copy(), 2_000, 12, jit=True)
+    got = neighbours.nearest_distances(pts, jit=True)
+    d12, _ = neighbours.knn(pts[::-1].copy(), 2_000, 12, jit=True)
     assert time.perf_counter() - start < 2.0
     np.testing.assert_allclose(got, cKDTree(pts).query(pts, k=2)[0][:, 1], rtol=0, atol=1e-12)
     ref, _ = cKDTree(pts).query(pts[::-1][:2_000], k=12)
@@ -432,10 +434,10 @@ def test_shell_volume_without_numba() -> None:
     from pathlib import Path
 
     script = (
-        "import survey.distance as d\n"
+        "import survey.jit as d\n"
         "d.numba = None\n"
         "import numpy as np\n"
-        "from survey import volume\n"
+        "from survey.volume import shell as volume\n"
         "assert not hasattr(volume, '_sections_numba')\n"
         + _BOX_POINTS
         + "pts = box_points((0.0, 0.0, 0.0), (20.0, 9.0, 6.0), 20_000, 1)\n"

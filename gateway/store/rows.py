@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway.model import Record, RecordKind
-from gateway.store_codec import (
+from gateway.store.codec import (
     PayloadError,
     decode_fields,
     decode_payload,

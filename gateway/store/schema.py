@@ -1,5 +1,5 @@
-"""SQLite schema of the store, how a connection is opened, and the store's
-errors. See docs/store.md for the meaning of every table.
+"""SQLite schema of the store and how a connection is opened (its errors are
+in ``gateway.store.errors``). See docs/store.md for the meaning of every table.
 
 A file is recognised as a minegate store by ``PRAGMA application_id`` and
 the ``meta`` table's ``schema_version``. Opening a file written by a newer
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+
+from gateway.store.errors import StoreFileError, move_aside_hint
 
 SCHEMA_VERSION = 2
 # 2: ``last_events`` and ``meta.record_count``, so that `minegate status`
@@ -115,39 +117,6 @@ CREATE TABLE last_events (
 _DDL += ";" + _LAST_EVENTS_DDL + ";"
 
 
-class StoreError(Exception):
-    """Base of the store's errors."""
-
-
-class StoreFileError(StoreError):
-    """The file cannot be used as a store (damaged, not SQLite, another
-    program's database, or written by a newer minegate)."""
-
-
-class StoreFullError(StoreError):
-    """The disk (or file system quota) is full: nothing of the failed call
-    was stored. Free space, or lower ``max_bytes`` so enforce_limits keeps
-    the store smaller."""
-
-
-class StoreClosedError(StoreError):
-    """The store was used after close()."""
-
-
-class UnknownSinkError(StoreError, KeyError):
-    """A sink name that was never registered."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
-
-
-def _move_aside_hint(path: Path) -> str:
-    return (
-        f"move it aside (mv {path} {path}.bad) and restart: the gateway then "
-        "creates an empty store; keep the old file for inspection"
-    )
-
-
 def connect(path: Path, synchronous: str) -> sqlite3.Connection:
     """Open one connection with the store's per-connection settings.
 
@@ -175,7 +144,7 @@ def connect(path: Path, synchronous: str) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise StoreFileError(
-            f"{path}: not a usable SQLite file ({exc}); {_move_aside_hint(path)}"
+            f"{path}: not a usable SQLite file ({exc}); {move_aside_hint(path)}"
         ) from exc
     return conn
 
@@ -191,7 +160,7 @@ def initialise(conn: sqlite3.Connection, path: Path) -> None:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.DatabaseError as exc:
         raise StoreFileError(
-            f"{path}: not a SQLite database or damaged ({exc}); {_move_aside_hint(path)}"
+            f"{path}: not a SQLite database or damaged ({exc}); {move_aside_hint(path)}"
         ) from exc
     if not tables and app_id == 0:
         _create(conn)
@@ -199,7 +168,7 @@ def initialise(conn: sqlite3.Connection, path: Path) -> None:
     if app_id != APPLICATION_ID or "meta" not in tables:
         raise StoreFileError(
             f"{path}: a SQLite database of another program, not a minegate store; "
-            "point the gateway at another path or " + _move_aside_hint(path)
+            "point the gateway at another path or " + move_aside_hint(path)
         )
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     version = row[0] if row else 0
@@ -207,11 +176,11 @@ def initialise(conn: sqlite3.Connection, path: Path) -> None:
         raise StoreFileError(
             f"{path}: store schema version {version} was written by a newer minegate "
             f"(this one reads up to {SCHEMA_VERSION}); upgrade minegate, or "
-            + _move_aside_hint(path)
+            + move_aside_hint(path)
         )
     if version < 1:
         raise StoreFileError(
-            f"{path}: unknown store schema version {version}; " + _move_aside_hint(path)
+            f"{path}: unknown store schema version {version}; " + move_aside_hint(path)
         )
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if mode.lower() != "wal":
@@ -281,27 +250,3 @@ def add_counters(conn: sqlite3.Connection, deltas: dict[str, int]) -> None:
             "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
             list(deltas.items()),
         )
-
-
-def translate(path: Path, exc: sqlite3.Error) -> StoreError | None:
-    """A StoreError saying what to do for the SQLite errors an operator can
-    act on (disk full, damaged file); None for the others."""
-    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-    if code == sqlite3.SQLITE_FULL:
-        return StoreFullError(
-            f"{path}: disk full ({exc}); nothing was stored: free disk space or lower "
-            "store.max_mb so the size bound keeps the store smaller"
-        )
-    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
-        return StoreFileError(f"{path}: damaged store ({exc}); " + _move_aside_hint(path))
-    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
-        return StoreFileError(
-            f"{path}: cannot write the store ({exc}); the file, its -wal/-shm companions and "
-            "their directory must be writable by the gateway's user"
-        )
-    if code == sqlite3.SQLITE_IOERR:
-        return StoreError(
-            f"{path}: I/O error ({exc}); the disk or file system is failing: check the "
-            "kernel log; nothing of this call was stored"
-        )
-    return None

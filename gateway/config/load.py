@@ -1,7 +1,7 @@
 """Load, validate and compile a site configuration file.
 
 ``load_config(path)`` is the only way the runtime gets its configuration. It
-parses the TOML, validates it against ``gateway.config_schema`` (types,
+parses the TOML, validates it against ``gateway.config.schema`` (types,
 ranges, unknown keys), then checks what spans tables (unique names, every
 device's bus and profile exist, units fit the bus, serial buses are not
 overloaded) and finally compiles each device into a frozen ``CompiledDevice``
@@ -16,158 +16,34 @@ import dataclasses
 import os
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from drivers.types import DeviceProfile, PointSpec
 from gateway import busload
-from gateway.config_schema import (
-    AlarmRule,
+from gateway.config.schema import (
     AnyBus,
-    AnySink,
     AsciiBus,
     DeviceConfig,
-    MetricsSection,
     RtuBus,
     RtuOverTcpBus,
     SiteFile,
-    SiteSection,
-    StatsSection,
-    StoreSection,
     model_at,
 )
-from gateway.tomlpos import TomlPositions, format_loc
+from gateway.config.site import (
+    CompiledDevice,
+    ConfigError,
+    ConfigIssue,
+    SiteConfig,
+    resolve_path,
+)
+from gateway.config.tomlpos import TomlPositions, format_loc
 
 MODBUS_UNIT_MIN, MODBUS_UNIT_MAX = 1, 247
-
-
-@dataclass(frozen=True)
-class ConfigIssue:
-    """One problem in a configuration file, located for the user."""
-
-    file: str
-    line: int | None
-    key: str
-    message: str
-    severity: str = "error"  # error | warning
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        prefix = "warning: " if self.severity == "warning" else ""
-        key = f"{self.key}: " if self.key else ""
-        return f"{where}: {prefix}{key}{self.message}"
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used. ``errors`` lists every problem."""
-
-    def __init__(self, errors: Sequence[ConfigIssue]) -> None:
-        self.errors = list(errors)
-        super().__init__("\n".join(str(e) for e in self.errors))
-
-
-@dataclass(frozen=True)
-class CompiledDevice:
-    """A device ready to poll: its validated config, resolved profile, the
-    points after site overrides, and (Modbus) the poll plan built once."""
-
-    config: DeviceConfig
-    bus: AnyBus
-    profile: DeviceProfile
-    points: tuple[PointSpec, ...]
-    plan: Any  # drivers.plan.PollPlan; None for ASCII line sensors
-    stale_after_s: Mapping[str, float]  # per point; 0 = off
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    @property
-    def protocol(self) -> str:
-        return self.profile.protocol
-
-    @property
-    def device_class(self) -> str:
-        return self.profile.device_class
-
-    @property
-    def requests_per_poll(self) -> int:
-        return len(self.plan.requests) if self.plan is not None else 0
-
-
-@dataclass(frozen=True)
-class SiteConfig:
-    """The validated, compiled configuration the runtime receives."""
-
-    path: Path
-    site: SiteSection
-    store: StoreSection
-    stats: StatsSection
-    metrics: MetricsSection
-    buses: tuple[AnyBus, ...]
-    devices: tuple[CompiledDevice, ...]
-    sinks: tuple[AnySink, ...]
-    alarms: tuple[AlarmRule, ...]
-    bus_load: Mapping[str, float] = field(default_factory=dict)  # serial buses only
-    warnings: tuple[ConfigIssue, ...] = ()
-
-    @property
-    def data_dir(self) -> Path:
-        """``site.data_dir``; a relative path is taken relative to the config file."""
-        return _resolve(self.path, self.site.data_dir)
-
-    def bus(self, name: str) -> AnyBus:
-        for b in self.buses:
-            if b.name == name:
-                return b
-        raise KeyError(name)
-
-    def summary(self) -> str:
-        """What ``minegate check-config`` prints for a valid file."""
-        points = sum(len(d.points) for d in self.devices)
-        requests = sum(d.requests_per_poll for d in self.devices)
-        lines = [
-            f"{self.path}: OK",
-            f"  site {self.site.name}, gateway {self.site.gateway}, data in {self.data_dir}",
-            f"  {_n(len(self.buses), 'bus', 'buses')}, {_n(len(self.devices), 'device')}, "
-            f"{_n(points, 'point')}, {_n(requests, 'request')} per poll cycle, "
-            f"{_n(len(self.sinks), 'sink')}",
-        ]
-        for b in self.buses:
-            devs = [d for d in self.devices if d.bus.name == b.name]
-            line = f"  bus {b.name} ({b.type}): {_n(len(devs), 'device')}"
-            if b.name in self.bus_load:
-                line += f", estimated load {self.bus_load[b.name]:.0%} of the line"
-            lines.append(line)
-            for d in devs:
-                unit = f" unit {d.config.unit}" if d.config.unit is not None else ""
-                reads = (
-                    f"{_n(d.requests_per_poll, 'request')} every {d.config.poll_interval_s:g} s"
-                    if d.plan is not None
-                    else f"a line expected every {d.config.poll_interval_s:g} s"
-                )
-                lines.append(
-                    f"    {d.name}{unit}: {d.profile.name} ({d.device_class}), "
-                    f"{_n(len(d.points), 'point')}, {reads}"
-                )
-        for s in self.sinks:
-            lines.append(f"  sink {s.name} ({s.type})")
-        lines.extend(str(w) for w in self.warnings)
-        return "\n".join(lines)
-
-
-def _n(count: int, singular: str, plural: str | None = None) -> str:
-    return f"{count} {singular if count == 1 else plural or singular + 's'}"
-
-
-def _resolve(config_path: Path, value: str) -> Path:
-    p = Path(value).expanduser()
-    return p if p.is_absolute() else (config_path.parent / p).resolve()
 
 
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
@@ -276,7 +152,9 @@ def _allowed(model_loc: tuple[str | int, ...]) -> str:
     return ", ".join(model.model_fields)
 
 
-def _message(err: Any, user_loc: tuple[str | int, ...], model_loc: tuple[str | int, ...]) -> str:
+def _message(
+    err: ErrorDetails, user_loc: tuple[str | int, ...], model_loc: tuple[str | int, ...]
+) -> str:
     etype = err["type"]
     key = user_loc[-1] if user_loc else ""
     table = format_loc(user_loc[:-1]) or "the top level"
@@ -342,7 +220,7 @@ class _CrossChecker:
         ):
             self._unique_names(table, [i.name for i in items])
         buses = {b.name: b for b in spec.buses}
-        profile_dirs = [_resolve(self.path, d) for d in spec.site.profile_dirs]
+        profile_dirs = [resolve_path(self.path, d) for d in spec.site.profile_dirs]
         for i, d in enumerate(spec.site.profile_dirs):
             if not profile_dirs[i].is_dir():
                 self.error(("site", "profile_dirs"), f"profile directory {d!r} does not exist")
@@ -448,7 +326,7 @@ class _CrossChecker:
         if ref.endswith(".toml") or "/" in ref or "\\" in ref:
             # A profile path in a site file is relative to that file, not to
             # wherever the service happens to be started from.
-            ref = str(_resolve(self.path, ref))
+            ref = str(resolve_path(self.path, ref))
         try:
             return find_profile(ref, dirs)
         except ProfileError as exc:
@@ -490,6 +368,16 @@ class _CrossChecker:
         plan = None
         if not is_ascii_bus:
             from drivers.plan import build_plan
+            from drivers.profile import manual_reference_hint
+
+            for p in points:
+                hint = manual_reference_hint(p.kind, p.address)
+                if hint is not None:
+                    self.warn(
+                        ("devices", i, "profile"),
+                        f"profile {profile.name!r} point {p.name!r}: {hint} "
+                        "(ignore this if the device really maps it there)",
+                    )
 
             merge = profile.merge if dev.merge is None else dev.merge
             max_gap = profile.max_gap if dev.max_gap is None else dev.max_gap
@@ -543,12 +431,3 @@ class _CrossChecker:
                     "retries: consider a longer poll_interval_s",
                 )
         return loads
-
-
-__all__ = [
-    "CompiledDevice",
-    "ConfigError",
-    "ConfigIssue",
-    "SiteConfig",
-    "load_config",
-]

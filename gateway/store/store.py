@@ -31,36 +31,27 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Concatenate, Literal, ParamSpec, TypeVar
 
-from gateway import store_outbox as outbox
 from gateway.model import Quality, Record, RecordKind, Sample
-from gateway.store_codec import PayloadError, decode_one, encode_fields
-from gateway.store_latest import LatestValues
-from gateway.store_limits import enforce_retention, enforce_size
-from gateway.store_rows import RECORD_COLUMNS, Name, RowCodec
-from gateway.store_schema import (
-    SYNCHRONOUS_MODES,
+from gateway.store import outbox
+from gateway.store.codec import PayloadError, decode_one, encode_fields
+from gateway.store.errors import (
     StoreClosedError,
     StoreError,
     StoreFileError,
-    StoreFullError,
     UnknownSinkError,
+    translate,
+)
+from gateway.store.latest import LatestValues
+from gateway.store.limits import OnCommit, StoreAccess, enforce_retention, enforce_size
+from gateway.store.rows import RECORD_COLUMNS, Name, RowCodec
+from gateway.store.schema import (
+    SYNCHRONOUS_MODES,
     add_counters,
     connect,
     initialise,
     note_appended,
     note_events,
-    translate,
 )
-
-__all__ = [
-    "Store",
-    "StoreClosedError",
-    "StoreError",
-    "StoreFileError",
-    "StoreFullError",
-    "UnknownSinkError",
-]
-
 
 _NS_PER_S = 1_000_000_000
 _MAX_TS = 2**63 - 1
@@ -72,7 +63,6 @@ _UPSERT_LATEST = (
     "ts_ns = excluded.ts_ns WHERE excluded.ts_ns >= latest.ts_ns"
 )
 
-OnCommit = list[Callable[[], None]]
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -463,7 +453,7 @@ class Store:
     # ----------------------------------------------------------- limits
 
     def enforce_limits(self) -> dict[str, int]:
-        """Apply retention, then the size bound (policy in store_limits).
+        """Apply retention, then the size bound (policy in gateway.store.limits).
         Returns the counter deltas of what was removed: ``expired_<kind>``
         (older than retention), ``dropped_<kind>`` (size bound) and
         ``dropped_unsent_<sink>`` (either, for records that sink had not
@@ -475,8 +465,9 @@ class Store:
         # From the table, not our cache: another process (`minegate survey
         # --publish`) may have appended records of sources we never saw.
         sources = [r[0] for r in self._conn().execute("SELECT device FROM sources ORDER BY device")]
-        enforce_retention(self, cutoff, sources, removed)
-        enforce_size(self, removed)
+        access = StoreAccess(self.path, self._conn, self._write, self._write_lock, self.size_bytes)
+        enforce_retention(access, cutoff, sources, removed)
+        enforce_size(access, self.max_bytes, self.low_water, removed)
         return removed
 
     @_reads

@@ -1,5 +1,5 @@
 """The counters a Modbus hub keeps for the gateway's self-metrics
-(:class:`HubStats`), with the latency histogram buckets."""
+(:class:`HubMetrics`), with the latency histogram buckets."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from drivers.errors import ErrorKind
 
-__all__ = ["LATENCY_BUCKETS_S", "HubStats"]
+__all__ = ["LATENCY_BUCKETS_S", "HubMetrics"]
 
 # Upper bounds (seconds) of the latency histogram buckets; the last bucket
 # counts everything slower.
@@ -15,7 +15,7 @@ LATENCY_BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 
 
 
 @dataclass
-class HubStats:
+class HubMetrics:
     """Counters a hub keeps for the gateway's self-metrics.
 
     ``requests``: read/write calls; ``transactions``: frames sent (retries

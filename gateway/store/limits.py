@@ -20,17 +20,38 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from collections import Counter
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
 
 from gateway.model import RecordKind
-from gateway.store_schema import add_counters, note_appended
-
-if TYPE_CHECKING:
-    from gateway.store import Store
+from gateway.store.schema import add_counters, note_appended
 
 log = logging.getLogger(__name__)
+
+OnCommit = list[Callable[[], None]]  # callbacks run after a write transaction commits
+
+
+@dataclass(frozen=True)
+class StoreAccess:
+    """What the limits may do to a store's file, handed over by
+    ``Store.enforce_limits`` (this module never imports the store).
+
+    ``read()``: this thread's connection, for reads outside a transaction.
+    ``write()``: one write transaction, yielding the connection and a list
+    of callbacks to run after COMMIT. ``exclusive``: held, no write
+    transaction runs (for maintenance that must not interleave).
+    ``size_bytes()``: pages plus WAL, as ``Store.size_bytes``."""
+
+    path: Path
+    read: Callable[[], sqlite3.Connection]
+    write: Callable[[], AbstractContextManager[tuple[sqlite3.Connection, OnCommit]]]
+    exclusive: threading.RLock
+    size_bytes: Callable[[], int]
+
 
 RETENTION_CHUNK = 2000  # records per retention transaction
 SIZE_CHUNK = 5000  # at most this many records per size-bound transaction
@@ -78,17 +99,17 @@ def drop_records(
 
 
 def enforce_retention(
-    store: Store, cutoff_ns: int, sources: Sequence[str], removed: dict[str, int]
+    store: StoreAccess, cutoff_ns: int, sources: Sequence[str], removed: dict[str, int]
 ) -> None:
     """Delete records (and set-aside copies) with ``ts_ns < cutoff_ns``."""
     probe = "SELECT 1 FROM records WHERE device = ? AND ts_ns < ? LIMIT 1"
     for device in sources:
         # A read first: most sources have nothing to expire, and a write
         # transaction per source would cost a WAL sync each.
-        if store._conn().execute(probe, (device, cutoff_ns)).fetchone() is None:
+        if store.read().execute(probe, (device, cutoff_ns)).fetchone() is None:
             continue
         while True:
-            with store._write() as (conn, on_commit):
+            with store.write() as (conn, on_commit):
                 rows = conn.execute(
                     "SELECT seq, kind, n_values FROM records WHERE device = ? AND ts_ns < ? LIMIT ?",
                     (device, cutoff_ns, RETENTION_CHUNK),
@@ -98,11 +119,11 @@ def enforce_retention(
             if len(rows) < RETENTION_CHUNK:
                 break
     if (
-        store._conn()
+        store.read()
         .execute("SELECT 1 FROM rejected WHERE ts_ns < ? LIMIT 1", (cutoff_ns,))
         .fetchone()
     ):
-        with store._write() as (conn, _):
+        with store.write() as (conn, _):
             conn.execute("DELETE FROM rejected WHERE ts_ns < ?", (cutoff_ns,))
 
 
@@ -118,10 +139,10 @@ def _used_bytes(conn: sqlite3.Connection) -> int:
     return int((pages - free) * page_size)
 
 
-def reclaim(store: Store) -> None:
+def reclaim(store: StoreAccess) -> None:
     """Give free pages back to the file system and cut the WAL back."""
-    with store._write_lock:
-        conn = store._conn()
+    with store.exclusive:
+        conn = store.read()
         # executescript steps the pragma to completion; execute() would stop
         # after the first freed page (the pragma returns no rows).
         conn.executescript("PRAGMA incremental_vacuum;")
@@ -130,14 +151,17 @@ def reclaim(store: Store) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
-def enforce_size(store: Store, removed: dict[str, int]) -> None:
-    """Apply the size bound (see the module docstring)."""
-    if store.size_bytes() <= store.max_bytes:
+def enforce_size(
+    store: StoreAccess, max_bytes: int, low_water: float, removed: dict[str, int]
+) -> None:
+    """Apply the size bound (see the module docstring): over ``max_bytes``,
+    delete down to ``low_water * max_bytes``."""
+    if store.size_bytes() <= max_bytes:
         return
-    target = int(store.max_bytes * store.low_water)
+    target = int(max_bytes * low_water)
     after_seq = 0  # undroppable records before this point are skipped once, not rescanned
     while True:
-        with store._write() as (conn, on_commit):
+        with store.write() as (conn, on_commit):
             excess = _used_bytes(conn) - target
             if excess <= 0:
                 break
@@ -155,7 +179,7 @@ def enforce_size(store: Store, removed: dict[str, int]) -> None:
                     "dropped for space); give the store more room or shorten retention",
                     store.path,
                     excess + target,
-                    store.max_bytes,
+                    max_bytes,
                 )
                 break
             rows, freed = [], 0

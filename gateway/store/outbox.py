@@ -19,8 +19,8 @@ from collections.abc import Collection
 from typing import Any
 
 from gateway.model import RecordKind
-from gateway.store_rows import RECORD_COLUMNS
-from gateway.store_schema import UnknownSinkError
+from gateway.store.errors import UnknownSinkError
+from gateway.store.rows import RECORD_COLUMNS
 
 
 def last_seq(conn: sqlite3.Connection) -> int:
