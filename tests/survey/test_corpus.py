@@ -100,6 +100,38 @@ def _xyz(p: Path) -> np.ndarray:
     return np.loadtxt(p, usecols=(0, 1, 2), ndmin=2)
 
 
+def _pcd(p: Path) -> np.ndarray:
+    """x, y, z of a PCL ``DATA binary`` file in the declared storage type,
+    of a ``DATA ascii`` file as the decimals are written."""
+    blob = p.read_bytes()
+    head: dict[str, list[str]] = {}
+    pos = 0
+    while "DATA" not in head:
+        end = blob.index(b"\n", pos)
+        parts = blob[pos:end].decode("ascii").split()
+        pos = end + 1
+        if parts and not parts[0].startswith("#"):
+            head[parts[0]] = parts[1:]
+    kinds = {"F": "f", "U": "u", "I": "i"}
+    dtype = np.dtype(
+        [
+            (f"{k}{name}", f"<{kinds[t]}{size}")
+            for k, (name, t, size) in enumerate(
+                zip(head["FIELDS"], head["TYPE"], head["SIZE"], strict=True)
+            )
+        ]
+    )
+    n = int(head["POINTS"][0])
+    if head["DATA"][0] == "ascii":
+        rows = blob[pos:].decode("ascii").split("\n")[:n]
+        text = [(f, "<f8") for f, _t in dtype.descr]
+        rec = np.array([tuple(r.split()) for r in rows], dtype=text)
+    else:
+        rec = np.frombuffer(blob, dtype=dtype, count=n, offset=pos)
+    names = [f"{k}{name}" for k, name in enumerate(head["FIELDS"])]
+    return np.column_stack([rec[names[head["FIELDS"].index(c)]] for c in "xyz"]).astype(float)
+
+
 def _dxf(p: Path) -> np.ndarray:
     """3DFACE corners (all four) and LWPOLYLINE vertices (at elevation 38)
     of the ENTITIES section, in file order: the group codes read pairwise."""
@@ -156,6 +188,8 @@ FILES: dict[str, Reader] = {
     "trimesh_featuretype.STL": _stl,
     "trimesh_points_cloudcompare.xyz": _xyz,  # E N H R G B
     "trimesh_points_agisoft.xyz": _xyz,
+    "pcl_bunny.pcd": _pcd,  # ascii, float32
+    "pcl_colored_cloud.pcd": _pcd,  # binary, float32 with rgb and normals
     # 46 3DFACEs (184 corners) and 6 polylines (12 vertices no face uses)
     "ezdxf_3dface.dxf": _dxf,
 }
@@ -253,6 +287,8 @@ REFUSED = {
     "laszip_broken_compressor.laz": "compressor 16, which LASzip does not define",
     "libe57_ZeroPoints.e57": "no points (empty scan)",
     "libe57_bad-crc.e57": "checksum mismatch",
+    # PCL's LZF-compressed form: not read yet, said so
+    "pcl_milk.pcd": "PCD DATA 'binary_compressed' not supported; save as 'binary' or 'ascii'",
 }
 
 
