@@ -9,8 +9,10 @@ and count, then ``POINTS n`` and ``DATA``. Most exporters write ``F 4``
 ``VIEWPOINT`` is the sensor pose; PCL does not apply it to the points when
 loading, so neither does minegate (a non-identity viewpoint is noted).
 Field names are case-insensitive (PDAL writes ``X Y Z``, PCL ``x y z``).
-``DATA binary_compressed`` (LZF) is not supported: re-save as binary or
-ascii.
+``DATA binary_compressed`` (what PCL's tools save by default) is read
+too: after the DATA line, the compressed and uncompressed sizes (uint32
+each), then LZF data that decompresses to the fields one after the other
+(all x, then all y, ...), not point by point.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 
 from survey.model import F64, SurveyInputError
 from survey.readers.common import ReadOptions, refuse_float32
+from survey.readers.lzf import lzf_decompress
 
 _TYPES = {("F", 4): "<f4", ("F", 8): "<f8", ("I", 1): "<i1", ("I", 2): "<i2", ("I", 4): "<i4",
           ("I", 8): "<i8", ("U", 1): "<u1", ("U", 2): "<u2", ("U", 4): "<u4", ("U", 8): "<u8"}  # fmt: skip
@@ -111,21 +114,26 @@ def _read_ascii(blob: bytes, pos: int, lay: _Layout, path: Path) -> F64:
     return np.asarray(arr, dtype=np.float64).reshape(-1, 3)
 
 
-def _read_binary(blob: bytes, pos: int, lay: _Layout, path: Path) -> F64:
-    # unique names for the record fields (a PCD may repeat '_' padding fields)
-    names = [f"{i}_{f}" for i, f in enumerate(lay.fields)]
+def _field_types(lay: _Layout, path: Path) -> list[str]:
     try:
-        dtype = np.dtype(
-            [
-                (name, _TYPES[(t, s)], (c,)) if c > 1 else (name, _TYPES[(t, s)])
-                for name, t, s, c in zip(names, lay.types, lay.sizes, lay.counts, strict=True)
-            ]
-        )
+        return [_TYPES[(t, s)] for t, s in zip(lay.types, lay.sizes, strict=True)]
     except KeyError:
         raise SurveyInputError(
             f"PCD TYPE/SIZE {lay.types}/{lay.sizes} not supported; export x y z as F 4 or F 8",
             path=path,
         ) from None
+
+
+def _read_binary(blob: bytes, pos: int, lay: _Layout, path: Path) -> F64:
+    # unique names for the record fields (a PCD may repeat '_' padding fields)
+    names = [f"{i}_{f}" for i, f in enumerate(lay.fields)]
+    types = _field_types(lay, path)
+    dtype = np.dtype(
+        [
+            (name, t, (c,)) if c > 1 else (name, t)
+            for name, t, c in zip(names, types, lay.counts, strict=True)
+        ]
+    )
     if len(blob) - pos < lay.n * dtype.itemsize:
         raise SurveyInputError(
             f"the PCD header says {lay.n:,} points but the file holds only "
@@ -135,6 +143,37 @@ def _read_binary(blob: bytes, pos: int, lay: _Layout, path: Path) -> F64:
     rec = np.frombuffer(blob, dtype=dtype, count=lay.n, offset=pos)
     cols = [names[lay.fields.index(c)] for c in ("x", "y", "z")]
     return np.column_stack([rec[c] for c in cols]).astype(np.float64)
+
+
+def _read_compressed(blob: bytes, pos: int, lay: _Layout, path: Path) -> F64:
+    types = _field_types(lay, path)
+    widths = [np.dtype(t).itemsize * c for t, c in zip(types, lay.counts, strict=True)]
+    if len(blob) - pos < 8:
+        raise SurveyInputError(
+            "the PCD file ends before its compressed data: truncated upload, send it again",
+            path=path,
+        )
+    packed, size = (int(v) for v in np.frombuffer(blob, dtype="<u4", count=2, offset=pos))
+    if size != lay.n * sum(widths) or packed > len(blob) - pos - 8:
+        raise SurveyInputError(
+            f"the PCD compressed data announces {packed:,} bytes unpacking to {size:,}, but "
+            f"{lay.n:,} points need {lay.n * sum(widths):,} and the file holds "
+            f"{len(blob) - pos - 8:,}: truncated or damaged, send it again",
+            path=path,
+        )
+    raw = lzf_decompress(blob[pos + 8 : pos + 8 + packed], size)
+    if raw is None:
+        raise SurveyInputError(
+            "the PCD compressed data is damaged (it does not unpack to the size it announces); "
+            "send the file again, or re-save it as 'binary' or 'ascii'",
+            path=path,
+        )
+    cols = []
+    for c in ("x", "y", "z"):
+        k = lay.fields.index(c)
+        start = lay.n * sum(widths[:k])  # the fields lie one after the other
+        cols.append(np.frombuffer(raw, dtype=types[k], count=lay.n, offset=start))
+    return np.column_stack(cols).astype(np.float64)
 
 
 def read_pcd(opts: ReadOptions) -> F64:
@@ -150,6 +189,8 @@ def read_pcd(opts: ReadOptions) -> F64:
         xyz = _read_ascii(blob, pos, lay, path)
     elif lay.kind == "binary":
         xyz = _read_binary(blob, pos, lay, path)
+    elif lay.kind == "binary_compressed":
+        xyz = _read_compressed(blob, pos, lay, path)
     else:
         raise SurveyInputError(
             f"PCD DATA {lay.kind!r} not supported; save as 'binary' or 'ascii'", path=path

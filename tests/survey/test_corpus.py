@@ -287,8 +287,6 @@ REFUSED = {
     "laszip_broken_compressor.laz": "compressor 16, which LASzip does not define",
     "libe57_ZeroPoints.e57": "no points (empty scan)",
     "libe57_bad-crc.e57": "checksum mismatch",
-    # PCL's LZF-compressed form: not read yet, said so
-    "pcl_milk.pcd": "PCD DATA 'binary_compressed' not supported; save as 'binary' or 'ascii'",
 }
 
 
@@ -302,6 +300,37 @@ def test_corpus_damaged_or_empty_file_is_named_quietly(
     assert REFUSED[name] in str(info.value)
     assert "chunk table" not in str(info.value)
     assert capfd.readouterr().err == ""
+
+
+def test_corpus_pcd_binary_compressed_is_read() -> None:
+    """PCL's default ``binary_compressed`` (LZF, fields one after the
+    other). ``canny.pcd`` is an image as a cloud: its points must be the
+    256 x 256 pixel grid (x = column, y = row, from 1; z = 0), a known
+    answer no decoder bug keeps; ``milk.pcd`` is a scanned carton."""
+    grid = read_survey(CORPUS / "pcl_canny.pcd").xyz
+    col, row = np.meshgrid(np.arange(1.0, 257.0), np.arange(1.0, 257.0))
+    expect = np.column_stack([col.ravel(), row.ravel(), np.zeros(256 * 256)])
+    np.testing.assert_array_equal(grid, expect)
+    milk = read_survey(CORPUS / "pcl_milk.pcd").xyz
+    assert milk.shape == (13_704, 3)
+    assert float(np.ptp(milk, axis=0).max()) < 0.3  # a carton, not noise
+
+
+@pytest.mark.parametrize(
+    ("cut", "words"),
+    [(-5000, "truncated or damaged"), (None, "does not unpack to the size it announces")],
+)
+def test_pcd_binary_compressed_damaged(tmp_path: Path, cut: int | None, words: str) -> None:
+    blob = bytearray((CORPUS / "pcl_milk.pcd").read_bytes())
+    if cut is not None:
+        blob = blob[:cut]
+    else:  # a back reference reaching before the start of the output
+        pos = blob.index(b"DATA binary_compressed\n") + len(b"DATA binary_compressed\n") + 8
+        blob[pos : pos + 2] = bytes([0xE0, 0xFF])
+    p = tmp_path / "milk.pcd"
+    p.write_bytes(bytes(blob))
+    with pytest.raises(SurveyInputError, match=words):
+        read_survey(p)
 
 
 def test_corpus_2d_dxf_is_read_with_its_notes() -> None:
@@ -318,6 +347,26 @@ def test_corpus_sources_name_every_file() -> None:
     sources = (CORPUS / "SOURCES.md").read_text(encoding="utf-8")
     files = sorted(p.name for p in CORPUS.iterdir() if p.is_file() and p.name != "SOURCES.md")
     assert [f for f in files if f"`{f}`" not in sources] == []
-    assert set(files) == set(FILES) | set(REFUSED) | {"trimesh_types.dxf"}
+    assert set(files) == set(FILES) | set(REFUSED) | {
+        "trimesh_types.dxf",
+        "pcl_canny.pcd",
+        "pcl_milk.pcd",
+    }
     assert sum(p.stat().st_size for p in CORPUS.rglob("*")) < 3_000_000
     assert all(p.stat().st_size < 500_000 for p in CORPUS.rglob("*"))
+
+
+def test_lzf_compiled_and_python_loops_agree() -> None:
+    """The numba loop (files from 1 MiB) gives the Python loop's bytes."""
+    from survey.readers import lzf
+
+    if lzf._decode_jit is None:
+        pytest.skip("numba is not installed")
+    blob = (CORPUS / "pcl_milk.pcd").read_bytes()
+    pos = blob.index(b"DATA binary_compressed\n") + len(b"DATA binary_compressed\n")
+    packed, size = (int(v) for v in np.frombuffer(blob, "<u4", 2, pos))
+    src = np.frombuffer(blob, np.uint8, packed, pos + 8)
+    a, b = np.empty(size, np.uint8), np.empty(size, np.uint8)
+    assert lzf._decode(src, a) == size == lzf._decode_jit(src, b)
+    np.testing.assert_array_equal(a, b)
+    assert lzf._decode_jit(src[:-7], b) == -1  # cut short: damaged, not garbage
