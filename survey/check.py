@@ -131,14 +131,17 @@ def _check_points(xyz: F64, source: str, *, finite_known: bool = False) -> None:
 
 
 def _mesh_samples(data: SurveyData, origin: F64) -> tuple[F64, object]:
-    """Vertices plus even surface samples of a mesh, and the local trimesh."""
+    """Every vertex the reader returned plus even surface samples of a mesh,
+    and the local trimesh. The vertices come from ``data``, not the trimesh:
+    processing drops vertices no face uses (a DXF's polylines beside its
+    3DFACEs), and every vertex a reader returns must be checked."""
     assert data.faces is not None
     mesh = make_mesh(data.xyz, data.faces, origin)
     count = int(np.clip(mesh.area * tol.MESH_SAMPLE_DENSITY_PER_M2, 1000, 5_000_000))
     import trimesh
 
     samples, _ = trimesh.sample.sample_surface(mesh, count, seed=0)
-    pts = np.concatenate([np.asarray(mesh.vertices), np.asarray(samples)]) + origin
+    pts = np.concatenate([np.asarray(data.xyz, dtype=np.float64), np.asarray(samples) + origin])
     return pts, mesh
 
 

@@ -67,6 +67,10 @@ def _check_paths(paths: Sequence[str], what: str) -> list[Path]:
     out = []
     for p in paths:
         path = Path(p)
+        if path.is_dir():
+            raise SurveyInputError(
+                f"{what} is a directory, not a file; give the file(s) inside it", path=path
+            )
         if not path.is_file():
             raise SurveyInputError(
                 f"{what} file not found; check the path (relative paths start at {Path.cwd()})",

@@ -33,7 +33,8 @@ from survey.readers.dxf import read_dxf
 from survey.readers.e57 import iter_e57_scans, read_e57
 from survey.readers.gsi import read_gsi
 from survey.readers.las import iter_las_chunks, read_las
-from survey.readers.mesh import MeshRead, read_obj, read_ply, read_stl
+from survey.readers.mesh import MeshRead, read_ply, read_stl
+from survey.readers.obj import read_obj
 from survey.readers.pcd import read_pcd
 from survey.readers.text import iter_xyz_text, read_xyz_text
 from survey.readers.totalstation import PointTable, read_cass, read_point_table
@@ -172,6 +173,10 @@ def _options(
     height_offset: float,
 ) -> ReadOptions:
     p = Path(path)
+    if p.is_dir():
+        raise SurveyInputError(
+            "is a directory, not a survey file; give the scan file(s) inside it", path=p
+        )
     name = format_name(fmt, p)
     if name not in _READERS:
         raise SurveyInputError(

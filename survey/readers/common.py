@@ -4,7 +4,8 @@ frame.
 Order of operations on raw file coordinates (float64 (n, 3) E, N, H):
 
 1. refuse float32 storage of absolute coordinates (:func:`refuse_float32`);
-2. refuse NaN/inf (:func:`check_finite`), naming how many and the first one;
+2. refuse NaN/inf (:func:`check_finite`), naming how many and the first one,
+   and coordinates beyond ``COORD_MAX_M`` (:func:`check_magnitude`);
 3. the optional 4-parameter plan transform (mine grid -> licence system) and
    the constant height offset;
 4. the Gauss-Krüger zone prefix is stripped from eastings that carry the
@@ -42,6 +43,10 @@ from survey.progress import ProgressCallback
 # 2.8e6 m (a northing) and 4 m at 3.6e7 m (a prefixed easting). Beyond this
 # magnitude float32 coordinates cannot hold a survey to the centimetre.
 FLOAT32_ABS_LIMIT_M = 1.0e5
+
+# No easting, northing or height in metres is this large (a zone-prefixed
+# CGCS2000 easting is 4e7 m): beyond it a file is damaged or not in metres.
+COORD_MAX_M = 1.0e9
 
 # A survey whose typical point lies this far from every licensed block is
 # not "a violation": it is in another system or zone, lacks its plan
@@ -186,13 +191,45 @@ def plan_extent(xyz: F64) -> Extent:
     return float(e.min()), float(e.max()), float(n.min()), float(n.max())
 
 
-def scaled_coordinates_finite(
+def scaled_coordinates_bounded(
     scales: Sequence[float] | F64, offsets: Sequence[float] | F64
 ) -> bool:
-    """True when every int32 ``X * scale + offset`` is finite, so the
-    finiteness check of scaled LAS coordinates can be skipped."""
+    """True when every int32 ``X * scale + offset`` is within
+    ``COORD_MAX_M`` (so finite), and the magnitude check of scaled LAS
+    coordinates can be skipped."""
     worst = [2.0**31 * abs(float(s)) + abs(float(o)) for s, o in zip(scales, offsets, strict=True)]
-    return all(math.isfinite(w) for w in worst)
+    return all(w <= COORD_MAX_M for w in worst)
+
+
+def within_magnitude(xyz: F64) -> bool:
+    """Every coordinate finite and within ``COORD_MAX_M`` (two passes, no
+    temporary array)."""
+    if xyz.size == 0:
+        return True
+    return bool(-COORD_MAX_M <= xyz.min() and xyz.max() <= COORD_MAX_M)
+
+
+def check_magnitude(
+    xyz: F64, *, path: Path, lines: Sequence[int] | np.ndarray | None = None, first_index: int = 0
+) -> None:
+    """SurveyInputError if any finite coordinate is beyond ``COORD_MAX_M``
+    (no easting, northing or height on Earth is), naming the first by file
+    line or point index."""
+    if within_magnitude(xyz):
+        return
+    big = (np.abs(xyz) > COORD_MAX_M).any(axis=1)
+    if not big.any():
+        return
+    i = int(np.flatnonzero(big)[0])
+    value = float(xyz[i][np.argmax(np.abs(xyz[i]))])
+    what = (
+        f"{int(big.sum())} point(s) have a coordinate beyond {COORD_MAX_M:.0e} m, the first "
+        f"{value:.6g}"
+    )
+    tail = ": no place on Earth is that far; the file is damaged or not in metres"
+    if lines is not None:
+        raise SurveyInputError(what + " here" + tail, path=path, line=int(lines[i]))
+    raise SurveyInputError(f"{what} (point index {first_index + i}){tail}", path=path)
 
 
 def _abs_range(lo: float, hi: float) -> tuple[float, float]:
@@ -317,4 +354,5 @@ def finish_points(xyz: F64, opts: ReadOptions, *, lines: Sequence[int] | None = 
             "the file holds no points (empty scan); check the export", path=opts.path
         )
     check_finite(xyz, path=opts.path, lines=lines)
+    check_magnitude(xyz, path=opts.path, lines=lines)
     return to_licence_frame(xyz, opts)

@@ -21,6 +21,8 @@ coordinates are in a local grid.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from survey.model import F64, SurveyInputError
@@ -38,6 +40,7 @@ _UNITS: dict[str, float] = {
     "7": 1e-4 * FOOT_M,
 }
 _COORD_WI = {"81": 0, "82": 1, "83": 2}  # -> column in (E, N, H)
+_MISSING = "-----"  # in a word's data: the instrument measured no value
 
 
 def read_gsi(opts: ReadOptions) -> PointTable:
@@ -49,7 +52,8 @@ def read_gsi(opts: ReadOptions) -> PointTable:
     lines: list[int] = []
     widths: set[int] = set()
     feet = False
-    skipped = 0
+    skipped = unplaced = missing_values = 0
+    no_height: list[str] = []
     for ln, raw_line in enumerate(text.splitlines(), start=1):
         line = raw_line.strip().strip("\x1a")  # DOS end-of-file mark after the last block
         if not line:
@@ -57,44 +61,47 @@ def read_gsi(opts: ReadOptions) -> PointTable:
         line = line.removeprefix("*")
         point_id: str | None = None
         coords: list[float | None] = [None, None, None]
+        unmeasured: set[int] = set()
         for word in line.split():
-            if len(word) not in (15, 23):
-                raise SurveyInputError(
-                    f"GSI word {word[:24]!r} has {len(word)} characters; a GSI-8 word has 15 "
-                    "(WI 2 + info 4 + sign 1 + 8 data) and a GSI-16 word 23. Is this a GSI file?",
-                    path=path,
-                    line=ln,
-                )
-            wi, info, sign, data = word[:2], word[2:6], word[6], word[7:]
-            widths.add(len(data))
+            wi, value = _word(word, path, ln)
+            widths.add(len(word) - 7)
             if wi == "11":
-                point_id = data.lstrip("0") or "0"
+                point_id = str(value)
             elif wi in _COORD_WI:
-                unit = info[3]
-                if unit not in _UNITS or sign not in "+-" or not data.isdigit():
-                    raise SurveyInputError(
-                        f"GSI word {word!r}: expected sign + digits and a units code 0/6/8 "
-                        "(metres) or 1/7 (feet) in the 6th character",
-                        path=path,
-                        line=ln,
-                    )
-                feet = feet or unit in "17"
-                v = int(data) * _UNITS[unit]
-                coords[_COORD_WI[wi]] = -v if sign == "-" else v
-        if all(c is None for c in coords):
+                if value is None:
+                    unmeasured.add(_COORD_WI[wi])
+                    continue
+                assert isinstance(value, tuple)
+                coords[_COORD_WI[wi]], in_feet = value
+                feet = feet or in_feet
+        if all(c is None for c in coords) and not unmeasured:
             skipped += 1  # a measurement block (angles, distances): not a coordinate
             continue
-        if any(c is None for c in coords):
-            missing = [w for w, i in _COORD_WI.items() if coords[i] is None]
+        absent = [w for w, i in _COORD_WI.items() if coords[i] is None and i not in unmeasured]
+        if absent:
             raise SurveyInputError(
-                f"coordinate block without word(s) {', '.join(missing)} (81 easting, 82 northing, "
+                f"coordinate block without word(s) {', '.join(absent)} (81 easting, 82 northing, "
                 "83 height); export full coordinates",
                 path=path,
                 line=ln,
             )
+        missing_values += len(unmeasured)
+        if coords[0] is None or coords[1] is None:
+            unplaced += 1  # an unmeasured easting or northing: the point cannot be placed
+            continue
+        if coords[2] is None:
+            no_height.append(point_id if point_id is not None else f"line {ln}")
+            continue
         ids.append(point_id if point_id is not None else str(len(ids) + 1))
         rows.append([float(c) for c in coords if c is not None])
         lines.append(ln)
+    if not rows and (unplaced or no_height):
+        raise SurveyInputError(
+            f"no GSI point has all of easting, northing and height measured ({unplaced} without "
+            f"a position, {len(no_height)} without a height: '-----' values); export the "
+            "coordinates again once measured",
+            path=path,
+        )
     if not rows:
         raise SurveyInputError(
             "no coordinate blocks (words 81/82/83) in the file; export coordinates, not raw "
@@ -110,7 +117,56 @@ def read_gsi(opts: ReadOptions) -> PointTable:
         opts.notes.append(f"{path.name}: GSI units in feet converted with 0.3048 m/ft")
     if skipped:
         opts.notes.append(f"{path.name}: {skipped} GSI blocks without coordinates skipped")
+    _note_missing(opts, missing_values, unplaced, no_height)
     return PointTable(ids, xyz, lines)
+
+
+def _word(word: str, path: Path, ln: int) -> tuple[str, str | tuple[float, bool] | None]:
+    """(word index, value) of one GSI word: the point id for word 11,
+    (metres, in feet?) for 81/82/83, None for a missing value (``-----`` in
+    the data, as Leica instruments write an unmeasured value), the raw
+    data for other words."""
+    if len(word) not in (15, 23):
+        raise SurveyInputError(
+            f"GSI word {word[:24]!r} has {len(word)} characters; a GSI-8 word has 15 "
+            "(WI 2 + info 4 + sign 1 + 8 data) and a GSI-16 word 23. Is this a GSI file?",
+            path=path,
+            line=ln,
+        )
+    wi, info, sign, data = word[:2], word[2:6], word[6], word[7:]
+    if wi == "11":
+        return wi, data.lstrip("0") or "0"
+    if wi not in _COORD_WI:
+        return wi, data
+    if _MISSING in word[6:]:
+        return wi, None
+    unit = info[3]
+    if unit not in _UNITS or sign not in "+-" or not data.isdigit():
+        raise SurveyInputError(
+            f"GSI word {word!r}: expected sign + digits and a units code 0/6/8 "
+            "(metres) or 1/7 (feet) in the 6th character",
+            path=path,
+            line=ln,
+        )
+    v = int(data) * _UNITS[unit]
+    return wi, (-v if sign == "-" else v, unit in "17")
+
+
+def _note_missing(opts: ReadOptions, values: int, unplaced: int, no_height: list[str]) -> None:
+    name = opts.path.name
+    if values:
+        opts.notes.append(f"{name}: {values} GSI coordinate value(s) missing ('-----') skipped")
+    if unplaced:
+        opts.notes.append(
+            f"{name}: {unplaced} GSI point(s) without an easting or northing cannot be placed "
+            "and were not checked"
+        )
+    if no_height:
+        shown = ", ".join(no_height[:10]) + (" ..." if len(no_height) > 10 else "")
+        opts.notes.append(
+            f"{name}: {len(no_height)} GSI point(s) have no height (unmeasured): their levels "
+            f"are unknown and they were left out of the check ({shown})"
+        )
 
 
 def _refuse_truncated(xyz: F64, lines: list[int], opts: ReadOptions) -> None:

@@ -13,6 +13,7 @@ which is then moved into the licence frame in place.
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Iterator
 
 import laspy
@@ -24,12 +25,17 @@ from survey.crs import CRS_TABLE
 from survey.model import F64, SurveyInputError
 from survey.readers.common import (
     ReadOptions,
-    check_finite,
+    check_magnitude,
     scale_int_xyz,
-    scaled_coordinates_finite,
+    scaled_coordinates_bounded,
     to_licence_frame,
 )
+from survey.readers.las_header import check_las_header
 
+# LASzip VLR compressor field: 1 pointwise (old, no chunk table), 2 pointwise
+# chunked, 3 layered chunked (LAS 1.4 point formats 6-10)
+_LASZIP_POINTWISE = 1
+_LASZIP_CHUNKED = (2, 3)
 _PROJECTED_CS_GEOKEY = 3072  # GeoTIFF ProjectedCSTypeGeoKey
 # the CRS's own identifier is the last AUTHORITY / ID of a WKT string
 _WKT_EPSG = re.compile(r'(?:AUTHORITY\["EPSG",\s*"?(\d+)"?\]|ID\["EPSG",\s*(\d+)\])\s*\]\s*$')
@@ -41,12 +47,20 @@ _LAS_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
     EOFError,
     OSError,
+    struct.error,
 )
 
 
 def _open(opts: ReadOptions) -> laspy.LasReader:
+    check_las_header(opts.path)
     try:
         return laspy.open(str(opts.path))
+    except MemoryError:
+        raise SurveyInputError(
+            "the LAS header claims more data than fits in memory: the header is damaged; export "
+            "or upload the file again",
+            path=opts.path,
+        ) from None
     except _LAS_ERRORS as exc:
         raise SurveyInputError(
             f"not a readable LAS/LAZ file ({exc}); check that the upload is complete and the "
@@ -103,6 +117,21 @@ def _check_laz_chunk_table(header: laspy.LasHeader, opts: ReadOptions) -> None:
     laszip = next((v for v in header.vlrs if isinstance(v, LasZipVlr)), None)
     if laszip is None:
         return
+    compressor = int.from_bytes(laszip.record_data_bytes()[:2], "little")
+    if compressor == _LASZIP_POINTWISE:
+        raise SurveyInputError(
+            "this LAZ is the old pointwise variant (LASzip compressor 1, written by LASzip 1.x "
+            "without chunks), which the LAZ library here cannot read; re-compress it with a "
+            "current LASzip (laszip -i old.laz -o new.laz), PDAL (pdal translate old.laz "
+            "new.laz) or CloudCompare, or upload the uncompressed LAS",
+            path=opts.path,
+        )
+    if compressor not in _LASZIP_CHUNKED:
+        raise SurveyInputError(
+            f"the LAZ header names LASzip compressor {compressor}, which LASzip does not define "
+            "(1 pointwise, 2 and 3 chunked): the file is damaged; upload it again",
+            path=opts.path,
+        )
     size = opts.path.stat().st_size
     start = int(header.offset_to_point_data)
     damaged = SurveyInputError(
@@ -140,8 +169,10 @@ def iter_las_chunks(opts: ReadOptions, chunk_points: int) -> Iterator[F64]:
             raise SurveyInputError("the LAS header counts 0 points (empty scan)", path=opts.path)
         scales = np.asarray(reader.header.scales, dtype=np.float64)
         offsets = np.asarray(reader.header.offsets, dtype=np.float64)
-        # int32 times a finite scale plus a finite offset cannot be NaN/inf
-        finite = scaled_coordinates_finite(scales, offsets)
+        # the header's scales and offsets are checked (las_header): every
+        # int32 X * scale + offset is finite; usually it is also within
+        # COORD_MAX_M, else each chunk's magnitudes are checked
+        bounded = scaled_coordinates_bounded(scales, offsets)
         done = 0
         try:
             for chunk in reader.chunk_iterator(chunk_points):
@@ -150,13 +181,13 @@ def iter_las_chunks(opts: ReadOptions, chunk_points: int) -> Iterator[F64]:
                     break
                 raw = chunk.array
                 xyz, extent = scale_int_xyz(raw["X"], raw["Y"], raw["Z"], scales, offsets)
-                if not finite:
-                    check_finite(xyz, path=opts.path)
-                yield to_licence_frame(
-                    xyz, opts, first_index=done, copy=False, extent=extent if finite else None
-                )
+                if not bounded:
+                    check_magnitude(xyz, path=opts.path, first_index=done)
+                yield to_licence_frame(xyz, opts, first_index=done, copy=False, extent=extent)
                 done += n
                 opts.report(done, total)
+        except SurveyInputError:
+            raise  # a refusal of the points themselves (far away, swapped columns): as it is
         except _LAS_ERRORS as exc:
             raise SurveyInputError(
                 f"the LAS/LAZ file is damaged or truncated after {done:,} of {total:,} points "

@@ -1,11 +1,12 @@
 """PLY (points or meshes, ascii or binary), OBJ and STL.
 
 * PLY: the header is parsed here to learn the vertex storage type; data is
-  read by ``trimesh.load(..., process=False)`` (vertices kept as stored,
-  nothing merged or reordered). ``float`` (32-bit) vertices holding
+  read by ``trimesh.load(..., process=False, fix_texture=False,
+  skip_materials=True)`` (vertices kept as stored, nothing merged,
+  reordered or split by per-face texture coordinates; no texture image
+  looked up). ``float`` (32-bit) vertices holding
   absolute CGCS2000 coordinates are refused (``common.refuse_float32``).
-* OBJ: text, so full float64; read by trimesh (faces kept; vertices no face
-  uses are dropped by trimesh's loader).
+* OBJ: ``survey.readers.obj`` (parsed there, every vertex kept).
 * STL: binary STL is **always float32**, parsed here with numpy (so a
   truncated upload is detected by size); corners shared by several
   triangles are merged. An STL in absolute coordinates is refused; an STL
@@ -15,7 +16,6 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +25,6 @@ import numpy.typing as npt
 
 from survey.model import F64, SurveyInputError
 from survey.readers.common import ReadOptions, refuse_float32
-from survey.readers.text import read_text
 
 if TYPE_CHECKING:
     import trimesh
@@ -64,6 +63,8 @@ def _ply_header(path: Path) -> tuple[str, int, str]:
             if in_vertex:
                 try:
                     count = int(parts[2])
+                    if count < 0:
+                        raise ValueError(count)
                 except ValueError:
                     raise SurveyInputError(
                         f"PLY header: bad vertex count in {line!r}; export the file again",
@@ -126,7 +127,12 @@ def read_ply(opts: ReadOptions) -> MeshRead:
     if count == 0:
         raise SurveyInputError("the PLY file holds 0 vertices (empty scan)", path=path)
     try:
-        loaded = trimesh.load(str(path), file_type="ply", process=False)
+        # vertices as the header declares them: no texture image looked up
+        # (a missing one printed trimesh's traceback on stderr) and no
+        # vertex split where faces carry their own texture coordinates
+        loaded = trimesh.load(
+            str(path), file_type="ply", process=False, fix_texture=False, skip_materials=True
+        )
     except (ValueError, IndexError, KeyError) as exc:
         raise SurveyInputError(
             f"the PLY file ({fmt}, {count:,} vertices declared) cannot be read: {exc}; the "
@@ -145,19 +151,6 @@ def read_ply(opts: ReadOptions) -> MeshRead:
             path=path,
         )
     return out
-
-
-def read_obj(opts: ReadOptions) -> MeshRead:
-    import trimesh
-
-    # decode here (UTF-8, then GBK): trimesh's own fallback needs a package
-    # that is not installed and fails with ImportError on non-UTF-8 bytes
-    text, _enc = read_text(opts.path)
-    try:
-        loaded = trimesh.load(io.BytesIO(text.encode("utf-8")), file_type="obj", process=False)
-    except (ValueError, IndexError, KeyError) as exc:
-        raise SurveyInputError(f"cannot read the OBJ file: {exc}", path=opts.path) from None
-    return _from_trimesh(loaded, opts.path)
 
 
 _STL_RECORD = np.dtype([("normal", "<f4", (3,)), ("v", "<f4", (3, 3)), ("attr", "<u2")])

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from survey.model import F64, SurveyInputError
-from survey.readers.common import ReadOptions, check_finite
+from survey.readers.common import ReadOptions, check_finite, check_magnitude, within_magnitude
 
 _SPLIT = re.compile(r"[,;\s]+")
 ENCODINGS = ("utf-8-sig", "gb18030")  # Chinese exports are often GBK
@@ -90,9 +90,10 @@ def _parse_batch(lines: list[str], first_line: int, delim: str | None, path: Pat
         xyz = np.asarray(arr, dtype=np.float64).reshape(-1, 3)
     except (ValueError, IndexError):
         xyz = _parse_slow(lines, first_line, path)
-    if not np.isfinite(xyz).all():
+    if not within_magnitude(xyz):  # NaN, inf or no place on Earth: name the line
         numbers = [first_line + k for k, ln in enumerate(lines) if _is_data(ln)]
         check_finite(xyz, path=path, lines=numbers)
+        check_magnitude(xyz, path=path, lines=numbers)
     return xyz
 
 
