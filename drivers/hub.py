@@ -34,6 +34,7 @@ from drivers.errors import (
     worth_resending,
 )
 from drivers.hubmetrics import HubMetrics
+from drivers.reach import LinkProblem
 from drivers.types import MAX_READ_BITS, MAX_READ_REGISTERS, RegisterKind
 
 __all__ = ["ModbusHub"]
@@ -135,6 +136,7 @@ class ModbusHub:
         self._silent_timeouts = 0  # consecutive timeouts, all units
         self._in_flight = 0  # requests waiting for their reply
         self._failing: dict[int | None, int] = {}  # unit (None: the link) -> failures
+        self._link_problem: LinkProblem | None = None  # why the last connect failed
         self._closed = False
 
     # ------------------------------------------------------------ lifecycle
@@ -158,8 +160,18 @@ class ModbusHub:
     def _describe(self) -> str:
         raise NotImplementedError
 
-    def _precheck(self) -> None:
-        """Raise TransportError with a precise reason before connecting."""
+    def _precheck(self) -> LinkProblem | None:
+        """A precise reason not to try connecting (a missing serial port)."""
+        return None
+
+    async def _connect_problem(self, elapsed_s: float) -> LinkProblem:
+        """Why the client's connect failed after ``elapsed_s`` (pymodbus
+        only says that it did); the TCP hubs ask the OS."""
+        return LinkProblem(
+            "cannot connect",
+            f"cannot connect within {self.timeout_s} s (refused, unreachable or port busy); "
+            "check the address and the device",
+        )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._describe()}>"
@@ -217,8 +229,9 @@ class ModbusHub:
         if client is not None and client.connected:
             return client
         if self._clock() < self._retry_at:
+            why = f" ({self._link_problem.reason})" if self._link_problem else ""
             raise TransportError(
-                f"{self._describe()}: link down, next reconnect in "
+                f"{self._describe()}: link down{why}, next reconnect in "
                 f"{self._retry_at - self._clock():.1f} s",
                 device=self.name,
             )
@@ -230,18 +243,7 @@ class ModbusHub:
                 raise TransportError(f"{self._describe()}: link down", device=self.name)
             self._drop_client()
             try:
-                self._precheck()
-                client = self._new_client()
-                # pymodbus would close the link after retries+3 silent
-                # requests; an absent RTU unit must not take its bus down.
-                client.set_max_no_responses(2**31)
-                if not await client.connect():
-                    client.close()
-                    raise TransportError(
-                        f"{self._describe()}: cannot connect within {self.timeout_s} s "
-                        "(refused, unreachable or port busy); check the address and the device",
-                        device=self.name,
-                    )
+                client = await self._open()
             except TransportError as exc:
                 self.stats.connect_failures += 1
                 self._schedule_reconnect(exc)
@@ -252,12 +254,29 @@ class ModbusHub:
                 self._schedule_reconnect(err)
                 raise err from exc
             self._client = client
+            self._link_problem = None
             self.stats.connects += 1
             self.backoff.reset()
             self._retry_at = 0.0
             self._last_frame_end = -math.inf
             self._recovered(None)
             return client
+
+    async def _open(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        """A new connected client, or TransportError saying why not."""
+        problem = self._precheck()
+        if problem is None:
+            client = self._new_client()
+            # pymodbus would close the link after retries+3 silent
+            # requests; an absent RTU unit must not take its bus down.
+            client.set_max_no_responses(2**31)
+            started = time.monotonic()
+            if await client.connect():
+                return client
+            client.close()
+            problem = await self._connect_problem(time.monotonic() - started)
+        self._link_problem = problem
+        raise TransportError(f"{self._describe()}: {problem}", device=self.name)
 
     def _schedule_reconnect(self, exc: DriverError) -> None:
         delay = self.backoff.next_delay()

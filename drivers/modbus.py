@@ -39,7 +39,6 @@ is :class:`drivers.hub.ModbusHub`, with :class:`drivers.backoff.Backoff` and
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,9 +46,9 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.framer import FramerType
 
 from drivers.backoff import Backoff
-from drivers.errors import TransportError
 from drivers.hub import ModbusHub
 from drivers.hubmetrics import LATENCY_BUCKETS_S, HubMetrics
+from drivers.reach import LinkProblem, serial_problem, tcp_problem, tcp_timed_out
 
 __all__ = [
     "LATENCY_BUCKETS_S",
@@ -83,6 +82,14 @@ class _SocketHub(ModbusHub):
         return AsyncModbusTcpClient(
             self.host, port=self.port, framer=self.framer, **self._client_options()
         )
+
+    async def _connect_problem(self, elapsed_s: float) -> LinkProblem:
+        # pymodbus hides the reason; a plain connect gets it (at once when
+        # refused; a connect that already used the whole timeout is not tried again).
+        if elapsed_s >= self.timeout_s * 0.9:
+            return tcp_timed_out(self.host, self.port, self.timeout_s)
+        problem = await tcp_problem(self.host, self.port, self.timeout_s)
+        return problem or await super()._connect_problem(elapsed_s)
 
 
 class TcpHub(_SocketHub):
@@ -181,14 +188,9 @@ class RtuHub(ModbusHub):
     def _describe(self) -> str:
         return f"Modbus RTU {self.serial_port} {self.baudrate} {self.bytesize}{self.parity}{self.stopbits} (bus {self.name!r})"
 
-    def _precheck(self) -> None:
+    def _precheck(self) -> LinkProblem | None:
         # pymodbus only says "failed to connect"; name the usual causes.
-        if "://" not in self.serial_port and not os.path.exists(self.serial_port):
-            raise TransportError(
-                f"{self._describe()}: serial port does not exist; check the cable/adapter "
-                "and the serial_port setting",
-                device=self.name,
-            )
+        return serial_problem(self.serial_port)
 
     def _new_client(self) -> AsyncModbusSerialClient:
         return AsyncModbusSerialClient(

@@ -9,8 +9,6 @@ the site file. It never writes to the device.
 from __future__ import annotations
 
 import asyncio
-import errno
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from drivers.errors import (
     ModbusExceptionResponse,
     TransportError,
 )
+from drivers.reach import serial_problem, tcp_problem
 from drivers.types import DataType, PointSpec, RegisterKind, WordOrder
 
 
@@ -56,45 +55,14 @@ def _explain(exc: DriverError, target: ReadTarget) -> str:
 
 
 async def _why_unreachable(target: ReadTarget) -> str | None:
-    """What a plain connect says about a bus the hub could not open: the
-    hub's reconnect wording ("link down, next reconnect in 0.4 s") is for a
-    service, and pymodbus hides whether a TCP connect was refused."""
+    """What the OS says about a bus the hub could not open, without the
+    hub's service wording ("link down, next reconnect in 0.4 s")."""
     bus = target.bus
     if bus["type"] == "rtu":
-        return _serial_problem(str(bus["serial_port"]))
-    where = f"{bus['host']}:{bus['port']}"
-    try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(bus["host"], bus["port"]), bus["timeout_s"]
-        )
-    except ConnectionRefusedError:
-        return (
-            f"connection to {where} refused: nothing listens on that port; check the port "
-            "number and that the device's Modbus TCP server is enabled"
-        )
-    except TimeoutError:
-        return (
-            f"no answer to a connection to {where} within {bus['timeout_s']} s: the host is "
-            "down, unreachable or a firewall drops the packets"
-        )
-    except OSError as exc:
-        reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
-        return f"cannot connect to {where}: {reason}; check the address and the network"
-    writer.close()
-    return None
-
-
-def _serial_problem(port: str) -> str | None:
-    if "://" in port:
-        return None
-    if not os.path.exists(port):
-        return f"serial port {port} does not exist: check the cable/adapter and the name"
-    if not os.access(port, os.R_OK | os.W_OK):
-        return (
-            f"no permission to open serial port {port}: add the user to its group "
-            "(usually dialout) or run as that user"
-        )
-    return None
+        problem = serial_problem(str(bus["serial_port"]))
+    else:
+        problem = await tcp_problem(bus["host"], bus["port"], bus["timeout_s"])
+    return None if problem is None else problem.detail
 
 
 async def _open_failed(exc: DriverError, target: ReadTarget) -> CommissionError:

@@ -18,9 +18,11 @@ records are all in the store (each batch is one transaction), but:
   stored values, not of readings. A window whose STAT the killed run did
   write is left alone.
 
-The persistent counters need no repair: the runtime writes them with every
-stored batch (``Gateway._store_batch``), so a kill loses at most the
-increments of the batch in flight, whose records are lost with it.
+The persistent counters need no repair: ``records_stored`` and
+``values_stored`` are added in the transaction of the batch they count
+(``Gateway._store_batch`` through ``Store.append``), so they are exactly
+what the store holds; the others (``polls``, ...) ride that transaction too
+and lose at most what happened since the last batch.
 """
 
 from __future__ import annotations

@@ -350,10 +350,16 @@ class Gateway:
             if self._give_up_at is None and not outage.due():
                 return
             batch = outage.take_held()
+        # Stored with the batch, in its transaction: after a kill the stored
+        # counters are exactly what the store holds. The other counters (polls,
+        # ...) ride the same transaction, as pending bumps.
+        stored = {"records_stored": len(batch), "values_stored": sum(len(r) for r in batch)}
+        for name, n in self.metrics.counter_deltas().items():
+            self._opened.bump(name, n)
         backoff = Backoff(STORE_RETRY_FIRST_S, STORE_RETRY_MAX_S)
         while True:
             try:
-                await asyncio.to_thread(self._opened.append, batch)
+                await asyncio.to_thread(self._opened.append, batch, stored)
                 break
             except StoreError as exc:
                 self.metrics.writer.store_errors += 1
@@ -375,13 +381,8 @@ class Gateway:
             self._opened.bump(name, n)
         w = self.metrics.writer
         w.batches += 1
-        w.records_stored += len(batch)
-        w.values_stored += sum(len(r) for r in batch)
-        # The persistent counters follow every batch (written with the next
-        # transaction), not every metrics interval: a kill loses at most
-        # the increments of the batch in flight, not 10 s of them.
-        for name, n in self.metrics.counter_deltas().items():
-            self._opened.bump(name, n)
+        w.records_stored += stored["records_stored"]
+        w.values_stored += stored["values_stored"]
         for runner in self.runners:
             runner.notify()
 

@@ -27,7 +27,7 @@ import functools
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
@@ -227,12 +227,15 @@ class Store:
 
     # ----------------------------------------------------------- history
 
-    def append(self, records: Sequence[Record]) -> None:
+    def append(self, records: Sequence[Record], counters: Mapping[str, int] | None = None) -> None:
         """Store records in one transaction; on return they are durable
         (per ``synchronous``) and each ``rec.seq`` holds its new sequence
-        number. On error nothing is stored and no ``seq`` is changed:
-        ValueError / TypeError for a malformed record, StoreFullError when
-        the disk is full."""
+        number. ``counters`` are added to the persistent counters in that
+        same transaction (the gateway's ``records_stored``, ...), so they
+        never disagree with the records, even after a kill. On error
+        nothing is stored, no ``seq`` is changed and ``counters`` are not
+        added (the caller still holds both): ValueError / TypeError for a
+        malformed record, StoreFullError when the disk is full."""
         if not records:
             return
         for rec in records:
@@ -254,6 +257,7 @@ class Store:
             )
             outbox.add_pending(conn, len(records), sum(len(rec) for rec in records))
             note_appended(conn, len(records))
+            add_counters(conn, dict(counters or {}))
             events = [
                 (row[2], row[0], row[3], row[5])  # device, seq, ts_ns, fields
                 for row, rec in zip(rows, records, strict=True)

@@ -40,14 +40,18 @@ def test_disk_full_raises_store_full_and_stores_nothing(tmp_path: Path) -> None:
     store.bump("polled", 2)
     big = [rec(ts=T0 + i, n=500) for i in range(20)]
     with pytest.raises(StoreFullError, match="disk full"):
-        store.append(big)
+        store.append(big, {"stored": 20})
     assert all(r.seq == 0 for r in big)
     assert store.backlog("s") == (1, 10)
+    assert "stored" not in store.counters()  # an append's counters go with its records
     conn.execute("PRAGMA max_page_count = 1000000")
-    store.append(big[:1])
+    store.append(big[:1], {"stored": 1})
     assert big[0].seq == 2
     assert store.counters()["polled"] == 2  # the bump survived the failed transaction
+    assert store.counters()["stored"] == 1
     store.close()
+    with Store(tmp_path / "s.db") as again:  # written by the append, not only pending
+        assert again.counters() == {"polled": 2, "stored": 1}
 
 
 def test_two_store_objects_on_one_file_share_names(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""After a SIGKILL of a real ``minegate run``: the persistent counters kept
-up with what was stored, and the restart records an ``unclean_stop`` event
+"""After a SIGKILL of a real ``minegate run``: the persistent counters
+``records_stored`` and ``values_stored`` are exactly what the store holds
+(wherever the kill lands in the writer's cycle), and the restart records an ``unclean_stop`` event
 with the time of the last stored record and writes the interrupted
 window's statistics from the stored samples, marked partial."""
 
@@ -58,32 +59,66 @@ def _all(path: Path) -> tuple[list[Any], dict[str, int]]:
         return store.take("check", 1_000_000), store.counters()
 
 
+def _assert_counters_match(records: list[Record], counters: dict[str, int]) -> None:
+    assert counters["records_stored"] == len(records), counters
+    assert counters["values_stored"] == sum(len(r) for r in records), counters
+
+
+async def _run_and_kill(tmp_path: Path, path: Path, samples: int, after_s: float) -> None:
+    """Run ``minegate run`` until the store holds ``samples`` SAMPLE records,
+    then ``after_s`` more, and SIGKILL it."""
+    log = (tmp_path / "run.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", "run", "--config", str(tmp_path / "site.toml"),
+        cwd=REPO, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not _enough(path, samples):
+            assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()[-2000:]
+            await asyncio.sleep(0.3)
+        await asyncio.sleep(after_s)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        log.close()
+
+
+async def test_the_stored_counters_are_what_the_store_holds_after_every_sigkill(
+    tmp_path: Path, fan_site: Any
+) -> None:
+    """Killed three times, at offsets a third of the writer's 100 ms batch
+    window apart (so the kill lands in different phases: gathering a batch,
+    appending it, waiting for a record): each time ``records_stored`` and
+    ``values_stored`` equal the stored records, the restarts' own records
+    (unclean_stop, recovered statistics) included, and after a clean stop."""
+    async with fan_site(tmp_path, SITE) as config:
+        path = store_path(config.data_dir)
+        seen = 0
+        for after_s in (0.5, 0.533, 0.567):
+            await _run_and_kill(tmp_path, path, seen + 10, after_s)
+            records, counters = _all(path)
+            _assert_counters_match(records, counters)
+            seen = sum(1 for r in records if r.kind is RecordKind.SAMPLE)
+
+        gateway = Gateway(load_config(tmp_path / "site.toml"))
+        run = asyncio.create_task(gateway.run())
+        await asyncio.wait_for(gateway.started.wait(), 10)
+        gateway.request_stop()
+        await asyncio.wait_for(run, 20)
+    _assert_counters_match(*_all(path))
+
+
 async def test_a_restart_after_sigkill_says_so_and_writes_the_interrupted_window(
     tmp_path: Path, fan_site: Any
 ) -> None:
     async with fan_site(tmp_path, SITE) as config:
         path = store_path(config.data_dir)
-        log = (tmp_path / "run.log").open("wb")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway.cli", "run", "--config", str(tmp_path / "site.toml"),
-            cwd=REPO, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 30
-            while not (path.exists() and path.stat().st_size > 0 and _enough(path)):
-                assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()[-2000:]
-                await asyncio.sleep(0.3)
-            await asyncio.sleep(1.0)
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            await proc.wait()
-            log.close()
+        await _run_and_kill(tmp_path, path, 20, 1.0)
 
         killed, counters = _all(path)
         samples = [r for r in killed if r.kind is RecordKind.SAMPLE]
-        # The counters are written with the batches, not once a minute: at
-        # most the batch in flight (a few records) is missing from them.
-        assert 0 <= len(killed) - counters.get("records_stored", 0) <= 10, counters
+        _assert_counters_match(killed, counters)  # written with the batches they count
         assert RecordKind.STAT not in {r.kind for r in killed}
         (start,) = [r for r in killed if r.kind is RecordKind.EVENT and r.device == "gateway"]
         assert start.fields["event"] == "gateway_start"
@@ -134,12 +169,14 @@ async def test_a_restart_after_sigkill_says_so_and_writes_the_interrupted_window
         assert stat.ts_ns == min(r.ts_ns for r in samples if ws <= r.ts_ns < ws + window_ns)
 
 
-def _enough(path: Path) -> bool:
+def _enough(path: Path, samples: int) -> bool:
+    if not path.exists() or path.stat().st_size == 0:
+        return False
     try:
         records, _ = _all(path)
     except Exception:  # the gateway is still creating the file
         return False
-    return sum(1 for r in records if r.kind is RecordKind.SAMPLE) >= 20
+    return sum(1 for r in records if r.kind is RecordKind.SAMPLE) >= samples
 
 
 def _ev(name: str, ts_ns: int) -> Record:

@@ -75,11 +75,11 @@ class StopWhileAppending(Store):
     gateway: Gateway | None = None
     loop: asyncio.AbstractEventLoop | None = None
 
-    def append(self, records: Any) -> None:
+    def append(self, records: Any, counters: Any = None) -> None:
         type(self).nth -= 1
         if type(self).nth == 0 and self.gateway is not None and self.loop is not None:
             self.loop.call_soon_threadsafe(self.gateway.request_stop)
-        super().append(records)
+        super().append(records, counters)
 
 
 async def _run_once(site_file: Path, stop_after_s: float | None, stop_at_append: int) -> Path:
