@@ -34,6 +34,9 @@ Result fields the report uses:
   parts are sampled at different rates: use it for pictures, never counts.
 * ``CheckResult.timings_s``: seconds per stage ("prepare", "read",
   "classify", "group", "volume", "total").
+* ``CheckResult.inputs``: per source, the points (a mesh's vertices) and
+  faces as read, the surface samples checked besides, and what the reader
+  noted about the file (``SurveyData.notes``).
 * ``CheckResult.notes``: counts per status, and warnings: suspected
   coordinate system error (most points beyond the boundary), sparse survey
   grouped with larger voxels, points beyond a limit thinned past
@@ -70,6 +73,7 @@ from survey.incidents import Beyond, group_incidents
 from survey.model import (
     F64,
     CheckResult,
+    InputSummary,
     Licence,
     PlanTransform,
     SurveyData,
@@ -131,14 +135,17 @@ def _check_points(xyz: F64, source: str, *, finite_known: bool = False) -> None:
 
 
 def _mesh_samples(data: SurveyData, origin: F64) -> tuple[F64, object]:
-    """Vertices plus even surface samples of a mesh, and the local trimesh."""
+    """Every vertex the reader returned plus even surface samples of a mesh,
+    and the local trimesh. The vertices come from ``data``, not the trimesh:
+    processing drops vertices no face uses (a DXF's polylines beside its
+    3DFACEs), and every vertex a reader returns must be checked."""
     assert data.faces is not None
     mesh = make_mesh(data.xyz, data.faces, origin)
     count = int(np.clip(mesh.area * tol.MESH_SAMPLE_DENSITY_PER_M2, 1000, 5_000_000))
     import trimesh
 
     samples, _ = trimesh.sample.sample_surface(mesh, count, seed=0)
-    pts = np.concatenate([np.asarray(mesh.vertices), np.asarray(samples)]) + origin
+    pts = np.concatenate([np.asarray(data.xyz, dtype=np.float64), np.asarray(samples) + origin])
     return pts, mesh
 
 
@@ -155,6 +162,7 @@ class _Run:
     t_read: float = 0.0
     sources: list[str] = field(default_factory=list)
     meshes: dict[int, tuple[object, F64]] = field(default_factory=dict)
+    inputs: list[InputSummary] = field(default_factory=list)
 
     @classmethod
     def start(cls, licence: Licence, prepared: PreparedLicence | None) -> _Run:
@@ -170,6 +178,16 @@ class _Run:
         xyz, mesh = _mesh_samples(data, origin3)
         self.meshes[idx] = (mesh, origin3)
         return xyz
+
+    def add_input(self, data: SurveyData, checked: int) -> None:
+        """Summarise input ``data`` as read (``checked``: the points
+        classified for it, a mesh's surface samples included)."""
+        points = len(data.xyz)
+        faces = len(data.faces) if data.faces is not None else None
+        samples = checked - points
+        self.inputs.append(
+            InputSummary(data.source, data.fmt, points, faces, samples, list(data.notes))
+        )
 
 
 def check_survey(
@@ -206,6 +224,7 @@ def check_survey(
         _check_points(xyz, data.source)
         if data.is_mesh:
             xyz = run.mesh_samples(idx, data)
+        run.add_input(data, len(xyz))
         stage = f"check {Path(data.source).name}"
         step = tol.CHUNK_POINTS
         for s in range(0, len(xyz), step):
@@ -240,7 +259,10 @@ def check_files(
         run.sources.append(str(path))
         stage = f"check {Path(path).name}"
         chunks: Iterator[F64]
-        if format_name(fmt, path) in _WHOLE_FORMATS:
+        name = format_name(fmt, path)
+        whole: SurveyData | None = None
+        streamed_notes: list[str] = []  # what the reader notes while streaming
+        if name in _WHOLE_FORMATS:
             t0 = time.perf_counter()
             data = read_survey(
                 path, fmt=fmt, transform=transform, licence=licence, progress=progress
@@ -250,6 +272,7 @@ def check_files(
             if xyz.size and data.is_mesh:
                 _check_points(xyz, str(path))
                 xyz = run.mesh_samples(idx, data)
+            whole = data
             chunks = iter([xyz[s : s + chunk_points] for s in range(0, len(xyz), chunk_points)])
         else:
             chunks = iter_chunks(
@@ -259,6 +282,7 @@ def check_files(
                 transform=transform,
                 licence=licence,
                 progress=progress,
+                notes=streamed_notes,
             )
         done = 0
         while True:
@@ -275,6 +299,10 @@ def check_files(
             prog(stage, done, None)
         if done == 0:
             raise SurveyInputError("the survey contains no points; nothing to check", path=path)
+        if whole is not None:
+            run.add_input(whole, done)
+        else:
+            run.inputs.append(InputSummary(str(path), name, done, notes=streamed_notes))
     return _finish(run)
 
 
@@ -326,6 +354,7 @@ def _finish(run: _Run) -> CheckResult:
         },
         notes=_notes(acc, len(run.meshes), group_notes),
         preview=preview,
+        inputs=run.inputs,
     )
 
 

@@ -194,7 +194,6 @@ def cmd_check(args: argparse.Namespace) -> int:
         # every file streamed chunk by chunk (bounded memory), a mine-grid
         # transform or a forced format applied to each chunk
         from survey.check import check_files
-        from survey.readers import format_name
 
         result = check_files(
             licence,
@@ -204,30 +203,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             fmt=args.format,
             transform=transform,
         )
-        counts = _point_counts(paths, result)
-        sources = [
-            SourceInfo(str(p), format_name(args.format, p), c)
-            for p, c in zip(paths, counts, strict=True)
-        ]
+        sources = [SourceInfo.of(item) for item in result.inputs]
         xyz, status = _sample_for_plots(licence, [], result)
         return _finish(args, result, xyz, status, sources, t_start, out)
-
-
-def _point_counts(paths: Sequence[Path], result: CheckResult) -> list[int | None]:
-    """Points per input: all of them for one file; from the header for
-    LAS/LAZ among several; unknown (None) otherwise."""
-    if len(paths) == 1:
-        return [result.n_points]
-    import laspy
-
-    counts: list[int | None] = []
-    for p in paths:
-        if p.suffix.lower() in (".las", ".laz"):
-            with laspy.open(str(p)) as reader:
-                counts.append(int(reader.header.point_count))
-        else:
-            counts.append(None)
-    return counts
 
 
 def _finish(
@@ -254,6 +232,8 @@ def _finish(
     doc = findings_document(result, check_id=check_id, sources=sources)
     write_findings(doc, files.findings_json)
     print(_verdict_line(result))
+    for note in dict.fromkeys(n for item in result.inputs for n in item.notes):
+        print(f"  note: {note}")
     for inc in result.incidents[:MAX_PRINTED]:
         e, n, h = inc.centroid
         print(
@@ -312,7 +292,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
         result = compare_scans(licence, old, new, progress=progress)
         xyz, status = _sample_for_plots(licence, [new], result)
-        sources = [SourceInfo(d.source, d.fmt, len(d.xyz)) for d in (old, new)]
+        sources = [SourceInfo.of(item) for item in result.inputs]
         return _finish(args, result, xyz, status, sources, t_start, out)
 
 
