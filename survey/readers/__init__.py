@@ -150,7 +150,8 @@ def detect_format(path: str | Path) -> str:
         exts = ", ".join(sorted(SUPPORTED_FORMATS))
         raise SurveyInputError(
             f"unknown file type {p.suffix or '(no extension)'!r}; supported: {exts}. "
-            "Rename the file or pass fmt= explicitly.",
+            "Rename the file or name its format: --format on the command line (e.g. "
+            "--format xyz), fmt= in Python.",
             path=p,
         )
     return fmt
