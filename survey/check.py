@@ -73,6 +73,7 @@ from survey.incidents import Beyond, group_incidents
 from survey.model import (
     F64,
     CheckResult,
+    Incident,
     InputSummary,
     Licence,
     PlanTransform,
@@ -352,21 +353,45 @@ def _finish(run: _Run) -> CheckResult:
             "volume": t_volume[0],
             "total": total,
         },
-        notes=_notes(acc, len(run.meshes), group_notes),
+        notes=_notes(acc, len(run.meshes), group_notes, uncertain),
         preview=preview,
         inputs=run.inputs,
     )
 
 
-def _notes(acc: Accumulator, n_meshes: int, group_notes: list[str]) -> list[str]:
+def _counts_note(acc: Accumulator, uncertain: list[Incident]) -> str:
+    """The counts per status. Points within survey uncertainty are either
+    the fringe of a violating incident (its points beyond the limit by less
+    than the tolerance) or in a group of their own (``U1``...): say which,
+    so they are not read against "0 groups within uncertainty"."""
+    ok, unc, bad = acc.per_status
+    text = (
+        f"classified {acc.n_points:,} points: {ok:,} compliant, {bad:,} beyond a licensed "
+        f"limit by more than the survey tolerance"
+    )
+    if not unc:
+        return text + ", none within survey uncertainty"
+    in_groups = min(unc, sum(u.point_count for u in uncertain) * acc.beyond_stride)
+    fringe = unc - in_groups
+    about = "about " if acc.beyond_stride > 1 else ""
+    parts = []
+    if fringe:
+        parts.append(f"{about}{fringe:,} at the fringe of the violating incidents")
+    if uncertain:
+        parts.append(
+            f"{about}{in_groups:,} in the {len(uncertain)} group(s) within uncertainty "
+            "(U1...)"
+        )
+    return text + f"; {unc:,} beyond a limit by at most the tolerance: " + ", ".join(parts)
+
+
+def _notes(
+    acc: Accumulator, n_meshes: int, group_notes: list[str], uncertain: list[Incident]
+) -> list[str]:
     """The check's notes: the counts, then what the grouping said, then what
     a reviewer should know (seams not covering, survey dates, thinning,
     meshes, a suspect coordinate system)."""
-    ok, unc, bad = acc.per_status
-    notes = [
-        f"classified {acc.n_points:,} points: {ok:,} compliant, {unc:,} within survey "
-        f"uncertainty, {bad:,} beyond a licensed limit"
-    ]
+    notes = [_counts_note(acc, uncertain)]
     notes.extend(group_notes)
     if acc.no_seam:
         notes.append(

@@ -16,7 +16,7 @@ from laspy.vlrs.known import GeoKeyDirectoryVlr, GeoKeyEntryStruct, WktCoordinat
 
 from survey.check import check_files, check_survey
 from survey.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from survey.model import Block, Corner, Licence, SurveyInputError
+from survey.model import Block, Corner, Licence, SurveyData, SurveyInputError
 from survey.readers import read_survey
 from survey.writers import write_las, write_licence_toml, write_mesh
 
@@ -185,3 +185,40 @@ def test_point_counts_per_file_among_several(tmp_path: Path) -> None:
         ("las", 300, None, 0),
         ("xyz", 200, None, 0),
     ]
+
+
+# -- item 13: points within uncertainty: fringe of incidents, or groups -----
+
+
+def test_uncertain_points_are_told_apart_as_fringe_or_groups() -> None:
+    lic = _licence()  # E0..E0+400, N0..N0+300
+    inside = _points(1000)
+    # a drift driven 5 m past the east edge: its first 1.5 m beyond the
+    # boundary are within the tolerance, the fringe of incident I1
+    d = np.arange(0.05, 5.0, 0.1)
+    drift = np.column_stack([E0 + 400 + d, np.full_like(d, N0 + 150), np.full_like(d, -55.0)])
+    # a wall 0.2-0.8 m past the north edge, far from the drift: group U1
+    w = np.arange(0.2, 0.8, 0.1)
+    wall = np.column_stack([np.full_like(w, E0 + 100), N0 + 300 + w, np.full_like(w, -55.0)])
+    result = check_survey(lic, [_survey(np.concatenate([inside, drift, wall]))])
+    assert [i.id for i in result.incidents] == ["I1"] and [u.id for u in result.uncertain] == ["U1"]
+    fringe, in_u = int((d <= 1.5).sum()), len(w)
+    note = result.notes[0]
+    assert f"{fringe + in_u:,} beyond a limit by at most the tolerance" in note
+    assert f"{fringe:,} at the fringe of the violating incidents" in note
+    assert f"{in_u:,} in the 1 group(s) within uncertainty" in note
+
+
+def test_uncertain_points_with_no_group_of_their_own_are_the_fringe() -> None:
+    lic = _licence()
+    d = np.arange(0.05, 5.0, 0.1)
+    drift = np.column_stack([E0 + 400 + d, np.full_like(d, N0 + 150), np.full_like(d, -55.0)])
+    result = check_survey(lic, [_survey(np.concatenate([_points(1000), drift]))])
+    assert result.uncertain == []
+    note = result.notes[0]
+    assert f"{int((d <= 1.5).sum()):,} at the fringe of the violating incidents" in note
+    assert "group(s) within uncertainty" not in note
+
+
+def _survey(xyz: np.ndarray) -> SurveyData:
+    return SurveyData("scan.xyz", "xyz", xyz)
