@@ -379,8 +379,7 @@ def _counts_note(acc: Accumulator, uncertain: list[Incident]) -> str:
         parts.append(f"{about}{fringe:,} at the fringe of the violating incidents")
     if uncertain:
         parts.append(
-            f"{about}{in_groups:,} in the {len(uncertain)} group(s) within uncertainty "
-            "(U1...)"
+            f"{about}{in_groups:,} in the {len(uncertain)} group(s) within uncertainty (U1...)"
         )
     return text + f"; {unc:,} beyond a limit by at most the tolerance: " + ", ".join(parts)
 
