@@ -30,16 +30,16 @@ from survey.readers.common import (
     to_licence_frame,
 )
 
-# GeoTIFF keys: GTModelTypeGeoKey (2 = geographic), GeographicTypeGeoKey,
-# ProjectedCSTypeGeoKey
+_PROJECTED_CS_GEOKEY = 3072  # GeoTIFF ProjectedCSTypeGeoKey
+# the CRS's own identifier is the last AUTHORITY / ID of a WKT string
+_WKT_EPSG = re.compile(r'(?:AUTHORITY\["EPSG",\s*"?(\d+)"?\]|ID\["EPSG",\s*(\d+)\])\s*\]\s*$')
+
+# a geographic system (degrees): GeoTIFF GTModelTypeGeoKey 2, or a
+# GeographicTypeGeoKey alone; WKT 1 and 2 keywords of one (or geocentric)
 _MODEL_TYPE_GEOKEY = 1024
 _MODEL_GEOGRAPHIC = 2
 _GEOGRAPHIC_TYPE_GEOKEY = 2048
-_PROJECTED_CS_GEOKEY = 3072
-# WKT 1 and 2 keywords of a geographic (or geocentric) system
 _WKT_GEOGRAPHIC = ("GEOGCS", "GEOGCRS", "GEOGRAPHICCRS", "GEODCRS", "GEOCCS")
-# the CRS's own identifier is the last AUTHORITY / ID of a WKT string
-_WKT_EPSG = re.compile(r'(?:AUTHORITY\["EPSG",\s*"?(\d+)"?\]|ID\["EPSG",\s*(\d+)\])\s*\]\s*$')
 
 # laspy and lazrs raise these for damaged or truncated files.
 _LAS_ERRORS: tuple[type[BaseException], ...] = (
