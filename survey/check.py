@@ -34,6 +34,9 @@ Result fields the report uses:
   parts are sampled at different rates: use it for pictures, never counts.
 * ``CheckResult.timings_s``: seconds per stage ("prepare", "read",
   "classify", "group", "volume", "total").
+* ``CheckResult.inputs``: per source, the points (a mesh's vertices) and
+  faces as read, the surface samples checked besides, and what the reader
+  noted about the file (``SurveyData.notes``).
 * ``CheckResult.notes``: counts per status, and warnings: suspected
   coordinate system error (most points beyond the boundary), sparse survey
   grouped with larger voxels, points beyond a limit thinned past
@@ -70,6 +73,8 @@ from survey.incidents import Beyond, group_incidents
 from survey.model import (
     F64,
     CheckResult,
+    Incident,
+    InputSummary,
     Licence,
     PlanTransform,
     SurveyData,
@@ -158,6 +163,7 @@ class _Run:
     t_read: float = 0.0
     sources: list[str] = field(default_factory=list)
     meshes: dict[int, tuple[object, F64]] = field(default_factory=dict)
+    inputs: list[InputSummary] = field(default_factory=list)
 
     @classmethod
     def start(cls, licence: Licence, prepared: PreparedLicence | None) -> _Run:
@@ -173,6 +179,16 @@ class _Run:
         xyz, mesh = _mesh_samples(data, origin3)
         self.meshes[idx] = (mesh, origin3)
         return xyz
+
+    def add_input(self, data: SurveyData, checked: int) -> None:
+        """Summarise input ``data`` as read (``checked``: the points
+        classified for it, a mesh's surface samples included)."""
+        points = len(data.xyz)
+        faces = len(data.faces) if data.faces is not None else None
+        samples = checked - points
+        self.inputs.append(
+            InputSummary(data.source, data.fmt, points, faces, samples, list(data.notes))
+        )
 
 
 def check_survey(
@@ -209,6 +225,7 @@ def check_survey(
         _check_points(xyz, data.source)
         if data.is_mesh:
             xyz = run.mesh_samples(idx, data)
+        run.add_input(data, len(xyz))
         stage = f"check {Path(data.source).name}"
         step = tol.CHUNK_POINTS
         for s in range(0, len(xyz), step):
@@ -243,7 +260,10 @@ def check_files(
         run.sources.append(str(path))
         stage = f"check {Path(path).name}"
         chunks: Iterator[F64]
-        if format_name(fmt, path) in _WHOLE_FORMATS:
+        name = format_name(fmt, path)
+        whole: SurveyData | None = None
+        streamed_notes: list[str] = []  # what the reader notes while streaming
+        if name in _WHOLE_FORMATS:
             t0 = time.perf_counter()
             data = read_survey(
                 path, fmt=fmt, transform=transform, licence=licence, progress=progress
@@ -253,6 +273,7 @@ def check_files(
             if xyz.size and data.is_mesh:
                 _check_points(xyz, str(path))
                 xyz = run.mesh_samples(idx, data)
+            whole = data
             chunks = iter([xyz[s : s + chunk_points] for s in range(0, len(xyz), chunk_points)])
         else:
             chunks = iter_chunks(
@@ -262,6 +283,7 @@ def check_files(
                 transform=transform,
                 licence=licence,
                 progress=progress,
+                notes=streamed_notes,
             )
         done = 0
         while True:
@@ -278,6 +300,10 @@ def check_files(
             prog(stage, done, None)
         if done == 0:
             raise SurveyInputError("the survey contains no points; nothing to check", path=path)
+        if whole is not None:
+            run.add_input(whole, done)
+        else:
+            run.inputs.append(InputSummary(str(path), name, done, notes=streamed_notes))
     return _finish(run)
 
 
@@ -327,20 +353,44 @@ def _finish(run: _Run) -> CheckResult:
             "volume": t_volume[0],
             "total": total,
         },
-        notes=_notes(acc, len(run.meshes), group_notes),
+        notes=_notes(acc, len(run.meshes), group_notes, uncertain),
         preview=preview,
+        inputs=run.inputs,
     )
 
 
-def _notes(acc: Accumulator, n_meshes: int, group_notes: list[str]) -> list[str]:
+def _counts_note(acc: Accumulator, uncertain: list[Incident]) -> str:
+    """The counts per status. Points within survey uncertainty are either
+    the fringe of a violating incident (its points beyond the limit by less
+    than the tolerance) or in a group of their own (``U1``...): say which,
+    so they are not read against "0 groups within uncertainty"."""
+    ok, unc, bad = acc.per_status
+    text = (
+        f"classified {acc.n_points:,} points: {ok:,} compliant, {bad:,} beyond a licensed "
+        f"limit by more than the survey tolerance"
+    )
+    if not unc:
+        return text + ", none within survey uncertainty"
+    in_groups = min(unc, sum(u.point_count for u in uncertain) * acc.beyond_stride)
+    fringe = unc - in_groups
+    about = "about " if acc.beyond_stride > 1 else ""
+    parts = []
+    if fringe:
+        parts.append(f"{about}{fringe:,} at the fringe of the violating incidents")
+    if uncertain:
+        parts.append(
+            f"{about}{in_groups:,} in the {len(uncertain)} group(s) within uncertainty (U1...)"
+        )
+    return text + f"; {unc:,} beyond a limit by at most the tolerance: " + ", ".join(parts)
+
+
+def _notes(
+    acc: Accumulator, n_meshes: int, group_notes: list[str], uncertain: list[Incident]
+) -> list[str]:
     """The check's notes: the counts, then what the grouping said, then what
     a reviewer should know (seams not covering, survey dates, thinning,
     meshes, a suspect coordinate system)."""
-    ok, unc, bad = acc.per_status
-    notes = [
-        f"classified {acc.n_points:,} points: {ok:,} compliant, {unc:,} within survey "
-        f"uncertainty, {bad:,} beyond a licensed limit"
-    ]
+    notes = [_counts_note(acc, uncertain)]
     notes.extend(group_notes)
     if acc.no_seam:
         notes.append(

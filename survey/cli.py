@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -80,13 +81,33 @@ def _check_paths(paths: Sequence[str], what: str) -> list[Path]:
     return out
 
 
-def _prepare_out(out: Path) -> Path:
-    """Create the output directory now, so a typo fails before a long check."""
+def _check_out(out: Path) -> Path:
+    """Check now, before a long check, that the output directory can be
+    written (or created), without creating it: bad input must not leave an
+    empty --out folder behind. :func:`_make_out` creates it once there is
+    something to write."""
+    existing = out
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SurveyInputError(
+            f"cannot write the report there ({existing} is a file, not a directory); choose "
+            "another --out directory",
+            path=out,
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SurveyInputError(
+            f"cannot write the report there (no permission to write in {existing}); choose "
+            "another --out directory",
+            path=out,
+        )
+    return out
+
+
+def _make_out(out: Path) -> Path:
+    """Create the output directory: there is something to write into it."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".minegate-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
     except OSError as exc:
         raise SurveyInputError(
             f"cannot write the report there ({exc.strerror}); choose another --out directory",
@@ -193,12 +214,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     licence = load_licence(args.licence)
     paths = _check_paths(args.scan, "scan")
     transform = parse_transform(args.transform)
-    out = _prepare_out(Path(args.out))
+    out = _check_out(Path(args.out))
     with open_progress(enabled=not args.quiet) as progress:
         # every file streamed chunk by chunk (bounded memory), a mine-grid
         # transform or a forced format applied to each chunk
         from survey.check import check_files
-        from survey.readers import format_name
 
         result = check_files(
             licence,
@@ -208,30 +228,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             fmt=args.format,
             transform=transform,
         )
-        counts = _point_counts(paths, result)
-        sources = [
-            SourceInfo(str(p), format_name(args.format, p), c)
-            for p, c in zip(paths, counts, strict=True)
-        ]
+        sources = [SourceInfo.of(item) for item in result.inputs]
         xyz, status = _sample_for_plots(licence, [], result)
         return _finish(args, result, xyz, status, sources, t_start, out)
-
-
-def _point_counts(paths: Sequence[Path], result: CheckResult) -> list[int | None]:
-    """Points per input: all of them for one file; from the header for
-    LAS/LAZ among several; unknown (None) otherwise."""
-    if len(paths) == 1:
-        return [result.n_points]
-    import laspy
-
-    counts: list[int | None] = []
-    for p in paths:
-        if p.suffix.lower() in (".las", ".laz"):
-            with laspy.open(str(p)) as reader:
-                counts.append(int(reader.header.point_count))
-        else:
-            counts.append(None)
-    return counts
 
 
 def _finish(
@@ -249,6 +248,7 @@ def _finish(
     if "total" in result.timings_s:  # the check's own total: keep it as "check"
         result.timings_s["check"] = result.timings_s.pop("total")
     t0 = time.perf_counter()
+    _make_out(out)
     files = write_report(result, out, xyz=xyz, status=status, check_id=check_id, sources=sources)
     result.timings_s["report"] = time.perf_counter() - t0
     result.timings_s["total"] = time.perf_counter() - t_start
@@ -258,6 +258,8 @@ def _finish(
     doc = findings_document(result, check_id=check_id, sources=sources)
     write_findings(doc, files.findings_json)
     print(_verdict_line(result))
+    for note in dict.fromkeys(n for item in result.inputs for n in item.notes):
+        print(f"  note: {note}")
     for inc in result.incidents[:MAX_PRINTED]:
         e, n, h = inc.centroid
         print(
@@ -289,7 +291,7 @@ def _finish(
 def cmd_sample(args: argparse.Namespace) -> int:
     from survey.sample import write_sample
 
-    sample = write_sample(_prepare_out(Path(args.out)))
+    sample = write_sample(_make_out(Path(args.out)))
     print(f"sample data written to {args.out}:")
     for f in sample.files:
         print(f"  {f}")
@@ -307,7 +309,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     licence = load_licence(args.licence)
     old_path, new_path = _check_paths([args.old, args.new], "scan")
     transform = parse_transform(args.transform)
-    out = _prepare_out(Path(args.out))
+    out = _check_out(Path(args.out))
     t_start = time.perf_counter()
     with open_progress(enabled=not args.quiet) as progress:
         old, new = (
@@ -316,7 +318,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
         result = compare_scans(licence, old, new, progress=progress)
         xyz, status = _sample_for_plots(licence, [new], result)
-        sources = [SourceInfo(d.source, d.fmt, len(d.xyz)) for d in (old, new)]
+        sources = [SourceInfo.of(item) for item in result.inputs]
         return _finish(args, result, xyz, status, sources, t_start, out)
 
 

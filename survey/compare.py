@@ -47,7 +47,15 @@ from survey.check import (
 from survey.check_stream import Accumulator
 from survey.classify import classify, prepare
 from survey.incidents import Beyond, group_incidents, label_voxels
-from survey.model import F64, CheckResult, Incident, Licence, SurveyData, SurveyInputError
+from survey.model import (
+    F64,
+    CheckResult,
+    Incident,
+    InputSummary,
+    Licence,
+    SurveyData,
+    SurveyInputError,
+)
 from survey.progress import ProgressCallback, null_progress
 from survey.volume.shell import shell_volume
 
@@ -92,6 +100,15 @@ def _surface_points(scan: SurveyData, origin: F64) -> F64:
     if scan.is_mesh:
         return _mesh_samples(scan, origin)[0]
     return np.asarray(scan.xyz, dtype=np.float64)
+
+
+def _summary(scan: SurveyData, checked: int) -> InputSummary:
+    """A scan as read: its points (a mesh's vertices), faces, the surface
+    samples compared besides and the reader's notes."""
+    faces = len(scan.faces) if scan.faces is not None else None
+    return InputSummary(
+        scan.source, scan.fmt, len(scan.xyz), faces, checked - len(scan.xyz), list(scan.notes)
+    )
 
 
 def _check_scans(old: SurveyData, new: SurveyData) -> None:
@@ -224,6 +241,7 @@ def compare_scans(
         },
         notes=notes,
         preview=np.concatenate([acc.ok_preview.result(), acc.bad_preview.result()]),
+        inputs=[_summary(old, len(old_xyz)), _summary(new, len(new_xyz))],
         old_source=old.source,
         new_source=new.source,
         distance_m=d,

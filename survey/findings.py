@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 
 from gateway.model import Quality, Record, RecordKind
-from survey.model import CheckResult, Incident, Licence
+from survey.model import CheckResult, Incident, InputSummary, Licence
 
 SCHEMA = "minegate.survey.findings/1"
 
@@ -31,11 +31,30 @@ MEASUREMENT_INCIDENT = "survey_incident"
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """One input file of a check: its path, format and point count."""
+    """One input file of a check: its path, format and point count (a mesh's
+    own vertices), a mesh's faces, the surface samples checked besides its
+    vertices, and what the reader noted about the file."""
 
     path: str
     fmt: str
     points: int | None
+    faces: int | None = None
+    samples: int = 0
+    notes: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, item: InputSummary) -> SourceInfo:
+        return cls(item.source, item.fmt, item.points, item.faces, item.samples, tuple(item.notes))
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "format": self.fmt,
+            "points": self.points,
+            "faces": self.faces,
+            "surface_samples": self.samples,
+            "notes": list(self.notes),
+        }
 
 
 def tool_version() -> str:
@@ -156,7 +175,9 @@ def findings_document(
 ) -> dict[str, object]:
     """The ``findings.json`` document (schema :data:`SCHEMA`)."""
     lic = result.licence
-    if sources is None:
+    if sources is None and result.inputs:
+        sources = [SourceInfo.of(i) for i in result.inputs]
+    elif sources is None:
         sources = [SourceInfo(s, Path(s).suffix.lstrip(".").lower(), None) for s in result.sources]
     doc: dict[str, object] = {
         "schema": SCHEMA,
@@ -165,7 +186,7 @@ def findings_document(
         "created_utc": (created or datetime.now(UTC)).astimezone(UTC).isoformat(),
         "licence": licence_dict(lic),
         "tolerances": {"plan_m": lic.tolerance_m, "height_m": lic.tolerance_z_m},
-        "sources": [{"path": s.path, "format": s.fmt, "points": s.points} for s in sources],
+        "sources": [s.as_dict() for s in sources],
         "summary": summary(result),
         "verdict": result.verdict,
         "incidents": [incident_dict(i) for i in result.incidents],

@@ -168,6 +168,21 @@ class Incident:
 
 
 @dataclass
+class InputSummary:
+    """One input of a check as read: the points (a mesh's vertices) the
+    reader returned, a mesh's faces and the surface samples checked besides
+    its vertices, and what the reader noted about the file (a declared EPSG
+    code taken as it is, entities not read, every height 0, ...)."""
+
+    source: str
+    fmt: str
+    points: int
+    faces: int | None = None
+    samples: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class CheckResult:
     licence: Licence
     sources: list[str]
@@ -180,3 +195,5 @@ class CheckResult:
     # (m, 4) float64 rows (E, N, H, status 0/1/2) for plan plots: a subsample
     # of compliant points then of non-compliant ones; see survey.check
     preview: F64 | None = None
+    # one per source, in order: counts as read and the readers' notes
+    inputs: list[InputSummary] = field(default_factory=list)

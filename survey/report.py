@@ -146,11 +146,33 @@ def _validity(valid_from: date | None, valid_to: date | None, source: str) -> st
     return span
 
 
+def _count(v: object) -> str:
+    return f"{v:,}" if isinstance(v, int) else ""
+
+
 def _source_row(src: dict[str, object]) -> str:
+    """A file as read: its own points (a mesh's vertices) and faces, and the
+    surface samples checked besides a mesh's vertices."""
     points = src["points"]
-    count = f"{points:,}" if isinstance(points, int) else "?"
+    samples = src.get("surface_samples")
     return (
-        f"<tr><td>{_e(src['path'])}</td><td>{_e(src['format'])}</td><td class=num>{count}</td></tr>"
+        f"<tr><td>{_e(src['path'])}</td><td>{_e(src['format'])}</td>"
+        f"<td class=num>{_count(points) or '?'}</td><td class=num>{_count(src.get('faces'))}</td>"
+        f"<td class=num>{_count(samples) if samples else ''}</td></tr>"
+    )
+
+
+def _source_notes(sources: Sequence[dict[str, object]]) -> str:
+    """What the readers noted about the files (a declared coordinate system
+    taken as it is, entities not read, every height 0): where a reader of
+    the report sees them, under the files."""
+    notes = [str(n) for src in sources for n in src.get("notes") or []]  # type: ignore[attr-defined]
+    if not notes:
+        return ""
+    items = "".join(f"<li>{_e(n)}</li>" for n in dict.fromkeys(notes))
+    return (
+        "<div class=readnotes><b>Read with remarks 读取说明</b> (check these before relying on "
+        f"the verdict):<ul>{items}</ul></div>"
     )
 
 
@@ -176,7 +198,9 @@ def render_html(
     lic = result.licence
     summary = doc["summary"]
     assert isinstance(summary, dict)
-    sources_rows = "".join(_source_row(s) for s in doc["sources"])  # type: ignore[attr-defined]
+    sources = doc["sources"]
+    assert isinstance(sources, list)
+    sources_rows = "".join(_source_row(s) for s in sources)
     section_html = "\n".join(
         f"<figure>{_img(png, f'elevation section through {inc.id}')}"
         f"<figcaption>{_e(inc.id)}: {_e(TYPE_LABEL.get(str(inc.type), inc.type))}, max exceedance "
@@ -214,6 +238,7 @@ def render_html(
         created=_e(doc["created_utc"]),
         version=_e(doc["tool"]["version"]),  # type: ignore[index]
         sources_rows=sources_rows,
+        source_notes=_source_notes(sources),
         licence_html=_licence_html(result),
         plan_img=_img(plan_png, "plan view"),
         incidents_table=_table(result.incidents, "No violations beyond the survey tolerance."),

@@ -35,6 +35,9 @@ this module does not import pyplot. Output is deterministic: same inputs,
 same bytes.
 
 Modules: :mod:`~survey.plots.plan` (:func:`~survey.plots.plan.plan_view`),
+:mod:`~survey.plots.labels` (the plan's labels: incidents close together on
+the picture share one, each set out on a leader line where it covers no
+other label or incident and crosses no other leader),
 :mod:`~survey.plots.section` (:func:`~survey.plots.section.elevation_section`,
 :func:`~survey.plots.section.section_caption`) and
 :mod:`~survey.plots.drawing` (statuses, colours, the point image, the

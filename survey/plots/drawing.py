@@ -174,7 +174,7 @@ LEGEND_SWATCH_PX, LEGEND_GAP_PX, LEGEND_SPACING_PX = 18, 6, 22
 def legend_ncol(labels: Sequence[str], size: float, max_ncol: int) -> int:
     """The most columns (up to ``max_ncol``) in which a legend with these
     labels fits across the picture."""
-    widths = [LEGEND_SWATCH_PX + LEGEND_GAP_PX + _text_width_px(t, size) for t in labels]
+    widths = [LEGEND_SWATCH_PX + LEGEND_GAP_PX + text_width_px(t, size) for t in labels]
     for ncol in range(max(1, min(max_ncol, len(widths))), 1, -1):
         cols = [max(widths[c::ncol]) for c in range(ncol)]
         if sum(cols) + LEGEND_SPACING_PX * (ncol - 1) <= FIG_W * DPI - 20:
@@ -210,12 +210,12 @@ def _font(size_pt: float, bold: bool = False) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(path), size_pt * PX_PER_PT, layout_engine=ImageFont.Layout.BASIC)
 
 
-def _text_width_px(text: str, size_pt: float, bold: bool = False) -> float:
+def text_width_px(text: str, size_pt: float, bold: bool = False) -> float:
     with _text_lock:
         return float(_font(size_pt, bold).getlength(text))
 
 
-def _text_height_px(size_pt: float) -> float:
+def text_height_px(size_pt: float) -> float:
     with _text_lock:
         ascent, descent = _font(size_pt).getmetrics()
     return float(ascent + descent)
@@ -327,9 +327,9 @@ class Picture:
         widths = [0.0]
         for v in ys:
             s = fmt(v)
-            widths.append(_text_width_px(s, tick_size))
+            widths.append(text_width_px(s, tick_size))
             self.text(yt, 0, v, s, size=tick_size, ha="right", va="center", dx=-TICK_GAP_PT)
-        below = TICK_GAP_PT + _text_height_px(tick_size) / PX_PER_PT + 4
+        below = TICK_GAP_PT + text_height_px(tick_size) / PX_PER_PT + 4
         self.text(ax.transAxes, 0.5, 0, xlabel, size=10, ha="center", va="top", dy=-below)
         beside = TICK_GAP_PT + max(widths) / PX_PER_PT + 4
         self.text(

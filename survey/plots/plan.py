@@ -1,5 +1,7 @@
 """The plan view of the report: licence polygons with corner numbers,
-workings coloured by status, each incident boxed and the worst labelled."""
+workings coloured by status, each incident boxed and labelled on a leader
+line (incidents close together on the picture share a label; labels never
+overlap: :mod:`survey.plots.labels`)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from survey.plots.drawing import (
     LICENCE_COLOUR,
     MAX_LABELS,
     PLAN_DOT_PX,
+    PX_PER_PT,
     STATUS_LABELS_WORST,
     STATUS_STYLE,
     UNCERTAIN,
@@ -32,23 +35,13 @@ from survey.plots.drawing import (
     nice_ticks,
     plot_text,
     status_keys,
+    text_height_px,
+    text_width_px,
 )
+from survey.plots.labels import group_nearby, place_labels
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-
-
-def _spread_out(ranked: Sequence[Incident], *, min_gap: float, limit: int) -> set[int]:
-    """ids (``id()``) of the incidents to label: in rank order, skipping one
-    whose centroid is within ``min_gap`` of an already labelled one."""
-    chosen: list[Incident] = []
-    for inc in ranked:
-        if len(chosen) >= limit:
-            break
-        c = np.array(inc.centroid[:2])
-        if all(np.hypot(*(c - np.array(o.centroid[:2]))) >= min_gap for o in chosen):
-            chosen.append(inc)
-    return {id(i) for i in chosen}
 
 
 # plan layout, inches
@@ -58,10 +51,9 @@ PLAN_ASPECT = (0.55, 1.25)  # axes height / width; a licence beyond is padded ou
 
 def _plan_window(
     licence: Licence, xyz: F64, axes_w: float
-) -> tuple[tuple[float, float], tuple[float, float], float, float]:
-    """x (easting) and y (northing) limits of the plan, equal scale; the
-    axes height in inches for ``axes_w`` inches of width; the span of the
-    licence and workings (m, the larger of east and north)."""
+) -> tuple[tuple[float, float], tuple[float, float], float]:
+    """x (easting) and y (northing) limits of the plan, equal scale, and the
+    axes height in inches for ``axes_w`` inches of width."""
     es = [b.polygon_en()[:, 0] for b in licence.blocks] + [xyz[:, 0]]
     ns = [b.polygon_en()[:, 1] for b in licence.blocks] + [xyz[:, 1]]
     e_all, n_all = np.concatenate(es), np.concatenate(ns)
@@ -80,7 +72,7 @@ def _plan_window(
     elif ratio < lo:  # wide: heighten it
         grow = 0.5 * ((e1 - e0) * lo - (n1 - n0))
         n0, n1, ratio = n0 - grow, n1 + grow, lo
-    return (e0, e1), (n0, n1), axes_w * ratio, span
+    return (e0, e1), (n0, n1), axes_w * ratio
 
 
 def _draw_blocks(pic: Picture, ax: Axes, licence: Licence) -> None:
@@ -120,24 +112,79 @@ def _draw_blocks(pic: Picture, ax: Axes, licence: Licence) -> None:
             )
 
 
+#: incidents closer than this on the picture share a label (pixels)
+GROUP_RADIUS_PX = 28.0
+REGROUP_TRIES = 4
+LABEL_SIZE_PT = 8.0
+LABEL_PAD_PX = 0.25 * LABEL_SIZE_PT * PX_PER_PT + 1  # as drawing._draw_label pads a box
+
+
+def _id_key(inc: Incident) -> tuple[str, int]:
+    digits = "".join(ch for ch in inc.id if ch.isdigit())
+    return inc.id.rstrip("0123456789"), int(digits or 0)
+
+
+def _group_text(group: Sequence[Incident], *, full: bool = False) -> str:
+    """A label as short as the table makes possible: the incident's id and
+    largest exceedance; for a shared label the worst incident's (the leader
+    points at it) and how many more the dotted box holds. ``full``: one
+    incident's type and volume as well."""
+    head = group[0]
+    if full and len(group) == 1:
+        if head.within_uncertainty:
+            return f"{head.id} (within unc.) {head.max_exceedance_m:.1f} m"
+        return incident_label(head)
+    text = f"{head.id} {head.max_exceedance_m:.1f} m"
+    if head.within_uncertainty and len(group) == 1:
+        text += " (within unc.)"
+    return text + (f" +{len(group) - 1} more" if len(group) > 1 else "")
+
+
+def _label_box_px(text: str) -> tuple[float, float]:
+    """A boxed label's width and height in pixels (as ``_draw_label``
+    draws it: the text plus a quarter of the font size around it)."""
+    pad = LABEL_PAD_PX
+    return text_width_px(text, LABEL_SIZE_PT) + 2 * pad, text_height_px(LABEL_SIZE_PT) + 2 * pad
+
+
+def _corner_label_points(ax: Axes, licence: Licence) -> F64:
+    """Pixels of the corner numbers (as :func:`_draw_blocks` sets them out
+    12 pt from their corners) and of the corners: labels leave them free."""
+    pts = []
+    for block in licence.blocks:
+        poly = block.polygon_en()
+        px = ax.transData.transform(poly)
+        out = px - ax.transData.transform(poly.mean(axis=0))
+        out /= np.maximum(np.hypot(out[:, 0], out[:, 1]), 1e-9)[:, None]
+        pts += [px, px + out * 12 * PX_PER_PT]
+    return np.concatenate(pts)
+
+
+def _note_boxes(ax: Axes, note: str) -> list[tuple[float, float, float, float]]:
+    """Pixel boxes of the corner notes (the count note at the top left, the
+    EPSG code at the bottom right) that labels must leave free."""
+    x0, y0, x1, y1 = ax.bbox.extents
+    w, h = _label_box_px(note) if note else (0.0, 0.0)
+    top_left = (x0, y1 - h - 10, x0 + w + 12, y1)
+    epsg_w, epsg_h = _label_box_px("EPSG:45450   N ↑")
+    return [top_left, (x1 - epsg_w - 4, y0, x1, y0 + epsg_h + 2)]
+
+
 def _draw_incidents(
     pic: Picture,
     ax: Axes,
+    licence: Licence,
     incidents: Sequence[Incident],
     uncertain: Sequence[Incident],
-    xlim: tuple[float, float],
-    ylim: tuple[float, float],
-    span: float,
-) -> set[int]:
-    """Box every incident and group; label the worst ``MAX_LABELS``
-    (violations first, one per place) with an arrow towards the middle of
-    the picture. Returns the ``id()`` of the labelled ones."""
+) -> str:
+    """Box every incident and group; label the worst (violations first),
+    incidents near one another on the picture sharing one label, each label
+    on a leader line where it covers no other label or incident and
+    crosses no other leader. Returns the note on what is labelled (empty
+    when every incident has a label of its own)."""
     data = ax.transData
-    centre_en = np.array([0.5 * (xlim[0] + xlim[1]), 0.5 * (ylim[0] + ylim[1])])
-    # label the worst MAX_LABELS violations (then uncertain groups); box all
-    ranked = sorted(incidents, key=lambda i: -i.max_exceedance_m) + list(uncertain)
-    labelled = _spread_out(ranked, min_gap=0.05 * span, limit=MAX_LABELS)
-    for k, inc in enumerate([*incidents, *uncertain]):
+    every = [*incidents, *uncertain]
+    for inc in every:
         colour = STATUS_STYLE[UNCERTAIN if inc.within_uncertainty else VIOLATION][0]
         (e0, n0, _), (e1, n1, _) = inc.bbox_min, inc.bbox_max
         ax.add_patch(
@@ -152,45 +199,100 @@ def _draw_incidents(
                 zorder=8,
             )
         )
-        if id(inc) not in labelled:
+    if not every:
+        return ""
+    ranked = sorted(incidents, key=lambda i: -i.max_exceedance_m) + sorted(
+        uncertain, key=lambda i: -i.max_exceedance_m
+    )
+    anchors = data.transform([(i.centroid[0], i.centroid[1]) for i in ranked])
+    centre = data.transform(np.concatenate([b.polygon_en() for b in licence.blocks]).mean(axis=0))
+    x0, y0, x1, y1 = ax.bbox.extents
+    radius = GROUP_RADIUS_PX
+    for _ in range(REGROUP_TRIES):  # where a label finds no room, share labels more widely
+        groups = [[ranked[k] for k in g] for g in group_nearby(anchors, radius, MAX_LABELS)]
+        # the full label (type and volume) when each incident has its own
+        # and they all fit, else the short one (the table has the rest)
+        wordings = (
+            [[_group_text(g, full=True) for g in groups]] if len(groups) == len(every) else []
+        )
+        for texts in [*wordings, [_group_text(g) for g in groups]]:
+            offsets = place_labels(
+                data.transform([(g[0].centroid[0], g[0].centroid[1]) for g in groups]),
+                [_label_box_px(t) for t in texts],
+                px_per_pt=PX_PER_PT,
+                frame=(x0 + 2, y0 + 2, x1 - 2, y1 - 2),
+                avoid=_note_boxes(ax, _note(len(every), len(every))),
+                keep_clear=np.concatenate([anchors, _corner_label_points(ax, licence)]),
+                outward_from=(float(centre[0]), float(centre[1])),
+                pad_px=LABEL_PAD_PX,
+            )
+            if all(off is not None for off in offsets):
+                break
+        if all(off is not None for off in offsets):
+            break
+        radius *= 1.6
+    shared = any(len(g) > 1 for g in groups)
+    unplaced = 0
+    for group, text, off in zip(groups, texts, offsets, strict=True):
+        head = group[0]
+        colour = STATUS_STYLE[UNCERTAIN if head.within_uncertainty else VIOLATION][0]
+        if len(group) > 1:
+            lo = np.min([i.bbox_min[:2] for i in group], axis=0) - 1.0
+            hi = np.max([i.bbox_max[:2] for i in group], axis=0) + 1.0
+            ax.add_patch(
+                Rectangle(
+                    (lo[0], lo[1]),
+                    hi[0] - lo[0],
+                    hi[1] - lo[1],
+                    fill=False,
+                    edgecolor=colour,
+                    lw=0.9,
+                    ls=":",
+                    zorder=8,
+                )
+            )
+        if off is None:
+            unplaced += len(group)
             continue
-        # put the label towards the middle of the picture, fanned out a little
-        toward = centre_en - np.array(inc.centroid[:2])
-        ang = np.arctan2(toward[1], toward[0]) + (k % 3 - 1) * 0.5
-        dx, dy = 60 * np.cos(ang), 45 * np.sin(ang)
         ax.annotate(
             "",
-            (inc.centroid[0], inc.centroid[1]),
-            xytext=(dx, dy),
+            (head.centroid[0], head.centroid[1]),
+            xytext=(off.dx, off.dy),
             textcoords="offset points",
             arrowprops={"arrowstyle": "->", "color": colour, "lw": 1.0, "shrinkA": 0},
             zorder=9,
         )
         pic.text(
             data,
-            inc.centroid[0],
-            inc.centroid[1],
-            incident_label(inc) if not inc.within_uncertainty else f"{inc.id} (within unc.)",
-            dx=dx,
-            dy=dy,
-            ha="left" if dx >= 0 else "right",
-            va="center",
-            size=8,
+            head.centroid[0],
+            head.centroid[1],
+            text,
+            dx=off.dx,
+            dy=off.dy,
+            ha=off.ha,
+            va=off.va,
+            size=LABEL_SIZE_PT,
             box=colour,
         )
-    return labelled
+    return _note(len(every), unplaced) if shared or unplaced else ""
 
 
-def _draw_notes(pic: Picture, ax: Axes, licence: Licence, n_all_inc: int, n_labelled: int) -> None:
-    """The note that not every incident is labelled, and the EPSG code and
-    north arrow."""
-    if n_all_inc > n_labelled:
+def _note(n_all: int, unplaced: int) -> str:
+    """What the labels leave out, for the top left corner."""
+    text = f"{n_all} incidents and groups: nearby ones share a label (dotted box)"
+    if unplaced:
+        text += f", {unplaced} have none (no room)"
+    return text + "; all in the table"
+
+
+def _draw_notes(pic: Picture, ax: Axes, licence: Licence, note: str) -> None:
+    """The note on what is labelled, and the EPSG code and north arrow."""
+    if note:
         pic.text(
             ax.transAxes,
             0.01,
             0.99,
-            f"{n_all_inc} incidents and groups, all boxed; {n_labelled} labelled "
-            "(the largest, one per place); see the table",
+            note,
             va="top",
             size=8,
             box="#999999",
@@ -220,9 +322,22 @@ def plan_view(
 ) -> bytes:
     """Plan: licence polygons with corner numbers, workings coloured by
     status, each incident labelled. Returns PNG bytes."""
+    return plan_picture(licence, xyz, status, incidents, uncertain, title=title).png()
+
+
+def plan_picture(
+    licence: Licence,
+    xyz: F64,
+    status: npt.NDArray[np.integer],
+    incidents: Sequence[Incident],
+    uncertain: Sequence[Incident] = (),
+    *,
+    title: str = "",
+) -> Picture:
+    """The plan view before it is rendered (its labels can be inspected)."""
     xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
     axes_w = FIG_W - PLAN_LEFT - PLAN_RIGHT
-    xlim, ylim, axes_h, span = _plan_window(licence, xyz, axes_w)
+    xlim, ylim, axes_h = _plan_window(licence, xyz, axes_w)
     block_keys = [
         Key(
             "line",
@@ -250,8 +365,8 @@ def plan_view(
         PLAN_DOT_PX,
     )
     keys += status_keys(counts)
-    labelled = _draw_incidents(pic, ax, incidents, uncertain, xlim, ylim, span)
-    _draw_notes(pic, ax, licence, len(incidents) + len(uncertain), len(labelled))
+    note = _draw_incidents(pic, ax, licence, incidents, uncertain)
+    _draw_notes(pic, ax, licence, note)
     pic.axis_labels(
         ax,
         xticks=nice_ticks(*xlim, 5),
@@ -263,4 +378,4 @@ def plan_view(
         title_size=11,
     )
     pic.set_legend(keys, ncol, 8, legend_h - 0.04)
-    return pic.png()
+    return pic

@@ -117,11 +117,13 @@ def _edge_text(edge: str) -> str:
     return edge if edge.replace("–", "-").isascii() else ""
 
 
-def _section_frame(
+def section_frame(
     licence: Licence, inc: Incident
 ) -> tuple[F64, F64, str, float, tuple[float, float]]:
     """Section line (origin, direction, caption as in :func:`section_geometry`),
-    half width of the slab of points drawn (m) and the range along the line."""
+    half width of the slab of points drawn (m) and the range along the line
+    (the incident with 30 m before and 15 m after it, and for a boundary
+    incident the boundary itself at 0)."""
     origin, d, how = section_geometry(licence, inc)
     perp = np.array([-d[1], d[0]])
     bb_rel = (
@@ -138,13 +140,19 @@ def _section_frame(
     t_span = float(np.ptp(bb_rel @ perp))
     half_w = float(np.clip(0.5 * t_span + 1.0, 2.0, 10.0))
     s_inc = bb_rel @ d
-    return origin, d, how, half_w, (float(s_inc.min()) - 30.0, float(s_inc.max()) + 15.0)
+    s_lo, s_hi = float(s_inc.min()) - 30.0, float(s_inc.max()) + 15.0
+    if inc.type is ViolationType.BOUNDARY:
+        # the boundary the exceedance is measured from (at 0) is in the
+        # picture, with room inside it, however far out the incident lies
+        margin = max(10.0, 0.1 * (s_hi - min(s_lo, 0.0)))
+        s_lo, s_hi = min(s_lo, -margin), max(s_hi, margin)
+    return origin, d, how, half_w, (s_lo, s_hi)
 
 
 def section_caption(licence: Licence, inc: Incident) -> str:
     """Where the section through ``inc`` runs, for the report's caption
     (the picture's own title stays short)."""
-    _, _, how, half_w, _ = _section_frame(licence, inc)
+    _, _, how, half_w, _ = section_frame(licence, inc)
     return (
         f"Section {how}, through X {inc.centroid[1]:,.1f}, Y {inc.centroid[0]:,.1f}; "
         f"points within ±{half_w:.1f} m of the section line."
@@ -265,11 +273,21 @@ def _draw_licensed_region(
 
 
 def _draw_levels(
-    pic: Picture, ax: Axes, block: Block, tz: float, s_lo: float, y_range: tuple[float, float]
+    pic: Picture,
+    ax: Axes,
+    block: Block,
+    tz: float,
+    s_range: tuple[float, float],
+    y_range: tuple[float, float],
+    crossings: Sequence[tuple[float, str]],
 ) -> None:
     """Licensed top and bottom with their labels (or a note when outside the
-    window), and the height tolerance bands."""
+    window, on the right when a boundary's label stands at the left), and
+    the height tolerance bands."""
+    s_lo, s_hi = s_range
     y0, y1 = y_range
+    left_edge = any(s_lo <= sc <= s_lo + 0.3 * (s_hi - s_lo) for sc, _ in crossings)
+    note_x, note_ha = (0.99, "right") if left_edge else (0.01, "left")
     tol_colour = STATUS_STYLE[UNCERTAIN][0]
     for z, name in ((block.z_top, "licensed top"), (block.z_bottom, "licensed bottom")):
         ax.axhline(z, color=LICENCE_COLOUR, lw=1.6, zorder=3)
@@ -290,9 +308,10 @@ def _draw_levels(
             where = "above" if z > y1 else "below"
             pic.text(
                 ax.transAxes,
-                0.01,
+                note_x,
                 0.98 if z > y1 else 0.02,
                 f"{name} {z:+g} m ({where} this window)",
+                ha=note_ha,
                 va="top" if z > y1 else "bottom",
                 size=8,
                 colour=LICENCE_COLOUR,
@@ -382,7 +401,7 @@ def elevation_section(
     crossings, seam roof/floor. Returns PNG bytes."""
     xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
     status = np.asarray(status)
-    origin, d, how, half_w, (s_lo, s_hi) = _section_frame(licence, inc)
+    origin, d, how, half_w, (s_lo, s_hi) = section_frame(licence, inc)
     ss, hh, st = _slab(xyz, status, origin, d, half_w, (s_lo, s_hi))
     block = _find_block(licence, inc.block)
     crossings = _line_crossings(block, origin, d)
@@ -405,7 +424,7 @@ def elevation_section(
 
     shp = Polygon(block.polygon_en())
     _draw_licensed_region(ax, block, shp, origin, d, crossings, (s_lo, s_hi))
-    _draw_levels(pic, ax, block, tz, s_lo, (y0, y1))
+    _draw_levels(pic, ax, block, tz, (s_lo, s_hi), (y0, y1), crossings)
     _draw_crossings(pic, ax, licence, shp, origin, d, crossings, (s_lo, s_hi))
     _draw_seams(pic, ax, line_s, seam_lines, (y0, y1))
     counts = draw_points(

@@ -5,7 +5,8 @@ Public API::
     read_survey(path, *, fmt=None, transform=None, column_map=None, licence=None,
                 progress=None, height_offset=0.0) -> SurveyData
     iter_chunks(path, chunk_points=5_000_000, *, fmt=None, transform=None,
-                column_map=None, licence=None, progress=None, height_offset=0.0)
+                column_map=None, licence=None, progress=None, height_offset=0.0,
+                notes=None)
         -> Iterator[F64 (k, 3)]
     SUPPORTED_FORMATS: dict[str, str]   # extension -> format name
     detect_format(path) -> str
@@ -14,7 +15,10 @@ All results are float64 (easting, northing, height) in the licence's system:
 the optional 4-parameter ``transform`` (mine grid -> licence system) and
 ``height_offset`` are applied, and the zone prefix is stripped from eastings
 when a ``licence`` is given. ``progress`` follows ``survey.progress``:
-``progress(stage, done, total)``.
+``progress(stage, done, total)``. What a reader notes about a file (a
+declared EPSG code taken as it is, entities or blocks skipped, units
+converted) is ``SurveyData.notes``, or appended to ``iter_chunks``'s
+``notes`` list; the check carries them into its findings and report.
 
 Pitfalls per format and how each is handled: ``docs/survey-inputs.md``.
 """
@@ -147,7 +151,8 @@ def detect_format(path: str | Path) -> str:
         exts = ", ".join(sorted(SUPPORTED_FORMATS))
         raise SurveyInputError(
             f"unknown file type {p.suffix or '(no extension)'!r}; supported: {exts}. "
-            "Rename the file or pass fmt= explicitly.",
+            "Rename the file or name its format: --format on the command line (e.g. "
+            "--format xyz), fmt= in Python.",
             path=p,
         )
     return fmt
@@ -171,6 +176,7 @@ def _options(
     licence: Licence | None,
     progress: ProgressCallback | None,
     height_offset: float,
+    notes: list[str] | None = None,
 ) -> ReadOptions:
     p = Path(path)
     if p.is_dir():
@@ -194,6 +200,7 @@ def _options(
         column_map=column_map,
         licence=licence,
         progress=progress,
+        notes=[] if notes is None else notes,
     )
 
 
@@ -223,14 +230,17 @@ def iter_chunks(
     licence: Licence | None = None,
     progress: ProgressCallback | None = None,
     height_offset: float = 0.0,
+    notes: list[str] | None = None,
 ) -> Iterator[F64]:
     """Stream a survey as (k, 3) float64 (E, N, H) chunks of at most
     ``chunk_points`` points. LAS/LAZ and XYZ/PTS are streamed from disk,
     E57 scan by scan; other formats are read whole and sliced (they are small in practice, or
-    carry faces and poses that need the whole file)."""
+    carry faces and poses that need the whole file). What the reader notes
+    (a declared EPSG code taken as it is, skipped blocks, ...) is appended to
+    ``notes`` as it is found."""
     if chunk_points < 1:
         raise ValueError("chunk_points must be >= 1")
-    opts = _options(path, fmt, transform, column_map, licence, progress, height_offset)
+    opts = _options(path, fmt, transform, column_map, licence, progress, height_offset, notes)
     if opts.fmt in ("las", "laz"):
         yield from iter_las_chunks(opts, chunk_points)
         return
@@ -244,7 +254,7 @@ def iter_chunks(
             for start in range(0, xyz.shape[0], chunk_points):
                 yield np.ascontiguousarray(xyz[start : start + chunk_points])
         return
-    xyz = _READERS[opts.fmt](opts).xyz
+    xyz = _READERS[opts.fmt](opts).xyz  # its notes are opts.notes
     for start in range(0, xyz.shape[0], chunk_points):
         yield np.ascontiguousarray(xyz[start : start + chunk_points])
 

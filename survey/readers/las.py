@@ -40,6 +40,13 @@ _PROJECTED_CS_GEOKEY = 3072  # GeoTIFF ProjectedCSTypeGeoKey
 # the CRS's own identifier is the last AUTHORITY / ID of a WKT string
 _WKT_EPSG = re.compile(r'(?:AUTHORITY\["EPSG",\s*"?(\d+)"?\]|ID\["EPSG",\s*(\d+)\])\s*\]\s*$')
 
+# a geographic system (degrees): GeoTIFF GTModelTypeGeoKey 2, or a
+# GeographicTypeGeoKey alone; WKT 1 and 2 keywords of one (or geocentric)
+_MODEL_TYPE_GEOKEY = 1024
+_MODEL_GEOGRAPHIC = 2
+_GEOGRAPHIC_TYPE_GEOKEY = 2048
+_WKT_GEOGRAPHIC = ("GEOGCS", "GEOGCRS", "GEOGRAPHICCRS", "GEODCRS", "GEOCCS")
+
 # laspy and lazrs raise these for damaged or truncated files.
 _LAS_ERRORS: tuple[type[BaseException], ...] = (
     laspy.errors.LaspyException,
@@ -69,42 +76,70 @@ def _open(opts: ReadOptions) -> laspy.LasReader:
         ) from None
 
 
-def las_epsg(header: laspy.LasHeader) -> int | None:
-    """The projected EPSG code a LAS header declares (GeoTIFF keys or WKT),
-    or None. Read without pyproj."""
+def las_epsg(header: laspy.LasHeader) -> tuple[int, bool] | None:
+    """The EPSG code a LAS header declares (GeoTIFF keys or WKT) and whether
+    it is a geographic system (degrees of longitude and latitude; code 0 when
+    none is named), or None. Read without pyproj."""
     for vlr in header.vlrs:
         if isinstance(vlr, GeoKeyDirectoryVlr):
-            for key in vlr.geo_keys:
-                if key.id == _PROJECTED_CS_GEOKEY and key.tiff_tag_location == 0:
-                    code = int(key.value_offset)
-                    return code if 1024 <= code < 32767 else None
+            keys = {k.id: int(k.value_offset) for k in vlr.geo_keys if k.tiff_tag_location == 0}
+            projected = keys.get(_PROJECTED_CS_GEOKEY, 0)
+            if 1024 <= projected < 32767:
+                return projected, False
+            # a projected system names its geographic base too: only a
+            # geographic model (or a lone geographic key) is in degrees
+            geographic = keys.get(_GEOGRAPHIC_TYPE_GEOKEY, 0)
+            model = keys.get(_MODEL_TYPE_GEOKEY)
+            named = 1024 <= geographic < 32767
+            if model == _MODEL_GEOGRAPHIC or (model is None and not projected and named):
+                return (geographic if named else 0), True
         if isinstance(vlr, WktCoordinateSystemVlr) and vlr.string:
-            m = _WKT_EPSG.search(vlr.string.strip())
+            wkt = vlr.string.strip()
+            m = _WKT_EPSG.search(wkt)
+            geographic = wkt.upper().startswith(_WKT_GEOGRAPHIC)
             if m:
-                return int(m.group(1) or m.group(2))
+                return int(m.group(1) or m.group(2)), geographic
+            if geographic:
+                return 0, True
     return None
 
 
 def _check_crs(header: laspy.LasHeader, opts: ReadOptions) -> None:
-    """A LAS that declares a CGCS2000 zone other than the licence's is
-    refused (without prefix its eastings look plausible but are wrong);
-    other declared codes become a note, since exporters often write junk."""
+    """A LAS that declares a geographic system (degrees) or a CGCS2000 zone
+    other than the licence's is refused: a licence is in metres of a
+    Gauss-Krüger zone, and without prefix another zone's eastings look
+    plausible but are wrong. Other declared codes become a note (it reaches
+    the findings and the report), since exporters often write junk."""
     declared = las_epsg(header)
-    if declared is None or opts.licence is None or declared == opts.licence.epsg:
+    if declared is None or opts.licence is None:
         return
-    info, mine = CRS_TABLE.get(declared), CRS_TABLE.get(opts.licence.epsg)
+    code, geographic = declared
+    mine = CRS_TABLE.get(opts.licence.epsg)
+    licence_crs = f"EPSG {opts.licence.epsg}" + (f" ({mine.name}, metres)" if mine else "")
+    if geographic:
+        named = f"EPSG {code}, a geographic system" if code else "a geographic system"
+        raise SurveyInputError(
+            f"the LAS header declares {named}: longitude and latitude in degrees, which cannot "
+            f"be the licence's {licence_crs}; re-project the scan into the licence's system "
+            "(e.g. pdal translate in.las out.las reprojection "
+            f'--filters.reprojection.out_srs="EPSG:{opts.licence.epsg}") and check it again',
+            path=opts.path,
+        )
+    if code == opts.licence.epsg:
+        return
+    info = CRS_TABLE.get(code)
     if info is not None and mine is not None:
         if info.central_meridian == mine.central_meridian:
             # the same projection (3- or 6-degree numbering, with or without
             # prefix, e.g. 4507 = 4544 = CM 105E): the values tell the rest
             return
         raise SurveyInputError(
-            f"the LAS header declares EPSG {declared} ({info.name}) but the licence is EPSG "
+            f"the LAS header declares EPSG {code} ({info.name}) but the licence is EPSG "
             f"{mine.epsg} ({mine.name}); re-project the scan into the licence's zone",
             path=opts.path,
         )
     opts.notes.append(
-        f"{opts.path.name}: LAS header declares EPSG {declared}, the licence EPSG "
+        f"{opts.path.name}: LAS header declares EPSG {code}, the licence EPSG "
         f"{opts.licence.epsg}; coordinates were taken as they are"
     )
 

@@ -7,6 +7,7 @@ streamed LAZ with its peak memory."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_survey_benchmark_small_run(tmp_path: Path) -> None:
-    results, work = tmp_path / "results", tmp_path / "work"
+    results, work, temp = tmp_path / "results", tmp_path / "work", tmp_path / "tmp"
+    temp.mkdir()
     proc = subprocess.run(
         [
             sys.executable,
@@ -25,6 +27,7 @@ def test_survey_benchmark_small_run(tmp_path: Path) -> None:
             *("--results", str(results), "--work", str(work)),
         ],
         cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(temp)},  # where the reports of the checks go
         capture_output=True,
         text=True,
         check=False,
@@ -38,6 +41,9 @@ def test_survey_benchmark_small_run(tmp_path: Path) -> None:
     assert w["exit_code"] == 3 and w["verdict"] == "violations found"
     assert w["incidents"] >= 1 and max(w["volumes_m3"]) > 0  # a sliver may hold no volume
     assert w["seconds"] > w["timings_s"]["check"] > 0
+    # --repeat 1: one process per whole check, and no report folder left behind
+    assert w["repeat"] == 1 and res["whole_check_seam"]["repeat"] == 1
+    assert list(temp.glob("minegate-bench-*")) == []
     assert res["whole_check_seam"]["incidents"] >= w["incidents"]
     z = res["laz_stream"]
     assert z["points"] == 300_000 and z["maxrss_mb"] > 0

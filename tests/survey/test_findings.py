@@ -109,7 +109,16 @@ def test_document_speaks_x_north_y_east_and_round_trips(tmp_path: Path) -> None:
     assert back["schema"] == SCHEMA
     assert back["verdict"] == "violations found"
     assert back["licence"]["licence_no"] == res.licence.licence_no
-    assert back["sources"] == [{"path": "scan.las", "format": "las", "points": 100_000}]
+    assert back["sources"] == [
+        {
+            "path": "scan.las",
+            "format": "las",
+            "points": 100_000,
+            "faces": None,
+            "surface_samples": 0,
+            "notes": [],
+        }
+    ]
     assert [i["id"] for i in back["incidents"]] == ["I1", "I2"]
     assert [i["id"] for i in back["within_uncertainty"]] == ["U1"]
     i1 = back["incidents"][0]

@@ -142,30 +142,6 @@ def test_report_is_self_contained_with_pictures_and_table(tmp_path: Path) -> Non
     assert [i["id"] for i in doc["incidents"]] == ["I1", "I2"]
 
 
-def test_many_fragments_get_one_label_per_place() -> None:
-    from survey.plots.plan import _spread_out
-
-    _, _, _, res = _scene()
-    i1, i2 = res.incidents
-    # 30 fragments of I1 within a metre of each other, ranked after I1 and I2
-    fragments = [
-        Incident(
-            f"F{k}",
-            i1.type,
-            "1",
-            10,
-            i1.bbox_min,
-            i1.bbox_max,
-            (i1.centroid[0] + k * 0.03, i1.centroid[1], i1.centroid[2]),
-            1.0,
-            0.0,
-        )
-        for k in range(30)
-    ]
-    chosen = _spread_out([i1, i2, *fragments], min_gap=20.0, limit=12)
-    assert chosen == {id(i1), id(i2)}
-
-
 def test_an_expired_licence_is_flagged_in_the_report(tmp_path: Path) -> None:
     from dataclasses import replace
     from datetime import date
