@@ -72,7 +72,7 @@ def _read_xyz_data(opts: ReadOptions) -> SurveyData:
 
 
 #: formats whose points may lack a height (NaN): checked in plan only
-PLAN_ONLY_FORMATS = frozenset({"gsi"})
+PLAN_ONLY_FORMATS = frozenset({"gsi", "csv"})
 
 
 def _table_data(opts: ReadOptions, table: PointTable) -> SurveyData:

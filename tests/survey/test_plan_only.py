@@ -265,3 +265,33 @@ def test_compare_refuses_a_scan_with_points_without_height(gsi: Path) -> None:
     old = replace(new, xyz=np.nan_to_num(new.xyz, nan=-50.0), source="old.xyz")
     with pytest.raises(SurveyInputError, match=r"newer scan has 29 point\(s\) without a height"):
         compare_scans(_licence(), old, new)
+
+
+@pytest.mark.parametrize("header", ["点号,X,Y,H\n", ""])
+def test_total_station_csv_with_an_empty_height_is_checked_in_plan_only(
+    tmp_path: Path, header: str
+) -> None:
+    """A total-station table whose H field is empty for some points (with a
+    header, X = northing; and without one, columns told by magnitude)."""
+    pts = _points()
+    rows = "".join(
+        f"{pid},{n:.3f},{e:.3f},{'' if math.isnan(h) else f'{h:.3f}'}\n" for pid, e, n, h in pts
+    )
+    p = tmp_path / "points.csv"
+    p.write_text(header + rows, encoding="utf-8")
+    data = read_survey(p)
+    np.testing.assert_allclose(data.xyz, [[e, n, h] for _, e, n, h in pts], atol=1e-9)
+    assert any("29 point(s) have no height (empty or NaN H field)" in n for n in data.notes)
+    result = check_files(_licence(), [p])
+    assert result.n_plan_only == 29
+    beyond = _shapely_beyond(pts)
+    counts = sorted((i.type, i.point_count, i.plan_only_points) for i in result.incidents)
+    assert counts == sorted(
+        [
+            (ViolationType.BOUNDARY, 16, 16),
+            (ViolationType.BOUNDARY, 12, 3),
+            (ViolationType.BELOW_RANGE, 5, 0),
+        ]
+    )
+    worst = max(i.max_exceedance_m for i in result.incidents)
+    assert worst == pytest.approx(max(beyond.values()), abs=1e-6)
