@@ -41,7 +41,8 @@ Result fields the report uses:
   coordinate system error (most points beyond the boundary), sparse survey
   grouped with larger voxels, points beyond a limit thinned past
   ``MAX_BEYOND_POINTS``, survey dated outside the licence's validity,
-  points outside the seam surfaces' coverage (not checked against a seam).
+  points outside the seam surfaces' extent (checked against the boundary
+  and the levels there; seam workings among them mean incomplete surfaces).
 
 Points without a height (NaN height, as the GSI reader returns a point
 whose height is ``-----``) are checked in plan only: classified against the
@@ -396,6 +397,26 @@ def _counts_note(acc: Accumulator, uncertain: list[Incident]) -> str:
     return text + f"; {unc:,} beyond a limit by at most the tolerance: " + ", ".join(parts)
 
 
+def _no_seam_note(acc: Accumulator) -> str:
+    """The points outside every licensed seam's extent (its roof and floor
+    surfaces give no height there), said so that a reader does not take
+    them for a gap in the check: a seam bounds the workings where it lies
+    (a seam usually covers part of a licence; drifts in the rock outside
+    it are bounded by the boundary and the levels). Only when seam workings
+    are among them are the surfaces given incomplete."""
+    seams = acc.prep.licence.seams
+    names = ", ".join(s.name for s in seams)
+    with_h = acc.n_points - acc.plan_only
+    share = f" ({100 * acc.no_seam / with_h:.0f}%)" if with_h else ""
+    return (
+        f"{acc.no_seam:,} of the {with_h:,} points{share} lie outside the extent of the "
+        f"licensed seam{'s' if len(seams) > 1 else ''} ({names}), where its roof and floor "
+        "surfaces give no limit: those points were checked against the boundary and the "
+        "elevation range. If seam workings are among them, the seam surfaces given with the "
+        "licence do not cover the seam: extend them"
+    )
+
+
 def _notes(
     acc: Accumulator, n_meshes: int, group_notes: list[str], uncertain: list[Incident]
 ) -> list[str]:
@@ -411,10 +432,7 @@ def _notes(
             "plan, not in sections, and take no part in volumes"
         )
     if acc.no_seam:
-        notes.append(
-            f"{acc.no_seam:,} points lie where no licensed seam's roof and floor surfaces "
-            "reach: they were checked against the boundary and the elevation range only"
-        )
+        notes.append(_no_seam_note(acc))
     notes.extend(acc.dates)
     if acc.beyond_stride > 1:
         notes.append(
