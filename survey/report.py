@@ -240,7 +240,12 @@ def render_html(
         n_uncertain=summary["within_uncertainty"],
         max_exc=f"{float(summary['max_exceedance_m']):.2f}",
         volume=f"{float(summary['volume_m3']):,.1f}",
-        n_points=f"{result.n_points:,}",
+        n_points=f"{result.n_points:,}"
+        + (
+            f" ({result.n_plan_only:,} without a height: checked in plan only)"
+            if result.n_plan_only
+            else ""
+        ),
         tol_plan=f"{lic.tolerance_m:g}",
         tol_h=f"{lic.tolerance_z_m:g}",
         check_id=_e(doc["check_id"]),

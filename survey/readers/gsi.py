@@ -158,7 +158,7 @@ def _word(word: str, path: Path, ln: int) -> tuple[str, str | tuple[float, bool]
 def _note_missing(opts: ReadOptions, values: int, unplaced: int, no_height: list[str]) -> None:
     name = opts.path.name
     if values:
-        opts.notes.append(f"{name}: {values} GSI coordinate value(s) missing ('-----') skipped")
+        opts.notes.append(f"{name}: {values} GSI coordinate value(s) missing ('-----')")
     if unplaced:
         opts.notes.append(
             f"{name}: {unplaced} GSI point(s) without an easting or northing cannot be placed "

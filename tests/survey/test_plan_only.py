@@ -204,6 +204,7 @@ def test_report_and_findings_say_how_many_were_checked_in_plan_only(
     assert any("checked in plan only" in n for n in doc["notes"])
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "29 points have no height: checked in plan only" in html
+    assert "53 (29 without a height: checked in plan only)" in html  # points checked
     assert "surveyed without heights" in html  # no section for incident A
     # sections drawn: the incidents with heights only (D and E)
     assert html.count("elevation section through") == 2
