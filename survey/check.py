@@ -41,10 +41,17 @@ Result fields the report uses:
   coordinate system error (most points beyond the boundary), sparse survey
   grouped with larger voxels, points beyond a limit thinned past
   ``MAX_BEYOND_POINTS``, survey dated outside the licence's validity,
-  points outside the seam surfaces' coverage (not checked against a seam).
+  points outside the seam surfaces' extent (checked against the boundary
+  and the levels there; seam workings among them mean incomplete surfaces).
+
+Points without a height (NaN height, as the GSI reader returns a point
+whose height is ``-----``) are checked in plan only: classified against the
+boundary, grouped into boundary incidents in plan, left out of volumes and
+sections; ``CheckResult.n_plan_only`` counts them and a note says so.
 
 Errors: :class:`SurveyInputError` (naming the file) for an empty survey,
-non-finite coordinates or no input at all; reader errors pass through.
+non-finite coordinates (other than a NaN height) or no input at all; reader
+errors pass through.
 
 Speed: :func:`survey.classify.prepare` builds the licence masks once
 (``prepared=`` reuses them across calls). Classification runs at about
@@ -115,17 +122,20 @@ def _date_notes(licence: Licence, data: SurveyData) -> list[str]:
     return []
 
 
-def _check_points(xyz: F64, source: str, *, finite_known: bool = False) -> None:
+def _check_points(xyz: F64, source: str, *, finite_known: bool = False) -> int:
     """Shape (n, 3) and, unless ``finite_known`` (the readers already
-    refused NaN/inf), finite coordinates."""
+    refused NaN/inf), finite coordinates, except that a height may be NaN
+    (a point surveyed without its height: checked in plan only). Returns
+    how many heights are NaN (0 when ``finite_known``)."""
     if xyz.ndim != 2 or xyz.shape[1] != 3:
         raise SurveyInputError(
             f"points must be an (n, 3) array of easting, northing, height; got shape {xyz.shape}",
             path=source,
         )
     if finite_known or np.isfinite(xyz).all():  # one fast pass in the common case
-        return
-    bad = ~np.isfinite(xyz).all(axis=1)
+        return 0
+    no_height = np.isnan(xyz[:, 2])
+    bad = ~np.isfinite(xyz[:, :2]).all(axis=1) | (~np.isfinite(xyz[:, 2]) & ~no_height)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         raise SurveyInputError(
@@ -133,6 +143,7 @@ def _check_points(xyz: F64, source: str, *, finite_known: bool = False) -> None:
             "remove them or fix the export",
             path=source,
         )
+    return int(np.count_nonzero(no_height))
 
 
 def _mesh_samples(data: SurveyData, origin: F64) -> tuple[F64, object]:
@@ -222,14 +233,14 @@ def check_survey(
             raise SurveyInputError(
                 "the survey contains no points; nothing to check", path=data.source
             )
-        _check_points(xyz, data.source)
+        plan_only = _check_points(xyz, data.source) > 0
         if data.is_mesh:
             xyz = run.mesh_samples(idx, data)
         run.add_input(data, len(xyz))
         stage = f"check {Path(data.source).name}"
         step = tol.CHUNK_POINTS
         for s in range(0, len(xyz), step):
-            acc.add(xyz[s : s + step], idx)
+            acc.add(xyz[s : s + step], idx, plan_only=plan_only)
             prog(stage, min(len(xyz), s + step), len(xyz))
     return _finish(run)
 
@@ -252,7 +263,7 @@ def check_files(
     ``fmt`` forces the format of every file (else from its extension);
     ``transform`` maps a mine grid to the licence's system, chunk by chunk.
     """
-    from survey.readers import format_name, iter_chunks, read_survey
+    from survey.readers import PLAN_ONLY_FORMATS, format_name, iter_chunks, read_survey
 
     run = _Run.start(licence, prepared)
     prog = progress or null_progress
@@ -293,9 +304,10 @@ def check_files(
             if chunk is None:
                 break
             chunk = np.asarray(chunk, dtype=np.float64)
-            # every reader refuses non-finite coordinates (check_finite)
+            # every reader refuses non-finite coordinates (check_finite),
+            # except NaN heights where a format has points without one
             _check_points(chunk, str(path), finite_known=True)
-            run.acc.add(chunk, idx)
+            run.acc.add(chunk, idx, plan_only=name in PLAN_ONLY_FORMATS)
             done += len(chunk)
             prog(stage, done, None)
         if done == 0:
@@ -356,6 +368,7 @@ def _finish(run: _Run) -> CheckResult:
         notes=_notes(acc, len(run.meshes), group_notes, uncertain),
         preview=preview,
         inputs=run.inputs,
+        n_plan_only=acc.plan_only,
     )
 
 
@@ -384,6 +397,26 @@ def _counts_note(acc: Accumulator, uncertain: list[Incident]) -> str:
     return text + f"; {unc:,} beyond a limit by at most the tolerance: " + ", ".join(parts)
 
 
+def _no_seam_note(acc: Accumulator) -> str:
+    """The points outside every licensed seam's extent (its roof and floor
+    surfaces give no height there), said so that a reader does not take
+    them for a gap in the check: a seam bounds the workings where it lies
+    (a seam usually covers part of a licence; drifts in the rock outside
+    it are bounded by the boundary and the levels). Only when seam workings
+    are among them are the surfaces given incomplete."""
+    seams = acc.prep.licence.seams
+    names = ", ".join(s.name for s in seams)
+    with_h = acc.n_points - acc.plan_only
+    share = f" ({100 * acc.no_seam / with_h:.0f}%)" if with_h else ""
+    return (
+        f"{acc.no_seam:,} of the {with_h:,} points{share} lie outside the extent of the "
+        f"licensed seam{'s' if len(seams) > 1 else ''} ({names}), where its roof and floor "
+        "surfaces give no limit: those points were checked against the boundary and the "
+        "elevation range. If seam workings are among them, the seam surfaces given with the "
+        "licence do not cover the seam: extend them"
+    )
+
+
 def _notes(
     acc: Accumulator, n_meshes: int, group_notes: list[str], uncertain: list[Incident]
 ) -> list[str]:
@@ -392,11 +425,14 @@ def _notes(
     meshes, a suspect coordinate system)."""
     notes = [_counts_note(acc, uncertain)]
     notes.extend(group_notes)
-    if acc.no_seam:
+    if acc.plan_only:
         notes.append(
-            f"{acc.no_seam:,} points lie where no licensed seam's roof and floor surfaces "
-            "reach: they were checked against the boundary and the elevation range only"
+            f"{acc.plan_only:,} points have no height: checked in plan only (inside or beyond "
+            "the boundary), not against the elevation range or seams; they are drawn in the "
+            "plan, not in sections, and take no part in volumes"
         )
+    if acc.no_seam:
+        notes.append(_no_seam_note(acc))
     notes.extend(acc.dates)
     if acc.beyond_stride > 1:
         notes.append(

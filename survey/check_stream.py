@@ -100,10 +100,19 @@ class Accumulator:
     beyond_held: int = 0
     dates: list[str] = field(default_factory=list)  # notes on survey vs licence dates
     no_seam: int = 0  # points no seam surface covers (not checked against a seam)
+    plan_only: int = 0  # points without a height (NaN): checked in plan only
 
-    def add(self, xyz: F64, source: int) -> None:
+    def add(self, xyz: F64, source: int, *, plan_only: bool = False) -> None:
+        """Classify and count one chunk of input ``source``. ``plan_only``:
+        the chunk may hold points without a height (NaN), which are then
+        counted (a pass the formats that never have them are spared)."""
         t0 = time.perf_counter()
         n = len(xyz)
+        if plan_only:
+            no_height = int(np.count_nonzero(np.isnan(xyz[:, 2])))
+            self.plan_only += no_height
+            # their seam offset is NaN too: not "where no seam reaches"
+            self.no_seam -= no_height if self.prep.licence.seams else 0
         if self.status_buffer is None or len(self.status_buffer) < n:
             self.status_buffer = np.empty(n, dtype=np.uint8)
         seams = bool(self.prep.licence.seams)

@@ -204,9 +204,12 @@ def classify(
     """Classify points against the licence.
 
     ``xyz``: (n, 3) float64 (easting, northing, height) in the licence's
-    coordinate system (zone prefix removed), all finite: the answers for
-    NaN or infinite coordinates are undefined (``survey.check`` refuses such
-    input before it gets here). Returns a :class:`Classification`
+    coordinate system (zone prefix removed), finite except that a height
+    may be NaN (a point surveyed without one): such a point gets plan-only
+    answers (``block``, ``plan_dist`` and the boundary bit as for any height;
+    ``above``, ``below`` and ``seam`` NaN, never a level or seam bit). The
+    answers for other NaN or infinite coordinates are undefined
+    (``survey.check`` refuses such input). Returns a :class:`Classification`
     of n points. Large inputs are processed in blocks of
     ``CLASSIFY_BLOCK_POINTS`` to bound temporary memory. ``out``: optional
     buffers of at least n points to reuse between chunks (the result is then
@@ -382,7 +385,8 @@ def _assign_blocks(
     for b, m in enumerate(prep.blocks):
         inside_b, _, _ = contains(xyz, prep.origin, m, jit=numba is not None)
         v = np.maximum(h - prep.z_top[b], prep.z_bottom[b] - h)
-        better = inside_b & (v < best)
+        # a point without a height (NaN): the first block containing it
+        better = inside_b & ((v < best) | (np.isnan(v) & (block < 0)))
         block[better] = b
         best[better] = v[better]
     ref = block.copy()

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from survey import tolerances as tol
-from survey.findings import SourceInfo, findings_records, new_check_id
+from survey.findings import SourceInfo, findings_records, height_text, new_check_id
 from survey.model import F64, CheckResult, Licence, PlanTransform, SurveyData, SurveyInputError
 from survey.progress import open_progress
 
@@ -264,7 +264,7 @@ def _finish(
         e, n, h = inc.centroid
         print(
             f"  {inc.id} {inc.type}: {inc.max_exceedance_m:.2f} m beyond, "
-            f"{inc.volume_m3:,.1f} m³, at X {n:,.2f} Y {e:,.2f} H {h:+.2f}"
+            f"{inc.volume_m3:,.1f} m³, at X {n:,.2f} Y {e:,.2f} {height_text(h)}"
             + (f", nearest edge {'-'.join(inc.nearest_edge)}" if inc.nearest_edge else "")
         )
     if len(result.incidents) > MAX_PRINTED:

@@ -112,13 +112,21 @@ def _summary(scan: SurveyData, checked: int) -> InputSummary:
 
 
 def _check_scans(old: SurveyData, new: SurveyData) -> None:
-    """Both scans hold points, all finite."""
+    """Both scans hold points, all finite, heights included (a comparison
+    is in 3D: a point without a height has no nearest neighbour)."""
     for scan, label in ((old, "older"), (new, "newer")):
         if len(scan.xyz) == 0:
             raise SurveyInputError(
                 f"the {label} scan contains no points; nothing to compare", path=scan.source
             )
-        _check_points(np.asarray(scan.xyz, dtype=np.float64), scan.source)
+        no_height = _check_points(np.asarray(scan.xyz, dtype=np.float64), scan.source)
+        if no_height:
+            raise SurveyInputError(
+                f"the {label} scan has {no_height:,} point(s) without a height: scans are "
+                "compared in 3D; check it alone with 'minegate survey check' (points without "
+                "a height are checked in plan only there)",
+                path=scan.source,
+            )
 
 
 def _without_old_neighbour(

@@ -13,6 +13,7 @@ field. Add fields freely; rename or remove only with a new schema version.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,8 +77,20 @@ def _r(v: float, nd: int = 3) -> float:
     return round(float(v), nd)
 
 
-def _pt(e: float, n: float, h: float) -> dict[str, float]:
-    return {"x_north": _r(n), "y_east": _r(e), "h": _r(h)}
+def _r_h(v: float, nd: int = 3) -> float | None:
+    """A height, or None where it is unknown (NaN: an incident of points
+    surveyed without a height)."""
+    return None if math.isnan(v) else _r(v, nd)
+
+
+def _pt(e: float, n: float, h: float) -> dict[str, float | None]:
+    return {"x_north": _r(n), "y_east": _r(e), "h": _r_h(h)}
+
+
+def height_text(h: float, spec: str = "+.2f") -> str:
+    """``H <h>`` for a message, or ``H unknown`` for an incident whose
+    points were all surveyed without a height."""
+    return "H unknown (no height surveyed)" if math.isnan(h) else f"H {h:{spec}}"
 
 
 def incident_dict(inc: Incident) -> dict[str, object]:
@@ -89,11 +102,12 @@ def incident_dict(inc: Incident) -> dict[str, object]:
         "block": inc.block,
         "within_uncertainty": inc.within_uncertainty,
         "point_count": int(inc.point_count),
+        "plan_only_points": int(inc.plan_only_points),
         "centroid": _pt(*inc.centroid),
         "extent": {
             "min": _pt(*inc.bbox_min),
             "max": _pt(*inc.bbox_max),
-            "size_m": {"x_north": _r(size[1]), "y_east": _r(size[0]), "h": _r(size[2])},
+            "size_m": {"x_north": _r(size[1]), "y_east": _r(size[0]), "h": _r_h(size[2])},
         },
         "max_exceedance_m": _r(inc.max_exceedance_m),
         "volume_m3": _r(inc.volume_m3, 1),
@@ -137,6 +151,7 @@ def summary(result: CheckResult) -> dict[str, float | int | str]:
         "max_exceedance_m": _r(max((i.max_exceedance_m for i in result.incidents), default=0.0)),
         "volume_m3": _r(sum(i.volume_m3 for i in result.incidents), 1),
         "points_checked": int(result.n_points),
+        "points_plan_only": int(result.n_plan_only),
     }
 
 
@@ -247,7 +262,7 @@ def findings_records(
             f"survey check {check_id}: {len(result.incidents)} violation(s) of licence "
             f"{lic.licence_no} ({lic.mine_name}); worst {worst.id} {worst.type} "
             f"{worst.max_exceedance_m:.2f} m at X {worst.centroid[1]:.1f} "
-            f"Y {worst.centroid[0]:.1f} H {worst.centroid[2]:.1f}; "
+            f"Y {worst.centroid[0]:.1f} {height_text(worst.centroid[2], '.1f')}; "
             f"total {float(s['volume_m3']):.0f} m3 beyond the licence"
         )
     else:
@@ -274,7 +289,7 @@ def findings_records(
             ("point_count", int(inc.point_count), ""),
             ("x_north", _r(n), "m"),
             ("y_east", _r(e), "m"),
-            ("h", _r(h), "m"),
+            *([] if math.isnan(h) else [("h", _r(h), "m")]),
             ("nearest_edge", "-".join(inc.nearest_edge) if inc.nearest_edge else "", ""),
             ("nearest_corner", inc.nearest_corner or "", ""),
         ]

@@ -18,6 +18,12 @@ uncertainty* group ``U1``, ``U2``... (``Incident.within_uncertainty``) and
 never a violation. An incident keeps all its points beyond the limit,
 including those within the tolerance: the volume excavated beyond the licence
 is all of it. A point beyond two limits counts in an incident of each type.
+
+A point without a height (NaN: surveyed in plan only) can only be beyond
+the boundary. When some are, the boundary groups are formed in plan (every
+height taken as 0 for the voxels); an incident's heights (box, centroid)
+and its volume come from its points with a height, and are NaN / 0 when it
+has none (``Incident.plan_only_points`` counts them).
 """
 
 from __future__ import annotations
@@ -301,13 +307,13 @@ def group_incidents(
         if sel.size == 0:
             continue
         t = licence.tolerance_m if vtype is ViolationType.BOUNDARY else licence.tolerance_z_m
-        size = grouping_voxel(beyond.xyz[sel]) if voxel is None else voxel
+        size = grouping_voxel(_plan_if_no_height(beyond.xyz[sel])) if voxel is None else voxel
         if notes is not None and size > tol.VOXEL_SIZE_M:
             notes.append(
                 f"{vtype}: points beyond the limit are sparse; grouped with {size:.2f} m "
                 f"voxels instead of {tol.VOXEL_SIZE_M:g} m"
             )
-        labels, k = label_voxels(beyond.xyz[sel], size)
+        labels, k = label_voxels(_plan_if_no_height(beyond.xyz[sel]), size)
         # numpy sorts 16-bit integers by radix: several times a 64-bit sort
         order = np.argsort(labels.astype(np.uint16) if k <= 65536 else labels, kind="stable")
         cuts = np.searchsorted(labels[order], np.arange(1, k))
@@ -325,6 +331,16 @@ def group_incidents(
     return incidents, uncertain
 
 
+def _plan_if_no_height(pts: F64) -> F64:
+    """``pts``, or a copy with every height 0 when some are NaN (points
+    without a height, only ever beyond the boundary): grouped in plan."""
+    if not np.isnan(pts[:, 2]).any():
+        return pts
+    flat = pts.copy()
+    flat[:, 2] = 0.0
+    return flat
+
+
 def _make(
     licence: Licence,
     beyond: Beyond,
@@ -338,9 +354,22 @@ def _make(
     ex = beyond.exceed[members, col]
     blocks = beyond.ref_block[members]
     block = int(np.bincount(blocks).argmax())
-    lo, hi, centroid = _extent(pts)
+    has_h = ~np.isnan(pts[:, 2])
+    plan_only = int(members.size - np.count_nonzero(has_h))
+    if plan_only:
+        lo, hi, centroid = _extent(_plan_if_no_height(pts))
+        if plan_only < members.size:  # the heights of the points that have one
+            hs = pts[has_h, 2]
+            lo[2], hi[2], centroid[2] = hs.min(), hs.max(), hs.mean()
+        else:
+            lo[2] = hi[2] = centroid[2] = np.nan
+        members, pts = members[has_h], pts[has_h]  # the volume: points with a height
+    else:
+        lo, hi, centroid = _extent(pts)
     edge, corner = _nearest_edge(licence, block, float(centroid[0]), float(centroid[1]))
-    if volume_fn is None:
+    if not len(pts):
+        volume = 0.0
+    elif volume_fn is None:
         volume = shell_volume(pts)
     else:
         volume = volume_fn(pts, vtype, block, beyond.source[members])
@@ -349,7 +378,7 @@ def _make(
         id="",
         type=vtype,
         block=licence.blocks[block].name,
-        point_count=int(members.size),
+        point_count=int(members.size) + plan_only,
         bbox_min=_t3(lo),
         bbox_max=_t3(hi),
         centroid=_t3(centroid),
@@ -358,6 +387,7 @@ def _make(
         nearest_edge=edge,
         nearest_corner=corner,
         within_uncertainty=max_ex <= tolerance,
+        plan_only_points=plan_only,
     )
     return max_ex > tolerance, inc
 

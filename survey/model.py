@@ -165,6 +165,9 @@ class Incident:
     nearest_corner: str | None = None
     within_uncertainty: bool = False
     new_since: str | None = None  # for comparisons: date/file of the older scan
+    # points without a height (checked in plan only): H of box and centroid
+    # from the others, NaN when all lack one; not in the volume
+    plan_only_points: int = 0
 
 
 @dataclass
@@ -197,3 +200,5 @@ class CheckResult:
     preview: F64 | None = None
     # one per source, in order: counts as read and the readers' notes
     inputs: list[InputSummary] = field(default_factory=list)
+    # of n_points, those without a height (NaN): checked in plan only
+    n_plan_only: int = 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -70,8 +71,9 @@ def _incident_rows(incidents: Sequence[Incident]) -> str:
             f"<td>{_e(inc.id)}</td><td>{_e(TYPE_LABEL.get(str(inc.type), inc.type))}</td>"
             f"<td>{_e(inc.block)}</td>"
             f"<td class=num>{c[1]:,.2f}</td><td class=num>{c[0]:,.2f}</td>"
-            f"<td class=num>{c[2]:+.2f}</td>"
-            f"<td class=num>{size['x_north']:.1f} × {size['y_east']:.1f} × {size['h']:.1f}</td>"
+            f"<td class=num>{'unknown' if math.isnan(c[2]) else f'{c[2]:+.2f}'}</td>"
+            f"<td class=num>{size['x_north']:.1f} × {size['y_east']:.1f} × "
+            f"{'?' if size['h'] is None else format(size['h'], '.1f')}</td>"
             f"<td class=num><b>{inc.max_exceedance_m:.2f}</b></td>"
             f"<td class=num>{inc.volume_m3:,.1f}</td><td class=num>{inc.point_count:,}</td>"
             f"<td>{_e(edge)}</td><td>{_e(inc.nearest_corner)}</td>"
@@ -208,10 +210,17 @@ def render_html(
         f"{_e(section_caption(lic, inc))}</figcaption></figure>"
         for inc, png in sections
     )
-    if len(result.incidents) + len(result.uncertain) > len(sections):
+    groups = [*result.incidents, *result.uncertain]
+    flat = [i.id for i in groups if math.isnan(i.centroid[2])]
+    if len(groups) - len(flat) > len(sections):
         section_html += (
             f"<p class=muted>Sections are drawn for the first {len(sections)} incidents; "
             "all incidents are in the table and in findings.json.</p>"
+        )
+    if flat:
+        section_html += (
+            f"<p class=muted>No section for {_e(', '.join(flat))}: surveyed without heights "
+            "(in plan only), shown in the plan.</p>"
         )
     timings = ", ".join(f"{k} {v:.2f} s" for k, v in result.timings_s.items())
     notes = "".join(f"<li>{_e(n)}</li>" for n in result.notes)
@@ -231,7 +240,12 @@ def render_html(
         n_uncertain=summary["within_uncertainty"],
         max_exc=f"{float(summary['max_exceedance_m']):.2f}",
         volume=f"{float(summary['volume_m3']):,.1f}",
-        n_points=f"{result.n_points:,}",
+        n_points=f"{result.n_points:,}"
+        + (
+            f" ({result.n_plan_only:,} without a height: checked in plan only)"
+            if result.n_plan_only
+            else ""
+        ),
         tol_plan=f"{lic.tolerance_m:g}",
         tol_h=f"{lic.tolerance_z_m:g}",
         check_id=_e(doc["check_id"]),
@@ -272,9 +286,12 @@ def write_report(
     findings_path = out_dir / "findings.json"
     write_findings(doc, findings_path)
     plan = plan_view(result.licence, xyz, status, result.incidents, result.uncertain)
+    with_height = [
+        i for i in [*result.incidents, *result.uncertain] if not math.isnan(i.centroid[2])
+    ]
     sections = [
         (inc, elevation_section(result.licence, inc, xyz, status))
-        for inc in [*result.incidents, *result.uncertain][:MAX_SECTIONS]
+        for inc in with_height[:MAX_SECTIONS]
     ]
     html_path = out_dir / "report.html"
     html_path.write_text(render_html(result, doc, plan, sections), encoding="utf-8")

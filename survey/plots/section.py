@@ -177,7 +177,8 @@ def _slab(
     s_range: tuple[float, float],
 ) -> tuple[F64, F64, npt.NDArray[np.integer]]:
     """Distance along the line, height and status of the points within
-    ``half_w`` of the section line between ``s_range``."""
+    ``half_w`` of the section line between ``s_range`` (those with a
+    height)."""
     s_lo, s_hi = s_range
     perp = np.array([-d[1], d[0]])
     # points in the slab: a cheap box test first, then the exact one
@@ -190,6 +191,7 @@ def _slab(
     rel = xyz[near, :2] - origin
     s, t = rel @ d, rel @ perp
     keep = (np.abs(t) <= half_w) & (s >= s_lo) & (s <= s_hi)
+    keep &= ~np.isnan(xyz[near, 2])  # points without a height: in the plan only
     ss, hh, st = s[keep], xyz[near[keep], 2], status[near[keep]]
     return ss, hh, st
 
@@ -221,6 +223,8 @@ def _height_window(
     # vertical window: the workings plus the limit this incident breaks
     h_lo = float(hh.min()) if len(hh) else inc.bbox_min[2]
     h_hi = float(hh.max()) if len(hh) else inc.bbox_max[2]
+    if np.isnan(h_lo) or np.isnan(h_hi):  # no height surveyed: the block's range
+        h_lo, h_hi = block.z_bottom, block.z_top
     if inc.type is ViolationType.ABOVE_RANGE:
         h_lo = min(h_lo, block.z_top)
     elif inc.type is ViolationType.BELOW_RANGE:

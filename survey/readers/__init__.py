@@ -71,8 +71,13 @@ def _read_xyz_data(opts: ReadOptions) -> SurveyData:
     return SurveyData(source=str(opts.path), fmt=opts.fmt, xyz=xyz, notes=opts.notes)
 
 
+#: formats whose points may lack a height (NaN): checked in plan only
+PLAN_ONLY_FORMATS = frozenset({"gsi", "csv"})
+
+
 def _table_data(opts: ReadOptions, table: PointTable) -> SurveyData:
-    xyz = finish_points(table.xyz, opts, lines=table.lines)
+    plan_only = opts.fmt in PLAN_ONLY_FORMATS
+    xyz = finish_points(table.xyz, opts, lines=table.lines, plan_only=plan_only)
     opts.report(xyz.shape[0], xyz.shape[0])
     return SurveyData(
         source=str(opts.path), fmt=opts.fmt, xyz=xyz, point_ids=table.ids, notes=opts.notes
@@ -260,6 +265,7 @@ def iter_chunks(
 
 
 __all__ = [
+    "PLAN_ONLY_FORMATS",
     "SUPPORTED_FORMATS",
     "ColumnMap",
     "detect_format",

@@ -340,9 +340,13 @@ def _check_near_licence(e: float, n: float, licence: Licence, path: Path) -> Non
         )
 
 
-def finish_points(xyz: F64, opts: ReadOptions, *, lines: Sequence[int] | None = None) -> F64:
+def finish_points(
+    xyz: F64, opts: ReadOptions, *, lines: Sequence[int] | None = None, plan_only: bool = False
+) -> F64:
     """The common tail of a reader: non-empty, finite, into the licence
-    frame."""
+    frame. ``plan_only``: a NaN height is allowed (a point surveyed without
+    its height, checked in plan only); eastings, northings and the other
+    heights must still be finite."""
     if xyz.ndim != 2 or xyz.shape[1] != 3:
         raise SurveyInputError(
             f"the coordinates read have shape {xyz.shape}, not (n, 3) x y z: the file is "
@@ -353,6 +357,10 @@ def finish_points(xyz: F64, opts: ReadOptions, *, lines: Sequence[int] | None = 
         raise SurveyInputError(
             "the file holds no points (empty scan); check the export", path=opts.path
         )
-    check_finite(xyz, path=opts.path, lines=lines)
-    check_magnitude(xyz, path=opts.path, lines=lines)
+    probe = xyz
+    if plan_only and np.isnan(xyz[:, 2]).any():
+        probe = xyz.copy()
+        probe[np.isnan(probe[:, 2]), 2] = 0.0
+    check_finite(probe, path=opts.path, lines=lines)
+    check_magnitude(probe, path=opts.path, lines=lines)
     return to_licence_frame(xyz, opts)

@@ -17,6 +17,11 @@ GSI-8 holds 8 digits: at millimetres at most 99 999.999 m, so a 7-digit
 Gauss-Krüger northing (or a 6-digit easting) is silently truncated by the
 instrument export. Such a file is refused unless a plan transform says the
 coordinates are in a local grid.
+
+A value the instrument did not measure is written ``-----``. A point
+without an easting or northing cannot be placed and is skipped; a point
+without a height gets a NaN height and is checked in plan only (the check
+counts such points in its notes). Both are noted.
 """
 
 from __future__ import annotations
@@ -89,17 +94,15 @@ def read_gsi(opts: ReadOptions) -> PointTable:
         if coords[0] is None or coords[1] is None:
             unplaced += 1  # an unmeasured easting or northing: the point cannot be placed
             continue
-        if coords[2] is None:
+        if coords[2] is None:  # checked in plan only: NaN height
             no_height.append(point_id if point_id is not None else f"line {ln}")
-            continue
         ids.append(point_id if point_id is not None else str(len(ids) + 1))
-        rows.append([float(c) for c in coords if c is not None])
+        rows.append([float(c) if c is not None else np.nan for c in coords])
         lines.append(ln)
-    if not rows and (unplaced or no_height):
+    if not rows and unplaced:
         raise SurveyInputError(
-            f"no GSI point has all of easting, northing and height measured ({unplaced} without "
-            f"a position, {len(no_height)} without a height: '-----' values); export the "
-            "coordinates again once measured",
+            f"no GSI point has both easting and northing measured ({unplaced} without a "
+            "position: '-----' values); export the coordinates again once measured",
             path=path,
         )
     if not rows:
@@ -112,7 +115,7 @@ def read_gsi(opts: ReadOptions) -> PointTable:
         raise SurveyInputError("the file mixes GSI-8 and GSI-16 words", path=path)
     xyz: F64 = np.array(rows, dtype=np.float64)
     if 8 in widths:
-        _refuse_truncated(xyz, lines, opts)
+        _refuse_truncated(xyz, lines, opts)  # NaN heights compare False: only E and N matter
     if feet:
         opts.notes.append(f"{path.name}: GSI units in feet converted with 0.3048 m/ft")
     if skipped:
@@ -155,7 +158,7 @@ def _word(word: str, path: Path, ln: int) -> tuple[str, str | tuple[float, bool]
 def _note_missing(opts: ReadOptions, values: int, unplaced: int, no_height: list[str]) -> None:
     name = opts.path.name
     if values:
-        opts.notes.append(f"{name}: {values} GSI coordinate value(s) missing ('-----') skipped")
+        opts.notes.append(f"{name}: {values} GSI coordinate value(s) missing ('-----')")
     if unplaced:
         opts.notes.append(
             f"{name}: {unplaced} GSI point(s) without an easting or northing cannot be placed "
@@ -164,8 +167,8 @@ def _note_missing(opts: ReadOptions, values: int, unplaced: int, no_height: list
     if no_height:
         shown = ", ".join(no_height[:10]) + (" ..." if len(no_height) > 10 else "")
         opts.notes.append(
-            f"{name}: {len(no_height)} GSI point(s) have no height (unmeasured): their levels "
-            f"are unknown and they were left out of the check ({shown})"
+            f"{name}: {len(no_height)} GSI point(s) have no height (unmeasured, '-----'): "
+            f"checked in plan only, against the boundary but not the levels or seams ({shown})"
         )
 
 

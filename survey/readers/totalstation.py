@@ -10,7 +10,9 @@
   often empty (``1,,408261.305,2815193.253,4.952``).
 
 Both return raw (E, N, H) float64 plus point ids and the file line of each
-point, so later checks can name lines.
+point, so later checks can name lines. A CSV point whose height field is
+empty (or NaN) was surveyed without its height: it gets a NaN height, is
+checked in plan only, and a note names those points.
 """
 
 from __future__ import annotations
@@ -235,7 +237,16 @@ def read_point_table(
             )
         else:
             roles = _roles_by_magnitude(body, path)
-    return _extract(body, roles, path)
+    table = _extract(body, roles, path)
+    no_height = np.flatnonzero(np.isnan(table.xyz[:, 2]))
+    if no_height.size and notes is not None:
+        shown = ", ".join(table.ids[i] for i in no_height[:10])
+        notes.append(
+            f"{path.name}: {no_height.size} point(s) have no height (empty or NaN H field): checked "
+            f"in plan only, against the boundary but not the levels or seams ({shown}"
+            + (" ...)" if no_height.size > 10 else ")")
+        )
+    return table
 
 
 def _extract(body: list[tuple[int, list[str]]], roles: Mapping[str, int], path: Path) -> PointTable:
@@ -270,7 +281,9 @@ def _extract_rows(
                 path=path,
                 line=ln,
             )
-        vals = [parse_float(f[roles["y"]]), parse_float(f[roles["x"]]), parse_float(f[roles["h"]])]
+        h_tok = f[roles["h"]]
+        h = parse_float(h_tok) if h_tok.strip() else np.nan  # no height: plan only
+        vals = [parse_float(f[roles["y"]]), parse_float(f[roles["x"]]), h]
         if any(v is None for v in vals):
             raise SurveyInputError(
                 f"cannot read X/Y/H numbers from {','.join(f)[:60]!r}", path=path, line=ln

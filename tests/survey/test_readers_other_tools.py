@@ -155,8 +155,9 @@ def _gsi_word(wi: str, info: str, sign: str, data: str) -> str:
 
 def test_gsi16_missing_values_are_skipped_and_counted(tmp_path: Path) -> None:
     """Leica writes ``-----`` for an unmeasured value: a point without a
-    height is left out with a note naming it; one without a position is
-    counted; the rest are read."""
+    height is read with a NaN height (checked in plan only) and a note
+    naming it; one without a position is skipped and counted; the rest are
+    read."""
     import numpy as np
 
     from survey.readers import read_survey
@@ -180,9 +181,11 @@ def test_gsi16_missing_values_are_skipped_and_counted(tmp_path: Path) -> None:
     p = tmp_path / "missing.gsi"
     p.write_text("\r\n".join(lines) + "\r\n", encoding="ascii")
     data = read_survey(p)
-    assert data.point_ids == ["1", "4"]
+    assert data.point_ids == ["1", "2", "4"]
     np.testing.assert_allclose(
-        data.xyz, [[400100.0, 2421100.0, -55.0], [400400.0, 2421400.0, -65.5]], atol=1e-9
+        data.xyz,
+        [[400100.0, 2421100.0, -55.0], [400200.0, 2421200.0, np.nan], [400400.0, 2421400.0, -65.5]],
+        atol=1e-9,
     )
     notes = " | ".join(data.notes)
     assert "2 GSI coordinate value(s) missing" in notes

@@ -290,3 +290,25 @@ def test_check_files_streams_a_mine_grid_scan_with_its_transform(
     for m, r in zip(moved.incidents, ref.incidents, strict=True):
         assert m.point_count == r.point_count
         assert m.max_exceedance_m == pytest.approx(r.max_exceedance_m, abs=0.005)
+
+
+def test_the_sample_seam_grids_cover_every_seam_working(sample: Path) -> None:
+    """The sample's check notes points outside the seam's extent: they must
+    be the workings outside the seam (haulage drift, ramp, stopes, east
+    drift), not seam drifts the written grids fail to reach. Every scan
+    point within the seam's rectangle (scene frame) gets a roof and a floor
+    from the .asc grids, and every point outside it none."""
+    import numpy as np
+
+    from simulators.tunnels import make_licence
+    from survey.readers import read_survey
+    from survey.readers.licence_files import load_licence
+
+    lic = load_licence(sample / "licence.toml")
+    xyz = read_survey(sample / "violation.las").xyz
+    seam = lic.seams[0]
+    covered = np.isfinite(seam.roof.height(xyz[:, :2])) & np.isfinite(seam.floor.height(xyz[:, :2]))
+    # the rectangle, from the simulator's own (analytic) seam
+    exact = np.isfinite(make_licence().seams[0].roof.height(xyz[:, :2]))
+    np.testing.assert_array_equal(covered, exact)
+    assert 0 < covered.sum() < len(xyz)
