@@ -1,0 +1,190 @@
+"""Evaluate rules against the store and reconcile alert states."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from supervision.alerting.models import Alert, AlertEvent, AlertState
+from supervision.alerting.rules import (
+    AlarmFact,
+    AlertSpec,
+    GatewayFact,
+    MineFact,
+    ValueFact,
+    evaluate_rules,
+)
+from supervision.config import AlertingSection
+from supervision.ingest.models import GatewayAlarm, GatewayLiveness, LatestValue
+from supervision.registry.models import Gateway, Mine, MineStatus
+
+
+@dataclass
+class Reconciled:
+    fired: int = 0
+    resolved: int = 0
+    updated: int = 0
+
+
+def gather_and_evaluate(db: Session, now_ns: int, config: AlertingSection) -> dict[str, AlertSpec]:
+    """The alerts that should be firing now, from what the store holds."""
+    gateways = [
+        GatewayFact(
+            g.id,
+            g.mine_id,
+            f"{g.site}/{g.name}",
+            g.created_ns,
+            live.last_seen_ns if live else None,
+            live.state if live else None,
+            live.reason if live else None,
+            live.state_ts_ns if live else None,
+        )
+        for g, live in db.execute(
+            select(Gateway, GatewayLiveness).outerjoin(
+                GatewayLiveness, GatewayLiveness.gateway_id == Gateway.id
+            )
+        ).tuples()
+    ]
+    mines = [
+        MineFact(
+            m.id,
+            m.code,
+            m.name,
+            m.status,
+            m.order_no,
+            m.order_from,
+            m.order_to,
+            m.baseline_power_kw,
+        )
+        for m in db.scalars(select(Mine))
+    ]
+    watch = config.suspended_watch
+    suspended = [m.mine_id for m in mines if m.status == MineStatus.SUSPENDED]
+    values: list[ValueFact] = []
+    if suspended:
+        rows = db.execute(
+            select(LatestValue, Gateway.mine_id)
+            .join(Gateway, Gateway.id == LatestValue.gateway_id)
+            .where(Gateway.mine_id.in_(suspended))
+            .where(LatestValue.point.in_([*watch.power_points, *watch.running_points]))
+        ).tuples()
+        values = [
+            ValueFact(
+                mine_id,
+                v.gateway_id,
+                v.device,
+                v.point,
+                v.value,
+                v.number,
+                v.unit,
+                v.quality,
+                v.ts_ns,
+            )
+            for v, mine_id in rows
+        ]
+    alarms = [
+        AlarmFact(
+            g.mine_id,
+            a.gateway_id,
+            f"{g.site}/{g.name}",
+            a.device,
+            a.point,
+            a.state,
+            a.severity,
+            a.message,
+            a.value,
+            a.ts_ns,
+        )
+        for a, g in db.execute(
+            select(GatewayAlarm, Gateway).join(Gateway, Gateway.id == GatewayAlarm.gateway_id)
+        ).tuples()
+    ]
+    return evaluate_rules(
+        now_ns=now_ns, gateways=gateways, mines=mines, values=values, alarms=alarms, config=config
+    )
+
+
+def _event(db: Session, alert: Alert, event: str, now_ns: int, actor: str | None = None) -> None:
+    db.add(
+        AlertEvent(
+            alert_id=alert.id,
+            mine_id=alert.mine_id,
+            at_ns=now_ns,
+            event=event,
+            actor=actor,
+            detail={"summary": alert.summary, "evidence": alert.evidence},
+        )
+    )
+
+
+def reconcile(db: Session, specs: dict[str, AlertSpec], now_ns: int) -> Reconciled:
+    """Make the open alerts match ``specs``; every transition is recorded."""
+    out = Reconciled()
+    open_alerts = {
+        a.open_fingerprint: a
+        for a in db.scalars(select(Alert).where(Alert.open_fingerprint.is_not(None)))
+    }
+    for fp, spec in specs.items():
+        alert = open_alerts.get(fp)
+        if alert is None:
+            alert = Alert(
+                fingerprint=fp,
+                open_fingerprint=fp,
+                mine_id=spec.mine_id,
+                gateway_id=spec.gateway_id,
+                kind=spec.kind,
+                severity=spec.severity,
+                summary=spec.summary,
+                evidence=spec.evidence,
+                state=AlertState.FIRING.value,
+                started_ns=now_ns,
+                updated_ns=now_ns,
+            )
+            try:
+                with db.begin_nested():
+                    db.add(alert)
+                    db.flush()
+            except IntegrityError:
+                continue  # another instance opened it a moment ago
+            _event(db, alert, "fired", now_ns)
+            out.fired += 1
+        elif alert.summary != spec.summary or alert.severity != spec.severity:
+            alert.summary, alert.severity, alert.evidence = (
+                spec.summary,
+                spec.severity,
+                spec.evidence,
+            )
+            alert.updated_ns = now_ns
+            _event(db, alert, "updated", now_ns)
+            out.updated += 1
+        elif alert.evidence != spec.evidence:
+            # fresher values of the same condition: kept, not an event
+            alert.evidence = spec.evidence
+            alert.updated_ns = now_ns
+    for open_fp, alert in open_alerts.items():
+        if open_fp not in specs:
+            alert.state = AlertState.RESOLVED.value
+            alert.open_fingerprint = None
+            alert.resolved_ns = alert.updated_ns = now_ns
+            _event(db, alert, "resolved", now_ns)
+            out.resolved += 1
+    db.flush()
+    return out
+
+
+def evaluate(db: Session, now_ns: int, config: AlertingSection) -> Reconciled:
+    return reconcile(db, gather_and_evaluate(db, now_ns, config), now_ns)
+
+
+def acknowledge(db: Session, alert: Alert, actor: str, now_ns: int) -> bool:
+    """Mark ``alert`` acknowledged by ``actor``; False if it already was."""
+    if alert.acked_ns is not None:
+        return False
+    alert.acked_ns = now_ns
+    alert.acked_by = actor
+    _event(db, alert, "acknowledged", now_ns, actor)
+    db.flush()
+    return True
