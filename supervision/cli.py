@@ -210,13 +210,13 @@ def _list(db: Any, what: str) -> None:
         for r in db.scalars(select(Region).order_by(Region.code)):
             print(f"{r.code}\t{r.name}")
     elif what == "cities":
-        for c, r in db.execute(select(City, Region).join(Region).order_by(City.code)).tuples():
+        for c, r in db.execute(select(City, Region).join(Region).order_by(City.code)):
             print(f"{c.code}\t{c.name}\tregion {r.code}")
     elif what == "counties":
-        for c, ci in db.execute(select(County, City).join(City).order_by(County.code)).tuples():
+        for c, ci in db.execute(select(County, City).join(City).order_by(County.code)):
             print(f"{c.code}\t{c.name}\tcity {ci.code}")
     elif what == "mines":
-        for m, c in db.execute(select(Mine, County).join(County).order_by(Mine.code)).tuples():
+        for m, c in db.execute(select(Mine, County).join(County).order_by(Mine.code)):
             order = (
                 f"\torder {m.order_no or ''} {m.order_from or ''}..{m.order_to or ''}"
                 if m.status != "producing"
@@ -224,9 +224,7 @@ def _list(db: Any, what: str) -> None:
             )
             print(f"{m.code}\t{m.name}\t{m.status}\tcounty {c.code}{order}")
     elif what == "gateways":
-        for g, m in db.execute(
-            select(Gateway, Mine).join(Mine).order_by(Gateway.topic_key)
-        ).tuples():
+        for g, m in db.execute(select(Gateway, Mine).join(Mine).order_by(Gateway.topic_key)):
             print(f"{g.site}/{g.name}\tmine {m.code}")
     elif what == "users":
         for u in db.scalars(select(User).order_by(User.name)):

@@ -46,7 +46,7 @@ def gather_and_evaluate(db: Session, now_ns: int, config: AlertingSection) -> di
             select(Gateway, GatewayLiveness).outerjoin(
                 GatewayLiveness, GatewayLiveness.gateway_id == Gateway.id
             )
-        ).tuples()
+        )
     ]
     mines = [
         MineFact(
@@ -70,7 +70,7 @@ def gather_and_evaluate(db: Session, now_ns: int, config: AlertingSection) -> di
             .join(Gateway, Gateway.id == LatestValue.gateway_id)
             .where(Gateway.mine_id.in_(suspended))
             .where(LatestValue.point.in_([*watch.power_points, *watch.running_points]))
-        ).tuples()
+        )
         values = [
             ValueFact(
                 mine_id,
@@ -100,7 +100,7 @@ def gather_and_evaluate(db: Session, now_ns: int, config: AlertingSection) -> di
         )
         for a, g in db.execute(
             select(GatewayAlarm, Gateway).join(Gateway, Gateway.id == GatewayAlarm.gateway_id)
-        ).tuples()
+        )
     ]
     return evaluate_rules(
         now_ns=now_ns, gateways=gateways, mines=mines, values=values, alarms=alarms, config=config

@@ -27,8 +27,10 @@ def _insert(db: Session, table: Table) -> Any:
 
 def insert_new(db: Session, table: Table, row: dict[str, Any]) -> bool:
     """Insert ``row`` unless its key exists; True if it was new."""
-    stmt = _insert(db, table).values(**row).on_conflict_do_nothing()
-    return bool(db.execute(stmt).rowcount)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: drivers disagree on the count of a skipped row
+    key = next(iter(table.primary_key.columns))
+    stmt = _insert(db, table).values(**row).on_conflict_do_nothing().returning(key)
+    return db.execute(stmt).first() is not None
 
 
 def upsert(

@@ -58,7 +58,7 @@ def list_mines(db: Session, scope: Scope) -> list[MineRow]:
         .with_only_columns(Alert.mine_id, Alert.kind, func.count())
         .where(Alert.state == AlertState.FIRING, Alert.mine_id.in_(ids))
         .group_by(Alert.mine_id, Alert.kind)
-    ).tuples()
+    )
     firing: dict[int, int] = {}
     offline: set[int] = set()
     for mine_id, kind, n in open_alerts:
@@ -72,7 +72,7 @@ def list_mines(db: Session, scope: Scope) -> list[MineRow]:
             .join(City, County.city_id == City.id)
             .join(Region, City.region_id == Region.id)
             .where(County.id.in_({m.county_id for m in mines}))
-        ).tuples()
+        )
     }
     return [
         MineRow(
@@ -104,7 +104,7 @@ def mine_detail(db: Session, mine_id: int, scope: Scope, history: int = 20) -> M
         .outerjoin(GatewayLiveness, GatewayLiveness.gateway_id == Gateway.id)
         .where(Gateway.mine_id == mine.id)
         .order_by(Gateway.site, Gateway.name)
-    ).tuples()
+    )
     gateways = [
         GatewayRow(
             g.id,

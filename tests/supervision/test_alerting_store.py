@@ -1,0 +1,86 @@
+"""Alert states in the store: opened once, resolved, every transition
+recorded, acknowledgement kept (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from supervision.alerting.models import Alert, AlertEvent
+from supervision.alerting.rules import AlertSpec
+from supervision.alerting.service import acknowledge, evaluate, reconcile
+from supervision.config import AlertingSection
+from supervision.db import make_sessionmaker
+from supervision.ingest.models import LatestValue
+
+from .helpers import T0
+
+S = 1_000_000_000
+
+
+def spec(mine_id: int, summary: str = "x offline") -> AlertSpec:
+    return AlertSpec(
+        "gateway_offline:1", "gateway_offline", mine_id, None, "major", summary, {"a": 1}
+    )
+
+
+def _events(db: Any) -> list[tuple[int, str]]:
+    return [(e.alert_id, e.event) for e in db.scalars(select(AlertEvent).order_by(AlertEvent.id))]
+
+
+def test_fire_update_resolve_refire(engine: Engine, world: Any) -> None:
+    mine = world.mines["M-QN-1"]
+    sm = make_sessionmaker(engine)
+    with sm() as db, db.begin():
+        assert reconcile(db, {"gateway_offline:1": spec(mine)}, T0).fired == 1
+        assert reconcile(db, {"gateway_offline:1": spec(mine)}, T0 + S).fired == 0
+        assert (
+            reconcile(db, {"gateway_offline:1": spec(mine, "y offline")}, T0 + 2 * S).updated == 1
+        )
+        assert reconcile(db, {}, T0 + 3 * S).resolved == 1
+        assert reconcile(db, {"gateway_offline:1": spec(mine)}, T0 + 4 * S).fired == 1
+    with sm() as db:
+        alerts = db.scalars(select(Alert).order_by(Alert.id)).all()
+        assert [(a.state, a.open_fingerprint) for a in alerts] == [
+            ("resolved", None), ("firing", "gateway_offline:1")]  # fmt: skip
+        assert alerts[0].resolved_ns == T0 + 3 * S and alerts[0].summary == "y offline"
+        first, second = alerts[0].id, alerts[1].id
+        assert _events(db) == [
+            (first, "fired"),
+            (first, "updated"),
+            (first, "resolved"),
+            (second, "fired"),
+        ]
+
+
+def test_acknowledge_once(engine: Engine, world: Any) -> None:
+    sm = make_sessionmaker(engine)
+    with sm() as db, db.begin():
+        reconcile(db, {"gateway_offline:1": spec(world.mines["M-QN-1"])}, T0)
+        alert = db.scalars(select(Alert)).one()
+        assert acknowledge(db, alert, "reg-qn", T0 + S)
+        assert not acknowledge(db, alert, "reg-qz", T0 + 2 * S)
+    with sm() as db:
+        alert = db.scalars(select(Alert)).one()
+        assert (alert.acked_by, alert.acked_ns) == ("reg-qn", T0 + S)
+        assert [e for _, e in _events(db)] == ["fired", "acknowledged"]
+
+
+def test_evaluate_from_the_store(engine: Engine, world: Any) -> None:
+    """Gateways never heard of go offline after the timeout; the suspended
+    mine drawing power above its baseline raises suspected production."""
+    cfg = AlertingSection.model_validate({"heartbeat_timeout_s": 60})
+    sm = make_sessionmaker(engine)
+    with sm() as db, db.begin():
+        assert evaluate(db, T0 + 30 * S, cfg).fired == 0
+        db.add(LatestValue(gateway_id=world.gateways["qn2/gw01"], device="pm", point="active_power",
+                           value=120.0, number=120.0, unit="kW", quality="good", ts_ns=T0))  # fmt: skip
+        db.flush()
+        res = evaluate(db, T0 + 31 * S, cfg)
+        assert res.fired == 1
+        assert evaluate(db, T0 + 61 * S, cfg).fired == 4  # four silent gateways
+    with sm() as db:
+        kinds = sorted((a.kind, a.mine_id) for a in db.scalars(select(Alert)))
+        assert ("suspected_illegal_production", world.mines["M-QN-2"]) in kinds
+        assert sum(k == "gateway_offline" for k, _ in kinds) == 4
