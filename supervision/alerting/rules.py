@@ -94,8 +94,8 @@ def gateway_offline(
         seen = g.last_seen_ns
         why = None
         evidence: dict[str, Any] = {"gateway": g.label}
-        # statuses are ordered by the gateway's own connection times, so
-        # the latest one is its word: a reconnect publishes "online" again
+        # the latest status received is the gateway's word (or its last
+        # will's); a reconnect publishes "online" again
         if g.state == "offline":
             why = f"status offline ({g.reason or 'no reason'})"
             evidence |= {

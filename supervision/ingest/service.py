@@ -2,8 +2,12 @@
 
 A message is applied at most once per (gateway, seq): the ``received_seq``
 row is inserted first, in the same transaction as the message's effects, and
-a message whose row exists is dropped as a duplicate. Latest values, alarm
-states and status only move forward in time. So a redelivered message, two
+a message whose row exists is dropped as a duplicate. Latest values and
+alarm states only move forward in time. Statuses follow arrival order
+instead: a last will carries the time its connection was made, older than
+the ``online`` published on that connection, yet it comes after it (the
+broker publishes it when the connection dies), and every instance receives
+the status topic whole and in order. So a redelivered message, two
 instances sharing a subscription, or a replay all end in the same state.
 """
 
@@ -89,9 +93,7 @@ def apply_batch(
                 "reason": msg.reason,
                 "state_ts_ns": msg.ts_ns,
             }
-            old = statuses.get(gid)
-            if old is None or old["state_ts_ns"] <= row["state_ts_ns"]:
-                statuses[gid] = row
+            statuses[gid] = row  # the last to arrive wins (see module doc)
             stats.applied["status"] += 1
             result.applied += 1
             result.alarms += 1
@@ -145,7 +147,7 @@ def apply_batch(
     for gid in sorted(seen):
         _touch(db, gid, now_ns, seen[gid])
     if statuses:
-        upsert(db, _LIVE, [statuses[g] for g in sorted(statuses)], keys=("gateway_id",), newer="state_ts_ns")  # fmt: skip
+        upsert(db, _LIVE, [statuses[g] for g in sorted(statuses)], keys=("gateway_id",))
     return result
 
 

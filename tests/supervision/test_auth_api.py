@@ -37,11 +37,15 @@ def bearer(world: Any, user: str) -> dict[str, str]:
 def _open_alert(engine: Engine, mine_id: int) -> int:
     with make_sessionmaker(engine)() as db, db.begin():
         fp = f"gateway_offline:{mine_id}"
-        reconcile(db, {fp: AlertSpec(fp, "gateway_offline", mine_id, None, "major", "gw offline")}, T0)
+        reconcile(
+            db, {fp: AlertSpec(fp, "gateway_offline", mine_id, None, "major", "gw offline")}, T0
+        )
         return db.scalars(select(Alert.id).where(Alert.mine_id == mine_id)).one()
 
 
-def test_no_or_bad_credentials_get_401(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+def test_no_or_bad_credentials_get_401(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.WARNING, "minegate.platform.auth")
     assert client.get("/api/v1/mines").status_code == 401
     bad = "mgp_not-a-real-token-but-secret"
@@ -80,7 +84,10 @@ def test_county_regulator_gets_404_for_another_countys_mine(
     assert client.get(f"/api/v1/mines/{other}", headers=bearer(world, "reg-qz")).status_code == 200
     # and an alert of the other county cannot be acknowledged either
     alert = _open_alert(engine, other)
-    assert client.post(f"/api/v1/alerts/{alert}/ack", headers=bearer(world, "reg-qn")).status_code == 404
+    assert (
+        client.post(f"/api/v1/alerts/{alert}/ack", headers=bearer(world, "reg-qn")).status_code
+        == 404
+    )
     ids = [a["id"] for a in client.get("/api/v1/alerts", headers=bearer(world, "reg-qn")).json()]
     assert alert not in ids
 
@@ -108,17 +115,31 @@ def test_regulator_acknowledges_in_area(client: TestClient, world: Any, engine: 
     alert = _open_alert(engine, world.mines["M-QN-1"])
     r = client.post(f"/api/v1/alerts/{alert}/ack", headers=bearer(world, "reg-qn"))
     assert r.status_code == 200 and r.json()["acked_by"] == "reg-qn"
-    assert client.post(f"/api/v1/alerts/{alert}/ack", headers=bearer(world, "op-qn1")).status_code == 403
+    assert (
+        client.post(f"/api/v1/alerts/{alert}/ack", headers=bearer(world, "op-qn1")).status_code
+        == 403
+    )
 
 
 def test_admin_manages_registry_and_users(client: TestClient, world: Any) -> None:
     h = bearer(world, "admin")
-    assert client.post("/api/v1/regions", headers=h, json={"code": "HN", "name": "Hunan"}).status_code == 201
-    r = client.post("/api/v1/cities", headers=h, json={"code": "CS", "name": "Changsha", "parent": "NOPE"})
+    assert (
+        client.post("/api/v1/regions", headers=h, json={"code": "HN", "name": "Hunan"}).status_code
+        == 201
+    )
+    r = client.post(
+        "/api/v1/cities", headers=h, json={"code": "CS", "name": "Changsha", "parent": "NOPE"}
+    )
     assert r.status_code == 422 and "no region with code 'NOPE'" in r.json()["detail"]
-    r = client.post("/api/v1/users", headers=h, json={"name": "reg-ls", "role": "regulator", "area": "county", "area_code": "LS"})
+    r = client.post(
+        "/api/v1/users",
+        headers=h,
+        json={"name": "reg-ls", "role": "regulator", "area": "county", "area_code": "LS"},
+    )
     assert r.status_code == 201
-    token = client.post("/api/v1/users/reg-ls/tokens", headers=h, json={"label": "phone"}).json()["token"]
+    token = client.post("/api/v1/users/reg-ls/tokens", headers=h, json={"label": "phone"}).json()[
+        "token"
+    ]
     me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).json()
     assert me["name"] == "reg-ls" and me["scope"].startswith("county:")
     assert "acknowledge" in me["permissions"]
@@ -135,5 +156,10 @@ def test_tokens_are_stored_hashed(engine: Engine, world: Any) -> None:
 
 def test_openapi_documents_the_api(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
-    assert {"/api/v1/mines", "/api/v1/mines/{mine_id}", "/api/v1/alerts", "/api/v1/alerts/{alert_id}/ack"} <= set(spec["paths"])
+    assert {
+        "/api/v1/mines",
+        "/api/v1/mines/{mine_id}",
+        "/api/v1/alerts",
+        "/api/v1/alerts/{alert_id}/ack",
+    } <= set(spec["paths"])
     assert "/login" not in spec["paths"]

@@ -24,8 +24,15 @@ from .helpers import T0, alarm, sample, status
 
 def _ctx(engine: Engine, port: int, client_id: str, group: str = "platform") -> PlatformContext:
     config = PlatformConfig.model_validate(
-        {"mqtt": {"port": port, "client_id": client_id, "shared_group": group, "session_expiry_s": 0,
-                  "max_payload_bytes": 4096}}  # fmt: skip
+        {
+            "mqtt": {
+                "port": port,
+                "client_id": client_id,
+                "shared_group": group,
+                "session_expiry_s": 0,
+                "max_payload_bytes": 4096,
+            }
+        }  # fmt: skip
     )
     return PlatformContext(config, make_sessionmaker(engine), ingest_stats=IngestStats())
 
@@ -50,7 +57,9 @@ async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_ingest_from_mosquitto_survives_junk(engine: Engine, world: Any, mosquitto_server: Any) -> None:
+async def test_ingest_from_mosquitto_survives_junk(
+    engine: Engine, world: Any, mosquitto_server: Any
+) -> None:
     sub = _ctx(engine, mosquitto_server.port, "p12-ingest-a")
     s = Subscriber(sub)
     async with running(s), aiomqtt.Client("127.0.0.1", mosquitto_server.port) as pub:
@@ -78,14 +87,18 @@ async def test_ingest_from_mosquitto_survives_junk(engine: Engine, world: Any, m
         assert live.state == "online" and live.last_seq == 2
 
 
-async def test_two_instances_share_the_load_once(engine: Engine, world: Any, mosquitto_server: Any) -> None:
+async def test_two_instances_share_the_load_once(
+    engine: Engine, world: Any, mosquitto_server: Any
+) -> None:
     a = Subscriber(_ctx(engine, mosquitto_server.port, "p12-share-a", "shared-test"))
     b = Subscriber(_ctx(engine, mosquitto_server.port, "p12-share-b", "shared-test"))
     n = 200
     async with running(a, b), aiomqtt.Client("127.0.0.1", mosquitto_server.port) as pub:
         for seq in range(1, n + 1):
             site = "qn1" if seq % 2 else "ls1"
-            await pub.publish(f"minegate/{site}/gw01/telemetry/pm", sample(seq, T0 + seq, "pm", {"p": seq}), qos=1)
+            await pub.publish(
+                f"minegate/{site}/gw01/telemetry/pm", sample(seq, T0 + seq, "pm", {"p": seq}), qos=1
+            )
 
         def total() -> int:
             return a.stats.applied["sample"] + b.stats.applied["sample"]

@@ -63,20 +63,26 @@ def test_unknown_gateways_are_counted_and_dropped(engine: Engine, world: Any) ->
     assert _values(engine) == {}
 
 
-def test_status_follows_the_gateways_own_order(engine: Engine, world: Any) -> None:
+def test_status_follows_arrival_order(engine: Engine, world: Any) -> None:
+    """A last will is stamped when its connection was made, before the
+    ``online`` of that connection, yet it arrives after it and wins."""
     stats = IngestStats()
     topic = "minegate/qn1/gw01/status"
-    _apply(engine, [(topic, status("online", T0 + 100))], stats)
-    # the last will of the connection before: older, must not win
-    _apply(engine, [(topic, status("offline", T0, "connection lost"))], stats)
     gid = world.gateways["qn1/gw01"]
-    with make_sessionmaker(engine)() as db:
-        live = db.get(GatewayLiveness, gid)
-        assert live is not None and live.state == "online"
-    _apply(engine, [(topic, status("offline", T0 + 100, "connection lost"))], stats)
-    with make_sessionmaker(engine)() as db:
-        live = db.get(GatewayLiveness, gid)
-        assert live is not None and (live.state, live.reason) == ("offline", "connection lost")
+
+    def state() -> tuple[str | None, str | None]:
+        with make_sessionmaker(engine)() as db:
+            live = db.get_one(GatewayLiveness, gid)
+            return live.state, live.reason
+
+    _apply(engine, [(topic, status("online", T0 + 100, "connected"))], stats)
+    assert state() == ("online", "connected")
+    _apply(engine, [(topic, status("offline", T0 + 99, "connection lost"))], stats)
+    assert state() == ("offline", "connection lost")
+    # reconnect and die again within one batch: the last one counts
+    _apply(engine, [(topic, status("online", T0 + 200, "connected")),
+                    (topic, status("offline", T0 + 199, "connection lost"))], stats)  # fmt: skip
+    assert state() == ("offline", "connection lost")
 
 
 def test_alarm_state_is_kept_per_point(engine: Engine, world: Any) -> None:

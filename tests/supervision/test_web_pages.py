@@ -92,22 +92,33 @@ def test_failed_logins(client: TestClient, world: Any) -> None:
 def test_forms_need_the_sessions_csrf_token(client: TestClient, world: Any, engine: Engine) -> None:
     mine = world.mines["M-QN-1"]
     with make_sessionmaker(engine)() as db, db.begin():
-        reconcile(db, {"f": AlertSpec("f", "gateway_offline", mine, None, "major", "gw01 offline")}, T0)
+        reconcile(
+            db, {"f": AlertSpec("f", "gateway_offline", mine, None, "major", "gw01 offline")}, T0
+        )
         alert = db.scalars(select(Alert.id)).one()
     login(client, token=world.tokens["reg-qn"])
     page = client.get(f"/mines/{mine}").text
     assert "gw01 offline" in page and "Acknowledge" in page
     assert client.post(f"/alerts/{alert}/ack", follow_redirects=False).status_code == 403
-    assert client.post(f"/alerts/{alert}/ack", data={"csrf": "forged"}, follow_redirects=False).status_code == 403
+    assert (
+        client.post(
+            f"/alerts/{alert}/ack", data={"csrf": "forged"}, follow_redirects=False
+        ).status_code
+        == 403
+    )
     r = client.post(f"/alerts/{alert}/ack", data={"csrf": csrf_of(page)}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"/mines/{mine}"
     assert "acknowledged by reg-qn" in client.get(f"/mines/{mine}").text
 
 
-def test_viewer_sees_no_button_and_cannot_post(client: TestClient, world: Any, engine: Engine) -> None:
+def test_viewer_sees_no_button_and_cannot_post(
+    client: TestClient, world: Any, engine: Engine
+) -> None:
     mine = world.mines["M-QN-1"]
     with make_sessionmaker(engine)() as db, db.begin():
-        reconcile(db, {"f": AlertSpec("f", "gateway_offline", mine, None, "major", "gw01 offline")}, T0)
+        reconcile(
+            db, {"f": AlertSpec("f", "gateway_offline", mine, None, "major", "gw01 offline")}, T0
+        )
         alert = db.scalars(select(Alert.id)).one()
     login(client, token=world.tokens["viewer-qn"])
     page = client.get(f"/mines/{mine}").text
@@ -124,11 +135,16 @@ def test_other_countys_mine_page_is_404(client: TestClient, world: Any) -> None:
 def test_logout_ends_the_session(client: TestClient, world: Any) -> None:
     login(client, token=world.tokens["reg-qn"])
     page = client.get("/").text
-    assert client.post("/logout", data={"csrf": csrf_of(page)}, follow_redirects=False).status_code == 303
+    assert (
+        client.post("/logout", data={"csrf": csrf_of(page)}, follow_redirects=False).status_code
+        == 303
+    )
     assert client.get("/", follow_redirects=False).status_code == 303
 
 
-def test_licence_boundary_as_svg(client: TestClient, world: Any, engine: Engine, tmp_path: Path) -> None:
+def test_licence_boundary_as_svg(
+    client: TestClient, world: Any, engine: Engine, tmp_path: Path
+) -> None:
     good = tmp_path / "licence.toml"
     good.write_text(LICENCE, encoding="utf-8")
     with make_sessionmaker(engine)() as db, db.begin():
