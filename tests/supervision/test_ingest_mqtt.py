@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -50,10 +51,12 @@ async def running(*subs: Subscriber) -> AsyncIterator[None]:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def until(cond: Callable[[], bool]) -> None:
-    async with asyncio.timeout(10):
-        while not cond():
-            await asyncio.sleep(0.05)
+async def until(cond: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
 
 
 async def test_ingest_from_mosquitto_survives_junk(
