@@ -34,7 +34,9 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_config_errors_name_line_and_key(tmp_path: Path, text: str, expected: str) -> None:
     with pytest.raises(PlatformConfigError) as info:
         load_config(write(tmp_path, text))
-    assert any(expected in e.replace(str(tmp_path) + "/", "") for e in info.value.errors), info.value.errors
+    assert any(expected in e.replace(str(tmp_path) + "/", "") for e in info.value.errors), (
+        info.value.errors
+    )
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
@@ -66,21 +68,29 @@ def test_listen_rule(server: dict[str, object], refused: bool) -> None:
     assert (cfg.listen_problem() is not None) == refused
 
 
-def test_serve_refuses_a_public_address_without_tls(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_refuses_a_public_address_without_tls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = write(tmp_path, '[server]\nhost = "0.0.0.0"\n')
     assert main(["platform", "serve", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err
-    assert "server.host: '0.0.0.0' is not a loopback address" in err and "behind_reverse_proxy" in err
+    assert (
+        "server.host: '0.0.0.0' is not a loopback address" in err and "behind_reverse_proxy" in err
+    )
     assert not (tmp_path / "data").exists()  # refused before touching anything
 
 
-def test_bad_config_exits_2_with_the_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_config_exits_2_with_the_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = write(tmp_path, "[mqtt]\nprot = 1\n")
     assert main(["platform", "migrate", "--config", str(cfg)]) == 2
     assert "platform.toml:2: mqtt.prot: unknown key" in capsys.readouterr().err
 
 
-def test_admin_builds_the_registry(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_admin_builds_the_registry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = str(write(tmp_path, '[database]\nurl = "sqlite:///p.db"\n'))
 
     def admin(*argv: str) -> int:
@@ -95,7 +105,9 @@ def test_admin_builds_the_registry(tmp_path: Path, capsys: pytest.CaptureFixture
                  "--order-from", "2026-11-01", "--baseline-kw", "50", "M1", "Mine one") == 0  # fmt: skip
     assert admin("add-gateway", "--mine", "M1", "qn1", "gw01") == 0
     monkeypatch.setattr("sys.stdin", io.StringIO("a long password\n"))
-    assert admin("add-user", "reg", "--role", "regulator", "--county", "QN", "--password-stdin") == 0
+    assert (
+        admin("add-user", "reg", "--role", "regulator", "--county", "QN", "--password-stdin") == 0
+    )
     capsys.readouterr()
     assert admin("issue-token", "reg", "--label", "phone") == 0
     token = capsys.readouterr().out.strip()
