@@ -19,13 +19,14 @@ class Evaluator:
         self.ctx = ctx
         self.wake = asyncio.Event()
         self.rounds = 0
+        self.started_ns = ctx.clock()
 
     def poke(self) -> None:
         self.wake.set()
 
     def run_once(self) -> None:
         with self.ctx.sessions() as db, db.begin():
-            res = evaluate(db, self.ctx.clock(), self.ctx.config.alerting)
+            res = evaluate(db, self.ctx.clock(), self.ctx.config.alerting, self.started_ns)
         if res.fired or res.resolved:
             log.info("alerts: %d fired, %d resolved", res.fired, res.resolved)
         self.rounds += 1

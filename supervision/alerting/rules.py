@@ -83,11 +83,13 @@ def iso(ts_ns: int) -> str:
 
 
 def gateway_offline(
-    gateways: list[GatewayFact], now_ns: int, heartbeat_timeout_s: float
+    gateways: list[GatewayFact], now_ns: int, heartbeat_timeout_s: float, watching_since_ns: int = 0
 ) -> list[AlertSpec]:
     """Offline: the gateway's status says so (its last will, or a clean
-    stop), or nothing came from it for ``heartbeat_timeout_s`` (counted
-    from its registration if it never sent anything)."""
+    stop), or nothing came from it for ``heartbeat_timeout_s``, counted
+    from its last message, its registration, or ``watching_since_ns`` (when
+    this platform instance started listening), whichever is latest: a
+    platform that was itself down does not blame every gateway at start."""
     out = []
     limit = int(heartbeat_timeout_s * 1e9)
     for g in gateways:
@@ -103,7 +105,7 @@ def gateway_offline(
                 "reason": g.reason,
                 "status_ts": iso(g.state_ts_ns or 0),
             }
-        elif now_ns - (seen if seen is not None else g.created_ns) > limit:
+        elif now_ns - max(seen or 0, g.created_ns, watching_since_ns) > limit:
             why = f"no message for more than {heartbeat_timeout_s:g} s"
             evidence |= {"last_seen": iso(seen) if seen else None, "timeout_s": heartbeat_timeout_s}
         if why is not None:
@@ -217,10 +219,11 @@ def evaluate_rules(
     values: list[ValueFact],
     alarms: list[AlarmFact],
     config: AlertingSection,
+    watching_since_ns: int = 0,
 ) -> dict[str, AlertSpec]:
     today = datetime.fromtimestamp(now_ns / 1e9, UTC).date()
     specs = [
-        *gateway_offline(gateways, now_ns, config.heartbeat_timeout_s),
+        *gateway_offline(gateways, now_ns, config.heartbeat_timeout_s, watching_since_ns),
         *suspended_mine_watch(mines, values, today, config),
         *forwarded_alarms(alarms),
     ]

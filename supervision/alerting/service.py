@@ -29,7 +29,9 @@ class Reconciled:
     updated: int = 0
 
 
-def gather_and_evaluate(db: Session, now_ns: int, config: AlertingSection) -> dict[str, AlertSpec]:
+def gather_and_evaluate(
+    db: Session, now_ns: int, config: AlertingSection, watching_since_ns: int = 0
+) -> dict[str, AlertSpec]:
     """The alerts that should be firing now, from what the store holds."""
     gateways = [
         GatewayFact(
@@ -103,7 +105,13 @@ def gather_and_evaluate(db: Session, now_ns: int, config: AlertingSection) -> di
         )
     ]
     return evaluate_rules(
-        now_ns=now_ns, gateways=gateways, mines=mines, values=values, alarms=alarms, config=config
+        now_ns=now_ns,
+        gateways=gateways,
+        mines=mines,
+        values=values,
+        alarms=alarms,
+        config=config,
+        watching_since_ns=watching_since_ns,
     )
 
 
@@ -175,8 +183,10 @@ def reconcile(db: Session, specs: dict[str, AlertSpec], now_ns: int) -> Reconcil
     return out
 
 
-def evaluate(db: Session, now_ns: int, config: AlertingSection) -> Reconciled:
-    return reconcile(db, gather_and_evaluate(db, now_ns, config), now_ns)
+def evaluate(
+    db: Session, now_ns: int, config: AlertingSection, watching_since_ns: int = 0
+) -> Reconciled:
+    return reconcile(db, gather_and_evaluate(db, now_ns, config, watching_since_ns), now_ns)
 
 
 def acknowledge(db: Session, alert: Alert, actor: str, now_ns: int) -> bool:

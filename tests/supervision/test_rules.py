@@ -40,6 +40,13 @@ def test_offline_by_missing_heartbeat_only_after_the_timeout() -> None:
     assert len(gateway_offline([gw(None)], T0 + 61 * S, 60)) == 1
 
 
+def test_a_platform_back_from_downtime_gives_gateways_a_timeout_first() -> None:
+    silent_while_we_were_down = gw(T0, "online")
+    started = T0 + 3600 * S
+    assert gateway_offline([silent_while_we_were_down], started + 60 * S, 60, started) == []
+    assert len(gateway_offline([silent_while_we_were_down], started + 61 * S, 60, started)) == 1
+
+
 MINE = MineFact(10, "M1", "Mine one", "suspended", "ORD-1", date(2026, 11, 1), None, 50.0)
 
 
