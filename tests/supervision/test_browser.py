@@ -73,16 +73,21 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @pytest.fixture
-def platform(tmp_path: Path, mosquitto_server: Any) -> Iterator[tuple[str, Any]]:
-    db = tmp_path / "platform.db"
-    engine = make_engine(f"sqlite:///{db}")
+def platform(tmp_path: Path, mosquitto_server: Any, db_url: str) -> Iterator[tuple[str, Any]]:
+    """``minegate platform serve`` on SQLite, then on PostgreSQL."""
+    import paho.mqtt.publish
+
+    # no retained status left by an earlier run (an empty retained message clears it)
+    paho.mqtt.publish.single("minegate/qn1/gw01/status", b"", qos=1, retain=True,
+                             hostname="127.0.0.1", port=mosquitto_server.port)  # fmt: skip
+    engine = make_engine(db_url)
     upgrade(engine)
     world = helpers.build_world(engine, now_ns=time.time_ns())
     engine.dispose()
     port = servers.free_port()
     cfg = tmp_path / "platform.toml"
     cfg.write_text(
-        f'[server]\nport = {port}\npage_refresh_s = 0\n[database]\nurl = "sqlite:///platform.db"\n'
+        f'[server]\nport = {port}\npage_refresh_s = 0\n[database]\nurl = "{db_url}"\n'
         f'[mqtt]\nport = {mosquitto_server.port}\nclient_id = "platform-browser-test"\n'
         "session_expiry_s = 0\n[alerting]\nevaluate_interval_s = 0.5\nheartbeat_timeout_s = 600\n"
     )
@@ -130,7 +135,7 @@ def test_regulator_sees_a_mine_go_offline_and_acknowledges(
 
             gw.send_signal(signal.SIGKILL)  # the broker publishes its last will
             gw.wait()
-            alert = page.locator("#alerts tr[data-kind='gateway_offline']")
+            alert = page.locator("#alerts tr.alert-firing[data-kind='gateway_offline']")
             deadline = time.monotonic() + 15
             while alert.count() == 0:
                 assert time.monotonic() < deadline, "no offline alert on the page"

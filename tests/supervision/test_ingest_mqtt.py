@@ -20,6 +20,7 @@ from supervision.ingest.models import GatewayLiveness, LatestValue
 from supervision.ingest.stats import IngestStats
 from supervision.ingest.subscriber import Subscriber
 
+from .conftest import servers
 from .helpers import T0, alarm, sample, status
 
 
@@ -112,3 +113,26 @@ async def test_two_instances_share_the_load_once(
     with make_sessionmaker(engine)() as db:
         values = {v.gateway_id: v.value for v in db.scalars(select(LatestValue))}
     assert values == {world.gateways["qn1/gw01"]: n - 1, world.gateways["ls1/gw01"]: n}
+
+
+async def test_a_batch_waits_for_the_database_instead_of_being_lost(
+    engine: Engine, world: Any, mosquitto_server: Any
+) -> None:
+    """The database is unreachable when a message arrives: ingest keeps the
+    batch and retries until the database is back, then applies it."""
+    from supervision.db import make_engine
+
+    ctx = _ctx(engine, mosquitto_server.port, "p12-db-down")
+    working = ctx.sessions
+    dead = make_engine(f"postgresql://nobody@127.0.0.1:{servers.free_port()}/none")
+    ctx.sessions = make_sessionmaker(dead)
+    s = Subscriber(ctx)
+    async with running(s), aiomqtt.Client("127.0.0.1", mosquitto_server.port) as pub:
+        await pub.publish("minegate/qn1/gw01/telemetry/pm", sample(1, T0, "pm", {"p": 7.0}), qos=1)
+        await asyncio.sleep(1.0)  # at least one failed attempt
+        assert s.stats.applied["sample"] == 0 and not s.stats.dropped
+        ctx.sessions = working
+        await until(lambda: s.stats.applied["sample"] == 1)
+    dead.dispose()
+    with make_sessionmaker(engine)() as db:
+        assert [v.value for v in db.scalars(select(LatestValue))] == [7.0]
