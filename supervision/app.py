@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import os
+import signal
+from collections.abc import AsyncIterator, Callable
 from html import escape
 from typing import Any
 from urllib.parse import quote
@@ -38,15 +40,37 @@ from supervision.web import views as web_views
 log = logging.getLogger("minegate.platform")
 
 
+def stop_this_process(reason: str) -> None:
+    """Ask the server to shut down (uvicorn handles SIGTERM gracefully)."""
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def create_app(
     config: PlatformConfig,
     *,
     engine: Engine | None = None,
     clock: Clock = system_clock,
     background: bool = True,
+    on_failure: Callable[[str], None] = stop_this_process,
 ) -> FastAPI:
+    """The application. A background task (ingest, evaluator) that fails is
+    logged with its traceback, recorded as ``ctx.extra["failed"]`` and
+    ``on_failure`` is called: by default the server stops, so the service
+    manager restarts it and the failure is seen, instead of a web page that
+    looks alive over a dead ingest."""
     engine = engine or make_engine(config.database.url)
     ctx = PlatformContext(config, make_sessionmaker(engine), clock, IngestStats())
+
+    def watch(task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            exc = RuntimeError("ended unexpectedly")
+        reason = f"{task.get_name()} failed: {exc!r}"
+        log.critical("%s; stopping the platform", reason, exc_info=exc)
+        ctx.extra["failed"] = reason
+        on_failure(reason)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,10 +83,13 @@ def create_app(
                 sub = Subscriber(ctx, on_alarm=evaluator.poke)
                 ctx.extra["subscriber"] = sub
                 tasks.append(asyncio.create_task(sub.run(), name="mqtt-ingest"))
+        for t in tasks:
+            t.add_done_callback(watch)
         try:
             yield
         finally:
             for t in tasks:
+                t.remove_done_callback(watch)
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 

@@ -110,6 +110,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         _err(f"cannot listen on {s.host}:{s.port}: {exc.strerror or exc}")
         return EXIT_FAILURE
+    failed = app.state.ctx.extra.get("failed")
+    if failed:
+        _err(str(failed))
+        return EXIT_FAILURE
     return EXIT_OK if server.started else EXIT_FAILURE
 
 

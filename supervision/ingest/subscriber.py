@@ -74,12 +74,11 @@ class Subscriber:
         )
 
     async def run(self) -> None:
-        writer = asyncio.create_task(self._write_loop(), name="ingest-writer")
-        try:
-            await self._read_loop()
-        finally:
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+        # a task group: if either loop fails, both stop and the error rises
+        # to the server, never a reader filling a queue nobody drains
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._write_loop(), name="ingest-writer")
+            tg.create_task(self._read_loop(), name="ingest-reader")
 
     async def _read_loop(self) -> None:
         delay = 1.0

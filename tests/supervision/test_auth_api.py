@@ -163,3 +163,25 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
         "/api/v1/alerts/{alert_id}/ack",
     } <= set(spec["paths"])
     assert "/login" not in spec["paths"]
+
+
+def test_a_failing_background_task_stops_the_platform(pg_server: Any) -> None:
+    """The evaluator hits a real error (a database without the platform's
+    tables, which is no connection problem to wait out): it is recorded and
+    the stop hook called, not left as a dead task behind a live page."""
+    import time
+
+    from supervision.db import make_engine
+
+    failures: list[str] = []
+    config = PlatformConfig.model_validate({"mqtt": {"enabled": False}})
+    engine = make_engine(pg_server.url("postgres"))  # no migrations run there
+    app = create_app(config, engine=engine, background=True, on_failure=failures.append)
+    with TestClient(app):
+        deadline = time.monotonic() + 10
+        while not failures:
+            assert time.monotonic() < deadline, "failure not reported"
+            time.sleep(0.05)
+    engine.dispose()
+    assert failures[0].startswith("alert-evaluator failed: ProgrammingError")
+    assert app.state.ctx.extra["failed"] == failures[0]
