@@ -34,6 +34,8 @@ from supervision.context import PlatformContext
 from supervision.db import Clock, make_engine, make_sessionmaker, system_clock
 from supervision.ingest.stats import IngestStats
 from supervision.ingest.subscriber import Subscriber
+from supervision.notify import views as notify_views
+from supervision.notify.runner import Notifier
 from supervision.registry import views as registry_views
 from supervision.web import views as web_views
 
@@ -76,9 +78,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks: list[asyncio.Task[None]] = []
         if background:
-            evaluator = Evaluator(ctx)
+            notifier = Notifier(ctx)
+            evaluator = Evaluator(ctx, on_change=notifier.poke)
             ctx.extra["evaluator"] = evaluator
             tasks.append(asyncio.create_task(evaluator.run(), name="alert-evaluator"))
+            if config.notify.webhooks:
+                ctx.extra["notifier"] = notifier
+                tasks.append(asyncio.create_task(notifier.run(), name="notify"))
             if config.mqtt.enabled:
                 sub = Subscriber(ctx, on_alarm=evaluator.poke)
                 ctx.extra["subscriber"] = sub
@@ -104,6 +110,7 @@ def create_app(
     app.include_router(registry_views.router)
     app.include_router(alerting_views.router)
     app.include_router(auth_views.router)
+    app.include_router(notify_views.router)
     app.include_router(web_views.router)
     app.mount("/static", StaticFiles(directory=web_views.STATIC_DIR), name="static")
 

@@ -113,11 +113,62 @@ class AlertingSection(_Section):
     )
 
 
+NOTIFY_EVENTS = frozenset({"fired", "updated", "acknowledged", "resolved"})
+
+
+class WebhookReceiver(_Section):
+    """A webhook: alert events POSTed as JSON, signed with HMAC-SHA256."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    url: str = Field(pattern=r"^https?://")
+    #: HMAC key; the receiver checks X-Minegate-Signature with it
+    secret: str = Field(min_length=16)
+    events: tuple[str, ...] = ("fired", "resolved")
+    #: only alerts of mines in this area: "region:GX", "city:QZ",
+    #: "county:QN" or "mine:M-1" (codes); empty: every mine
+    area: str = ""
+    timeout_s: float = Field(10.0, gt=0, le=120)
+    max_attempts: int = Field(8, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _check(self) -> WebhookReceiver:
+        unknown = set(self.events) - NOTIFY_EVENTS
+        if unknown:
+            raise ValueError(f"events: unknown {sorted(unknown)}; use {sorted(NOTIFY_EVENTS)}")
+        if self.area:
+            level, _, code = self.area.partition(":")
+            if level not in ("region", "city", "county", "mine") or not code:
+                raise ValueError(
+                    f"area {self.area!r}: write region:CODE, city:CODE, county:CODE or mine:CODE"
+                )
+        return self
+
+
+class NotifySection(_Section):
+    webhooks: tuple[WebhookReceiver, ...] = ()
+    interval_s: float = Field(1.0, gt=0, le=600)
+    #: retry delays double from retry_initial_s up to retry_max_s (jittered)
+    retry_initial_s: float = Field(2.0, gt=0)
+    retry_max_s: float = Field(300.0, gt=0)
+    #: a delivery being sent is leased for this long (another instance
+    #: takes it over after that if this one died mid-send)
+    lease_s: float = Field(120.0, gt=0)
+
+    @model_validator(mode="after")
+    def _unique(self) -> NotifySection:
+        names = [w.name for w in self.webhooks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"webhook names must be unique: {', '.join(dupes)} repeated")
+        return self
+
+
 class PlatformConfig(_Section):
     server: ServerSection = Field(default_factory=lambda: ServerSection.model_validate({}))
     database: DatabaseSection = Field(default_factory=lambda: DatabaseSection.model_validate({}))
     mqtt: MqttSection = Field(default_factory=lambda: MqttSection.model_validate({}))
     alerting: AlertingSection = Field(default_factory=lambda: AlertingSection.model_validate({}))
+    notify: NotifySection = Field(default_factory=lambda: NotifySection.model_validate({}))
     source: str = ""  # the file it came from (set by load_config)
 
     def listen_problem(self) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from sqlalchemy.exc import OperationalError
 
@@ -15,8 +16,9 @@ log = logging.getLogger("minegate.platform.alerting")
 
 
 class Evaluator:
-    def __init__(self, ctx: PlatformContext) -> None:
+    def __init__(self, ctx: PlatformContext, on_change: Callable[[], None] = lambda: None) -> None:
         self.ctx = ctx
+        self.on_change = on_change  # alerts changed: the notifier can start at once
         self.wake = asyncio.Event()
         self.rounds = 0
         self.started_ns = ctx.clock()
@@ -29,6 +31,8 @@ class Evaluator:
             res = evaluate(db, self.ctx.clock(), self.ctx.config.alerting, self.started_ns)
         if res.fired or res.resolved:
             log.info("alerts: %d fired, %d resolved", res.fired, res.resolved)
+        if res.fired or res.resolved or res.updated:
+            self.on_change()
         self.rounds += 1
 
     async def run(self) -> None:
