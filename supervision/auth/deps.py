@@ -110,5 +110,6 @@ def not_found(request: Request, principal: Principal, what: str) -> HTTPExceptio
 Authenticated = Annotated[Principal, Depends(current_principal)]
 Reader = Annotated[Principal, Depends(Requires(Permission.READ))]
 Acknowledger = Annotated[Principal, Depends(Requires(Permission.ACKNOWLEDGE))]
+Silencer = Annotated[Principal, Depends(Requires(Permission.SILENCE))]
 RegistryManager = Annotated[Principal, Depends(Requires(Permission.MANAGE_REGISTRY))]
 UserManager = Annotated[Principal, Depends(Requires(Permission.MANAGE_USERS))]

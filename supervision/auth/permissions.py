@@ -10,13 +10,14 @@ from supervision.auth.models import Role
 class Permission(StrEnum):
     READ = "read"
     ACKNOWLEDGE = "acknowledge"  # acknowledge an alert
+    SILENCE = "silence"  # silence a mine's notifications for a while
     MANAGE_REGISTRY = "manage_registry"  # areas, mines, gateways
     MANAGE_USERS = "manage_users"  # users and tokens
 
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
-    Role.REGULATOR: frozenset({Permission.READ, Permission.ACKNOWLEDGE}),
+    Role.REGULATOR: frozenset({Permission.READ, Permission.ACKNOWLEDGE, Permission.SILENCE}),
     Role.OPERATOR: frozenset({Permission.READ}),
     Role.VIEWER: frozenset({Permission.READ}),
 }

@@ -15,6 +15,7 @@ class DeliveryState(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     DEAD = "dead"  # given up: a dead letter, kept and listed
+    MUTED = "muted"  # not sent: a silence or an inhibition (reason in last_error)
 
 
 class NotifyCursor(Base):
@@ -44,6 +45,23 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(String(1000))
     created_ns: Mapped[int] = mapped_column(BigInteger)
     done_ns: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Silence(Base):
+    """No notifications for a mine's alerts (of one kind, or all) until
+    ``expires_ns``; alerts still fire and show on the pages. Who set it and
+    why are kept; ending it early sets ``ended_ns``."""
+
+    __tablename__ = "silence"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mine_id: Mapped[int] = mapped_column(ForeignKey("mine.id"), index=True)
+    kind: Mapped[str | None] = mapped_column(String(64))
+    comment: Mapped[str] = mapped_column(String(1000))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_ns: Mapped[int] = mapped_column(BigInteger)
+    expires_ns: Mapped[int] = mapped_column(BigInteger)
+    ended_ns: Mapped[int | None] = mapped_column(BigInteger)
+    ended_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class DeliveryAttempt(Base):

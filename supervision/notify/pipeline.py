@@ -4,9 +4,10 @@ For each receiver, :func:`dispatch` takes the alert events after its cursor
 (in id order), builds a :class:`Notification` for each, passes the list
 through the receiver's stages and queues a :class:`Delivery` for each one
 left, then moves the cursor, all in one transaction. Stages are plain
-functions ``list[Notification] -> list[Notification]``; muters (silences,
-inhibition: not built yet) are objects with ``mutes(notification)`` that
-:func:`mute_stage` asks, as Alertmanager's pipeline asks its muters.
+functions ``list[Notification] -> list[Notification]``. Muters (silences,
+inhibition: ``mute.py``) are objects whose ``mutes(notification)`` returns
+the reason or None, asked after the stages, as Alertmanager's pipeline
+asks its muters; a muted notification is kept as a ``muted`` delivery.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ Stage = Callable[[list[Notification]], list[Notification]]
 
 
 class Muter(Protocol):
-    def mutes(self, notification: Notification) -> bool: ...
+    def mutes(self, notification: Notification) -> str | None:
+        """Why the notification must not go out, or None."""
+        ...
 
 
 def event_filter(events: Sequence[str]) -> Stage:
@@ -53,10 +56,6 @@ def area_filter(mine_ids: set[int] | None) -> Stage:
     if mine_ids is None:
         return lambda ns: ns
     return lambda ns: [n for n in ns if n.alert.mine_id in mine_ids]
-
-
-def mute_stage(muters: Sequence[Muter]) -> Stage:
-    return lambda ns: [n for n in ns if not any(m.mutes(n) for m in muters)]
 
 
 _AREA_MODELS: dict[str, Any] = {"region": Region, "city": City, "county": County, "mine": Mine}
@@ -77,10 +76,16 @@ def receiver_mines(db: Session, area: str) -> set[int] | None:
     return set(db.scalars(subq)) if subq is not None else None
 
 
-def build_pipeline(
-    receiver: WebhookReceiver, mine_ids: set[int] | None, muters: Sequence[Muter] = ()
-) -> list[Stage]:
-    return [event_filter(receiver.events), area_filter(mine_ids), mute_stage(muters)]
+def build_pipeline(receiver: WebhookReceiver, mine_ids: set[int] | None) -> list[Stage]:
+    return [event_filter(receiver.events), area_filter(mine_ids)]
+
+
+def muted_by(muters: Sequence[Muter], n: Notification) -> str | None:
+    for m in muters:
+        reason = m.mutes(n)
+        if reason:
+            return reason
+    return None
 
 
 def payload(db: Session, n: Notification) -> dict[str, Any]:
@@ -122,7 +127,14 @@ def dispatch(
     muters: Sequence[Muter] = (),
     batch: int = 500,
 ) -> int:
-    """Queue deliveries for new alert events; the number queued."""
+    """Queue deliveries for new alert events; the number queued (muted ones
+    are stored too, in state ``muted``, and not counted). The built-in
+    muters (gateway-offline inhibition, silences) come first."""
+    from supervision.notify.mute import GatewayOfflineInhibitor, SilenceMuter
+
+    if not receivers:
+        return 0
+    muters = [GatewayOfflineInhibitor(db), SilenceMuter(db, now_ns), *muters]
     queued = 0
     for r in receivers:
         insert_new(db, _CURSOR, {"receiver": r.name, "last_event_id": 0})
@@ -138,23 +150,29 @@ def dispatch(
         if not events:
             continue
         notes = [Notification(r.name, ev, alert) for ev, alert in events]
-        for stage in build_pipeline(r, receiver_mines(db, r.area), muters):
+        for stage in build_pipeline(r, receiver_mines(db, r.area)):
             notes = stage(notes)
         for n in notes:
-            if insert_new(
-                db,
-                _DELIVERY,
-                {
-                    "receiver": r.name,
-                    "alert_event_id": n.event.id,
-                    "alert_id": n.alert.id,
-                    "mine_id": n.alert.mine_id,
-                    "payload": payload(db, n),
-                    "state": DeliveryState.PENDING.value,
-                    "attempts": 0,
-                    "next_attempt_ns": now_ns,
-                    "created_ns": now_ns,
-                },
+            reason = muted_by(muters, n)
+            if (
+                insert_new(
+                    db,
+                    _DELIVERY,
+                    {
+                        "receiver": r.name,
+                        "alert_event_id": n.event.id,
+                        "alert_id": n.alert.id,
+                        "mine_id": n.alert.mine_id,
+                        "payload": payload(db, n),
+                        "state": (DeliveryState.MUTED if reason else DeliveryState.PENDING).value,
+                        "attempts": 0,
+                        "next_attempt_ns": now_ns,
+                        "created_ns": now_ns,
+                        "last_error": reason,
+                        "done_ns": now_ns if reason else None,
+                    },
+                )
+                and not reason
             ):
                 queued += 1
         cursor.last_event_id = events[-1][0].id

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from html import escape
 from pathlib import Path
 
 from fastapi import APIRouter, Form, Request
@@ -17,19 +18,23 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from supervision.alerting import service as alerting
-from supervision.alerting.models import Alert
+from supervision.alerting.models import Alert, AlertKind
 from supervision.auth import service as auth
 from supervision.auth.deps import (
     SESSION_COOKIE,
     Acknowledger,
     Authenticated,
     Reader,
+    Silencer,
     not_found,
     refuse,
 )
 from supervision.auth.permissions import Permission, allows
-from supervision.auth.scope import get_scoped
+from supervision.auth.scope import get_scoped, scoped_select
 from supervision.context import DbSession, context
+from supervision.notify.models import Silence
+from supervision.notify.service import SilenceInputError, create_silence, end_silence, is_active
+from supervision.registry.models import Mine
 from supervision.registry.overview import list_mines, mine_detail
 from supervision.web.licence_svg import licence_drawing
 
@@ -149,14 +154,57 @@ def mine_page(
     if d is None:
         raise not_found(request, p, f"mine {mine_id}")
     drawing = licence_drawing(d.mine.licence_file) if d.mine.licence_file else None
+    now = context(request).clock()
+    silences = [
+        s
+        for s in db.scalars(scoped_select(Silence, p.scope).where(Silence.mine_id == mine_id))
+        if is_active(s, now)
+    ]
     return _page(
         request,
         "mine.html",
         d=d,
         drawing=drawing,
         principal=p,
+        silences=silences,
+        kinds=[k.value for k in AlertKind],
         can_ack=allows(p.role, Permission.ACKNOWLEDGE),
+        can_silence=allows(p.role, Permission.SILENCE),
     )
+
+
+@router.post("/mines/{mine_id}/silence")
+def silence(
+    mine_id: int,
+    request: Request,
+    p: Silencer,
+    db: DbSession,
+    hours: float = Form(1.0),
+    kind: str = Form(""),
+    comment: str = Form(""),
+) -> Response:
+    mine = get_scoped(db, Mine, mine_id, p.scope)
+    if mine is None:
+        raise not_found(request, p, f"mine {mine_id}")
+    try:
+        create_silence(
+            db, mine, kind=kind or None, duration_s=hours * 3600, comment=comment, actor=p.name,
+            now_ns=context(request).clock(),
+        )  # fmt: skip
+    except SilenceInputError as exc:
+        return HTMLResponse(
+            f'<p>{escape(str(exc))}</p><p><a href="/mines/{mine_id}">Back</a></p>', 422
+        )
+    return RedirectResponse(f"/mines/{mine_id}", status_code=303)
+
+
+@router.post("/silences/{silence_id}/end")
+def end_silence_form(silence_id: int, request: Request, p: Silencer, db: DbSession) -> Response:
+    s = get_scoped(db, Silence, silence_id, p.scope)
+    if s is None:
+        raise not_found(request, p, f"silence {silence_id}")
+    end_silence(db, s, p.name, context(request).clock())
+    return RedirectResponse(f"/mines/{s.mine_id}", status_code=303)
 
 
 @router.post("/alerts/{alert_id}/ack")

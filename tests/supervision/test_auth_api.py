@@ -103,6 +103,7 @@ def test_viewer_gets_403_on_any_change(client: TestClient, world: Any, engine: E
         ("post", "/api/v1/gateways", {"mine": "M-QN-1", "site": "x", "name": "y"}),
         ("post", "/api/v1/users", {"name": "eve", "role": "admin"}),
         ("post", "/api/v1/users/viewer-qn/tokens", {}),
+        ("post", f"/api/v1/mines/{world.mines['M-QN-1']}/silences", {"comment": "quiet"}),
     ]
     for method, url, body in changes:
         r = client.request(method, url, headers=h, json=body)

@@ -205,8 +205,8 @@ def test_muters_are_asked(engine: Engine, world: Any, receiver: Receiver) -> Non
     suspended mine keeps its notification out."""
 
     class MuteMine:
-        def mutes(self, n: Notification) -> bool:
-            return bool(n.alert.mine_id == world.mines["M-QN-2"])
+        def mutes(self, n: Notification) -> str | None:
+            return "test muter" if n.alert.mine_id == world.mines["M-QN-2"] else None
 
     cfg = notify_cfg(receiver.url)
     fire(engine, world.mines["M-QN-1"], "a")
@@ -214,6 +214,10 @@ def test_muters_are_asked(engine: Engine, world: Any, receiver: Receiver) -> Non
     sm = make_sessionmaker(engine)
     with sm() as db, db.begin():
         assert dispatch(db, cfg.webhooks, T0, muters=[MuteMine()]) == 1
+    with sm() as db:
+        kept = {d.mine_id: (d.state, d.last_error) for d in db.scalars(select(Delivery))}
+    assert kept[world.mines["M-QN-2"]] == ("muted", "test muter")  # kept, with the reason
+    assert kept[world.mines["M-QN-1"]] == ("pending", None)
 
 
 def test_config_checks_webhooks() -> None:
