@@ -108,12 +108,16 @@ class AlertingSection(_Section):
     #: no message from a gateway for this long: offline (gateways send
     #: snapshots every 20 s and metrics every minute)
     heartbeat_timeout_s: float = Field(90.0, gt=0)
+    #: an alert left firing and unacknowledged this long is escalated (an
+    #: ``escalated`` event: give the city's webhook events = ["escalated"]);
+    #: 0: never
+    escalate_after_s: float = Field(0.0, ge=0)
     suspended_watch: SuspendedWatch = Field(
         default_factory=lambda: SuspendedWatch.model_validate({})
     )
 
 
-NOTIFY_EVENTS = frozenset({"fired", "updated", "acknowledged", "resolved"})
+NOTIFY_EVENTS = frozenset({"fired", "updated", "acknowledged", "escalated", "resolved"})
 
 
 class WebhookReceiver(_Section):

@@ -47,11 +47,14 @@ class Alert(Base):
     resolved_ns: Mapped[int | None] = mapped_column(BigInteger)
     acked_ns: Mapped[int | None] = mapped_column(BigInteger)
     acked_by: Mapped[str | None] = mapped_column(String(200))
+    #: left unacknowledged for ``alerting.escalate_after_s``: passed up
+    #: (an ``escalated`` event, for the city's receivers)
+    escalated_ns: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class AlertEvent(Base):
     """Every transition of an alert (fired, updated, acknowledged,
-    resolved), in order: the log a notify pipeline consumes."""
+    escalated, resolved), in order: the log a notify pipeline consumes."""
 
     __tablename__ = "alert_event"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -27,6 +27,7 @@ class Reconciled:
     fired: int = 0
     resolved: int = 0
     updated: int = 0
+    escalated: int = 0
 
 
 def gather_and_evaluate(
@@ -186,7 +187,27 @@ def reconcile(db: Session, specs: dict[str, AlertSpec], now_ns: int) -> Reconcil
 def evaluate(
     db: Session, now_ns: int, config: AlertingSection, watching_since_ns: int = 0
 ) -> Reconciled:
-    return reconcile(db, gather_and_evaluate(db, now_ns, config, watching_since_ns), now_ns)
+    res = reconcile(db, gather_and_evaluate(db, now_ns, config, watching_since_ns), now_ns)
+    if config.escalate_after_s > 0:
+        res.escalated = escalate(db, now_ns, config.escalate_after_s)
+    return res
+
+
+def escalate(db: Session, now_ns: int, after_s: float) -> int:
+    """Escalate, once, every alert firing unacknowledged for ``after_s``."""
+    due = db.scalars(
+        select(Alert).where(
+            Alert.state == AlertState.FIRING,
+            Alert.acked_ns.is_(None),
+            Alert.escalated_ns.is_(None),
+            Alert.started_ns <= now_ns - int(after_s * 1e9),
+        )
+    ).all()
+    for alert in due:
+        alert.escalated_ns = now_ns
+        _event(db, alert, "escalated", now_ns)
+    db.flush()
+    return len(due)
 
 
 def acknowledge(db: Session, alert: Alert, actor: str, now_ns: int) -> bool:

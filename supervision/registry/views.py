@@ -124,6 +124,7 @@ def alert_json(a: Any) -> dict[str, Any]:
         "resolved_ns": a.resolved_ns,
         "acked_ns": a.acked_ns,
         "acked_by": a.acked_by,
+        "escalated_ns": a.escalated_ns,
     }
 
 

@@ -84,3 +84,27 @@ def test_evaluate_from_the_store(engine: Engine, world: Any) -> None:
         kinds = sorted((a.kind, a.mine_id) for a in db.scalars(select(Alert)))
         assert ("suspected_illegal_production", world.mines["M-QN-2"]) in kinds
         assert sum(k == "gateway_offline" for k, _ in kinds) == 4
+
+
+def test_unacknowledged_alerts_are_escalated_once(engine: Engine, world: Any) -> None:
+    cfg = AlertingSection.model_validate({"heartbeat_timeout_s": 60, "escalate_after_s": 600})
+    sm = make_sessionmaker(engine)
+    with sm() as db, db.begin():
+        evaluate(db, T0 + 61 * S, cfg)  # four silent gateways: four alerts
+        acked = db.scalars(select(Alert).where(Alert.mine_id == world.mines["M-QN-1"])).one()
+        acknowledge(db, acked, "reg-qn", T0 + 100 * S)
+        assert evaluate(db, T0 + 660 * S, cfg).escalated == 0  # 599 s: not yet
+        assert evaluate(db, T0 + 661 * S, cfg).escalated == 3  # all but the acknowledged
+        assert evaluate(db, T0 + 2000 * S, cfg).escalated == 0  # once
+    with sm() as db:
+        escalated = db.scalars(
+            select(AlertEvent.alert_id).where(AlertEvent.event == "escalated")
+        ).all()
+        assert len(escalated) == 3 and acked.id not in escalated
+
+
+def test_no_escalation_when_off(engine: Engine, world: Any) -> None:
+    cfg = AlertingSection.model_validate({"heartbeat_timeout_s": 60})
+    with make_sessionmaker(engine)() as db, db.begin():
+        evaluate(db, T0 + 61 * S, cfg)
+        assert evaluate(db, T0 + 10**6 * S, cfg).escalated == 0

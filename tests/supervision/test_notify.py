@@ -266,3 +266,18 @@ def test_the_running_platform_notifies(db_url: str, receiver: Receiver) -> None:
     docs = [json.loads(b) for _, b in receiver.requests]
     assert sorted(d["mine"]["code"] for d in docs) == ["M-AN-1", "M-LS-1", "M-QN-1", "M-QN-2"]
     assert {d["event"] for d in docs} == {"fired"}
+
+
+def test_escalations_go_to_the_city(engine: Engine, world: Any, receiver: Receiver) -> None:
+    """The city's receiver takes only escalations, of its whole city."""
+    from supervision.alerting.service import escalate
+
+    cfg = notify_cfg(receiver.url, events=["escalated"], area="city:QZ")
+    fire(engine, world.mines["M-QN-1"], "a")
+    fire(engine, world.mines["M-AN-1"], "b")  # another region
+    assert run(engine, cfg, T0) == (0, 0)
+    with make_sessionmaker(engine)() as db, db.begin():
+        assert escalate(db, T0 + 1800 * S, 1800) == 2
+    run(engine, cfg, T0 + 1800 * S)
+    docs = [json.loads(b) for _, b in receiver.requests]
+    assert [(d["event"], d["mine"]["code"]) for d in docs] == [("escalated", "M-QN-1")]
