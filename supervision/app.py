@@ -82,7 +82,7 @@ def create_app(
             evaluator = Evaluator(ctx, on_change=notifier.poke)
             ctx.extra["evaluator"] = evaluator
             tasks.append(asyncio.create_task(evaluator.run(), name="alert-evaluator"))
-            if config.notify.webhooks:
+            if config.notify.receivers:
                 ctx.extra["notifier"] = notifier
                 tasks.append(asyncio.create_task(notifier.run(), name="notify"))
             if config.mqtt.enabled:

@@ -120,22 +120,18 @@ class AlertingSection(_Section):
 NOTIFY_EVENTS = frozenset({"fired", "updated", "acknowledged", "escalated", "resolved"})
 
 
-class WebhookReceiver(_Section):
-    """A webhook: alert events POSTed as JSON, signed with HMAC-SHA256."""
+class _Receiver(_Section):
+    """What every receiver has: a name, the events and the area it takes."""
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
-    url: str = Field(pattern=r"^https?://")
-    #: HMAC key; the receiver checks X-Minegate-Signature with it
-    secret: str = Field(min_length=16)
     events: tuple[str, ...] = ("fired", "resolved")
     #: only alerts of mines in this area: "region:GX", "city:QZ",
     #: "county:QN" or "mine:M-1" (codes); empty: every mine
     area: str = ""
-    timeout_s: float = Field(10.0, gt=0, le=120)
     max_attempts: int = Field(8, ge=1, le=100)
 
     @model_validator(mode="after")
-    def _check(self) -> WebhookReceiver:
+    def _check(self) -> _Receiver:
         unknown = set(self.events) - NOTIFY_EVENTS
         if unknown:
             raise ValueError(f"events: unknown {sorted(unknown)}; use {sorted(NOTIFY_EVENTS)}")
@@ -148,8 +144,62 @@ class WebhookReceiver(_Section):
         return self
 
 
+class WebhookReceiver(_Receiver):
+    """A webhook: alert events POSTed as JSON, signed with HMAC-SHA256."""
+
+    url: str = Field(pattern=r"^https?://")
+    #: HMAC key; the receiver checks X-Minegate-Signature with it
+    secret: str = Field(min_length=16)
+    timeout_s: float = Field(10.0, gt=0, le=120)
+
+
+class EmailReceiver(_Receiver):
+    """E-mail through an SMTP server (plain text, the evidence included)."""
+
+    smtp_host: str
+    smtp_port: int = Field(25, ge=1, le=65535)
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None
+    sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    to: tuple[str, ...] = Field(min_length=1)
+    timeout_s: float = Field(10.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _addresses(self) -> EmailReceiver:
+        bad = [a for a in self.to if a.count("@") != 1 or any(c.isspace() for c in a)]
+        if bad:
+            raise ValueError(f"to: not e-mail addresses: {', '.join(bad)}")
+        return self
+
+
+class MqttReceiver(_Receiver):
+    """Alert events published to the broker of ``[mqtt]`` (QoS 1)."""
+
+    #: {prefix}, {county}, {mine} and {kind} are filled in
+    topic: str = "{prefix}/alerts/{county}/{mine}"
+    retain: bool = False
+
+    @model_validator(mode="after")
+    def _topic(self) -> MqttReceiver:
+        try:
+            self.topic.format(prefix="p", county="c", mine="m", kind="k")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"topic: {exc!r}; use {{prefix}}, {{county}}, {{mine}}, {{kind}}"
+            ) from None
+        if "+" in self.topic or "#" in self.topic:
+            raise ValueError("topic: no wildcards (+, #) in a topic to publish to")
+        return self
+
+
+AnyReceiver = WebhookReceiver | EmailReceiver | MqttReceiver
+
+
 class NotifySection(_Section):
     webhooks: tuple[WebhookReceiver, ...] = ()
+    email: tuple[EmailReceiver, ...] = ()
+    mqtt: tuple[MqttReceiver, ...] = ()
     interval_s: float = Field(1.0, gt=0, le=600)
     #: retry delays double from retry_initial_s up to retry_max_s (jittered)
     retry_initial_s: float = Field(2.0, gt=0)
@@ -158,12 +208,16 @@ class NotifySection(_Section):
     #: takes it over after that if this one died mid-send)
     lease_s: float = Field(120.0, gt=0)
 
+    @property
+    def receivers(self) -> tuple[AnyReceiver, ...]:
+        return (*self.webhooks, *self.email, *self.mqtt)
+
     @model_validator(mode="after")
     def _unique(self) -> NotifySection:
-        names = [w.name for w in self.webhooks]
+        names = [r.name for r in self.receivers]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"webhook names must be unique: {', '.join(dupes)} repeated")
+            raise ValueError(f"receiver names must be unique: {', '.join(dupes)} repeated")
         return self
 
 

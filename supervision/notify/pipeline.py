@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from supervision.alerting.models import Alert, AlertEvent
 from supervision.alerting.rules import iso
 from supervision.auth.scope import AreaLevel, Scope, mine_ids_in
-from supervision.config import WebhookReceiver
+from supervision.config import AnyReceiver
 from supervision.db.upsert import insert_new
 from supervision.notify.models import Delivery, DeliveryState, NotifyCursor
 from supervision.registry.models import City, County, Mine, Region
@@ -76,7 +76,7 @@ def receiver_mines(db: Session, area: str) -> set[int] | None:
     return set(db.scalars(subq)) if subq is not None else None
 
 
-def build_pipeline(receiver: WebhookReceiver, mine_ids: set[int] | None) -> list[Stage]:
+def build_pipeline(receiver: AnyReceiver, mine_ids: set[int] | None) -> list[Stage]:
     return [event_filter(receiver.events), area_filter(mine_ids)]
 
 
@@ -121,7 +121,7 @@ def payload(db: Session, n: Notification) -> dict[str, Any]:
 
 def dispatch(
     db: Session,
-    receivers: Sequence[WebhookReceiver],
+    receivers: Sequence[AnyReceiver],
     now_ns: int,
     *,
     muters: Sequence[Muter] = (),

@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from supervision.context import PlatformContext
 from supervision.notify.pipeline import Muter, dispatch
-from supervision.notify.webhook import send_due
+from supervision.notify.sender import send_due
 
 log = logging.getLogger("minegate.platform.notify")
 
@@ -29,10 +29,11 @@ class Notifier:
 
     def run_once(self) -> tuple[int, int]:
         """(deliveries queued, deliveries attempted)."""
-        receivers = self.cfg.webhooks
+        receivers = self.cfg.receivers
         with self.ctx.sessions() as db, db.begin():
             queued = dispatch(db, receivers, self.ctx.clock(), muters=self.muters)
-        sent = send_due(self.ctx.sessions, receivers, self.cfg, self.ctx.clock(), self.rng)
+        mqtt = self.ctx.config.mqtt
+        sent = send_due(self.ctx.sessions, receivers, self.cfg, self.ctx.clock(), self.rng, mqtt)
         return queued, sent
 
     async def run(self) -> None:

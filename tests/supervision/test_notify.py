@@ -26,7 +26,7 @@ from supervision.config import NotifySection, PlatformConfig
 from supervision.db import make_sessionmaker
 from supervision.notify.models import Delivery, DeliveryAttempt, NotifyCursor
 from supervision.notify.pipeline import Notification, dispatch
-from supervision.notify.webhook import send_due
+from supervision.notify.sender import send_due
 
 from .conftest import servers
 from .helpers import T0, FakeClock
