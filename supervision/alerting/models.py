@@ -15,6 +15,7 @@ class AlertKind(StrEnum):
     GATEWAY_OFFLINE = "gateway_offline"
     SUSPECTED_ILLEGAL_PRODUCTION = "suspected_illegal_production"
     GATEWAY_ALARM = "gateway_alarm"
+    DEVICE_SILENT = "device_silent"
 
 
 class AlertState(StrEnum):

@@ -184,6 +184,41 @@ def suspended_mine_watch(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class SilentDeviceFact:
+    """A device every point of which the gateway last reported as
+    ``comm_loss`` (its poller gets no answer), with when it said so."""
+
+    mine_id: int
+    gateway_id: int
+    label: str
+    device: str
+    points: int
+    since_ns: int  # the newest of those reports
+
+
+def silent_devices(devices: list[SilentDeviceFact]) -> list[AlertSpec]:
+    """A data gap: the gateway is up but one of its devices answers nothing.
+    (An offline gateway inhibits these: its offline alert says it all.)"""
+    return [
+        AlertSpec(
+            f"device_silent:{d.gateway_id}:{d.device}",
+            "device_silent",
+            d.mine_id,
+            d.gateway_id,
+            "minor",
+            f"device {d.device} on {d.label} sends no data (comm_loss)",
+            {
+                "gateway": d.label,
+                "device": d.device,
+                "points": d.points,
+                "reported": iso(d.since_ns),
+            },
+        )
+        for d in devices
+    ]
+
+
 def forwarded_alarms(alarms: list[AlarmFact]) -> list[AlertSpec]:
     """A gateway's alarm fires here while its latest state is not cleared."""
     out = []
@@ -220,11 +255,13 @@ def evaluate_rules(
     alarms: list[AlarmFact],
     config: AlertingSection,
     watching_since_ns: int = 0,
+    silent: list[SilentDeviceFact] | None = None,
 ) -> dict[str, AlertSpec]:
     today = datetime.fromtimestamp(now_ns / 1e9, UTC).date()
     specs = [
         *gateway_offline(gateways, now_ns, config.heartbeat_timeout_s, watching_since_ns),
         *suspended_mine_watch(mines, values, today, config),
         *forwarded_alarms(alarms),
+        *silent_devices(silent or []),
     ]
     return {s.fingerprint: s for s in specs}

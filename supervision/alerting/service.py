@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -14,6 +14,7 @@ from supervision.alerting.rules import (
     AlertSpec,
     GatewayFact,
     MineFact,
+    SilentDeviceFact,
     ValueFact,
     evaluate_rules,
 )
@@ -105,7 +106,20 @@ def gather_and_evaluate(
             select(GatewayAlarm, Gateway).join(Gateway, Gateway.id == GatewayAlarm.gateway_id)
         )
     ]
+    comm_loss = func.sum(case((LatestValue.quality == "comm_loss", 1), else_=0))
+    silent = [
+        SilentDeviceFact(g.mine_id, g.id, f"{g.site}/{g.name}", device, n, since)
+        for g, device, n, lost, since in db.execute(
+            select(
+                Gateway, LatestValue.device, func.count(), comm_loss, func.max(LatestValue.ts_ns)
+            )
+            .join(Gateway, Gateway.id == LatestValue.gateway_id)
+            .group_by(Gateway.id, LatestValue.device)
+        )
+        if n and lost == n
+    ]
     return evaluate_rules(
+        silent=silent,
         now_ns=now_ns,
         gateways=gateways,
         mines=mines,

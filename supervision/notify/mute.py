@@ -15,8 +15,9 @@ from supervision.notify.pipeline import Notification
 
 
 class GatewayOfflineInhibitor:
-    """A gateway that is offline does not also notify each of its alarms:
-    the offline alert says it all (Alertmanager's inhibition)."""
+    """A gateway that is offline does not also notify each of its alarms
+    and silent devices: the offline alert says it all (Alertmanager's
+    inhibition)."""
 
     def __init__(self, db: Session) -> None:
         self.offline = set(
@@ -27,8 +28,10 @@ class GatewayOfflineInhibitor:
             )
         )
 
+    INHIBITED = frozenset({AlertKind.GATEWAY_ALARM, AlertKind.DEVICE_SILENT})
+
     def mutes(self, n: Notification) -> str | None:
-        if n.alert.kind == AlertKind.GATEWAY_ALARM and n.alert.gateway_id in self.offline:
+        if n.alert.kind in self.INHIBITED and n.alert.gateway_id in self.offline:
             return "inhibited: its gateway is offline"
         return None
 

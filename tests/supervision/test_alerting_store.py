@@ -108,3 +108,30 @@ def test_no_escalation_when_off(engine: Engine, world: Any) -> None:
     with make_sessionmaker(engine)() as db, db.begin():
         evaluate(db, T0 + 61 * S, cfg)
         assert evaluate(db, T0 + 10**6 * S, cfg).escalated == 0
+
+
+def test_a_device_the_gateway_reports_silent(engine: Engine, world: Any) -> None:
+    """Every point of a device in comm_loss: a data-gap alert, resolved
+    when one point answers again."""
+    cfg = AlertingSection.model_validate({"heartbeat_timeout_s": 10**6})
+    gw = world.gateways["qn1/gw01"]
+
+    def value(device: str, point: str, quality: str) -> LatestValue:
+        return LatestValue(gateway_id=gw, device=device, point=point, value=None, number=None,
+                           unit="", quality=quality, ts_ns=T0)  # fmt: skip
+
+    sm = make_sessionmaker(engine)
+    with sm() as db, db.begin():
+        db.add_all([value("gas_monitor_2", "ch4", "comm_loss"), value("gas_monitor_2", "co", "comm_loss"),
+                    value("gas_monitor_1", "ch4", "good"), value("gas_monitor_1", "co", "comm_loss")])  # fmt: skip
+        db.flush()
+        assert evaluate(db, T0, cfg).fired == 1
+        alert = db.scalars(select(Alert)).one()
+        assert (
+            alert.kind == "device_silent"
+            and alert.fingerprint == f"device_silent:{gw}:gas_monitor_2"
+        )
+        assert alert.evidence["points"] == 2 and "qn1/gw01" in alert.summary
+        db.get_one(LatestValue, (gw, "gas_monitor_2", "co")).quality = "good"
+        db.flush()
+        assert evaluate(db, T0 + S, cfg).resolved == 1
