@@ -33,6 +33,18 @@ def insert_new(db: Session, table: Table, row: dict[str, Any]) -> bool:
     return db.execute(stmt).first() is not None
 
 
+def insert_new_many(
+    db: Session, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
+) -> set[tuple[Any, ...]]:
+    """Insert the rows whose key is not stored yet (one statement, run as
+    executemany); the keys of those inserted. ``rows`` must not repeat a key."""
+    if not rows:
+        return set()
+    cols = [table.c[k] for k in keys]
+    stmt = _insert(db, table).on_conflict_do_nothing().returning(*cols)
+    return {tuple(r) for r in db.execute(stmt, list(rows))}
+
+
 def upsert(
     db: Session,
     table: Table,
@@ -45,8 +57,9 @@ def upsert(
     ``newer`` (a column) is not older than the stored one (or NULL)."""
     if not rows:
         return
-    ins = _insert(db, table)
-    stmt = ins.values(list(rows))
+    # executemany of one statement: compiled once and cached, where a
+    # multi-row VALUES would be compiled afresh for every batch size
+    stmt = _insert(db, table)
     cols = [c for c in rows[0] if c not in keys]
     where = None
     if newer is not None:
@@ -55,4 +68,4 @@ def upsert(
     stmt = stmt.on_conflict_do_update(
         index_elements=list(keys), set_={c: stmt.excluded[c] for c in cols}, where=where
     )
-    db.execute(stmt)
+    db.execute(stmt, list(rows))

@@ -21,7 +21,7 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
-from supervision.db.upsert import insert_new, upsert
+from supervision.db.upsert import insert_new, insert_new_many, upsert
 from supervision.ingest.models import GatewayAlarm, GatewayLiveness, LatestValue, ReceivedSeq
 from supervision.ingest.parse import Message
 from supervision.ingest.stats import IngestStats
@@ -81,11 +81,25 @@ def apply_batch(
     alarms: dict[tuple[int, str, str], dict[str, Any]] = {}
     seen: dict[int, int | None] = {}  # gateway -> highest seq in this batch
     statuses: dict[int, dict[str, Any]] = {}
+    known: list[tuple[str, Message, int]] = []
     for topic, msg in messages:
         gid = directory.lookup(db, msg.topic_key)
         if gid is None:
             stats.drop("unknown_gateway", topic)
             continue
+        known.append((topic, msg, gid))
+    # dedupe in one statement: the first of each (gateway, seq) that is new
+    first: dict[tuple[int, int], int] = {}
+    for i, (_, msg, gid) in enumerate(known):
+        if msg.seq is not None:
+            first.setdefault((gid, msg.seq), i)
+    new = insert_new_many(
+        db,
+        _SEQ,
+        [{"gateway_id": g, "seq": s, "received_ns": now_ns} for g, s in sorted(first)],
+        ("gateway_id", "seq"),
+    )
+    for i, (topic, msg, gid) in enumerate(known):
         if msg.kind == "status":
             row = {
                 "gateway_id": gid,
@@ -99,7 +113,7 @@ def apply_batch(
             result.alarms += 1
             continue
         if msg.seq is not None:
-            if not insert_new(db, _SEQ, {"gateway_id": gid, "seq": msg.seq, "received_ns": now_ns}):
+            if (gid, msg.seq) not in new or first[(gid, msg.seq)] != i:
                 stats.drop("duplicate_seq", topic)
                 continue
             prev = seen.get(gid)
