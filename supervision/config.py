@@ -129,6 +129,9 @@ class _Receiver(_Section):
     #: "county:QN" or "mine:M-1" (codes); empty: every mine
     area: str = ""
     max_attempts: int = Field(8, ge=1, le=100)
+    #: group window: events of one mine within it go out as one
+    #: notification, sent this long after the first (0: each at once)
+    group_wait_s: float = Field(0.0, ge=0, le=3600)
 
     @model_validator(mode="after")
     def _check(self) -> _Receiver:

@@ -14,21 +14,32 @@ from supervision.config import EmailReceiver
 from supervision.notify.outcome import Outcome
 
 
+def _section(event: dict[str, Any]) -> str:
+    alert = event["alert"]
+    return (
+        f"{event['event']} at {event['at']}\n"
+        f"alert {alert['id']}: {alert['kind']}, {alert['severity']}\n"
+        f"{alert['summary']}\n"
+        f"evidence:\n{json.dumps(alert['evidence'], ensure_ascii=False, indent=1)}\n"
+    )
+
+
 def message(receiver: EmailReceiver, delivery_id: int, payload: dict[str, Any]) -> EmailMessage:
-    alert, mine = payload["alert"], payload["mine"]
+    """One event, or a group of one mine's events (``payload["events"]``)."""
+    mine = payload["mine"]
+    events = payload.get("events") or [payload]
     msg = EmailMessage()
     msg["From"] = receiver.sender
     msg["To"] = ", ".join(receiver.to)
-    msg["Subject"] = f"[minegate] {payload['event']}: {mine['code']} {alert['summary']}"[:250]
+    if len(events) == 1:
+        subject = f"[minegate] {payload['event']}: {mine['code']} {payload['alert']['summary']}"
+    else:
+        subject = f"[minegate] {len(events)} events: {mine['code']} {mine['name']}"
+    msg["Subject"] = subject[:250]
     msg["Message-ID"] = make_msgid(f"minegate-delivery-{delivery_id}")
     msg["X-Minegate-Delivery"] = str(delivery_id)
-    msg.set_content(
-        f"{payload['event']} at {payload['at']}\n"
-        f"mine: {mine['code']} {mine['name']} ({mine['status']}), county {mine['county']}\n"
-        f"alert {alert['id']}: {alert['kind']}, {alert['severity']}\n"
-        f"{alert['summary']}\n\n"
-        f"evidence:\n{json.dumps(alert['evidence'], ensure_ascii=False, indent=1)}\n"
-    )
+    head = f"mine: {mine['code']} {mine['name']} ({mine['status']}), county {mine['county']}\n\n"
+    msg.set_content(head + "\n".join(_section(e) for e in events))
     return msg
 
 

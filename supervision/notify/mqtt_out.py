@@ -20,7 +20,7 @@ def topic_of(receiver: MqttReceiver, mqtt: MqttSection, payload: dict[str, Any])
         prefix=mqtt.prefix.rstrip("/"),
         county=topic_segment(str(payload["mine"]["county"])),
         mine=topic_segment(str(payload["mine"]["code"])),
-        kind=topic_segment(str(payload["alert"]["kind"])),
+        kind=topic_segment(str(payload["alert"]["kind"]) if "alert" in payload else "group"),
     )
 
 

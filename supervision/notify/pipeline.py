@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from supervision.alerting.models import Alert, AlertEvent
@@ -119,6 +119,21 @@ def payload(db: Session, n: Notification) -> dict[str, Any]:
     }
 
 
+def _open_group(db: Session, r: AnyReceiver, mine_id: int, now_ns: int) -> int:
+    """When the receiver's group for this mine goes out: the time of a
+    group still waiting, or a new group's, ``group_wait_s`` from now."""
+    waiting = db.scalar(
+        select(func.min(Delivery.next_attempt_ns)).where(
+            Delivery.receiver == r.name,
+            Delivery.mine_id == mine_id,
+            Delivery.state == DeliveryState.PENDING,
+            Delivery.attempts == 0,
+            Delivery.next_attempt_ns > now_ns,
+        )
+    )
+    return int(waiting) if waiting is not None else now_ns + int(r.group_wait_s * 1e9)
+
+
 def dispatch(
     db: Session,
     receivers: Sequence[AnyReceiver],
@@ -152,8 +167,13 @@ def dispatch(
         notes = [Notification(r.name, ev, alert) for ev, alert in events]
         for stage in build_pipeline(r, receiver_mines(db, r.area)):
             notes = stage(notes)
+        group_due: dict[int, int] = {}  # mine -> when its open group goes out
         for n in notes:
             reason = muted_by(muters, n)
+            due = now_ns
+            if r.group_wait_s > 0 and not reason:
+                due = group_due.get(n.alert.mine_id) or _open_group(db, r, n.alert.mine_id, now_ns)
+                group_due[n.alert.mine_id] = due
             if (
                 insert_new(
                     db,
@@ -166,7 +186,7 @@ def dispatch(
                         "payload": payload(db, n),
                         "state": (DeliveryState.MUTED if reason else DeliveryState.PENDING).value,
                         "attempts": 0,
-                        "next_attempt_ns": now_ns,
+                        "next_attempt_ns": due,
                         "created_ns": now_ns,
                         "last_error": reason,
                         "done_ns": now_ns if reason else None,

@@ -86,9 +86,10 @@ def claim_due(db: Session, now_ns: int, lease_s: float, limit: int = 100) -> lis
 
 def record(
     db: Session, delivery: Delivery, outcome: Outcome, now_ns: int, max_attempts: int,
-    cfg: NotifySection, rng: random.Random,
+    delay_s: float,
 ) -> None:  # fmt: skip
-    """Store the attempt and move the delivery on: sent, retry later, or dead."""
+    """Store the attempt and move the delivery on: sent, retry after
+    ``delay_s``, or dead."""
     db.add(
         DeliveryAttempt(
             delivery_id=delivery.id,
@@ -111,7 +112,7 @@ def record(
     if not retryable(outcome) or delivery.attempts >= max_attempts:
         delivery.state, delivery.done_ns = DeliveryState.DEAD.value, now_ns
         return
-    delivery.next_attempt_ns = now_ns + int(backoff_s(delivery.attempts, cfg, rng) * 1e9)
+    delivery.next_attempt_ns = now_ns + int(delay_s * 1e9)
 
 
 def send_due(
@@ -128,11 +129,18 @@ def send_due(
     by_name = {r.name: r for r in receivers}
     with sessions() as db, db.begin():
         ids = claim_due(db, now_ns, cfg.lease_s)
-    for did in ids:
-        with sessions() as db:
-            d = db.get_one(Delivery, did)
-            receiver = by_name.get(d.receiver)
-            payload = d.payload
+    with sessions() as db:
+        claimed = [db.get_one(Delivery, did) for did in ids]
+    # a receiver with a group window gets a mine's due deliveries as one
+    groups: dict[tuple[str, int] | int, list[Delivery]] = {}
+    for d in claimed:
+        r = by_name.get(d.receiver)
+        key: tuple[str, int] | int = (d.receiver, d.mine_id) if r and r.group_wait_s > 0 else d.id
+        groups.setdefault(key, []).append(d)
+    for group in groups.values():
+        d = group[0]
+        receiver = by_name.get(d.receiver)
+        payload = d.payload if len(group) == 1 else grouped(group)
         if receiver is None:
             outcome = Outcome.failed(
                 f"receiver {d.receiver!r} is no longer configured",
@@ -141,8 +149,23 @@ def send_due(
             )
             max_attempts = 1
         else:
-            outcome = send_one(receiver, did, payload, now_ns, mqtt)
+            outcome = send_one(receiver, d.id, payload, now_ns, mqtt)
             max_attempts = receiver.max_attempts
+        # one delay for the whole group: it stays together on the retry
+        delay = backoff_s(d.attempts + 1, cfg, rng)
         with sessions() as db, db.begin():
-            record(db, db.get_one(Delivery, did), outcome, now_ns, max_attempts, cfg, rng)
+            for member in group:
+                record(db, db.get_one(Delivery, member.id), outcome, now_ns, max_attempts, delay)
     return len(ids)
+
+
+def grouped(group: Sequence[Delivery]) -> dict[str, object]:
+    """One notification for several events of one mine, oldest first."""
+    events = [d.payload for d in sorted(group, key=lambda d: d.alert_event_id)]
+    return {
+        "receiver": events[0]["receiver"],
+        "group": True,
+        "count": len(events),
+        "mine": events[0]["mine"],
+        "events": events,
+    }

@@ -281,3 +281,58 @@ def test_escalations_go_to_the_city(engine: Engine, world: Any, receiver: Receiv
     run(engine, cfg, T0 + 1800 * S)
     docs = [json.loads(b) for _, b in receiver.requests]
     assert [(d["event"], d["mine"]["code"]) for d in docs] == [("escalated", "M-QN-1")]
+
+
+def test_a_group_window_sends_one_notification_per_mine(
+    engine: Engine, world: Any, receiver: Receiver
+) -> None:
+    cfg = notify_cfg(receiver.url, group_wait_s=30)
+    qn1, ls1 = world.mines["M-QN-1"], world.mines["M-LS-1"]
+    fire(engine, qn1, "a", T0)
+    assert run(engine, cfg, T0) == (1, 0)  # waits for the window
+    fire(engine, ls1, "c", T0 + 2 * S)
+    fire(engine, qn1, "b", T0 + 5 * S)
+    run(engine, cfg, T0 + 10 * S)
+    fire(engine, qn1, "d", T0 + 20 * S)
+    assert run(engine, cfg, T0 + 20 * S)[1] == 0
+    receiver.script = [503]  # the first group fails once: retried as a group
+    assert run(engine, cfg, T0 + 30 * S)[1] == 3  # QN-1's three events: one request
+    assert [json.loads(b)["count"] for _, b in receiver.requests] == [3]
+    # LS-1's group opened when the platform took "c" (at +10 s): due at +40,
+    # after QN-1's retry (5..10 s after +30)
+    run(engine, cfg, T0 + 40 * S)
+    docs = [json.loads(b) for _, b in receiver.requests]
+    assert [(d["mine"]["code"], d.get("count", 1)) for d in docs] == [
+        ("M-QN-1", 3), ("M-QN-1", 3), ("M-LS-1", 1)]  # fmt: skip
+    assert [e["alert"]["summary"] for e in docs[1]["events"]] == [
+        "a offline",
+        "b offline",
+        "d offline",
+    ]
+    with make_sessionmaker(engine)() as db:
+        states = sorted((d.state, d.attempts) for d in db.scalars(select(Delivery)))
+    assert states == [("sent", 1), ("sent", 2), ("sent", 2), ("sent", 2)]
+
+
+def test_a_grouped_email(engine: Engine, world: Any) -> None:
+    from supervision.config import EmailReceiver
+    from supervision.notify.email import message
+
+    r = EmailReceiver.model_validate(
+        {"name": "m", "smtp_host": "h", "sender": "a@b.c", "to": ["d@e.f"]}
+    )
+    mine = {"code": "M1", "name": "Mine one", "status": "suspended", "county": "QN"}
+    events = [
+        {
+            "event": "fired",
+            "at": "t",
+            "alert": {"id": i, "kind": "k", "severity": "s", "summary": f"s{i}", "evidence": {}},
+        }
+        for i in (1, 2)
+    ]
+    msg = message(
+        r, 7, {"receiver": "m", "group": True, "count": 2, "mine": mine, "events": events}
+    )
+    assert msg["Subject"] == "[minegate] 2 events: M1 Mine one"
+    body = msg.get_content()
+    assert "alert 1: k, s" in body and "alert 2: k, s" in body and "county QN" in body
