@@ -112,12 +112,15 @@ class AlertingSection(_Section):
     #: ``escalated`` event: give the city's webhook events = ["escalated"]);
     #: 0: never
     escalate_after_s: float = Field(0.0, ge=0)
+    #: an alert still firing and unacknowledged gets a ``reminder`` event
+    #: this often (receivers opt in with events = [..., "reminder"]); 0: never
+    remind_every_s: float = Field(0.0, ge=0)
     suspended_watch: SuspendedWatch = Field(
         default_factory=lambda: SuspendedWatch.model_validate({})
     )
 
 
-NOTIFY_EVENTS = frozenset({"fired", "updated", "acknowledged", "escalated", "resolved"})
+NOTIFY_EVENTS = frozenset({"fired", "updated", "acknowledged", "escalated", "reminder", "resolved"})
 
 
 class _Receiver(_Section):

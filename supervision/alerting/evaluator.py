@@ -31,7 +31,7 @@ class Evaluator:
             res = evaluate(db, self.ctx.clock(), self.ctx.config.alerting, self.started_ns)
         if res.fired or res.resolved:
             log.info("alerts: %d fired, %d resolved", res.fired, res.resolved)
-        if res.fired or res.resolved or res.updated or res.escalated:
+        if res.fired or res.resolved or res.updated or res.escalated or res.reminded:
             self.on_change()
         self.rounds += 1
 

@@ -51,11 +51,14 @@ class Alert(Base):
     #: left unacknowledged for ``alerting.escalate_after_s``: passed up
     #: (an ``escalated`` event, for the city's receivers)
     escalated_ns: Mapped[int | None] = mapped_column(BigInteger)
+    #: the last ``reminder`` event (alerting.remind_every_s)
+    reminded_ns: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class AlertEvent(Base):
     """Every transition of an alert (fired, updated, acknowledged,
-    escalated, resolved), in order: the log a notify pipeline consumes."""
+    escalated, reminder, resolved), in order: the log a notify pipeline
+    consumes."""
 
     __tablename__ = "alert_event"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -29,6 +29,7 @@ class Reconciled:
     resolved: int = 0
     updated: int = 0
     escalated: int = 0
+    reminded: int = 0
 
 
 def gather_and_evaluate(
@@ -204,7 +205,28 @@ def evaluate(
     res = reconcile(db, gather_and_evaluate(db, now_ns, config, watching_since_ns), now_ns)
     if config.escalate_after_s > 0:
         res.escalated = escalate(db, now_ns, config.escalate_after_s)
+    if config.remind_every_s > 0:
+        res.reminded = remind(db, now_ns, config.remind_every_s)
     return res
+
+
+def remind(db: Session, now_ns: int, every_s: float) -> int:
+    """A ``reminder`` event for every alert firing unacknowledged for
+    ``every_s`` since it fired or was last reminded of (Alertmanager's
+    repeat interval)."""
+    cutoff = now_ns - int(every_s * 1e9)
+    due = db.scalars(
+        select(Alert).where(
+            Alert.state == AlertState.FIRING,
+            Alert.acked_ns.is_(None),
+            func.coalesce(Alert.reminded_ns, Alert.started_ns) <= cutoff,
+        )
+    ).all()
+    for alert in due:
+        alert.reminded_ns = now_ns
+        _event(db, alert, "reminder", now_ns)
+    db.flush()
+    return len(due)
 
 
 def escalate(db: Session, now_ns: int, after_s: float) -> int:

@@ -135,3 +135,30 @@ def test_a_device_the_gateway_reports_silent(engine: Engine, world: Any) -> None
         db.get_one(LatestValue, (gw, "gas_monitor_2", "co")).quality = "good"
         db.flush()
         assert evaluate(db, T0 + S, cfg).resolved == 1
+
+
+def test_reminders_repeat_until_acknowledged(engine: Engine, world: Any) -> None:
+    from supervision.alerting.service import remind
+
+    mine = world.mines["M-QN-1"]
+    sm = make_sessionmaker(engine)
+    with sm() as db, db.begin():
+        reconcile(db, {"y": AlertSpec("y", "gateway_offline", mine, None, "major", "y")}, T0)
+        assert remind(db, T0 + 3599 * S, 3600) == 0
+        assert remind(db, T0 + 3600 * S, 3600) == 1
+        assert remind(db, T0 + 5000 * S, 3600) == 0  # an hour after the last reminder
+        assert remind(db, T0 + 7200 * S, 3600) == 1
+        alert = db.scalars(select(Alert)).one()
+        acknowledge(db, alert, "reg-qn", T0 + 7300 * S)
+        assert remind(db, T0 + 20000 * S, 3600) == 0
+    with sm() as db:
+        events = db.scalars(select(AlertEvent.event).order_by(AlertEvent.id)).all()
+        assert events == ["fired", "reminder", "reminder", "acknowledged"]
+
+
+def test_evaluate_sends_reminders_when_configured(engine: Engine, world: Any) -> None:
+    cfg = AlertingSection.model_validate({"heartbeat_timeout_s": 60, "remind_every_s": 3600})
+    with make_sessionmaker(engine)() as db, db.begin():
+        assert evaluate(db, T0 + 61 * S, cfg).fired == 4
+        assert evaluate(db, T0 + 3660 * S, cfg).reminded == 0
+        assert evaluate(db, T0 + 3661 * S, cfg).reminded == 4
