@@ -35,8 +35,14 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _engine(config: Any) -> Any:
+    from sqlalchemy.engine import make_url
+
     from supervision.db import make_engine
 
+    url = make_url(config.database.url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        # the embedded default lives in data/: make the folder, as the gateway does
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     return make_engine(config.database.url)
 
 

@@ -277,6 +277,10 @@ def parse_config(
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PlatformConfigError([f"{source}: not valid TOML: {exc}"]) from None
+    db = raw.setdefault("database", {})
+    if isinstance(db, dict):
+        # the default file is relative to the config file too, like a written one
+        db.setdefault("url", DatabaseSection.model_fields["url"].default)
     _resolve_paths(raw, base or Path.cwd())
     raw["source"] = source
     try:

@@ -131,3 +131,23 @@ def test_admin_builds_the_registry(
     assert admin("set-status", "M1", "--status", "producing") == 0
     admin("list", "mines")
     assert capsys.readouterr().out == "M1\tMine one\tproducing\tcounty QN\n"
+
+
+def test_migrate_makes_the_sqlite_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = write(tmp_path, "")  # the default: sqlite:///data/platform.db next to the file
+    assert main(["platform", "migrate", "--config", str(cfg)]) == 0
+    assert (tmp_path / "data" / "platform.db").is_file()
+
+
+def test_unreachable_database_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from .conftest import servers
+
+    port = servers.free_port()
+    cfg = write(tmp_path, f'[database]\nurl = "postgresql://u:secret@127.0.0.1:{port}/db"\n')
+    assert main(["platform", "migrate", "--config", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert f"database postgresql+psycopg://u:***@127.0.0.1:{port}/db" in err and "secret" not in err

@@ -166,3 +166,21 @@ def test_pages_use_no_external_resources(client: TestClient, world: Any) -> None
     for url in ("/login", "/", f"/mines/{world.mines['M-QN-1']}"):
         html = client.get(url).text
         assert not re.search(r'(src|href)="(https?:)?//', html), url
+
+
+def test_names_from_gateways_are_escaped(client: TestClient, world: Any, engine: Engine) -> None:
+    """Device names, values and alarm texts come from MQTT payloads: a
+    hostile one shows as text, never as markup."""
+    from supervision.ingest.models import LatestValue
+
+    evil = '<script>alert("x")</script>'
+    mine = world.mines["M-QN-1"]
+    with make_sessionmaker(engine)() as db, db.begin():
+        db.add(LatestValue(gateway_id=world.gateways["qn1/gw01"], device=evil, point="p", value=evil,
+                           number=None, unit="", quality="good", ts_ns=T0))  # fmt: skip
+        reconcile(db, {"f": AlertSpec("f", "gateway_alarm", mine, None, "alarm", f"alarm {evil}",
+                                      {"device": evil})}, T0)  # fmt: skip
+    login(client, token=world.tokens["reg-qn"])
+    page = client.get(f"/mines/{mine}").text
+    assert "<script>" not in page
+    assert "&lt;script&gt;" in page
