@@ -129,7 +129,10 @@ class Subscriber:
             now = self.ctx.clock()
             if now - last_prune > 600 * 10**9:
                 last_prune = now
-                await asyncio.to_thread(self._prune, now)
+                try:
+                    await asyncio.to_thread(self._prune, now)
+                except OperationalError as exc:  # next time; the table just grows meanwhile
+                    log.warning("pruning applied seqs: database unavailable: %s", exc.orig)
 
     def _prune(self, now: int) -> None:
         with self.ctx.sessions() as db, db.begin():
