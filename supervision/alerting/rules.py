@@ -219,6 +219,42 @@ def silent_devices(devices: list[SilentDeviceFact]) -> list[AlertSpec]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class SurveyCheckFact:
+    mine_id: int
+    gateway_id: int
+    label: str
+    licence: str
+    check_id: str
+    violation: bool
+    message: str
+    values: dict[str, object]
+    ts_ns: int
+
+
+def survey_violations(checks: list[SurveyCheckFact]) -> list[AlertSpec]:
+    """The latest survey check of a licence found workings beyond it."""
+    return [
+        AlertSpec(
+            f"survey_violation:{c.gateway_id}:{c.licence}",
+            "survey_violation",
+            c.mine_id,
+            c.gateway_id,
+            "critical",
+            c.message or f"survey check {c.check_id}: violations of licence {c.licence}",
+            {
+                "licence": c.licence,
+                "check_id": c.check_id,
+                "gateway": c.label,
+                "checked": iso(c.ts_ns),
+                **c.values,
+            },
+        )
+        for c in checks
+        if c.violation
+    ]
+
+
 def forwarded_alarms(alarms: list[AlarmFact]) -> list[AlertSpec]:
     """A gateway's alarm fires here while its latest state is not cleared."""
     out = []
@@ -256,6 +292,7 @@ def evaluate_rules(
     config: AlertingSection,
     watching_since_ns: int = 0,
     silent: list[SilentDeviceFact] | None = None,
+    checks: list[SurveyCheckFact] | None = None,
 ) -> dict[str, AlertSpec]:
     today = datetime.fromtimestamp(now_ns / 1e9, UTC).date()
     specs = [
@@ -263,5 +300,6 @@ def evaluate_rules(
         *suspended_mine_watch(mines, values, today, config),
         *forwarded_alarms(alarms),
         *silent_devices(silent or []),
+        *survey_violations(checks or []),
     ]
     return {s.fingerprint: s for s in specs}

@@ -15,11 +15,12 @@ from supervision.alerting.rules import (
     GatewayFact,
     MineFact,
     SilentDeviceFact,
+    SurveyCheckFact,
     ValueFact,
     evaluate_rules,
 )
 from supervision.config import AlertingSection
-from supervision.ingest.models import GatewayAlarm, GatewayLiveness, LatestValue
+from supervision.ingest.models import GatewayAlarm, GatewayLiveness, LatestValue, SurveyCheck
 from supervision.registry.models import Gateway, Mine, MineStatus
 
 
@@ -119,7 +120,24 @@ def gather_and_evaluate(
         )
         if n and lost == n
     ]
+    checks = [
+        SurveyCheckFact(
+            g.mine_id,
+            g.id,
+            f"{g.site}/{g.name}",
+            c.licence,
+            c.check_id,
+            c.violation,
+            c.message,
+            dict(c.values or {}),
+            c.ts_ns,
+        )
+        for c, g in db.execute(
+            select(SurveyCheck, Gateway).join(Gateway, Gateway.id == SurveyCheck.gateway_id)
+        )
+    ]
     return evaluate_rules(
+        checks=checks,
         silent=silent,
         now_ns=now_ns,
         gateways=gateways,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from supervision.db.base import Base
@@ -48,6 +48,22 @@ class LatestValue(Base):
     number: Mapped[float | None] = mapped_column(Float)  # value as a number, for rules
     unit: Mapped[str] = mapped_column(String(32), default="")
     quality: Mapped[str] = mapped_column(String(16))
+    ts_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class SurveyCheck(Base):
+    """The latest survey check of a licence reported through a gateway
+    (docs/schema.md, ``survey/<check>``): its verdict decides whether a
+    ``survey_violation`` alert fires; a newer compliant check resolves it."""
+
+    __tablename__ = "survey_check"
+    gateway_id: Mapped[int] = mapped_column(ForeignKey("gateway.id"), primary_key=True)
+    licence: Mapped[str] = mapped_column(String(200), primary_key=True)
+    check_id: Mapped[str] = mapped_column(String(200))
+    violation: Mapped[bool] = mapped_column(Boolean)
+    message: Mapped[str] = mapped_column(String(1000), default="")
+    values: Mapped[Any] = mapped_column(JSON, nullable=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
     ts_ns: Mapped[int] = mapped_column(BigInteger)
 
 

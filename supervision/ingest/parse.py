@@ -22,6 +22,9 @@ INT64_MAX = 2**63 - 1
 CLEARED_STATES = frozenset({"cleared", "normal", "resolved", "ok", "rtn"})
 #: leaves whose records carry a seq but nothing the platform keeps (yet)
 SEQ_ONLY = {"stats": "stat", "events": "event", "metrics": "metric", "survey": "finding"}
+#: the FINDING of a whole survey check (survey/findings.py); its incidents
+#: come as "survey_incident" findings, which the platform does not keep
+CHECK_MEASUREMENT = "survey_check"
 
 
 class Dropped(Exception):
@@ -53,7 +56,7 @@ class PointValue:
 @dataclass(frozen=True, slots=True)
 class Message:
     """One parsed message. ``kind``: status, sample, snapshot, alarm, stat,
-    event, metric, finding or survey_alert."""
+    event, metric, survey_check, finding (other findings) or survey_alert."""
 
     topic_key: str  # "<site>/<gateway>" as in the topic
     kind: str
@@ -68,7 +71,10 @@ class Message:
     alarm_point: str = ""
     alarm_state: str = ""
     severity: str = ""
-    text: str = ""
+    text: str = ""  # alarm or finding message
+    # finding of a survey check (kind "survey_check"): device is the check id
+    licence: str = ""
+    violation: bool = False
 
 
 def _int(obj: dict[str, object], key: str) -> int:
@@ -173,6 +179,26 @@ def parse(topic: str, payload: bytes, *, prefix: str, max_bytes: int) -> Message
             severity=_str(fields, "severity", 32, "alarm"),
             text=_str(fields, "message", MAX_TEXT, ""),
         )
+    if len(leaf) == 2 and leaf[0] == "survey":
+        fields = obj.get("fields")
+        if isinstance(fields, dict) and fields.get("measurement") == CHECK_MEASUREMENT:
+            tags = fields.get("tags")
+            if not isinstance(tags, dict):
+                raise Dropped("bad_field", "a survey check finding needs fields.tags")
+            alert = fields.get("alert")
+            if not isinstance(alert, bool):
+                raise Dropped("bad_field", "fields.alert must be true or false")
+            return Message(
+                key,
+                "survey_check",
+                seq=_int(obj, "seq"),
+                ts_ns=_int(obj, "ts_ns"),
+                device=_str(obj, "device", MAX_NAME),
+                values=_values(obj) if "values" in obj else (),
+                text=_str(fields, "message", MAX_TEXT, ""),
+                licence=_str(tags, "licence", MAX_NAME),
+                violation=alert,
+            )
     if (len(leaf) == 2 and leaf[0] in ("stats", "survey")) or (
         len(leaf) == 1 and leaf[0] in ("events", "metrics")
     ):

@@ -22,7 +22,13 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
 from supervision.db.upsert import insert_new, insert_new_many, upsert
-from supervision.ingest.models import GatewayAlarm, GatewayLiveness, LatestValue, ReceivedSeq
+from supervision.ingest.models import (
+    GatewayAlarm,
+    GatewayLiveness,
+    LatestValue,
+    ReceivedSeq,
+    SurveyCheck,
+)
 from supervision.ingest.parse import Message
 from supervision.ingest.stats import IngestStats
 from supervision.registry.models import Gateway
@@ -31,6 +37,7 @@ _LATEST = cast(Table, LatestValue.__table__)
 _ALARM = cast(Table, GatewayAlarm.__table__)
 _LIVE = cast(Table, GatewayLiveness.__table__)
 _SEQ = cast(Table, ReceivedSeq.__table__)
+_CHECK = cast(Table, SurveyCheck.__table__)
 
 
 @dataclass
@@ -79,6 +86,7 @@ def apply_batch(
     result = BatchResult()
     latest: dict[tuple[int, str, str], dict[str, Any]] = {}
     alarms: dict[tuple[int, str, str], dict[str, Any]] = {}
+    checks: dict[tuple[int, str], dict[str, Any]] = {}
     seen: dict[int, int | None] = {}  # gateway -> highest seq in this batch
     statuses: dict[int, dict[str, Any]] = {}
     known: list[tuple[str, Message, int]] = []
@@ -155,9 +163,25 @@ def apply_batch(
                     "ts_ns": msg.ts_ns,
                 }
             result.alarms += 1
+        elif msg.kind == "survey_check":
+            ckey = (gid, msg.licence)
+            old_check = checks.get(ckey)
+            if old_check is None or old_check["ts_ns"] <= msg.ts_ns:
+                checks[ckey] = {
+                    "gateway_id": gid,
+                    "licence": msg.licence,
+                    "check_id": msg.device,
+                    "violation": msg.violation,
+                    "message": msg.text,
+                    "values": {pv.point: pv.value for pv in msg.values},
+                    "seq": msg.seq,
+                    "ts_ns": msg.ts_ns,
+                }
+            result.alarms += 1
     # sorted: two instances writing the same rows lock them in one order
     upsert(db, _LATEST, [latest[k] for k in sorted(latest)], keys=("gateway_id", "device", "point"), newer="ts_ns")  # fmt: skip
     upsert(db, _ALARM, [alarms[k] for k in sorted(alarms)], keys=("gateway_id", "device", "point"), newer="ts_ns")  # fmt: skip
+    upsert(db, _CHECK, [checks[k] for k in sorted(checks)], keys=("gateway_id", "licence"), newer="ts_ns")  # fmt: skip
     for gid in sorted(seen):
         _touch(db, gid, now_ns, seen[gid])
     if statuses:
