@@ -113,7 +113,7 @@ def platform(tmp_path: Path, mosquitto_server: Any, db_url: str) -> Iterator[tup
 def test_regulator_sees_a_mine_go_offline_and_acknowledges(
     platform: tuple[str, Any], mosquitto_server: Any
 ) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = helpers.require_module("playwright.sync_api")
     url, world = platform
     gw = subprocess.Popen(
         [sys.executable, "-c", GATEWAY, str(mosquitto_server.port)], stdout=subprocess.PIPE

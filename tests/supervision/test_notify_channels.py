@@ -23,7 +23,7 @@ from supervision.notify.pipeline import dispatch
 from supervision.notify.sender import send_due
 
 from .conftest import servers
-from .helpers import T0
+from .helpers import T0, require_module
 
 S = 1_000_000_000
 
@@ -48,7 +48,7 @@ class Mailbox:
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[int, Mailbox]]:
-    controller_mod = pytest.importorskip("aiosmtpd.controller")
+    controller_mod = require_module("aiosmtpd.controller")
     box = Mailbox()
     port = servers.free_port()
     controller = controller_mod.Controller(box, hostname="127.0.0.1", port=port)
