@@ -202,6 +202,17 @@ def cmd_admin(args: argparse.Namespace) -> int:
                     raise auth.AuthInputError(f"no user {args.user!r}")
                 ttl = args.days * 86400 if args.days else None
                 print(auth.issue_token(db, user, label=args.label, now_ns=now, ttl_s=ttl))
+            elif what in ("revoke-tokens", "disable-user"):
+                from sqlalchemy import select
+
+                from supervision.auth.models import User
+
+                user = db.scalar(select(User).where(User.name == args.user))
+                if user is None:
+                    raise auth.AuthInputError(f"no user {args.user!r}")
+                n = auth.revoke_access(db, user, disable=what == "disable-user")
+                done = "disabled, " if what == "disable-user" else ""
+                print(f"{user.name}: {done}{n} token(s) revoked, web sessions ended")
             elif what == "list":
                 _list(db, args.what)
     except (registry.RegistryInputError, auth.AuthInputError) as exc:
@@ -315,6 +326,10 @@ def register(sub: Any) -> None:
     a.add_argument("user")
     a.add_argument("--label", default="")
     a.add_argument("--days", type=float, help="expires after this many days")
+    a = asub.add_parser("revoke-tokens", help="revoke every token of a user, end their sessions")
+    a.add_argument("user")
+    a = asub.add_parser("disable-user", help="revoke-tokens, and no login any more")
+    a.add_argument("user")
     a = asub.add_parser("list", help="list registry rows or users")
     a.add_argument("what", choices=("regions", "cities", "counties", "mines", "gateways", "users"))
     admin.set_defaults(func=cmd_admin)

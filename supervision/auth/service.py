@@ -99,6 +99,20 @@ def issue_token(
     return token
 
 
+def revoke_access(db: Session, user: User, *, disable: bool) -> int:
+    """Revoke every token of ``user`` and end their web sessions; with
+    ``disable`` the user cannot log in again either. The number of tokens
+    revoked."""
+    tokens = [t for t in user.tokens if not t.revoked]
+    for t in tokens:
+        t.revoked = True
+    db.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    if disable:
+        user.active = False
+    db.flush()
+    return len(tokens)
+
+
 def principal_for(user: User, via: str, csrf_token: str | None = None) -> Principal:
     return Principal(user.id, user.name, user.role, scope_of(user), via, csrf_token)
 

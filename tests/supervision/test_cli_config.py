@@ -151,3 +151,46 @@ def test_unreachable_database_is_a_clear_error(
     assert main(["platform", "migrate", "--config", str(cfg)]) == 1
     err = capsys.readouterr().err
     assert f"database postgresql+psycopg://u:***@127.0.0.1:{port}/db" in err and "secret" not in err
+
+
+def test_revoke_and_disable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A revoked token and a disabled user are refused by the running app."""
+    from fastapi.testclient import TestClient
+
+    from supervision.app import create_app
+    from supervision.config import load_config
+
+    cfg_path = write(tmp_path, '[database]\nurl = "sqlite:///p.db"\n[mqtt]\nenabled = false\n')
+    cfg = str(cfg_path)
+
+    def admin(*argv: str) -> int:
+        return main(["platform", "admin", "--config", cfg, *argv])
+
+    assert admin("add-user", "boss", "--role", "admin") == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long password\n"))
+    assert admin("add-user", "ops", "--role", "admin", "--password-stdin") == 0
+    capsys.readouterr()
+    assert admin("issue-token", "boss") == 0
+    token = capsys.readouterr().out.strip()
+    with TestClient(create_app(load_config(cfg_path), background=False)) as c:
+
+        def me(tok: str) -> int:
+            return c.get("/api/v1/me", headers={"Authorization": f"Bearer {tok}"}).status_code
+
+        assert me(token) == 200
+        assert admin("revoke-tokens", "boss") == 0
+        assert capsys.readouterr().out == "boss: 1 token(s) revoked, web sessions ended\n"
+        assert me(token) == 401
+        assert c.post("/login", data={"username": "ops", "password": "a long password"},
+                      follow_redirects=False).status_code == 303  # fmt: skip
+        assert c.get("/", follow_redirects=False).status_code == 200
+        assert admin("disable-user", "ops") == 0
+        assert c.get("/", follow_redirects=False).status_code == 303  # session ended
+        assert (
+            c.post("/login", data={"username": "ops", "password": "a long password"}).status_code
+            == 401
+        )
+    assert admin("revoke-tokens", "nobody") == 2
+    assert "no user 'nobody'" in capsys.readouterr().err
