@@ -31,6 +31,7 @@ from supervision.auth.deps import (
 )
 from supervision.auth.permissions import Permission, allows
 from supervision.auth.scope import get_scoped, scoped_select
+from supervision.auth.throttle import LoginThrottle
 from supervision.context import DbSession, context
 from supervision.notify.models import Silence
 from supervision.notify.service import SilenceInputError, create_silence, end_silence, is_active
@@ -83,6 +84,18 @@ async def login(
     ctx = context(request)
     now = ctx.clock()
     ttl = ctx.config.server.session_hours * 3600
+    throttle = ctx.extra.setdefault("login_throttle", LoginThrottle())
+    assert isinstance(throttle, LoginThrottle)
+    who = username.strip()[:200] or "(token)"
+    client = request.client.host if request.client else "-"
+    wait = throttle.retry_after_s(who, client, now)
+    if wait is not None:
+        refuse(request, 429, "too many failed logins", who)
+        minutes = max(1, round(wait / 60))
+        return _page(
+            request, "login.html", 429, next=_safe_next(next), principal=None,
+            error=f"Too many failed logins: try again in {minutes} minute(s).",
+        )  # fmt: skip
 
     def check() -> tuple[str, str] | None:
         with ctx.sessions() as db, db.begin():
@@ -99,7 +112,8 @@ async def login(
 
     found = await run_in_threadpool(check)
     if found is None:
-        refuse(request, 401, "login failed", username.strip()[:200] or "(token)")
+        throttle.failed(who, client, now)
+        refuse(request, 401, "login failed", who)
         return _page(
             request,
             "login.html",
@@ -109,6 +123,7 @@ async def login(
             error="Login failed: check the token, or the user name and password.",
         )
     sid, name = found
+    throttle.succeeded(who)
     log.info("login: %s", name)
     resp = RedirectResponse(_safe_next(next), status_code=303)
     server = ctx.config.server

@@ -184,3 +184,15 @@ def test_names_from_gateways_are_escaped(client: TestClient, world: Any, engine:
     page = client.get(f"/mines/{mine}").text
     assert "<script>" not in page
     assert "&lt;script&gt;" in page
+
+
+def test_password_guessing_is_throttled(engine: Engine, world: Any) -> None:
+    clock = FakeClock()
+    config = PlatformConfig.model_validate({"mqtt": {"enabled": False}})
+    with TestClient(create_app(config, engine=engine, clock=clock, background=False)) as c:
+        for _ in range(5):
+            assert login(c, username="reg-qn", password="guess").status_code == 401
+        r = login(c, username="reg-qn", password=PASSWORD)  # even the right one, for now
+        assert r.status_code == 429 and "try again in 15 minute(s)" in r.text
+        clock.advance(901)
+        assert login(c, username="reg-qn", password=PASSWORD).status_code == 303
