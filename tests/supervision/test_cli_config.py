@@ -194,3 +194,15 @@ def test_revoke_and_disable(
         )
     assert admin("revoke-tokens", "nobody") == 2
     assert "no user 'nobody'" in capsys.readouterr().err
+
+
+def test_the_documented_example_is_valid() -> None:
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "platform.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## platform.toml") :]
+    m = re.search(r"```toml\n(.*?)\n```", section, re.S)
+    assert m, "no toml example under '## platform.toml'"
+    cfg = parse_config(m.group(1), "docs/platform.md")
+    assert [r.name for r in cfg.notify.receivers] == ["qinnan-duty", "city-mail", "control-room"]
+    assert cfg.server.page_refresh_s == 15 and cfg.mqtt.shared_group == "minegate-platform"
