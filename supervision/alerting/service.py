@@ -19,6 +19,7 @@ from supervision.alerting.rules import (
     ValueFact,
     evaluate_rules,
 )
+from supervision.alerting.state import OpenAlert, Transition, plan
 from supervision.config import AlertingSection
 from supervision.ingest.models import GatewayAlarm, GatewayLiveness, LatestValue, SurveyCheck
 from supervision.registry.models import Gateway, Mine, MineStatus
@@ -163,15 +164,18 @@ def _event(db: Session, alert: Alert, event: str, now_ns: int, actor: str | None
 
 
 def reconcile(db: Session, specs: dict[str, AlertSpec], now_ns: int) -> Reconciled:
-    """Make the open alerts match ``specs``; every transition is recorded."""
+    """Make the open alerts match ``specs`` (the transitions come from the
+    pure :func:`~supervision.alerting.state.plan`); each is recorded."""
     out = Reconciled()
     open_alerts = {
         a.open_fingerprint: a
         for a in db.scalars(select(Alert).where(Alert.open_fingerprint.is_not(None)))
+        if a.open_fingerprint is not None
     }
-    for fp, spec in specs.items():
-        alert = open_alerts.get(fp)
-        if alert is None:
+    current = {fp: OpenAlert(a.summary, a.severity, a.evidence) for fp, a in open_alerts.items()}
+    for transition, fp in plan(current, specs):
+        if transition is Transition.FIRE:
+            spec = specs[fp]
             alert = Alert(
                 fingerprint=fp,
                 open_fingerprint=fp,
@@ -191,28 +195,26 @@ def reconcile(db: Session, specs: dict[str, AlertSpec], now_ns: int) -> Reconcil
                     db.flush()
             except IntegrityError:
                 continue  # another instance opened it a moment ago
-            _event(db, alert, "fired", now_ns)
+            _event(db, alert, transition.value, now_ns)
             out.fired += 1
-        elif alert.summary != spec.summary or alert.severity != spec.severity:
+        elif transition is Transition.RESOLVE:
+            alert = open_alerts[fp]
+            alert.state = AlertState.RESOLVED.value
+            alert.open_fingerprint = None
+            alert.resolved_ns = alert.updated_ns = now_ns
+            _event(db, alert, transition.value, now_ns)
+            out.resolved += 1
+        else:
+            alert, spec = open_alerts[fp], specs[fp]
             alert.summary, alert.severity, alert.evidence = (
                 spec.summary,
                 spec.severity,
                 spec.evidence,
             )
             alert.updated_ns = now_ns
-            _event(db, alert, "updated", now_ns)
-            out.updated += 1
-        elif alert.evidence != spec.evidence:
-            # fresher values of the same condition: kept, not an event
-            alert.evidence = spec.evidence
-            alert.updated_ns = now_ns
-    for open_fp, alert in open_alerts.items():
-        if open_fp not in specs:
-            alert.state = AlertState.RESOLVED.value
-            alert.open_fingerprint = None
-            alert.resolved_ns = alert.updated_ns = now_ns
-            _event(db, alert, "resolved", now_ns)
-            out.resolved += 1
+            if transition is Transition.UPDATE:
+                _event(db, alert, transition.value, now_ns)
+                out.updated += 1
     db.flush()
     return out
 
