@@ -139,10 +139,12 @@ class Subscriber:
             prune_seqs(db, older_than_ns=now - int(self.cfg.dedupe_window_s * 1e9))
 
     def _apply(self, batch: list[tuple[str, Message]]) -> int:
+        counts = IngestStats(quiet=True)
         with self.ctx.sessions() as db, db.begin():
             res = apply_batch(
-                db, batch, now_ns=self.ctx.clock(), directory=self.directory, stats=self.stats
+                db, batch, now_ns=self.ctx.clock(), directory=self.directory, stats=counts
             )
+        self.stats.merge(counts)  # committed: now they count
         return res.alarms
 
     async def _apply_until_done(self, batch: list[tuple[str, Message]]) -> None:

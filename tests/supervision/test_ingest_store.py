@@ -108,3 +108,24 @@ def test_pruning_forgets_old_seqs_only(engine: Engine, world: Any) -> None:
     with make_sessionmaker(engine)() as db, db.begin():
         assert prune_seqs(db, older_than_ns=T0 + 1) == 1
         assert db.scalars(select(ReceivedSeq.seq)).all() == [2]
+
+
+def test_counts_of_a_transaction_are_merged_once(caplog: Any) -> None:
+    import logging
+
+    caplog.set_level(logging.WARNING, "minegate.platform.ingest")
+    total = IngestStats()
+    for _ in range(3):
+        batch = IngestStats(quiet=True)
+        batch.applied["sample"] += 2
+        logged = len(caplog.records)
+        for _ in range(600):
+            batch.drop("bad_json", "minegate/s/g/telemetry/d")
+        assert len(caplog.records) == logged  # quiet until merged
+        total.merge(batch)
+    assert total.as_dict() == {"applied": {"sample": 6}, "dropped": {"bad_json": 1800}}
+    # logged at the first and when passing 1000
+    assert [r.getMessage().split("(")[-1] for r in caplog.records] == [
+        "600 so far)",
+        "1200 so far)",
+    ]
