@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-DEBS := mosquitto mosquitto-clients influxdb victoria-metrics socat mbpoll
+DEBS := mosquitto mosquitto-clients influxdb victoria-metrics socat mbpoll postgresql chromium
 STAMP := $(VENV)/.installed
 
 .PHONY: all setup debs venv bytecode demo test lint typecheck pytest bench bench-survey bench-gateway clean
@@ -26,7 +26,7 @@ debs:
 	  fi; \
 	fi
 	@# The Debian packages enable services; the tests start their own servers.
-	@for s in mosquitto influxdb victoria-metrics; do \
+	@for s in mosquitto influxdb victoria-metrics postgresql; do \
 	  (command -v systemctl >/dev/null && systemctl is-active --quiet $$s 2>/dev/null && systemctl stop $$s) >/dev/null 2>&1 || true; done
 
 $(STAMP): pyproject.toml
@@ -42,7 +42,7 @@ venv: $(STAMP)
 # is set every `minegate` start compiles them again (~0.1 s). Only changed
 # files are compiled.
 bytecode: venv
-	$(PY) -m compileall -q drivers gateway survey simulators bench
+	$(PY) -m compileall -q drivers gateway survey simulators supervision bench
 
 setup: debs venv
 
@@ -51,7 +51,7 @@ demo: setup bytecode
 
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check drivers gateway survey simulators tests bench
+	$(VENV)/bin/ruff format --check drivers gateway survey simulators supervision tests bench
 
 typecheck: venv
 	$(VENV)/bin/mypy

@@ -1,0 +1,277 @@
+"""Evaluate rules against the store and reconcile alert states."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import case, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from supervision.alerting.models import Alert, AlertEvent, AlertState
+from supervision.alerting.rules import (
+    AlarmFact,
+    AlertSpec,
+    GatewayFact,
+    MineFact,
+    SilentDeviceFact,
+    SurveyCheckFact,
+    ValueFact,
+    evaluate_rules,
+)
+from supervision.alerting.state import OpenAlert, Transition, plan
+from supervision.config import AlertingSection
+from supervision.ingest.models import GatewayAlarm, GatewayLiveness, LatestValue, SurveyCheck
+from supervision.registry.models import Gateway, Mine, MineStatus
+
+
+@dataclass
+class Reconciled:
+    fired: int = 0
+    resolved: int = 0
+    updated: int = 0
+    escalated: int = 0
+    reminded: int = 0
+
+
+def gather_and_evaluate(
+    db: Session, now_ns: int, config: AlertingSection, watching_since_ns: int = 0
+) -> dict[str, AlertSpec]:
+    """The alerts that should be firing now, from what the store holds."""
+    gateways = [
+        GatewayFact(
+            g.id,
+            g.mine_id,
+            f"{g.site}/{g.name}",
+            g.created_ns,
+            live.last_seen_ns if live else None,
+            live.state if live else None,
+            live.reason if live else None,
+            live.state_ts_ns if live else None,
+        )
+        for g, live in db.execute(
+            select(Gateway, GatewayLiveness).outerjoin(
+                GatewayLiveness, GatewayLiveness.gateway_id == Gateway.id
+            )
+        )
+    ]
+    mines = [
+        MineFact(
+            m.id,
+            m.code,
+            m.name,
+            m.status,
+            m.order_no,
+            m.order_from,
+            m.order_to,
+            m.baseline_power_kw,
+        )
+        for m in db.scalars(select(Mine))
+    ]
+    watch = config.suspended_watch
+    suspended = [m.mine_id for m in mines if m.status == MineStatus.SUSPENDED]
+    values: list[ValueFact] = []
+    if suspended:
+        rows = db.execute(
+            select(LatestValue, Gateway.mine_id)
+            .join(Gateway, Gateway.id == LatestValue.gateway_id)
+            .where(Gateway.mine_id.in_(suspended))
+            .where(LatestValue.point.in_([*watch.power_points, *watch.running_points]))
+        )
+        values = [
+            ValueFact(
+                mine_id,
+                v.gateway_id,
+                v.device,
+                v.point,
+                v.value,
+                v.number,
+                v.unit,
+                v.quality,
+                v.ts_ns,
+            )
+            for v, mine_id in rows
+        ]
+    alarms = [
+        AlarmFact(
+            g.mine_id,
+            a.gateway_id,
+            f"{g.site}/{g.name}",
+            a.device,
+            a.point,
+            a.state,
+            a.severity,
+            a.message,
+            a.value,
+            a.ts_ns,
+        )
+        for a, g in db.execute(
+            select(GatewayAlarm, Gateway).join(Gateway, Gateway.id == GatewayAlarm.gateway_id)
+        )
+    ]
+    comm_loss = func.sum(case((LatestValue.quality == "comm_loss", 1), else_=0))
+    silent = [
+        SilentDeviceFact(g.mine_id, g.id, f"{g.site}/{g.name}", device, n, since)
+        for g, device, n, lost, since in db.execute(
+            select(
+                Gateway, LatestValue.device, func.count(), comm_loss, func.max(LatestValue.ts_ns)
+            )
+            .join(Gateway, Gateway.id == LatestValue.gateway_id)
+            .group_by(Gateway.id, LatestValue.device)
+        )
+        if n and lost == n
+    ]
+    checks = [
+        SurveyCheckFact(
+            g.mine_id,
+            g.id,
+            f"{g.site}/{g.name}",
+            c.licence,
+            c.check_id,
+            c.violation,
+            c.message,
+            dict(c.values or {}),
+            c.ts_ns,
+        )
+        for c, g in db.execute(
+            select(SurveyCheck, Gateway).join(Gateway, Gateway.id == SurveyCheck.gateway_id)
+        )
+    ]
+    return evaluate_rules(
+        checks=checks,
+        silent=silent,
+        now_ns=now_ns,
+        gateways=gateways,
+        mines=mines,
+        values=values,
+        alarms=alarms,
+        config=config,
+        watching_since_ns=watching_since_ns,
+    )
+
+
+def _event(db: Session, alert: Alert, event: str, now_ns: int, actor: str | None = None) -> None:
+    db.add(
+        AlertEvent(
+            alert_id=alert.id,
+            mine_id=alert.mine_id,
+            at_ns=now_ns,
+            event=event,
+            actor=actor,
+            detail={"summary": alert.summary, "evidence": alert.evidence},
+        )
+    )
+
+
+def reconcile(db: Session, specs: dict[str, AlertSpec], now_ns: int) -> Reconciled:
+    """Make the open alerts match ``specs`` (the transitions come from the
+    pure :func:`~supervision.alerting.state.plan`); each is recorded."""
+    out = Reconciled()
+    open_alerts = {
+        a.open_fingerprint: a
+        for a in db.scalars(select(Alert).where(Alert.open_fingerprint.is_not(None)))
+        if a.open_fingerprint is not None
+    }
+    current = {fp: OpenAlert(a.summary, a.severity, a.evidence) for fp, a in open_alerts.items()}
+    for transition, fp in plan(current, specs):
+        if transition is Transition.FIRE:
+            spec = specs[fp]
+            alert = Alert(
+                fingerprint=fp,
+                open_fingerprint=fp,
+                mine_id=spec.mine_id,
+                gateway_id=spec.gateway_id,
+                kind=spec.kind,
+                severity=spec.severity,
+                summary=spec.summary,
+                evidence=spec.evidence,
+                state=AlertState.FIRING.value,
+                started_ns=now_ns,
+                updated_ns=now_ns,
+            )
+            try:
+                with db.begin_nested():
+                    db.add(alert)
+                    db.flush()
+            except IntegrityError:
+                continue  # another instance opened it a moment ago
+            _event(db, alert, transition.value, now_ns)
+            out.fired += 1
+        elif transition is Transition.RESOLVE:
+            alert = open_alerts[fp]
+            alert.state = AlertState.RESOLVED.value
+            alert.open_fingerprint = None
+            alert.resolved_ns = alert.updated_ns = now_ns
+            _event(db, alert, transition.value, now_ns)
+            out.resolved += 1
+        else:
+            alert, spec = open_alerts[fp], specs[fp]
+            alert.summary, alert.severity, alert.evidence = (
+                spec.summary,
+                spec.severity,
+                spec.evidence,
+            )
+            alert.updated_ns = now_ns
+            if transition is Transition.UPDATE:
+                _event(db, alert, transition.value, now_ns)
+                out.updated += 1
+    db.flush()
+    return out
+
+
+def evaluate(
+    db: Session, now_ns: int, config: AlertingSection, watching_since_ns: int = 0
+) -> Reconciled:
+    res = reconcile(db, gather_and_evaluate(db, now_ns, config, watching_since_ns), now_ns)
+    if config.escalate_after_s > 0:
+        res.escalated = escalate(db, now_ns, config.escalate_after_s)
+    if config.remind_every_s > 0:
+        res.reminded = remind(db, now_ns, config.remind_every_s)
+    return res
+
+
+def remind(db: Session, now_ns: int, every_s: float) -> int:
+    """A ``reminder`` event for every alert firing unacknowledged for
+    ``every_s`` since it fired or was last reminded of (Alertmanager's
+    repeat interval)."""
+    cutoff = now_ns - int(every_s * 1e9)
+    due = db.scalars(
+        select(Alert).where(
+            Alert.state == AlertState.FIRING,
+            Alert.acked_ns.is_(None),
+            func.coalesce(Alert.reminded_ns, Alert.started_ns) <= cutoff,
+        )
+    ).all()
+    for alert in due:
+        alert.reminded_ns = now_ns
+        _event(db, alert, "reminder", now_ns)
+    db.flush()
+    return len(due)
+
+
+def escalate(db: Session, now_ns: int, after_s: float) -> int:
+    """Escalate, once, every alert firing unacknowledged for ``after_s``."""
+    due = db.scalars(
+        select(Alert).where(
+            Alert.state == AlertState.FIRING,
+            Alert.acked_ns.is_(None),
+            Alert.escalated_ns.is_(None),
+            Alert.started_ns <= now_ns - int(after_s * 1e9),
+        )
+    ).all()
+    for alert in due:
+        alert.escalated_ns = now_ns
+        _event(db, alert, "escalated", now_ns)
+    db.flush()
+    return len(due)
+
+
+def acknowledge(db: Session, alert: Alert, actor: str, now_ns: int) -> bool:
+    """Mark ``alert`` acknowledged by ``actor``; False if it already was."""
+    if alert.acked_ns is not None:
+        return False
+    alert.acked_ns = now_ns
+    alert.acked_by = actor
+    _event(db, alert, "acknowledged", now_ns, actor)
+    db.flush()
+    return True

@@ -1,0 +1,71 @@
+"""Idempotent writes that work on SQLite and PostgreSQL alike.
+
+Both dialects have ``INSERT ... ON CONFLICT``; SQLAlchemy spells it per
+dialect, so this module picks the right ``insert``. Writes guarded by a
+timestamp never let an older message overwrite a newer one, so two
+instances applying the same messages in any order end in the same state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+
+def _insert(db: Session, table: Table) -> Any:
+    name = db.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"database {name!r} is not supported (use SQLite or PostgreSQL)")
+
+
+def insert_new(db: Session, table: Table, row: dict[str, Any]) -> bool:
+    """Insert ``row`` unless its key exists; True if it was new."""
+    # RETURNING, not rowcount: drivers disagree on the count of a skipped row
+    key = next(iter(table.primary_key.columns))
+    stmt = _insert(db, table).values(**row).on_conflict_do_nothing().returning(key)
+    return db.execute(stmt).first() is not None
+
+
+def insert_new_many(
+    db: Session, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
+) -> set[tuple[Any, ...]]:
+    """Insert the rows whose key is not stored yet (one statement, run as
+    executemany); the keys of those inserted. ``rows`` must not repeat a key."""
+    if not rows:
+        return set()
+    cols = [table.c[k] for k in keys]
+    stmt = _insert(db, table).on_conflict_do_nothing().returning(*cols)
+    return {tuple(r) for r in db.execute(stmt, list(rows))}
+
+
+def upsert(
+    db: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    keys: Sequence[str],
+    newer: str | None = None,
+) -> None:
+    """Insert ``rows``; on a key conflict update the other columns, only if
+    ``newer`` (a column) is not older than the stored one (or NULL)."""
+    if not rows:
+        return
+    # executemany of one statement: compiled once and cached, where a
+    # multi-row VALUES would be compiled afresh for every batch size
+    stmt = _insert(db, table)
+    cols = [c for c in rows[0] if c not in keys]
+    where = None
+    if newer is not None:
+        stored = table.c[newer]
+        where = stored.is_(None) | (stored <= stmt.excluded[newer])
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={c: stmt.excluded[c] for c in cols}, where=where
+    )
+    db.execute(stmt, list(rows))

@@ -1,0 +1,1 @@
+"""The gateways' MQTT messages in: latest values, alarms, gateway liveness."""

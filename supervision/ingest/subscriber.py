@@ -1,0 +1,169 @@
+"""The MQTT subscriber: the gateways' topics in, batches applied to the store.
+
+One connection per instance, MQTT 5. Data topics are subscribed through the
+shared group ``$share/<group>/...`` so several instances share the load; the
+retained ``status`` topics are subscribed plainly by every instance (a
+broker sends no retained messages to shared subscriptions, and status writes
+are idempotent). Messages are applied in batches in one transaction each; a
+batch that cannot be written (database down) is retried until it is,
+never dropped; a batch the database refuses row by row is applied message
+by message, and a message refused alone is counted and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from supervision.config import MqttSection
+from supervision.context import PlatformContext
+from supervision.ingest.parse import Dropped, Message, parse
+from supervision.ingest.service import GatewayDirectory, apply_batch, prune_seqs
+from supervision.ingest.stats import IngestStats
+
+log = logging.getLogger("minegate.platform.ingest")
+
+DATA_LEAVES = ("telemetry/+", "snapshot/+", "stats/+", "alarms/+", "events", "metrics", "survey/+", "alerts/survey")  # fmt: skip
+RETRY_MAX_S = 30.0
+
+
+def subscriptions(cfg: MqttSection) -> list[str]:
+    prefix = cfg.prefix.rstrip("/")
+    share = f"$share/{cfg.shared_group}/" if cfg.shared_group else ""
+    return [f"{share}{prefix}/+/+/{leaf}" for leaf in DATA_LEAVES] + [f"{prefix}/+/+/status"]
+
+
+class Subscriber:
+    """Runs until cancelled; reconnects with capped backoff."""
+
+    def __init__(self, ctx: PlatformContext, on_alarm: Callable[[], None] = lambda: None) -> None:
+        self.ctx = ctx
+        self.cfg = ctx.config.mqtt
+        if ctx.ingest_stats is None:
+            ctx.ingest_stats = IngestStats()
+        self.stats: IngestStats = ctx.ingest_stats
+        self.directory = GatewayDirectory()
+        self.on_alarm = on_alarm
+        self.connected = asyncio.Event()
+        self._queue: asyncio.Queue[tuple[str, Message]] = asyncio.Queue(maxsize=50_000)
+
+    def _client(self) -> aiomqtt.Client:
+        cfg = self.cfg
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = cfg.session_expiry_s
+        tls = aiomqtt.TLSParameters(ca_certs=str(cfg.tls_ca)) if cfg.tls_ca else None
+        return aiomqtt.Client(
+            cfg.host,
+            cfg.port,
+            username=cfg.username,
+            password=cfg.password,
+            identifier=cfg.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=cfg.session_expiry_s == 0,
+            properties=props,
+            keepalive=cfg.keepalive_s,
+            tls_params=tls,
+            timeout=10,
+        )
+
+    async def run(self) -> None:
+        # a task group: if either loop fails, both stop and the error rises
+        # to the server, never a reader filling a queue nobody drains
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._write_loop(), name="ingest-writer")
+            tg.create_task(self._read_loop(), name="ingest-reader")
+
+    async def _read_loop(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                async with self._client() as client:
+                    for topic in subscriptions(self.cfg):
+                        await client.subscribe(topic, qos=1)
+                    log.info(
+                        "subscribed to %s:%d as %s",
+                        self.cfg.host,
+                        self.cfg.port,
+                        self.cfg.client_id,
+                    )
+                    self.connected.set()
+                    delay = 1.0
+                    async for m in client.messages:
+                        msg = self._parse(m.topic.value, m.payload)
+                        if msg is not None:
+                            # waits while the writer is behind: backpressure
+                            await self._queue.put((m.topic.value, msg))
+            except (aiomqtt.MqttError, OSError, ssl.SSLError) as exc:
+                self.connected.clear()
+                log.warning(
+                    "MQTT %s:%d: %s; retrying in %.0f s", self.cfg.host, self.cfg.port, exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+
+    def _parse(self, topic: str, payload: object) -> Message | None:
+        if not isinstance(payload, bytes | bytearray):
+            payload = str(payload or "").encode()
+        try:
+            return parse(
+                topic, bytes(payload), prefix=self.cfg.prefix, max_bytes=self.cfg.max_payload_bytes
+            )
+        except Dropped as exc:
+            self.stats.drop(exc.reason, topic)
+            return None
+
+    async def _write_loop(self) -> None:
+        last_prune = 0
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.cfg.batch_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._apply_until_done(batch)
+            now = self.ctx.clock()
+            if now - last_prune > 600 * 10**9:
+                last_prune = now
+                try:
+                    await asyncio.to_thread(self._prune, now)
+                except OperationalError as exc:  # next time; the table just grows meanwhile
+                    log.warning("pruning applied seqs: database unavailable: %s", exc.orig)
+
+    def _prune(self, now: int) -> None:
+        with self.ctx.sessions() as db, db.begin():
+            prune_seqs(db, older_than_ns=now - int(self.cfg.dedupe_window_s * 1e9))
+
+    def _apply(self, batch: list[tuple[str, Message]]) -> int:
+        counts = IngestStats(quiet=True)
+        with self.ctx.sessions() as db, db.begin():
+            res = apply_batch(
+                db, batch, now_ns=self.ctx.clock(), directory=self.directory, stats=counts
+            )
+        self.stats.merge(counts)  # committed: now they count
+        return res.alarms
+
+    async def _apply_until_done(self, batch: list[tuple[str, Message]]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                alarms = await asyncio.to_thread(self._apply, batch)
+                break
+            except OperationalError as exc:
+                log.error("database unavailable, batch of %d kept: %s", len(batch), exc.orig)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+            except DBAPIError as exc:
+                if len(batch) == 1:
+                    self.stats.drop("db_refused", batch[0][0])
+                    log.warning("database refused a message on %r: %s", batch[0][0], exc.orig)
+                    return
+                for one in batch:  # find the one it refuses
+                    await self._apply_until_done([one])
+                return
+        if alarms:
+            self.on_alarm()

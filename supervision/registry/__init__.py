@@ -1,0 +1,1 @@
+"""Regions → cities → counties → mines, and each mine's gateways."""

@@ -1,0 +1,1 @@
+"""Server-rendered pages for regulators, phone first; no CDN, no internet."""

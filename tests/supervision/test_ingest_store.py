@@ -1,0 +1,131 @@
+"""Applying messages to the store: idempotent, newest wins, junk counted
+(SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from supervision.db import make_sessionmaker
+from supervision.ingest.models import GatewayAlarm, GatewayLiveness, LatestValue, ReceivedSeq
+from supervision.ingest.parse import parse
+from supervision.ingest.service import GatewayDirectory, apply_batch, prune_seqs
+from supervision.ingest.stats import IngestStats
+
+from .helpers import T0, alarm, sample, status
+
+
+def _apply(engine: Engine, msgs: list[tuple[str, bytes]], stats: IngestStats, now: int = T0) -> Any:
+    parsed = [(t, parse(t, p, prefix="minegate", max_bytes=1 << 20)) for t, p in msgs]
+    with make_sessionmaker(engine)() as db, db.begin():
+        return apply_batch(db, parsed, now_ns=now, directory=GatewayDirectory(), stats=stats)
+
+
+def _values(engine: Engine) -> dict[tuple[str, str], Any]:
+    with make_sessionmaker(engine)() as db:
+        return {(v.device, v.point): v.value for v in db.scalars(select(LatestValue))}
+
+
+def test_a_message_is_applied_once(engine: Engine, world: Any) -> None:
+    stats = IngestStats()
+    msg = ("minegate/qn1/gw01/telemetry/pm", sample(7, T0, "pm", {"active_power": 80.0}))
+    _apply(engine, [msg], stats)
+    _apply(engine, [msg, msg], stats)  # redelivered, and twice in one batch
+    assert stats.applied["sample"] == 1
+    assert stats.dropped["duplicate_seq"] == 2
+    assert _values(engine) == {("pm", "active_power"): 80.0}
+    with make_sessionmaker(engine)() as db:
+        assert db.scalar(select(func.count()).select_from(ReceivedSeq)) == 1
+        live = db.get(GatewayLiveness, world.gateways["qn1/gw01"])
+        assert live is not None and live.last_seq == 7 and live.last_seen_ns == T0
+
+
+def test_an_older_message_never_overwrites_a_newer_value(engine: Engine, world: Any) -> None:
+    stats = IngestStats()
+    newer = ("minegate/qn1/gw01/snapshot/pm", sample(10, T0 + 20, "pm", {"p": 2.0}, "snapshot"))
+    older = ("minegate/qn1/gw01/telemetry/pm", sample(9, T0 + 10, "pm", {"p": 1.0}))
+    _apply(engine, [newer], stats)
+    _apply(engine, [older], stats)  # arrives late (another instance, a retry)
+    assert _values(engine) == {("pm", "p"): 2.0}
+    # within one batch too, in either order
+    _apply(engine, [("minegate/qn1/gw01/telemetry/pm", sample(12, T0 + 40, "pm", {"p": 4.0})),
+                    ("minegate/qn1/gw01/telemetry/pm", sample(11, T0 + 30, "pm", {"p": 3.0}))], stats)  # fmt: skip
+    assert _values(engine) == {("pm", "p"): 4.0}
+
+
+def test_unknown_gateways_are_counted_and_dropped(engine: Engine, world: Any) -> None:
+    stats = IngestStats()
+    res = _apply(
+        engine, [("minegate/nowhere/gw9/telemetry/pm", sample(1, T0, "pm", {"p": 1}))], stats
+    )
+    assert res.applied == 0 and stats.dropped["unknown_gateway"] == 1
+    assert _values(engine) == {}
+
+
+def test_status_follows_arrival_order(engine: Engine, world: Any) -> None:
+    """A last will is stamped when its connection was made, before the
+    ``online`` of that connection, yet it arrives after it and wins."""
+    stats = IngestStats()
+    topic = "minegate/qn1/gw01/status"
+    gid = world.gateways["qn1/gw01"]
+
+    def state() -> tuple[str | None, str | None]:
+        with make_sessionmaker(engine)() as db:
+            live = db.get_one(GatewayLiveness, gid)
+            return live.state, live.reason
+
+    _apply(engine, [(topic, status("online", T0 + 100, "connected"))], stats)
+    assert state() == ("online", "connected")
+    _apply(engine, [(topic, status("offline", T0 + 99, "connection lost"))], stats)
+    assert state() == ("offline", "connection lost")
+    # reconnect and die again within one batch: the last one counts
+    _apply(engine, [(topic, status("online", T0 + 200, "connected")),
+                    (topic, status("offline", T0 + 199, "connection lost"))], stats)  # fmt: skip
+    assert state() == ("offline", "connection lost")
+
+
+def test_alarm_state_is_kept_per_point(engine: Engine, world: Any) -> None:
+    stats = IngestStats()
+    t = "minegate/qn1/gw01/alarms/gas"
+    _apply(engine, [(t, alarm(1, T0, "gas", "ch4", "raised")), (t, alarm(2, T0 + 5, "gas", "ch4", "cleared", 0.4))], stats)  # fmt: skip
+    with make_sessionmaker(engine)() as db:
+        rows = db.scalars(select(GatewayAlarm)).all()
+        assert [(a.device, a.point, a.state, a.value) for a in rows] == [
+            ("gas", "ch4", "cleared", 0.4)
+        ]
+
+
+def test_pruning_forgets_old_seqs_only(engine: Engine, world: Any) -> None:
+    stats = IngestStats()
+    _apply(engine, [("minegate/qn1/gw01/telemetry/a", sample(1, T0, "a", {"p": 1}))], stats, now=T0)
+    _apply(
+        engine,
+        [("minegate/qn1/gw01/telemetry/a", sample(2, T0, "a", {"p": 1}))],
+        stats,
+        now=T0 + 10**12,
+    )
+    with make_sessionmaker(engine)() as db, db.begin():
+        assert prune_seqs(db, older_than_ns=T0 + 1) == 1
+        assert db.scalars(select(ReceivedSeq.seq)).all() == [2]
+
+
+def test_counts_of_a_transaction_are_merged_once(caplog: Any) -> None:
+    import logging
+
+    caplog.set_level(logging.WARNING, "minegate.platform.ingest")
+    total = IngestStats()
+    for _ in range(3):
+        batch = IngestStats(quiet=True)
+        batch.applied["sample"] += 2
+        logged = len(caplog.records)
+        for _ in range(600):
+            batch.drop("bad_json", "minegate/s/g/telemetry/d")
+        assert len(caplog.records) == logged  # quiet until merged
+        total.merge(batch)
+    assert total.as_dict() == {"applied": {"sample": 6}, "dropped": {"bad_json": 1800}}
+    # logged at the first and when passing 1000
+    assert [r.getMessage().split("(")[-1] for r in caplog.records] == [
+        "600 so far)",
+        "1200 so far)",
+    ]
