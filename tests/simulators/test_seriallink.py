@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 import serial
@@ -17,6 +18,8 @@ from simpeers import profile
 from drivers.errors import CorruptFrame, DeviceTimeout
 from drivers.modbus import RtuHub
 from drivers.types import RegisterKind
+from simulators.layout import BusLayout, DeviceLayout, MineLayout
+from simulators.mine import SimulatedMine
 from simulators.modbus_server import ModbusBus, SimulatedDevice
 from simulators.physics import MinePhysics
 from simulators.seriallink import CharFormat, SerialLink
@@ -181,3 +184,30 @@ async def test_line_noise_damages_frames_and_the_hub_calls_them_corrupt() -> Non
     finally:
         await bus.close()
         await link.close()
+
+
+async def test_the_mine_puts_its_rtu_buses_on_a_baud_paced_line(tmp_path: Path) -> None:
+    layout = MineLayout(
+        "line-mine",
+        (
+            BusLayout(
+                "rs485",
+                "rtu",
+                (DeviceLayout("smoke_1", "smoke", 4),),
+                baudrate=19200,
+                turnaround_ms=7.0,
+                frame_pause_ms=0.0,
+            ),
+        ),
+    )
+    async with SimulatedMine(layout, tick_s=0) as mine:
+        link = mine.serial_link("rs485")
+        assert link.fmt.baudrate == 19200 and link.turnaround_s == pytest.approx(0.007)
+        site = mine.site_config_toml(tmp_path)
+        assert "baudrate = 19200" in site and "frame_pause_ms = 0.0" in site
+        async with RtuHub(mine.endpoints["rs485"].serial_port, baudrate=19200) as hub:
+            await hub.read(4, RegisterKind.INPUT, 0, 1)
+        assert (link.requests, link.replies) == (1, 1)
+    async with SimulatedMine(layout, tick_s=0, bus_timing=False) as unpaced:
+        with pytest.raises(KeyError, match="not a baud-paced RTU line"):
+            unpaced.serial_link("rs485")
