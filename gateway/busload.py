@@ -2,10 +2,15 @@
 
 RS-485 is half duplex and carries one transaction at a time, so the sum over
 all devices on a bus of (time of one poll cycle / poll interval) must stay
-well below 1, or cycles overrun and data ages. The estimate is deliberately a
-little pessimistic: wire time of request and response at the configured
-character format, two 3.5-character silences, the configured pause between
-frames, and a typical device turnaround.
+well below 1, or cycles overrun and data ages. A transaction is: the
+request's wire time at the configured character format, the RTU silence
+(3.5 characters, fixed at 1.75 ms above 19200 baud: the one the RTU hub
+keeps, :func:`drivers.modbus.rtu_silence_s`) after which the device knows
+the request ended, its turnaround, the response's wire time, then the
+silence and the configured pause the hub keeps before the next frame.
+
+``bench/bus_bench.py`` measures this against a baud-faithful line
+(``simulators/seriallink.py``) and the gateway polling as fast as it can.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from drivers.modbus import rtu_silence_s
 from drivers.types import RegisterKind
 
 # How long a typical field device takes between the end of a request and the
@@ -50,7 +56,7 @@ def request_time_s(
     """Estimated wall time of one read transaction on a serial line."""
     ct = char_time_s(baudrate, parity=parity, stopbits=stopbits, bytesize=bytesize)
     wire = (REQUEST_FRAME_BYTES + response_bytes(kind, count)) * ct
-    silences = 2 * 3.5 * ct
+    silences = 2 * rtu_silence_s(baudrate, parity=parity, stopbits=stopbits, bytesize=bytesize)
     return wire + silences + DEVICE_TURNAROUND_S + frame_pause_ms / 1000.0
 
 
