@@ -101,11 +101,15 @@ class WireFrame:
     receiver got it (``end`` plus the simulator's own lag)."""
 
     request: bool  # True: master -> devices
-    size: int
+    data: bytes  # as sent (before any line noise)
     written: float
     start: float
     end: float
     delivered: float
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
 
 
 @dataclass(frozen=True)
@@ -198,6 +202,11 @@ class SerialLink(ClosesOnExit):
             raise ValueError(f"probability must be within 0..1, got {probability}")
         self.corrupt_probability = probability
 
+    def record_frames(self, keep: int) -> None:
+        """Keep the next frames (the last ``keep`` of them) in :attr:`frames`,
+        forgetting those kept so far; 0 stops keeping them."""
+        self.frames = collections.deque(maxlen=keep)
+
     def counters(self) -> LinkCounters:
         return LinkCounters(
             self._clock(),
@@ -282,7 +291,7 @@ class SerialLink(ClosesOnExit):
     ) -> bool:
         """Count the frame and hand it to the receiver; returns whether the
         receiver is deaf (its pty full: nobody reads it)."""
-        size = len(data)
+        size, sent = len(data), data
         self.wire_s += end - start
         if request:
             self._request_end = end
@@ -302,7 +311,7 @@ class SerialLink(ClosesOnExit):
         now = self._clock()
         self.max_lag_s = max(self.max_lag_s, now - end)
         if self.frames.maxlen:
-            self.frames.append(WireFrame(request, size, written, start, end, now))
+            self.frames.append(WireFrame(request, sent, written, start, end, now))
         if not delivered:
             self.dropped_bytes += size
         return not delivered
