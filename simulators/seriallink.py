@@ -49,6 +49,9 @@ from drivers.modbus import rtu_silence_s
 from simulators.lifecycle import ClosesOnExit, stop_tasks
 from simulators.ptybridge import CHUNK, PtySide, write_all
 
+# The event loop's timers are this late at worst, on an idle machine.
+TIMER_SLACK_S = 0.002
+
 
 @dataclass(frozen=True)
 class CharFormat:
@@ -267,7 +270,7 @@ class SerialLink(ClosesOnExit):
                 end = start + self.fmt.wire_s(len(data))
                 self._line_end = end  # reserved: the other side waits for it
                 while True:  # what the sender adds meanwhile follows back to back
-                    await asyncio.sleep(max(0.0, end - self._clock()))
+                    await self._sleep_until(end)
                     more = await _read(src)
                     if not more:
                         break
@@ -277,6 +280,20 @@ class SerialLink(ClosesOnExit):
                 deaf = await self._deliver(loop, dst, data, request, written, start, end, deaf)
         finally:
             loop.remove_reader(src.master)
+
+    async def _sleep_until(self, deadline: float) -> None:
+        """Sleep until ``clock() >= deadline``, to a fraction of a millisecond.
+
+        The event loop's timers wake up to a millisecond or two late (epoll
+        counts whole milliseconds), which on every frame would show up as
+        idle line time the master did not cause; the last ``TIMER_SLACK_S``
+        are slept blocking instead. Nothing else may use a half-duplex line
+        while a frame is on it, so holding the loop that long costs no one
+        a frame."""
+        early = deadline - self._clock() - TIMER_SLACK_S
+        if early > 0:
+            await asyncio.sleep(early)
+        _block_until(self._clock, deadline)
 
     async def _deliver(
         self,
@@ -315,6 +332,12 @@ class SerialLink(ClosesOnExit):
         if not delivered:
             self.dropped_bytes += size
         return not delivered
+
+
+def _block_until(clock: Callable[[], float], deadline: float) -> None:
+    remaining = deadline - clock()
+    if remaining > 0:
+        time.sleep(min(remaining, TIMER_SLACK_S))
 
 
 async def _read(side: PtySide) -> bytes:
