@@ -7,7 +7,8 @@ request's wire time at the configured character format, the RTU silence
 (3.5 characters, fixed at 1.75 ms above 19200 baud: the one the RTU hub
 keeps, :func:`drivers.modbus.rtu_silence_s`) after which the device knows
 the request ended, its turnaround, the response's wire time, then the
-silence and the configured pause the hub keeps before the next frame.
+silence and the configured pause the hub keeps before the next frame, and
+the gateway's own gap on top of them.
 
 ``bench/bus_bench.py`` measures this against a baud-faithful line
 (``simulators/seriallink.py``) and the gateway polling as fast as it can.
@@ -28,6 +29,13 @@ DEVICE_TURNAROUND_S = 0.010
 
 REQUEST_FRAME_BYTES = 8  # unit, function, address (2), count (2), CRC (2)
 RESPONSE_OVERHEAD_BYTES = 5  # unit, function, byte count, CRC (2)
+
+# How long the gateway itself takes between the end of a reply and the start
+# of its next request beyond the silence it must keep: event-loop wake-ups
+# (the reply's bytes, the next poller) and the timer that ends the silence
+# firing up to a millisecond late. bench/bus_bench.py measured 2.3-3.7 ms on
+# a 2-core VM under load (bench/results/bus.md).
+GATEWAY_GAP_S = 0.003
 
 WARN_LOAD = 0.7  # above this share the bus has no room for retries
 
@@ -57,7 +65,7 @@ def request_time_s(
     ct = char_time_s(baudrate, parity=parity, stopbits=stopbits, bytesize=bytesize)
     wire = (REQUEST_FRAME_BYTES + response_bytes(kind, count)) * ct
     silences = 2 * rtu_silence_s(baudrate, parity=parity, stopbits=stopbits, bytesize=bytesize)
-    return wire + silences + DEVICE_TURNAROUND_S + frame_pause_ms / 1000.0
+    return wire + silences + DEVICE_TURNAROUND_S + GATEWAY_GAP_S + frame_pause_ms / 1000.0
 
 
 def cycle_time_s(
