@@ -19,8 +19,12 @@ for a poll. Over a measuring window it reports:
   transactions carried (wire + two silences + the devices' turnaround, the
   least any master could take) / elapsed time;
 * **the gateway's estimate** (``gateway/busload.py``, what check-config
-  uses) of the time of the transactions carried against the elapsed time,
-  and its load figure for the bench interval against the measured one;
+  uses) of the time of the transactions carried against the time they
+  took. check-config's load is a sum of these transaction times over the
+  poll plans, so its error is this one for the same mix of requests (a
+  "measured load" per poll round is not defined on a saturated bus: the
+  hub's lock serves the devices one request each in turn, so a device with
+  one request per cycle completes more cycles than one with three);
 * **where the time between frames went**, from the link's frame log:
   silences, turnaround, the gateway beyond the silence it must keep, the
   simulator's own lag.
@@ -156,9 +160,6 @@ def analyse(
             parts["other"] += gap
     span = frames[-1].end - frames[0].start if frames else 0.0
     wire_in_span = sum(f.end - f.start for f in frames)
-    measured_round = (
-        window.elapsed_s * requests_per_round / window.requests if window.requests else None
-    )
     return {
         "window_s": round(window.elapsed_s, 3),
         "transactions": answered,
@@ -174,10 +175,9 @@ def analyse(
         "measured_s": span,
         "estimate_error": est_s / span - 1 if span else None,
         "estimated_round_s": est_round_s,
-        "measured_round_s": measured_round,
+        "requests_per_round": requests_per_round,
         "poll_interval_s": interval_s,
         "estimated_load": est_round_s / interval_s,
-        "measured_load": measured_round / interval_s if measured_round else None,
         "gaps_s": {k: round(v, 4) for k, v in parts.items()},
         "gaps_share": {k: v / span for k, v in parts.items()} if span else {},
         "gateway_gap_ms_mean": 1000 * parts["gateway"] / answered if answered else None,
@@ -202,11 +202,16 @@ async def _wait(pred: Any, timeout_s: float, proc: Any, what: str, log: Path) ->
 
 
 async def run_case(
-    devices: int, baud: int, args: argparse.Namespace, work: Path, children: Children
+    devices: int,
+    baud: int,
+    turnaround_ms: float,
+    args: argparse.Namespace,
+    work: Path,
+    children: Children,
 ) -> dict[str, Any]:
-    case = work / f"{devices}dev-{baud}"
+    case = work / f"{devices}dev-{baud}-{turnaround_ms:g}ms"
     case.mkdir(parents=True, exist_ok=True)
-    layout = bus_layout(devices, baud, args.turnaround_ms)
+    layout = bus_layout(devices, baud, turnaround_ms)
     async with SimulatedMine(layout, tick_s=1.0, bus_timing=True) as mine:
         link = mine.serial_link("rs485")
         site = case / "site.toml"
@@ -239,8 +244,7 @@ async def run_case(
         baudrate=baud,
         line=str(link.fmt),
         profiles=sorted({m.profile for m in layout.buses[0].devices}),
-        requests_per_round=per_round,
-        turnaround_ms=args.turnaround_ms,
+        turnaround_ms=turnaround_ms,
     )
     return result
 
@@ -279,6 +283,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=busload.DEVICE_TURNAROUND_S * 1000,
         help="each device's turnaround (default: the estimate's typical device)",
     )
+    ap.add_argument(
+        "--instant-devices",
+        default="8",
+        help="device counts also run with devices that answer at once (turnaround 0): "
+        "the gateway against the protocol alone; '' for none",
+    )
     ap.add_argument("--quick", action="store_true", help="4 s windows, results in bench/_work/bus")
     ap.add_argument("--results", type=Path, default=None, help="directory for bus.json/bus.md")
     ap.add_argument("--work", type=Path, default=None, help="scratch directory")
@@ -289,10 +299,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.results = WORK if args.quick else RESULTS
     try:
         args.device_counts = [int(x) for x in args.devices.split(",")]
+        args.instant_counts = [int(x) for x in args.instant_devices.split(",") if x.strip()]
         args.baud_rates = [int(x) for x in args.bauds.split(",")]
     except ValueError:
         ap.error("--devices and --bauds take integers separated by commas, e.g. 1,8,32")
-    if any(n < 1 or n > 247 for n in args.device_counts):
+    if any(n < 1 or n > 247 for n in args.device_counts + args.instant_counts):
         ap.error("--devices: each count must be 1..247 (RTU unit ids)")
     if args.duration <= 0 or args.warmup < 0 or args.turnaround_ms < 0:
         ap.error("--duration must be > 0, --warmup and --turnaround-ms >= 0")
@@ -303,10 +314,11 @@ async def run_all(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     children = Children()
     results = []
     try:
-        for baud in args.baud_rates:
-            for devices in args.device_counts:
-                print(f"{devices} device(s) at {baud} baud ...", flush=True)
-                results.append(await run_case(devices, baud, args, work, children))
+        plan = [(n, b, args.turnaround_ms) for b in args.baud_rates for n in args.device_counts]
+        plan += [(n, b, 0.0) for b in args.baud_rates for n in args.instant_counts]
+        for devices, baud, turnaround in plan:
+            print(f"{devices} device(s) at {baud} baud, {turnaround:g} ms turnaround", flush=True)
+            results.append(await run_case(devices, baud, turnaround, args, work, children))
     finally:
         await asyncio.to_thread(children.stop_all)
     return results
