@@ -8,7 +8,9 @@ device bus (``pymodbus`` serial server, an ASCII sensor) on the other.
 
 The bridge can also play a noisy line: ``corrupt(probability)`` flips one
 bit in chunks crossing it, and ``baudrate`` paces the bytes as a UART would
-(10 bits per byte at 8N1), which gives RS-485 timing on the wire.
+(10 bits per byte at 8N1), which gives RS-485 timing on the wire. A Modbus
+RTU line with its silences and the devices' turnaround is
+:class:`simulators.seriallink.SerialLink`, built on the same pty sides.
 
     async with PtyPair() as (a_path, b_path):
         ...  # open a_path and b_path with pyserial / pymodbus
