@@ -275,9 +275,9 @@ class SimulatedMine(ClosesOnExit):
         return line
 
     def line_noise(self, bus: str, probability: float) -> None:
-        """Flip a bit in a fraction ``probability`` of the chunks crossing
-        serial line ``bus`` (RTU, DTU or ASCII), both directions: EMI on a
-        long RS-485 run. 0 turns it off."""
+        """Flip a bit in a fraction ``probability`` of the chunks (on an RTU
+        line: frames) crossing serial line ``bus`` (RTU, DTU or ASCII), both
+        directions: EMI on a long RS-485 run. 0 turns it off."""
         try:
             line = self._lines[bus]
         except KeyError:
