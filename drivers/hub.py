@@ -133,6 +133,7 @@ class ModbusHub:
         # Bytes seen (pymodbus traces its whole receive buffer, so this is a
         # "something arrived" flag more than a count) since the request.
         self._rx_bytes = 0
+        self._rx_at = -math.inf  # clock() when bytes last arrived for a request
         self._silent_timeouts = 0  # consecutive timeouts, all units
         self._in_flight = 0  # requests waiting for their reply
         self._failing: dict[int | None, int] = {}  # unit (None: the link) -> failures
@@ -208,6 +209,7 @@ class ModbusHub:
         if not sending:
             if self._in_flight:
                 self._rx_bytes += len(data)
+                self._rx_at = self._clock()
             else:  # nobody asked: a late reply (dropped) or line noise
                 self.stats.unsolicited += 1
         return data
@@ -485,8 +487,11 @@ class ModbusHub:
                 await self._sleep(wait)
             if on_send is not None:
                 on_send()
+            answered = False
             try:
-                return await self._exchange(client, unit, fc, call)
+                reply = await self._exchange(client, unit, fc, call)
+                answered = True
+                return reply
             except (DeviceTimeout, CorruptFrame):
                 # A late reply may still be on its way: keep the line quiet
                 # and throw away whatever arrives before the next request.
@@ -497,7 +502,11 @@ class ModbusHub:
                     current.ctx.recv_buffer = b""
                 raise
             finally:
-                self._last_frame_end = self._clock()
+                # After an answer the silence runs from its last byte on the
+                # wire, not from when the reply was decoded here (the spec's
+                # 3.5 characters are between frames; the decoding and the
+                # wake-up of the next caller overlap them).
+                self._last_frame_end = self._rx_at if answered else self._clock()
 
     async def _exchange(
         self, client: Any, unit: int, fc: int, call: Callable[[Any], Awaitable[ModbusPDU]]

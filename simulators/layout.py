@@ -50,6 +50,11 @@ class BusLayout:
     # Modbus TCP only: answer absent units with this exception (10/11), as a
     # TCP-to-serial gateway does, instead of staying silent.
     absent_answer: int | None = None
+    # RTU only: each device's time from seeing the end of a request to
+    # starting its answer (simulators.seriallink), on the baud-paced line.
+    turnaround_ms: float = 0.0
+    # rtu and rtu_over_tcp: the gateway's frame_pause_ms in the site file.
+    frame_pause_ms: float = 5.0
 
     def __post_init__(self) -> None:
         if self.type not in BUS_TYPES:
@@ -183,7 +188,7 @@ def render_site_config(
             lines += [f"baudrate = {bus.baudrate}", 'parity = "N"', "stopbits = 1", "bytesize = 8"]
         lines += [f"timeout_s = {_num(bus.timeout_s)}", f"retries = {bus.retries}"]
         if bus.type in ("rtu", "rtu_over_tcp"):
-            lines += ["frame_pause_ms = 5"]
+            lines += [f"frame_pause_ms = {_num(bus.frame_pause_ms)}"]
         if bus.type == "ascii":
             lines += ['line_format = "gas_nmea"']
     for bus in layout.buses:

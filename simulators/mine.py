@@ -36,6 +36,7 @@ from simulators.lifecycle import ClosesOnExit, stop_tasks
 from simulators.modbus_server import ModbusBus, SimulatedDevice
 from simulators.physics import MinePhysics
 from simulators.ptybridge import PtyPair
+from simulators.seriallink import SerialLink
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,10 @@ class SimulatedMine(ClosesOnExit):
     mine). ``base_port`` 0 takes free ports; otherwise TCP and DTU buses
     listen on ``base_port``, ``base_port + 1``... in layout order.
     ``control_port`` None disables the control port, 0 takes a free one.
-    ``bus_timing`` paces serial lines at their baud rate."""
+    ``bus_timing`` paces serial lines at their baud rate: an RTU bus is then
+    a :class:`~simulators.seriallink.SerialLink` (characters at the baud
+    rate, 3.5-character silences, the layout's device turnaround), other
+    lines a paced :class:`~simulators.ptybridge.PtyPair`."""
 
     def __init__(
         self,
@@ -90,8 +94,8 @@ class SimulatedMine(ClosesOnExit):
         self._boards: dict[str, FaultBoard] = {}
         self._entities: dict[str, str] = {}
         self._dtus: list[Dtu] = []
-        self._ptys: list[PtyPair] = []
-        self._lines: dict[str, PtyPair] = {}  # serial bus name -> its wire
+        self._ptys: list[PtyPair | SerialLink] = []
+        self._lines: dict[str, PtyPair | SerialLink] = {}  # serial bus name -> its wire
         self._tick_task: asyncio.Task[None] | None = None
         self._control: ControlServer | None = None
 
@@ -178,10 +182,14 @@ class SimulatedMine(ClosesOnExit):
             self.endpoints[bus.name] = Endpoint(host=self.host, port=port)
             where = f"{self.host}:{port}"
         else:
-            pty = PtyPair(baudrate=bus.baudrate if self.bus_timing else None)
-            self._ptys.append(pty)
-            self._lines[bus.name] = pty
-            near, far = await pty.open()
+            line: PtyPair | SerialLink = (
+                SerialLink(bus.baudrate, turnaround_s=bus.turnaround_ms / 1000.0)
+                if self.bus_timing
+                else PtyPair()
+            )
+            self._ptys.append(line)
+            self._lines[bus.name] = line
+            near, far = await line.open()
             await modbus.serve_serial(far, baudrate=bus.baudrate)
             self.endpoints[bus.name] = Endpoint(serial_port=near)
             where = near
@@ -258,10 +266,18 @@ class SimulatedMine(ClosesOnExit):
         self._board(device).clear(fault)
         log.info("device %s: %s", device, self._board(device).describe())
 
+    def serial_link(self, bus: str) -> SerialLink:
+        """The baud-paced line of RTU bus ``bus`` (with ``bus_timing``): its
+        counters give the bus utilisation."""
+        line = self._lines.get(bus)
+        if not isinstance(line, SerialLink):
+            raise KeyError(f"bus {bus!r} is not a baud-paced RTU line of this mine")
+        return line
+
     def line_noise(self, bus: str, probability: float) -> None:
-        """Flip a bit in a fraction ``probability`` of the chunks crossing
-        serial line ``bus`` (RTU, DTU or ASCII), both directions: EMI on a
-        long RS-485 run. 0 turns it off."""
+        """Flip a bit in a fraction ``probability`` of the chunks (on an RTU
+        line: frames) crossing serial line ``bus`` (RTU, DTU or ASCII), both
+        directions: EMI on a long RS-485 run. 0 turns it off."""
         try:
             line = self._lines[bus]
         except KeyError:

@@ -8,7 +8,9 @@ device bus (``pymodbus`` serial server, an ASCII sensor) on the other.
 
 The bridge can also play a noisy line: ``corrupt(probability)`` flips one
 bit in chunks crossing it, and ``baudrate`` paces the bytes as a UART would
-(10 bits per byte at 8N1), which gives RS-485 timing on the wire.
+(10 bits per byte at 8N1), which gives RS-485 timing on the wire. A Modbus
+RTU line with its silences and the devices' turnaround is
+:class:`simulators.seriallink.SerialLink`, built on the same pty sides.
 
     async with PtyPair() as (a_path, b_path):
         ...  # open a_path and b_path with pyserial / pymodbus
@@ -28,7 +30,7 @@ from simulators.lifecycle import ClosesOnExit, stop_tasks
 CHUNK = 4096
 
 
-class _Side:
+class PtySide:
     """One pty pair: we keep both fds; the slave fd is held open so the
     master never sees EIO while no program has the device open."""
 
@@ -63,7 +65,7 @@ class PtyPair(ClosesOnExit):
         self.baudrate = baudrate
         self.corrupt_probability = corrupt_probability
         self._rng = random.Random(seed)
-        self._sides: tuple[_Side, _Side] | None = None
+        self._sides: tuple[PtySide, PtySide] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.bytes_a_to_b = 0
         self.bytes_b_to_a = 0
@@ -84,7 +86,7 @@ class PtyPair(ClosesOnExit):
         self.corrupt_probability = probability
 
     async def open(self) -> tuple[str, str]:
-        a, b = _Side(), _Side()
+        a, b = PtySide(), PtySide()
         self._sides = (a, b)
         self._tasks = [
             asyncio.create_task(self._pump(a, b, "a_to_b"), name=f"pty {a.path}->{b.path}"),
@@ -103,7 +105,7 @@ class PtyPair(ClosesOnExit):
     async def __aenter__(self) -> tuple[str, str]:
         return await self.open()
 
-    async def _pump(self, src: _Side, dst: _Side, direction: str) -> None:
+    async def _pump(self, src: PtySide, dst: PtySide, direction: str) -> None:
         loop = asyncio.get_running_loop()
         readable = asyncio.Event()
         loop.add_reader(src.master, readable.set)
@@ -134,7 +136,7 @@ class PtyPair(ClosesOnExit):
                     self.bytes_b_to_a += len(data)
                 # Once a side is found deaf, later chunks are dropped at once
                 # instead of each waiting out the patience again.
-                delivered = await _write_all(loop, dst.master, data, 0.0 if deaf else 1.0)
+                delivered = await write_all(loop, dst.master, data, 0.0 if deaf else 1.0)
                 deaf = not delivered
                 if not delivered:
                     self.dropped_bytes += len(data)
@@ -148,7 +150,7 @@ class PtyPair(ClosesOnExit):
         return bytes(mangled)
 
 
-async def _write_all(
+async def write_all(
     loop: asyncio.AbstractEventLoop, fd: int, data: bytes, patience_s: float = 1.0
 ) -> bool:
     """Write everything, waiting up to ``patience_s`` for the pty buffer to

@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from driverpeers import FakeClock, PtyPair, start_rtu, start_tcp
@@ -130,6 +131,37 @@ async def test_rtu_silence_follows_the_baud_rate_plus_the_sites_extra_pause(
         # next to nothing to this lower bound).
         silence = 3.5 * 10 / 1200 + 0.005
         assert min(b - a for a, b in itertools.pairwise(arrivals)) >= silence * 0.95
+    finally:
+        await peer.stop()
+
+
+async def test_rtu_silence_runs_from_the_replys_arrival_not_its_decoding(
+    pty_pair: PtyPair,
+) -> None:
+    """The 3.5 characters are kept between frames on the wire: time the hub
+    spends decoding a reply after its last byte arrived counts toward the
+    silence before the next request (the hub used to start it after the
+    decoding, which left the line idle for that time on every transaction)."""
+    peer = await start_rtu(pty_pair.a, units=(1,), baudrate=9600)
+    clock = FakeClock()
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.advance(seconds)
+
+    class SlowDecoding(RtuHub):
+        async def _exchange(self, *args: Any) -> Any:
+            reply = await super()._exchange(*args)
+            clock.advance(0.003)  # 3 ms after the reply's last byte
+            return reply
+
+    try:
+        async with SlowDecoding(pty_pair.b, baudrate=9600, clock=clock, sleep=sleep) as hub:
+            await hub.read(1, H, 0, 2)
+            await hub.read(1, H, 0, 2)
+        silence = 3.5 * 10 / 9600
+        assert waits == [pytest.approx(silence - 0.003)]
     finally:
         await peer.stop()
 
