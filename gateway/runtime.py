@@ -111,6 +111,12 @@ class Gateway:
                 StatsAggregator(int(config.stats.interval_s), clock=wall_ns),
                 Snapshotter(config.stats.snapshot_interval_s, clock=wall_ns),
             )
+        # An alarm is committed at once, not after the writer's batch interval.
+        self._alarm_queued = asyncio.Event()
+        if config.alarm_rules:
+            from gateway.alarms.service import AlarmService
+
+            AlarmService(config, clock=wall_ns).attach(self)
 
     @property
     def store(self) -> Store | None:
@@ -151,6 +157,8 @@ class Gateway:
                 raise
         else:
             self.queue.put_nowait(record)
+        if record.kind is RecordKind.ALARM:
+            self._alarm_queued.set()
         self.metrics.queue_depth = self.queue.qsize()
 
     # -- lifecycle ---------------------------------------------------------
@@ -269,8 +277,11 @@ class Gateway:
         batch_s = self.config.store.batch_ms / 1000.0
         while True:
             first = await self.queue.get()
-            # Let a batch gather: one transaction per batch_ms, not per record.
-            await asyncio.sleep(batch_s)
+            # Let a batch gather: one transaction per batch_ms, not per record
+            # (an alarm cuts the wait short).
+            if first.kind is not RecordKind.ALARM:
+                await stopped_within(self._alarm_queued, batch_s)
+            self._alarm_queued.clear()
             await self._store_batch([first, *self._take_queued()])
 
     def _take_queued(self) -> list[Record]:

@@ -255,6 +255,9 @@ class _CrossChecker:
                     f"{spec.devices[users[0]].name!r}: one line sensor per serial port",
                 )
         bus_load = self._bus_load(compiled)
+        from gateway.config.alarms import site_alarm_rules
+
+        alarm_rules = site_alarm_rules(spec, compiled, self.error)
         if not spec.devices:
             self.warn(("devices",), "no [[devices]] defined: the gateway will poll nothing")
         if self.errors:
@@ -269,6 +272,8 @@ class _CrossChecker:
             devices=tuple(compiled),
             sinks=spec.sinks,
             alarms=spec.alarms,
+            alarm_control=spec.alarm_control,
+            alarm_rules=alarm_rules,
             bus_load=MappingProxyType(bus_load),
             warnings=tuple(self.warnings),
         )
