@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-tui", action="store_true", help="progress lines instead of a table")
     demo.set_defaults(func=cmd_demo)
 
-    for module in ("simulators.cli", "survey.cli"):
+    for module in ("gateway.alarms.cli", "simulators.cli", "survey.cli"):
         _register_optional(module, sub)
     return parser
 

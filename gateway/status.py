@@ -199,7 +199,11 @@ def render(report: StatusReport, console: Console, now_ns: int) -> None:
 
 def view(report: StatusReport, now_ns: int) -> Group:
     """Everything ``minegate status`` shows, as one renderable."""
+    from gateway.alarms.annunciation import status_part
+
+    alarms = status_part(report.store.parent, now_ns)  # active alarms first
     parts: list[RenderableType] = [
+        *([alarms] if alarms is not None else []),
         f"store {report.store}: {report.size_bytes / 2**20:.1f} MiB, {report.records} records",
         _devices_table(report),
         _latest_table(report, now_ns),

@@ -225,7 +225,13 @@ class AlarmEngine:
         return st is not None and st.alarm_on
 
     def _evaluate(self, c: Condition, now: int, out: list[Transition]) -> None:
-        self._mute_by_design(c, now, out)
+        # markers set by design go on before the condition is judged and off
+        # after it, so a reading taken under calibration is never annunciated
+        self._mute_by_design(c, now, out, entering=True)
+        self._judge(c, now, out)
+        self._mute_by_design(c, now, out, entering=False)
+
+    def _judge(self, c: Condition, now: int, out: list[Transition]) -> None:
         st = self.states[c.id]
         holds, value, limit = c.test(self._readings, st.condition, now)
         if value is not None:
@@ -245,7 +251,9 @@ class AlarmEngine:
         ev = Event.RAISE if holds else Event.CLEAR
         self._apply(c, Input(ev, now, value=value, limit=limit, user=DESIGN_USER), out)
 
-    def _mute_by_design(self, c: Condition, now: int, out: list[Transition]) -> None:
+    def _mute_by_design(
+        self, c: Condition, now: int, out: list[Transition], *, entering: bool
+    ) -> None:
         rule = c.rule
         by_design = self._muted_by_design.setdefault(c.id, set())
         look = self._lookup
@@ -256,14 +264,14 @@ class AlarmEngine:
             if expr is None:
                 continue
             holds = expr.evaluate(look)
-            if holds is True and on not in by_design:
+            if entering and holds is True and on not in by_design:
                 st = self.states[c.id]
                 if on is Event.REMOVE and st.out_of_service:
                     continue  # an operator already took it out of service
                 by_design.add(on)
                 note = f"{expr.text} holds"
                 self._apply(c, Input(on, now, user=DESIGN_USER, note=note), out)
-            elif holds is False and on in by_design:
+            elif not entering and holds is False and on in by_design:
                 by_design.discard(on)
                 note = f"{expr.text} no longer holds"
                 self._apply(c, Input(off, now, user=DESIGN_USER, note=note), out)
