@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from drivers.types import Value
 from gateway.alarms.conditions import Condition
+from gateway.alarms.rules import RateRule
 from gateway.alarms.state import Status, Transition
 from gateway.model import Quality, Record, RecordKind
 
@@ -63,9 +64,13 @@ def to_record(tr: Transition, cond: Condition, unit: str = "") -> Record:
     values: list[Value | None] = []
     units: list[str] = []
     qualities: list[Quality] = []
-    if origin is not None and tr.value is not None and not isinstance(tr.value, bool | str):
-        points, values, units, qualities = [origin.point], [tr.value], [unit], [Quality.GOOD]
     fields: dict[str, object] = {"alarm": tr.alarm}
+    if isinstance(cond.rule, RateRule):
+        # the value is a rate, not a reading of the point
+        if tr.value is not None:
+            fields["rate_per_min"] = tr.value
+    elif origin is not None and tr.value is not None and not isinstance(tr.value, str):
+        points, values, units, qualities = [origin.point], [tr.value], [unit], [Quality.GOOD]
     if origin is not None:
         fields["point"] = origin.point
     fields.update(
