@@ -151,6 +151,7 @@ class SinkRunner:
         # (at-least-once), never lost.
         self._alarms_sent_upto = 0
         self._ahead = False  # the batch being delivered is alarms sent ahead
+        self._batch_end = 0  # last seq taken, skipped alarms included
 
     # -- public ------------------------------------------------------------
 
@@ -233,6 +234,8 @@ class SinkRunner:
             self.store.take, self.name, self.batch_size, max_values=self.max_batch_values
         )
         if batch:
+            batch = await self._skip_sent_alarms(batch)
+        if batch:
             stopped = asyncio.Event()
             stopped.set()  # no backoff sleep after a failure: we are stopping
             await self._deliver(batch, stopped)
@@ -270,6 +273,9 @@ class SinkRunner:
             )  # fmt: skip
         accepted = [r for r in batch if r.seq <= result.accepted_upto]
         await self._ack(accepted, rejected_seqs)
+        if not self._ahead and accepted and accepted[-1] is batch[-1]:
+            if self._batch_end > batch[-1].seq:  # alarms sent ahead ended the take
+                await asyncio.to_thread(self.store.ack, self.name, self._batch_end)
         if self._attempt:
             log.info("sink %s: delivering again after %d failure(s)", self.name, self._attempt)
         self._attempt = 0
@@ -314,13 +320,8 @@ class SinkRunner:
             if ahead:
                 return ahead
             batch = await asyncio.to_thread(self.store.take, self.name, limit, max_values=vlimit)
-            if self._alarms_sent_upto and batch:
-                sent = self._alarms_sent_upto
-                unsent = [r for r in batch if r.kind is not RecordKind.ALARM or r.seq > sent]
-                if not unsent:  # only alarms already sent ahead
-                    await asyncio.to_thread(self.store.ack, self.name, batch[-1].seq)
-                    continue
-                batch = unsent
+            if batch and not (batch := await self._skip_sent_alarms(batch)):
+                continue
             n_values = sum(len(r) for r in batch)
             # short by records and by values: nothing more is waiting
             full = len(batch) >= limit or (batch and n_values + len(batch[-1]) > vlimit)
@@ -336,6 +337,18 @@ class SinkRunner:
             # (an alarm among them must not wait)
             await stopped_within(stop, self.flush_s - waited, wake=self._wake)
         return []
+
+    async def _skip_sent_alarms(self, batch: list[Record]) -> list[Record]:
+        """``batch`` without the alarms already sent ahead; a batch of only
+        those is acked here (and comes back empty)."""
+        sent = self._alarms_sent_upto
+        self._batch_end = batch[-1].seq
+        if not sent or batch[0].seq > sent:
+            return batch
+        unsent = [r for r in batch if r.kind is not RecordKind.ALARM or r.seq > sent]
+        if not unsent:
+            await asyncio.to_thread(self.store.ack, self.name, batch[-1].seq)
+        return unsent
 
     async def _refresh_backlog(self, force: bool = False) -> None:
         now = self._clock()

@@ -140,9 +140,9 @@ class Listener:
         return out
 
 
-async def wait_for(pred: Any, timeout: float, what: str) -> None:
+async def wait_for(pred: Any, within_s: float, what: str) -> None:
     loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
+    end = loop.time() + within_s
     while not pred():
         if loop.time() > end:
             raise AssertionError(f"timed out waiting for {what}")
@@ -255,3 +255,82 @@ async def test_fan_stop_alarms_in_order_clear_on_restart_and_commands(tmp_path: 
     users = [(f["user"], f["channel"], f["ok"]) for f in audit]
     assert ("mallory", "socket", False) in users and ("eve", "mqtt", False) in users
     assert ("li", "socket", True) in users
+
+
+async def test_alarms_raised_while_the_uplink_is_down_arrive_first(tmp_path: Path) -> None:
+    # The uplink refuses the gateway (wrong password) while a listener is
+    # already subscribed; the password is then fixed and the broker reloaded.
+    broker = servers.mosquitto(tmp_path / "mq", users={"gw": "old", "listener": "l"}).start()
+    try:
+        async with alarm_site(tmp_path, broker.port) as (mine, config):
+            site = config.path
+            site.write_text(
+                site.read_text().replace(
+                    f"port = {broker.port}\nretry_initial_s",
+                    f'port = {broker.port}\nusername = "gw"\npassword = "secret"\nretry_slow_s = 0.5\nretry_initial_s',
+                )
+            )
+            config = load_config(site)
+            listener = Listener(broker.port, f"{ROOT}/#")
+            listen = asyncio.create_task(_listen_as(listener, "listener", "l"))
+            await asyncio.wait_for(listener.ready.wait(), 10)
+            gateway = Gateway(config)
+            run = asyncio.create_task(gateway.run())
+            await asyncio.wait_for(gateway.started.wait(), 10)
+            mine.physics.set("main_fan_1", "running", False)
+            mine.advance(1.0)
+            await asyncio.sleep(2.0)  # alarms raised, samples pile up behind them
+            assert [t for t, _, _ in listener.messages if "/status" not in t] == []
+
+            servers.set_mosquitto_password(broker.workdir / "passwd", "gw", "secret")
+            broker.reload()
+            (uplink,) = gateway.runners
+
+            def drained() -> bool:
+                st = uplink.status()
+                return (
+                    bool(st["connected"])
+                    and st["backlog_records"] == 0
+                    and bool(st["sent_records"])
+                )
+
+            await wait_for(drained, 15, "the backlog to drain")
+            await asyncio.sleep(0.3)
+            gateway.request_stop()
+            await asyncio.wait_for(run, 30)
+            listen.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listen
+    finally:
+        broker.stop()
+    got = data_messages(listener)
+    alarms = [m for m in got if m["kind"] == "alarm"]
+    assert alarms and alarms[0]["fields"]["alarm"] == "main_fan_1.running"
+    first_alarm_seq = alarms[0]["seq"]
+    older = [m for m in got if m["kind"] != "alarm" and m["seq"] < first_alarm_seq]
+    assert older, "the outage left no backlog before the alarm"
+    # every alarm of the outage came before the backlog that preceded it
+    assert got[0]["kind"] == "alarm"
+    assert got.index(alarms[0]) < got.index(older[0])
+    # and each was sent once
+    seqs = [m["seq"] for m in alarms]
+    assert len(seqs) == len(set(seqs))
+
+
+def data_messages(listener: Listener) -> list[dict[str, Any]]:
+    return [
+        json.loads(p)
+        for t, p, retain in listener.messages
+        if not retain and "/status" not in t and "/active/" not in t and p
+    ]
+
+
+async def _listen_as(listener: Listener, user: str, password: str) -> None:
+    async with aiomqtt.Client(
+        "127.0.0.1", listener.port, username=user, password=password
+    ) as client:
+        await client.subscribe(listener.topic, qos=1)
+        listener.ready.set()
+        async for m in client.messages:
+            payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
+            listener.messages.append((str(m.topic), payload, bool(m.retain)))
