@@ -15,11 +15,18 @@ _STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cya
 _RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1}
 
 
-def active_table(data: dict[str, Any], now_ns: int, *, everything: bool = False) -> Table | None:
+def ordered(data: dict[str, Any], *, everything: bool = False) -> list[dict[str, Any]]:
+    """The saved alarms not in normal (all with ``everything``), highest
+    priority first, then oldest first."""
     alarms = [a for a in data.get("alarms", []) if everything or a.get("state") != "normal"]
+    alarms.sort(key=lambda a: (-_RANK.get(a.get("priority", ""), 0), a.get("since_ns", 0)))
+    return alarms
+
+
+def active_table(data: dict[str, Any], now_ns: int, *, everything: bool = False) -> Table | None:
+    alarms = ordered(data, everything=everything)
     if not alarms:
         return None
-    alarms.sort(key=lambda a: (-_RANK.get(a.get("priority", ""), 0), a.get("since_ns", 0)))
     saved = data.get("saved_ns") or now_ns
     age = max(0.0, (now_ns - saved) / 1e9)
     title = f"ACTIVE ALARMS ({len(alarms)})" if not everything else f"alarms ({len(alarms)})"

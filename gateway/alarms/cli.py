@@ -21,7 +21,7 @@ from typing import Any
 from rich.console import Console
 
 from gateway.alarms import persist
-from gateway.alarms.annunciation import active_table
+from gateway.alarms.annunciation import active_table, ordered
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -107,7 +107,7 @@ def _list(data_dir: Path, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILURE
-    alarms = [a for a in data.get("alarms", []) if args.all or a.get("state") != "normal"]
+    alarms = ordered(data, everything=args.all)
     if args.json:
         print(json.dumps({"saved_ns": data.get("saved_ns"), "alarms": alarms}, default=str))
         return EXIT_OK
