@@ -69,6 +69,8 @@ def cmd_alarms(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.action == "list":
         return _list(data_dir, args)
+    if args.action == "rules":
+        return _rules(args)
     if not args.user:
         print("minegate: give --user NAME (one of [[alarm_control.users]])", file=sys.stderr)
         return EXIT_USAGE
@@ -96,6 +98,23 @@ def cmd_alarms(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     for done in reply.get("done", []):
         print(f"{done['alarm']}: {done['state']}")
+    return EXIT_OK
+
+
+def _rules(args: argparse.Namespace) -> int:
+    from gateway.alarms.rules import describe
+    from gateway.config import load_config
+
+    if args.config is None:
+        print("minegate: `alarms rules` needs --config FILE", file=sys.stderr)
+        return EXIT_USAGE
+    config = load_config(args.config)  # already checked by _data_dir
+    # one line per rule, grep-friendly: alarm, kind, priority, condition, origin
+    print(f"{len(config.alarm_rules)} alarm rules of {args.config}")
+    for rule in config.alarm_rules:
+        kind, point, cond = describe(rule)
+        where = f"{point} " if point and not rule.name.startswith(point) else ""
+        print(f"{rule.name}  {kind} {rule.priority.label}: {where}{cond}  [{rule.source}]")
     return EXIT_OK
 
 
@@ -129,6 +148,7 @@ def register(sub: Any) -> None:
     p.add_argument("--data-dir", type=Path, help="the site's data_dir")
     p.add_argument("--config", type=Path, help="take data_dir from this site file")
     acts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    acts.add_parser("rules", help="every alarm rule of the site (--config), defaults included")
     ls = acts.add_parser("list", help="alarms not in normal (from alarms.json)")
     ls.add_argument("--all", action="store_true", help="every alarm, normal ones too")
     ls.add_argument("--json", action="store_true")

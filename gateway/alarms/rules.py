@@ -213,3 +213,36 @@ class SensorFaultRule(Rule):
 
 
 AnyRule = LimitRule | RateRule | StateRule | PowerOffRule | ExprRule | QualityRule | SensorFaultRule
+
+
+def describe(rule: Rule) -> tuple[str, str, str]:
+    """(kind, point, condition) in words, for ``minegate alarms rules``."""
+    origin = rule.origin
+    point = str(origin) if origin is not None else ""
+    delays = ""
+    if rule.on_delay_s:
+        delays += f" for {rule.on_delay_s:g} s"
+    if isinstance(rule, LimitRule):
+        op, back = (">=", "<") if rule.kind.rising else ("<=", ">")
+        rng = (
+            f", valid {rule.valid_range[0]:g}..{rule.valid_range[1]:g}" if rule.valid_range else ""
+        )
+        cond = f"{op} {rule.limit:g}{delays}, clears {back} {rule.restore:g}{rng}"
+        return rule.kind.value, point, cond
+    if isinstance(rule, PowerOffRule):
+        feed = f"; feed {rule.feed} after {rule.feed_after_s:g} s" if rule.feed else ""
+        return "power_off", point, f">= {rule.limit:g}, latched, restore < {rule.restore:g}{feed}"
+    if isinstance(rule, RateRule):
+        return "rate", point, f"{rule.per_min:+g}/min over {rule.window_s:g} s{delays}"
+    if isinstance(rule, StateRule):
+        return "state", point, f"== {rule.value}{delays}"
+    if isinstance(rule, ExprRule):
+        return "expr", "", rule.when.text + delays
+    if isinstance(rule, QualityRule):
+        if rule.kind is QualityKind.COMM_LOSS:
+            return "comm_loss", "", f"device {rule.point.device} stops answering"
+        return "stale", "", f"{point} frozen (flagged stale)"
+    if isinstance(rule, SensorFaultRule):
+        lo, hi = rule.valid_range
+        return "sensor_fault", point, f"outside {lo:g}..{hi:g} or bad"
+    return type(rule).__name__, point, ""

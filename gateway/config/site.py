@@ -139,7 +139,9 @@ class SiteConfig:
         for s in self.sinks:
             lines.append(f"  sink {s.name} ({s.type})")
         if self.alarm_rules:
-            lines.append(f"  {_n(len(self.alarm_rules), 'alarm rule')} (minegate alarms rules)")
+            lines.append(
+                f"  {_n(len(self.alarm_rules), 'alarm rule')} (minegate alarms --config FILE rules)"
+            )
         lines.extend(str(w) for w in self.warnings)
         return "\n".join(lines)
 

@@ -12,7 +12,6 @@ from rich.console import Console
 
 from gateway.alarms import persist
 from gateway.alarms.annunciation import status_part
-from gateway.alarms.cli import register
 from gateway.alarms.commands import CommandDesk
 from gateway.alarms.engine import AlarmEngine
 from gateway.alarms.rules import LimitKind, LimitRule, PointRef, PowerOffRule, Priority
@@ -134,4 +133,12 @@ def test_commands_without_a_running_gateway_say_so(
     assert "cannot reach the gateway" in capsys.readouterr().err
     assert main(["alarms", "--data-dir", str(tmp_path), "ack", "ch4"]) == 2
     assert main(["alarms", "--data-dir", str(tmp_path), "list"]) == 1
-    assert register is not None
+
+
+def test_rules_lists_every_rule_with_its_origin(capsys: pytest.CaptureFixture[str]) -> None:
+    example = Path(__file__).parents[3] / "examples" / "site.toml"
+    assert main(["alarms", "--config", str(example), "rules"]) == 0
+    out = capsys.readouterr().out
+    assert "gas_monitor_1.ch4_power_off  power_off critical: >= 1, latched" in out
+    assert "[defaults:return_airway]" in out and "[alarms[0]]" in out
+    assert "main_fan_1.comm_loss  comm_loss high: device main_fan_1 stops answering" in out
