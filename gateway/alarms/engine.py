@@ -110,19 +110,22 @@ class AlarmEngine:
         if record.kind not in _OBSERVED:
             return []
         dev = record.device
+        ts = record.ts_ns
         touched: dict[str, Condition] = {}
         by_point = self._by_point
-        for p, v, q in zip(record.points, record.values, record.qualities, strict=True):
+        readings = self._readings
+        qualities = record.qualities
+        for p, v, q in zip(record.points, record.values, qualities, strict=True):
             key = (dev, p)
             conds = by_point.get(key)
             if conds is None:
                 continue  # no rule reads this point: not even kept
-            self._readings[key] = Reading(v, q, record.ts_ns)
+            readings[key] = Reading(v, q, ts)
             for c in conds:
                 touched[c.id] = c
         comm = self._by_device.get(dev)
-        if comm is not None and record.qualities:
-            self._comm_lost[dev] = all(q is Quality.COMM_LOSS for q in record.qualities)
+        if comm is not None and qualities:
+            self._comm_lost[dev] = qualities.count(Quality.COMM_LOSS) == len(qualities)
             for c in comm:
                 touched[c.id] = c
         out: list[Transition] = []
@@ -227,9 +230,12 @@ class AlarmEngine:
     def _evaluate(self, c: Condition, now: int, out: list[Transition]) -> None:
         # markers set by design go on before the condition is judged and off
         # after it, so a reading taken under calibration is never annunciated
-        self._mute_by_design(c, now, out, entering=True)
+        muting = c.rule.suppress_when is not None or c.rule.out_of_service_when is not None
+        if muting:
+            self._mute_by_design(c, now, out, entering=True)
         self._judge(c, now, out)
-        self._mute_by_design(c, now, out, entering=False)
+        if muting:
+            self._mute_by_design(c, now, out, entering=False)
 
     def _judge(self, c: Condition, now: int, out: list[Transition]) -> None:
         st = self.states[c.id]
@@ -237,8 +243,9 @@ class AlarmEngine:
         if value is not None:
             c.value, c.limit = value, limit
         if holds is None or holds == st.condition:
-            c.pending_since = None
-            self._pending.discard(c.id)
+            if c.pending_since is not None:
+                c.pending_since = None
+                self._pending.discard(c.id)
             return
         delay = c.on_delay_ns if holds else c.off_delay_ns
         if c.pending_since is None:
