@@ -71,6 +71,8 @@ def cmd_alarms(args: argparse.Namespace) -> int:
         return _list(data_dir, args)
     if args.action == "rules":
         return _rules(args)
+    if args.action == "report":
+        return _report(data_dir, args)
     if not args.user:
         print("minegate: give --user NAME (one of [[alarm_control.users]])", file=sys.stderr)
         return EXIT_USAGE
@@ -98,6 +100,44 @@ def cmd_alarms(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     for done in reply.get("done", []):
         print(f"{done['alarm']}: {done['state']}")
+    return EXIT_OK
+
+
+def _when(text: str) -> int:
+    """An ISO 8601 time (UTC unless it names a zone) in ns."""
+    from datetime import UTC, datetime
+
+    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return int(t.timestamp() * 1e9)
+
+
+def _report(data_dir: Path, args: argparse.Namespace) -> int:
+    from gateway.alarms import report
+    from gateway.runtime import store_path
+
+    try:
+        until = _when(args.until) if args.until else time.time_ns()
+        since = _when(args.since) if args.since else until - 24 * 3600 * 10**9
+    except ValueError as exc:
+        print(f"minegate: --since/--until: {exc} (write e.g. 2026-12-01T08:00)", file=sys.stderr)
+        return EXIT_USAGE
+    if until <= since:
+        print("minegate: --until must be after --since", file=sys.stderr)
+        return EXIT_USAGE
+    store_file = store_path(data_dir)
+    if not store_file.exists():
+        print(f"minegate: {store_file}: no store here", file=sys.stderr)
+        return EXIT_FAILURE
+    rep = report.build(report.read_transitions(store_file, until), since, until)
+    if args.json:
+        print(json.dumps(rep.as_dict()))
+    else:
+        print(report.text(rep))
+    if args.html is not None:
+        args.html.write_text(report.html_page(rep), encoding="utf-8")
+        print(f"written {args.html}")
     return EXIT_OK
 
 
@@ -149,6 +189,13 @@ def register(sub: Any) -> None:
     p.add_argument("--config", type=Path, help="take data_dir from this site file")
     acts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     acts.add_parser("rules", help="every alarm rule of the site (--config), defaults included")
+    rep = acts.add_parser("report", help="ISA-18.2 performance figures of a period")
+    rep.add_argument(
+        "--since", help="ISO 8601 start (UTC unless a zone is given); default: 24 h before --until"
+    )
+    rep.add_argument("--until", help="ISO 8601 end; default: now")
+    rep.add_argument("--html", type=Path, help="also write an HTML page with the plots")
+    rep.add_argument("--json", action="store_true")
     ls = acts.add_parser("list", help="alarms not in normal (from alarms.json)")
     ls.add_argument("--all", action="store_true", help="every alarm, normal ones too")
     ls.add_argument("--json", action="store_true")
