@@ -100,6 +100,7 @@ class Gateway:
         self._held: list[Record] = []
         self._observers: list[Callable[[Record], None]] = []
         self.runners: list[SinkRunner] = []
+        self.hubs: dict[str, BusHub] = {}  # by bus name, once run() opened them
         self.stop_event = asyncio.Event()
         self.started = asyncio.Event()
         # The regulatory statistics and the snapshots, when enabled.
@@ -182,7 +183,7 @@ class Gateway:
                 continue
             hub = await stack.enter_async_context(self._hub_factory(bus))
             self.metrics.registry.register(f"bus.{bus.name}", hub.stats.as_dict)
-            hub_of[bus.name] = hub
+            hub_of[bus.name] = self.hubs[bus.name] = hub
         return hub_of
 
     async def _run_tasks(self, hub_of: dict[str, Hub]) -> None:

@@ -37,6 +37,7 @@ from gateway.config import SiteConfig
 from gateway.model import Record
 
 if TYPE_CHECKING:
+    from gateway.alarms.outputs import AlarmOutputs
     from gateway.runtime import Gateway
 
 log = logging.getLogger("minegate.alarms")
@@ -64,9 +65,16 @@ class AlarmService:
         self._dirty = asyncio.Event()
         self._dirty.set()  # write the file once at start
         self._emit: Callable[[Record], Coroutine[Any, Any, None]] | None = None
+        self._gateway: Gateway | None = None
+        self.outputs: AlarmOutputs | None = None
+        if ctl.outputs:
+            from gateway.alarms.outputs import AlarmOutputs
+
+            self.outputs = AlarmOutputs(ctl.outputs, config.devices, self.engine)
 
     def attach(self, gateway: Gateway) -> None:
         self._emit = gateway.emit
+        self._gateway = gateway
         gateway.add_observer(self.observe)
         gateway.add_task("alarms", self.run)
 
@@ -85,6 +93,8 @@ class AlarmService:
             self._out.put_nowait(to_record(tr, cond, unit))
             log.info("alarm %s: %s -> %s", tr.alarm, tr.before, tr.after)
         self._dirty.set()
+        if self.outputs is not None:
+            self.outputs.changed.set()
 
     def handle(self, request: object, channel: str) -> Outcome:
         """One operator request (from the socket or MQTT): apply, audit."""
@@ -109,9 +119,17 @@ class AlarmService:
             from gateway.alarms.mqtt_commands import command_loop
 
             tasks.append(asyncio.create_task(command_loop(self, stop), name="alarms:mqtt"))
+        outputs = None
+        if self.outputs is not None and self._gateway is not None:
+            gw = self._gateway
+            run = self.outputs.run(gw.hubs, self._emit, gw.wall_ns, stop)  # type: ignore[arg-type]
+            outputs = asyncio.create_task(run, name="alarms:outputs")
+            tasks.append(outputs)
         try:
             await stop.wait()
         finally:
+            if outputs is not None:  # let a write under way finish and be recorded
+                await asyncio.wait([outputs], timeout=2.0)
             if server is not None:
                 server.close()
                 with contextlib.suppress(OSError):

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from drivers.types import RegisterKind
 from gateway.alarms import defaults
 from gateway.alarms.expr import Expr, ExprError, parse
 from gateway.alarms.rules import (
@@ -77,6 +78,7 @@ class DeviceView:
     location_class: str
     points: dict[str, str]  # point -> unit
     stale_after_s: dict[str, float]
+    writable_coils: frozenset[str] = frozenset()  # for the alarm outputs
 
 
 Loc = tuple[str | int, ...]
@@ -161,6 +163,19 @@ class _Compiler:
                 ("alarm_control", "mqtt_sink"),
                 f"{control.mqtt_sink!r} is not an mqtt sink: name one of the [[sinks]] of type mqtt ({names})",
             )
+        for i, out in enumerate(control.outputs):
+            loc: Loc = ("alarm_control", "outputs", i, "point")
+            refs = self._points(loc[:-1], out.point, single=True)
+            if not refs:
+                continue
+            dev = self.devices[refs[0].device]
+            if refs[0].point not in dev.writable_coils:
+                coils = ", ".join(sorted(dev.writable_coils)) or "none"
+                self.error(
+                    loc,
+                    f"{out.point} is not a writable coil (the gateway writes only coils a "
+                    f"profile marks writable = true); writable coils of {dev.name}: {coils}",
+                )
         first: dict[str, int] = {}
         for i, u in enumerate(control.users):
             if u.name in first:
@@ -439,6 +454,7 @@ def site_alarm_rules(
             d.config.location_class,
             {p.name: p.unit for p in d.points},
             dict(d.stale_after_s),
+            frozenset(p.name for p in d.points if p.writable and p.kind is RegisterKind.COIL),
         )
         for d in compiled
     ]

@@ -213,6 +213,15 @@ class AlarmUser(Model):
     _names = field_validator("name")(_check_name)
 
 
+class AlarmOutput(Model):
+    """A beacon or horn: a writable coil on while an alarm is active."""
+
+    point: str  # device.point of a writable coil
+    min_priority: PriorityName = "high"
+    until_ack: bool = False  # a horn: on only while such an alarm is unacknowledged
+    refresh_s: float = Field(default=30.0, gt=0, le=3600)  # written again this often
+
+
 class AlarmControl(Model):
     """``[alarm_control]``: who may command alarms, and through what."""
 
@@ -221,6 +230,7 @@ class AlarmControl(Model):
     max_shelve_h: float = Field(default=8.0, gt=0, le=720)
     tick_ms: int = Field(default=250, ge=10, le=10_000)
     users: tuple[AlarmUser, ...] = ()
+    outputs: tuple[AlarmOutput, ...] = ()
 
 
 class SiteFile(Model):
@@ -264,8 +274,10 @@ def model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
         return AlarmTable
     if head == "alarm_control" and len(loc) == 1:
         return AlarmControl
-    if head == "alarm_control" and len(loc) == 3:
+    if head == "alarm_control" and len(loc) == 3 and loc[1] == "users":
         return AlarmUser
+    if head == "alarm_control" and len(loc) == 3 and loc[1] == "outputs":
+        return AlarmOutput
     if head == "buses" and len(loc) == 3:
         return BUS_MODELS.get(str(loc[2]))
     if head == "sinks" and len(loc) == 3:
