@@ -240,6 +240,9 @@ async def test_fan_stop_alarms_in_order_clear_on_restart_and_commands(tmp_path: 
             assert replies[1] == {"ok": False, "error": replies[1]["error"], "id": 7}
             assert "unknown user 'eve'" in replies[1]["error"]
 
+            # the audit records are committed within store.batch_ms; a record
+            # the writer holds at stop is lost on main today (issue 9)
+            await asyncio.sleep(0.6)
             gateway.request_stop()
             await asyncio.wait_for(run, 30)
             listen.cancel()

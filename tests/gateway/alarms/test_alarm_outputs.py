@@ -86,6 +86,10 @@ async def test_beacon_and_horn_follow_the_critical_alarm(tmp_path: Path) -> None
         mine.physics.set("main_fan_1", "running", True)
         mine.advance(1.0)
         await until(lambda: not out("beacon"))
+        # let the writer commit the last event before stopping: a record the
+        # writer holds while it waits for its batch interval is lost on stop
+        # on main today (issue 9, "writer stop", fixed on another branch)
+        await asyncio.sleep(0.6)
         gateway.request_stop()
         await asyncio.wait_for(run, 30)
 
