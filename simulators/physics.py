@@ -237,6 +237,9 @@ DEFAULT_ENTITIES: dict[str, EntitySpec] = {
     "gas_monitor_2": EntitySpec("gas_monitor", {"location": "heading", "aux_fan": "aux_fan_1"}),
     "gas_ascii_1": EntitySpec("gas_ascii", {"location": "return"}),
     "fire_water_1": EntitySpec("fire_water"),
+    # the beacon/horn of the alarm outputs; no device of the default layout
+    # serves it (the alarm tests add one)
+    "annunciator_1": EntitySpec("annunciator"),
     "smoke_1": EntitySpec("smoke"),
 }
 
