@@ -39,6 +39,7 @@ from gateway.poller import AsciiPoller, Hub, LineSource, ModbusPoller
 from gateway.scheduler import stopped_within
 
 if TYPE_CHECKING:  # imported when used: sqlite3, the sinks' clients
+    from gateway.alarms.service import AlarmService
     from gateway.sinks.runner import SinkRunner
     from gateway.stats import Snapshotter, StatsAggregator
     from gateway.store import Store
@@ -114,10 +115,12 @@ class Gateway:
             )
         # An alarm is committed at once, not after the writer's batch interval.
         self._alarm_queued = asyncio.Event()
+        self.alarms: AlarmService | None = None
         if config.alarm_rules:
             from gateway.alarms.service import AlarmService
 
-            AlarmService(config, clock=wall_ns).attach(self)
+            self.alarms = AlarmService(config, clock=wall_ns)
+            self.alarms.attach(self)
 
     @property
     def store(self) -> Store | None:

@@ -56,6 +56,9 @@ def test_status_text_and_json(demo_dir: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     for word in ("main_fan_1", "drainage_1", "latest values", "counters", "quality", "MiB"):
         assert word in proc.stdout
+    # the stopped main fan is a critical alarm, shown above everything else
+    assert proc.stdout.index("ACTIVE ALARMS") < proc.stdout.index("latest values")
+    assert "main_fan_1.running" in proc.stdout and "critical" in proc.stdout
     proc = subprocess.run(
         [*EXE, "status", "--data-dir", str(demo_dir), "--json"],
         capture_output=True, text=True, timeout=30, env=ENV, check=False,
