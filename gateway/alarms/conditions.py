@@ -59,15 +59,12 @@ class Condition:
     latched: bool
     on_delay_ns: int
     off_delay_ns: int
+    origin: PointRef | None = None  # the point the alarm is about (records, oos by point)
     depends_on: str | None = None  # feed check: the power-off alarm's id
     pending_since: int | None = None  # a change waiting for its delay
     value: Value | None = None
     limit: Value | None = None
     extra: dict[str, object] = field(default_factory=dict)
-
-    @property
-    def origin(self) -> PointRef | None:
-        return self.inputs[0] if self.inputs else None
 
 
 def number(r: Reading | None) -> float | None:
@@ -235,6 +232,7 @@ def compile_rule(
             latched=rule.latched,
             on_delay_ns=int(rule.on_delay_s * NS),
             off_delay_ns=int(rule.off_delay_s * NS),
+            origin=rule.origin,
             **kw,  # type: ignore[arg-type]
         )
 
@@ -255,6 +253,7 @@ def compile_rule(
                 latched=False,
                 on_delay_ns=int(rule.feed_after_s * NS),
                 off_delay_ns=0,
+                origin=rule.feed,
                 depends_on=rule.name,
             )
             out.append(feed)

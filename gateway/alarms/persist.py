@@ -1,7 +1,7 @@
 """The alarm states on disk: ``<data_dir>/alarms.json``.
 
 The running gateway rewrites it (atomically: a temporary file renamed over
-it) whenever an alarm changes, so that
+it) at most once a second while alarms change, so that
 
 * a restart keeps latched, shelved, out-of-service and unacknowledged
   alarms as they were (ISA-18.2: a restart must not silently clear them);

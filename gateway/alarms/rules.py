@@ -182,6 +182,10 @@ class ExprRule(Rule):
     def inputs(self) -> tuple[PointRef, ...]:
         return tuple(PointRef(d, p) for d, p in self.when.names)
 
+    @property
+    def origin(self) -> PointRef | None:
+        return None  # about several points: its records come from "alarms"
+
 
 class QualityKind(StrEnum):
     COMM_LOSS = "comm_loss"

@@ -167,7 +167,7 @@ class AlarmService:
                 await asyncio.to_thread(self._save)
             except OSError as exc:
                 log.error("cannot write %s: %s", self.state_file, exc)
-            await asyncio.sleep(0.2)  # at most five writes a second
+            await asyncio.sleep(1.0)  # at most one write a second (O(alarms) each)
 
     def _save(self) -> None:
         persist.save(self.state_file, persist.dump(self.engine, self.clock()))
