@@ -52,6 +52,12 @@ class AlarmService:
         self.state_file = persist.state_path(config.data_dir)
         self.socket_path = config.data_dir / persist.SOCKET_FILENAME
         saved = persist.read(self.state_file)
+        if saved is None and self.state_file.exists():
+            log.warning(
+                "%s is unreadable: alarm states start afresh (latched and shelved alarms "
+                "are re-evaluated from the readings)",
+                self.state_file,
+            )
         self.engine = AlarmEngine(config.alarm_rules, clock=clock, states=persist.states(saved))
         self.units = {(d.name, p.name): p.unit for d in config.devices for p in d.points}
         ctl = config.alarm_control
