@@ -76,7 +76,10 @@ class StatusReport:
         return states
 
     def as_dict(self, now_ns: int) -> dict[str, Any]:
+        from gateway.alarms.annunciation import active_alarms
+
         return {
+            "alarms": active_alarms(self.store.parent),  # not in normal, highest priority first
             "store": str(self.store),
             "size_bytes": self.size_bytes,
             "records": self.records,

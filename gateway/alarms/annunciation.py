@@ -66,3 +66,9 @@ def status_part(data_dir: Path, now_ns: int) -> Table | None:
     """The table for the top of ``minegate status``, or None."""
     data = persist.read(persist.state_path(data_dir))
     return None if data is None else active_table(data, now_ns)
+
+
+def active_alarms(data_dir: Path) -> list[dict[str, Any]]:
+    """The alarms not in normal for ``minegate status --json``."""
+    data = persist.read(persist.state_path(data_dir))
+    return [] if data is None else ordered(data)

@@ -67,6 +67,8 @@ def test_status_text_and_json(demo_dir: Path) -> None:
     doc = json.loads(proc.stdout)
     assert doc["devices"]["main_fan_1"] in ("online", "degraded")
     assert any(v["point"] == "airflow" and v["unit"] == "m3/min" for v in doc["latest"])
+    (fan,) = [a for a in doc["alarms"] if a["alarm"] == "main_fan_1.running"]
+    assert (fan["priority"], fan["state"]) == ("critical", "active_unacked")
 
 
 def test_status_on_missing_store_says_what_to_do(tmp_path: Path) -> None:
