@@ -43,10 +43,12 @@ class Default:
         return self.point if self.kind == "state" else f"{self.point}_{self.kind}"
 
     def restore_for(self, level: float) -> float:
+        """The restore level for an alarm at ``level`` (the table's own, or
+        the deadband), never on the wrong side of a level a site moved."""
+        rising = self.kind in ("high", "power_off")
         if self.restore is not None:
-            return self.restore
-        band = 1 - DEADBAND if self.kind in ("high", "power_off") else 1 + DEADBAND
-        return round(level * band, 6)
+            return min(self.restore, level) if rising else max(self.restore, level)
+        return round(level * (1 - DEADBAND if rising else 1 + DEADBAND), 6)
 
 
 _RULES = "DOMAIN.md (coal-mine safety rules, AQ 1029)"

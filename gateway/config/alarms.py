@@ -214,11 +214,11 @@ class _Compiler:
                     )
                     continue
                 level = float(overrides.get(df.key, df.level))
-                restore = df.restore_for(level) if df.key not in overrides else _restore(df, level)
+                restore = df.restore_for(level)
                 if df.kind == "power_off":
                     rules.append(
                         PowerOffRule(
-                            name=name, point=ref, limit=level, restore=min(restore, level),
+                            name=name, point=ref, limit=level, restore=restore,
                             priority=df.priority, latched=True, valid_range=rng, unit=unit, source=source,
                         )
                     )  # fmt: skip
@@ -425,22 +425,6 @@ class _Compiler:
                 self.error((*loc, key), f"unknown point {device}.{point} in the expression: {hint}")
                 return None
         return expr
-
-
-def _restore(df: defaults.Default, level: float) -> float:
-    """The restore level of an overridden default: the table's deadband
-    ratio around the new level."""
-    return (
-        df.restore_for(level)
-        if df.restore is None
-        else min(df.restore, level)
-        if df.kind
-        in (
-            "high",
-            "power_off",
-        )
-        else max(df.restore, level)
-    )
 
 
 def site_alarm_rules(

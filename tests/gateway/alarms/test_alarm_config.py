@@ -95,3 +95,14 @@ def test_glob_point_gives_one_alarm_per_point(tmp_path: Path) -> None:
         rule = rules[f"co_everywhere:{dev}.co"]
         assert isinstance(rule, LimitRule) and rule.restore == 28
         assert isinstance(rules[f"co_everywhere:{dev}.co.fault"], SensorFaultRule)
+
+
+def test_an_overridden_level_keeps_its_restore_on_the_right_side(tmp_path: Path) -> None:
+    site = SITE.replace('location_class = "return_airway"', 'location_class = "high_gas_intake"')
+    site += "\n[alarm_classes.high_gas_intake]\nch4_power_off = 0.4\no2_low = 20.5\n"
+    (tmp_path / "site.toml").write_text(site)
+    rules = {r.name: r for r in load_config(tmp_path / "site.toml").alarm_rules}
+    po = rules["gas-r1.ch4_power_off"]
+    assert isinstance(po, PowerOffRule) and (po.limit, po.restore) == (0.4, 0.4)  # table: 0.5
+    o2 = rules["gas-r1.o2_low"]
+    assert isinstance(o2, LimitRule) and (o2.limit, o2.restore) == (20.5, 20.5)  # table: 20
