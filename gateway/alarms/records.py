@@ -6,7 +6,8 @@ a value), and ``fields`` say which alarm, what happened and who did it::
 
     alarm, point, severity (the priority: low|medium|high|critical),
     state (the status after), from (the status before), event,
-    limit, user, note, latched, shelved_until_ns, message
+    limit (a number) or expected (text: a state, a range), user, note,
+    latched, shelved_until_ns, rate_per_min, message
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ def to_record(tr: Transition, cond: Condition, unit: str = "") -> Record:
     fields: dict[str, object] = {"alarm": tr.alarm}
     if isinstance(cond.rule, RateRule):
         # the value is a rate, not a reading of the point
-        if tr.value is not None:
-            fields["rate_per_min"] = tr.value
+        if isinstance(tr.value, int | float):
+            fields["rate_per_min"] = float(tr.value)
     elif origin is not None and tr.value is not None and not isinstance(tr.value, str):
         points, values, units, qualities = [origin.point], [tr.value], [unit], [Quality.GOOD]
     if origin is not None:
@@ -79,8 +80,13 @@ def to_record(tr: Transition, cond: Condition, unit: str = "") -> Record:
         event=tr.event.value,
     )
     fields["from"] = tr.before.value
-    if tr.limit is not None:
-        fields["limit"] = tr.limit
+    # one type per field name, as InfluxDB fixes a field's type at its first
+    # write: numeric limits in `limit`, anything else (a state, a range) as
+    # text in `expected`
+    if isinstance(tr.limit, int | float) and not isinstance(tr.limit, bool):
+        fields["limit"] = float(tr.limit)
+    elif tr.limit is not None:
+        fields["expected"] = str(tr.limit).lower() if isinstance(tr.limit, bool) else str(tr.limit)
     if tr.user:
         fields["user"] = tr.user
     if tr.note:

@@ -61,3 +61,25 @@ def test_combined_and_rate_alarms() -> None:
     rise = by["rise"]
     assert rise.device == "a" and rise.points == []  # a rate is not a reading of the point
     assert rise.fields["rate_per_min"] == 1.2 and rise.fields["limit"] == 0.5
+
+
+def test_one_type_per_field_for_influxdb() -> None:
+    """`limit` is always a number; a watched state or a range goes to
+    `expected` as text (InfluxDB refuses a field whose type changes)."""
+    from gateway.alarms.rules import SensorFaultRule, StateRule
+
+    rules: list[Rule] = [
+        StateRule(name="fan", point=PointRef("fan", "running"), value=False),
+        SensorFaultRule(name="fault", point=PointRef("gas", "ch4"), valid_range=(0.0, 100.0)),
+        LimitRule(name="hi", point=PointRef("gas", "ch4"), kind=LimitKind.HIGH, limit=1, restore=1),
+    ]
+    e = AlarmEngine(rules)
+    out = records(
+        e, Record(RecordKind.SAMPLE, "fan", 0, ["running"], [False], [""], [Quality.GOOD])
+    )
+    out += records(e, reading("gas", 1, ch4=655.35))
+    out += records(e, reading("gas", 2, ch4=2.0))
+    by = {r.fields["alarm"]: r.fields for r in out}
+    assert by["fan"]["expected"] == "false" and "limit" not in by["fan"]
+    assert by["fault"]["expected"] == "0..100" and "limit" not in by["fault"]
+    assert by["hi"]["limit"] == 1.0 and isinstance(by["hi"]["limit"], float)
