@@ -286,8 +286,11 @@ class MqttEncoder:
             msgs.append(Message(f"{self.root}/{ALERT_TOPIC}", dumps(alert)))
         elif kind is RecordKind.ALARM and isinstance(alarm := record.fields.get("alarm"), str):
             # one retained message per alarm not in normal; an empty retained
-            # message removes it from the broker when the alarm is normal
+            # message removes it from the broker when the alarm is normal.
+            # First of the record's messages: the sink starts the records of
+            # a batch in order, so the retained state of an alarm is
+            # published in seq order and its last transition wins.
             active = record.fields.get("state") != "normal"
             topic = f"{self.root}/{ACTIVE_ALARMS}/{topic_segment(alarm)}"
-            msgs.append(Message(topic, body if active else b"", True))
+            msgs.insert(0, Message(topic, body if active else b"", True))
         return msgs
