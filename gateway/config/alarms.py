@@ -237,7 +237,9 @@ class _Compiler:
                         SensorFaultRule(name=fault, point=ref, valid_range=rng, source=source)
                     )
             comm = f"{d.name}.comm_loss"
-            if comm not in configured and d.points:
+            # a device with none of its class's points gets no default at all
+            applies = any(df.point in d.points for df in table)
+            if applies and comm not in configured:
                 first = next(iter(d.points))
                 rules.append(
                     QualityRule(

@@ -106,3 +106,31 @@ def test_an_overridden_level_keeps_its_restore_on_the_right_side(tmp_path: Path)
     assert isinstance(po, PowerOffRule) and (po.limit, po.restore) == (0.4, 0.4)  # table: 0.5
     o2 = rules["gas-r1.o2_low"]
     assert isinstance(o2, LimitRule) and (o2.limit, o2.restore) == (20.5, 20.5)  # table: 20
+
+
+def test_no_defaults_for_a_device_without_its_class_points(tmp_path: Path) -> None:
+    """A device of class power without the breaker points (the benchmark's
+    100-register device) gets no alarm at all, not even comm loss."""
+    bench = Path(__file__).parents[3] / "bench" / "gateway_profiles"
+    (tmp_path / "site.toml").write_text(
+        f"""
+[site]
+name = "t"
+profile_dirs = ["{bench}"]
+
+[[buses]]
+name = "b"
+type = "tcp"
+host = "127.0.0.1"
+port = 5020
+
+[[devices]]
+name = "d1"
+bus = "b"
+unit = 1
+profile = "bench_holding100"
+"""
+    )
+    config = load_config(tmp_path / "site.toml")
+    assert config.devices[0].device_class == "power"
+    assert config.alarm_rules == ()
