@@ -69,6 +69,7 @@ DEVICE_CLASSES = (
     "hoist",
     "environment",
     "ground_pressure",
+    "annunciator",  # beacons and horns driven by the alarm outputs
 )
 
 _BIT_TYPES = frozenset((DataType.BIT, DataType.BOOL))

@@ -385,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in SUBCOMMANDS:
         add(sub)
-    for module in ("simulators.cli", "survey.cli", "supervision.cli"):
+    for module in ("gateway.alarms.cli", "simulators.cli", "survey.cli", "supervision.cli"):
         _register_optional(module, sub)
     return parser
 

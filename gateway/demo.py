@@ -3,10 +3,12 @@
 Starts :class:`simulators.mine.SimulatedMine` in-process (Modbus TCP, RTU on a
 pty pair, a DTU, an ASCII gas sensor), writes the site file it generates to
 the data directory, and runs the unmodified gateway runtime on it. On a
-terminal a live table shows every point's value, unit, quality and age; a
-small scenario plays so the coupling and the failure handling are visible:
+terminal a live table shows the active alarms (docs/alarms.md: the default
+alarms of the fans, pumps and feeders) and every point's value, unit,
+quality and age; a small scenario plays so the coupling and the failure handling are visible:
 
-* main fan 1 stops: airflow falls and methane in the return climbs;
+* main fan 1 stops (a critical alarm): airflow falls and methane in the
+  return climbs;
 * gas monitor 2 goes silent (an unplugged outstation): after a few cycles it
   is shown as comm_loss, and the RS-485 line's other devices keep polling;
 * it comes back and values flow again.
@@ -129,17 +131,31 @@ def live_view(
         f"[bold]minegate demo[/] - site {config.site.name} - {note}\n"
         + progress_line(gateway, None)
     )
+    alarms = alarm_table(gateway, now_ns)
+    if alarms is not None:  # active alarms first, as in minegate status
+        return Group(header, alarms, Columns(tables, padding=(1, 3)))
     return Group(header, Columns(tables, padding=(1, 3)))
+
+
+def alarm_table(gateway: Gateway, now_ns: int) -> Table | None:
+    if gateway.alarms is None:
+        return None
+    from gateway.alarms.annunciation import active_table
+    from gateway.alarms.persist import dump
+
+    return active_table(dump(gateway.alarms.engine, now_ns), now_ns)
 
 
 def progress_line(gateway: Gateway, elapsed_s: float | None) -> str:
     t = gateway.metrics.totals()
     lost = [n for n, d in gateway.metrics.devices.items() if d.state == "comm_loss"]
     when = "" if elapsed_s is None else f"t={elapsed_s:5.1f}s "
+    active = [v.id for v in gateway.alarms.engine.alarms()] if gateway.alarms is not None else []
     return (
         f"{when}polls={t.polls} values polled={t.readings} "
         f"stored={gateway.metrics.writer.values_stored} failed requests={t.error_total}"
         + (f" comm_loss={','.join(sorted(lost))}" if lost else "")
+        + (f" alarms={','.join(active[:5])}" if active else "")
     )
 
 

@@ -46,6 +46,7 @@ from gateway.poller import AsciiPoller, Hub, LineSource, ModbusPoller
 from gateway.scheduler import stopped_within
 
 if TYPE_CHECKING:  # imported when used: sqlite3, the sinks' clients
+    from gateway.alarms.service import AlarmService
     from gateway.recovery import UncleanStop
     from gateway.sinks.runner import SinkRunner
     from gateway.stats import Snapshotter, StatsAggregator
@@ -113,6 +114,7 @@ class Gateway:
         # while the store refuses writes: records held, alarms and samples live
         self.outage = StoreOutage(wall_ns=wall_ns)
         self.metrics.registry.register("store", self._store_health)
+        self.hubs: dict[str, BusHub] = {}  # by bus name, once run() opened them
         self.stop_event = asyncio.Event()
         self.started = asyncio.Event()
         # The regulatory statistics and the snapshots, when enabled.
@@ -124,6 +126,14 @@ class Gateway:
                 StatsAggregator(int(config.stats.interval_s), clock=wall_ns),
                 Snapshotter(config.stats.snapshot_interval_s, clock=wall_ns),
             )
+        # An alarm is committed at once, not after the writer's batch interval.
+        self._alarm_queued = asyncio.Event()
+        self.alarms: AlarmService | None = None
+        if config.alarm_rules:
+            from gateway.alarms.service import AlarmService
+
+            self.alarms = AlarmService(config, clock=wall_ns)
+            self.alarms.attach(self)
 
     @property
     def store(self) -> Store | None:
@@ -164,6 +174,8 @@ class Gateway:
                 raise
         else:
             self.queue.put_nowait(record)
+        if record.kind is RecordKind.ALARM:
+            self._alarm_queued.set()
         self.metrics.queue_depth = self.queue.qsize()
 
     # -- lifecycle ---------------------------------------------------------
@@ -188,7 +200,7 @@ class Gateway:
                 continue
             hub = await stack.enter_async_context(self._hub_factory(bus))
             self.metrics.registry.register(f"bus.{bus.name}", hub.stats.as_dict)
-            hub_of[bus.name] = hub
+            hub_of[bus.name] = self.hubs[bus.name] = hub
         return hub_of
 
     async def _run_tasks(self, hub_of: dict[str, Hub]) -> None:
@@ -301,8 +313,11 @@ class Gateway:
         stop = self._writer_stop
         while (first := await self._next_record(stop)) is not None:
             # Let a batch gather: one transaction per batch_ms, not per
-            # record (cut short by a stop, which wants everything stored now).
-            await stopped_within(stop, batch_s)
+            # record (cut short by a stop, which wants everything stored now,
+            # and by an alarm, which must leave at once).
+            if first.kind is not RecordKind.ALARM:
+                await stopped_within(stop, batch_s, wake=self._alarm_queued)
+            self._alarm_queued.clear()
             await self._store_batch([first, *self._take_queued()])
 
     async def _next_record(self, stop: asyncio.Event) -> Record | None:

@@ -102,7 +102,10 @@ class StatusReport:
         return states
 
     def as_dict(self, now_ns: int) -> dict[str, Any]:
+        from gateway.alarms.annunciation import active_alarms
+
         return {
+            "alarms": active_alarms(self.store.parent),  # not in normal, highest priority first
             "store": str(self.store),
             "size_bytes": self.size_bytes,
             "records": self.records,
@@ -297,7 +300,11 @@ def render(report: StatusReport, console: Console, now_ns: int) -> None:
 
 def view(report: StatusReport, now_ns: int) -> Group:
     """Everything ``minegate status`` shows, as one renderable."""
+    from gateway.alarms.annunciation import status_part
+
+    alarms = status_part(report.store.parent, now_ns)  # active alarms first
     parts: list[RenderableType] = [
+        *([alarms] if alarms is not None else []),
         f"store {report.store}: {report.size_bytes / 2**20:.1f} MiB, {report.records} records",
         _gateway_line(report, now_ns),
         _devices_table(report),

@@ -421,3 +421,22 @@ class SmokeSensor(Equipment):
             obscuration=0.0 if faulty else reading,
             smoke_alarm=(not faulty) and reading >= self.alarm_level,
         )
+
+
+class Annunciator(Equipment):
+    """Beacon and horn driven by coils (the gateway's alarm outputs): they
+    show what was last written."""
+
+    kind = "annunciator"
+    actions = frozenset({"beacon", "horn"})
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.q.update(beacon=False, horn=False)
+
+    def act(self, quantity: str, value: Value) -> None:
+        super().act(quantity, bool(value))
+
+    def step(self, dt_s: float, air: Airways, supply: Supply, rng: random.Random) -> None:
+        if self.name in supply.unpowered:
+            self.q.update(beacon=False, horn=False)

@@ -34,6 +34,7 @@ from drivers.types import Value
 from simulators.equipment import (
     SQRT3,
     Airways,
+    Annunciator,
     AuxFan,
     Equipment,
     FireMain,
@@ -186,7 +187,16 @@ class PowerMeter(Equipment):
 
 KINDS: dict[str, type[Equipment]] = {
     cls.kind: cls
-    for cls in (MainFan, AuxFan, PumpStation, PowerMeter, GasMonitor, FireMain, SmokeSensor)
+    for cls in (
+        MainFan,
+        AuxFan,
+        PumpStation,
+        PowerMeter,
+        GasMonitor,
+        FireMain,
+        SmokeSensor,
+        Annunciator,
+    )
 }
 # Profiles whose devices share a model (the ASCII gas sensor is a gas monitor).
 KINDS["gas_ascii"] = GasMonitor
@@ -227,6 +237,9 @@ DEFAULT_ENTITIES: dict[str, EntitySpec] = {
     "gas_monitor_2": EntitySpec("gas_monitor", {"location": "heading", "aux_fan": "aux_fan_1"}),
     "gas_ascii_1": EntitySpec("gas_ascii", {"location": "return"}),
     "fire_water_1": EntitySpec("fire_water"),
+    # the beacon/horn of the alarm outputs; no device of the default layout
+    # serves it (the alarm tests add one)
+    "annunciator_1": EntitySpec("annunciator"),
     "smoke_1": EntitySpec("smoke"),
 }
 
@@ -307,7 +320,15 @@ class MinePhysics:
         tau_s = 60.0 * self.mine_volume_m3 / max(air.airflow, 1.0)
         air.return_ch4 = approach(air.return_ch4, self._return_ch4_steady(), tau_s, dt_s)
         air.fire_intensity = 0.0
-        for cls in (AuxFan, PumpStation, FireMain, SmokeSensor, GasMonitor, PowerMeter):
+        for cls in (
+            AuxFan,
+            PumpStation,
+            FireMain,
+            SmokeSensor,
+            GasMonitor,
+            PowerMeter,
+            Annunciator,
+        ):
             for item in self._of(cls):
                 item.step(dt_s, air, self.supply, rng)
 

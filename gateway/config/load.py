@@ -21,7 +21,7 @@ import shutil
 import tomllib
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from drivers.types import DeviceProfile, PointSpec
@@ -44,6 +44,9 @@ from gateway.config.site import (
 from gateway.config.tomlpos import TomlPositions, format_loc
 from gateway.config.validate import Parts, validate
 from gateway.sinks.config import InfluxV2Config, MqttConfig
+
+if TYPE_CHECKING:
+    from gateway.alarms.rules import Rule
 
 MODBUS_UNIT_MIN, MODBUS_UNIT_MAX = 1, 247
 
@@ -195,7 +198,11 @@ class _CrossChecker:
         if not parts.names.get("devices"):
             self.warn(("devices",), "no [[devices]] defined: the gateway will poll nothing")
         spec = parts.spec
-        if spec is not None:
+        alarm_rules: tuple[Rule, ...] = ()
+        if spec is not None:  # the alarm checks need the whole file
+            from gateway.config.alarms import site_alarm_rules
+
+            alarm_rules = site_alarm_rules(spec, compiled, self.error)
             self._check_store_room(spec)
         if self.errors or spec is None:
             raise ConfigError(sorted(self.errors, key=lambda e: e.line or 0))
@@ -209,6 +216,8 @@ class _CrossChecker:
             devices=tuple(compiled),
             sinks=spec.sinks,
             alarms=spec.alarms,
+            alarm_control=spec.alarm_control,
+            alarm_rules=alarm_rules,
             bus_load=MappingProxyType(bus_load),
             warnings=tuple(self.warnings),
         )

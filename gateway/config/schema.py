@@ -146,6 +146,7 @@ class DeviceConfig(Model):
     comm_loss_after: int = Field(default=3, ge=1, le=1000)
     stale_after_s: float = Field(default=0.0, ge=0)
     location: str = ""
+    location_class: str = ""  # default alarms (gateway/alarms/defaults.py)
     enabled: bool = True
     points: dict[str, PointOverride] = Field(default_factory=dict)
 
@@ -159,24 +160,77 @@ class DeviceConfig(Model):
 SINK_MODELS: dict[str, type[BaseModel]] = {t: e.config for t, e in SINK_REGISTRY.items()}
 
 
-# --- alarms (reserved: evaluated by the alarms feature) -----------------------
+# --- alarms (docs/alarms.md; checked against the devices in gateway.config.alarms)
+
+AlarmKind = Literal[
+    "high",
+    "high_high",
+    "low",
+    "low_low",
+    "rate",
+    "state",
+    "power_off",
+    "expr",
+    "comm_loss",
+    "stale",
+    "sensor_fault",
+]
+PriorityName = Literal["low", "medium", "high", "critical"]
+Right = Literal["ack", "shelve", "reset", "oos", "list"]
 
 
-class AlarmRule(Model):
-    """A threshold on the points matching ``point`` (``device.point`` glob).
-
-    Raised when ``value op threshold`` holds; cleared when it no longer holds
-    against ``restore`` (defaults to ``threshold``: hysteresis is opt-in).
-    """
+class AlarmTable(Model):
+    """One ``[[alarms]]`` table (keys by kind: docs/alarms.md)."""
 
     name: str
-    point: str
-    op: Literal[">=", ">", "<=", "<"]
-    threshold: float
+    kind: AlarmKind
+    point: str | None = None
+    when: str | None = None
+    limit: float | None = None
     restore: float | None = None
-    severity: Literal["warning", "alarm", "critical"] = "alarm"
+    deadband: float | None = Field(default=None, ge=0)
+    range: tuple[float, float] | None = None
+    value: bool | int | float | str | None = None
+    per_min: float | None = None
+    window_s: float | None = Field(default=None, gt=0, le=86_400)
+    feed: str | None = None
+    feed_after_s: float | None = Field(default=None, ge=0, le=3600)
+    priority: PriorityName | None = None
+    on_delay_s: float = Field(default=0.0, ge=0, le=3600)
+    off_delay_s: float = Field(default=0.0, ge=0, le=3600)
+    latched: bool | None = None
+    message: str = ""
+    suppress_when: str | None = None
+    out_of_service_when: str | None = None
 
     _names = field_validator("name")(_check_name)
+
+
+class AlarmUser(Model):
+    name: str
+    rights: tuple[Right, ...] = ("list",)
+
+    _names = field_validator("name")(_check_name)
+
+
+class AlarmOutput(Model):
+    """A beacon or horn: a writable coil on while an alarm is active."""
+
+    point: str  # device.point of a writable coil
+    min_priority: PriorityName = "high"
+    until_ack: bool = False  # a horn: on only while such an alarm is unacknowledged
+    refresh_s: float = Field(default=30.0, gt=0, le=3600)  # written again this often
+
+
+class AlarmControl(Model):
+    """``[alarm_control]``: who may command alarms, and through what."""
+
+    socket: bool = True  # a unix socket in data_dir for `minegate alarms`
+    mqtt_sink: str | None = None  # an mqtt sink whose broker carries the command topic
+    max_shelve_h: float = Field(default=8.0, gt=0, le=720)
+    tick_ms: int = Field(default=250, ge=10, le=10_000)
+    users: tuple[AlarmUser, ...] = ()
+    outputs: tuple[AlarmOutput, ...] = ()
 
 
 class SiteFile(Model):
@@ -189,7 +243,9 @@ class SiteFile(Model):
     buses: tuple[BusConfig, ...] = ()
     devices: tuple[DeviceConfig, ...] = ()
     sinks: tuple[SinkConfig, ...] = ()
-    alarms: tuple[AlarmRule, ...] = ()
+    alarms: tuple[AlarmTable, ...] = ()
+    alarm_classes: dict[str, dict[str, float]] = Field(default_factory=dict)
+    alarm_control: AlarmControl = AlarmControl()
 
 
 AnyBus = TcpBus | RtuBus | RtuOverTcpBus | AsciiBus
@@ -215,7 +271,13 @@ def model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
     if head == "devices" and len(loc) == 4 and loc[2] == "points":
         return PointOverride
     if head == "alarms" and len(loc) == 2:
-        return AlarmRule
+        return AlarmTable
+    if head == "alarm_control" and len(loc) == 1:
+        return AlarmControl
+    if head == "alarm_control" and len(loc) == 3 and loc[1] == "users":
+        return AlarmUser
+    if head == "alarm_control" and len(loc) == 3 and loc[1] == "outputs":
+        return AlarmOutput
     if head == "buses" and len(loc) == 3:
         return BUS_MODELS.get(str(loc[2]))
     if head == "sinks" and len(loc) == 3:

@@ -11,8 +11,10 @@ from pathlib import Path
 
 from drivers.plan import PollPlan
 from drivers.types import DeviceProfile, PointSpec
+from gateway.alarms.rules import Rule
 from gateway.config.schema import (
-    AlarmRule,
+    AlarmControl,
+    AlarmTable,
     AnyBus,
     AnySink,
     DeviceConfig,
@@ -89,9 +91,11 @@ class SiteConfig:
     buses: tuple[AnyBus, ...]
     devices: tuple[CompiledDevice, ...]
     sinks: tuple[AnySink, ...]
-    alarms: tuple[AlarmRule, ...]
+    alarms: tuple[AlarmTable, ...]
     bus_load: Mapping[str, float] = field(default_factory=dict)  # serial buses only
     warnings: tuple[ConfigIssue, ...] = ()
+    alarm_control: AlarmControl = field(default_factory=AlarmControl)
+    alarm_rules: tuple[Rule, ...] = ()  # compiled by gateway.config.alarms
 
     @property
     def data_dir(self) -> Path:
@@ -134,6 +138,10 @@ class SiteConfig:
                 )
         for s in self.sinks:
             lines.append(f"  sink {s.name} ({s.type})")
+        if self.alarm_rules:
+            lines.append(
+                f"  {_n(len(self.alarm_rules), 'alarm rule')} (minegate alarms --config FILE rules)"
+            )
         lines.extend(str(w) for w in self.warnings)
         return "\n".join(lines)
 

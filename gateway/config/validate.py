@@ -22,7 +22,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from gateway.config.schema import (
-    AlarmRule,
+    AlarmTable,
     AnyBus,
     AnySink,
     BusConfig,
@@ -42,7 +42,7 @@ _ITEM_ADAPTERS: dict[str, TypeAdapter[Any]] = {
     "buses": TypeAdapter(BusConfig),
     "devices": TypeAdapter(DeviceConfig),
     "sinks": TypeAdapter(SinkConfig),
-    "alarms": TypeAdapter(AlarmRule),
+    "alarms": TypeAdapter(AlarmTable),
 }
 
 #: Keys whose value is never shown in a message (matched as substrings).
@@ -68,7 +68,7 @@ class Parts:
     buses: list[tuple[int, AnyBus]]
     devices: list[tuple[int, DeviceConfig]]
     sinks: list[tuple[int, AnySink]]
-    alarms: list[tuple[int, AlarmRule]]
+    alarms: list[tuple[int, AlarmTable]]
     #: name of every list item as written (unique-name checks see them all)
     names: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     #: buses with an error of their own: devices on them are not checked further

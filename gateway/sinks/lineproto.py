@@ -38,7 +38,7 @@ MEASUREMENTS: dict[RecordKind, str] = {
 
 #: keys of ``Record.fields`` that become tags (low-cardinality identifiers)
 TAG_KEYS: dict[RecordKind, tuple[str, ...]] = {
-    RecordKind.ALARM: ("point", "severity", "state"),
+    RecordKind.ALARM: ("alarm", "point", "severity", "state"),
     RecordKind.EVENT: (),
     RecordKind.FINDING: (),
     RecordKind.METRIC: (),

@@ -6,7 +6,9 @@ Topic tree under ``<prefix>/<site>/<gateway>/``::
     telemetry/<device>                  SAMPLE records
     snapshot/<device>         retained  SNAPSHOT records (latest every 20 s)
     stats/<device>                      STAT records (5-minute statistics)
-    alarms/<device>                     ALARM records
+    alarms/<device>                     ALARM records (the transition stream)
+    alarms/active/<alarm>     retained  the alarm's last transition while it
+                                        is not normal; emptied when it is
     events                              EVENT records
     metrics                             METRIC records (gateway self-metrics)
     survey/<check>                      FINDING records
@@ -41,6 +43,7 @@ TOPICS: dict[RecordKind, str] = {
 }
 RETAINED = frozenset({RecordKind.SNAPSHOT})
 ALERT_TOPIC = "alerts/survey"
+ACTIVE_ALARMS = "alarms/active"
 _GOOD = Quality.GOOD
 _BAD = Quality.BAD
 _PLAIN_NUMBERS = frozenset((int, float))
@@ -281,4 +284,13 @@ class MqttEncoder:
                 "topic": topic,
             }
             msgs.append(Message(f"{self.root}/{ALERT_TOPIC}", dumps(alert)))
+        elif kind is RecordKind.ALARM and isinstance(alarm := record.fields.get("alarm"), str):
+            # one retained message per alarm not in normal; an empty retained
+            # message removes it from the broker when the alarm is normal.
+            # First of the record's messages: the sink starts the records of
+            # a batch in order, so the retained state of an alarm is
+            # published in seq order and its last transition wins.
+            active = record.fields.get("state") != "normal"
+            topic = f"{self.root}/{ACTIVE_ALARMS}/{topic_segment(alarm)}"
+            msgs.insert(0, Message(topic, body if active else b"", True))
         return msgs

@@ -30,7 +30,10 @@ Batching policy:
   ``catchup_factor`` times larger are written back-to-back, throttled to
   ``max_backlog_rate`` values/s if set. The outbox is strictly ordered, so
   live data is reached as soon as the backlog is drained; ``status()``
-  reports the drain rate and the remaining backlog.
+  reports the drain rate and the remaining backlog;
+* *alarms first*: before every take of the in-order pass the runner takes
+  the alarms not yet sent (the store's partial index makes that cheap) and
+  sends them ahead of any backlog; the in-order pass then skips them.
 
 The store is blocking (SQLite): every store call runs in a worker thread.
 """
@@ -42,7 +45,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 from drivers.backoff import backoff_delay
@@ -72,7 +75,13 @@ class Outbox(Protocol):
 
     def register_sink(self, name: str) -> None: ...
     def take(
-        self, sink: str, max_records: int, *, max_values: int | None = None
+        self,
+        sink: str,
+        max_records: int,
+        *,
+        max_values: int | None = None,
+        kinds: Collection[RecordKind] | None = None,
+        after_seq: int = 0,
     ) -> list[Record]: ...
     def ack(self, sink: str, upto_seq: int) -> None: ...
     def set_aside(self, sink: str, record: Record, reason: str) -> None: ...
@@ -148,6 +157,13 @@ class SinkRunner:
         self._live: deque[Record] = deque()
         self.live_sent = 0
         self.live_dropped = 0
+        # Alarms go ahead of any backlog: those with seq <= this were sent
+        # ahead of the cursor; the in-order pass skips them. Kept in memory:
+        # after a restart the alarms after the cursor are sent again
+        # (at-least-once), never lost.
+        self._alarms_sent_upto = 0
+        self._ahead = False  # the batch being delivered is alarms sent ahead
+        self._batch_end = 0  # last seq taken, skipped alarms included
 
     # -- public ------------------------------------------------------------
 
@@ -259,6 +275,8 @@ class SinkRunner:
             self.store.take, self.name, self.batch_size, max_values=self.max_batch_values
         )
         if batch:
+            batch = await self._skip_sent_alarms(batch)
+        if batch:
             await self._deliver(batch, stopped)
 
     # -- internals ---------------------------------------------------------
@@ -293,6 +311,7 @@ class SinkRunner:
         except SinkError as exc:
             if exc.accepted_upto >= batch[0].seq:
                 await self._ack([r for r in batch if r.seq <= exc.accepted_upto], [])
+            self._ahead = False
             self._failed(exc, "write")
             await self._backoff(stop, exc)
             return
@@ -316,6 +335,9 @@ class SinkRunner:
             )  # fmt: skip
         accepted = [r for r in batch if r.seq <= result.accepted_upto]
         await self._ack(accepted, rejected_seqs)
+        if not self._ahead and accepted and accepted[-1] is batch[-1]:
+            if self._batch_end > batch[-1].seq:  # alarms sent ahead ended the take
+                await asyncio.to_thread(self.store.ack, self.name, self._batch_end)
         if self._attempt:
             log.info("sink %s: delivering again after %d failure(s)", self.name, self._attempt)
         self._attempt = 0
@@ -331,7 +353,10 @@ class SinkRunner:
     async def _ack(self, accepted: list[Record], rejected: set[int] | list[int]) -> None:
         if not accepted:
             return
-        await asyncio.to_thread(self.store.ack, self.name, accepted[-1].seq)
+        if self._ahead:
+            self._alarms_sent_upto = max(self._alarms_sent_upto, accepted[-1].seq)
+        else:
+            await asyncio.to_thread(self.store.ack, self.name, accepted[-1].seq)
         n_rec = len(accepted) - len(rejected)
         n_val = sum(len(r) for r in accepted if r.seq not in rejected)
         self.sent_records += n_rec
@@ -348,7 +373,19 @@ class SinkRunner:
             vlimit = self.max_batch_values * factor
             # cleared before the take: a notify() during it wakes the wait below
             self._wake.clear()
+            ahead = await asyncio.to_thread(
+                self.store.take,
+                self.name,
+                self.batch_size,
+                kinds=(RecordKind.ALARM,),
+                after_seq=self._alarms_sent_upto,
+            )
+            self._ahead = bool(ahead)
+            if ahead:
+                return ahead
             batch = await asyncio.to_thread(self.store.take, self.name, limit, max_values=vlimit)
+            if batch and not (batch := await self._skip_sent_alarms(batch)):
+                continue
             n_values = sum(len(r) for r in batch)
             # short by records and by values: nothing more is waiting
             full = len(batch) >= limit or (batch and n_values + len(batch[-1]) > vlimit)
@@ -364,6 +401,18 @@ class SinkRunner:
             # (an alarm among them must not wait)
             await stopped_within(stop, self.flush_s - waited, wake=self._wake)
         return []
+
+    async def _skip_sent_alarms(self, batch: list[Record]) -> list[Record]:
+        """``batch`` without the alarms already sent ahead; a batch of only
+        those is acked here (and comes back empty)."""
+        sent = self._alarms_sent_upto
+        self._batch_end = batch[-1].seq
+        if not sent or batch[0].seq > sent:
+            return batch
+        unsent = [r for r in batch if r.kind is not RecordKind.ALARM or r.seq > sent]
+        if not unsent:
+            await asyncio.to_thread(self.store.ack, self.name, batch[-1].seq)
+        return unsent
 
     async def _refresh_backlog(self, force: bool = False) -> None:
         now = self._clock()

@@ -67,9 +67,11 @@ def take_rows(
     max_records: int,
     max_values: int | None,
     kinds: Collection[RecordKind] | None,
+    after_seq: int = 0,
 ) -> list[Any]:
-    """Rows (RECORD_COLUMNS) after the sink's cursor, not set aside, in seq
-    order; cut at ``max_values`` but never empty when something waits."""
+    """Rows (RECORD_COLUMNS) after the sink's cursor (and after
+    ``after_seq``), not set aside, in seq order; cut at ``max_values`` but
+    never empty when something waits."""
     sql = (
         f"SELECT {RECORD_COLUMNS} FROM records "
         "WHERE seq > (SELECT cursor FROM sinks WHERE name = :sink) "
@@ -77,10 +79,17 @@ def take_rows(
         "AND seq > (SELECT cursor FROM sinks WHERE name = :sink))"
     )
     params: dict[str, object] = {"sink": sink, "limit": max_records}
+    if after_seq:
+        sql += " AND seq > :after"
+        params["after"] = after_seq
     if kinds is not None:
         names = [RecordKind(k).value for k in kinds]
-        sql += " AND kind IN (" + ",".join(f":k{i}" for i in range(len(names))) + ")"
-        params.update({f"k{i}": k for i, k in enumerate(names)})
+        if names == [RecordKind.ALARM.value]:
+            # a literal, so SQLite may use the partial index records_alarms
+            sql += " AND kind = 'alarm'"
+        else:
+            sql += " AND kind IN (" + ",".join(f":k{i}" for i in range(len(names))) + ")"
+            params.update({f"k{i}": k for i, k in enumerate(names)})
     rows = conn.execute(sql + " ORDER BY seq LIMIT :limit", params).fetchall()
     if not rows:
         cursor_of(conn, sink)  # raises for an unknown sink

@@ -418,6 +418,7 @@ class Store:
         *,
         max_values: int | None = None,
         kinds: Collection[RecordKind] | None = None,
+        after_seq: int = 0,
     ) -> list[Record]:
         """The next records after the sink's cursor, in seq order, without
         moving the cursor: at most ``max_records`` records and, if given, at
@@ -426,11 +427,12 @@ class Store:
 
         Never returns a record this sink acked or set aside. ``kinds``
         narrows what is returned; records of other kinds stay pending until
-        the sink acks past them."""
+        the sink acks past them; ``after_seq`` skips what the caller already
+        sent ahead (the runners' alarm lane)."""
         if max_records <= 0:
             return []
         conn = self._conn()
-        rows = outbox.take_rows(conn, sink, max_records, max_values, kinds)
+        rows = outbox.take_rows(conn, sink, max_records, max_values, kinds, after_seq)
         return self._rows.decode_rows(conn, rows)
 
     def ack(self, sink: str, upto_seq: int) -> None:

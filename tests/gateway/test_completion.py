@@ -32,7 +32,7 @@ def test_bash_completion_knows_commands_options_and_choices() -> None:
     assert "complete -o default -F _minegate minegate" in script
     assert _complete(script, "") == [
         "-h", "--help", "--version", "run", "check-config", "read", "status", "demo",
-        "completion", "sim", "survey", "platform",
+        "completion", "alarms", "sim", "survey", "platform",
     ]  # fmt: skip
     assert _complete(script, "che") == ["check-config"]
     assert _complete(script, "read", "--ki") == ["--kind"]

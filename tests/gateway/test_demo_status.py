@@ -56,6 +56,9 @@ def test_status_text_and_json(demo_dir: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     for word in ("main_fan_1", "drainage_1", "latest values", "counters", "quality", "MiB"):
         assert word in proc.stdout
+    # the stopped main fan is a critical alarm, shown above everything else
+    assert proc.stdout.index("ACTIVE ALARMS") < proc.stdout.index("latest values")
+    assert "main_fan_1.running" in proc.stdout and "critical" in proc.stdout
     proc = subprocess.run(
         [*EXE, "status", "--data-dir", str(demo_dir), "--json"],
         capture_output=True, text=True, timeout=30, env=ENV, check=False,
@@ -67,6 +70,8 @@ def test_status_text_and_json(demo_dir: Path) -> None:
     assert doc["devices"]["main_fan_1"] == "stopped"
     assert doc["last_device_states"]["main_fan_1"] in ("online", "degraded")
     assert any(v["point"] == "airflow" and v["unit"] == "m3/min" for v in doc["latest"])
+    (fan,) = [a for a in doc["alarms"] if a["alarm"] == "main_fan_1.running"]
+    assert (fan["priority"], fan["state"]) == ("critical", "active_unacked")
 
 
 def test_status_on_missing_store_says_what_to_do(tmp_path: Path) -> None:

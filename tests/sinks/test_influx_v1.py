@@ -281,3 +281,47 @@ async def test_retention_policy_is_honoured(influxd_server: Any, h: Any) -> None
     (row,) = h.servers.influx_rows(url, db, f'SELECT co FROM "{db}"."two_years"."telemetry"')
     assert row["co"] == rec.values[1] and row["time"] == rec.ts_ns
     assert h.servers.influx_rows(url, db, f'SELECT co FROM "{db}"."autogen"."telemetry"') == []
+
+
+async def test_alarm_transitions_of_every_kind_are_accepted(influxd_server: Any, h: Any) -> None:
+    """The engine's records of a limit, a state and a sensor-fault alarm and
+    an operator's acknowledgement, in one measurement: no field type conflict."""
+    from gateway.alarms.engine import AlarmEngine
+    from gateway.alarms.records import to_record
+    from gateway.alarms.rules import (
+        LimitKind,
+        LimitRule,
+        PointRef,
+        Rule,
+        SensorFaultRule,
+        StateRule,
+    )
+    from gateway.alarms.state import Event
+
+    ts = h.BASE_TS
+    rules: list[Rule] = [
+        LimitRule(
+            name="ch4", point=PointRef("gas1", "ch4"), kind=LimitKind.HIGH, limit=1, restore=1
+        ),
+        SensorFaultRule(name="ch4_fault", point=PointRef("gas1", "ch4"), valid_range=(0.0, 100.0)),
+        StateRule(name="fan", point=PointRef("fan1", "running"), value=False),
+    ]
+    e = AlarmEngine(rules, clock=lambda: ts + 10)
+    readings = [
+        Record(RecordKind.SAMPLE, "gas1", ts + 1, ["ch4"], [2], ["%"], [Quality.GOOD]),
+        Record(RecordKind.SAMPLE, "fan1", ts + 2, ["running"], [False], [""], [Quality.GOOD]),
+        Record(RecordKind.SAMPLE, "gas1", ts + 3, ["ch4"], [655.35], ["%"], [Quality.GOOD]),
+    ]
+    trs = [tr for r in readings for tr in e.observe(r)] + e.command("fan", Event.ACK, "li")
+    recs = [to_record(tr, e.conditions[tr.alarm]) for tr in trs]
+    for i, r in enumerate(recs, 1):
+        r.seq = i
+    url = influxd_server.url
+    db = create_db(h, url, h.unique("alarms"))
+    sink = InfluxV1Sink(v1(url, db), h.SITE, h.GATEWAY)
+    await sink.connect()
+    result = await sink.write(recs)
+    await sink.close()
+    assert result.rejected == [] and result.accepted_upto == len(recs)
+    rows = h.servers.influx_rows(url, db, "SELECT * FROM alarm")
+    assert sorted(r["alarm"] for r in rows) == ["ch4", "ch4_fault", "fan", "fan"]

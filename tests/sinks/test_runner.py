@@ -252,11 +252,45 @@ async def test_an_alarm_does_not_wait_for_the_flush_time(store: Any, h: Any) -> 
     t0 = time.monotonic()
     await asyncio.to_thread(store.append, [alarm])
     r.notify()
-    await until(lambda: len(sink.received) == 3)
+    await until(lambda: 3 in sink.received)
     latency = time.monotonic() - t0
+    assert sink.received == [1, 3]  # the alarm went ahead of the held sample
     stop.set()
     await asyncio.wait_for(task, 10)
     assert latency < 0.5, f"alarm took {latency:.3f} s"
+    assert sink.received == [1, 3, 2]  # the final flush sends the sample, not the alarm again
+    assert store.backlog("up") == (0, 0)
+
+
+async def test_alarms_leave_ahead_of_a_backlog_once(store: Any, h: Any) -> None:
+    """Samples pile up while the server is down; alarms appended after them
+    are sent first when it returns, then the backlog in order, and no alarm
+    is sent twice."""
+    from gateway.model import Quality, RecordKind
+
+    store.register_sink("up")
+    down = True
+    sink = ScriptedSink()
+    sink.connect_fail = lambda: SinkError("down", retryable=True) if down else None
+    backlog = [h.sample("fan1", i) for i in range(400)]
+    store.append(backlog[:200])
+    alarm = Record(RecordKind.ALARM, "gas1", h.BASE_TS, ["ch4"], [1.2], ["%"], [Quality.GOOD],
+                   fields={"alarm": "ch4", "state": "active_unacked"})  # fmt: skip
+    store.append([alarm])
+    store.append(backlog[200:])
+    alarm_seq = 201
+    r = runner(sink, store, batch_size=50)
+    stop = asyncio.Event()
+    task = asyncio.create_task(r.run(stop))
+    await asyncio.sleep(0.2)
+    assert sink.received == []
+    down = False
+    await until(lambda: len(sink.received) == 401)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert sink.received[0] == alarm_seq
+    assert sink.received[1:] == [s for s in range(1, 402) if s != alarm_seq]
+    assert store.backlog("up") == (0, 0)
 
 
 async def test_a_clean_stop_sends_what_the_flush_wait_held_back(store: Any, h: Any) -> None:
