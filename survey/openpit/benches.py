@@ -1,0 +1,434 @@
+"""Faces and berms of the pit wall from a DSM: each bench's height, face
+angle and berm width along the wall, and the violations of the slope
+design, among them the "one wall" face (半边山一面墙).
+
+Method (docs/survey-openpit.md): profiles radiate from the pit floor every
+``Analysis.profile_step_deg``. Along each, ground steeper than
+``face_min_deg`` and rising outwards is face, the rest berm or floor. For
+each face: toe and crest heights from the ground just beyond it (1 m
+below and above), the face angle as the median true slope (the DSM
+gradient, whatever the profile's direction) over the middle 60 % of its
+height, toe and crest positions on the line with that slope through the
+face's centre, and the berm width to the next face up, corrected to the
+wall's normal by the cosine between the profile and the dip direction.
+Faces of neighbouring profiles that span much the same heights are one
+bench; a violation is a run of at least ``min_profiles`` neighbouring
+profiles outside the design, with its length along the wall.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from survey.model import F64
+from survey.openpit.design import PitDesign, SlopeDesign
+from survey.openpit.dsm import Dsm
+
+MIN_OVERLAP = 0.6  # share of the larger height span two faces must share to be one bench
+MIN_COS = 0.5  # a profile crossing the wall more obliquely than 60° measures nothing
+
+
+@dataclass
+class Face:
+    ray: int
+    index: int  # 0 = lowest face on the profile
+    toe_s: float  # metres from the profile's origin
+    crest_s: float
+    toe_h: float
+    crest_h: float
+    angle_deg: float
+    cos: float  # cosine between the profile and the dip direction
+    toe_en: tuple[float, float]
+    crest_en: tuple[float, float]
+    design: SlopeDesign
+    berm_above_m: float | None = None  # to the next face up; None for the top face
+    bench: str = ""
+
+    @property
+    def height_m(self) -> float:
+        return self.crest_h - self.toe_h
+
+    @property
+    def mid(self) -> tuple[float, float, float]:
+        return (
+            (self.toe_en[0] + self.crest_en[0]) / 2,
+            (self.toe_en[1] + self.crest_en[1]) / 2,
+            (self.toe_h + self.crest_h) / 2,
+        )
+
+
+@dataclass
+class Profile:
+    ray: int
+    theta_deg: float
+    origin: tuple[float, float]
+    direction: tuple[float, float]
+    s: F64  # (m,) distances along the profile
+    h: F64  # (m,) heights
+    faces: list[Face] = field(default_factory=list)
+    overall_deg: float | None = None
+
+    def en(self, s: float) -> tuple[float, float]:
+        return (self.origin[0] + s * self.direction[0], self.origin[1] + s * self.direction[1])
+
+
+@dataclass
+class Bench:
+    """Faces of neighbouring profiles at the same heights: one bench along
+    the wall."""
+
+    id: str
+    faces: list[Face]
+    length_m: float
+
+    def stat(self, values: list[float]) -> tuple[float, float, float]:
+        a = np.asarray(values)
+        return float(a.min()), float(np.median(a)), float(a.max())
+
+    @property
+    def toe_h(self) -> float:
+        return float(np.median([f.toe_h for f in self.faces]))
+
+    @property
+    def crest_h(self) -> float:
+        return float(np.median([f.crest_h for f in self.faces]))
+
+
+@dataclass
+class PitViolation:
+    id: str
+    kind: str  # one_wall | steep_face | narrow_berm | overall_slope
+    bench: str
+    design: str
+    limit: float
+    worst: float
+    unit: str  # "m" or "deg"
+    location: tuple[float, float, float]  # (E, N, H) of the worst profile's face
+    length_m: float
+    height_m: float
+    profiles: list[int]
+    worst_ray: int
+
+    @property
+    def exceedance(self) -> float:
+        """Positive beyond the design limit."""
+        return self.limit - self.worst if self.kind == "narrow_berm" else self.worst - self.limit
+
+
+@dataclass
+class BenchResult:
+    centre: tuple[float, float]
+    profiles: list[Profile]
+    benches: list[Bench]
+    violations: list[PitViolation]
+
+
+KIND_LABEL = {
+    "one_wall": "one wall: face higher than the maximum bench height (半边山一面墙)",
+    "steep_face": "bench face steeper than the design",
+    "narrow_berm": "berm narrower than the design",
+    "overall_slope": "overall slope steeper than the design",
+}
+
+
+def pit_centre(dsm: Dsm) -> tuple[float, float]:
+    """The centroid of the largest connected low area (the lowest 15 % of
+    the height range between the 1st and 99th percentiles): the pit floor."""
+    z = dsm.z
+    lo, hi = np.nanpercentile(z, [1, 99])
+    low = np.nan_to_num(z, nan=np.inf) < lo + 0.15 * (hi - lo)
+    labels, n = ndimage.label(low)
+    if n == 0:
+        return float(dsm.east.mean()), float(dsm.north.mean())
+    sizes = ndimage.sum_labels(low, labels, index=np.arange(1, n + 1))
+    rows, cols = np.nonzero(labels == int(np.argmax(sizes)) + 1)
+    return float(dsm.east[cols].mean()), float(dsm.north[rows].mean())
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1, strict=True))
+
+
+def _faces(p: Profile, slope: F64, cosd: F64, design: PitDesign, step: float) -> list[Face]:
+    a = design.analysis
+    face = (slope >= a.face_min_deg) & (cosd > 0)
+    runs = _runs(face)
+    k = max(1, math.ceil(1.0 / step))
+    out: list[Face] = []
+    for j, (i0, i1) in enumerate(runs):
+        lo = max(i0 - k, (runs[j - 1][1] + i0) // 2 if j else 0)
+        hi = min(i1 + k, (i1 + runs[j + 1][0]) // 2 if j + 1 < len(runs) else p.h.size - 1)
+        toe_h, crest_h = float(p.h[lo]), float(p.h[hi])
+        height = crest_h - toe_h
+        if not height >= a.min_face_height_m:
+            continue
+        idx = np.arange(i0, i1 + 1)
+        core = idx[(p.h[idx] >= toe_h + 0.2 * height) & (p.h[idx] <= crest_h - 0.2 * height)]
+        if core.size == 0:
+            core = idx
+        angle = float(np.median(slope[core]))
+        c = float(np.median(cosd[core]))
+        if c < MIN_COS:
+            continue
+        b = math.tan(math.radians(angle)) * c
+        sc, hc = float(p.s[core].mean()), float(p.h[core].mean())
+        toe_s, crest_s = sc + (toe_h - hc) / b, sc + (crest_h - hc) / b
+        crest_en = p.en(crest_s)
+        out.append(
+            Face(
+                p.ray,
+                len(out),
+                toe_s,
+                crest_s,
+                toe_h,
+                crest_h,
+                angle,
+                c,
+                p.en(toe_s),
+                crest_en,
+                design.design_at(*crest_en),
+            )
+        )
+    for lower, upper in itertools.pairwise(out):
+        lower.berm_above_m = max(0.0, (upper.toe_s - lower.crest_s) * (lower.cos + upper.cos) / 2)
+    return out
+
+
+def profiles(
+    dsm: Dsm, design: PitDesign, centre: tuple[float, float] | None = None
+) -> list[Profile]:
+    """Profiles radiating from ``centre`` (default: :func:`pit_centre`) with their faces."""
+    c = centre or pit_centre(dsm)
+    _, de, dn = dsm.slope()
+    step = dsm.cell
+    reach = max(
+        math.hypot(x - c[0], y - c[1])
+        for x in (dsm.east[0], dsm.east[-1])
+        for y in (dsm.north[0], dsm.north[-1])
+    )
+    s = np.arange(0.0, reach, step)
+    thetas = np.arange(0.0, 360.0, design.analysis.profile_step_deg)
+    ux, uy = np.cos(np.radians(thetas)), np.sin(np.radians(thetas))
+    e = c[0] + ux[:, None] * s[None, :]
+    n = c[1] + uy[:, None] * s[None, :]
+    rj = (n - dsm.north[0]) / float(dsm.north[1] - dsm.north[0])
+    ci = (e - dsm.east[0]) / step
+
+    def at(grid: F64) -> F64:
+        return np.asarray(
+            ndimage.map_coordinates(grid, [rj.ravel(), ci.ravel()], order=1, cval=np.nan)
+        ).reshape(e.shape)
+
+    h, ge, gn = at(dsm.z), at(de), at(dn)
+    out = []
+    for r in range(thetas.size):
+        bad = np.flatnonzero(~np.isfinite(h[r]) | ~np.isfinite(ge[r]) | ~np.isfinite(gn[r]))
+        m = int(bad[0]) if bad.size else s.size
+        g = np.hypot(ge[r, :m], gn[r, :m])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cosd = np.where(g > 0, (ge[r, :m] * ux[r] + gn[r, :m] * uy[r]) / g, 0.0)
+        p = Profile(r, float(thetas[r]), c, (float(ux[r]), float(uy[r])), s[:m], h[r, :m])
+        p.faces = _faces(p, np.degrees(np.arctan(g)), cosd, design, step)
+        if p.faces:
+            lo, hi = p.faces[0], p.faces[-1]
+            run = (hi.crest_s - lo.toe_s) * float(np.mean([f.cos for f in p.faces]))
+            if run > 0:
+                p.overall_deg = math.degrees(math.atan2(hi.crest_h - lo.toe_h, run))
+        out.append(p)
+    return out
+
+
+class _Union:
+    def __init__(self) -> None:
+        self.parent: dict[object, object] = {}
+
+    def find(self, a: object) -> object:
+        self.parent.setdefault(a, a)
+        while self.parent[a] != a:
+            self.parent[a] = self.parent[self.parent[a]]  # type: ignore[index]
+            a = self.parent[a]
+        return a
+
+    def join(self, a: object, b: object) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+
+def _same_bench(f: Face, g: Face) -> bool:
+    overlap = min(f.crest_h, g.crest_h) - max(f.toe_h, g.toe_h)
+    return overlap >= MIN_OVERLAP * max(f.height_m, g.height_m)
+
+
+def _neighbours(n_rays: int) -> list[tuple[int, int]]:
+    return [(r, (r + 1) % n_rays) for r in range(n_rays if n_rays > 2 else n_rays - 1)]
+
+
+def _ordered(rays: list[int], n_rays: int) -> list[int]:
+    """Rays of a group in order along the wall (a group may wrap past 0°)."""
+    rs = sorted(set(rays))
+    if len(rs) < 2:
+        return rs
+    gaps = [(rs[(i + 1) % len(rs)] - rs[i]) % n_rays for i in range(len(rs))]
+    start = (int(np.argmax(gaps)) + 1) % len(rs)
+    return rs[start:] + rs[:start]
+
+
+def _length(points: list[tuple[float, float]]) -> float:
+    if len(points) < 2:
+        return 0.0
+    a = np.asarray(points)
+    seg = np.hypot(*np.diff(a, axis=0).T)
+    return float(seg.sum() + seg.mean())  # n profiles stand for n slices of the wall
+
+
+def group_benches(profs: list[Profile], min_profiles: int) -> list[Bench]:
+    u = _Union()
+    n = len(profs)
+    for a, b in _neighbours(n):
+        for f in profs[a].faces:
+            u.find((a, f.index))
+            for g in profs[b].faces:
+                if _same_bench(f, g):
+                    u.join((a, f.index), (b, g.index))
+    groups: dict[object, list[Face]] = {}
+    for p in profs:
+        for f in p.faces:
+            groups.setdefault(u.find((p.ray, f.index)), []).append(f)
+    kept = [g for g in groups.values() if len({f.ray for f in g}) >= min_profiles]
+    kept.sort(key=lambda g: (float(np.median([f.toe_h for f in g])), min(f.ray for f in g)))
+    benches = []
+    for k, faces in enumerate(kept):
+        order = {r: i for i, r in enumerate(_ordered([f.ray for f in faces], n))}
+        faces.sort(key=lambda f: (order[f.ray], f.index))
+        for f in faces:
+            f.bench = f"B{k + 1}"
+        length = _length([f.mid[:2] for f in faces])
+        benches.append(Bench(f"B{k + 1}", faces, length))
+    return benches
+
+
+def _violation_groups(flagged: list[Face], n_rays: int) -> list[list[Face]]:
+    u = _Union()
+    by_ray: dict[int, list[Face]] = {}
+    for f in flagged:
+        by_ray.setdefault(f.ray, []).append(f)
+        u.find(id(f))
+    for a, b in _neighbours(n_rays):
+        for f in by_ray.get(a, []):
+            for g in by_ray.get(b, []):
+                if f.bench == g.bench and (f.bench or _same_bench(f, g)):
+                    u.join(id(f), id(g))
+    groups: dict[object, list[Face]] = {}
+    for f in flagged:
+        groups.setdefault(u.find(id(f)), []).append(f)
+    return list(groups.values())
+
+
+def find_violations(profs: list[Profile], design: PitDesign) -> list[PitViolation]:
+    n = len(profs)
+    min_p = design.analysis.min_profiles
+    tests = {
+        "one_wall": (lambda f: f.height_m, lambda d: d.max_bench_height_m, "m", max),
+        "steep_face": (lambda f: f.angle_deg, lambda d: d.max_face_angle_deg, "deg", max),
+        "narrow_berm": (
+            lambda f: f.berm_above_m if f.berm_above_m is not None else math.inf,
+            lambda d: d.min_berm_width_m,
+            "m",
+            min,
+        ),
+    }
+    out: list[PitViolation] = []
+    for kind, (value, limit, unit, worst_of) in tests.items():
+        flagged = [
+            f
+            for p in profs
+            for f in p.faces
+            if (value(f) > limit(f.design) if worst_of is max else value(f) < limit(f.design))
+        ]
+        for group in _violation_groups(flagged, n):
+            rays = _ordered([f.ray for f in group], n)
+            if len(rays) < min_p:
+                continue
+            worst = worst_of(group, key=value)
+            order = {r: i for i, r in enumerate(rays)}
+            group.sort(key=lambda f: order[f.ray])
+            out.append(
+                PitViolation(
+                    "",
+                    kind,
+                    worst.bench,
+                    worst.design.name,
+                    limit(worst.design),
+                    value(worst),
+                    unit,
+                    worst.mid,
+                    _length([f.mid[:2] for f in group]),
+                    max(f.height_m for f in group),
+                    rays,
+                    worst.ray,
+                )
+            )
+    # overall slope: neighbouring profiles steeper than their design
+    steep = [
+        p
+        for p in profs
+        if p.overall_deg is not None and p.overall_deg > p.faces[-1].design.max_overall_slope_deg
+    ]
+    rays_flagged = {p.ray for p in steep}
+    u = _Union()
+    for p in steep:
+        u.find(p.ray)
+    for a, b in _neighbours(n):
+        if a in rays_flagged and b in rays_flagged:
+            u.join(a, b)
+    groups: dict[object, list[Profile]] = {}
+    for p in steep:
+        groups.setdefault(u.find(p.ray), []).append(p)
+    for group_p in groups.values():
+        rays = _ordered([p.ray for p in group_p], n)
+        if len(rays) < min_p:
+            continue
+        worst_p = max(group_p, key=lambda p: p.overall_deg or 0.0)
+        top, bottom = worst_p.faces[-1], worst_p.faces[0]
+        by_ray = {p.ray: p for p in group_p}
+        mids = []
+        for r in rays:
+            q = by_ray[r]
+            mids.append(q.en((q.faces[0].toe_s + q.faces[-1].crest_s) / 2))
+        loc_s = (bottom.toe_s + top.crest_s) / 2
+        out.append(
+            PitViolation(
+                "",
+                "overall_slope",
+                "",
+                top.design.name,
+                top.design.max_overall_slope_deg,
+                float(worst_p.overall_deg or 0.0),
+                "deg",
+                (*worst_p.en(loc_s), (bottom.toe_h + top.crest_h) / 2),
+                _length(mids),
+                top.crest_h - bottom.toe_h,
+                rays,
+                worst_p.ray,
+            )
+        )
+    rank = {k: i for i, k in enumerate(("one_wall", "steep_face", "narrow_berm", "overall_slope"))}
+    out.sort(key=lambda v: (rank[v.kind], -abs(v.exceedance)))
+    for k, v in enumerate(out):
+        v.id = f"P{k + 1}"
+    return out
+
+
+def analyse_benches(
+    dsm: Dsm, design: PitDesign, centre: tuple[float, float] | None = None
+) -> BenchResult:
+    profs = profiles(dsm, design, centre)
+    benches = group_benches(profs, design.analysis.min_profiles)
+    return BenchResult(
+        profs[0].origin if profs else (0.0, 0.0), profs, benches, find_violations(profs, design)
+    )

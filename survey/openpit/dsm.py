@@ -1,0 +1,299 @@
+"""Digital surface models (DSM): read from GeoTIFF (rasterio) or ESRI ASCII
+grids, or made from a point cloud (LAS/LAZ, ...) or a 2.5-D mesh (OBJ).
+
+A :class:`Dsm` holds heights at cell centres: ``east`` (nx,) and ``north``
+(ny,) increasing, ``z`` (ny, nx) float64 with row j at ``north[j]`` (south
+row first, as :class:`survey.surfaces.GridSurface`), NaN where there is no
+data. Coordinates are in the licence's system (zone prefix removed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from survey.crs import CRS_TABLE
+from survey.model import F64, Licence, SurveyInputError
+
+DSM_EXTENSIONS = (".tif", ".tiff", ".asc")
+FILL_PASSES = 3  # empty cells of a rasterised cloud filled from neighbours up to 3 cells in
+
+
+@dataclass
+class Dsm:
+    east: F64
+    north: F64
+    z: F64
+    source: str = ""
+    fmt: str = ""
+    points: int | None = None  # points rasterised, for clouds
+
+    @property
+    def cell(self) -> float:
+        return float(self.east[1] - self.east[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.z.shape  # type: ignore[return-value]
+
+    def cell_area(self) -> float:
+        return self.cell * float(self.north[1] - self.north[0])
+
+    def centres(self) -> tuple[F64, F64]:
+        """(ny, nx) easting and northing of every cell centre."""
+        e, n = np.meshgrid(self.east, self.north)
+        return e, n
+
+    def sample(self, e: F64, n: F64) -> F64:
+        """Bilinear heights at plan positions (NaN outside or next to no data)."""
+        ci = (np.asarray(e) - self.east[0]) / self.cell
+        rj = (np.asarray(n) - self.north[0]) / float(self.north[1] - self.north[0])
+        out = ndimage.map_coordinates(self.z, [rj, ci], order=1, mode="constant", cval=np.nan)
+        return np.asarray(out, dtype=np.float64)
+
+    def slope(self) -> tuple[F64, F64, F64]:
+        """(slope in degrees, dz/dE, dz/dN), each (ny, nx)."""
+        dn, de = np.gradient(self.z, float(self.north[1] - self.north[0]), self.cell)
+        return np.degrees(np.arctan(np.hypot(de, dn))), de, dn
+
+    def same_grid(self, other: Dsm) -> bool:
+        return (
+            self.z.shape == other.z.shape
+            and np.allclose(self.east, other.east)
+            and np.allclose(self.north, other.north)
+        )
+
+
+def _strip_prefix(east: F64, licence: Licence | None, path: Path) -> F64:
+    if licence is None or np.abs(east).max() < 1.0e7:
+        return east
+    from survey.crs import gk_zone
+    from survey.readers.common import strip_zone_prefix
+
+    return strip_zone_prefix(east, zone=gk_zone(licence.epsg), path=path)
+
+
+def _check_epsg(
+    declared: int | None, licence: Licence | None, path: Path, notes: list[str]
+) -> None:
+    """As for LAS scans: another CGCS2000 zone is refused, the same
+    projection under another code accepted, anything else noted."""
+    if declared is None or licence is None or declared == licence.epsg:
+        return
+    info, mine = CRS_TABLE.get(declared), CRS_TABLE.get(licence.epsg)
+    if info is not None and mine is not None:
+        if info.central_meridian == mine.central_meridian:
+            return
+        raise SurveyInputError(
+            f"the raster declares EPSG {declared} ({info.name}) but the licence is EPSG "
+            f"{mine.epsg} ({mine.name}); re-project the DSM into the licence's zone",
+            path=path,
+        )
+    notes.append(
+        f"{path.name}: raster declares EPSG {declared}, the licence EPSG {licence.epsg}; "
+        "coordinates were taken as they are"
+    )
+
+
+def read_geotiff(
+    path: Path, *, licence: Licence | None = None, notes: list[str] | None = None
+) -> Dsm:
+    """A single-band GeoTIFF DSM, north-up (no rotation terms)."""
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    notes = notes if notes is not None else []
+    try:
+        with rasterio.open(path) as src:
+            t = src.transform
+            if t.b != 0 or t.d != 0:
+                raise SurveyInputError(
+                    "the raster is rotated (its geotransform has rotation terms); export it "
+                    "north-up",
+                    path=path,
+                )
+            if src.count < 1:
+                raise SurveyInputError("the raster has no band", path=path)
+            z = src.read(1, masked=True).astype(np.float64).filled(np.nan)
+            epsg = src.crs.to_epsg() if src.crs is not None else None
+            if src.crs is None:
+                notes.append(f"{path.name}: no CRS in the GeoTIFF; taken to be the licence's")
+    except RasterioIOError as exc:
+        raise SurveyInputError(
+            f"not a readable GeoTIFF ({exc}); export the DSM again as GeoTIFF", path=path
+        ) from None
+    _check_epsg(epsg, licence, path, notes)
+    ny, nx = z.shape
+    if nx < 3 or ny < 3:
+        raise SurveyInputError(f"the DSM is only {ny} x {nx} cells; give a real DSM", path=path)
+    if abs(abs(t.a) - abs(t.e)) > 1e-9 * abs(t.a):
+        raise SurveyInputError(
+            f"cells are not square ({t.a} x {abs(t.e)} m); resample the DSM to square cells",
+            path=path,
+        )
+    east = t.c + t.a * (np.arange(nx) + 0.5)
+    north = t.f + t.e * (np.arange(ny) + 0.5)
+    if t.a < 0:
+        east, z = east[::-1], z[:, ::-1]
+    if t.e < 0:  # north-up: first row northernmost
+        north, z = north[::-1], z[::-1]
+    east = _strip_prefix(np.asarray(east, dtype=np.float64), licence, path)
+    return Dsm(
+        east, np.asarray(north, dtype=np.float64), np.ascontiguousarray(z), str(path), "geotiff"
+    )
+
+
+def read_esri_ascii(path: Path, *, licence: Licence | None = None) -> Dsm:
+    from survey.crs import gk_zone
+    from survey.surfaces import load_esri_ascii_grid
+
+    zone = gk_zone(licence.epsg) if licence is not None else None
+    g = load_esri_ascii_grid(path, zone=zone)
+    return Dsm(g.east, g.north, np.ascontiguousarray(g.heights), str(path), "esri-ascii")
+
+
+def write_geotiff(
+    path: Path, dsm: Dsm, *, epsg: int | None = None, nodata: float = -9999.0
+) -> Path:
+    """float32 single-band GeoTIFF, north-up, deflate-compressed."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    cs = dsm.cell
+    transform = from_origin(dsm.east[0] - cs / 2, dsm.north[-1] + cs / 2, cs, cs)
+    z = np.where(np.isnan(dsm.z), nodata, dsm.z)[::-1].astype(np.float32)
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=z.shape[1],
+        height=z.shape[0],
+        count=1,
+        dtype="float32",
+        crs=f"EPSG:{epsg}" if epsg else None,
+        transform=transform,
+        nodata=nodata,
+        compress="deflate",
+    ) as dst:
+        dst.write(z, 1)
+    return path
+
+
+def grid_for(xyz: F64, cell: float) -> tuple[F64, F64]:
+    """Cell-centre axes covering the plan extent of ``xyz`` on whole multiples of ``cell``."""
+    lo = np.floor(xyz[:, :2].min(axis=0) / cell) * cell
+    hi = np.ceil(xyz[:, :2].max(axis=0) / cell) * cell
+    east = lo[0] + cell * (np.arange(round((hi[0] - lo[0]) / cell)) + 0.5)
+    north = lo[1] + cell * (np.arange(round((hi[1] - lo[1]) / cell)) + 0.5)
+    return east, north
+
+
+def fill_small_holes(z: F64, passes: int = FILL_PASSES) -> F64:
+    """Empty cells with filled neighbours take their mean, ``passes`` times
+    (holes up to 2 x passes cells across close; larger gaps stay empty)."""
+    z = z.copy()
+    kernel = np.ones((3, 3))
+    for _ in range(passes):
+        empty = np.isnan(z)
+        if not empty.any():
+            break
+        have = (~empty).astype(np.float64)
+        total = ndimage.convolve(np.where(empty, 0.0, z), kernel, mode="constant")
+        count = ndimage.convolve(have, kernel, mode="constant")
+        fill = empty & (count > 0)
+        z[fill] = total[fill] / count[fill]
+    return z
+
+
+def rasterise_points(
+    xyz: F64,
+    cell: float,
+    *,
+    east: F64 | None = None,
+    north: F64 | None = None,
+    source: str = "",
+    fmt: str = "",
+) -> Dsm:
+    """Mean height of the points in each cell, small holes filled.
+
+    xyz: (n, 3) float64 (E, N, H). A photogrammetric cloud is a surface
+    (one height per plan position), so the mean is the surface at the cell
+    for a cloud dense enough to put several points in every cell."""
+    if east is None or north is None:
+        east, north = grid_for(xyz, cell)
+    nx, ny = east.size, north.size
+    ci = np.floor((xyz[:, 0] - (east[0] - cell / 2)) / cell).astype(np.int64)
+    rj = np.floor((xyz[:, 1] - (north[0] - cell / 2)) / cell).astype(np.int64)
+    ok = (ci >= 0) & (ci < nx) & (rj >= 0) & (rj < ny)
+    flat = rj[ok] * nx + ci[ok]
+    s = np.bincount(flat, weights=xyz[ok, 2], minlength=nx * ny)
+    c = np.bincount(flat, minlength=nx * ny).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (s / c).reshape(ny, nx)
+    return Dsm(east, north, fill_small_holes(z), source, fmt, int(ok.sum()))
+
+
+def rasterise_mesh(
+    vertices: F64, faces: npt.NDArray[np.int64], cell: float, *, source: str = ""
+) -> Dsm:
+    """A 2.5-D triangle mesh (a surface seen from above, as a photogrammetry
+    OBJ) interpolated linearly on its own triangles at cell centres."""
+    from matplotlib.tri import LinearTriInterpolator, Triangulation
+
+    east, north = grid_for(vertices, cell)
+    try:
+        tri = Triangulation(vertices[:, 0], vertices[:, 1], faces)
+    except ValueError as exc:
+        raise SurveyInputError(
+            f"the mesh is not a surface seen from above ({exc}); export it as a 2.5-D mesh "
+            "or give the DSM",
+            path=source or None,
+        ) from None
+    interp = LinearTriInterpolator(tri, vertices[:, 2])
+    e, n = np.meshgrid(east, north)
+    z = np.ma.filled(interp(e, n).astype(np.float64), np.nan)
+    return Dsm(east, north, np.ascontiguousarray(z), source, "obj")
+
+
+def read_dsm(
+    path: str | Path,
+    *,
+    licence: Licence | None = None,
+    cell: float = 0.5,
+    notes: list[str] | None = None,
+) -> Dsm:
+    """A DSM from a GeoTIFF or ESRI ASCII grid, or rasterised at ``cell``
+    metres from any survey the readers know (clouds, meshes)."""
+    p = Path(path)
+    if p.is_dir():
+        raise SurveyInputError("is a directory; give the DSM or cloud file inside it", path=p)
+    if not p.is_file():
+        raise SurveyInputError("file not found; check the path", path=p)
+    ext = p.suffix.lower()
+    notes = notes if notes is not None else []
+    if ext in (".tif", ".tiff"):
+        return read_geotiff(p, licence=licence, notes=notes)
+    if ext == ".asc":
+        return read_esri_ascii(p, licence=licence)
+    from survey.readers import read_survey
+
+    data = read_survey(p, licence=licence)
+    notes.extend(data.notes)
+    if len(data.xyz) < 3:
+        raise SurveyInputError("fewer than 3 points: nothing to make a DSM of", path=p)
+    if data.faces is not None:
+        return rasterise_mesh(data.xyz, data.faces, cell, source=str(p))
+    return rasterise_points(data.xyz, cell, source=str(p), fmt=data.fmt)
+
+
+def on_grid(dsm: Dsm, like: Dsm) -> Dsm:
+    """``dsm`` resampled (bilinear) onto the cells of ``like``."""
+    if dsm.same_grid(like):
+        return dsm
+    e, n = like.centres()
+    z = dsm.sample(e.ravel(), n.ravel()).reshape(like.shape)
+    return Dsm(like.east, like.north, z, dsm.source, dsm.fmt, dsm.points)
