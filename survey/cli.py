@@ -289,6 +289,11 @@ def _finish(
 def cmd_sample(args: argparse.Namespace) -> int:
     from survey.sample import write_sample
 
+    if getattr(args, "open_pit", False):
+        from survey.openpit.cli import cmd_sample_pit
+
+        return cmd_sample_pit(args)
+
     sample = write_sample(_prepare_out(Path(args.out)))
     print(f"sample data written to {args.out}:")
     for f in sample.files:
@@ -367,6 +372,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "sample", help="write a sample licence and scans (compliant and with violations)"
     )
     sample.add_argument("--out", required=True, help="directory to write the sample into")
+    sample.add_argument(
+        "--open-pit", action="store_true", help="an open pit instead (DSMs, cloud, mesh)"
+    )
     sample.set_defaults(func=lambda a: run(cmd_sample, a))
 
     compare = sub.add_parser(
@@ -376,6 +384,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     compare.add_argument("--new", required=True, help="the later scan")
     _add_common(compare)
     compare.set_defaults(func=lambda a: run(cmd_compare, a))
+
+    from survey.openpit.cli import register_pit
+
+    register_pit(sub, run)
     return survey
 
 

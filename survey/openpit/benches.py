@@ -251,7 +251,7 @@ class _Union:
     def find(self, a: object) -> object:
         self.parent.setdefault(a, a)
         while self.parent[a] != a:
-            self.parent[a] = self.parent[self.parent[a]]  # type: ignore[index]
+            self.parent[a] = self.parent[self.parent[a]]
             a = self.parent[a]
         return a
 

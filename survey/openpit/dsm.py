@@ -38,7 +38,7 @@ class Dsm:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.z.shape  # type: ignore[return-value]
+        return (int(self.z.shape[0]), int(self.z.shape[1]))
 
     def cell_area(self) -> float:
         return self.cell * float(self.north[1] - self.north[0])
@@ -58,7 +58,8 @@ class Dsm:
     def slope(self) -> tuple[F64, F64, F64]:
         """(slope in degrees, dz/dE, dz/dN), each (ny, nx)."""
         dn, de = np.gradient(self.z, float(self.north[1] - self.north[0]), self.cell)
-        return np.degrees(np.arctan(np.hypot(de, dn))), de, dn
+        slope = np.asarray(np.degrees(np.arctan(np.hypot(de, dn))), dtype=np.float64)
+        return slope, np.asarray(de, dtype=np.float64), np.asarray(dn, dtype=np.float64)
 
     def same_grid(self, other: Dsm) -> bool:
         return (

@@ -164,7 +164,7 @@ class PitGeometry:
         ce, cn = self.centre_en
         n = round(2 * self.half_extent_m / cell)
         offs = -self.half_extent_m + cell * (np.arange(n) + 0.5)
-        return ce + offs, cn + offs
+        return np.asarray(ce + offs, dtype=np.float64), np.asarray(cn + offs, dtype=np.float64)
 
     # --- answers from the geometry -------------------------------------------
 
