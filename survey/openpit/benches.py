@@ -30,6 +30,9 @@ from survey.openpit.design import PitDesign, SlopeDesign
 from survey.openpit.dsm import Dsm
 
 MIN_OVERLAP = 0.6  # share of the larger height span two faces must share to be one bench
+# toe and crest heights are read this far out on the berms (beyond the
+# rounding of a mesh's or a cloud's edges)
+BERM_OFFSET_M = 1.5
 MIN_COS = 0.5  # a profile crossing the wall more obliquely than 60° measures nothing
 
 
@@ -159,7 +162,7 @@ def _faces(p: Profile, slope: F64, cosd: F64, design: PitDesign, step: float) ->
     a = design.analysis
     face = (slope >= a.face_min_deg) & (cosd > 0)
     runs = _runs(face)
-    k = max(1, math.ceil(1.0 / step))
+    k = max(1, math.ceil(BERM_OFFSET_M / step))
     out: list[Face] = []
     for j, (i0, i1) in enumerate(runs):
         lo = max(i0 - k, (runs[j - 1][1] + i0) // 2 if j else 0)

@@ -162,10 +162,10 @@ def write_geotiff(
 ) -> Path:
     """float32 single-band GeoTIFF, north-up, deflate-compressed."""
     import rasterio
-    from rasterio.transform import from_origin
+    from affine import Affine
 
     cs = dsm.cell
-    transform = from_origin(dsm.east[0] - cs / 2, dsm.north[-1] + cs / 2, cs, cs)
+    transform = Affine(cs, 0.0, dsm.east[0] - cs / 2, 0.0, -cs, dsm.north[-1] + cs / 2)
     z = np.where(np.isnan(dsm.z), nodata, dsm.z)[::-1].astype(np.float32)
     with rasterio.open(
         path,
@@ -231,11 +231,21 @@ def rasterise_points(
     rj = np.floor((xyz[:, 1] - (north[0] - cell / 2)) / cell).astype(np.int64)
     ok = (ci >= 0) & (ci < nx) & (rj >= 0) & (rj < ny)
     flat = rj[ok] * nx + ci[ok]
-    s = np.bincount(flat, weights=xyz[ok, 2], minlength=nx * ny)
     c = np.bincount(flat, minlength=nx * ny).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        z = (s / c).reshape(ny, nx)
-    return Dsm(east, north, fill_small_holes(z), source, fmt, int(ok.sum()))
+        z, pe, pn = (
+            (np.bincount(flat, weights=xyz[ok, k], minlength=nx * ny) / c).reshape(ny, nx)
+            for k in (2, 0, 1)
+        )
+    # the mean height belongs to the mean position of the points, not to
+    # the cell centre: move it there along the surface's first-pass slope
+    # (on a 65° face a point 0.1 m off the centre is 0.2 m off in height)
+    dsm = Dsm(east, north, fill_small_holes(z), source, fmt, int(ok.sum()))
+    _, de, dn = dsm.slope()
+    e, n = dsm.centres()
+    shift = np.nan_to_num(de * (e - pe) + dn * (n - pn))
+    dsm.z = fill_small_holes(z + shift)
+    return dsm
 
 
 def rasterise_mesh(
