@@ -128,6 +128,15 @@ def load_design(path: str | Path) -> PitDesign:
             f"unknown section(s) {', '.join(sorted(unknown))}; use [design], [[zones]], [analysis]",
             path=p,
         )
+    for key, kind, text in (
+        ("design", dict, "a [design] table"),
+        ("analysis", dict, "an [analysis] table"),
+        ("zones", list, "a list of [[zones]] tables (double brackets)"),
+    ):
+        if key in data and not isinstance(data[key], kind):
+            raise SurveyInputError(f"{key!r} must be {text}", path=p)
+    if not all(isinstance(z, dict) for z in data.get("zones", [])):
+        raise SurveyInputError("every [[zones]] entry must be a table", path=p)
     default = replace(SlopeDesign(), **_numbers(data.get("design", {}), _DESIGN_KEYS, "design", p))
     zones = []
     for k, z in enumerate(data.get("zones", [])):

@@ -1,0 +1,71 @@
+"""Open-pit inputs: ESRI ASCII grids read like GeoTIFFs, a rotated raster
+refused, the slope design's zones applied where they lie."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from survey.model import SurveyInputError
+from survey.openpit.check import check_pit_dsm
+from survey.openpit.design import PitDesign, load_design
+from survey.openpit.dsm import Dsm, read_dsm, write_geotiff
+from survey.openpit.geometry import PitGeometry
+from survey.writers import write_esri_grid
+
+G = PitGeometry(half_extent_m=100.0)
+
+
+@pytest.fixture(scope="module")
+def dsm() -> Dsm:
+    e, n = G.axes(0.5)
+    E, N = np.meshgrid(e, n)
+    return Dsm(e, n, G.height(E, N), "pit")
+
+
+def test_esri_ascii_grid_reads_as_the_geotiff(tmp_path: Path, dsm: Dsm) -> None:
+    asc = write_esri_grid(tmp_path / "pit.asc", dsm.east, dsm.north, dsm.z)
+    tif = write_geotiff(tmp_path / "pit.tif", dsm, epsg=4545)
+    a, t = read_dsm(asc, licence=G.licence()), read_dsm(tif, licence=G.licence())
+    assert a.same_grid(t) and a.same_grid(dsm)
+    np.testing.assert_allclose(a.z, dsm.z, atol=1e-4)
+    np.testing.assert_allclose(t.z, dsm.z, atol=1e-4)  # float32 heights
+
+
+def test_rotated_raster_refused(tmp_path: Path) -> None:
+    import rasterio
+    from affine import Affine
+
+    path = tmp_path / "rotated.tif"
+    t = Affine.translation(561_000.0, 2_432_000.0) @ Affine.rotation(10) @ Affine.scale(1, -1)
+    with rasterio.open(
+        path, "w", driver="GTiff", width=8, height=8, count=1, dtype="float32", transform=t
+    ) as dst:
+        dst.write(np.zeros((8, 8), dtype=np.float32), 1)
+    with pytest.raises(SurveyInputError, match=r"rotated.tif.*north-up"):
+        read_dsm(path)
+
+
+def test_zone_design_applies_only_inside_its_polygon(tmp_path: Path, dsm: Dsm) -> None:
+    """A zone around the west wall allowing 45 m faces: no "one wall"
+    there, while the steep face in the north stays a violation."""
+    ce, cn = G.centre_en
+    pts = [(ce, cn)] + [
+        (ce + 120 * math.cos(math.radians(a)), cn + 120 * math.sin(math.radians(a)))
+        for a in range(150, 251, 10)
+    ]
+    corners = ", ".join(f"[{e:.3f}, {n:.3f}]" for e, n in pts)
+    path = tmp_path / "design.toml"
+    path.write_text(
+        "[design]\nmax_face_angle_deg = 75\n\n[[zones]]\nname = 'west wall'\n"
+        f"corners = [{corners}]\nmax_bench_height_m = 45\nmax_overall_slope_deg = 75\n"
+    )
+    design = load_design(path)
+    assert design.zones[0].design.max_face_angle_deg == 75  # zone inherits the default
+    kinds = {v.kind for v in check_pit_dsm(G.licence(), dsm, design).benches.violations}
+    assert "one_wall" not in kinds and "steep_face" in kinds
+    default = {v.kind for v in check_pit_dsm(G.licence(), dsm, PitDesign()).benches.violations}
+    assert "one_wall" in default
