@@ -292,7 +292,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if getattr(args, "open_pit", False):
         from survey.openpit.cli import cmd_sample_pit
 
-        return cmd_sample_pit(args)
+        return cmd_sample_pit(args, _prepare_out)
 
     sample = write_sample(_prepare_out(Path(args.out)))
     print(f"sample data written to {args.out}:")
@@ -387,7 +387,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
     from survey.openpit.cli import register_pit
 
-    register_pit(sub, run)
+    register_pit(sub, run, _prepare_out)
     return survey
 
 

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from survey.model import SurveyInputError
 
+# the exit codes of survey.cli (which imports this module, not the other way)
+EXIT_OK = 0
+EXIT_VIOLATIONS = 3
 MAX_PRINTED = 10
+PrepareOut = Callable[[Path], Path]
 
 
-def cmd_check_pit(args: argparse.Namespace) -> int:
-    from survey.cli import EXIT_OK, EXIT_VIOLATIONS, _prepare_out
+def cmd_check_pit(args: argparse.Namespace, prepare_out: PrepareOut) -> int:
     from survey.findings import SourceInfo, new_check_id
     from survey.openpit.check import check_pit
     from survey.openpit.design import PitDesign, load_design
@@ -29,7 +33,7 @@ def cmd_check_pit(args: argparse.Namespace) -> int:
         raise SurveyInputError(f"--cell {args.cell}: give a positive cell size in metres")
     licence = load_licence(args.licence)
     design = load_design(args.design) if args.design else PitDesign()
-    out = _prepare_out(Path(args.out))
+    out = prepare_out(Path(args.out))
     pit = check_pit(
         licence,
         args.dsm,
@@ -77,11 +81,10 @@ def cmd_check_pit(args: argparse.Namespace) -> int:
     return EXIT_VIOLATIONS if pit.has_violations else EXIT_OK
 
 
-def cmd_sample_pit(args: argparse.Namespace) -> int:
-    from survey.cli import EXIT_OK, _prepare_out
+def cmd_sample_pit(args: argparse.Namespace, prepare_out: PrepareOut) -> int:
     from survey.openpit.sample import write_pit_sample
 
-    sample = write_pit_sample(_prepare_out(Path(args.out)))
+    sample = write_pit_sample(prepare_out(Path(args.out)))
     print(f"open-pit sample written to {args.out}:")
     for f in sample.files:
         print(f"  {f}")
@@ -91,8 +94,9 @@ def cmd_sample_pit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def register_pit(sub: Any, run: Any) -> None:
-    """Add ``check-pit`` to the ``survey`` subcommands."""
+def register_pit(sub: Any, run: Any, prepare_out: PrepareOut) -> None:
+    """Add ``check-pit`` to the ``survey`` subcommands (``run`` and
+    ``prepare_out`` are survey.cli's)."""
     p = sub.add_parser(
         "check-pit",
         help="check an open pit's DSM (or cloud, mesh) against the licence and the slope design",
@@ -115,4 +119,4 @@ def register_pit(sub: Any, run: Any) -> None:
     p.add_argument(
         "--cell", type=float, default=0.5, help="cell size (m) for rasterising clouds and meshes"
     )
-    p.set_defaults(func=lambda a: run(cmd_check_pit, a))
+    p.set_defaults(func=lambda a: run(lambda args: cmd_check_pit(args, prepare_out), a))
