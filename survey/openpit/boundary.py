@@ -28,7 +28,7 @@ import numpy.typing as npt
 import shapely
 from scipy import ndimage
 
-from survey.model import F64, Block, Incident, Licence, ViolationType
+from survey.model import F64, Block, Incident, Licence, SurveyInputError, ViolationType
 from survey.openpit.dsm import Dsm
 
 RIM_CELLS = 3  # width of the outer rim that stands for the surrounding terrain
@@ -53,6 +53,12 @@ def terrain_plane(dsm: Dsm) -> F64:
     k = RIM_CELLS
     rim[:k], rim[-k:], rim[:, :k], rim[:, -k:] = True, True, True, True
     rim &= np.isfinite(z)
+    if rim.sum() < 3 * k:
+        raise SurveyInputError(
+            "the DSM has almost no heights on its outer rim, so the terrain around the pit is "
+            "unknown; give the ground before mining with --pre-mining",
+            path=dsm.source or None,
+        )
     e, n = dsm.centres()
     ze, ne, he = e[rim], n[rim], z[rim]
     keep = he >= np.quantile(he, 1 / 3)

@@ -284,8 +284,17 @@ def read_dsm(
         raise SurveyInputError("is a directory; give the DSM or cloud file inside it", path=p)
     if not p.is_file():
         raise SurveyInputError("file not found; check the path", path=p)
-    ext = p.suffix.lower()
     notes = notes if notes is not None else []
+    dsm = _read_any(p, licence, cell, notes)
+    if not np.isfinite(dsm.z).any():
+        raise SurveyInputError(
+            "the DSM holds no height (every cell is no-data); export it again", path=p
+        )
+    return dsm
+
+
+def _read_any(p: Path, licence: Licence | None, cell: float, notes: list[str]) -> Dsm:
+    ext = p.suffix.lower()
     if ext in (".tif", ".tiff"):
         return read_geotiff(p, licence=licence, notes=notes)
     if ext == ".asc":

@@ -22,7 +22,7 @@ import numpy as np
 import shapely
 from scipy import ndimage
 
-from survey.model import Licence
+from survey.model import Licence, SurveyInputError
 from survey.openpit.design import PitDesign
 from survey.openpit.dsm import Dsm, on_grid
 
@@ -63,6 +63,13 @@ def compare_surveys(earlier: Dsm, later: Dsm, licence: Licence, design: PitDesig
     later = on_grid(later, earlier)
     d = later.z - earlier.z
     finite = np.isfinite(d)
+    both = int(finite.sum())
+    if both == 0:
+        raise SurveyInputError(
+            "the earlier and the later survey do not overlap; give two flights of the same pit "
+            "in the same coordinate system",
+            path=later.source or None,
+        )
     cut = finite & (d < -a.min_cut_m)
     fill = finite & (d > a.min_cut_m)
     e, n = earlier.centres()

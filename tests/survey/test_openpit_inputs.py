@@ -69,3 +69,24 @@ def test_zone_design_applies_only_inside_its_polygon(tmp_path: Path, dsm: Dsm) -
     assert "one_wall" not in kinds and "steep_face" in kinds
     default = {v.kind for v in check_pit_dsm(G.licence(), dsm, PitDesign()).benches.violations}
     assert "one_wall" in default
+
+
+def test_dsm_without_heights_refused(tmp_path: Path, dsm: Dsm) -> None:
+    empty = Dsm(dsm.east, dsm.north, np.full(dsm.shape, np.nan))
+    path = write_geotiff(tmp_path / "empty.tif", empty, epsg=4545)
+    with pytest.raises(SurveyInputError, match=r"empty.tif.*no height"):
+        read_dsm(path)
+
+
+def test_no_terrain_around_and_no_pre_mining_surface_refused(dsm: Dsm) -> None:
+    z = dsm.z.copy()
+    z[:4], z[-4:], z[:, :4], z[:, -4:] = np.nan, np.nan, np.nan, np.nan
+    cropped = Dsm(dsm.east, dsm.north, z, "cropped.tif")
+    with pytest.raises(SurveyInputError, match=r"cropped.tif.*--pre-mining"):
+        check_pit_dsm(G.licence(), cropped, PitDesign())
+
+
+def test_surveys_that_do_not_overlap_refused(dsm: Dsm) -> None:
+    far = Dsm(dsm.east + 10_000.0, dsm.north, dsm.z, "far.tif")
+    with pytest.raises(SurveyInputError, match=r"far.tif.*do not overlap"):
+        check_pit_dsm(G.licence(), far, PitDesign(), earlier=dsm)
