@@ -261,10 +261,18 @@ def section_png(pit: PitCheckResult, v: PitViolation) -> bytes:
         )
     ax.set_xlim(s_lo, s_hi)
     ax.set_ylim(h_lo, h_hi)
+    if d is not None:
+        label_at = (d.crest_s, d.crest_h)
+    elif faces:  # overall slope: the middle of the wall
+        label_at = (
+            (faces[0].toe_s + faces[-1].crest_s) / 2,
+            (faces[0].toe_h + faces[-1].crest_h) / 2,
+        )
+    else:
+        label_at = (s_lo, h_hi)
     pic.text(
         ax.transData,
-        d.crest_s if d else s_lo,
-        d.crest_h if d else h_hi,
+        *label_at,
         v.id,
         size=8,
         box=colour,
