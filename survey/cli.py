@@ -152,14 +152,20 @@ def _verdict_line(result: CheckResult) -> str:
     return f"COMPLIANT: {result.n_points:,} points inside the licensed extent"
 
 
-def _publish(config_path: str, result: CheckResult, check_id: str) -> str:
+def _publish(config_path: str, result: CheckResult, check_id: str, records_for: Any = None) -> str:
     """Append the findings to the site's store; the gateway's sinks deliver
-    them (InfluxDB measurements survey_check / survey_incident, MQTT alert)."""
+    them (InfluxDB measurements survey_check / survey_incident, MQTT alert).
+    ``records_for(site, gateway)``, when given, makes the records instead
+    (the open-pit check adds its own)."""
     from gateway.config import load_config
     from gateway.runtime import open_store, store_path
 
     cfg = load_config(config_path)
-    records = findings_records(result, cfg.site.name, check_id, gateway=cfg.site.gateway)
+    records = (
+        records_for(cfg.site.name, cfg.site.gateway)
+        if records_for is not None
+        else findings_records(result, cfg.site.name, check_id, gateway=cfg.site.gateway)
+    )
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(cfg)
     try:
@@ -387,7 +393,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
     from survey.openpit.cli import register_pit
 
-    register_pit(sub, run, _prepare_out)
+    register_pit(sub, run, _prepare_out, _publish)
     return survey
 
 

@@ -7,6 +7,7 @@ check``: 0 compliant (or only within survey uncertainty), 3 violations
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,11 +18,12 @@ from survey.model import SurveyInputError
 # the exit codes of survey.cli (which imports this module, not the other way)
 EXIT_OK = 0
 EXIT_VIOLATIONS = 3
+EXIT_NOT_PUBLISHED = 4
 MAX_PRINTED = 10
 PrepareOut = Callable[[Path], Path]
 
 
-def cmd_check_pit(args: argparse.Namespace, prepare_out: PrepareOut) -> int:
+def cmd_check_pit(args: argparse.Namespace, prepare_out: PrepareOut, publish: Any) -> int:
     from survey.findings import SourceInfo, new_check_id
     from survey.openpit.check import check_pit
     from survey.openpit.design import PitDesign, load_design
@@ -29,6 +31,12 @@ def cmd_check_pit(args: argparse.Namespace, prepare_out: PrepareOut) -> int:
     from survey.readers.licence_files import load_licence
 
     t0 = time.perf_counter()
+    if args.publish and not args.config:
+        raise SurveyInputError("--publish needs --config SITE.toml (where to publish to)")
+    if args.config:
+        from gateway.config import load_config
+
+        load_config(args.config)  # fail now, not after the check
     if not (args.cell > 0):
         raise SurveyInputError(f"--cell {args.cell}: give a positive cell size in metres")
     licence = load_licence(args.licence)
@@ -78,6 +86,29 @@ def cmd_check_pit(args: argparse.Namespace, prepare_out: PrepareOut) -> int:
                     f"({a.volume_m3:,.0f} m³) while the bench above was not, at X {n:,.1f} Y {e:,.1f}"
                 )
     print(f"report: {files.report_html}\nfindings: {files.findings_json}")
+    if args.publish:
+        import sqlite3
+
+        from gateway.store.errors import StoreError
+        from survey.openpit.findings import pit_records
+
+        try:
+            print(
+                publish(
+                    args.config,
+                    r,
+                    check_id,
+                    lambda site, gw: pit_records(pit, site, check_id, gateway=gw),
+                )
+            )
+        except (StoreError, sqlite3.Error, OSError) as exc:
+            print(
+                f"error: the check is done ({r.verdict}; {files.findings_json}) but its findings "
+                f"could not be published to the store of {args.config}: {exc}. Fix the store "
+                "(see `minegate status`) and run the check again with --publish.",
+                file=sys.stderr,
+            )
+            return EXIT_NOT_PUBLISHED
     return EXIT_VIOLATIONS if pit.has_violations else EXIT_OK
 
 
@@ -94,9 +125,9 @@ def cmd_sample_pit(args: argparse.Namespace, prepare_out: PrepareOut) -> int:
     return EXIT_OK
 
 
-def register_pit(sub: Any, run: Any, prepare_out: PrepareOut) -> None:
-    """Add ``check-pit`` to the ``survey`` subcommands (``run`` and
-    ``prepare_out`` are survey.cli's)."""
+def register_pit(sub: Any, run: Any, prepare_out: PrepareOut, publish: Any) -> None:
+    """Add ``check-pit`` to the ``survey`` subcommands (``run``,
+    ``prepare_out`` and ``publish`` are survey.cli's)."""
     p = sub.add_parser(
         "check-pit",
         help="check an open pit's DSM (or cloud, mesh) against the licence and the slope design",
@@ -119,4 +150,10 @@ def register_pit(sub: Any, run: Any, prepare_out: PrepareOut) -> None:
     p.add_argument(
         "--cell", type=float, default=0.5, help="cell size (m) for rasterising clouds and meshes"
     )
-    p.set_defaults(func=lambda a: run(lambda args: cmd_check_pit(args, prepare_out), a))
+    p.add_argument("--config", help="site config (SITE.toml) for --publish")
+    p.add_argument(
+        "--publish",
+        action="store_true",
+        help="append the findings to the gateway's store so its sinks send them",
+    )
+    p.set_defaults(func=lambda a: run(lambda args: cmd_check_pit(args, prepare_out, publish), a))

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from survey.findings import SourceInfo, findings_document
+from gateway.model import Quality, Record, RecordKind
+from survey.findings import SourceInfo, findings_document, findings_records
 from survey.openpit.benches import Bench, PitViolation
 from survey.openpit.check import PitCheckResult
 from survey.openpit.order import CutArea
@@ -120,3 +121,117 @@ def pit_document(
         },
     }
     return doc
+
+
+MEASUREMENT_PIT_FINDING = "survey_pit_finding"
+MEASUREMENT_PIT_CHANGE = "survey_pit_change"
+
+
+def pit_records(
+    pit: PitCheckResult,
+    site: str,
+    check_id: str,
+    *,
+    gateway: str = "",
+    ts_ns: int | None = None,
+) -> list[Record]:
+    """The underground records (:func:`survey.findings.findings_records`:
+    ``survey_check``, one ``survey_incident`` per incident), the check
+    record alerting on open-pit violations too, then one
+    ``survey_pit_finding`` record per bench violation and per cut that is
+    not top-down, and one ``survey_pit_change`` record with the volumes
+    mined between the flights (when an earlier survey was given)."""
+    records = findings_records(pit.result, site, check_id, gateway=gateway, ts_ns=ts_ns)
+    check = records[0]
+    tags = dict(check.fields["tags"])  # type: ignore[call-overload]
+    bad_cuts = pit.out_of_order
+    n_pit = len(pit.benches.violations) + len(bad_cuts)
+    for name, value in (
+        ("pit_violations", len(pit.benches.violations)),
+        ("out_of_order", len(bad_cuts)),
+    ):
+        check.points.append(name)
+        check.values.append(value)
+        check.units.append("")
+        check.qualities.append(Quality.GOOD)
+    if n_pit:
+        check.fields["alert"] = True
+        kinds = sorted(
+            {v.kind for v in pit.benches.violations} | ({"out_of_order"} if bad_cuts else set())
+        )
+        what = f"{n_pit} open-pit violation(s) ({', '.join(kinds)})"
+        if pit.result.incidents:
+            check.fields["message"] = f"{check.fields['message']}; {what}"
+        else:
+            lic = pit.result.licence
+            check.fields["message"] = (
+                f"survey check {check_id}: {what} of licence {lic.licence_no} ({lic.mine_name})"
+            )
+
+    def record(
+        measurement: str, extra: dict[str, str], values: list[tuple[str, float | int | str, str]]
+    ) -> Record:
+        return Record(
+            kind=RecordKind.FINDING,
+            device=check_id,
+            ts_ns=check.ts_ns,
+            points=[v[0] for v in values],
+            values=[v[1] for v in values],
+            units=[v[2] for v in values],
+            qualities=[Quality.GOOD] * len(values),
+            fields={"measurement": measurement, "tags": {**tags, **extra}, "alert": False},
+        )
+
+    for v in pit.benches.violations:
+        e, n, h = v.location
+        records.append(
+            record(
+                MEASUREMENT_PIT_FINDING,
+                {"finding": v.id, "kind": v.kind, "bench": v.bench, "design_zone": v.design},
+                [
+                    ("worst", round(v.worst, 3), v.unit),
+                    ("limit", float(v.limit), v.unit),
+                    ("exceedance", round(v.exceedance, 3), v.unit),
+                    ("length_along_wall_m", round(v.length_m, 1), "m"),
+                    ("face_height_m", round(v.height_m, 2), "m"),
+                    ("x_north", round(n, 3), "m"),
+                    ("y_east", round(e, 3), "m"),
+                    ("h", round(h, 3), "m"),
+                ],
+            )
+        )
+    for a in bad_cuts:
+        e, n, h = a.centroid
+        records.append(
+            record(
+                MEASUREMENT_PIT_FINDING,
+                {"finding": a.id, "kind": "out_of_order", "bench": "", "design_zone": ""},
+                [
+                    ("volume_m3", round(a.volume_m3, 1), "m3"),
+                    ("volume_outside_licence_m3", round(a.volume_outside_m3, 1), "m3"),
+                    ("level_top_h", round(a.h_top, 2), "m"),
+                    ("level_bottom_h", round(a.h_bottom, 2), "m"),
+                    ("bench_above_cut_share", round(a.above_cut_share, 3), ""),
+                    ("x_north", round(n, 3), "m"),
+                    ("y_east", round(e, 3), "m"),
+                    ("h", round(h, 3), "m"),
+                ],
+            )
+        )
+    o = pit.order
+    if o is not None:
+        records.append(
+            record(
+                MEASUREMENT_PIT_CHANGE,
+                {},
+                [
+                    ("cut_m3", round(o.cut_m3, 1), "m3"),
+                    ("fill_m3", round(o.fill_m3, 1), "m3"),
+                    ("cut_inside_licence_m3", round(o.cut_inside_m3, 1), "m3"),
+                    ("cut_outside_licence_m3", round(o.cut_outside_m3, 1), "m3"),
+                    ("fill_inside_licence_m3", round(o.fill_inside_m3, 1), "m3"),
+                    ("fill_outside_licence_m3", round(o.fill_outside_m3, 1), "m3"),
+                ],
+            )
+        )
+    return records

@@ -185,3 +185,78 @@ def test_not_a_geotiff_and_missing_file(tmp_path: Path, capsys: pytest.CaptureFi
         str(tmp_path / "o"),
     )
     assert code == EXIT_BAD_INPUT and "nope.tif" in err and "not found" in err
+
+
+def test_publish_appends_pit_findings_to_the_site_store(
+    sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.config import load_config
+    from gateway.model import RecordKind
+    from gateway.runtime import open_store
+
+    site = tmp_path / "site.toml"
+    site.write_text(
+        '[site]\nname = "quarry-1"\ngateway = "gw1"\ndata_dir = "data"\n\n'
+        '[[sinks]]\nname = "broker"\ntype = "mqtt"\nhost = "127.0.0.1"\n'
+    )
+    out = tmp_path / "out"
+    code, text, err = _run(
+        capsys,
+        "check-pit",
+        "--licence",
+        str(sample / "licence.toml"),
+        "--dsm",
+        str(sample / "dsm_2026-09-01.tif"),
+        "--earlier",
+        str(sample / "dsm_2026-03-01.tif"),
+        "--out",
+        str(out),
+        "--config",
+        str(site),
+        "--publish",
+    )
+    assert code == EXIT_VIOLATIONS, err
+    assert "published" in text
+    doc = json.loads((out / "findings.json").read_text())
+    store = open_store(load_config(site))
+    try:
+        recs = store.take("broker", 1000, kinds=[RecordKind.FINDING])
+    finally:
+        store.close()
+    by = {}
+    for r in recs:
+        by.setdefault(r.fields["measurement"], []).append(r)
+    check = by["survey_check"][0]
+    values = dict(zip(check.points, check.values, strict=True))
+    assert check.fields["alert"] is True
+    assert values["pit_violations"] == len(doc["open_pit"]["violations"])
+    assert values["out_of_order"] == 1
+    assert len(by["survey_incident"]) == len(doc["incidents"]) + len(doc["within_uncertainty"])
+    found = {r.fields["tags"]["finding"]: r for r in by["survey_pit_finding"]}  # type: ignore[index]
+    assert set(found) == {v["id"] for v in doc["open_pit"]["violations"]} | set(
+        doc["open_pit"]["between_surveys"]["out_of_order"]
+    )
+    wall = next(r for r in found.values() if r.fields["tags"]["kind"] == "one_wall")  # type: ignore[index]
+    assert dict(zip(wall.points, wall.values, strict=True))["worst"] == pytest.approx(40.0, abs=0.2)
+    (change,) = by["survey_pit_change"]
+    cut = dict(zip(change.points, change.values, strict=True))
+    assert (
+        cut["cut_outside_licence_m3"]
+        == doc["open_pit"]["between_surveys"]["cut_outside_licence_m3"]
+    )
+
+
+def test_publish_needs_a_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lic, dsm = _pit_files(tmp_path, COMPLIANT)
+    code, _, err = _run(
+        capsys,
+        "check-pit",
+        "--licence",
+        str(lic),
+        "--dsm",
+        str(dsm),
+        "--out",
+        str(tmp_path / "o"),
+        "--publish",
+    )
+    assert code == EXIT_BAD_INPUT and "--config" in err
