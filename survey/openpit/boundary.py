@@ -114,16 +114,19 @@ def _group(
     tol: float,
     heights: F64,
 ) -> list[Incident]:
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    labels, _n = ndimage.label(mask, structure=np.ones((3, 3)))
     out = []
     e, nn = dsm.centres()
     area = dsm.cell_area()
-    for lab in range(1, n + 1):
-        sel = labels == lab
-        exc = float(exceed[sel].max())
-        vol = float(volume[sel].sum() * area)
-        es, ns, hs = e[sel], nn[sel], heights[sel]
-        w = volume[sel] + 1e-12
+    # each group within its bounding box: a noisy DSM has thousands of groups
+    for lab, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        sel = labels[box] == lab
+        exc = float(exceed[box][sel].max())
+        vol = float(volume[box][sel].sum() * area)
+        es, ns, hs = e[box][sel], nn[box][sel], heights[box][sel]
+        w = volume[box][sel] + 1e-12
         centroid = (
             float(np.average(es, weights=w)),
             float(np.average(ns, weights=w)),

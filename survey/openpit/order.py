@@ -84,27 +84,37 @@ def compare_surveys(earlier: Dsm, later: Dsm, licence: Licence, design: PitDesig
 
     slope, _, _ = earlier.slope()
     face = slope >= a.face_min_deg
-    labels, n_lab = ndimage.label(cut, structure=np.ones((3, 3)))
+    labels, _n_lab = ndimage.label(cut, structure=np.ones((3, 3)))
     areas: list[CutArea] = []
     max_h = max(
         [design.default.max_bench_height_m] + [z.design.max_bench_height_m for z in design.zones]
     )
     reach_cells = a.order_reach_m / earlier.cell
-    for lab in range(1, n_lab + 1):
-        sel = labels == lab
-        if sel.sum() < MIN_CUT_CELLS:
+    pad = int(np.ceil(reach_cells)) + 1
+    ny, nx = earlier.shape
+    for lab, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None or (labels[box] == lab).sum() < MIN_CUT_CELLS:
             continue
-        h_top = float(np.nanmax(earlier.z[sel]))
-        near = ndimage.distance_transform_edt(~sel) <= reach_cells
+        # the cut and the ground within reach of it: a window, not the whole DSM
+        win = (
+            slice(max(0, box[0].start - pad), min(ny, box[0].stop + pad)),
+            slice(max(0, box[1].start - pad), min(nx, box[1].stop + pad)),
+        )
+        local = labels[win] == lab
+        z_win = earlier.z[win]
+        h_top = float(np.nanmax(z_win[local]))
+        near = ndimage.distance_transform_edt(~local) <= reach_cells
         band = (
             near
-            & face
-            & ~sel
-            & (earlier.z > h_top + a.min_cut_m)
-            & (earlier.z <= h_top + max_h + a.min_cut_m)
+            & face[win]
+            & ~local
+            & (z_win > h_top + a.min_cut_m)
+            & (z_win <= h_top + max_h + a.min_cut_m)
         )
         n_above = int(band.sum())
-        share = float((band & cut).sum() / n_above) if n_above else 0.0
+        share = float((band & cut[win]).sum() / n_above) if n_above else 0.0
+        sel = np.zeros(earlier.shape, dtype=bool)
+        sel[win] = local
         w = np.abs(dz[sel]) + 1e-12
         areas.append(
             CutArea(
