@@ -5,8 +5,8 @@ design, among them the "one wall" face (半边山一面墙).
 Method (docs/survey-openpit.md): profiles radiate from the pit floor every
 ``Analysis.profile_step_deg``. Along each, ground steeper than
 ``face_min_deg`` and rising outwards is face, the rest berm or floor. For
-each face: toe and crest heights from the ground just beyond it (1 m
-below and above), the face angle as the median true slope (the DSM
+each face: toe and crest heights from the ground just beyond it (the
+median over 1.5 to 2.5 m below and above), the face angle as the median true slope (the DSM
 gradient, whatever the profile's direction) over the middle 60 % of its
 height, toe and crest positions on the line with that slope through the
 face's centre, and the berm width to the next face up, corrected to the
@@ -33,6 +33,7 @@ MIN_OVERLAP = 0.6  # share of the larger height span two faces must share to be 
 # toe and crest heights are read this far out on the berms (beyond the
 # rounding of a mesh's or a cloud's edges)
 BERM_OFFSET_M = 1.5
+BERM_WINDOW_M = 1.0  # ... as the median over this much more berm
 MIN_COS = 0.5  # a profile crossing the wall more obliquely than 60° measures nothing
 
 
@@ -163,11 +164,16 @@ def _faces(p: Profile, slope: F64, cosd: F64, design: PitDesign, step: float) ->
     face = (slope >= a.face_min_deg) & (cosd > 0)
     runs = _runs(face)
     k = max(1, math.ceil(BERM_OFFSET_M / step))
+    k2 = max(1, math.ceil(BERM_WINDOW_M / step))
     out: list[Face] = []
     for j, (i0, i1) in enumerate(runs):
         lo = max(i0 - k, (runs[j - 1][1] + i0) // 2 if j else 0)
         hi = min(i1 + k, (i1 + runs[j + 1][0]) // 2 if j + 1 < len(runs) else p.h.size - 1)
-        toe_h, crest_h = float(p.h[lo]), float(p.h[hi])
+        # the berms' heights: medians over the next metre out (noise)
+        lo_bound = (runs[j - 1][1] + i0) // 2 if j else 0
+        hi_bound = (i1 + runs[j + 1][0]) // 2 if j + 1 < len(runs) else p.h.size - 1
+        toe_h = float(np.median(p.h[max(lo_bound, lo - k2) : lo + 1]))
+        crest_h = float(np.median(p.h[hi : min(hi_bound, hi + k2) + 1]))
         height = crest_h - toe_h
         if not height >= a.min_face_height_m:
             continue

@@ -31,6 +31,7 @@ from scipy import ndimage
 from survey.model import F64, Block, Incident, Licence, SurveyInputError, ViolationType
 from survey.openpit.dsm import Dsm
 
+MIN_AREA_M2 = 1.0  # smaller groups of cells are DSM noise, not excavation
 RIM_CELLS = 3  # width of the outer rim that stands for the surrounding terrain
 
 
@@ -123,6 +124,8 @@ def _group(
         if box is None:
             continue
         sel = labels[box] == lab
+        if sel.sum() * area < MIN_AREA_M2:
+            continue
         exc = float(exceed[box][sel].max())
         vol = float(volume[box][sel].sum() * area)
         es, ns, hs = e[box][sel], nn[box][sel], heights[box][sel]
