@@ -363,9 +363,16 @@ def find_violations(profs: list[Profile], design: PitDesign) -> list[PitViolatio
             rays = _ordered([f.ray for f in group], n)
             if len(rays) < min_p:
                 continue
-            worst = worst_of(group, key=value)
             order = {r: i for i, r in enumerate(rays)}
             group.sort(key=lambda f: order[f.ray])
+            # the worst value; among equal ones (a one wall is 40 m all
+            # along) the one nearest the middle of the run
+            best = worst_of(round(value(f), 2) for f in group)
+            mid = (len(rays) - 1) / 2
+            worst = min(
+                (f for f in group if round(value(f), 2) == best),
+                key=lambda f: abs(order[f.ray] - mid),
+            )
             out.append(
                 PitViolation(
                     "",

@@ -19,7 +19,7 @@ from survey.model import CheckResult, Licence
 from survey.openpit.benches import BenchResult, analyse_benches
 from survey.openpit.boundary import boundary_incidents, excavation
 from survey.openpit.design import PitDesign
-from survey.openpit.dsm import Dsm, read_dsm
+from survey.openpit.dsm import Dsm, Ortho, read_dsm, read_ortho
 from survey.openpit.order import CutArea, OrderResult, compare_surveys
 
 
@@ -33,6 +33,7 @@ class PitCheckResult:
     order: OrderResult | None = None
     earlier: Dsm | None = None
     notes: list[str] = field(default_factory=list)
+    ortho: Ortho | None = None  # the report's backdrop, when given
 
     @property
     def out_of_order(self) -> list[CutArea]:
@@ -101,6 +102,7 @@ def check_pit(
     design: PitDesign | None = None,
     pre_path: str | Path | None = None,
     earlier_path: str | Path | None = None,
+    ortho_path: str | Path | None = None,
     cell: float = 0.5,
 ) -> PitCheckResult:
     """Read the files (DSMs as they are; clouds and meshes rasterised at
@@ -112,7 +114,9 @@ def check_pit(
     earlier = (
         read_dsm(earlier_path, licence=licence, cell=cell, notes=notes) if earlier_path else None
     )
+    ortho = read_ortho(ortho_path, licence=licence, notes=notes) if ortho_path else None
     t_read = time.perf_counter() - t
     out = check_pit_dsm(licence, dsm, design or PitDesign(), pre=pre, earlier=earlier, notes=notes)
     out.result.timings_s = {"read": t_read, **out.result.timings_s}
+    out.ortho = ortho
     return out

@@ -48,11 +48,14 @@ def cmd_check_pit(args: argparse.Namespace, prepare_out: PrepareOut, publish: An
         design=design,
         pre_path=args.pre_mining,
         earlier_path=args.earlier,
+        ortho_path=args.ortho,
         cell=args.cell,
     )
     sources = [SourceInfo(pit.dsm.source, pit.dsm.fmt, pit.dsm.points)]
     if args.pre_mining:
         sources.append(SourceInfo(str(args.pre_mining), "pre-mining", None))
+    if args.ortho:
+        sources.append(SourceInfo(str(args.ortho), "orthophoto", None))
     if pit.earlier is not None:
         sources.append(SourceInfo(pit.earlier.source, pit.earlier.fmt, pit.earlier.points))
     check_id = new_check_id(licence)
@@ -147,6 +150,9 @@ def register_pit(sub: Any, run: Any, prepare_out: PrepareOut, publish: Any) -> N
         "--pre-mining", help="the ground before mining (DSM); default: the terrain around"
     )
     p.add_argument("--earlier", help="an earlier survey of the pit, for cut/fill and the order")
+    p.add_argument(
+        "--ortho", help="orthophoto GeoTIFF: the plan's backdrop instead of the hillshade"
+    )
     p.add_argument(
         "--cell", type=float, default=0.5, help="cell size (m) for rasterising clouds and meshes"
     )

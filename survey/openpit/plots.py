@@ -69,6 +69,7 @@ def _hillshade(dsm: Dsm) -> tuple[np.ndarray, tuple[float, float, float, float]]
 def plan_png(pit: PitCheckResult) -> bytes:
     dsm, lic = pit.dsm, pit.result.licence
     shade, extent = _hillshade(dsm)
+    backdrop = "DSM hillshade"
     w = extent[1] - extent[0]
     h = extent[3] - extent[2]
     axes_w = FIG_W - 1.3
@@ -89,7 +90,11 @@ def plan_png(pit: PitCheckResult) -> bytes:
     pic = Picture(FIG_W, bottom + axes_h + 0.45)
     ax = pic.axes(0.95, bottom, axes_w, axes_h)
     # the hillshade, row 0 at the south
-    ax.imshow(shade, cmap="gray", vmin=0, vmax=1, origin="lower", extent=extent, zorder=0)
+    if pit.ortho is not None:
+        ax.imshow(pit.ortho.rgb, origin="upper", extent=pit.ortho.extent, zorder=0)
+        backdrop = "orthophoto"
+    else:
+        ax.imshow(shade, cmap="gray", vmin=0, vmax=1, origin="lower", extent=extent, zorder=0)
     _draw_blocks(pic, ax, lic)
     for bench in pit.benches.benches:
         crest = np.array([f.crest_en for f in bench.faces])
@@ -99,6 +104,15 @@ def plan_png(pit: PitCheckResult) -> bytes:
     data = ax.transData
     for inc in [*pit.result.incidents, *pit.result.uncertain]:
         _incident_box(pic, ax, inc)
+    placed: list[tuple[float, float]] = []
+    near = 0.03 * max(w, h)
+
+    def label(e: float, n: float, text: str, colour: str) -> None:
+        """A boxed label, stacked above labels already at about the same place."""
+        below = sum(1 for pe, pn in placed if abs(pe - e) < near and abs(pn - n) < near)
+        placed.append((e, n))
+        pic.text(data, e, n, text, size=8, box=colour, bold=True, dy=14 * below)
+
     for v in pit.benches.violations:
         prof = {p.ray: p for p in pit.benches.profiles}
         pts = []
@@ -119,19 +133,9 @@ def plan_png(pit: PitCheckResult) -> bytes:
                 alpha=0.85,
                 zorder=5 if v.kind != "overall_slope" else 4.5,
             )
-        pic.text(
-            data, v.location[0], v.location[1], v.id, size=8, box=KIND_COLOUR[v.kind], bold=True
-        )
+        label(v.location[0], v.location[1], v.id, KIND_COLOUR[v.kind])
     for a in pit.out_of_order:
-        pic.text(
-            data,
-            a.centroid[0],
-            a.centroid[1],
-            a.id,
-            size=8,
-            box=KIND_COLOUR["out_of_order"],
-            bold=True,
-        )
+        label(a.centroid[0], a.centroid[1], a.id, KIND_COLOUR["out_of_order"])
     if pit.order is not None:
         cut = np.where(np.nan_to_num(pit.order.d) < -pit.design.analysis.min_cut_m, 1.0, np.nan)
         ax.imshow(
@@ -160,7 +164,7 @@ def plan_png(pit: PitCheckResult) -> bytes:
         fmt=fmt_coord,
         xlabel="Y (easting, m)",
         ylabel="X (northing, m)",
-        title="Plan on the DSM hillshade: benches and violations",
+        title=f"Plan on the {backdrop}: benches and violations",
         title_size=11,
     )
     ncol = legend_ncol([k.label for k in keys], 8, 3)

@@ -153,7 +153,7 @@ def render_html(
 <h2>Licence <span class="zh">采矿许可证</span></h2>
 {_licence_html(r)}
 <h2>Plan <span class="zh">平面图</span></h2>
-<p class="muted">Hillshade of the DSM; licence boundary in green; bench crests solid, toes dashed; violations coloured by kind along the wall; X = northing, Y = easting.</p>
+<p class="muted">{"Orthophoto " + _e(pit.ortho.source) if pit.ortho else "Hillshade of the DSM"}; licence boundary in green; bench crests solid, toes dashed; violations coloured by kind along the wall; X = northing, Y = easting.</p>
 <figure>{_img(plan, "plan on the DSM hillshade")}</figure>
 <h2>Beyond the boundary and the floor <span class="zh">越界、超层</span></h2>
 {_table(r.incidents, "No excavation beyond the licence by more than the tolerance.")}

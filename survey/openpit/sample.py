@@ -8,6 +8,7 @@ the geometry that built the files (not by the check):
   flights; the second has a top-down pushback in the east (partly beyond
   the boundary) and a lower bench pushed back alone in the south;
 * ``pre_mining.tif``: the ground before mining (1 m);
+* ``ortho_<date2>.tif``: an RGB orthophoto (0.5 m) for the report's backdrop;
 * ``cloud_<date1>.las``: the first flight's dense cloud (about 8 points/m²);
 * ``mesh_<date1>.obj``: the first flight's surface as a 1 m triangle mesh;
 * ``expected.json`` and ``EXPECTED.txt``: the answers.
@@ -114,6 +115,24 @@ def _design_toml() -> str:
     )
 
 
+def _ortho(path: Path, g: PitGeometry, epsg: int) -> Path:
+    """A stand-in orthophoto of the second flight (0.5 m): rock shaded by the
+    sun, the untouched ground green."""
+    from matplotlib.colors import LightSource
+
+    from survey.openpit.dsm import write_ortho
+
+    e, n = g.axes(0.5)
+    E, N = np.meshgrid(e, n)
+    z = g.height(E, N, 2)
+    shade = LightSource(azdeg=315, altdeg=45).hillshade(z, dx=0.5, dy=0.5)
+    rock = np.array([196.0, 178.0, 150.0])
+    grass = np.array([96.0, 140.0, 80.0])
+    colour = np.where((z >= g.ground_m - 0.01)[..., None], grass, rock)
+    rgb = np.clip(colour * (0.45 + 0.55 * shade[..., None]), 0, 255).astype(np.uint8)
+    return write_ortho(path, rgb, Dsm(e, n, z), epsg=epsg)
+
+
 def write_pit_sample(out: Path, g: PitGeometry | None = None) -> PitSample:
     from survey.writers import write_las, write_licence_toml, write_mesh
 
@@ -132,6 +151,7 @@ def write_pit_sample(out: Path, g: PitGeometry | None = None) -> PitSample:
     dsm2 = out / f"dsm_{d2}.tif"
     files.append(write_geotiff(dsm1, Dsm(e, n, g.height(E, N, 1)), epsg=epsg))
     files.append(write_geotiff(dsm2, Dsm(e, n, g.height(E, N, 2)), epsg=epsg))
+    files.append(_ortho(out / f"ortho_{d2}.tif", g, epsg))
     pe, pn = g.axes(1.0)
     pre = out / "pre_mining.tif"
     files.append(
@@ -196,7 +216,8 @@ def write_pit_sample(out: Path, g: PitGeometry | None = None) -> PitSample:
 
     base = f"minegate survey check-pit --licence {q(files[0])} --design {q(design)}"
     commands = [
-        f"{base} --dsm {q(dsm2)} --earlier {q(dsm1)} --pre-mining {q(pre)} --out {q(out / 'out-pit')}",
+        f"{base} --dsm {q(dsm2)} --earlier {q(dsm1)} --pre-mining {q(pre)} "
+        f"--ortho {q(out / f'ortho_{d2}.tif')} --out {q(out / 'out-pit')}",
         f"{base} --dsm {q(dsm1)} --out {q(out / 'out-dsm')}",
         f"{base} --dsm {q(las)} --out {q(out / 'out-cloud')}",
         f"{base} --dsm {q(obj)} --out {q(out / 'out-mesh')}",

@@ -56,6 +56,7 @@ def test_sample_writes_every_product(sample: Path) -> None:
         "dsm_2026-03-01.tif",
         "dsm_2026-09-01.tif",
         "pre_mining.tif",
+        "ortho_2026-09-01.tif",
         "cloud_2026-03-01.las",
         "mesh_2026-03-01.obj",
         "expected.json",
@@ -80,6 +81,8 @@ def test_check_pit_on_the_sample_exits_3_with_findings_and_report(
         str(sample / "dsm_2026-03-01.tif"),
         "--pre-mining",
         str(sample / "pre_mining.tif"),
+        "--ortho",
+        str(sample / "ortho_2026-09-01.tif"),
         "--out",
         str(out),
     )
@@ -100,6 +103,7 @@ def test_check_pit_on_the_sample_exits_3_with_findings_and_report(
     # the plan and one profile per bench violation
     assert html.count("data:image/png;base64,") == 1 + len(pit["violations"])
     assert "NOT TOP-DOWN" in html and "C4507002026030000001" in html
+    assert "Orthophoto" in html and any(s["format"] == "orthophoto" for s in doc["sources"])
 
 
 def test_compliant_pit_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,7 @@ import pytest
 from survey.model import SurveyInputError
 from survey.openpit.check import check_pit_dsm
 from survey.openpit.design import PitDesign, load_design
-from survey.openpit.dsm import Dsm, read_dsm, write_geotiff
+from survey.openpit.dsm import Dsm, read_dsm, read_ortho, write_geotiff, write_ortho
 from survey.openpit.geometry import PitGeometry
 from survey.writers import write_esri_grid
 
@@ -90,3 +90,19 @@ def test_surveys_that_do_not_overlap_refused(dsm: Dsm) -> None:
     far = Dsm(dsm.east + 10_000.0, dsm.north, dsm.z, "far.tif")
     with pytest.raises(SurveyInputError, match=r"far.tif.*do not overlap"):
         check_pit_dsm(G.licence(), far, PitDesign(), earlier=dsm)
+
+
+def test_orthophoto_read_north_up_and_thinned(tmp_path: Path, dsm: Dsm) -> None:
+    ny, nx = dsm.shape
+    rgb = np.zeros((ny, nx, 3), dtype=np.uint8)
+    rgb[ny // 2 :, :, 0] = 255  # the northern half red (row 0 is the south)
+    path = write_ortho(tmp_path / "ortho.tif", rgb, dsm, epsg=4545)
+    ortho = read_ortho(path, licence=G.licence(), max_px=100)
+    assert max(ortho.rgb.shape[:2]) <= 100
+    assert ortho.rgb[0, :, 0].min() == 255 and ortho.rgb[-1, :, 0].max() == 0  # north first
+    west, east, south, north = ortho.extent
+    half = dsm.cell / 2
+    assert (west, east) == pytest.approx((dsm.east[0] - half, dsm.east[-1] + half))
+    assert (south, north) == pytest.approx((dsm.north[0] - half, dsm.north[-1] + half))
+    with pytest.raises(SurveyInputError, match=r"missing.tif.*not found"):
+        read_ortho(tmp_path / "missing.tif")
