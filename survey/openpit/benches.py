@@ -6,7 +6,8 @@ Method (docs/survey-openpit.md): profiles radiate from the pit floor every
 ``Analysis.profile_step_deg``. Along each, ground steeper than
 ``face_min_deg`` and rising outwards is face, the rest berm or floor. For
 each face: toe and crest heights from the ground just beyond it (the
-median over 1.5 to 2.5 m below and above), the face angle as the median true slope (the DSM
+median over 1.5 to 2.5 m below and above; sloping ground extended to the
+face), the face angle as the median true slope (the DSM
 gradient, whatever the profile's direction) over the middle 60 % of its
 height, toe and crest positions on the line with that slope through the
 face's centre, and the berm width to the next face up, corrected to the
@@ -34,6 +35,8 @@ MIN_OVERLAP = 0.6  # share of the larger height span two faces must share to be 
 # rounding of a mesh's or a cloud's edges)
 BERM_OFFSET_M = 1.5
 BERM_WINDOW_M = 1.0  # ... as the median over this much more berm
+SLOPING_WINDOW_M = 2.0  # ground beyond a face fitted over this length ...
+FLAT_DEG = 5.0  # ... and extended to the face when steeper than this
 MIN_COS = 0.5  # a profile crossing the wall more obliquely than 60° measures nothing
 
 
@@ -159,6 +162,20 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1, strict=True))
 
 
+def _meet(p: Profile, window: slice, level: float, b: float, sc: float, hc: float) -> float:
+    """The height where the ground in ``window`` (a line fitted to it)
+    meets the face's line (slope ``b`` through (sc, hc)); ``level`` when
+    that ground is about flat (within FLAT_DEG: noise, not slope)."""
+    s, h = p.s[window], p.h[window]
+    if s.size < 3:
+        return level
+    bb, ab = np.polyfit(s, h, 1)
+    if abs(bb) < math.tan(math.radians(FLAT_DEG)) or abs(b - bb) < 1e-9:
+        return level
+    s_meet = (hc - b * sc - ab) / (bb - b)
+    return float(ab + bb * s_meet)
+
+
 def _faces(p: Profile, slope: F64, cosd: F64, design: PitDesign, step: float) -> list[Face]:
     a = design.analysis
     face = (slope >= a.face_min_deg) & (cosd > 0)
@@ -187,6 +204,13 @@ def _faces(p: Profile, slope: F64, cosd: F64, design: PitDesign, step: float) ->
             continue
         b = math.tan(math.radians(angle)) * c
         sc, hc = float(p.s[core].mean()), float(p.h[core].mean())
+        # on a sloping berm or hillside the ground beyond is not at the
+        # crest's height: extend it to where it meets the face's line
+        k3 = max(3, math.ceil(SLOPING_WINDOW_M / step))
+        toe_h = _meet(p, slice(max(lo_bound, lo - k3), lo + 1), toe_h, b, sc, hc)
+        crest_h = _meet(p, slice(hi, min(hi_bound, hi + k3) + 1), crest_h, b, sc, hc)
+        if not crest_h - toe_h >= a.min_face_height_m:
+            continue
         toe_s, crest_s = sc + (toe_h - hc) / b, sc + (crest_h - hc) / b
         crest_en = p.en(crest_s)
         out.append(

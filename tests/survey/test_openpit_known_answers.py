@@ -210,3 +210,37 @@ def test_photogrammetric_noise_does_not_move_the_answers(expected: dict) -> None
     assert volumes["boundary"] == pytest.approx(expected["beyond_boundary"]["volume_m3"], rel=0.05)
     assert volumes["below_range"] == pytest.approx(expected["below_floor"]["volume_m3"], rel=0.05)
     assert len(pit.result.incidents) == 2 and not pit.result.uncertain
+
+
+def test_hillside_quarry_one_wall_height_against_the_hill() -> None:
+    """半边山一面墙 as it is usually found: a quarry floor cut into a hill
+    rising north at 0.4 (21.8°), ending in one face at 70° that meets the
+    hillside. The face height is to where it meets the hill (the ground
+    above the crest is not flat), from the geometry: the face rises from
+    the floor (+100 at 50 m north) until 100 + t tan 70° = 100 + 0.4 (50 + t)."""
+    import numpy as np
+
+    from survey.openpit.check import check_pit_dsm
+    from survey.openpit.design import PitDesign
+    from survey.openpit.dsm import Dsm
+
+    e0, n0 = 561_000.0, 2_431_000.0
+    tan_face = math.tan(math.radians(70.0))
+    t = 0.4 * 50 / (tan_face - 0.4)
+    height = t * tan_face
+    e = e0 - 100 + 0.25 * (np.arange(800) + 0.5)
+    n = n0 - 60 + 0.25 * (np.arange(640) + 0.5)
+    E, N = np.meshgrid(e, n)
+    hill = 100 + 0.4 * (N - n0)
+    cut = 100 + tan_face * np.maximum.reduce(
+        [np.zeros_like(E), N - (n0 + 50), np.abs(E - e0) - 40, n0 - N]
+    )
+    dsm = Dsm(e, n, np.minimum(hill, cut), "hill quarry")
+    pit = check_pit_dsm(G.licence(), dsm, PitDesign())
+    walls = [v for v in pit.benches.violations if v.kind == "one_wall"]
+    assert len(walls) == 1
+    w = walls[0]
+    assert w.worst == pytest.approx(height, abs=0.2)
+    assert w.location[1] == pytest.approx(n0 + 50 + t / 2, abs=1.0)  # the face's middle
+    assert w.location[2] == pytest.approx(100 + height / 2, abs=0.3)
+    assert not any(v.kind == "steep_face" for v in pit.benches.violations)
