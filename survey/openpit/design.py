@@ -111,9 +111,38 @@ def _numbers(table: dict[str, Any], allowed: set[str], where: str, path: Path) -
     return out
 
 
+def _zone_corners(corners: Any, where: str, path: Path) -> tuple[tuple[float, float], ...]:
+    """``[{ x = northing, y = easting }, ...]`` as on the licence (a zone
+    prefix on y removed) -> ((easting, northing), ...)."""
+    from survey.crs import looks_like_easting, looks_like_northing
+
+    shape = "give at least 3 corners as { x = northing, y = easting } (X, Y as on the licence)"
+    if not isinstance(corners, list) or len(corners) < 3:
+        raise SurveyInputError(f"[[{where}]] corners: {shape}", path=path)
+    out = []
+    for i, c in enumerate(corners):
+        if not isinstance(c, dict) or set(c) != {"x", "y"}:
+            raise SurveyInputError(f"[[{where}]] corner {i + 1}: {shape}", path=path)
+        x, y = c["x"], c["y"]
+        if any(isinstance(v, bool) or not isinstance(v, int | float) for v in (x, y)):
+            raise SurveyInputError(
+                f"[[{where}]] corner {i + 1}: x and y must be numbers", path=path
+            )
+        if looks_like_easting(x) and looks_like_northing(y):
+            raise SurveyInputError(
+                f"[[{where}]] corner {i + 1}: x = {x} looks like an easting and y = {y} like a "
+                "northing; x is the northing (X) and y the easting (Y), as on the licence",
+                path=path,
+            )
+        east = float(y) - (float(y) // 1.0e6) * 1.0e6 if abs(y) >= 1.0e7 else float(y)
+        out.append((east, float(x)))
+    return tuple(out)
+
+
 def load_design(path: str | Path) -> PitDesign:
     """Read a slope design TOML: ``[design]`` (defaults), ``[[zones]]``
-    (``name``, ``corners = [[E, N], ...]`` plus any design key) and
+    (``name``, ``corners = [{ x = N, y = E }, ...]`` as on the licence, plus
+    any design key) and
     ``[analysis]``. Unknown keys are refused with where they are."""
     p = Path(path)
     try:
@@ -143,21 +172,7 @@ def load_design(path: str | Path) -> PitDesign:
         where = f"zones {k + 1}"
         z = dict(z)
         name = str(z.pop("name", f"zone {k + 1}"))
-        corners = z.pop("corners", None)
-        if (
-            not isinstance(corners, list)
-            or len(corners) < 3
-            or not all(isinstance(c, list) and len(c) == 2 for c in corners)
-        ):
-            raise SurveyInputError(
-                f"[[{where}]] corners: give at least 3 [easting, northing] pairs", path=p
-            )
-        try:
-            poly = tuple((float(c[0]), float(c[1])) for c in corners)
-        except (TypeError, ValueError):
-            raise SurveyInputError(
-                f"[[{where}]] corners: every value must be a number", path=p
-            ) from None
+        poly = _zone_corners(z.pop("corners", None), where, p)
         design = replace(default, name=name, **_numbers(z, _DESIGN_KEYS, where, p))
         zones.append(Zone(design, poly))
     analysis = replace(

@@ -144,6 +144,12 @@ def test_dsm_in_another_zone_refused(tmp_path: Path, capsys: pytest.CaptureFixtu
         ("[design]\nmax_bench_height_m = -1\n", ["max_bench_height_m", "positive number"]),
         ("[zones]\nname = 'x'\n", ["zones"]),
         ("[design\n", ["not valid TOML"]),
+        (
+            "[[zones]]\ncorners = [{ x = 561000, y = 2431000 }, { x = 561100, y = 2431000 },"
+            " { x = 561100, y = 2431100 }]\n",
+            ["zones 1", "corner 1", "looks like an easting", "as on the licence"],
+        ),
+        ("[[zones]]\ncorners = [[1, 2], [3, 4], [5, 6]]\n", ["x = northing"]),
     ],
 )
 def test_bad_design_file(

@@ -57,7 +57,7 @@ def test_zone_design_applies_only_inside_its_polygon(tmp_path: Path, dsm: Dsm) -
         (ce + 120 * math.cos(math.radians(a)), cn + 120 * math.sin(math.radians(a)))
         for a in range(150, 251, 10)
     ]
-    corners = ", ".join(f"[{e:.3f}, {n:.3f}]" for e, n in pts)
+    corners = ", ".join(f"{{ x = {n:.3f}, y = {e:.3f} }}" for e, n in pts)
     path = tmp_path / "design.toml"
     path.write_text(
         "[design]\nmax_face_angle_deg = 75\n\n[[zones]]\nname = 'west wall'\n"
