@@ -24,9 +24,12 @@ PrepareOut = Callable[[Path], Path]
 
 
 def cmd_check_pit(args: argparse.Namespace, prepare_out: PrepareOut, publish: Any) -> int:
+    import numpy as np
+
     from survey.findings import SourceInfo, new_check_id
     from survey.openpit.check import check_pit
     from survey.openpit.design import PitDesign, load_design
+    from survey.openpit.dsm import Dsm
     from survey.openpit.report import write_pit_report
     from survey.readers.licence_files import load_licence
 
@@ -51,13 +54,17 @@ def cmd_check_pit(args: argparse.Namespace, prepare_out: PrepareOut, publish: An
         ortho_path=args.ortho,
         cell=args.cell,
     )
-    sources = [SourceInfo(pit.dsm.source, pit.dsm.fmt, pit.dsm.points)]
+
+    def count(d: Dsm) -> int:  # points rasterised, or the DSM's cells with a height
+        return d.points if d.points is not None else int(np.isfinite(d.z).sum())
+
+    sources = [SourceInfo(pit.dsm.source, pit.dsm.fmt, count(pit.dsm))]
     if args.pre_mining:
         sources.append(SourceInfo(str(args.pre_mining), "pre-mining", None))
     if args.ortho:
         sources.append(SourceInfo(str(args.ortho), "orthophoto", None))
     if pit.earlier is not None:
-        sources.append(SourceInfo(pit.earlier.source, pit.earlier.fmt, pit.earlier.points))
+        sources.append(SourceInfo(pit.earlier.source, pit.earlier.fmt, count(pit.earlier)))
     check_id = new_check_id(licence)
     pit.result.timings_s["total"] = time.perf_counter() - t0
     files = write_pit_report(pit, out, check_id=check_id, sources=sources)

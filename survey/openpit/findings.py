@@ -67,6 +67,7 @@ def cut_dict(a: CutArea) -> dict[str, object]:
         "centroid": _pt(*a.centroid),
         "level_top_h": _r(a.h_top),
         "level_bottom_h": _r(a.h_bottom),
+        "bench_above_cells": a.above_face_cells,
         "bench_above_cut_share": _r(a.above_cut_share, 3),
         "out_of_order": a.out_of_order,
     }

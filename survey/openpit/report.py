@@ -27,6 +27,11 @@ from survey.report import (
 )
 
 MAX_SECTIONS = 20
+VERDICT_ZH = {
+    "compliant": "合规",
+    "violations found": "发现违规",
+    "within survey uncertainty": "在测量误差范围内",
+}
 
 
 def _style() -> str:
@@ -96,8 +101,12 @@ def _order_html(doc: dict[str, Any]) -> str:
         f"<td class=num>{a['centroid']['y_east']:,.2f}</td>"
         f"<td class=num>{a['level_bottom_h']:+.1f} to {a['level_top_h']:+.1f}</td>"
         f"<td class=num>{a['volume_m3']:,.1f}</td><td class=num>{a['volume_outside_licence_m3']:,.1f}</td>"
-        f"<td class=num>{100 * a['bench_above_cut_share']:.0f} %</td>"
-        f"<td>{'<b>NOT TOP-DOWN</b>' if a['out_of_order'] else 'in order'}</td></tr>"
+        + (
+            f"<td class=num>{100 * a['bench_above_cut_share']:.0f} %</td>"
+            if a["bench_above_cells"]
+            else "<td>no bench above</td>"
+        )
+        + f"<td>{'<b>NOT TOP-DOWN</b>' if a['out_of_order'] else 'in order'}</td></tr>"
         for a in o["areas"]
     )
     return (
@@ -137,7 +146,7 @@ def render_html(
 </head><body>
 <h1>Open-pit survey check <span class="zh">露天矿无人机测量核查</span></h1>
 <p><b>{_e(lic.mine_name)}</b> — licence <b>{_e(lic.licence_no)}</b> — EPSG:{lic.epsg}</p>
-<p class="verdict {VERDICT_CLASS.get(r.verdict, "warn")}">Verdict 结论: {_e(r.verdict)}</p>
+<p class="verdict {VERDICT_CLASS.get(r.verdict, "warn")}">Verdict 结论: {_e(r.verdict)} <span class="zh">{VERDICT_ZH.get(r.verdict, "")}</span></p>
 <dl class="summary">
  <dt>Beyond the licence 超层越界</dt><dd>{s["incidents"]} incident(s), {s["volume_m3"]:,.1f} m³, largest {s["max_exceedance_m"]:.2f} m</dd>
  <dt>Within survey uncertainty 测量误差内</dt><dd>{s["within_uncertainty"]}</dd>
@@ -156,6 +165,7 @@ def render_html(
 <p class="muted">{"Orthophoto " + _e(pit.ortho.source) if pit.ortho else "Hillshade of the DSM"}; licence boundary in green; bench crests solid, toes dashed; violations coloured by kind along the wall; X = northing, Y = easting.</p>
 <figure>{_img(plan, "plan on the DSM hillshade")}</figure>
 <h2>Beyond the boundary and the floor <span class="zh">越界、超层</span></h2>
+<p class="muted">Excavated ground (lower than the ground before mining) outside the boundary, below the floor or above the top; coordinates are volume-weighted centroids; "points" are DSM cells.</p>
 {_table(r.incidents, "No excavation beyond the licence by more than the tolerance.")}
 {_table(r.uncertain, "No excavation beyond the licence within the survey uncertainty either.") if r.uncertain else ""}
 <h2>Bench violations and one wall <span class="zh">台阶与"半边山一面墙"</span></h2>
