@@ -60,13 +60,14 @@ def terrain_plane(dsm: Dsm) -> F64:
             "unknown; give the ground before mining with --pre-mining",
             path=dsm.source or None,
         )
-    e, n = dsm.centres()
-    ze, ne, he = e[rim], n[rim], z[rim]
+    rows, cols = np.nonzero(rim)
+    ze, ne, he = dsm.east[cols], dsm.north[rows], z[rows, cols]
     keep = he >= np.quantile(he, 1 / 3)
-    ce, cn = float(e.mean()), float(n.mean())
+    ce, cn = float(dsm.east.mean()), float(dsm.north.mean())
     a = np.column_stack([np.ones(keep.sum()), ze[keep] - ce, ne[keep] - cn])
     coef, *_ = np.linalg.lstsq(a, he[keep], rcond=None)
-    return np.asarray(coef[0] + coef[1] * (e - ce) + coef[2] * (n - cn), dtype=np.float64)
+    plane = coef[0] + coef[1] * (dsm.east[None, :] - ce) + coef[2] * (dsm.north[:, None] - cn)
+    return np.asarray(plane, dtype=np.float64)
 
 
 def excavation(dsm: Dsm, pre: Dsm | None, tol_z: float) -> Excavation:
@@ -84,9 +85,7 @@ def excavation(dsm: Dsm, pre: Dsm | None, tol_z: float) -> Excavation:
 
 
 def _inside(dsm: Dsm, block: Block) -> tuple[npt.NDArray[np.bool_], shapely.Polygon]:
-    poly = shapely.Polygon(block.polygon_en())
-    e, n = dsm.centres()
-    return shapely.contains_xy(poly, e, n), poly
+    return dsm.polygon_mask(block.polygon_en()), shapely.Polygon(block.polygon_en())
 
 
 def _nearest(block: Block, e: float, n: float) -> tuple[tuple[str, str], str]:
@@ -117,7 +116,6 @@ def _group(
 ) -> list[Incident]:
     labels, _n = ndimage.label(mask, structure=np.ones((3, 3)))
     out = []
-    e, nn = dsm.centres()
     area = dsm.cell_area()
     # each group within its bounding box: a noisy DSM has thousands of groups
     for lab, box in enumerate(ndimage.find_objects(labels), start=1):
@@ -128,7 +126,10 @@ def _group(
             continue
         exc = float(exceed[box][sel].max())
         vol = float(volume[box][sel].sum() * area)
-        es, ns, hs = e[box][sel], nn[box][sel], heights[box][sel]
+        rows, cols = np.nonzero(sel)
+        es = dsm.east[box[1].start + cols]
+        ns = dsm.north[box[0].start + rows]
+        hs = heights[box][sel]
         w = volume[box][sel] + 1e-12
         centroid = (
             float(np.average(es, weights=w)),
@@ -165,19 +166,21 @@ def boundary_incidents(dsm: Dsm, licence: Licence, exc: Excavation) -> list[Inci
     once, against the nearest block."""
     dug = exc.depth > 0
     finite = np.isfinite(dsm.z)
+    z_or_inf = np.where(finite, dsm.z, np.inf)
     out: list[Incident] = []
     inside_any = np.zeros(dsm.shape, dtype=bool)
-    polys = []
+    polys, insides = [], []
     for block in licence.blocks:
         inside, poly = _inside(dsm, block)
         inside_any |= inside
         polys.append(poly)
+        insides.append(inside)
     # beyond the boundary: excavated cells outside every block
     outside = dug & ~inside_any
     if outside.any():
-        e, n = dsm.centres()
         dist = np.zeros(dsm.shape)
-        pts = shapely.points(e[outside], n[outside])
+        rows, cols = np.nonzero(outside)
+        pts = shapely.points(dsm.east[cols], dsm.north[rows])
         d_all = np.stack([shapely.distance(p.exterior, pts) for p in polys])
         dist[outside] = d_all.min(axis=0)
         nearest = np.zeros(dsm.shape, dtype=np.int64)
@@ -187,9 +190,8 @@ def boundary_incidents(dsm: Dsm, licence: Licence, exc: Excavation) -> list[Inci
             out += _group(
                 dsm, sel, dist, exc.depth, ViolationType.BOUNDARY, block, licence.tolerance_m, dsm.z
             )
-    for block in licence.blocks:
-        inside, _ = _inside(dsm, block)
-        below = np.where(inside & finite, block.z_bottom - np.nan_to_num(dsm.z, nan=np.inf), 0.0)
+    for block, inside in zip(licence.blocks, insides, strict=True):
+        below = np.where(inside & finite, block.z_bottom - z_or_inf, 0.0)
         below = np.maximum(below, 0.0)
         out += _group(
             dsm,
@@ -201,9 +203,7 @@ def boundary_incidents(dsm: Dsm, licence: Licence, exc: Excavation) -> list[Inci
             licence.tolerance_z_m,
             dsm.z,
         )
-        removed_above = np.maximum(
-            exc.ground - np.maximum(np.nan_to_num(dsm.z, nan=np.inf), block.z_top), 0.0
-        )
+        removed_above = np.maximum(exc.ground - np.maximum(z_or_inf, block.z_top), 0.0)
         above = np.where(inside & dug, removed_above, 0.0)
         out += _group(
             dsm,

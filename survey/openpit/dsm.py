@@ -62,6 +62,25 @@ class Dsm:
         slope = np.asarray(np.degrees(np.arctan(np.hypot(de, dn))), dtype=np.float64)
         return slope, np.asarray(de, dtype=np.float64), np.asarray(dn, dtype=np.float64)
 
+    def polygon_mask(self, polygon_en: F64) -> npt.NDArray[np.bool_]:
+        """(ny, nx) cells whose centre lies inside the polygon ((k, 2)
+        easting, northing, open ring; even-odd rule), by scanlines: each
+        row's crossings with the edges, then the parity along the row (no
+        point-in-polygon test per cell: a 10,000 x 10,000 DSM has 1e8)."""
+        x0, y0 = polygon_en[:, 0], polygon_en[:, 1]
+        x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+        y = self.north[:, None]
+        crosses = (y0[None, :] <= y) != (y1[None, :] <= y)  # (ny, k), half-open
+        with np.errstate(invalid="ignore", divide="ignore"):
+            xs = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+        rows, edges = np.nonzero(crosses)
+        cols = np.searchsorted(self.east, xs[rows, edges])  # first centre east of the crossing
+        ny, nx = self.shape
+        flips = np.zeros((ny, nx + 1), dtype=np.uint8)
+        np.add.at(flips, (rows, cols), 1)
+        # uint8 sums wrap at 256, which keeps their parity
+        return np.asarray((np.cumsum(flips, axis=1, dtype=np.uint8)[:, :nx] & 1).astype(bool))
+
     def same_grid(self, other: Dsm) -> bool:
         return (
             self.z.shape == other.z.shape
@@ -243,8 +262,7 @@ def rasterise_points(
     # (on a 65° face a point 0.1 m off the centre is 0.2 m off in height)
     dsm = Dsm(east, north, fill_small_holes(z), source, fmt, int(ok.sum()))
     _, de, dn = dsm.slope()
-    e, n = dsm.centres()
-    shift = np.nan_to_num(de * (e - pe) + dn * (n - pn))
+    shift = np.nan_to_num(de * (east[None, :] - pe) + dn * (north[:, None] - pn))
     dsm.z = fill_small_holes(z + shift)
     return dsm
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import shapely
 from scipy import ndimage
 
 from survey.model import Licence, SurveyInputError
@@ -72,10 +71,9 @@ def compare_surveys(earlier: Dsm, later: Dsm, licence: Licence, design: PitDesig
         )
     cut = finite & (d < -a.min_cut_m)
     fill = finite & (d > a.min_cut_m)
-    e, n = earlier.centres()
     inside = np.zeros(earlier.shape, dtype=bool)
     for b in licence.blocks:
-        inside |= shapely.contains_xy(shapely.Polygon(b.polygon_en()), e, n)
+        inside |= earlier.polygon_mask(b.polygon_en())
     area = earlier.cell_area()
     dz = np.nan_to_num(d)
 
@@ -113,22 +111,22 @@ def compare_surveys(earlier: Dsm, later: Dsm, licence: Licence, design: PitDesig
         )
         n_above = int(band.sum())
         share = float((band & cut[win]).sum() / n_above) if n_above else 0.0
-        sel = np.zeros(earlier.shape, dtype=bool)
-        sel[win] = local
-        w = np.abs(dz[sel]) + 1e-12
+        rows, cols = np.nonzero(local)
+        depth = np.abs(dz[win][local])
+        w = depth + 1e-12
         areas.append(
             CutArea(
                 "",
-                int(sel.sum()),
-                vol(sel),
-                vol(sel & ~inside),
+                int(local.sum()),
+                float(depth.sum() * area),
+                float(depth[~inside[win][local]].sum() * area),
                 (
-                    float(np.average(e[sel], weights=w)),
-                    float(np.average(n[sel], weights=w)),
-                    float(np.average(earlier.z[sel], weights=w)),
+                    float(np.average(earlier.east[win[1].start + cols], weights=w)),
+                    float(np.average(earlier.north[win[0].start + rows], weights=w)),
+                    float(np.average(z_win[local], weights=w)),
                 ),
                 h_top,
-                float(np.nanmin(later.z[sel])),
+                float(np.nanmin(later.z[win][local])),
                 n_above,
                 share,
                 n_above >= MIN_CUT_CELLS and share < ADVANCED_SHARE,

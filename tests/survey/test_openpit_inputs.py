@@ -106,3 +106,22 @@ def test_orthophoto_read_north_up_and_thinned(tmp_path: Path, dsm: Dsm) -> None:
     assert (south, north) == pytest.approx((dsm.north[0] - half, dsm.north[-1] + half))
     with pytest.raises(SurveyInputError, match=r"missing.tif.*not found"):
         read_ortho(tmp_path / "missing.tif")
+
+
+def test_polygon_mask_agrees_with_shapely_on_a_concave_polygon() -> None:
+    """The scanline mask (used on DSMs of 1e8 cells) against shapely's
+    point-in-polygon on every cell centre."""
+    import shapely
+
+    e = 500_000.0 + 0.7 * (np.arange(300) + 0.5)
+    n = 2_400_000.0 + 0.7 * (np.arange(260) + 0.5)
+    grid = Dsm(e, n, np.zeros((n.size, e.size)))
+    poly = np.array(
+        [(500_010.3, 2_400_005.1), (500_200.0, 2_400_020.0), (500_120.0, 2_400_090.7),
+         (500_190.0, 2_400_170.0), (500_020.0, 2_400_150.2), (500_080.0, 2_400_080.0)]
+    )  # fmt: skip
+    E, N = np.meshgrid(e, n)
+    expected = shapely.contains_xy(shapely.Polygon(poly), E, N)
+    got = grid.polygon_mask(poly)
+    assert got.sum() > 10_000
+    np.testing.assert_array_equal(got, expected)
