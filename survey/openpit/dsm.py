@@ -275,17 +275,19 @@ def rasterise_mesh(
     from matplotlib.tri import LinearTriInterpolator, Triangulation
 
     east, north = grid_for(vertices, cell)
+    e, n = np.meshgrid(east, north)
     try:
         tri = Triangulation(vertices[:, 0], vertices[:, 1], faces)
-    except ValueError as exc:
+        interp = LinearTriInterpolator(tri, vertices[:, 2])
+        z = np.ma.filled(interp(e, n).astype(np.float64), np.nan)
+    except (ValueError, RuntimeError) as exc:
+        # matplotlib: "Triangulation is invalid" when triangles overlap in plan
         raise SurveyInputError(
-            f"the mesh is not a surface seen from above ({exc}); export it as a 2.5-D mesh "
-            "or give the DSM",
+            f"the mesh is not a surface seen from above ({exc}: its triangles overlap in plan, "
+            "as in a closed or undercut model); give the DSM or the point cloud, or export "
+            "a 2.5-D mesh",
             path=source or None,
         ) from None
-    interp = LinearTriInterpolator(tri, vertices[:, 2])
-    e, n = np.meshgrid(east, north)
-    z = np.ma.filled(interp(e, n).astype(np.float64), np.nan)
     return Dsm(east, north, np.ascontiguousarray(z), source, "obj")
 
 

@@ -125,3 +125,18 @@ def test_polygon_mask_agrees_with_shapely_on_a_concave_polygon() -> None:
     got = grid.polygon_mask(poly)
     assert got.sum() > 10_000
     np.testing.assert_array_equal(got, expected)
+
+
+def test_mesh_that_is_not_a_surface_refused(tmp_path: Path) -> None:
+    """Two triangles lying over each other in plan (a closed or undercut
+    model), as a tunnel mesh would."""
+    from survey.writers import write_mesh
+
+    v = np.array(
+        [[561_000.0, 2_431_000.0, 100.0], [561_010.0, 2_431_000.0, 100.0],
+         [561_000.0, 2_431_010.0, 100.0], [561_000.0, 2_431_000.0, 90.0],
+         [561_010.0, 2_431_000.0, 90.0], [561_000.0, 2_431_010.0, 90.0]]
+    )  # fmt: skip
+    path = write_mesh(tmp_path / "closed.obj", v, np.array([[0, 1, 2], [3, 4, 5]]))
+    with pytest.raises(SurveyInputError, match=r"closed.obj.*not a surface seen from above"):
+        read_dsm(path)
