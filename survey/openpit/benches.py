@@ -162,11 +162,18 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1, strict=True))
 
 
+def _median(values: F64) -> float:
+    """Median of the finite values; NaN when there is none (a hole in the DSM)."""
+    v = values[np.isfinite(values)]
+    return float(np.median(v)) if v.size else math.nan
+
+
 def _meet(p: Profile, window: slice, level: float, b: float, sc: float, hc: float) -> float:
     """The height where the ground in ``window`` (a line fitted to it)
     meets the face's line (slope ``b`` through (sc, hc)); ``level`` when
     that ground is about flat (within FLAT_DEG: noise, not slope)."""
     s, h = p.s[window], p.h[window]
+    s, h = s[np.isfinite(h)], h[np.isfinite(h)]
     if s.size < 3:
         return level
     bb, ab = np.polyfit(s, h, 1)
@@ -179,6 +186,11 @@ def _meet(p: Profile, window: slice, level: float, b: float, sc: float, hc: floa
 def _faces(p: Profile, slope: F64, cosd: F64, design: PitDesign, step: float) -> list[Face]:
     a = design.analysis
     face = (slope >= a.face_min_deg) & (cosd > 0)
+    # a hole (no heights) with face on both sides is face: one face, not two
+    hole = ~np.isfinite(slope)
+    for i0, i1 in _runs(hole):
+        if i0 > 0 and i1 + 1 < face.size and face[i0 - 1] and face[i1 + 1]:
+            face[i0 : i1 + 1] = True
     runs = _runs(face)
     k = max(1, math.ceil(BERM_OFFSET_M / step))
     k2 = max(1, math.ceil(BERM_WINDOW_M / step))
@@ -189,8 +201,8 @@ def _faces(p: Profile, slope: F64, cosd: F64, design: PitDesign, step: float) ->
         # the berms' heights: medians over the next metre out (noise)
         lo_bound = (runs[j - 1][1] + i0) // 2 if j else 0
         hi_bound = (i1 + runs[j + 1][0]) // 2 if j + 1 < len(runs) else p.h.size - 1
-        toe_h = float(np.median(p.h[max(lo_bound, lo - k2) : lo + 1]))
-        crest_h = float(np.median(p.h[hi : min(hi_bound, hi + k2) + 1]))
+        toe_h = _median(p.h[max(lo_bound, lo - k2) : lo + 1])
+        crest_h = _median(p.h[hi : min(hi_bound, hi + k2) + 1])
         height = crest_h - toe_h
         if not height >= a.min_face_height_m:
             continue
@@ -198,6 +210,9 @@ def _faces(p: Profile, slope: F64, cosd: F64, design: PitDesign, step: float) ->
         core = idx[(p.h[idx] >= toe_h + 0.2 * height) & (p.h[idx] <= crest_h - 0.2 * height)]
         if core.size == 0:
             core = idx
+        core = core[np.isfinite(slope[core]) & np.isfinite(cosd[core]) & np.isfinite(p.h[core])]
+        if core.size == 0:  # the face is all hole
+            continue
         angle = float(np.median(slope[core]))
         c = float(np.median(cosd[core]))
         if c < MIN_COS:
@@ -261,8 +276,10 @@ def profiles(
     h, ge, gn = at(dsm.z), at(de), at(dn)
     out = []
     for r in range(thetas.size):
-        bad = np.flatnonzero(~np.isfinite(h[r]) | ~np.isfinite(ge[r]) | ~np.isfinite(gn[r]))
-        m = int(bad[0]) if bad.size else s.size
+        # holes (water, no match) inside the pit are gaps in the profile,
+        # not its end: it ends at the DSM's last height along it
+        good = np.flatnonzero(np.isfinite(h[r]) & np.isfinite(ge[r]) & np.isfinite(gn[r]))
+        m = int(good[-1]) + 1 if good.size else 0
         g = np.hypot(ge[r, :m], gn[r, :m])
         with np.errstate(invalid="ignore", divide="ignore"):
             cosd = np.where(g > 0, (ge[r, :m] * ux[r] + gn[r, :m] * uy[r]) / g, 0.0)

@@ -52,7 +52,10 @@ def check_pit_dsm(
     pre: Dsm | None = None,
     earlier: Dsm | None = None,
     notes: list[str] | None = None,
+    centre: tuple[float, float] | None = None,
 ) -> PitCheckResult:
+    """``centre``: (easting, northing) the profiles radiate from; default
+    the pit floor found on the DSM (:func:`survey.openpit.benches.pit_centre`)."""
     timings: dict[str, float] = {}
     t = time.perf_counter()
     exc = excavation(dsm, pre, licence.tolerance_z_m)
@@ -66,7 +69,7 @@ def check_pit_dsm(
     for k, inc in enumerate(uncertain):
         inc.id = f"U{k + 1}"
     t = time.perf_counter()
-    benches = analyse_benches(dsm, design)
+    benches = analyse_benches(dsm, design, centre)
     timings["benches"] = time.perf_counter() - t
     order = None
     if earlier is not None:
@@ -104,6 +107,7 @@ def check_pit(
     earlier_path: str | Path | None = None,
     ortho_path: str | Path | None = None,
     cell: float = 0.5,
+    centre: tuple[float, float] | None = None,
 ) -> PitCheckResult:
     """Read the files (DSMs as they are; clouds and meshes rasterised at
     ``cell`` metres) and check them."""
@@ -116,7 +120,9 @@ def check_pit(
     )
     ortho = read_ortho(ortho_path, licence=licence, notes=notes) if ortho_path else None
     t_read = time.perf_counter() - t
-    out = check_pit_dsm(licence, dsm, design or PitDesign(), pre=pre, earlier=earlier, notes=notes)
+    out = check_pit_dsm(
+        licence, dsm, design or PitDesign(), pre=pre, earlier=earlier, notes=notes, centre=centre
+    )
     out.result.timings_s = {"read": t_read, **out.result.timings_s}
     out.ortho = ortho
     return out

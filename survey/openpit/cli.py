@@ -7,6 +7,7 @@ check``: 0 compliant (or only within survey uncertainty), 3 violations
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -21,6 +22,26 @@ EXIT_VIOLATIONS = 3
 EXIT_NOT_PUBLISHED = 4
 MAX_PRINTED = 10
 PrepareOut = Callable[[Path], Path]
+
+
+def parse_centre(text: str | None) -> tuple[float, float] | None:
+    """``X,Y`` (X = northing, Y = easting as on the licence, zone prefix
+    allowed) -> (easting, northing)."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        x, y = (float(p) for p in parts) if len(parts) == 2 else (math.nan, math.nan)
+    except ValueError:
+        x = y = math.nan
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise SurveyInputError(
+            f"--centre {text!r}: give X,Y (northing, easting as on the licence), "
+            "e.g. 2431800,561200"
+        )
+    if abs(y) >= 1.0e7:
+        y -= (y // 1.0e6) * 1.0e6
+    return y, x
 
 
 def cmd_check_pit(args: argparse.Namespace, prepare_out: PrepareOut, publish: Any) -> int:
@@ -53,6 +74,7 @@ def cmd_check_pit(args: argparse.Namespace, prepare_out: PrepareOut, publish: An
         earlier_path=args.earlier,
         ortho_path=args.ortho,
         cell=args.cell,
+        centre=parse_centre(args.centre),
     )
 
     def count(d: Dsm) -> int:  # points rasterised, or the DSM's cells with a height
@@ -159,6 +181,11 @@ def register_pit(sub: Any, run: Any, prepare_out: PrepareOut, publish: Any) -> N
     p.add_argument("--earlier", help="an earlier survey of the pit, for cut/fill and the order")
     p.add_argument(
         "--ortho", help="orthophoto GeoTIFF: the plan's backdrop instead of the hillshade"
+    )
+    p.add_argument(
+        "--centre",
+        metavar="X,Y",
+        help="where the profiles radiate from (X northing, Y easting); default the pit floor",
     )
     p.add_argument(
         "--cell", type=float, default=0.5, help="cell size (m) for rasterising clouds and meshes"

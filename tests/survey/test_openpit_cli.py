@@ -270,3 +270,36 @@ def test_publish_needs_a_config(tmp_path: Path, capsys: pytest.CaptureFixture[st
         "--publish",
     )
     assert code == EXIT_BAD_INPUT and "--config" in err
+
+
+def test_centre_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lic, dsm = _pit_files(tmp_path, COMPLIANT)
+    x, y = COMPLIANT.centre_en[1] + 3.0, COMPLIANT.centre_en[0] - 2.0
+    code, text, err = _run(
+        capsys,
+        "check-pit",
+        "--licence",
+        str(lic),
+        "--dsm",
+        str(dsm),
+        "--centre",
+        f"{x},{36e6 + y}",  # Y with the zone prefix, as printed on licences
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert code == EXIT_OK, text + err
+    doc = json.loads((tmp_path / "o" / "findings.json").read_text())
+    assert doc["open_pit"]["pit_centre"] == {"x_north": x, "y_east": y}
+    code, _, err = _run(
+        capsys,
+        "check-pit",
+        "--licence",
+        str(lic),
+        "--dsm",
+        str(dsm),
+        "--centre",
+        "2431800",
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert code == EXIT_BAD_INPUT and "--centre" in err and "X,Y" in err

@@ -244,3 +244,31 @@ def test_hillside_quarry_one_wall_height_against_the_hill() -> None:
     assert w.location[1] == pytest.approx(n0 + 50 + t / 2, abs=1.0)  # the face's middle
     assert w.location[2] == pytest.approx(100 + height / 2, abs=0.3)
     assert not any(v.kind == "steep_face" for v in pit.benches.violations)
+
+
+def test_holes_in_the_dsm_are_gaps_not_the_end_of_the_wall(expected: dict) -> None:  # type: ignore[type-arg]
+    """A pond with no heights in the middle of the floor (every profile
+    starts in it) and scattered 1 m holes where dense matching failed."""
+    import numpy as np
+
+    from survey.openpit.check import check_pit_dsm
+    from survey.openpit.design import PitDesign
+    from survey.openpit.dsm import Dsm
+
+    e, n = G.axes(0.25)
+    E, N = np.meshgrid(e, n)
+    z = G.height(E, N)
+    z[np.hypot(E - G.centre_en[0], N - G.centre_en[1]) < 20.0] = np.nan
+    rng = np.random.default_rng(3)
+    for i, j in zip(
+        rng.integers(0, z.shape[0] - 4, 300), rng.integers(0, z.shape[1] - 4, 300), strict=True
+    ):
+        z[i : i + 4, j : j + 4] = np.nan
+    pit = check_pit_dsm(G.licence(), Dsm(e, n, z, "holes"), PitDesign())
+    assert math.dist(pit.benches.centre, G.centre_en) < 1.0  # found around the pond
+    faces = _normal_faces(pit, expected)
+    assert len(faces) > 200
+    for f in faces:
+        assert f.height_m == pytest.approx(expected["bench_height_m"], abs=0.2), f
+        assert f.angle_deg == pytest.approx(expected["face_angle_deg"], abs=2.0), f
+    assert {"one_wall", "steep_face"} <= {v.kind for v in pit.benches.violations}
