@@ -1,6 +1,5 @@
 """Faces and berms of the pit wall from a DSM: each bench's height, face
-angle and berm width along the wall, and the violations of the slope
-design, among them the "one wall" face (半边山一面墙).
+angle and berm width along the wall.
 
 Method (docs/survey-openpit.md): profiles radiate from the pit floor every
 ``Analysis.profile_step_deg``. Along each, ground steeper than
@@ -13,8 +12,8 @@ height, toe and crest positions on the line with that slope through the
 face's centre, and the berm width to the next face up, corrected to the
 wall's normal by the cosine between the profile and the dip direction.
 Faces of neighbouring profiles that span much the same heights are one
-bench; a violation is a run of at least ``min_profiles`` neighbouring
-profiles outside the design, with its length along the wall.
+bench (:func:`group_benches`). The violations of the design are in
+:mod:`survey.openpit.violations`.
 """
 
 from __future__ import annotations
@@ -104,43 +103,6 @@ class Bench:
     @property
     def crest_h(self) -> float:
         return float(np.median([f.crest_h for f in self.faces]))
-
-
-@dataclass
-class PitViolation:
-    id: str
-    kind: str  # one_wall | steep_face | narrow_berm | overall_slope
-    bench: str
-    design: str
-    limit: float
-    worst: float
-    unit: str  # "m" or "deg"
-    location: tuple[float, float, float]  # (E, N, H) of the worst profile's face
-    length_m: float
-    height_m: float
-    profiles: list[int]
-    worst_ray: int
-
-    @property
-    def exceedance(self) -> float:
-        """Positive beyond the design limit."""
-        return self.limit - self.worst if self.kind == "narrow_berm" else self.worst - self.limit
-
-
-@dataclass
-class BenchResult:
-    centre: tuple[float, float]
-    profiles: list[Profile]
-    benches: list[Bench]
-    violations: list[PitViolation]
-
-
-KIND_LABEL = {
-    "one_wall": "one wall: face higher than the maximum bench height (半边山一面墙)",
-    "steep_face": "bench face steeper than the design",
-    "narrow_berm": "berm narrower than the design",
-    "overall_slope": "overall slope steeper than the design",
-}
 
 
 def pit_centre(dsm: Dsm) -> tuple[float, float]:
@@ -294,7 +256,7 @@ def profiles(
     return out
 
 
-class _Union:
+class UnionFind:
     def __init__(self) -> None:
         self.parent: dict[object, object] = {}
 
@@ -309,16 +271,16 @@ class _Union:
         self.parent[self.find(a)] = self.find(b)
 
 
-def _same_bench(f: Face, g: Face) -> bool:
+def same_bench(f: Face, g: Face) -> bool:
     overlap = min(f.crest_h, g.crest_h) - max(f.toe_h, g.toe_h)
     return overlap >= MIN_OVERLAP * max(f.height_m, g.height_m)
 
 
-def _neighbours(n_rays: int) -> list[tuple[int, int]]:
+def neighbours(n_rays: int) -> list[tuple[int, int]]:
     return [(r, (r + 1) % n_rays) for r in range(n_rays if n_rays > 2 else n_rays - 1)]
 
 
-def _ordered(rays: list[int], n_rays: int) -> list[int]:
+def ordered(rays: list[int], n_rays: int) -> list[int]:
     """Rays of a group in order along the wall (a group may wrap past 0°)."""
     rs = sorted(set(rays))
     if len(rs) < 2:
@@ -328,7 +290,7 @@ def _ordered(rays: list[int], n_rays: int) -> list[int]:
     return rs[start:] + rs[:start]
 
 
-def _length(points: list[tuple[float, float]]) -> float:
+def wall_length(points: list[tuple[float, float]]) -> float:
     if len(points) < 2:
         return 0.0
     a = np.asarray(points)
@@ -337,13 +299,13 @@ def _length(points: list[tuple[float, float]]) -> float:
 
 
 def group_benches(profs: list[Profile], min_profiles: int) -> list[Bench]:
-    u = _Union()
+    u = UnionFind()
     n = len(profs)
-    for a, b in _neighbours(n):
+    for a, b in neighbours(n):
         for f in profs[a].faces:
             u.find((a, f.index))
             for g in profs[b].faces:
-                if _same_bench(f, g):
+                if same_bench(f, g):
                     u.join((a, f.index), (b, g.index))
     groups: dict[object, list[Face]] = {}
     for p in profs:
@@ -353,139 +315,10 @@ def group_benches(profs: list[Profile], min_profiles: int) -> list[Bench]:
     kept.sort(key=lambda g: (float(np.median([f.toe_h for f in g])), min(f.ray for f in g)))
     benches = []
     for k, faces in enumerate(kept):
-        order = {r: i for i, r in enumerate(_ordered([f.ray for f in faces], n))}
+        order = {r: i for i, r in enumerate(ordered([f.ray for f in faces], n))}
         faces.sort(key=lambda f: (order[f.ray], f.index))
         for f in faces:
             f.bench = f"B{k + 1}"
-        length = _length([f.mid[:2] for f in faces])
+        length = wall_length([f.mid[:2] for f in faces])
         benches.append(Bench(f"B{k + 1}", faces, length))
     return benches
-
-
-def _violation_groups(flagged: list[Face], n_rays: int) -> list[list[Face]]:
-    u = _Union()
-    by_ray: dict[int, list[Face]] = {}
-    for f in flagged:
-        by_ray.setdefault(f.ray, []).append(f)
-        u.find(id(f))
-    for a, b in _neighbours(n_rays):
-        for f in by_ray.get(a, []):
-            for g in by_ray.get(b, []):
-                if f.bench == g.bench and (f.bench or _same_bench(f, g)):
-                    u.join(id(f), id(g))
-    groups: dict[object, list[Face]] = {}
-    for f in flagged:
-        groups.setdefault(u.find(id(f)), []).append(f)
-    return list(groups.values())
-
-
-def find_violations(profs: list[Profile], design: PitDesign) -> list[PitViolation]:
-    n = len(profs)
-    min_p = design.analysis.min_profiles
-    tests = {
-        "one_wall": (lambda f: f.height_m, lambda d: d.max_bench_height_m, "m", max),
-        "steep_face": (lambda f: f.angle_deg, lambda d: d.max_face_angle_deg, "deg", max),
-        "narrow_berm": (
-            lambda f: f.berm_above_m if f.berm_above_m is not None else math.inf,
-            lambda d: d.min_berm_width_m,
-            "m",
-            min,
-        ),
-    }
-    out: list[PitViolation] = []
-    for kind, (value, limit, unit, worst_of) in tests.items():
-        flagged = [
-            f
-            for p in profs
-            for f in p.faces
-            if (value(f) > limit(f.design) if worst_of is max else value(f) < limit(f.design))
-        ]
-        for group in _violation_groups(flagged, n):
-            rays = _ordered([f.ray for f in group], n)
-            if len(rays) < min_p:
-                continue
-            order = {r: i for i, r in enumerate(rays)}
-            group.sort(key=lambda f: order[f.ray])
-            # the worst value; among equal ones (a one wall is 40 m all
-            # along) the one nearest the middle of the run
-            best = worst_of(round(value(f), 2) for f in group)
-            mid = (len(rays) - 1) / 2
-            worst = min(
-                (f for f in group if round(value(f), 2) == best),
-                key=lambda f: abs(order[f.ray] - mid),
-            )
-            out.append(
-                PitViolation(
-                    "",
-                    kind,
-                    worst.bench,
-                    worst.design.name,
-                    limit(worst.design),
-                    value(worst),
-                    unit,
-                    worst.mid,
-                    _length([f.mid[:2] for f in group]),
-                    max(f.height_m for f in group),
-                    rays,
-                    worst.ray,
-                )
-            )
-    # overall slope: neighbouring profiles steeper than their design
-    steep = [
-        p
-        for p in profs
-        if p.overall_deg is not None and p.overall_deg > p.faces[-1].design.max_overall_slope_deg
-    ]
-    rays_flagged = {p.ray for p in steep}
-    u = _Union()
-    for p in steep:
-        u.find(p.ray)
-    for a, b in _neighbours(n):
-        if a in rays_flagged and b in rays_flagged:
-            u.join(a, b)
-    groups: dict[object, list[Profile]] = {}
-    for p in steep:
-        groups.setdefault(u.find(p.ray), []).append(p)
-    for group_p in groups.values():
-        rays = _ordered([p.ray for p in group_p], n)
-        if len(rays) < min_p:
-            continue
-        worst_p = max(group_p, key=lambda p: p.overall_deg or 0.0)
-        top, bottom = worst_p.faces[-1], worst_p.faces[0]
-        by_ray = {p.ray: p for p in group_p}
-        mids = []
-        for r in rays:
-            q = by_ray[r]
-            mids.append(q.en((q.faces[0].toe_s + q.faces[-1].crest_s) / 2))
-        loc_s = (bottom.toe_s + top.crest_s) / 2
-        out.append(
-            PitViolation(
-                "",
-                "overall_slope",
-                "",
-                top.design.name,
-                top.design.max_overall_slope_deg,
-                float(worst_p.overall_deg or 0.0),
-                "deg",
-                (*worst_p.en(loc_s), (bottom.toe_h + top.crest_h) / 2),
-                _length(mids),
-                top.crest_h - bottom.toe_h,
-                rays,
-                worst_p.ray,
-            )
-        )
-    rank = {k: i for i, k in enumerate(("one_wall", "steep_face", "narrow_berm", "overall_slope"))}
-    out.sort(key=lambda v: (rank[v.kind], -abs(v.exceedance)))
-    for k, v in enumerate(out):
-        v.id = f"P{k + 1}"
-    return out
-
-
-def analyse_benches(
-    dsm: Dsm, design: PitDesign, centre: tuple[float, float] | None = None
-) -> BenchResult:
-    profs = profiles(dsm, design, centre)
-    benches = group_benches(profs, design.analysis.min_profiles)
-    return BenchResult(
-        profs[0].origin if profs else (0.0, 0.0), profs, benches, find_violations(profs, design)
-    )

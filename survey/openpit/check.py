@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from survey.model import CheckResult, Licence
-from survey.openpit.benches import BenchResult, analyse_benches
 from survey.openpit.boundary import boundary_incidents, excavation
 from survey.openpit.design import PitDesign
 from survey.openpit.dsm import Dsm, Ortho, read_dsm, read_ortho
 from survey.openpit.order import CutArea, OrderResult, compare_surveys
+from survey.openpit.violations import BenchResult, analyse_benches
 
 
 @dataclass

@@ -9,9 +9,10 @@ from datetime import datetime
 
 from gateway.model import Quality, Record, RecordKind
 from survey.findings import SourceInfo, findings_document, findings_records
-from survey.openpit.benches import Bench, PitViolation
+from survey.openpit.benches import Bench
 from survey.openpit.check import PitCheckResult
 from survey.openpit.order import CutArea
+from survey.openpit.violations import PitViolation
 
 
 def _r(v: float | None, nd: int = 2) -> float | None:

@@ -12,9 +12,10 @@ import numpy as np
 from matplotlib.colors import LightSource
 
 from survey.model import Incident, Licence
-from survey.openpit.benches import BenchResult, PitViolation, Profile
+from survey.openpit.benches import Profile
 from survey.openpit.check import PitCheckResult
 from survey.openpit.dsm import Dsm
+from survey.openpit.violations import BenchResult, PitViolation
 from survey.plots.drawing import (
     FIG_W,
     LICENCE_COLOUR,

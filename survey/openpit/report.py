@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from survey.findings import SourceInfo, write_findings
-from survey.openpit.benches import KIND_LABEL, PitViolation
 from survey.openpit.check import PitCheckResult
 from survey.openpit.findings import pit_document
 from survey.openpit.plots import plan_png, sections
+from survey.openpit.violations import KIND_LABEL, PitViolation
 from survey.report import (
     VERDICT_CLASS,
     ReportFiles,
