@@ -21,7 +21,12 @@ from survey.crs import CRS_TABLE
 from survey.model import F64, Licence, SurveyInputError
 
 DSM_EXTENSIONS = (".tif", ".tiff", ".asc")
-FILL_PASSES = 3  # empty cells of a rasterised cloud filled from neighbours up to 3 cells in
+FILL_PASSES = 3
+# read chunk by chunk (memory bounded by the area, not the points)
+STREAMED_FORMATS = ("las", "laz", "xyz", "pts", "e57")
+CLOUD_CHUNK_POINTS = (
+    2_000_000  # empty cells of a rasterised cloud filled from neighbours up to 3 cells in
+)
 
 
 @dataclass
@@ -99,7 +104,11 @@ def _strip_prefix(east: F64, licence: Licence | None, path: Path) -> F64:
 
 
 def _check_epsg(
-    declared: int | None, licence: Licence | None, path: Path, notes: list[str]
+    declared: int | None,
+    licence: Licence | None,
+    path: Path,
+    notes: list[str],
+    what: str = "raster",
 ) -> None:
     """As for LAS scans: another CGCS2000 zone is refused, the same
     projection under another code accepted, anything else noted."""
@@ -110,12 +119,12 @@ def _check_epsg(
         if info.central_meridian == mine.central_meridian:
             return
         raise SurveyInputError(
-            f"the raster declares EPSG {declared} ({info.name}) but the licence is EPSG "
-            f"{mine.epsg} ({mine.name}); re-project the DSM into the licence's zone",
+            f"the {what} declares EPSG {declared} ({info.name}) but the licence is EPSG "
+            f"{mine.epsg} ({mine.name}); re-project it into the licence's zone",
             path=path,
         )
     notes.append(
-        f"{path.name}: raster declares EPSG {declared}, the licence EPSG {licence.epsg}; "
+        f"{path.name}: {what} declares EPSG {declared}, the licence EPSG {licence.epsg}; "
         "coordinates were taken as they are"
     )
 
@@ -230,41 +239,83 @@ def fill_small_holes(z: F64, passes: int = FILL_PASSES) -> F64:
     return z
 
 
-def rasterise_points(
-    xyz: F64,
-    cell: float,
-    *,
-    east: F64 | None = None,
-    north: F64 | None = None,
-    source: str = "",
-    fmt: str = "",
-) -> Dsm:
-    """Mean height of the points in each cell, small holes filled.
+class CellSums:
+    """Per-cell sums of a cloud streamed chunk by chunk: the count, the
+    heights and the points' offsets from their cell's centre, kept in tiles
+    of TILE x TILE cells made where points fall, so memory follows the area
+    covered and not the number of points. Cells are whole multiples of
+    ``cell`` (centres at (i + 0.5) cell)."""
+
+    TILE = 256
+
+    def __init__(self, cell: float) -> None:
+        self.cell = cell
+        self.tiles: dict[tuple[int, int], F64] = {}
+        self.points = 0
+
+    def add(self, xyz: F64) -> None:
+        """xyz: (n, 3) float64 (E, N, H) in licence coordinates."""
+        if xyz.shape[0] == 0:
+            return
+        cell, tile = self.cell, self.TILE
+        gi = np.floor(xyz[:, 0] / cell).astype(np.int64)
+        gj = np.floor(xyz[:, 1] / cell).astype(np.int64)
+        ti, tj = gi // tile, gj // tile
+        key = (ti - ti.min()) * (int(tj.max() - tj.min()) + 1) + (tj - tj.min())
+        order = np.argsort(key, kind="stable")
+        starts = np.flatnonzero(np.diff(key[order], prepend=-1))
+        for a, b in zip(starts, [*starts[1:], order.size], strict=True):
+            sel = order[a:b]
+            t = (int(ti[sel[0]]), int(tj[sel[0]]))
+            local = (gj[sel] - t[1] * tile) * tile + (gi[sel] - t[0] * tile)
+            sums = self.tiles.setdefault(t, np.zeros((4, tile * tile)))
+            sums[0] += np.bincount(local, minlength=tile * tile)
+            sums[1] += np.bincount(local, weights=xyz[sel, 2], minlength=tile * tile)
+            off_e = xyz[sel, 0] - (gi[sel] + 0.5) * cell
+            off_n = xyz[sel, 1] - (gj[sel] + 0.5) * cell
+            sums[2] += np.bincount(local, weights=off_e, minlength=tile * tile)
+            sums[3] += np.bincount(local, weights=off_n, minlength=tile * tile)
+        self.points += int(xyz.shape[0])
+
+    def dsm(self, *, source: str = "", fmt: str = "") -> Dsm:
+        """Mean height per cell, moved from the points' mean position to the
+        cell centre along the surface's slope, small holes filled."""
+        if not self.tiles:
+            raise SurveyInputError("no points to make a DSM of", path=source or None)
+        tile, cell = self.TILE, self.cell
+        tis = [k[0] for k in self.tiles]
+        tjs = [k[1] for k in self.tiles]
+        ti0, tj0 = min(tis), min(tjs)
+        ny, nx = (max(tjs) - tj0 + 1) * tile, (max(tis) - ti0 + 1) * tile
+        full = np.zeros((4, ny, nx))
+        for (ti, tj), sums in self.tiles.items():
+            r, c = (tj - tj0) * tile, (ti - ti0) * tile
+            full[:, r : r + tile, c : c + tile] = sums.reshape(4, tile, tile)
+        rows = np.flatnonzero(full[0].any(axis=1))
+        cols = np.flatnonzero(full[0].any(axis=0))
+        full = full[:, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        east = (ti0 * tile + cols[0] + np.arange(full.shape[2]) + 0.5) * cell
+        north = (tj0 * tile + rows[0] + np.arange(full.shape[1]) + 0.5) * cell
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z, off_e, off_n = (full[k] / full[0] for k in (1, 2, 3))
+        # the mean height belongs to the mean position of the points, not
+        # to the cell centre: move it there along the first pass's slope
+        # (on a 65° face a point 0.1 m off the centre is 0.2 m off in height)
+        out = Dsm(east, north, fill_small_holes(z), source, fmt, self.points)
+        _, de, dn = out.slope()
+        out.z = fill_small_holes(z - np.nan_to_num(de * off_e + dn * off_n))
+        return out
+
+
+def rasterise_points(xyz: F64, cell: float, *, source: str = "", fmt: str = "") -> Dsm:
+    """Mean height of the points in each cell (see :class:`CellSums`).
 
     xyz: (n, 3) float64 (E, N, H). A photogrammetric cloud is a surface
     (one height per plan position), so the mean is the surface at the cell
     for a cloud dense enough to put several points in every cell."""
-    if east is None or north is None:
-        east, north = grid_for(xyz, cell)
-    nx, ny = east.size, north.size
-    ci = np.floor((xyz[:, 0] - (east[0] - cell / 2)) / cell).astype(np.int64)
-    rj = np.floor((xyz[:, 1] - (north[0] - cell / 2)) / cell).astype(np.int64)
-    ok = (ci >= 0) & (ci < nx) & (rj >= 0) & (rj < ny)
-    flat = rj[ok] * nx + ci[ok]
-    c = np.bincount(flat, minlength=nx * ny).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z, pe, pn = (
-            (np.bincount(flat, weights=xyz[ok, k], minlength=nx * ny) / c).reshape(ny, nx)
-            for k in (2, 0, 1)
-        )
-    # the mean height belongs to the mean position of the points, not to
-    # the cell centre: move it there along the surface's first-pass slope
-    # (on a 65° face a point 0.1 m off the centre is 0.2 m off in height)
-    dsm = Dsm(east, north, fill_small_holes(z), source, fmt, int(ok.sum()))
-    _, de, dn = dsm.slope()
-    shift = np.nan_to_num(de * (east[None, :] - pe) + dn * (north[:, None] - pn))
-    dsm.z = fill_small_holes(z + shift)
-    return dsm
+    sums = CellSums(cell)
+    sums.add(xyz)
+    return sums.dsm(source=source, fmt=fmt)
 
 
 def rasterise_mesh(
@@ -320,8 +371,18 @@ def _read_any(p: Path, licence: Licence | None, cell: float, notes: list[str]) -
         return read_geotiff(p, licence=licence, notes=notes)
     if ext == ".asc":
         return read_esri_ascii(p, licence=licence)
-    from survey.readers import read_survey
+    from survey.readers import format_name, iter_chunks, read_survey
 
+    fmt = format_name(None, p)
+    if fmt in STREAMED_FORMATS:  # clouds of any size: chunk by chunk
+        if fmt in ("las", "laz"):
+            _check_las_epsg(p, licence, notes)
+        sums = CellSums(cell)
+        for chunk in iter_chunks(p, CLOUD_CHUNK_POINTS, licence=licence):
+            sums.add(chunk)
+        if sums.points < 3:
+            raise SurveyInputError("fewer than 3 points: nothing to make a DSM of", path=p)
+        return sums.dsm(source=str(p), fmt=fmt)
     data = read_survey(p, licence=licence)
     notes.extend(data.notes)
     if len(data.xyz) < 3:
@@ -329,6 +390,21 @@ def _read_any(p: Path, licence: Licence | None, cell: float, notes: list[str]) -
     if data.faces is not None:
         return rasterise_mesh(data.xyz, data.faces, cell, source=str(p))
     return rasterise_points(data.xyz, cell, source=str(p), fmt=data.fmt)
+
+
+def _check_las_epsg(path: Path, licence: Licence | None, notes: list[str]) -> None:
+    """The note the LAS reader makes on a declared EPSG code it does not
+    refuse (the streamed reader keeps its notes to itself)."""
+    import laspy
+
+    from survey.readers.las import las_epsg
+
+    try:
+        with laspy.open(str(path)) as reader:
+            declared = las_epsg(reader.header)
+    except (laspy.errors.LaspyException, OSError, ValueError):
+        return  # the reader says what is wrong with the file
+    _check_epsg(declared, licence, path, notes, what="LAS header")
 
 
 def on_grid(dsm: Dsm, like: Dsm) -> Dsm:

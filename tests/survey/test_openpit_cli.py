@@ -134,7 +134,7 @@ def test_dsm_in_another_zone_refused(tmp_path: Path, capsys: pytest.CaptureFixtu
         capsys, "check-pit", "--licence", str(lic), "--dsm", str(dsm), "--out", str(tmp_path / "o")
     )
     assert code == EXIT_BAD_INPUT
-    assert "dsm1.tif" in err and "EPSG 4546" in err and "re-project" in err
+    assert "dsm1.tif" in err and "raster declares EPSG 4546" in err and "re-project" in err
 
 
 @pytest.mark.parametrize(

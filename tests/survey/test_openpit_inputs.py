@@ -140,3 +140,37 @@ def test_mesh_that_is_not_a_surface_refused(tmp_path: Path) -> None:
     path = write_mesh(tmp_path / "closed.obj", v, np.array([[0, 1, 2], [3, 4, 5]]))
     with pytest.raises(SurveyInputError, match=r"closed.obj.*not a surface seen from above"):
         read_dsm(path)
+
+
+def test_cloud_streamed_in_chunks_gives_the_whole_cloud_dsm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A LAS read chunk by chunk (memory bounded by the area) makes the
+    same DSM as the whole cloud at once, across tile edges."""
+    from survey.openpit import dsm as dsm_module
+    from survey.openpit.dsm import CellSums, rasterise_points
+    from survey.readers import read_survey
+    from survey.writers import write_las
+
+    rng = np.random.default_rng(7)
+    ce, cn = G.centre_en
+    e = rng.uniform(ce - 90, ce + 90, 200_000)
+    n = rng.uniform(cn - 90, cn + 90, 200_000)
+    path = write_las(tmp_path / "cloud.las", np.column_stack([e, n, G.height(e, n)]), epsg=4545)
+    monkeypatch.setattr(dsm_module, "CLOUD_CHUNK_POINTS", 7_777)
+    notes: list[str] = []
+    streamed = read_dsm(path, licence=G.licence(), cell=0.5, notes=notes)
+    whole = rasterise_points(read_survey(path, licence=G.licence()).xyz, 0.5)
+    assert streamed.points == 200_000 and streamed.shape[0] > CellSums.TILE  # several tiles
+    assert streamed.same_grid(whole)
+    np.testing.assert_allclose(streamed.z, whole.z, atol=1e-6, equal_nan=True)
+
+
+def test_las_in_another_zone_refused_before_streaming(tmp_path: Path) -> None:
+    from survey.writers import write_las
+
+    ce, cn = G.centre_en
+    xyz = np.array([[ce, cn, 100.0], [ce + 1, cn, 100.0], [ce, cn + 1, 100.0]])
+    path = write_las(tmp_path / "zone37.las", xyz, epsg=4546)
+    with pytest.raises(SurveyInputError, match=r"zone37.las.*LAS header declares EPSG 4546"):
+        read_dsm(path, licence=G.licence())
