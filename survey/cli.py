@@ -173,14 +173,20 @@ def _verdict_line(result: CheckResult) -> str:
     return f"COMPLIANT: {result.n_points:,} points inside the licensed extent"
 
 
-def _publish(config_path: str, result: CheckResult, check_id: str) -> str:
+def _publish(config_path: str, result: CheckResult, check_id: str, records_for: Any = None) -> str:
     """Append the findings to the site's store; the gateway's sinks deliver
-    them (InfluxDB measurements survey_check / survey_incident, MQTT alert)."""
+    them (InfluxDB measurements survey_check / survey_incident, MQTT alert).
+    ``records_for(site, gateway)``, when given, makes the records instead
+    (the open-pit check adds its own)."""
     from gateway.config import load_config
     from gateway.runtime import open_store, store_path
 
     cfg = load_config(config_path)
-    records = findings_records(result, cfg.site.name, check_id, gateway=cfg.site.gateway)
+    records = (
+        records_for(cfg.site.name, cfg.site.gateway)
+        if records_for is not None
+        else findings_records(result, cfg.site.name, check_id, gateway=cfg.site.gateway)
+    )
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(cfg)
     try:
@@ -291,6 +297,11 @@ def _finish(
 def cmd_sample(args: argparse.Namespace) -> int:
     from survey.sample import write_sample
 
+    if getattr(args, "open_pit", False):
+        from survey.openpit.cli import cmd_sample_pit
+
+        return cmd_sample_pit(args, _make_out)
+
     sample = write_sample(_make_out(Path(args.out)))
     print(f"sample data written to {args.out}:")
     for f in sample.files:
@@ -369,6 +380,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "sample", help="write a sample licence and scans (compliant and with violations)"
     )
     sample.add_argument("--out", required=True, help="directory to write the sample into")
+    sample.add_argument(
+        "--open-pit", action="store_true", help="an open pit instead (DSMs, cloud, mesh)"
+    )
     sample.set_defaults(func=lambda a: run(cmd_sample, a))
 
     compare = sub.add_parser(
@@ -378,6 +392,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     compare.add_argument("--new", required=True, help="the later scan")
     _add_common(compare)
     compare.set_defaults(func=lambda a: run(cmd_compare, a))
+
+    from survey.openpit.cli import register_pit
+
+    register_pit(sub, run, _check_out, _make_out, _publish)
     return survey
 
 

@@ -38,7 +38,10 @@ def test_bash_completion_knows_commands_options_and_choices() -> None:
     assert _complete(script, "read", "--ki") == ["--kind"]
     assert _complete(script, "read", "--kind", "") == ["holding", "input", "coil", "discrete"]
     assert _complete(script, "read", "--tcp", "h:502", "--order", "C") == ["CDAB"]
-    assert _complete(script, "survey", "") == ["-h", "--help", "check", "sample", "compare"]
+    assert _complete(script, "survey", "") == [
+        "-h", "--help", "check", "sample", "compare", "check-pit",
+    ]  # fmt: skip
+    assert "--open-pit" in _complete(script, "survey", "sample", "--")
     assert "--licence" in _complete(script, "survey", "check", "--")
     # A value or a file: nothing offered, bash falls back to file names.
     assert _complete(script, "run", "--config", "") == []
