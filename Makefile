@@ -9,7 +9,7 @@ PIP := $(VENV)/bin/pip
 DEBS := mosquitto mosquitto-clients influxdb victoria-metrics socat mbpoll postgresql chromium
 STAMP := $(VENV)/.installed
 
-.PHONY: all setup debs venv bytecode demo test lint typecheck pytest bench bench-survey bench-gateway bench-bus clean
+.PHONY: all setup debs venv bytecode demo test lint typecheck pytest bench bench-survey bench-gateway bench-bus bench-alarms clean
 
 all: test
 
@@ -61,13 +61,18 @@ pytest: setup
 
 test: setup lint typecheck pytest
 
-bench: bench-gateway bench-bus bench-survey
+bench: bench-gateway bench-bus bench-alarms bench-survey
 
 bench-gateway: setup bytecode
 	$(PY) -m bench.gateway_bench
 
 bench-bus: setup bytecode
 	$(PY) -m bench.bus_bench
+
+bench-alarms: setup bytecode
+	$(PY) -m bench.alarms_bench
+	$(PY) -m bench.alarms_latency --devices 50
+	$(PY) -m bench.alarms_latency --devices 50 --backlog 1000000
 
 bench-survey: setup bytecode
 	$(PY) -m bench.survey_bench
