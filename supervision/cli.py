@@ -124,7 +124,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from supervision.demo import run_platform_demo
+    from supervision.demo.run import run_platform_demo
 
     if args.duration is not None and not args.duration > 0:
         _err(f"--duration must be > 0 seconds, got {args.duration:g}")

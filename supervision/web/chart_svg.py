@@ -11,7 +11,7 @@ from html import escape
 from supervision.history import NS, Series
 
 W, H = 600, 180
-LEFT, RIGHT, TOP, BOTTOM = 56, 10, 10, 24
+LEFT, RIGHT, TOP, BOTTOM = 60, 10, 10, 26
 
 
 def _num(v: float) -> str:
@@ -63,10 +63,10 @@ def chart_svg(series: Series, title: str, unit: str) -> str:
         f'viewBox="0 0 {W} {H}" preserveAspectRatio="xMidYMid meet">',
         f"<title>{escape(label)}, {_clock(t0)} to {_clock(t1)} UTC</title>",
         f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="#fff" stroke="#ccc"/>',
-        f'<text x="{LEFT - 4}" y="{TOP + 10}" text-anchor="end" font-size="11">{_num(hi)}</text>',
-        f'<text x="{LEFT - 4}" y="{TOP + ph}" text-anchor="end" font-size="11">{_num(lo)}</text>',
-        f'<text x="{LEFT}" y="{H - 6}" font-size="11">{_clock(t0)}</text>',
-        f'<text x="{W - RIGHT}" y="{H - 6}" text-anchor="end" font-size="11">{_clock(t1)} UTC</text>',
+        f'<text x="{LEFT - 4}" y="{TOP + 10}" text-anchor="end" font-size="13">{_num(hi)}</text>',
+        f'<text x="{LEFT - 4}" y="{TOP + ph}" text-anchor="end" font-size="13">{_num(lo)}</text>',
+        f'<text x="{LEFT}" y="{H - 6}" font-size="13">{_clock(t0)}</text>',
+        f'<text x="{W - RIGHT}" y="{H - 6}" text-anchor="end" font-size="13">{_clock(t1)} UTC</text>',
     ]
     if not values:
         parts.append(

@@ -2,7 +2,7 @@
 short run, simulated mines, their gateways, a real mosquitto and the
 platform. The printed URL and token work; the page lists the mines; the
 suspended mine's "suspected illegal production" and the stopped gateway's
-"gateway offline" appear; the run ends by itself and cleans up."""
+"gateway offline" appear; the mine page has its charts; the run ends by itself and cleans up."""
 
 from __future__ import annotations
 
@@ -71,6 +71,10 @@ def test_demo_shows_the_suspended_mine_and_an_offline_gateway(tmp_path: Path) ->
         page = client.get(f"/mines/{mines['M-QN-2']}")
         assert "suspected illegal production" in page.text
         assert "above baseline" in page.text
+        if os.access(servers.VICTORIA, os.X_OK):  # the demo's history server: charts
+            fan_mine = client.get(f"/mines/{mines['M-QN-1']}").text
+            assert 'data-point="gas_monitor_1/ch4"' in fan_mine
+            assert "History unavailable" not in fan_mine
         assert proc.wait(DURATION_S + 30) == 0, "".join(out)
     finally:
         if proc.poll() is None:

@@ -1,22 +1,4 @@
-"""``minegate platform demo``: the whole chain on one machine.
-
-Three simulated mines (:class:`simulators.mine.SimulatedMine`, Modbus TCP),
-the unmodified gateway runtime on each, publishing over MQTT to a mosquitto
-started on a free loopback port, and the platform (web page, ingest, alert
-evaluator) in this process on a temporary ``platform.toml`` and SQLite
-database. It prints the page's URL and a login token, then plays a
-scenario (:func:`scenario`) that shows on the page:
-
-* Qinnan coal mine is under a suspension order; its power draw rises above
-  its baseline: "suspected illegal production" with the evidence;
-* Qinnan iron mine's main fans stop: airflow falls and methane in the
-  return climbs (visible in the latest values; the gateway's alarm on it
-  comes with the alarm engine, see :func:`gateway_alarm_rules`);
-* Lingshan quarry's gateway stops: "gateway offline"; later it comes back.
-
-With a terminal it runs until Ctrl-C; without one (or with ``--duration``)
-it ends after a set time. The gateway-only demo is ``minegate demo``.
-"""
+"""The demo's scenario and its entry point."""
 
 from __future__ import annotations
 
@@ -24,117 +6,38 @@ import asyncio
 import contextlib
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from supervision.demo.servers import (
+    VICTORIA,
+    DemoError,
+    free_port,
+    mosquitto,
+    port_free,
+    victoria_metrics,
+)
+from supervision.demo.world import (
+    DEMO_USER,
+    EXTRA_LOAD_KW,
+    FAN_MINE,
+    FAN_MINE_VOLUME_M3,
+    MINES,
+    OFFLINE_MINE,
+    SUSPENDED_MINE,
+    build_registry,
+    layout_for,
+    platform_toml,
+    site_toml,
+)
+
 HEADLESS_DEFAULT_S = 60.0
 PROGRESS_EVERY_S = 5.0
-MOSQUITTO = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto")
-DEMO_USER = "reg-qz"  # the city's regulator: sees every demo mine
-
-
-class DemoError(Exception):
-    """Something the demo needs is missing; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class DemoMine:
-    code: str
-    site: str
-    name: str
-    county: str
-    suspended: bool = False
-
-
-MINES = (
-    DemoMine("M-QN-1", "qinnan-1", "Qinnan iron mine", "QN"),
-    DemoMine("M-QN-2", "qinnan-2", "Qinnan coal mine", "QN", suspended=True),
-    DemoMine("M-LS-1", "lingshan-1", "Lingshan quarry", "LS"),
-)
-FAN_MINE, SUSPENDED_MINE, OFFLINE_MINE = (m.code for m in MINES)
-GATEWAY = "gw1"
-#: what the suspended mine starts drawing on its -80 m substation (kW)
-EXTRA_LOAD_KW = 400.0
-#: the fan mine's well-mixed volume upstream of its return monitor (the
-#: simulator's default, 20,000 m3, takes minutes to show a fan stop)
-FAN_MINE_VOLUME_M3 = 2000.0
-#: tolerance above the measured baseline: pumps start and stop
-POWER_MARGIN_KW = 150.0
-
-
-def layout_for(site: str) -> Any:
-    """A small mine on Modbus TCP only (three mines and their gateways in
-    one process on a small machine): fans, power meters, a return-airway
-    gas monitor."""
-    from simulators.layout import BusLayout, DeviceLayout, MineLayout
-
-    return MineLayout(
-        name=site,
-        buses=(
-            BusLayout(
-                "vent-tcp",
-                "tcp",
-                (
-                    DeviceLayout("main_fan_1", "main_fan", 1, "No.1 return shaft fan house"),
-                    DeviceLayout("main_fan_2", "main_fan", 2, "No.2 return shaft fan house"),
-                ),
-            ),
-            BusLayout(
-                "power-tcp",
-                "tcp",
-                (
-                    DeviceLayout("power_meter_1", "power_meter", 1, "Main substation, 6 kV"),
-                    DeviceLayout("power_meter_2", "power_meter", 2, "-80 m substation, 660 V"),
-                ),
-            ),
-            BusLayout(
-                "env-tcp",
-                "tcp",
-                (DeviceLayout("gas_monitor_1", "gas_monitor", 1, "Main return airway, -80 m"),),
-            ),
-        ),
-    )
-
-
-def gateway_alarm_rules(mine: DemoMine) -> str:
-    """Site-file text appended to each gateway's configuration: the hook for
-    the gateway's alarm engine (issue 11). Its CH4 rules on ``gas_monitor_1``
-    go here; the gateway then publishes ``alarms/<device>`` and the platform
-    shows them as ``gateway_alarm`` alerts with no change on its side."""
-    return ""
-
-
-def site_toml(mine: DemoMine, sim: Any, data_dir: Path, mqtt_port: int) -> str:
-    return (
-        sim.site_config_toml(data_dir, gateway=GATEWAY) + "\n[[sinks]]\n"
-        'name = "platform"\ntype = "mqtt"\n'
-        f'host = "127.0.0.1"\nport = {mqtt_port}\nqos = 1\ntopic_prefix = "minegate"\n'
-        + gateway_alarm_rules(mine)
-    )
-
-
-def platform_toml(port: int, mqtt_port: int, db: Path) -> str:
-    return (
-        f'[server]\nhost = "127.0.0.1"\nport = {port}\npage_refresh_s = 5\n'
-        f'[database]\nurl = "sqlite:///{db}"\n'
-        f'[mqtt]\nport = {mqtt_port}\nclient_id = "minegate-platform-demo"\n'
-        "session_expiry_s = 0\n"
-        "[alerting]\nevaluate_interval_s = 1\nheartbeat_timeout_s = 30\n"
-        "[alerting.suspended_watch]\n"
-        "# the suspended coal mine must keep ventilating: its fans are in its baseline\n"
-        'production_devices = ["*hoist*", "*crusher*", "*conveyor*"]\n'
-        f"power_margin_kw = {POWER_MARGIN_KW}\n"
-    )
-
-
 # --- the scenario ---------------------------------------------------------------
 
 
@@ -173,100 +76,11 @@ def scenario(duration_s: float | None) -> list[Step]:
     ]
 
 
-# --- the pieces -----------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-@contextlib.contextmanager
-def mosquitto(workdir: Path) -> Iterator[int]:
-    """A mosquitto broker on a free loopback port; yields the port."""
-    import getpass
-
-    binary = next((b for b in MOSQUITTO if Path(b).exists()), shutil.which("mosquitto"))
-    if binary is None:
-        raise DemoError("mosquitto not found: run 'make setup' (or apt-get install mosquitto)")
-    port = free_port()
-    conf = workdir / "mosquitto.conf"
-    conf.write_text(
-        f"user {getpass.getuser()}\nlistener {port} 127.0.0.1\nallow_anonymous true\n"
-        "persistence false\nmax_queued_messages 0\nlog_dest stderr\nlog_type error\n"
-    )
-    log = (workdir / "mosquitto.log").open("wb")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 10
-        while not _tcp_open(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise DemoError(f"mosquitto did not start; see {workdir / 'mosquitto.log'}")
-            time.sleep(0.05)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def _tcp_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def build_registry(db_url: str, baselines: dict[str, float]) -> str:
-    """Regions, counties, the mines and their gateways, and the city
-    regulator; returns the regulator's token."""
-    from supervision.auth import service as auth
-    from supervision.auth.scope import AreaLevel
-    from supervision.db import make_engine, make_sessionmaker
-    from supervision.db.migrate import upgrade
-    from supervision.registry import service as reg
-
-    engine = make_engine(db_url)
-    try:
-        upgrade(engine)
-        now = time.time_ns()
-        with make_sessionmaker(engine)() as db, db.begin():
-            reg.add_region(db, "GX", "Guangxi")
-            reg.add_city(db, "GX", "QZ", "Qinzhou")
-            reg.add_county(db, "QZ", "QN", "Qinnan")
-            reg.add_county(db, "QZ", "LS", "Lingshan")
-            for m in MINES:
-                order: dict[str, Any] = {}
-                if m.suspended:
-                    order = {"status": "suspended", "order_no": "QN-2026-7",
-                             "order_from": date.today() - timedelta(days=30)}  # fmt: skip
-                reg.add_mine(db, m.county, m.code, m.name,
-                             baseline_power_kw=round(baselines[m.code], 1), **order)  # fmt: skip
-                reg.add_gateway(db, m.code, m.site, GATEWAY, now_ns=now)
-            user = auth.create_user(db, DEMO_USER, "regulator", area=AreaLevel.CITY,
-                                    area_code="QZ", now_ns=now)  # fmt: skip
-            return auth.issue_token(db, user, label="demo", now_ns=now)
-    finally:
-        engine.dispose()
-
-
 @dataclass
 class Demo:
     workdir: Path
     mqtt_port: int
+    history_url: str | None
     sims: dict[str, Any] = field(default_factory=dict)
     gateways: dict[str, Any] = field(default_factory=dict)
     runs: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -294,7 +108,9 @@ class Demo:
         data_dir = self.workdir / mine.site
         data_dir.mkdir(exist_ok=True)
         site = data_dir / "site.toml"
-        site.write_text(site_toml(mine, self.sims[code], data_dir, self.mqtt_port))
+        site.write_text(
+            site_toml(mine, self.sims[code], data_dir, self.mqtt_port, self.history_url)
+        )
         gw = Gateway(load_config(site))
         self.gateways[code] = gw
         self.runs[code] = asyncio.create_task(gw.run(), name=f"gateway-{mine.site}")
@@ -350,8 +166,8 @@ async def _run(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    with mosquitto(workdir) as mqtt_port:
-        demo = Demo(workdir, mqtt_port)
+    with mosquitto(workdir) as mqtt_port, victoria_metrics(workdir) as history_url:
+        demo = Demo(workdir, mqtt_port, history_url)
         async with contextlib.AsyncExitStack() as stack:
             for i, m in enumerate(MINES):
                 demo.sims[m.code] = await stack.enter_async_context(
@@ -362,7 +178,7 @@ async def _run(
             await asyncio.sleep(1.5)  # a few physics ticks: the power meters settle
             baselines = {code: demo.power_kw(code) for code in demo.sims}
             db = workdir / "platform.db"
-            cfg_text = platform_toml(port, mqtt_port, db)
+            cfg_text = platform_toml(port, mqtt_port, db, history_url)
             (workdir / "platform.toml").write_text(cfg_text)
             token = build_registry(f"sqlite:///{db}", baselines)
             config = parse_config(cfg_text, str(workdir / "platform.toml"), workdir)
@@ -382,6 +198,8 @@ async def _run(
             say(f"token: {token}")
             say(f"mines: {', '.join(f'{m.code} {m.name}' for m in MINES)}; "
                 f"{SUSPENDED_MINE} suspended, baseline {baselines[SUSPENDED_MINE]:.0f} kW")  # fmt: skip
+            if history_url is None:
+                say(f"no charts: {VICTORIA} is not installed (make setup installs it)")
             say("Ctrl-C to stop" if duration_s is None else f"running for {duration_s:g} s")
             try:
                 await _play(demo, engine, duration_s, stop, say)
