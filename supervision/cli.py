@@ -129,6 +129,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.duration is not None and not args.duration > 0:
         _err(f"--duration must be > 0 seconds, got {args.duration:g}")
         return EXIT_USAGE
+    if not 1 <= args.port <= 65535:
+        _err(f"--port must be 1..65535, got {args.port}")
+        return EXIT_USAGE
     return run_platform_demo(duration_s=args.duration, port=args.port, data_dir=args.data_dir)
 
 

@@ -136,20 +136,19 @@ def _uvicorn_server(app: Any, port: int) -> Any:
                                  access_log=False, server_header=False))  # fmt: skip
 
 
-def open_alerts(db_url_engine: Any) -> list[tuple[str, str, str]]:
-    """(mine code, kind, summary) of the alerts firing now."""
+def open_alerts(engine: Any, *, resolved_too: bool = False) -> list[tuple[str, str, str]]:
+    """(mine code, kind, summary) of the alerts firing now (or of every
+    alert of the run)."""
     from sqlalchemy import select
 
     from supervision.alerting.models import Alert
     from supervision.registry.models import Mine
 
-    with db_url_engine.connect() as c:
-        rows = c.execute(
-            select(Mine.code, Alert.kind, Alert.summary)
-            .join(Mine, Mine.id == Alert.mine_id)
-            .where(Alert.resolved_ns.is_(None))
-            .order_by(Alert.id)
-        ).all()
+    query = select(Mine.code, Alert.kind, Alert.summary).join(Mine, Mine.id == Alert.mine_id)
+    if not resolved_too:
+        query = query.where(Alert.resolved_ns.is_(None))
+    with engine.connect() as c:
+        rows = c.execute(query.order_by(Alert.id)).all()
     return [(r[0], r[1], r[2]) for r in rows]
 
 
@@ -205,6 +204,9 @@ async def _run(
                 await _play(demo, engine, duration_s, stop, say)
             finally:
                 await demo.stop_all()
+                fired = open_alerts(engine, resolved_too=True)
+                say(f"demo stopped; alerts of the run: "
+                    f"{'; '.join(f'{c} {k}' for c, k, _ in fired) or 'none'}")  # fmt: skip
                 server.should_exit = True
                 await serving
                 engine.dispose()

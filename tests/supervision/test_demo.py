@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from .conftest import servers
 
@@ -82,3 +83,25 @@ def test_demo_shows_the_suspended_mine_and_an_offline_gateway(tmp_path: Path) ->
             proc.wait()
     assert "gateway is back" in "".join(out)
     assert not list(tmp_path.glob("minegate-platform-demo-*")), "the temporary folder is left"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--duration", "0"], "--duration must be > 0 seconds, got 0"),
+        (["--port", "0"], "--port must be 1..65535, got 0"),
+        (["--data-dir", "{full}"], "is not empty: give a new or empty folder"),
+    ],
+)
+def test_bad_options_are_refused_before_anything_starts(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.cli import main
+
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("mine")
+    argv = ["platform", "demo", *(a.format(full=full) for a in args)]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert (full / "keep.txt").read_text() == "mine"
