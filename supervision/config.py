@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gateway.config.tomlpos import TomlPositions, format_loc
 
@@ -235,12 +243,12 @@ class HistorySection(_Section):
     #: "influxdb_v1" (InfluxQL on /query) or "victoriametrics" (PromQL on
     #: /api/v1/query_range)
     backend: Literal["influxdb_v1", "victoriametrics"]
-    url: str = Field(pattern=r"^https?://[^/\s]+")
+    url: str
     #: InfluxDB 1.x only
     database: str = "minegate"
     retention_policy: str = ""
     username: str | None = None
-    password: str | None = None
+    password: str | None = Field(None, repr=False)
     tls_ca: Path | None = None
     timeout_s: float = Field(5.0, gt=0, le=60)
     #: how far back a chart reaches
@@ -252,6 +260,16 @@ class HistorySection(_Section):
     max_charts: int = Field(8, ge=1, le=50)
     #: points per chart (the window is cut into this many buckets)
     buckets: int = Field(120, ge=10, le=1000)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError(
+                "give the server as http://host:port or https://host:port "
+                "(e.g. http://127.0.0.1:8086 for InfluxDB, http://127.0.0.1:8428 for VictoriaMetrics)"
+            )
+        return url
 
 
 class PlatformConfig(_Section):

@@ -135,3 +135,18 @@ def test_mine_page_draws_charts(engine: Engine, world: Any, influx: str) -> None
     page = client.get(f"/mines/{world.mines['M-QN-1']}", headers=auth).text
     assert "History unavailable: influxdb_v1 at http://127.0.0.1:" in page
     assert "Latest values" in page  # the rest of the page is still there
+
+
+def test_history_config_errors_are_located() -> None:
+    from supervision.config import PlatformConfigError, parse_config
+
+    text = '[history]\nbackend = "prometheus"\nurl = "influx:8086"\nwindow_h = 0\n'
+    with pytest.raises(PlatformConfigError) as err:
+        parse_config(text, "platform.toml")
+    joined = "\n".join(err.value.errors)
+    assert "platform.toml:2: history.backend" in joined
+    assert "platform.toml:3: history.url" in joined
+    assert "platform.toml:4: history.window_h" in joined
+    secret = parse_config('[history]\nbackend = "influxdb_v1"\nurl = "http://h:8086"\n'
+                          'username = "u"\npassword = "hunter2-secret"\n')  # fmt: skip
+    assert "hunter2-secret" not in repr(secret)
