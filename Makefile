@@ -9,7 +9,7 @@ PIP := $(VENV)/bin/pip
 DEBS := mosquitto mosquitto-clients influxdb victoria-metrics socat mbpoll postgresql chromium
 STAMP := $(VENV)/.installed
 
-.PHONY: all setup debs venv bytecode demo test lint typecheck pytest bench bench-survey bench-gateway bench-bus bench-alarms clean
+.PHONY: all setup debs venv bytecode demo demo-gateway test lint typecheck pytest bench bench-survey bench-gateway bench-bus bench-alarms clean
 
 all: test
 
@@ -47,6 +47,10 @@ bytecode: venv
 setup: debs venv
 
 demo: setup bytecode
+	$(VENV)/bin/minegate platform demo $(DEMO_ARGS)
+
+# The gateway alone against one simulated mine, with a live table.
+demo-gateway: setup bytecode
 	$(VENV)/bin/minegate demo $(DEMO_ARGS)
 
 lint: venv

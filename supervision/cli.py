@@ -123,6 +123,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK if server.started else EXIT_FAILURE
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from supervision.demo.run import run_platform_demo
+
+    if args.duration is not None and not args.duration > 0:
+        _err(f"--duration must be > 0 seconds, got {args.duration:g}")
+        return EXIT_USAGE
+    if not 1 <= args.port <= 65535:
+        _err(f"--port must be 1..65535, got {args.port}")
+        return EXIT_USAGE
+    return run_platform_demo(duration_s=args.duration, port=args.port, data_dir=args.data_dir)
+
+
 # --- admin --------------------------------------------------------------------
 
 
@@ -279,6 +291,29 @@ def register(sub: Any) -> None:
         help="log level",
     )
     serve.set_defaults(func=cmd_serve)
+
+    demo = psub.add_parser(
+        "demo",
+        help="the whole chain: simulated mines, their gateways, a broker and the platform",
+        description="Three simulated mines (one under a suspension order), their gateways, "
+        "a mosquitto on a free loopback port and the platform; prints the page's URL and a "
+        "login token and plays a scenario (docs/platform.md, 'The demo').",
+    )
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: until Ctrl-C on a terminal, 60 s without one)",
+    )
+    demo.add_argument("--port", type=int, default=8080, help="the page's port (loopback)")
+    demo.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="keep the database, site files and logs in this new folder "
+        "(default: a temporary folder, removed at the end)",
+    )
+    demo.set_defaults(func=cmd_demo)
 
     migrate = psub.add_parser("migrate", help="create or upgrade the database")
     with_config(migrate)

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gateway.config.tomlpos import TomlPositions, format_loc
 
@@ -227,12 +235,50 @@ class NotifySection(_Section):
         return self
 
 
+class HistorySection(_Section):
+    """Where the mine page's charts come from: the site's telemetry history
+    (the gateways' ``snapshot`` measurement, docs/schema.md). Without the
+    table the page shows no charts."""
+
+    #: "influxdb_v1" (InfluxQL on /query) or "victoriametrics" (PromQL on
+    #: /api/v1/query_range)
+    backend: Literal["influxdb_v1", "victoriametrics"]
+    url: str
+    #: InfluxDB 1.x only
+    database: str = "minegate"
+    retention_policy: str = ""
+    username: str | None = None
+    password: str | None = Field(None, repr=False)
+    tls_ca: Path | None = None
+    timeout_s: float = Field(5.0, gt=0, le=60)
+    #: how far back a chart reaches
+    window_h: float = Field(6.0, gt=0, le=24 * 31)
+    #: points charted on a mine page (glob patterns on the point name), in
+    #: this order, numeric ones only
+    charts: tuple[str, ...] = ("ch4", "active_power", "airflow", "wind_speed", "co")
+    #: at most this many charts per mine page
+    max_charts: int = Field(8, ge=1, le=50)
+    #: points per chart (the window is cut into this many buckets)
+    buckets: int = Field(120, ge=10, le=1000)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError(
+                "give the server as http://host:port or https://host:port "
+                "(e.g. http://127.0.0.1:8086 for InfluxDB, http://127.0.0.1:8428 for VictoriaMetrics)"
+            )
+        return url
+
+
 class PlatformConfig(_Section):
     server: ServerSection = Field(default_factory=lambda: ServerSection.model_validate({}))
     database: DatabaseSection = Field(default_factory=lambda: DatabaseSection.model_validate({}))
     mqtt: MqttSection = Field(default_factory=lambda: MqttSection.model_validate({}))
     alerting: AlertingSection = Field(default_factory=lambda: AlertingSection.model_validate({}))
     notify: NotifySection = Field(default_factory=lambda: NotifySection.model_validate({}))
+    history: HistorySection | None = None
     source: str = ""  # the file it came from (set by load_config)
 
     def listen_problem(self) -> str | None:
@@ -264,7 +310,8 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
             rel = url[len("sqlite:///") :]
             if rel and rel != ":memory:":
                 db["url"] = "sqlite:///" + str((base / rel).resolve())
-    for section, key in (("server", "tls_cert"), ("server", "tls_key"), ("mqtt", "tls_ca")):
+    for section, key in (("server", "tls_cert"), ("server", "tls_key"), ("mqtt", "tls_ca"),
+                         ("history", "tls_ca")):  # fmt: skip
         sec = raw.get(section)
         if isinstance(sec, dict) and isinstance(sec.get(key), str):
             sec[key] = str(base / os.path.expanduser(sec[key]))

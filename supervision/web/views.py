@@ -37,6 +37,7 @@ from supervision.notify.models import Silence
 from supervision.notify.service import SilenceInputError, create_silence, end_silence, is_active
 from supervision.registry.models import Mine
 from supervision.registry.overview import list_mines, mine_detail
+from supervision.web.charts import mine_charts
 from supervision.web.licence_svg import licence_drawing
 
 log = logging.getLogger("minegate.platform.web")
@@ -52,6 +53,17 @@ def _ts(ts_ns: int | None) -> str:
 
 
 templates.env.filters["ts"] = _ts
+
+
+def _value(v: object) -> str:
+    """A latest value for the page: floats to 6 significant digits (the
+    gateway's scaling leaves 20.800000000000004), the rest as it came."""
+    if isinstance(v, float):
+        return f"{v:.6g}" if abs(v) < 1e15 else f"{v:.6e}"
+    return str(v)
+
+
+templates.env.filters["value"] = _value
 
 
 def _safe_next(target: str | None) -> str:
@@ -169,7 +181,9 @@ def mine_page(
     if d is None:
         raise not_found(request, p, f"mine {mine_id}")
     drawing = licence_drawing(d.mine.licence_file) if d.mine.licence_file else None
+    config = context(request).config
     now = context(request).clock()
+    charts = mine_charts(config.history, d.gateways, d.values, now) if config.history else None
     silences = [
         s
         for s in db.scalars(scoped_select(Silence, p.scope).where(Silence.mine_id == mine_id))
@@ -180,6 +194,7 @@ def mine_page(
         "mine.html",
         d=d,
         drawing=drawing,
+        charts=charts,
         principal=p,
         silences=silences,
         kinds=[k.value for k in AlertKind],

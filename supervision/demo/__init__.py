@@ -1,0 +1,23 @@
+"""``minegate platform demo``: the whole chain on one machine.
+
+``world`` is what runs (the mines, their site files, the registry),
+``servers`` the broker and the history server, ``run`` the scenario and
+the entry point :func:`supervision.demo.run.run_platform_demo`.
+
+Three simulated mines (:class:`simulators.mine.SimulatedMine`, Modbus TCP),
+the unmodified gateway runtime on each, publishing over MQTT to a mosquitto
+started on a free loopback port, and the platform (web page, ingest, alert
+evaluator) in this process on a temporary ``platform.toml`` and SQLite
+database. It prints the page's URL and a login token, then plays a
+scenario (:func:`scenario`) that shows on the page:
+
+* Qinnan coal mine is under a suspension order; its power draw rises above
+  its baseline: "suspected illegal production" with the evidence;
+* Qinnan iron mine's main fans stop: airflow falls and methane in the
+  return climbs (visible in the latest values; the gateway's alarm on it
+  comes with the alarm engine, see :func:`gateway_alarm_rules`);
+* Lingshan quarry's gateway stops: "gateway offline"; later it comes back.
+
+With a terminal it runs until Ctrl-C; without one (or with ``--duration``)
+it ends after a set time. The gateway-only demo is ``minegate demo``.
+"""
