@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-DEBS := mosquitto mosquitto-clients influxdb victoria-metrics socat mbpoll postgresql chromium
+DEBS := mosquitto mosquitto-clients influxdb victoria-metrics socat mbpoll postgresql chromium redis-server
 STAMP := $(VENV)/.installed
 
 .PHONY: all setup debs venv bytecode demo test lint typecheck pytest bench bench-survey bench-gateway bench-bus clean

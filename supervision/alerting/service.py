@@ -23,6 +23,7 @@ from supervision.alerting.state import OpenAlert, Transition, plan
 from supervision.config import AlertingSection
 from supervision.ingest.models import GatewayAlarm, GatewayLiveness, LatestValue, SurveyCheck
 from supervision.registry.models import Gateway, Mine, MineStatus
+from supervision.uploads.models import Survey
 
 
 @dataclass
@@ -137,6 +138,7 @@ def gather_and_evaluate(
             select(SurveyCheck, Gateway).join(Gateway, Gateway.id == SurveyCheck.gateway_id)
         )
     ]
+    checks += uploaded_checks(db)
     return evaluate_rules(
         checks=checks,
         silent=silent,
@@ -148,6 +150,31 @@ def gather_and_evaluate(
         config=config,
         watching_since_ns=watching_since_ns,
     )
+
+
+def uploaded_checks(db: Session) -> list[SurveyCheckFact]:
+    """The latest checked upload of each mine and licence: its verdict
+    fires or resolves the mine's ``survey_violation`` like a gateway's."""
+    latest: dict[tuple[int, str], Survey] = {}
+    for s in db.scalars(
+        select(Survey).where(Survey.state == "done").order_by(Survey.finished_ns, Survey.id)
+    ):
+        lic = str((s.values or {}).get("licence") or s.licence_file)
+        latest[(s.mine_id, lic)] = s
+    return [
+        SurveyCheckFact(
+            s.mine_id,
+            None,
+            f"survey {s.id} by {s.uploader}",
+            lic,
+            s.check_id or f"survey-{s.id}",
+            bool(s.incidents),
+            f"survey {s.id} uploaded by {s.uploader}: {s.message}" if s.incidents else "",
+            {"survey": s.id, **{k: v for k, v in (s.values or {}).items() if k != "licence"}},
+            s.finished_ns or s.created_ns,
+        )
+        for (_, lic), s in latest.items()
+    ]
 
 
 def _event(db: Session, alert: Alert, event: str, now_ns: int, actor: str | None = None) -> None:
