@@ -175,6 +175,10 @@ def run_job(
     if not done:  # our lease ended and another worker completed it: ours is not kept
         shutil.rmtree(out, ignore_errors=True)
         return "skipped"
+    leftovers = out.parent.iterdir() if out.parent.exists() else iter(())
+    for other in leftovers:  # what a killed worker's claim left half-written
+        if other != out:
+            shutil.rmtree(other, ignore_errors=True)
     if on_done is not None:
         on_done(job_id)
     return "failed" if isinstance(outcome, str) else "done"
