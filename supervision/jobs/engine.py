@@ -25,6 +25,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import OperationalError
+
 from supervision.jobs.run import JobSettings, claimable, run_job
 
 if TYPE_CHECKING:
@@ -85,7 +87,11 @@ class Dispatcher:
             self._broker = await asyncio.to_thread(make_broker, self.cfg)
         try:
             while True:
-                ids = await asyncio.to_thread(self._free)
+                try:
+                    ids = await asyncio.to_thread(self._free)
+                except OperationalError as exc:  # the database away: wait it out
+                    log.error("survey jobs: database unavailable: %s", exc.orig)
+                    ids = []
                 if pool is not None:
                     for job_id in ids:
                         if job_id in self._running or len(self._running) >= self.cfg.workers:
