@@ -81,10 +81,10 @@ def test_a_job_is_claimed_once_and_completed_once(engine: Engine, tmp_path: Path
 
 def test_embedded_pool_checks_an_upload(tmp_path: Path) -> None:
     """jobs.engine = "embedded" (the default): the service runs the check."""
-    from survey.sample import write_sample
     from supervision.app import create_app
     from supervision.db import make_engine
     from supervision.db.migrate import upgrade
+    from survey.sample import write_sample
 
     sample = write_sample(tmp_path / "sample", density=8.0).directory
     engine = make_engine(f"sqlite:///{tmp_path / 'platform.db'}")
