@@ -284,7 +284,19 @@ def _list(db: Any, what: str) -> None:
         for g, m in db.execute(select(Gateway, Mine).join(Mine).order_by(Gateway.topic_key)):
             print(f"{g.site}/{g.name}\tmine {m.code}")
     elif what == "users":
+        from supervision.auth.models import ContractorMine
+
         for u in db.scalars(select(User).order_by(User.name)):
+            if u.role == "contractor":
+                codes = db.scalars(
+                    select(Mine.code)
+                    .join(ContractorMine, ContractorMine.mine_id == Mine.id)
+                    .where(ContractorMine.user_id == u.id)
+                    .order_by(Mine.code)
+                )
+                print(f"{u.name}\t{u.role}\tmines {','.join(codes) or '-'}\t"
+                      f"{'active' if u.active else 'disabled'}")  # fmt: skip
+                continue
             area = next(
                 (f"{lv} {getattr(u, lv + '_id')}" for lv in ("mine", "county", "city", "region")
                  if getattr(u, lv + "_id") is not None), "all",

@@ -153,28 +153,32 @@ def gather_and_evaluate(
 
 
 def uploaded_checks(db: Session) -> list[SurveyCheckFact]:
-    """The latest checked upload of each mine and licence: its verdict
-    fires or resolves the mine's ``survey_violation`` like a gateway's."""
-    latest: dict[tuple[int, str], Survey] = {}
-    for s in db.scalars(
-        select(Survey).where(Survey.state == "done").order_by(Survey.finished_ns, Survey.id)
-    ):
-        lic = str((s.values or {}).get("licence") or s.licence_file)
-        latest[(s.mine_id, lic)] = s
-    return [
-        SurveyCheckFact(
-            s.mine_id,
-            None,
-            f"survey {s.id} by {s.uploader}",
-            lic,
-            s.check_id or f"survey-{s.id}",
-            bool(s.incidents),
-            f"survey {s.id} uploaded by {s.uploader}: {s.message}" if s.incidents else "",
-            {"survey": s.id, **{k: v for k, v in (s.values or {}).items() if k != "licence"}},
-            s.finished_ns or s.created_ns,
+    """The latest checked upload (by upload order) of each mine and
+    licence: its verdict fires or resolves the mine's ``survey_violation``
+    like a gateway's check."""
+    latest = (
+        select(func.max(Survey.id))
+        .where(Survey.state == "done")
+        .group_by(Survey.mine_id, Survey.licence_file)
+    )
+    out = []
+    for s in db.scalars(select(Survey).where(Survey.id.in_(latest))):
+        values = dict(s.values or {})
+        lic = str(values.pop("licence", None) or s.licence_file)
+        out.append(
+            SurveyCheckFact(
+                s.mine_id,
+                None,
+                f"survey {s.id} by {s.uploader}",
+                lic,
+                s.check_id or f"survey-{s.id}",
+                bool(s.incidents),
+                f"survey {s.id} uploaded by {s.uploader}: {s.message}" if s.incidents else "",
+                {"survey": s.id, **values},
+                s.finished_ns or s.created_ns,
+            )
         )
-        for (_, lic), s in latest.items()
-    ]
+    return out
 
 
 def _event(db: Session, alert: Alert, event: str, now_ns: int, actor: str | None = None) -> None:

@@ -153,7 +153,10 @@ def run_job(
         files = [(f.stored, f.client_name) for f in survey.files if f.kind == "scan"]
         licence_file, survey_id = survey.licence_file, survey.id
     if attempts > settings.max_attempts:
-        msg = f"the check crashed {attempts - 1} times; not tried again (see the service log)"
+        msg = (
+            f"the check did not finish in {attempts - 1} tries (its worker crashed or was "
+            "stopped each time); not tried again: see the workers' logs"
+        )
         _complete(sessions, job_id, token, clock, failed=msg)
         return "failed"
     rel_out = f"results/{survey_id}/{token}"
@@ -163,7 +166,14 @@ def run_job(
             outcome = _check(settings.root, files, licence_file, out, held)
         except Exception as exc:  # a crash, not bad input: leave it to be claimed again
             log.error("job %d crashed: %s", job_id, traceback.format_exc())
-            held._set(state=JobState.QUEUED.value, claim=None, error=f"{exc!r}")
+            if held._set(state=JobState.QUEUED.value, claim=None, error=f"{exc!r}"):
+                with sessions() as db, db.begin():
+                    db.execute(
+                        update(Survey)
+                        .where(Survey.id == survey_id)
+                        .values(state=JobState.QUEUED.value)
+                        .execution_options(synchronize_session=False)
+                    )
             shutil.rmtree(out, ignore_errors=True)
             return "crashed"
         if isinstance(outcome, str):

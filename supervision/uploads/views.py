@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from starlette.datastructures import UploadFile
 
 from supervision.auth.deps import Reader, Uploader, not_found, refuse
@@ -251,16 +252,19 @@ def survey_dict(s: Survey, job: Job | None, mine: Mine) -> dict[str, Any]:
 
 @router.get("/surveys", summary="Surveys of your area, newest first")
 def list_surveys(p: Reader, db: DbSession, mine: str | None = None) -> list[dict[str, Any]]:
-    stmt = scoped_select(Survey, p.scope).order_by(Survey.id.desc()).limit(500)
+    ids = scoped_select(Survey, p.scope).with_only_columns(Survey.id)
+    stmt = (
+        select(Survey, Job, Mine)
+        .join(Mine, Mine.id == Survey.mine_id)
+        .outerjoin(Job, Job.survey_id == Survey.id)
+        .where(Survey.id.in_(ids))
+        .options(selectinload(Survey.files))
+        .order_by(Survey.id.desc())
+        .limit(500)
+    )
     if mine is not None:
-        stmt = stmt.join(Mine, Mine.id == Survey.mine_id).where(Mine.code == mine)
-    out = []
-    for s in db.scalars(stmt):
-        job = db.scalar(select(Job).where(Job.survey_id == s.id))
-        m = db.get(Mine, s.mine_id)
-        assert m is not None
-        out.append(survey_dict(s, job, m))
-    return out
+        stmt = stmt.where(Mine.code == mine)
+    return [survey_dict(s, job, m) for s, job, m in db.execute(stmt)]
 
 
 def _survey(request: Request, p: Principal, db: Any, survey_id: int) -> Survey:

@@ -125,5 +125,16 @@ def test_embedded_pool_checks_an_upload(tmp_path: Path) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.1)
         assert "uploaded by con-a" in alerts[0]["summary"]
+        # a later compliant survey of the mine resolves it
+        r = client.post("/api/v1/mines/M-QN-1/surveys", headers=auth,
+                        files=[("file", ("ok.las", (sample / "compliant.las").read_bytes()))])  # fmt: skip
+        assert r.status_code == 201, r.text
+        deadline = time.monotonic() + 60
+        while True:
+            alert = client.get("/api/v1/alerts?state=resolved", headers=auth).json()
+            if any(a["id"] == alerts[0]["id"] for a in alert):
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
     assert app.state.ctx.extra.get("failed") is None
     engine.dispose()
