@@ -55,8 +55,11 @@ def tus_router(config: PlatformConfig) -> APIRouter:
     root = config.uploads.dir
     max_size = int(max(config.uploads.max_mb.values(), default=0) * 1e6)
 
-    def auth(p: Uploader) -> None:
-        return None
+    def auth(p: Uploader, request: Request) -> None:
+        # tuspyserver reads a creation request's body whole into memory
+        # (creation-with-upload): data goes by PATCH only, streamed to disk
+        if request.method == "POST" and request.headers.get("content-length", "0") != "0":
+            raise HTTPException(413, "send no data with the creation request: PATCH it")
 
     def file_dep(p: Uploader) -> Callable[[dict[str, Any]], dict[str, str]]:
         return lambda _metadata: {"files_dir": str(_tus_dir(root, p))}

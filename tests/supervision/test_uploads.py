@@ -284,6 +284,10 @@ def test_bad_uploads_refused(plat: Platform, sample: Path) -> None:
     }  # a.xyz, M-QN-1
     r = plat.api("POST", "/api/v1/tus/", "con-a", headers=tus_headers)
     assert r.status_code == 413, r.text
+    # data with the creation request would be read whole into memory: refused
+    small = {**tus_headers, "Upload-Length": "6"}
+    r = plat.api("POST", "/api/v1/tus/", "con-a", headers=small, content=b"1 2 3\n")
+    assert r.status_code == 413 and "PATCH" in r.json()["detail"], r.text
     # nothing of the refused files is kept, nothing is written outside the store
     assert list((plat.uploads / "incoming").iterdir()) == []
     # a name with a path in an archive never reaches a path; a broken scan
