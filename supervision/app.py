@@ -38,6 +38,7 @@ from supervision.jobs.engine import Dispatcher
 from supervision.notify import views as notify_views
 from supervision.notify.runner import Notifier
 from supervision.registry import views as registry_views
+from supervision.uploads import pages as upload_pages
 from supervision.uploads import views as upload_views
 from supervision.web import views as web_views
 
@@ -119,6 +120,7 @@ def create_app(
     app.include_router(notify_views.router)
     app.include_router(web_views.router)
     app.include_router(upload_views.router)
+    app.include_router(upload_pages.router)
     app.include_router(upload_views.tus_router(config))
     app.mount("/static", StaticFiles(directory=web_views.STATIC_DIR), name="static")
 
