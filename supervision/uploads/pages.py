@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from supervision.auth.deps import Reader
 from supervision.auth.permissions import Permission, allows
@@ -33,9 +33,22 @@ def surveys_page(request: Request, p: Reader, db: DbSession) -> HTMLResponse:
         .order_by(Survey.id.desc())
         .limit(200)
     ).all()
+    latest_done = (
+        scoped_select(Survey, p.scope)
+        .with_only_columns(func.max(Survey.id))
+        .where(Survey.state == "done")
+        .group_by(Survey.mine_id)
+    )
+    latest = db.execute(
+        select(Survey, Mine)
+        .join(Mine, Mine.id == Survey.mine_id)
+        .where(Survey.id.in_(latest_done))
+        .order_by(Survey.incidents.desc(), Mine.code)
+    ).all()
     return _page(
         request,
         "surveys.html",
+        latest=latest,
         principal=p,
         can_upload=can_upload,
         mines=mines,

@@ -2,7 +2,7 @@
 Playwright) against ``minegate platform serve`` (embedded jobs): a
 contractor logs in, uploads the sample's violating scan through tus from
 the browser, watches the progress, opens the report; a second contractor
-sees none of it."""
+sees none of it; the county's regulator sees the mine's latest verdict."""
 
 from __future__ import annotations
 
@@ -93,6 +93,13 @@ def test_contractor_uploads_in_the_browser(tmp_path: Path) -> None:
             sync_api.expect(other.locator("main")).to_contain_text("No surveys")
             resp = other.goto(report_url)
             assert resp is not None and resp.status == 404
+            # the county's regulator: each mine's latest verdict, no upload form
+            reg = login("reg-qn")
+            reg.goto(f"{url}/surveys")
+            row = reg.locator("#latest tr[data-mine='M-QN-1']")
+            sync_api.expect(row).to_contain_text("violations found")
+            sync_api.expect(row).to_contain_text("by con-a")
+            assert reg.locator("#upload").count() == 0
             browser.close()
     finally:
         proc.send_signal(signal.SIGINT)
