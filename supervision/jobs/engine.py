@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import OperationalError
 
 from supervision.jobs.run import JobSettings, claimable, run_job
+from supervision.uploads.files import sweep_tus
 
 if TYPE_CHECKING:
     from supervision.config import JobsSection, PlatformConfig
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("minegate.platform.jobs")
 
 QUEUE = "minegate-surveys"
+SWEEP_EVERY_S = 3600.0  # expired unfinished tus uploads removed this often
 ACTOR = "check_survey"
 
 
@@ -67,6 +69,7 @@ class Dispatcher:
         self._running: set[int] = set()
         self._sent: dict[int, float] = {}  # dramatiq: job -> when sent
         self._broker: Any = None
+        self._next_sweep = 0.0
 
     def poke(self) -> None:
         """A new job: look now (thread-safe)."""
@@ -101,6 +104,9 @@ class Dispatcher:
                         fut.add_done_callback(functools.partial(self._finished, job_id))
                 else:
                     await asyncio.to_thread(self._send, ids)
+                if time.monotonic() >= self._next_sweep:
+                    self._next_sweep = time.monotonic() + SWEEP_EVERY_S
+                    await asyncio.to_thread(self._sweep)
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.cfg.poll_s)
                 except TimeoutError:
@@ -116,6 +122,15 @@ class Dispatcher:
         """From a pool thread: tell the loop (the evaluator) a job finished."""
         if self.on_done is not None:
             self._loop.call_soon_threadsafe(self.on_done, job_id)
+
+    def _sweep(self) -> None:
+        try:
+            n = sweep_tus(self.ctx.config.uploads.dir, time.time())
+        except OSError as exc:
+            log.warning("expired tus uploads not swept: %s", exc)
+            return
+        if n:
+            log.info("removed %d expired unfinished tus upload(s)", n)
 
     def _run_one(self, job_id: int) -> None:
         try:

@@ -299,3 +299,28 @@ def take_file(root: Path, path: Path, name: str, budget: Budget) -> list[Stored]
             path.unlink(missing_ok=True)
     budget.take(size, display_name(name))
     return [store_file(root, path, name, fmt, kind, h.hexdigest())]
+
+
+def sweep_tus(root: Path, now_s: float) -> int:
+    """Remove unfinished tus uploads past their expiry (``Upload-Expires``,
+    ``uploads.tus_days_to_keep`` after creation); how many. tuspyserver's
+    own ``gc_files`` reads the expiry it writes (RFC 7231) as ISO 8601 and
+    fails, and sees only one directory, not one per uploader."""
+    import json
+    from email.utils import parsedate_to_datetime
+
+    removed = 0
+    for info in (root / "tus").glob("*/*.info"):
+        try:
+            expires = json.loads(info.read_text()).get("expires")
+            if isinstance(expires, int | float):
+                when: float | None = float(expires)
+            else:
+                when = parsedate_to_datetime(expires).timestamp() if expires else None
+        except (OSError, ValueError, TypeError):
+            continue  # being written, or not ours to judge
+        if when is not None and when < now_s:
+            info.with_suffix("").unlink(missing_ok=True)
+            info.unlink(missing_ok=True)
+            removed += 1
+    return removed

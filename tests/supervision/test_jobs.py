@@ -138,3 +138,29 @@ def test_embedded_pool_checks_an_upload(tmp_path: Path) -> None:
             time.sleep(0.1)
     assert app.state.ctx.extra.get("failed") is None
     engine.dispose()
+
+
+def test_expired_tus_uploads_are_swept(tmp_path: Path) -> None:
+    import json
+    from email.utils import formatdate
+
+    from supervision.uploads.files import sweep_tus
+
+    user = tmp_path / "tus" / "7"
+    user.mkdir(parents=True)
+    now = 2_000_000_000.0
+    for uid, expires in (("a" * 32, now - 1), ("b" * 32, now + 3600), ("c" * 32, None)):
+        (user / uid).write_bytes(b"partial")
+        info = {
+            "size": 100,
+            "offset": 7,
+            "expires": formatdate(expires, usegmt=True) if expires else None,
+        }
+        (user / f"{uid}.info").write_text(json.dumps(info))
+    assert sweep_tus(tmp_path, now) == 1
+    assert sorted(p.name for p in user.iterdir()) == [
+        "b" * 32,
+        "b" * 32 + ".info",
+        "c" * 32,
+        "c" * 32 + ".info",
+    ]
