@@ -102,8 +102,13 @@ class Dispatcher:
                         self._running.add(job_id)
                         fut = self._loop.run_in_executor(pool, self._run_one, job_id)
                         fut.add_done_callback(functools.partial(self._finished, job_id))
-                else:
-                    await asyncio.to_thread(self._send, ids)
+                elif ids:
+                    from redis.exceptions import RedisError
+
+                    try:
+                        await asyncio.to_thread(self._send, ids)
+                    except RedisError as exc:  # Redis away: the jobs wait in the table
+                        log.error("survey jobs: Redis %s unavailable: %s", self.cfg.redis_url, exc)
                 if time.monotonic() >= self._next_sweep:
                     self._next_sweep = time.monotonic() + SWEEP_EVERY_S
                     await asyncio.to_thread(self._sweep)

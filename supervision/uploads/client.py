@@ -85,12 +85,12 @@ def run(args: argparse.Namespace) -> int:
         return exc.code
 
 
-def _request(method: str, url: str, token: str, **kw: Any) -> Any:
+def _request(method: str, url: str, token: str, timeout: float = 60, **kw: Any) -> Any:
     import requests
 
     try:
         r = requests.request(
-            method, url, headers={"Authorization": f"Bearer {token}"}, timeout=60, **kw
+            method, url, headers={"Authorization": f"Bearer {token}"}, timeout=(10, timeout), **kw
         )
     except requests.RequestException as exc:
         raise UploadError(f"{url}: {exc}", EXIT_FAILURE) from None
@@ -126,6 +126,7 @@ def _run(args: argparse.Namespace) -> int:
         f"{server}/api/v1/mines/{args.mine}/surveys/tus",
         token,
         json={"uploads": ids, "description": args.description},
+        timeout=3600,  # the server hashes every file (about 5 s a GB) before it answers
     )
     url = f"{server}{created['url']}"
     if created["duplicate"]:

@@ -164,3 +164,39 @@ def test_expired_tus_uploads_are_swept(tmp_path: Path) -> None:
         "c" * 32,
         "c" * 32 + ".info",
     ]
+
+
+def test_redis_away_leaves_the_jobs_waiting(engine: Engine, tmp_path: Path, caplog: Any) -> None:
+    """jobs.engine = "dramatiq" with Redis unreachable: the survey is taken
+    and waits in the job table; the service logs it and keeps running."""
+    import logging
+
+    from supervision.app import create_app
+    from supervision.uploads.models import Survey
+
+    from .conftest import servers
+
+    helpers.build_world(engine, now_ns=time.time_ns())
+    token, _ = _contractor(engine, str(tmp_path / "licence.toml"), time.time_ns())
+    config = PlatformConfig.model_validate(
+        {"mqtt": {"enabled": False}, "uploads": {"dir": str(tmp_path / "uploads")},
+         "jobs": {"engine": "dramatiq", "poll_s": 0.1,
+                  "redis_url": f"redis://127.0.0.1:{servers.free_port()}/0"}}
+    )  # fmt: skip
+    failures: list[str] = []
+    app = create_app(config, engine=engine, on_failure=failures.append)
+    caplog.set_level(logging.ERROR, logger="minegate.platform.jobs")
+    with TestClient(app) as client:
+        r = client.post("/api/v1/mines/M-QN-1/surveys", headers={"Authorization": f"Bearer {token}"},
+                        files=[("file", ("p.xyz", b"562100 2430100 10\n"))])  # fmt: skip
+        assert r.status_code == 201, r.text
+        deadline = time.monotonic() + 20
+        while not any("unavailable" in m for m in caplog.messages):
+            assert time.monotonic() < deadline, caplog.messages
+            time.sleep(0.05)
+    assert failures == []
+    from supervision.db import make_sessionmaker
+
+    with make_sessionmaker(engine)() as db:
+        survey = db.get(Survey, r.json()["id"])
+        assert survey is not None and survey.state == "queued"
