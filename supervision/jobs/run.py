@@ -26,6 +26,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from supervision.db.base import Clock
+from supervision.jobs.changes import Previous, compare_with_previous
 from supervision.jobs.models import Job, JobState
 from supervision.uploads.models import Survey
 
@@ -152,6 +153,7 @@ def run_job(
         attempts = job.attempts
         files = [(f.stored, f.client_name) for f in survey.files if f.kind == "scan"]
         licence_file, survey_id = survey.licence_file, survey.id
+        previous = _previous(db, survey)
     if attempts > settings.max_attempts:
         msg = (
             f"the check did not finish in {attempts - 1} tries (its worker crashed or was "
@@ -163,7 +165,7 @@ def run_job(
     out = settings.root / rel_out
     with _Held(sessions, job_id, token, clock, settings.lease_s) as held:
         try:
-            outcome = _check(settings.root, files, licence_file, out, held)
+            outcome = _check(settings.root, files, licence_file, out, held, previous)
         except Exception as exc:  # a crash, not bad input: leave it to be claimed again
             log.error("job %d crashed: %s", job_id, traceback.format_exc())
             if held._set(state=JobState.QUEUED.value, claim=None, error=f"{exc!r}"):
@@ -233,8 +235,32 @@ def _complete(
     return True
 
 
+def _previous(db: Session, survey: Survey) -> Previous | None:
+    """The first scan of the mine's previous checked survey (same licence)."""
+    prev = db.scalar(
+        select(Survey)
+        .where(
+            Survey.mine_id == survey.mine_id,
+            Survey.licence_file == survey.licence_file,
+            Survey.state == JobState.DONE.value,
+            Survey.id < survey.id,
+        )
+        .order_by(Survey.id.desc())
+        .limit(1)
+    )
+    if prev is None:
+        return None
+    scan = next((f for f in prev.files if f.kind == "scan"), None)
+    return None if scan is None else Previous(prev.id, scan.stored, scan.client_name)
+
+
 def _check(
-    root: Path, files: list[tuple[str, str]], licence_file: str, out: Path, held: _Held
+    root: Path,
+    files: list[tuple[str, str]],
+    licence_file: str,
+    out: Path,
+    held: _Held,
+    previous: Previous | None = None,
 ) -> dict[str, Any] | str:
     """Run the check and write the report; a string: bad input, the
     check's own message (stored paths replaced by the client's names)."""
@@ -273,6 +299,12 @@ def _check(
     else:
         xyz, status = np.zeros((0, 3)), np.zeros(0, dtype=np.int8)
     write_report(result, out, xyz=xyz, status=status, check_id=check_id, sources=sources)
+    changes = None
+    if previous is not None:
+        stored, name = files[0]
+        changes = compare_with_previous(
+            root, result.licence, previous, stored, name, out / "changes"
+        )
     worst = max((i.max_exceedance_m for i in result.incidents), default=0.0)
     volume = sum(i.volume_m3 for i in result.incidents)
     return {
@@ -287,6 +319,7 @@ def _check(
             "within_uncertainty": len(result.uncertain),
             "max_exceedance_m": round(worst, 3),
             "volume_m3": round(volume, 1),
+            **({"changes": changes} if changes is not None else {}),
         },
     }
 

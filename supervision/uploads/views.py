@@ -250,6 +250,9 @@ def survey_dict(s: Survey, job: Job | None, mine: Mine) -> dict[str, Any]:
         ],
         "findings_url": f"/api/v1/surveys/{s.id}/findings.json" if s.result_dir else None,
         "report_url": f"/api/v1/surveys/{s.id}/report.html" if s.result_dir else None,
+        "changes_report_url": f"/api/v1/surveys/{s.id}/changes/report.html"
+        if s.result_dir and "areas" in ((s.values or {}).get("changes") or {})
+        else None,
     }
 
 
@@ -297,6 +300,25 @@ def _result_file(request: Request, p: Principal, db: Any, survey_id: int, name: 
 def get_findings(survey_id: int, request: Request, p: Reader, db: DbSession) -> FileResponse:
     path = _result_file(request, p, db, survey_id, "findings.json")
     return FileResponse(path, media_type="application/json")
+
+
+@router.get(
+    "/surveys/{survey_id}/changes/{name}",
+    summary="Changes since the mine's previous survey: findings.json or report.html",
+)
+def get_changes(
+    survey_id: int, name: str, request: Request, p: Reader, db: DbSession
+) -> FileResponse:
+    if name not in ("findings.json", "report.html"):
+        raise HTTPException(404, "findings.json or report.html")
+    path = _result_file(request, p, db, survey_id, f"changes/{name}")
+    if not path.exists():
+        raise HTTPException(404, f"survey {survey_id} was not compared with an earlier one")
+    if name == "findings.json":
+        return FileResponse(path, media_type="application/json")
+    return FileResponse(
+        path, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": REPORT_CSP}
+    )
 
 
 @router.get("/surveys/{survey_id}/report.html", summary="The check's report")

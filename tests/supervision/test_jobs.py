@@ -136,6 +136,18 @@ def test_embedded_pool_checks_an_upload(tmp_path: Path) -> None:
                 break
             assert time.monotonic() < deadline
             time.sleep(0.1)
+        # checked against the mine's previous survey too: what is new since
+        second = client.get(r.json()["url"], headers=auth).json()
+        assert second["state"] == "done" and second["verdict"] == "compliant", second
+        changes = second["values"]["changes"]
+        assert changes["since_survey"] == sid and changes["old_scan"] == "v.las", changes
+        assert changes["new_incidents"] == 0 and changes["areas"] >= 0
+        doc = client.get(f"/api/v1/surveys/{second['id']}/changes/findings.json", headers=auth)
+        assert doc.status_code == 200 and doc.json()["comparison"]["old_source"] == "v.las"
+        assert client.get(second["changes_report_url"], headers=auth).status_code == 200
+        assert s["changes_report_url"] is None  # the first survey had nothing before it
+        none = client.get(f"/api/v1/surveys/{sid}/changes/report.html", headers=auth)
+        assert none.status_code == 404
     assert app.state.ctx.extra.get("failed") is None
     engine.dispose()
 
