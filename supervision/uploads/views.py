@@ -113,10 +113,11 @@ class FromTus(BaseModel):
 
 
 def _created(request: Request, created: service.Created) -> dict[str, Any]:
+    """The answer; a new survey's job is looked for at once (called after
+    the transaction that made it committed)."""
     s = created.survey
-    ctx = context(request)
     if not created.duplicate:
-        dispatcher = ctx.extra.get("dispatcher")
+        dispatcher = context(request).extra.get("dispatcher")
         if dispatcher is not None:
             dispatcher.poke()  # type: ignore[attr-defined]
     return {
@@ -127,39 +128,51 @@ def _created(request: Request, created: service.Created) -> dict[str, Any]:
     }
 
 
+def _finished_tus(root: Path, p: Principal, uids: list[str]) -> list[tuple[Path, str]]:
+    """Each upload's data file and client name, every one finished and of a
+    type its first bytes confirm, before any is taken (a refusal leaves them
+    all to be used again)."""
+    from supervision.uploads.files import sniff
+
+    out = []
+    for uid in uids:
+        info_path = _tus_dir(root, p) / f"{uid}.info"
+        if not _UID.match(uid) or not info_path.exists():
+            raise UploadRefused(f"no upload {uid!r} of yours (finished uploads are used once)", 404)
+        info = json.loads(info_path.read_text())
+        if info.get("size") is None or info.get("offset") != info.get("size"):
+            raise UploadRefused(
+                f"upload {uid} is not finished ({info.get('offset')} of {info.get('size')} "
+                "bytes): resume it first",
+                409,
+            )
+        name = str((info.get("metadata") or {}).get("filename") or "")
+        data = _tus_dir(root, p) / uid
+        with data.open("rb") as f:
+            sniff(f.read(4096), name, data.stat().st_size)
+        out.append((data, name))
+    return out
+
+
 @router.post(
     "/mines/{code}/surveys/tus",
     status_code=201,
     summary="A survey from finished tus uploads (their ids, in order)",
 )
-def post_survey_from_tus(
-    code: str, body: FromTus, request: Request, p: Uploader, db: DbSession
-) -> dict[str, Any]:
+def post_survey_from_tus(code: str, body: FromTus, request: Request, p: Uploader) -> dict[str, Any]:
     ctx = context(request)
     root = ctx.config.uploads.dir
     try:
-        mine = service.mine_for_upload(db, p, code)
-        budget = service.budget_for(ctx.config.uploads, p.role)
-        stored: list[Stored] = []
-        for uid in body.uploads:
-            info_path = _tus_dir(root, p) / f"{uid}.info"
-            if not _UID.match(uid) or not info_path.exists():
-                raise UploadRefused(
-                    f"no upload {uid!r} of yours (finished uploads are used once)", 404
-                )
-            info = json.loads(info_path.read_text())
-            if info.get("size") is None or info.get("offset") != info.get("size"):
-                raise UploadRefused(
-                    f"upload {uid} is not finished ({info.get('offset')} of {info.get('size')} "
-                    "bytes): resume it first",
-                    409,
-                )
-            name = str((info.get("metadata") or {}).get("filename") or "")
-            stored += take_file(root, _tus_dir(root, p) / uid, name, budget)
-            info_path.unlink(missing_ok=True)
-        created = service.create_survey(
-            db, p, mine, stored, via="tus", description=body.description, now_ns=ctx.clock()
-        )
+        with ctx.sessions() as db, db.begin():
+            mine = service.mine_for_upload(db, p, code)
+            budget = service.budget_for(ctx.config.uploads, p.role)
+            stored: list[Stored] = []
+            for data, name in _finished_tus(root, p, body.uploads):
+                stored += take_file(root, data, name, budget)
+                data.with_name(f"{data.name}.info").unlink(missing_ok=True)
+            created = service.create_survey(
+                db, p, mine, stored, via="tus", description=body.description, now_ns=ctx.clock()
+            )
     except UploadRefused as exc:
         raise _raise(request, p, exc) from None
     return _created(request, created)
@@ -188,22 +201,21 @@ async def post_survey_multipart(code: str, request: Request, p: Uploader) -> dic
         raise HTTPException(422, "no file: send the survey's files as form field 'file'")
     description = form.get("description")
 
-    def store() -> dict[str, Any]:
+    def store() -> service.Created:
         with ctx.sessions() as db, db.begin():
             mine = service.mine_for_upload(db, p, code)
             budget = service.budget_for(cfg, p.role)
             stored: list[Stored] = []
             for up in uploads:
                 stored += _receive(cfg.dir, up.filename or "", up.file, budget)
-            created = service.create_survey(
+            return service.create_survey(
                 db, p, mine, stored, via="multipart",
                 description=description if isinstance(description, str) else "",
                 now_ns=ctx.clock(),
             )  # fmt: skip
-            return _created(request, created)
 
     try:
-        return await run_in_threadpool(store)
+        return _created(request, await run_in_threadpool(store))
     except UploadRefused as exc:
         raise _raise(request, p, exc) from None
     finally:

@@ -248,6 +248,25 @@ def test_compliant_scan_by_tus_cut_and_resumed(plat: Platform, sample: Path) -> 
     )
 
 
+def _tus(plat: Platform, user: str, name: str, data: bytes, mine: str = "M-QN-1") -> str:
+    """A finished tus upload of ``data`` by plain requests; its id."""
+    import base64
+
+    meta = ",".join(
+        f"{k} {base64.b64encode(v.encode()).decode()}"
+        for k, v in (("filename", name), ("filetype", "application/octet-stream"), ("mine", mine))
+    )
+    head = {"Tus-Resumable": "1.0.0"}
+    r = plat.api("POST", "/api/v1/tus/", user,
+                 headers={**head, "Upload-Length": str(len(data)), "Upload-Metadata": meta})  # fmt: skip
+    assert r.status_code == 201, r.text
+    uid = r.headers["location"].rstrip("/").rsplit("/", 1)[-1]
+    r = plat.api("PATCH", f"/api/v1/tus/{uid}", user, content=data, headers={
+        **head, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"})  # fmt: skip
+    assert r.status_code == 204, r.text
+    return uid
+
+
 def _zip(entries: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -288,6 +307,17 @@ def test_bad_uploads_refused(plat: Platform, sample: Path) -> None:
     small = {**tus_headers, "Upload-Length": "6"}
     r = plat.api("POST", "/api/v1/tus/", "con-a", headers=small, content=b"1 2 3\n")
     assert r.status_code == 413 and "PATCH" in r.json()["detail"], r.text
+    # a survey of tus uploads, one of them mislabelled: refused whole, and the
+    # good upload can still be used
+    good = _tus(plat, "con-a", "pts.xyz", b"562100.0 2430100.0 10.0\n")
+    bad = _tus(plat, "con-a", "scan.las", b"562100.0 2430100.0 10.0\n")
+    r = plat.api("POST", "/api/v1/mines/M-QN-1/surveys/tus", "con-a", json={"uploads": [good, bad]})
+    assert r.status_code == 422 and "scan.las" in r.json()["detail"], r.text
+    r = plat.api("POST", "/api/v1/mines/M-QN-1/surveys/tus", "con-a", json={"uploads": [good]})
+    assert r.status_code == 201, r.text
+    taken = plat.api("GET", r.json()["url"], "con-a").json()
+    assert [f["name"] for f in taken["files"]] == ["pts.xyz"] and taken["via"] == "tus"
+    plat.wait_survey(taken["id"])  # the worker free again for the tests after
     # nothing of the refused files is kept, nothing is written outside the store
     assert list((plat.uploads / "incoming").iterdir()) == []
     # a name with a path in an archive never reaches a path; a broken scan
