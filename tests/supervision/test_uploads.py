@@ -389,6 +389,14 @@ def test_worker_killed_mid_check(plat: Platform, tmp_path: Path) -> None:
     s = plat.wait_survey(sid)
     assert s["state"] == "done" and s["verdict"] == "violations found", s
     assert s["attempts"] == 2
+    # compared with the mine's previous survey (the compliant one sent by tus)
+    earlier = [
+        x
+        for x in plat.api("GET", "/api/v1/surveys?mine=M-QN-2", "con-a").json()
+        if x["via"] == "tus"
+    ]
+    assert s["values"]["changes"]["since_survey"] == earlier[0]["id"]
+    assert s["values"]["changes"]["new_incidents"] > 0  # the violating workings are new
     assert plat.worker_logs().count(f"job {plat_job(plat, sid)}: done") == 1
     assert len(list((plat.uploads / "results" / str(sid)).iterdir())) == 1
 
