@@ -26,7 +26,7 @@ debs:
 	  fi; \
 	fi
 	@# The Debian packages enable services; the tests start their own servers.
-	@for s in mosquitto influxdb victoria-metrics postgresql; do \
+	@for s in mosquitto influxdb victoria-metrics postgresql redis-server; do \
 	  (command -v systemctl >/dev/null && systemctl is-active --quiet $$s 2>/dev/null && systemctl stop $$s) >/dev/null 2>&1 || true; done
 
 $(STAMP): pyproject.toml
