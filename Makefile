@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-DEBS := mosquitto mosquitto-clients influxdb victoria-metrics socat mbpoll postgresql chromium
+DEBS := mosquitto mosquitto-clients influxdb victoria-metrics socat mbpoll postgresql chromium redis-server
 STAMP := $(VENV)/.installed
 
 .PHONY: all setup debs venv bytecode demo demo-gateway test lint typecheck pytest bench bench-survey bench-gateway bench-bus bench-alarms clean
@@ -26,7 +26,7 @@ debs:
 	  fi; \
 	fi
 	@# The Debian packages enable services; the tests start their own servers.
-	@for s in mosquitto influxdb victoria-metrics postgresql; do \
+	@for s in mosquitto influxdb victoria-metrics postgresql redis-server; do \
 	  (command -v systemctl >/dev/null && systemctl is-active --quiet $$s 2>/dev/null && systemctl stop $$s) >/dev/null 2>&1 || true; done
 
 $(STAMP): pyproject.toml

@@ -34,9 +34,12 @@ from supervision.context import PlatformContext
 from supervision.db import Clock, make_engine, make_sessionmaker, system_clock
 from supervision.ingest.stats import IngestStats
 from supervision.ingest.subscriber import Subscriber
+from supervision.jobs.engine import Dispatcher
 from supervision.notify import views as notify_views
 from supervision.notify.runner import Notifier
 from supervision.registry import views as registry_views
+from supervision.uploads import pages as upload_pages
+from supervision.uploads import views as upload_views
 from supervision.web import views as web_views
 
 log = logging.getLogger("minegate.platform")
@@ -85,6 +88,10 @@ def create_app(
             if config.notify.receivers:
                 ctx.extra["notifier"] = notifier
                 tasks.append(asyncio.create_task(notifier.run(), name="notify"))
+            if config.jobs.engine == "dramatiq" or config.jobs.workers > 0:
+                dispatcher = Dispatcher(ctx, on_done=lambda _job: evaluator.poke())
+                ctx.extra["dispatcher"] = dispatcher
+                tasks.append(asyncio.create_task(dispatcher.run(), name="survey-jobs"))
             if config.mqtt.enabled:
                 sub = Subscriber(ctx, on_alarm=evaluator.poke)
                 ctx.extra["subscriber"] = sub
@@ -112,6 +119,9 @@ def create_app(
     app.include_router(auth_views.router)
     app.include_router(notify_views.router)
     app.include_router(web_views.router)
+    app.include_router(upload_views.router)
+    app.include_router(upload_pages.router)
+    app.include_router(upload_views.tus_router(config))
     app.mount("/static", StaticFiles(directory=web_views.STATIC_DIR), name="static")
 
     @app.get("/healthz", include_in_schema=False)

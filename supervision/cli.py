@@ -135,6 +135,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_platform_demo(duration_s=args.duration, port=args.port, data_dir=args.data_dir)
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """A survey-check worker on Dramatiq (jobs.engine = "dramatiq")."""
+    from gateway.logs import setup_logging
+    from supervision.jobs.engine import serve_worker
+
+    config = _load(args)
+    if config is None:
+        return EXIT_USAGE
+    if config.jobs.engine != "dramatiq":
+        _err(f"{config.source}: jobs.engine is {config.jobs.engine!r}: the service runs the "
+             'checks itself; set jobs.engine = "dramatiq" to run workers')  # fmt: skip
+        return EXIT_USAGE
+    setup_logging(args.log_format, args.log_level.upper())
+    problem = _migrate(_engine(config))
+    if problem:
+        _err(problem)
+        return EXIT_FAILURE
+    try:
+        serve_worker(config, threads=args.threads)
+    except OSError as exc:
+        _err(f"redis {config.jobs.redis_url}: {exc}")
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
 # --- admin --------------------------------------------------------------------
 
 
@@ -225,6 +250,17 @@ def cmd_admin(args: argparse.Namespace) -> int:
                 n = auth.revoke_access(db, user, disable=what == "disable-user")
                 done = "disabled, " if what == "disable-user" else ""
                 print(f"{user.name}: {done}{n} token(s) revoked, web sessions ended")
+            elif what == "assign-contractor":
+                from supervision.auth.scope import Scope
+
+                admin = auth.Principal(
+                    0, "admin (command line)", "admin", Scope(AreaLevel.ALL), "cli"
+                )
+                changed = auth.assign_contractor(
+                    db, admin, args.user, args.mine, now_ns=now, remove=args.remove
+                )
+                state = "no longer assigned to" if args.remove else "assigned to"
+                print(f"{args.user}: {state} {args.mine}" + ("" if changed else " (already)"))
             elif what == "list":
                 _list(db, args.what)
     except (registry.RegistryInputError, auth.AuthInputError) as exc:
@@ -260,7 +296,19 @@ def _list(db: Any, what: str) -> None:
         for g, m in db.execute(select(Gateway, Mine).join(Mine).order_by(Gateway.topic_key)):
             print(f"{g.site}/{g.name}\tmine {m.code}")
     elif what == "users":
+        from supervision.auth.models import ContractorMine
+
         for u in db.scalars(select(User).order_by(User.name)):
+            if u.role == "contractor":
+                codes = db.scalars(
+                    select(Mine.code)
+                    .join(ContractorMine, ContractorMine.mine_id == Mine.id)
+                    .where(ContractorMine.user_id == u.id)
+                    .order_by(Mine.code)
+                )
+                print(f"{u.name}\t{u.role}\tmines {','.join(codes) or '-'}\t"
+                      f"{'active' if u.active else 'disabled'}")  # fmt: skip
+                continue
             area = next(
                 (f"{lv} {getattr(u, lv + '_id')}" for lv in ("mine", "county", "city", "region")
                  if getattr(u, lv + "_id") is not None), "all",
@@ -314,6 +362,23 @@ def register(sub: Any) -> None:
         "(default: a temporary folder, removed at the end)",
     )
     demo.set_defaults(func=cmd_demo)
+    worker = psub.add_parser(
+        "worker", help='run survey checks from Redis (jobs.engine = "dramatiq")'
+    )
+    with_config(worker)
+    worker.add_argument(
+        "--threads", type=int, default=1, help="checks at once in this process (default 1)"
+    )
+    worker.add_argument(
+        "--log-format", choices=("json", "text"), default="text", help="log line format"
+    )
+    worker.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="log level",
+    )
+    worker.set_defaults(func=cmd_worker)
 
     migrate = psub.add_parser("migrate", help="create or upgrade the database")
     with_config(migrate)
@@ -360,7 +425,7 @@ def register(sub: Any) -> None:
     a.add_argument(
         "--role",
         required=True,
-        choices=("admin", "regulator", "operator", "viewer"),
+        choices=("admin", "regulator", "operator", "viewer", "contractor"),
         help="what the user may do (docs/platform.md)",
     )
     area = a.add_mutually_exclusive_group()
@@ -377,6 +442,10 @@ def register(sub: Any) -> None:
     a.add_argument("user", help="the user's login name")
     a = asub.add_parser("disable-user", help="revoke-tokens, and no login any more")
     a.add_argument("user", help="the user's login name")
+    a = asub.add_parser("assign-contractor", help="assign a contractor to a mine")
+    a.add_argument("user", help="the contractor's user name")
+    a.add_argument("mine", help="the mine's code")
+    a.add_argument("--remove", action="store_true", help="end the assignment instead")
     a = asub.add_parser("list", help="list registry rows or users")
     a.add_argument(
         "what",

@@ -210,6 +210,46 @@ class MqttReceiver(_Receiver):
 AnyReceiver = WebhookReceiver | EmailReceiver | MqttReceiver
 
 
+class UploadsSection(_Section):
+    """Survey uploads (docs/uploads.md)."""
+
+    #: where uploads, their files and the check results are kept
+    dir: Path = Path("data/uploads")
+    #: the largest survey (all its files, archives unpacked) per role, MB;
+    #: a role not listed cannot upload even with the permission
+    max_mb: dict[str, float] = Field(
+        default_factory=lambda: {"contractor": 20480.0, "admin": 20480.0}
+    )
+    #: the largest plain (multipart) upload, MB; larger files go through tus
+    multipart_max_mb: float = Field(200.0, gt=0)
+    #: a zip archive: at most this many files ...
+    zip_max_files: int = Field(64, ge=1, le=10_000)
+    #: ... each unpacked at most this many times its compressed size
+    zip_max_ratio: float = Field(200.0, ge=1)
+    #: unfinished tus uploads are kept this many days
+    tus_days_to_keep: int = Field(5, ge=1, le=365)
+
+
+class JobsSection(_Section):
+    """Where survey checks run: ``embedded`` (a worker pool inside the
+    service, the job table in the database) or ``dramatiq`` (workers of
+    ``minegate platform worker`` on other processes or machines, through
+    Redis)."""
+
+    engine: str = Field("embedded", pattern=r"^(embedded|dramatiq)$")
+    #: embedded: checks run at once (each takes one core)
+    workers: int = Field(1, ge=0, le=64)
+    #: dramatiq: the broker
+    redis_url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^rediss?://")
+    #: a running job is leased for this long and renewed while it runs; a
+    #: job whose worker died is taken over after its lease ends
+    lease_s: float = Field(60.0, ge=1)
+    #: a job that failed by a crash (not by bad input) is tried this often
+    max_attempts: int = Field(3, ge=1, le=20)
+    #: how often the embedded pool looks for work when not woken
+    poll_s: float = Field(2.0, gt=0, le=600)
+
+
 class NotifySection(_Section):
     webhooks: tuple[WebhookReceiver, ...] = ()
     email: tuple[EmailReceiver, ...] = ()
@@ -279,6 +319,8 @@ class PlatformConfig(_Section):
     alerting: AlertingSection = Field(default_factory=lambda: AlertingSection.model_validate({}))
     notify: NotifySection = Field(default_factory=lambda: NotifySection.model_validate({}))
     history: HistorySection | None = None
+    uploads: UploadsSection = Field(default_factory=lambda: UploadsSection.model_validate({}))
+    jobs: JobsSection = Field(default_factory=lambda: JobsSection.model_validate({}))
     source: str = ""  # the file it came from (set by load_config)
 
     def listen_problem(self) -> str | None:
@@ -310,8 +352,16 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
             rel = url[len("sqlite:///") :]
             if rel and rel != ":memory:":
                 db["url"] = "sqlite:///" + str((base / rel).resolve())
-    for section, key in (("server", "tls_cert"), ("server", "tls_key"), ("mqtt", "tls_ca"),
-                         ("history", "tls_ca")):  # fmt: skip
+    up = raw.setdefault("uploads", {})
+    if isinstance(up, dict):
+        up.setdefault("dir", str(UploadsSection.model_fields["dir"].default))
+    for section, key in (
+        ("server", "tls_cert"),
+        ("server", "tls_key"),
+        ("mqtt", "tls_ca"),
+        ("uploads", "dir"),
+        ("history", "tls_ca"),
+    ):
         sec = raw.get(section)
         if isinstance(sec, dict) and isinstance(sec.get(key), str):
             sec[key] = str(base / os.path.expanduser(sec[key]))

@@ -316,6 +316,7 @@ def check_files(
             run.add_input(whole, done)
         else:
             run.inputs.append(InputSummary(str(path), name, done, notes=streamed_notes))
+    prog("incidents", 0, None)  # every point classified: grouping those beyond a limit
     return _finish(run)
 
 

@@ -396,6 +396,18 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     from survey.openpit.cli import register_pit
 
     register_pit(sub, run, _check_out, _make_out, _publish)
+
+    from supervision.uploads import client as upload_client
+
+    upload = sub.add_parser(
+        "upload",
+        help="upload a survey to the platform (resumable), wait for its check",
+        description="Exit 0 compliant (or within survey uncertainty), 3 violations, "
+        "2 bad input or refused, 1 the server unreachable. Token from MINEGATE_TOKEN "
+        "or the client config (docs/uploads.md).",
+    )
+    upload_client.add_arguments(upload)
+    upload.set_defaults(func=upload_client.run)
     return survey
 
 

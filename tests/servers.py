@@ -367,3 +367,12 @@ def vm_export(url: str, match: str, ca: Path | None = None) -> list[dict[str, ob
     with _urlopen(f"{url}/api/v1/export?{q}", ca) as resp:
         text = resp.read().decode()
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def redis_server(workdir: Path) -> Server:
+    """Debian's redis-server on a free loopback port, no persistence."""
+    exe = require_binary("/usr/bin/redis-server")
+    port = free_port()
+    argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(workdir)]  # fmt: skip
+    return Server("redis", argv, port, workdir, lambda: tcp_open(port)).start()

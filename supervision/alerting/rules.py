@@ -221,8 +221,12 @@ def silent_devices(devices: list[SilentDeviceFact]) -> list[AlertSpec]:
 
 @dataclass(frozen=True, slots=True)
 class SurveyCheckFact:
+    """The latest check of a licence: reported through a gateway, or of a
+    survey uploaded to the platform (``gateway_id`` None, ``label`` names
+    the upload)."""
+
     mine_id: int
-    gateway_id: int
+    gateway_id: int | None
     label: str
     licence: str
     check_id: str
@@ -236,7 +240,9 @@ def survey_violations(checks: list[SurveyCheckFact]) -> list[AlertSpec]:
     """The latest survey check of a licence found workings beyond it."""
     return [
         AlertSpec(
-            f"survey_violation:{c.gateway_id}:{c.licence}",
+            f"survey_violation:{c.gateway_id}:{c.licence}"
+            if c.gateway_id is not None
+            else f"survey_violation:upload:{c.mine_id}:{c.licence}",
             "survey_violation",
             c.mine_id,
             c.gateway_id,
@@ -245,7 +251,7 @@ def survey_violations(checks: list[SurveyCheckFact]) -> list[AlertSpec]:
             {
                 "licence": c.licence,
                 "check_id": c.check_id,
-                "gateway": c.label,
+                ("gateway" if c.gateway_id is not None else "upload"): c.label,
                 "checked": iso(c.ts_ns),
                 **c.values,
             },

@@ -23,6 +23,7 @@ from supervision.alerting.state import OpenAlert, Transition, plan
 from supervision.config import AlertingSection
 from supervision.ingest.models import GatewayAlarm, GatewayLiveness, LatestValue, SurveyCheck
 from supervision.registry.models import Gateway, Mine, MineStatus
+from supervision.uploads.models import Survey
 
 
 @dataclass
@@ -137,6 +138,7 @@ def gather_and_evaluate(
             select(SurveyCheck, Gateway).join(Gateway, Gateway.id == SurveyCheck.gateway_id)
         )
     ]
+    checks += uploaded_checks(db)
     return evaluate_rules(
         checks=checks,
         silent=silent,
@@ -148,6 +150,35 @@ def gather_and_evaluate(
         config=config,
         watching_since_ns=watching_since_ns,
     )
+
+
+def uploaded_checks(db: Session) -> list[SurveyCheckFact]:
+    """The latest checked upload (by upload order) of each mine and
+    licence: its verdict fires or resolves the mine's ``survey_violation``
+    like a gateway's check."""
+    latest = (
+        select(func.max(Survey.id))
+        .where(Survey.state == "done")
+        .group_by(Survey.mine_id, Survey.licence_file)
+    )
+    out = []
+    for s in db.scalars(select(Survey).where(Survey.id.in_(latest))):
+        values = dict(s.values or {})
+        lic = str(values.pop("licence", None) or s.licence_file)
+        out.append(
+            SurveyCheckFact(
+                s.mine_id,
+                None,
+                f"survey {s.id} by {s.uploader}",
+                lic,
+                s.check_id or f"survey-{s.id}",
+                bool(s.incidents),
+                f"survey {s.id} uploaded by {s.uploader}: {s.message}" if s.incidents else "",
+                {"survey": s.id, **values},
+                s.finished_ns or s.created_ns,
+            )
+        )
+    return out
 
 
 def _event(db: Session, alert: Alert, event: str, now_ns: int, actor: str | None = None) -> None:

@@ -16,11 +16,13 @@ class Role(StrEnum):
     REGULATOR = "regulator"  # a region, city or county office
     OPERATOR = "operator"  # a mine's own staff: their mine
     VIEWER = "viewer"  # read-only, in their area
+    CONTRACTOR = "contractor"  # a surveyor: uploads and reads surveys of the mines assigned
 
 
 class User(Base):
     """A person or a machine. Exactly one area is set for every role but
-    admin: ``region_id``, ``city_id``, ``county_id`` or ``mine_id``."""
+    admin and contractor: ``region_id``, ``city_id``, ``county_id`` or
+    ``mine_id``. A contractor's mines are rows of :class:`ContractorMine`."""
 
     __tablename__ = "app_user"  # "user" is reserved in PostgreSQL
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -59,3 +61,14 @@ class WebSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_ns: Mapped[int] = mapped_column(BigInteger)
     expires_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class ContractorMine(Base):
+    """A contractor assigned to a mine by a regulator (or an admin): the
+    contractor's scope is the set of these mines."""
+
+    __tablename__ = "contractor_mine"
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), primary_key=True)
+    mine_id: Mapped[int] = mapped_column(ForeignKey("mine.id"), primary_key=True, index=True)
+    assigned_by: Mapped[str] = mapped_column(String(200))
+    assigned_ns: Mapped[int] = mapped_column(BigInteger)

@@ -13,13 +13,23 @@ class Permission(StrEnum):
     SILENCE = "silence"  # silence a mine's notifications for a while
     MANAGE_REGISTRY = "manage_registry"  # areas, mines, gateways
     MANAGE_USERS = "manage_users"  # users and tokens
+    ASSIGN_CONTRACTORS = "assign_contractors"  # assign a contractor to a mine in scope
+    UPLOAD = "upload"  # upload surveys for a mine in scope
 
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
-    Role.REGULATOR: frozenset({Permission.READ, Permission.ACKNOWLEDGE, Permission.SILENCE}),
+    Role.REGULATOR: frozenset(
+        {
+            Permission.READ,
+            Permission.ACKNOWLEDGE,
+            Permission.SILENCE,
+            Permission.ASSIGN_CONTRACTORS,
+        }
+    ),
     Role.OPERATOR: frozenset({Permission.READ}),
     Role.VIEWER: frozenset({Permission.READ}),
+    Role.CONTRACTOR: frozenset({Permission.READ, Permission.UPLOAD}),
 }
 
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
 
-from supervision.auth.models import Role, User
+from supervision.auth.models import ContractorMine, Role, User
 from supervision.registry.models import City, County, Gateway, Mine
 
 T = TypeVar("T")
@@ -27,6 +27,7 @@ class AreaLevel(StrEnum):
     CITY = "city"
     COUNTY = "county"
     MINE = "mine"
+    ASSIGNED = "assigned"  # a contractor: the mines assigned to user ``area_id``
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +43,12 @@ NOTHING = Scope(AreaLevel.MINE, -1)  # a user without an area sees no mine
 
 
 def scope_of(user: User) -> Scope:
-    """Admins see everything; everyone else the one area set on them."""
+    """Admins see everything; a contractor the mines assigned to them;
+    everyone else the one area set on them."""
     if user.role == Role.ADMIN:
         return Scope(AreaLevel.ALL)
+    if user.role == Role.CONTRACTOR:
+        return Scope(AreaLevel.ASSIGNED, user.id)
     for level, area in (
         (AreaLevel.MINE, user.mine_id),
         (AreaLevel.COUNTY, user.county_id),
@@ -78,6 +82,8 @@ def mine_ids_in(scope: Scope) -> Select[int] | None:
             return select(Mine.id).where(Mine.county_id == scope.area_id)
         case AreaLevel.MINE:
             return select(Mine.id).where(Mine.id == scope.area_id)
+        case AreaLevel.ASSIGNED:
+            return select(ContractorMine.mine_id).where(ContractorMine.user_id == scope.area_id)
     raise AssertionError(scope)
 
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from supervision.auth.models import ApiToken, Role, User, WebSession
-from supervision.auth.scope import AreaLevel, Scope, scope_of
+from supervision.auth.models import ApiToken, ContractorMine, Role, User, WebSession
+from supervision.auth.scope import AreaLevel, Scope, mine_ids_in, scope_of
 from supervision.auth.secrets import hash_password, new_token, sha256_hex, verify_password
 from supervision.registry.models import City, County, Mine, Region
 
@@ -59,9 +59,13 @@ def create_user(
     if db.scalar(select(User.id).where(User.name == name)) is not None:
         raise AuthInputError(f"user {name!r} exists already")
     user = User(name=name, role=role, created_ns=now_ns, active=True)
-    if role == Role.ADMIN:
+    if role in (Role.ADMIN, Role.CONTRACTOR):
         if area is not AreaLevel.ALL:
-            raise AuthInputError("an admin has no area: leave out the area option")
+            raise AuthInputError(
+                f"a{'n' if role == Role.ADMIN else ''} {role} has no area: leave out the area "
+                "option"
+                + ("; assign the contractor to mines instead" if role != Role.ADMIN else "")
+            )
     else:
         if area is AreaLevel.ALL or not area_code:
             raise AuthInputError(f"a {role} needs an area: give a region, city, county or mine")
@@ -79,6 +83,46 @@ def create_user(
     db.add(user)
     db.flush()
     return user
+
+
+def assign_contractor(
+    db: Session,
+    by: Principal,
+    contractor: str,
+    mine_code: str,
+    *,
+    now_ns: int,
+    remove: bool = False,
+) -> bool:
+    """Assign the contractor named ``contractor`` to the mine ``mine_code``
+    (or, with ``remove``, end the assignment). The mine must be in the
+    assigning user's scope; an unknown mine or one outside it is reported
+    the same way. True if something changed."""
+    user = db.scalar(select(User).where(User.name == contractor))
+    if user is None or user.role != Role.CONTRACTOR:
+        raise AuthInputError(f"no contractor named {contractor!r}")
+    stmt = select(Mine.id).where(Mine.code == mine_code)
+    in_scope = mine_ids_in(by.scope)
+    if in_scope is not None:
+        stmt = stmt.where(Mine.id.in_(in_scope))
+    mine_id = db.scalar(stmt)
+    if mine_id is None:
+        raise AuthInputError(f"no mine with code {mine_code!r} in your area")
+    row = db.get(ContractorMine, (user.id, mine_id))
+    if remove:
+        if row is None:
+            return False
+        db.delete(row)
+    else:
+        if row is not None:
+            return False
+        db.add(
+            ContractorMine(
+                user_id=user.id, mine_id=mine_id, assigned_by=by.name, assigned_ns=now_ns
+            )
+        )
+    db.flush()
+    return True
 
 
 def issue_token(

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from supervision.auth import service
-from supervision.auth.deps import Authenticated, UserManager
+from supervision.auth.deps import Authenticated, ContractorAssigner, UserManager
 from supervision.auth.models import User
 from supervision.auth.permissions import ROLE_PERMISSIONS
 from supervision.auth.scope import AreaLevel
@@ -75,3 +75,33 @@ def post_token(
         db, user, label=body.label, now_ns=context(request).clock(), ttl_s=body.ttl_s
     )
     return {"user": user.name, "token": token}
+
+
+@router.put(
+    "/contractors/{name}/mines/{mine_code}",
+    summary="Assign a contractor to a mine of your area (regulators, admins)",
+)
+def put_assignment(
+    name: str, mine_code: str, request: Request, p: ContractorAssigner, db: DbSession
+) -> dict[str, Any]:
+    try:
+        changed = service.assign_contractor(db, p, name, mine_code, now_ns=context(request).clock())
+    except service.AuthInputError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return {"contractor": name, "mine": mine_code, "assigned": True, "changed": changed}
+
+
+@router.delete(
+    "/contractors/{name}/mines/{mine_code}",
+    summary="End a contractor's assignment to a mine of your area",
+)
+def delete_assignment(
+    name: str, mine_code: str, request: Request, p: ContractorAssigner, db: DbSession
+) -> dict[str, Any]:
+    try:
+        changed = service.assign_contractor(
+            db, p, name, mine_code, now_ns=context(request).clock(), remove=True
+        )
+    except service.AuthInputError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return {"contractor": name, "mine": mine_code, "assigned": False, "changed": changed}

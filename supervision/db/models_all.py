@@ -5,14 +5,18 @@ from supervision.alerting import models as alerting_models
 from supervision.auth import models as auth_models
 from supervision.db.base import Base
 from supervision.ingest import models as ingest_models
+from supervision.jobs import models as jobs_models
 from supervision.notify import models as notify_models
 from supervision.registry import models as registry_models
+from supervision.uploads import models as uploads_models
 
 __all__ = [
     "Base",
     "alerting_models",
     "auth_models",
     "ingest_models",
+    "jobs_models",
     "notify_models",
     "registry_models",
+    "uploads_models",
 ]

@@ -75,6 +75,8 @@ def _safe_next(target: str | None) -> str:
 
 def _page(request: Request, name: str, status: int = 200, **ctx: object) -> HTMLResponse:
     refresh = context(request).config.server.page_refresh_s if name != "login.html" else 0
+    if ctx.get("refresh") is None:  # a page may turn the reload off (refresh=0)
+        ctx.pop("refresh", None)
     return templates.TemplateResponse(
         request, name, {"refresh": refresh, **ctx}, status_code=status
     )

@@ -39,7 +39,7 @@ def test_bash_completion_knows_commands_options_and_choices() -> None:
     assert _complete(script, "read", "--kind", "") == ["holding", "input", "coil", "discrete"]
     assert _complete(script, "read", "--tcp", "h:502", "--order", "C") == ["CDAB"]
     assert _complete(script, "survey", "") == [
-        "-h", "--help", "check", "sample", "compare", "check-pit",
+        "-h", "--help", "check", "sample", "compare", "check-pit", "upload",
     ]  # fmt: skip
     assert "--open-pit" in _complete(script, "survey", "sample", "--")
     assert "--licence" in _complete(script, "survey", "check", "--")

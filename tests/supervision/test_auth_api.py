@@ -175,7 +175,8 @@ def test_a_failing_background_task_stops_the_platform(pg_server: Any) -> None:
     from supervision.db import make_engine
 
     failures: list[str] = []
-    config = PlatformConfig.model_validate({"mqtt": {"enabled": False}})
+    # no survey jobs: the evaluator is the one task to fail
+    config = PlatformConfig.model_validate({"mqtt": {"enabled": False}, "jobs": {"workers": 0}})
     engine = make_engine(pg_server.url("postgres"))  # no migrations run there
     app = create_app(config, engine=engine, background=True, on_failure=failures.append)
     with TestClient(app):

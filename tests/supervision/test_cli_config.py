@@ -206,3 +206,50 @@ def test_the_documented_example_is_valid() -> None:
     cfg = parse_config(m.group(1), "docs/platform.md")
     assert [r.name for r in cfg.notify.receivers] == ["qinnan-duty", "city-mail", "control-room"]
     assert cfg.server.page_refresh_s == 15 and cfg.mqtt.shared_group == "minegate-platform"
+
+
+def test_the_documented_uploads_example_is_valid() -> None:
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "uploads.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## platform.toml") :]
+    m = re.search(r"```toml\n(.*?)\n```", section, re.S)
+    assert m, "no toml example under '## platform.toml'"
+    cfg = parse_config(m.group(1), "docs/uploads.md", Path("/srv/platform"))
+    assert cfg.uploads.dir == Path("/srv/platform/data/uploads")
+    assert cfg.uploads.max_mb == {"contractor": 20480, "admin": 20480}
+    assert cfg.jobs.engine == "embedded" and cfg.jobs.lease_s == 60
+
+
+def test_admin_assigns_contractors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = str(write(tmp_path, '[database]\nurl = "sqlite:///p.db"\n[jobs]\nengine = "dramatiq"\n'))
+
+    def admin(*argv: str) -> int:
+        return main(["platform", "admin", "--config", cfg, *argv])
+
+    assert admin("add-region", "GX", "Guangxi") == 0
+    assert admin("add-city", "--region", "GX", "QZ", "Qinzhou") == 0
+    assert admin("add-county", "--city", "QZ", "QN", "Qinnan") == 0
+    assert admin("add-mine", "--county", "QN", "M1", "Mine one") == 0
+    assert admin("add-user", "reg", "--role", "regulator", "--county", "QN") == 0
+    assert admin("add-user", "co", "--role", "contractor", "--county", "QN") == 2
+    assert "a contractor has no area" in capsys.readouterr().err
+    assert admin("add-user", "co", "--role", "contractor") == 0
+    assert admin("assign-contractor", "co", "M1") == 0
+    assert capsys.readouterr().out == "co: assigned to M1\n"
+    assert admin("assign-contractor", "co", "M1") == 0
+    assert capsys.readouterr().out == "co: assigned to M1 (already)\n"
+    assert admin("list", "users") == 0
+    assert "co\tcontractor\tmines M1\tactive" in capsys.readouterr().out
+    assert admin("assign-contractor", "reg", "M1") == 2
+    assert "no contractor named 'reg'" in capsys.readouterr().err
+    assert admin("assign-contractor", "co", "M9") == 2
+    assert "no mine with code 'M9'" in capsys.readouterr().err
+    assert admin("assign-contractor", "co", "M1", "--remove") == 0
+    assert capsys.readouterr().out == "co: no longer assigned to M1\n"
+    # a worker needs jobs.engine = "dramatiq" and a reachable Redis: the
+    # engine is checked first
+    (tmp_path / "b").mkdir()
+    cfg2 = str(write(tmp_path / "b", '[database]\nurl = "sqlite:///p.db"\n'))
+    assert main(["platform", "worker", "--config", cfg2]) == 2
+    assert 'set jobs.engine = "dramatiq"' in capsys.readouterr().err
