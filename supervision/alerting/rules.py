@@ -259,11 +259,12 @@ def survey_violations(checks: list[SurveyCheckFact]) -> list[AlertSpec]:
 
 
 def forwarded_alarms(alarms: list[AlarmFact]) -> list[AlertSpec]:
-    """A gateway's alarm fires here, with the gateway's priority, from its
-    raise until it is ``normal`` again or the mine takes it out of
-    annunciation (shelved, suppressed, out of service). Its transitions in
-    between (acknowledged at the gateway, returned to normal but not yet
-    acknowledged) change the summary: each is an ``updated`` event."""
+    """A gateway's alarm fires here, with the gateway's priority, while it
+    is active at the gateway (``active_unacked``, ``active_acked``; a
+    latched alarm until its reset): it resolves when the condition returns
+    to normal (acknowledged at the mine or not) or the mine takes it out of
+    annunciation (shelved, suppressed, out of service). Acknowledged at the
+    gateway, its summary says by whom: an ``updated`` event."""
     out = []
     for a in alarms:
         if a.state in QUIET_STATES:

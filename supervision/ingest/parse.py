@@ -21,10 +21,11 @@ MAX_TEXT = 1000
 MAX_POINTS = 2000
 INT64_MAX = 2**63 - 1
 #: the gateway's alarm states (docs/alarms.md) that raise nothing on the
-#: platform: over (``normal``), or taken out of annunciation by the mine's
-#: operator or by design; the mine page still lists the last three
-QUIET_STATES = frozenset({"normal", "shelved", "suppressed", "out_of_service"})
-ALARM_STATES = QUIET_STATES | {"active_unacked", "active_acked", "rtn_unacked"}
+#: platform: the condition is over (``normal``; ``rtn_unacked`` until the
+#: mine acknowledges it), or the mine's operator or its design took the
+#: alarm out of annunciation; the mine page lists all but ``normal``
+QUIET_STATES = frozenset({"normal", "rtn_unacked", "shelved", "suppressed", "out_of_service"})
+ALARM_STATES = QUIET_STATES | {"active_unacked", "active_acked"}
 #: alarm topics the platform does not read: the gateway's operator
 #: commands and their answers (docs/alarms.md) share ``alarms/+``
 ALARM_CONTROL = ("commands", "replies")

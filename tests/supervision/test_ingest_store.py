@@ -41,6 +41,17 @@ def test_a_message_is_applied_once(engine: Engine, world: Any) -> None:
         assert live is not None and live.last_seq == 7 and live.last_seen_ns == T0
 
 
+def test_seq_zero_is_not_deduplicated_by_seq(engine: Engine, world: Any) -> None:
+    """seq 0: sent live while the gateway's store could not write
+    (docs/schema.md); every one of them counts, newest value wins."""
+    stats = IngestStats()
+    t = "minegate/qn1/gw01/telemetry/pm"
+    _apply(engine, [(t, sample(0, T0, "pm", {"p": 1.0}))], stats)
+    _apply(engine, [(t, sample(0, T0 + 5, "pm", {"p": 2.0}))], stats)
+    assert stats.applied["sample"] == 2 and not stats.dropped
+    assert _values(engine) == {("pm", "p"): 2.0}
+
+
 def test_an_older_message_never_overwrites_a_newer_value(engine: Engine, world: Any) -> None:
     stats = IngestStats()
     newer = ("minegate/qn1/gw01/snapshot/pm", sample(10, T0 + 20, "pm", {"p": 2.0}, "snapshot"))

@@ -95,10 +95,14 @@ def test_forwarded_alarms_fire_with_priority_until_quiet() -> None:
                          message, 1.05, T0)  # fmt: skip
 
     facts = [fact("gas.ch4_high", "active_acked", "high", "gas.ch4_high: acknowledged by li"),
-             fact("gas.ch4_power_off", "rtn_unacked", "critical")]  # fmt: skip
-    facts += [fact(f"q{i}", s) for i, s in enumerate(("normal", "shelved", "suppressed", "out_of_service"))]  # fmt: skip
+             fact("gas.ch4_power_off", "active_unacked", "critical")]  # fmt: skip
+    quiet = ("normal", "rtn_unacked", "shelved", "suppressed", "out_of_service")
+    facts += [fact(f"q{i}", s) for i, s in enumerate(quiet)]
     specs = evaluate_rules(now_ns=T0, gateways=[], mines=[], values=[], alarms=facts, config=CFG)
     assert list(specs) == ["gateway_alarm:1:gas.ch4_high", "gateway_alarm:1:gas.ch4_power_off"]
     high, power_off = specs.values()
     assert (high.severity, high.summary) == ("high", "gas.ch4_high: acknowledged by li")
-    assert (power_off.severity, power_off.summary) == ("critical", "gas.ch4_power_off: rtn_unacked")
+    assert (power_off.severity, power_off.summary) == (
+        "critical",
+        "gas.ch4_power_off: active_unacked",
+    )
