@@ -65,17 +65,29 @@ def layout_for(site: str) -> Any:
             BusLayout(
                 "env-tcp",
                 "tcp",
-                (DeviceLayout("gas_monitor_1", "gas_monitor", 1, "Main return airway, -80 m"),),
+                (
+                    DeviceLayout(
+                        "gas_monitor_1",
+                        "gas_monitor",
+                        1,
+                        "Main return airway, -80 m",
+                        location_class="return_airway",
+                    ),
+                ),
             ),
         ),
     )
 
 
 def gateway_alarm_rules(mine: DemoMine) -> str:
-    """Site-file text appended to each gateway's configuration: the hook for
-    the gateway's alarm engine (issue 11). Its CH4 rules on ``gas_monitor_1``
-    go here; the gateway then publishes ``alarms/<device>`` and the platform
-    shows them as ``gateway_alarm`` alerts with no change on its side."""
+    """Site-file text appended to each gateway's configuration for its alarm
+    engine (docs/alarms.md). The defaults do the work: the main fans
+    (device class ``ventilation``) raise ``main_fan_N.running`` (critical)
+    when they stop, and the return-airway gas monitor (``location_class =
+    "return_airway"`` in :func:`layout_for`) ``gas_monitor_1.ch4_high``
+    (high) at 1.0 % and the latched ``gas_monitor_1.ch4_power_off``
+    (critical), so nothing needs adding; the platform shows each as a
+    ``gateway_alarm`` alert with its priority."""
     return ""
 
 
