@@ -40,7 +40,11 @@ POWER_MARGIN_KW = 150.0
 def layout_for(site: str) -> Any:
     """A small mine on Modbus TCP only (three mines and their gateways in
     one process on a small machine): fans, power meters, a return-airway
-    gas monitor."""
+    gas monitor. The gateway's default alarms (docs/alarms.md) do the rest:
+    the main fans (device class ``ventilation``) raise ``main_fan_N.running``
+    (critical) when they stop; the gas monitor, of ``location_class
+    "return_airway"``, raises ``gas_monitor_1.ch4_high`` (high) and the
+    latched ``gas_monitor_1.ch4_power_off`` (critical) at 1.0 % methane."""
     from simulators.layout import BusLayout, DeviceLayout, MineLayout
 
     return MineLayout(
@@ -79,18 +83,6 @@ def layout_for(site: str) -> Any:
     )
 
 
-def gateway_alarm_rules(mine: DemoMine) -> str:
-    """Site-file text appended to each gateway's configuration for its alarm
-    engine (docs/alarms.md). The defaults do the work: the main fans
-    (device class ``ventilation``) raise ``main_fan_N.running`` (critical)
-    when they stop, and the return-airway gas monitor (``location_class =
-    "return_airway"`` in :func:`layout_for`) ``gas_monitor_1.ch4_high``
-    (high) at 1.0 % and the latched ``gas_monitor_1.ch4_power_off``
-    (critical), so nothing needs adding; the platform shows each as a
-    ``gateway_alarm`` alert with its priority."""
-    return ""
-
-
 def site_toml(
     mine: DemoMine, sim: Any, data_dir: Path, mqtt_port: int, history_url: str | None
 ) -> str:
@@ -105,7 +97,7 @@ def site_toml(
             '\n[[sinks]]\nname = "history"\ntype = "influxdb_v2"\n'
             f'url = "{history_url}"\norg = "demo"\nbucket = "minegate"\n'
         )
-    return text + gateway_alarm_rules(mine)
+    return text
 
 
 def platform_toml(port: int, mqtt_port: int, db: Path, history_url: str | None) -> str:
