@@ -30,6 +30,7 @@ class DeviceLayout:
     location: str = ""
     entity: str = ""
     poll_interval_s: float = 1.0
+    location_class: str = ""  # the gateway's default alarms (docs/alarms.md)
 
     @property
     def physics_entity(self) -> str:
@@ -206,4 +207,6 @@ def render_site_config(
                 f"poll_interval_s = {_num(device.poll_interval_s)}",
                 f"location = {_s(device.location)}",
             ]
+            if device.location_class:
+                lines.append(f"location_class = {_s(device.location_class)}")
     return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from supervision.config import AlertingSection
-from supervision.ingest.parse import CLEARED_STATES
+from supervision.ingest.parse import QUIET_STATES
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +69,13 @@ class AlarmFact:
     mine_id: int
     gateway_id: int
     label: str
+    alarm: str
     device: str
     point: str
     state: str
-    severity: str
+    severity: str  # the gateway's priority: low, medium, high, critical
+    event: str
+    actor: str
     message: str
     value: object
     ts_ns: int
@@ -262,24 +265,32 @@ def survey_violations(checks: list[SurveyCheckFact]) -> list[AlertSpec]:
 
 
 def forwarded_alarms(alarms: list[AlarmFact]) -> list[AlertSpec]:
-    """A gateway's alarm fires here while its latest state is not cleared."""
+    """A gateway's alarm fires here, with the gateway's priority, while it
+    is active at the gateway (``active_unacked``, ``active_acked``; a
+    latched alarm until its reset): it resolves when the condition returns
+    to normal (acknowledged at the mine or not) or the mine takes it out of
+    annunciation (shelved, suppressed, out of service). Acknowledged at the
+    gateway, its summary says by whom: an ``updated`` event."""
     out = []
     for a in alarms:
-        if a.state.lower() in CLEARED_STATES:
+        if a.state in QUIET_STATES:
             continue
         out.append(
             AlertSpec(
-                f"gateway_alarm:{a.gateway_id}:{a.device}:{a.point}",
+                f"gateway_alarm:{a.gateway_id}:{a.alarm}",
                 "gateway_alarm",
                 a.mine_id,
                 a.gateway_id,
-                a.severity or "alarm",
-                a.message or f"{a.device}.{a.point} alarm ({a.state})",
+                a.severity,
+                a.message or f"{a.alarm}: {a.state}",
                 {
                     "gateway": a.label,
+                    "alarm": a.alarm,
                     "device": a.device,
                     "point": a.point,
                     "state": a.state,
+                    "event": a.event,
+                    "by": a.actor,
                     "value": a.value,
                     "ts": iso(a.ts_ns),
                 },

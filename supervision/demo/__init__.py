@@ -14,8 +14,10 @@ scenario (:func:`scenario`) that shows on the page:
 * Qinnan coal mine is under a suspension order; its power draw rises above
   its baseline: "suspected illegal production" with the evidence;
 * Qinnan iron mine's main fans stop: airflow falls and methane in the
-  return climbs (visible in the latest values; the gateway's alarm on it
-  comes with the alarm engine, see :func:`gateway_alarm_rules`);
+  return climbs; its gateway's main-fan and CH4 alarms show as
+  ``gateway_alarm`` alerts with their priority (the gateway's defaults, see
+  :func:`supervision.demo.world.layout_for`); on a terminal the fans
+  restart later and the alarms clear;
 * Lingshan quarry's gateway stops: "gateway offline"; later it comes back.
 
 With a terminal it runs until Ctrl-C; without one (or with ``--duration``)

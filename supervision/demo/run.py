@@ -36,8 +36,10 @@ from supervision.demo.world import (
     site_toml,
 )
 
-HEADLESS_DEFAULT_S = 60.0
+HEADLESS_DEFAULT_S = 120.0  # long enough for the fan mine's methane to pass 1 %
 PROGRESS_EVERY_S = 5.0
+#: on a terminal, when the stopped fans restart (CH4 has passed 1 % by then)
+FANS_RESTART_S = 240.0
 # --- the scenario ---------------------------------------------------------------
 
 
@@ -55,7 +57,7 @@ def scenario(duration_s: float | None) -> list[Step]:
         t = (20.0, 35.0, 60.0, 110.0)
     else:
         t = (0.15 * duration_s, 0.3 * duration_s, 0.5 * duration_s, 0.85 * duration_s)
-    return [
+    steps = [
         Step(
             t[0],
             f"{FAN_MINE}: both main fans stop; methane in the return climbs",
@@ -74,6 +76,10 @@ def scenario(duration_s: float | None) -> list[Step]:
         ),
         Step(t[3], f"{OFFLINE_MINE}: the gateway is back", lambda d: d.start_gateway(OFFLINE_MINE)),
     ]
+    if duration_s is None:  # on a terminal: the fans come back, the alarms clear
+        steps.append(Step(FANS_RESTART_S, f"{FAN_MINE}: the main fans restart; methane falls",
+                          lambda d: d.start_fans(FAN_MINE)))  # fmt: skip
+    return steps
 
 
 @dataclass
@@ -95,6 +101,10 @@ class Demo:
     def stop_fans(self, code: str) -> None:
         for fan in ("main_fan_1", "main_fan_2"):
             self.sims[code].operate(fan, "running", 0)
+
+    def start_fans(self, code: str) -> None:
+        for fan in ("main_fan_1", "main_fan_2"):
+            self.sims[code].operate(fan, "running", 1)
 
     def add_load(self, code: str, kw: float) -> None:
         sim = self.sims[code]

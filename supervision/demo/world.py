@@ -40,7 +40,11 @@ POWER_MARGIN_KW = 150.0
 def layout_for(site: str) -> Any:
     """A small mine on Modbus TCP only (three mines and their gateways in
     one process on a small machine): fans, power meters, a return-airway
-    gas monitor."""
+    gas monitor. The gateway's default alarms (docs/alarms.md) do the rest:
+    the main fans (device class ``ventilation``) raise ``main_fan_N.running``
+    (critical) when they stop; the gas monitor, of ``location_class
+    "return_airway"``, raises ``gas_monitor_1.ch4_high`` (high) and the
+    latched ``gas_monitor_1.ch4_power_off`` (critical) at 1.0 % methane."""
     from simulators.layout import BusLayout, DeviceLayout, MineLayout
 
     return MineLayout(
@@ -65,18 +69,18 @@ def layout_for(site: str) -> Any:
             BusLayout(
                 "env-tcp",
                 "tcp",
-                (DeviceLayout("gas_monitor_1", "gas_monitor", 1, "Main return airway, -80 m"),),
+                (
+                    DeviceLayout(
+                        "gas_monitor_1",
+                        "gas_monitor",
+                        1,
+                        "Main return airway, -80 m",
+                        location_class="return_airway",
+                    ),
+                ),
             ),
         ),
     )
-
-
-def gateway_alarm_rules(mine: DemoMine) -> str:
-    """Site-file text appended to each gateway's configuration: the hook for
-    the gateway's alarm engine (issue 11). Its CH4 rules on ``gas_monitor_1``
-    go here; the gateway then publishes ``alarms/<device>`` and the platform
-    shows them as ``gateway_alarm`` alerts with no change on its side."""
-    return ""
 
 
 def site_toml(
@@ -93,7 +97,7 @@ def site_toml(
             '\n[[sinks]]\nname = "history"\ntype = "influxdb_v2"\n'
             f'url = "{history_url}"\norg = "demo"\nbucket = "minegate"\n'
         )
-    return text + gateway_alarm_rules(mine)
+    return text
 
 
 def platform_toml(port: int, mqtt_port: int, db: Path, history_url: str | None) -> str:

@@ -68,14 +68,20 @@ class SurveyCheck(Base):
 
 
 class GatewayAlarm(Base):
-    """The latest state of an alarm a gateway raised, per device and point."""
+    """The latest transition of each alarm a gateway raised (docs/alarms.md):
+    ``alarm`` is its id as a topic level, as in ``alarms/active/<alarm>``;
+    ``event`` the transition (raise, ack, clear, shelve, ...) and ``actor``
+    the gateway's user who made it (``(by design)`` for the rules')."""
 
     __tablename__ = "gateway_alarm"
     gateway_id: Mapped[int] = mapped_column(ForeignKey("gateway.id"), primary_key=True)
-    device: Mapped[str] = mapped_column(String(200), primary_key=True)
-    point: Mapped[str] = mapped_column(String(200), primary_key=True)
+    alarm: Mapped[str] = mapped_column(String(200), primary_key=True)
+    device: Mapped[str] = mapped_column(String(200))
+    point: Mapped[str] = mapped_column(String(200))
     state: Mapped[str] = mapped_column(String(32))
     severity: Mapped[str] = mapped_column(String(32))
+    event: Mapped[str] = mapped_column(String(32), default="")
+    actor: Mapped[str] = mapped_column(String(200), default="")
     message: Mapped[str] = mapped_column(String(1000), default="")
     value: Mapped[Any] = mapped_column(JSON, nullable=True)
     seq: Mapped[int] = mapped_column(BigInteger)

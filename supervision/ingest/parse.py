@@ -12,14 +12,23 @@ import json
 import math
 from dataclasses import dataclass
 
+from gateway.sinks.mqtt_schema import topic_segment
+
 QUALITIES = frozenset({"good", "stale", "bad", "comm_loss"})
 MAX_NAME = 200
 MAX_UNIT = 32
 MAX_TEXT = 1000
 MAX_POINTS = 2000
 INT64_MAX = 2**63 - 1
-#: alarm states that mean the condition is over; any other state is active
-CLEARED_STATES = frozenset({"cleared", "normal", "resolved", "ok", "rtn"})
+#: the gateway's alarm states (docs/alarms.md) that raise nothing on the
+#: platform: the condition is over (``normal``; ``rtn_unacked`` until the
+#: mine acknowledges it), or the mine's operator or its design took the
+#: alarm out of annunciation; the mine page lists all but ``normal``
+QUIET_STATES = frozenset({"normal", "rtn_unacked", "shelved", "suppressed", "out_of_service"})
+ALARM_STATES = QUIET_STATES | {"active_unacked", "active_acked"}
+#: alarm topics the platform does not read: the gateway's operator
+#: commands and their answers (docs/alarms.md) share ``alarms/+``
+ALARM_CONTROL = ("commands", "replies")
 #: leaves whose records carry a seq but nothing the platform keeps (yet)
 SEQ_ONLY = {"stats": "stat", "events": "event", "metrics": "metric", "survey": "finding"}
 #: the FINDING of a whole survey check (survey/findings.py); its incidents
@@ -55,8 +64,10 @@ class PointValue:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One parsed message. ``kind``: status, sample, snapshot, alarm, stat,
-    event, metric, survey_check, finding (other findings) or survey_alert."""
+    """One parsed message. ``kind``: status, sample, snapshot, alarm,
+    alarm_clear (the empty retained ``alarms/active/<alarm>``), stat, event,
+    metric, survey_check, finding (other findings), survey_alert, or ignored
+    (the gateway's alarm commands and replies: not for the platform)."""
 
     topic_key: str  # "<site>/<gateway>" as in the topic
     kind: str
@@ -67,10 +78,16 @@ class Message:
     # status
     state: str = ""
     reason: str = ""
-    # alarm
+    # alarm: ``alarm`` is its id as a topic level (the key it is stored
+    # under, so the empty retained message that clears it finds it);
+    # ``retained`` for the ``alarms/active/<alarm>`` copy of a transition
+    alarm: str = ""
+    retained: bool = False
     alarm_point: str = ""
     alarm_state: str = ""
     severity: str = ""
+    event: str = ""
+    user: str = ""
     text: str = ""  # alarm or finding message
     # finding of a survey check (kind "survey_check"): device is the check id
     licence: str = ""
@@ -133,6 +150,12 @@ def parse(topic: str, payload: bytes, *, prefix: str, max_bytes: int) -> Message
         raise Dropped("unknown_topic", "expected <prefix>/<site>/<gateway>/<leaf>")
     key = f"{parts[0]}/{parts[1]}"
     leaf = parts[2:]
+    if len(leaf) == 2 and leaf[0] == "alarms" and leaf[1] in ALARM_CONTROL:
+        return Message(key, "ignored")
+    active = len(leaf) == 3 and leaf[:2] == ["alarms", "active"] and leaf[2] != ""
+    if active and not payload:
+        # the gateway empties the retained copy when the alarm is normal
+        return Message(key, "alarm_clear", alarm=leaf[2], retained=True)
     try:
         obj = json.loads(payload)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
@@ -162,23 +185,8 @@ def parse(topic: str, payload: bytes, *, prefix: str, max_bytes: int) -> Message
             device=_str(obj, "device", MAX_NAME),
             values=_values(obj),
         )
-    if len(leaf) == 2 and leaf[0] == "alarms":
-        fields = obj.get("fields")
-        if not isinstance(fields, dict):
-            raise Dropped("bad_field", "an alarm needs 'fields' (point, severity, state)")
-        values = _values(obj) if "values" in obj else ()
-        return Message(
-            key,
-            "alarm",
-            seq=_int(obj, "seq"),
-            ts_ns=_int(obj, "ts_ns"),
-            device=_str(obj, "device", MAX_NAME),
-            values=values,
-            alarm_point=_str(fields, "point", MAX_NAME),
-            alarm_state=_str(fields, "state", 32),
-            severity=_str(fields, "severity", 32, "alarm"),
-            text=_str(fields, "message", MAX_TEXT, ""),
-        )
+    if (len(leaf) == 2 and leaf[0] == "alarms") or active:
+        return _alarm(key, obj, retained=active)
     if len(leaf) == 2 and leaf[0] == "survey":
         fields = obj.get("fields")
         if isinstance(fields, dict) and fields.get("measurement") == CHECK_MEASUREMENT:
@@ -204,3 +212,30 @@ def parse(topic: str, payload: bytes, *, prefix: str, max_bytes: int) -> Message
     ):
         return Message(key, SEQ_ONLY[leaf[0]], seq=_int(obj, "seq"), ts_ns=_int(obj, "ts_ns"))
     raise Dropped("unknown_topic", "/".join(leaf)[:100])
+
+
+def _alarm(key: str, obj: dict[str, object], *, retained: bool) -> Message:
+    """An ALARM record (docs/schema.md): one transition of the alarm
+    ``fields.alarm``, its state and priority after it."""
+    fields = obj.get("fields")
+    if not isinstance(fields, dict):
+        raise Dropped("bad_field", "an alarm needs 'fields' (alarm, severity, state)")
+    state = _str(fields, "state", 32)
+    if state not in ALARM_STATES:
+        raise Dropped("bad_field", f"fields.state {state[:40]!r} is not one of {sorted(ALARM_STATES)}")  # fmt: skip
+    return Message(
+        key,
+        "alarm",
+        seq=_int(obj, "seq"),
+        ts_ns=_int(obj, "ts_ns"),
+        device=_str(obj, "device", MAX_NAME),
+        values=_values(obj) if "values" in obj else (),
+        alarm=topic_segment(_str(fields, "alarm", MAX_NAME)),
+        retained=retained,
+        alarm_point=_str(fields, "point", MAX_NAME, ""),
+        alarm_state=state,
+        severity=_str(fields, "severity", 32),
+        event=_str(fields, "event", 32, ""),
+        user=_str(fields, "user", MAX_NAME, ""),
+        text=_str(fields, "message", MAX_TEXT, ""),
+    )

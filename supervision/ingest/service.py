@@ -3,7 +3,13 @@
 A message is applied at most once per (gateway, seq): the ``received_seq``
 row is inserted first, in the same transaction as the message's effects, and
 a message whose row exists is dropped as a duplicate. Latest values and
-alarm states only move forward in time. Statuses follow arrival order
+alarm states only move forward in time. Two kinds skip the seq check: a
+record with seq 0 (sent live while the gateway's store could not write,
+docs/schema.md; it comes again with its real seq) and the retained
+``alarms/active/<alarm>`` copy of an alarm transition, which carries the
+seq of its ``alarms/<device>`` twin: both only set a state, forward in time.
+The empty retained message that clears an alarm sets it ``normal`` and
+keeps its time, so a later copy of a newer transition still wins. Statuses follow arrival order
 instead: a last will carries the time its connection was made, older than
 the ``online`` published on that connection, yet it comes after it (the
 broker publishes it when the connection dies), and every instance receives
@@ -18,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.orm import Session
 
 from supervision.db.upsert import insert_new, insert_new_many, upsert
@@ -85,10 +91,11 @@ def apply_batch(
     """Apply ``(topic, message)`` pairs in the caller's transaction."""
     result = BatchResult()
     latest: dict[tuple[int, str, str], dict[str, Any]] = {}
-    alarms: dict[tuple[int, str, str], dict[str, Any]] = {}
+    alarms: dict[tuple[int, str], dict[str, Any]] = {}
     checks: dict[tuple[int, str], dict[str, Any]] = {}
     seen: dict[int, int | None] = {}  # gateway -> highest seq in this batch
     statuses: dict[int, dict[str, Any]] = {}
+    clears: set[tuple[int, str]] = set()
     known: list[tuple[str, Message, int]] = []
     for topic, msg in messages:
         gid = directory.lookup(db, msg.topic_key)
@@ -99,7 +106,8 @@ def apply_batch(
     # dedupe in one statement: the first of each (gateway, seq) that is new
     first: dict[tuple[int, int], int] = {}
     for i, (_, msg, gid) in enumerate(known):
-        if msg.seq is not None:
+        if _deduped(msg):
+            assert msg.seq is not None
             first.setdefault((gid, msg.seq), i)
     new = insert_new_many(
         db,
@@ -120,13 +128,20 @@ def apply_batch(
             result.applied += 1
             result.alarms += 1
             continue
-        if msg.seq is not None:
+        if msg.kind == "alarm_clear":  # supersedes the batch's earlier transitions
+            clears.add((gid, msg.alarm))
+            alarms.pop((gid, msg.alarm), None)
+            stats.applied["alarm_clear"] += 1
+            result.applied += 1
+            result.alarms += 1
+            continue
+        if msg.seq is not None and _deduped(msg):
             if (gid, msg.seq) not in new or first[(gid, msg.seq)] != i:
                 stats.drop("duplicate_seq", topic)
                 continue
             prev = seen.get(gid)
             seen[gid] = msg.seq if prev is None else max(prev, msg.seq)
-        else:
+        elif not msg.retained:  # a retained copy is the broker's, not a sign of life
             seen.setdefault(gid, None)
         stats.applied[msg.kind] += 1
         result.applied += 1
@@ -147,16 +162,20 @@ def apply_batch(
                         "ts_ns": msg.ts_ns,
                     }
         elif msg.kind == "alarm":
-            key = (gid, msg.device, msg.alarm_point)
-            old = alarms.get(key)
+            akey = (gid, msg.alarm)
+            clears.discard(akey)  # a transition after the clear
+            old = alarms.get(akey)
             if old is None or old["ts_ns"] <= msg.ts_ns:
                 value = next((pv.value for pv in msg.values if pv.point == msg.alarm_point), None)
-                alarms[key] = {
+                alarms[akey] = {
                     "gateway_id": gid,
+                    "alarm": msg.alarm,
                     "device": msg.device,
                     "point": msg.alarm_point,
                     "state": msg.alarm_state,
                     "severity": msg.severity,
+                    "event": msg.event,
+                    "actor": msg.user,
                     "message": msg.text,
                     "value": value,
                     "seq": msg.seq,
@@ -180,13 +199,24 @@ def apply_batch(
             result.alarms += 1
     # sorted: two instances writing the same rows lock them in one order
     upsert(db, _LATEST, [latest[k] for k in sorted(latest)], keys=("gateway_id", "device", "point"), newer="ts_ns")  # fmt: skip
-    upsert(db, _ALARM, [alarms[k] for k in sorted(alarms)], keys=("gateway_id", "device", "point"), newer="ts_ns")  # fmt: skip
+    upsert(db, _ALARM, [alarms[k] for k in sorted(alarms)], keys=("gateway_id", "alarm"), newer="ts_ns")  # fmt: skip
+    for gid, alarm in sorted(clears):
+        db.execute(
+            update(GatewayAlarm)
+            .where(GatewayAlarm.gateway_id == gid, GatewayAlarm.alarm == alarm)
+            .values(state="normal", event="clear")
+        )
     upsert(db, _CHECK, [checks[k] for k in sorted(checks)], keys=("gateway_id", "licence"), newer="ts_ns")  # fmt: skip
     for gid in sorted(seen):
         _touch(db, gid, now_ns, seen[gid])
     if statuses:
         upsert(db, _LIVE, [statuses[g] for g in sorted(statuses)], keys=("gateway_id",))
     return result
+
+
+def _deduped(msg: Message) -> bool:
+    """Whether ``msg`` is applied once per seq (see the module doc)."""
+    return bool(msg.seq) and not msg.retained
 
 
 def _touch(db: Session, gid: int, now_ns: int, seq: int | None) -> None:

@@ -2,9 +2,9 @@
 
 One connection per instance, MQTT 5. Data topics are subscribed through the
 shared group ``$share/<group>/...`` so several instances share the load; the
-retained ``status`` topics are subscribed plainly by every instance (a
-broker sends no retained messages to shared subscriptions, and status writes
-are idempotent). Messages are applied in batches in one transaction each; a
+retained ``status`` and ``alarms/active/<alarm>`` topics are subscribed
+plainly by every instance (a broker sends no retained messages to shared
+subscriptions, and their writes are idempotent). Messages are applied in batches in one transaction each; a
 batch that cannot be written (database down) is retried until it is,
 never dropped; a batch the database refuses row by row is applied message
 by message, and a message refused alone is counted and dropped.
@@ -31,13 +31,15 @@ from supervision.ingest.stats import IngestStats
 log = logging.getLogger("minegate.platform.ingest")
 
 DATA_LEAVES = ("telemetry/+", "snapshot/+", "stats/+", "alarms/+", "events", "metrics", "survey/+", "alerts/survey")  # fmt: skip
+RETAINED_LEAVES = ("status", "alarms/active/+")
 RETRY_MAX_S = 30.0
 
 
 def subscriptions(cfg: MqttSection) -> list[str]:
     prefix = cfg.prefix.rstrip("/")
     share = f"$share/{cfg.shared_group}/" if cfg.shared_group else ""
-    return [f"{share}{prefix}/+/+/{leaf}" for leaf in DATA_LEAVES] + [f"{prefix}/+/+/status"]
+    plain = [f"{prefix}/+/+/{leaf}" for leaf in RETAINED_LEAVES]
+    return [f"{share}{prefix}/+/+/{leaf}" for leaf in DATA_LEAVES] + plain
 
 
 class Subscriber:
@@ -97,7 +99,7 @@ class Subscriber:
                     delay = 1.0
                     async for m in client.messages:
                         msg = self._parse(m.topic.value, m.payload)
-                        if msg is not None:
+                        if msg is not None and msg.kind != "ignored":
                             # waits while the writer is behind: backpressure
                             await self._queue.put((m.topic.value, msg))
             except (aiomqtt.MqttError, OSError, ssl.SSLError) as exc:

@@ -127,7 +127,7 @@ def mine_detail(db: Session, mine_id: int, scope: Scope, history: int = 20) -> M
     alarms = list(
         db.scalars(
             scoped_select(GatewayAlarm, scope)
-            .where(GatewayAlarm.gateway_id.in_(gw_ids))
+            .where(GatewayAlarm.gateway_id.in_(gw_ids), GatewayAlarm.state != "normal")
             .order_by(GatewayAlarm.ts_ns.desc())
         )
     )

@@ -97,6 +97,7 @@ def get_mine(mine_id: int, request: Request, p: Reader, db: DbSession) -> dict[s
         "alarms": [
             {
                 "gateway_id": a.gateway_id,
+                "alarm": a.alarm,
                 "device": a.device,
                 "point": a.point,
                 "state": a.state,

@@ -118,16 +118,45 @@ def sample(
     ).encode()
 
 
-def alarm(seq: int, ts_ns: int, device: str, point: str, state: str, value: float = 1.05) -> bytes:
-    return json.dumps(
-        {
-            "seq": seq,
-            "kind": "alarm",
-            "ts": "",
-            "ts_ns": ts_ns,
-            "device": device,
-            "values": {point: {"v": value, "u": "%", "q": "good"}},
-            "fields": {"point": point, "severity": "alarm", "state": state,
-                       "message": f"{point} {value} {state}"},
-        }
-    ).encode()  # fmt: skip
+class GatewayAlarms:
+    """A gateway's alarm engine with one CH4 high rule (``gas.ch4_high``,
+    priority high) on device ``gas``, its records published as the
+    gateway's MQTT sink does (``gateway/sinks/mqtt_schema.py``): per
+    transition the retained ``alarms/active/<alarm>`` copy (empty when the
+    alarm is normal), then the ``alarms/<device>`` stream message."""
+
+    def __init__(self, site: str = "qn1", gateway: str = "gw01", *, seq: int = 100) -> None:
+        from gateway.alarms.engine import AlarmEngine
+        from gateway.alarms.rules import LimitKind, LimitRule, PointRef, Priority
+        from gateway.sinks.mqtt_schema import MqttEncoder
+
+        self.now_ns = T0
+        rule = LimitRule(name="gas.ch4_high", point=PointRef("gas", "ch4"), kind=LimitKind.HIGH,
+                         limit=1.0, restore=0.95, priority=Priority.HIGH)  # fmt: skip
+        self.engine = AlarmEngine([rule], clock=lambda: self.now_ns)
+        self.encoder = MqttEncoder("minegate", site, gateway)
+        self.seq = seq
+
+    def _publish(self, transitions: list[Any]) -> list[tuple[str, bytes]]:
+        from gateway.alarms.records import to_record
+
+        out = []
+        for tr in transitions:
+            rec = to_record(tr, self.engine.conditions[tr.alarm], "%")
+            self.seq += 1
+            rec.seq = self.seq
+            out += [(m.topic, m.payload) for m in self.encoder.encode(rec)]
+        return out
+
+    def reading(self, ch4: float, *, dt_s: float = 1.0) -> list[tuple[str, bytes]]:
+        from gateway.model import Quality, Record, RecordKind
+
+        self.now_ns += int(dt_s * 1e9)
+        rec = Record(RecordKind.SAMPLE, "gas", self.now_ns, ["ch4"], [ch4], ["%"], [Quality.GOOD])
+        return self._publish(self.engine.observe(rec))
+
+    def command(self, event: str, user: str = "li.wei", **kw: Any) -> list[tuple[str, bytes]]:
+        from gateway.alarms.state import Event
+
+        self.now_ns += 10**9
+        return self._publish(self.engine.command("gas.ch4_high", Event(event), user, **kw))

@@ -1,8 +1,9 @@
 """``minegate platform demo`` (what ``make demo`` runs): the whole chain for a
 short run, simulated mines, their gateways, a real mosquitto and the
 platform. The printed URL and token work; the page lists the mines; the
-suspended mine's "suspected illegal production" and the stopped gateway's
-"gateway offline" appear; the mine page has its charts; the run ends by itself and cleans up."""
+suspended mine's "suspected illegal production", the stopped gateway's
+"gateway offline" and the fan mine's main-fan-stopped alarm from its
+gateway (critical) appear; the mine page has its charts; the run ends by itself and cleans up."""
 
 from __future__ import annotations
 
@@ -59,16 +60,22 @@ def test_demo_shows_the_suspended_mine_and_an_offline_gateway(tmp_path: Path) ->
 
         seen: dict[str, dict[str, object]] = {}
         deadline = time.monotonic() + DURATION_S
-        while len(seen) < 2 and time.monotonic() < deadline:
+        kinds = {"suspected_illegal_production", "gateway_offline", "gateway_alarm"}
+        while len(seen) < 3 and time.monotonic() < deadline:
             for a in client.get("/api/v1/alerts", params={"state": "firing"}).json():
-                if a["kind"] in ("suspected_illegal_production", "gateway_offline"):
+                if a["kind"] in kinds:
                     seen[a["kind"]] = a
             time.sleep(0.5)
-        assert set(seen) == {"suspected_illegal_production", "gateway_offline"}, "".join(out)
+        assert set(seen) == kinds, "".join(out)
         illegal = seen["suspected_illegal_production"]
         mines = {m["code"]: m["id"] for m in client.get("/api/v1/mines").json()}
         assert illegal["mine_id"] == mines["M-QN-2"]
         assert seen["gateway_offline"]["mine_id"] == mines["M-LS-1"]
+        fan = seen["gateway_alarm"]
+        assert (fan["mine_id"], fan["severity"]) == (mines["M-QN-1"], "critical")
+        assert fan["evidence"]["alarm"] in ("main_fan_1.running", "main_fan_2.running")
+        fan_page = client.get(f"/mines/{mines['M-QN-1']}").text
+        assert fan["summary"] in fan_page and 'data-alarm="main_fan_1.running"' in fan_page
         page = client.get(f"/mines/{mines['M-QN-2']}")
         assert "suspected illegal production" in page.text
         assert "above baseline" in page.text

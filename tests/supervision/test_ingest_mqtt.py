@@ -21,7 +21,7 @@ from supervision.ingest.stats import IngestStats
 from supervision.ingest.subscriber import Subscriber
 
 from .conftest import servers
-from .helpers import T0, alarm, sample, status
+from .helpers import T0, GatewayAlarms, sample, status
 
 
 def _ctx(engine: Engine, port: int, client_id: str, group: str = "platform") -> PlatformContext:
@@ -67,6 +67,9 @@ async def test_ingest_from_mosquitto_survives_junk(
     s = Subscriber(sub)
     async with running(s), aiomqtt.Client("127.0.0.1", mosquitto_server.port) as pub:
         good = sample(1, T0, "pm", {"active_power": 81.5})
+        # the gateway's alarm raise: retained active copy, stream twin (seq 2)
+        active, stream = GatewayAlarms(seq=1).reading(1.2)
+        await pub.publish(*active, qos=1, retain=True)
         for topic, payload in [
             ("minegate/qn1/gw01/telemetry/pm", b"{broken"),
             ("minegate/qn1/gw01/telemetry/pm", b"x" * 5000),
@@ -74,15 +77,21 @@ async def test_ingest_from_mosquitto_survives_junk(
             ("minegate/ghost/gw9/telemetry/pm", good),
             ("minegate/qn1/gw01/telemetry/pm", good),
             ("minegate/qn1/gw01/telemetry/pm", good),  # replayed seq
-            ("minegate/qn1/gw01/alarms/gas", alarm(2, T0 + 1, "gas", "ch4", "raised")),
+            stream,
+            ("minegate/qn1/gw01/alarms/commands", b'{"user": "li.wei", "cmd": "ack"}'),
             ("minegate/qn1/gw01/status", status("online", T0)),
         ]:
             await pub.publish(topic, payload, qos=1)
         stats = s.stats
-        await until(lambda: stats.applied["status"] == 1 and stats.dropped["duplicate_seq"] == 1)
+        await until(lambda: stats.applied["status"] == 1 and stats.dropped["duplicate_seq"] == 1
+                    and stats.applied["alarm"] == 2)  # fmt: skip
         assert dict(stats.dropped) == {"bad_json": 1, "too_large": 1, "bad_field": 1,
                                        "unknown_gateway": 1, "duplicate_seq": 1}  # fmt: skip
-        assert dict(stats.applied) == {"sample": 1, "alarm": 1, "status": 1}
+        # the retained copy and its stream twin both set the alarm's state;
+        # the operator command is not for the platform, not counted either
+        assert dict(stats.applied) == {"sample": 1, "alarm": 2, "status": 1}
+        await pub.publish(active[0], b"", qos=1, retain=True)  # leave the broker clean
+        await until(lambda: stats.applied["alarm_clear"] == 1)
     with make_sessionmaker(engine)() as db:
         assert [(v.device, v.point, v.value) for v in db.scalars(select(LatestValue))] == [
             ("pm", "active_power", 81.5)]  # fmt: skip

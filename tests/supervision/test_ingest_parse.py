@@ -56,7 +56,9 @@ def test_documented_messages_parse(topic: str, payload: bytes) -> None:
             p: (e["v"], e["q"]) for p, e in obj["values"].items()
         }
     if msg.kind == "alarm":
-        assert (msg.alarm_point, msg.alarm_state, msg.severity) == ("ch4", "raised", "alarm")
+        assert (msg.alarm, msg.alarm_point, msg.alarm_state, msg.severity, msg.event) == (
+            "gas-a1.ch4_high", "ch4", "active_unacked", "high", "raise")  # fmt: skip
+        assert msg.retained == ("/alarms/active/" in topic)
 
 
 def test_status_message() -> None:
@@ -102,6 +104,9 @@ def _with(**changes: object) -> bytes:
         ("minegate/s/g/telemetry/d", _with(values={"p": {"v": "x" * 5000, "q": "good"}}), "bad_field"),
         ("minegate/s/g/telemetry/d", _with(values={f"p{i}": {"v": 1, "q": "good"} for i in range(2001)}), "too_many_points"),
         ("minegate/s/g/alarms/d", _with(kind="alarm"), "bad_field"),
+        ("minegate/s/g/alarms/d", _with(fields={"alarm": "a", "state": "raised", "severity": "high"}), "bad_field"),
+        ("minegate/s/g/alarms/d", _with(fields={"state": "normal", "severity": "high"}), "bad_field"),
+        ("minegate/s/g/alarms/active/a", b"{", "bad_json"),
         ("minegate/s/g/status", b'{"state": "sleeping", "ts_ns": 1}', "bad_field"),
         ("minegate/s/g/whatever", _with(), "unknown_topic"),
         ("minegate/s/g", _with(), "unknown_topic"),
@@ -125,3 +130,14 @@ def test_non_finite_and_boolean_values() -> None:
     )
     nums = {pv.point: pv.number for pv in msg.values}
     assert nums == {"a": 1.0, "b": None}
+
+
+def test_alarm_topics_beside_the_transitions() -> None:
+    """The empty retained ``alarms/active/<alarm>`` clears that alarm; the
+    gateway's operator commands and replies share ``alarms/+`` and are not
+    for the platform (neither a device's alarm nor malformed)."""
+    clear = parse("minegate/s/g/alarms/active/gas.ch4_high", b"", prefix="minegate", max_bytes=MAX)
+    assert (clear.kind, clear.alarm, clear.retained, clear.seq) == ("alarm_clear", "gas.ch4_high", True, None)  # fmt: skip
+    for leaf in ("commands", "replies"):
+        body = b'{"user": "li.wei", "cmd": "ack", "alarm": "gas.ch4_high"}'
+        assert parse(f"minegate/s/g/alarms/{leaf}", body, prefix="minegate", max_bytes=MAX).kind == "ignored"  # fmt: skip

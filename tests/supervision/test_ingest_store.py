@@ -13,7 +13,7 @@ from supervision.ingest.parse import parse
 from supervision.ingest.service import GatewayDirectory, apply_batch, prune_seqs
 from supervision.ingest.stats import IngestStats
 
-from .helpers import T0, alarm, sample, status
+from .helpers import T0, GatewayAlarms, sample, status
 
 
 def _apply(engine: Engine, msgs: list[tuple[str, bytes]], stats: IngestStats, now: int = T0) -> Any:
@@ -39,6 +39,17 @@ def test_a_message_is_applied_once(engine: Engine, world: Any) -> None:
         assert db.scalar(select(func.count()).select_from(ReceivedSeq)) == 1
         live = db.get(GatewayLiveness, world.gateways["qn1/gw01"])
         assert live is not None and live.last_seq == 7 and live.last_seen_ns == T0
+
+
+def test_seq_zero_is_not_deduplicated_by_seq(engine: Engine, world: Any) -> None:
+    """seq 0: sent live while the gateway's store could not write
+    (docs/schema.md); every one of them counts, newest value wins."""
+    stats = IngestStats()
+    t = "minegate/qn1/gw01/telemetry/pm"
+    _apply(engine, [(t, sample(0, T0, "pm", {"p": 1.0}))], stats)
+    _apply(engine, [(t, sample(0, T0 + 5, "pm", {"p": 2.0}))], stats)
+    assert stats.applied["sample"] == 2 and not stats.dropped
+    assert _values(engine) == {("pm", "p"): 2.0}
 
 
 def test_an_older_message_never_overwrites_a_newer_value(engine: Engine, world: Any) -> None:
@@ -85,15 +96,51 @@ def test_status_follows_arrival_order(engine: Engine, world: Any) -> None:
     assert state() == ("offline", "connection lost")
 
 
-def test_alarm_state_is_kept_per_point(engine: Engine, world: Any) -> None:
-    stats = IngestStats()
-    t = "minegate/qn1/gw01/alarms/gas"
-    _apply(engine, [(t, alarm(1, T0, "gas", "ch4", "raised")), (t, alarm(2, T0 + 5, "gas", "ch4", "cleared", 0.4))], stats)  # fmt: skip
-    with make_sessionmaker(engine)() as db:
-        rows = db.scalars(select(GatewayAlarm)).all()
-        assert [(a.device, a.point, a.state, a.value) for a in rows] == [
-            ("gas", "ch4", "cleared", 0.4)
-        ]
+def test_gateway_alarm_lifecycle_reaches_the_alerts(engine: Engine, world: Any) -> None:
+    """The gateway's alarm engine publishes through its MQTT encoder; the
+    transitions become one ``gateway_alarm`` alert with the gateway's
+    priority: raised, acknowledged at the gateway, returned to normal
+    (resolved); raised again and cleared by the empty retained message
+    alone; raised again and shelved (resolved)."""
+    from supervision.alerting.models import Alert, AlertEvent
+    from supervision.alerting.service import evaluate
+    from supervision.config import AlertingSection
+
+    gw, stats, cfg = GatewayAlarms(), IngestStats(), AlertingSection(heartbeat_timeout_s=1e9)
+    sessions = make_sessionmaker(engine)
+
+    def step(msgs: list[tuple[str, bytes]]) -> list[tuple[str, str, str]]:
+        _apply(engine, msgs, stats)
+        with sessions() as db, db.begin():
+            evaluate(db, gw.now_ns, cfg)
+            return [(a.state, a.severity, a.summary) for a in db.scalars(
+                select(Alert).where(Alert.kind == "gateway_alarm").order_by(Alert.id))]  # fmt: skip
+
+    raised = gw.reading(1.2)
+    assert [t.split("/", 3)[3] for t, _ in raised] == ["alarms/active/gas.ch4_high", "alarms/gas"]
+    assert step(raised) == [("firing", "high", "gas.ch4_high: raised (ch4 1.2 %, limit 1)")]
+    assert step(gw.command("ack"))[0][2] == "gas.ch4_high: acknowledged by li.wei"
+    assert [a[:2] for a in step(gw.reading(0.5))] == [("resolved", "high")]
+    assert not stats.dropped and (stats.applied["alarm"], stats.applied["alarm_clear"]) == (5, 1)
+    with sessions() as db:  # one alert: fired, updated by the ack, resolved
+        assert [e.event for e in db.scalars(select(AlertEvent).order_by(AlertEvent.id))] == [
+            "fired", "updated", "resolved"]  # fmt: skip
+        live = db.get_one(GatewayLiveness, world.gateways["qn1/gw01"])
+        assert live.last_seq == 103  # the retained copies' seqs are their twins'
+
+    active, _ = gw.reading(1.3)
+    step([active])  # only the retained copy arrives (a platform that was down)
+    gw.reading(0.4)  # rtn_unacked, then acknowledged: normal; neither seen
+    cleared, _ = gw.command("ack")
+    assert cleared[1] == b""
+    assert [a[0] for a in step([cleared])] == ["resolved", "resolved"]
+    with sessions() as db:
+        row = db.scalars(select(GatewayAlarm)).one()
+        assert (row.alarm, row.state, row.device, row.point) == ("gas.ch4_high", "normal", "gas", "ch4")  # fmt: skip
+
+    assert [a[0] for a in step(gw.reading(1.5))] == ["resolved", "resolved", "firing"]
+    shelved = step(gw.command("shelve", until_ns=gw.now_ns + 3600 * 10**9))
+    assert [a[0] for a in shelved] == ["resolved"] * 3
 
 
 def test_pruning_forgets_old_seqs_only(engine: Engine, world: Any) -> None:

@@ -89,11 +89,20 @@ def test_no_watch_outside_the_order_or_for_producing_mines() -> None:
     assert suspended_mine_watch([producing], power, date(2026, 12, 1), CFG) == []
 
 
-def test_forwarded_alarms_fire_until_cleared() -> None:
-    raised = AlarmFact(10, 1, "s/g", "gas", "ch4", "raised", "alarm", "CH4 1.05 %", 1.05, T0)
-    cleared = AlarmFact(10, 1, "s/g", "gas", "co", "cleared", "alarm", "", 3, T0)
-    specs = evaluate_rules(
-        now_ns=T0, gateways=[], mines=[], values=[], alarms=[raised, cleared], config=CFG
+def test_forwarded_alarms_fire_with_priority_until_quiet() -> None:
+    def fact(alarm: str, state: str, severity: str = "high", message: str = "") -> AlarmFact:
+        return AlarmFact(10, 1, "s/g", alarm, "gas", "ch4", state, severity, "raise", "li",
+                         message, 1.05, T0)  # fmt: skip
+
+    facts = [fact("gas.ch4_high", "active_acked", "high", "gas.ch4_high: acknowledged by li"),
+             fact("gas.ch4_power_off", "active_unacked", "critical")]  # fmt: skip
+    quiet = ("normal", "rtn_unacked", "shelved", "suppressed", "out_of_service")
+    facts += [fact(f"q{i}", s) for i, s in enumerate(quiet)]
+    specs = evaluate_rules(now_ns=T0, gateways=[], mines=[], values=[], alarms=facts, config=CFG)
+    assert list(specs) == ["gateway_alarm:1:gas.ch4_high", "gateway_alarm:1:gas.ch4_power_off"]
+    high, power_off = specs.values()
+    assert (high.severity, high.summary) == ("high", "gas.ch4_high: acknowledged by li")
+    assert (power_off.severity, power_off.summary) == (
+        "critical",
+        "gas.ch4_power_off: active_unacked",
     )
-    assert list(specs) == ["gateway_alarm:1:gas:ch4"]
-    assert specs["gateway_alarm:1:gas:ch4"].summary == "CH4 1.05 %"
