@@ -95,18 +95,18 @@ def gather_and_evaluate(
         if gid in mine_of
     ]
     # devices whose every point is comm_loss: the database counts, only
+    # among devices with a comm_loss point at all (grouping every latest
+    # value was a third of an evaluation with 10,000 gateways), and only
     # those rows come back
-    comm_loss = func.sum(case((LatestValue.quality == "comm_loss", 1), else_=0))
+    V = LatestValue
+    lost = select(V.gateway_id, V.device).where(V.quality == "comm_loss").distinct().subquery()
+    comm_loss = func.sum(case((V.quality == "comm_loss", 1), else_=0))
     silent = [
         SilentDeviceFact(mine_of[gid], gid, label[gid], device, n, since)
         for gid, device, n, since in db.execute(
-            select(
-                LatestValue.gateway_id,
-                LatestValue.device,
-                func.count(),
-                func.max(LatestValue.ts_ns),
-            )
-            .group_by(LatestValue.gateway_id, LatestValue.device)
+            select(V.gateway_id, V.device, func.count(), func.max(V.ts_ns))
+            .join(lost, (lost.c.gateway_id == V.gateway_id) & (lost.c.device == V.device))
+            .group_by(V.gateway_id, V.device)
             .having(comm_loss == func.count())
         )
         if gid in mine_of
