@@ -9,7 +9,7 @@ PIP := $(VENV)/bin/pip
 DEBS := mosquitto mosquitto-clients influxdb victoria-metrics socat mbpoll postgresql chromium redis-server
 STAMP := $(VENV)/.installed
 
-.PHONY: all setup debs venv bytecode demo demo-gateway test lint typecheck pytest bench bench-survey bench-gateway bench-bus bench-alarms clean
+.PHONY: all setup debs venv bytecode demo demo-gateway test lint typecheck pytest bench bench-survey bench-gateway bench-bus bench-alarms bench-platform clean
 
 all: test
 
@@ -65,7 +65,7 @@ pytest: setup
 
 test: setup lint typecheck pytest
 
-bench: bench-gateway bench-bus bench-alarms bench-survey
+bench: bench-gateway bench-bus bench-alarms bench-survey bench-platform
 
 bench-gateway: setup bytecode
 	$(PY) -m bench.gateway_bench
@@ -80,6 +80,9 @@ bench-alarms: setup bytecode
 
 bench-survey: setup bytecode
 	$(PY) -m bench.survey_bench
+
+bench-platform: setup bytecode
+	$(PY) -m bench.platform_bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

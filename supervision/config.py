@@ -88,6 +88,10 @@ class MqttSection(_Section):
     keepalive_s: int = Field(30, ge=5, le=3600)
     max_payload_bytes: int = Field(256 * 1024, ge=1024)
     batch_max: int = Field(500, ge=1, le=100_000)
+    #: a batch waits this long after its first message for more (one
+    #: transaction for many messages instead of one each; not when the
+    #: writer is behind and a full batch is queued already)
+    batch_wait_s: float = Field(0.1, ge=0, le=5)
     #: applied seqs are remembered this long (dedupe window)
     dedupe_window_s: float = Field(7 * 86400, gt=0)
 

@@ -38,37 +38,29 @@ class Reconciled:
 def gather_and_evaluate(
     db: Session, now_ns: int, config: AlertingSection, watching_since_ns: int = 0
 ) -> dict[str, AlertSpec]:
-    """The alerts that should be firing now, from what the store holds."""
+    """The alerts that should be firing now, from what the store holds.
+    Plain columns, not ORM entities: this runs every few seconds over every
+    gateway and mine of the platform (building the objects was most of an
+    evaluation's time with 1,000 gateways)."""
+    G, L = Gateway, GatewayLiveness
     gateways = [
-        GatewayFact(
-            g.id,
-            g.mine_id,
-            f"{g.site}/{g.name}",
-            g.created_ns,
-            live.last_seen_ns if live else None,
-            live.state if live else None,
-            live.reason if live else None,
-            live.state_ts_ns if live else None,
+        GatewayFact(gid, mine_id, f"{site}/{name}", created, seen, state, reason, state_ts)
+        for gid, mine_id, site, name, created, seen, state, reason, state_ts in db.execute(
+            select(G.id, G.mine_id, G.site, G.name, G.created_ns, L.last_seen_ns, L.state,
+                   L.reason, L.state_ts_ns)
+            .outerjoin(L, L.gateway_id == G.id)
         )
-        for g, live in db.execute(
-            select(Gateway, GatewayLiveness).outerjoin(
-                GatewayLiveness, GatewayLiveness.gateway_id == Gateway.id
-            )
-        )
-    ]
+    ]  # fmt: skip
+    label = {g.gateway_id: g.label for g in gateways}
+    mine_of = {g.gateway_id: g.mine_id for g in gateways}
+    M = Mine
     mines = [
-        MineFact(
-            m.id,
-            m.code,
-            m.name,
-            m.status,
-            m.order_no,
-            m.order_from,
-            m.order_to,
-            m.baseline_power_kw,
+        MineFact(*row)
+        for row in db.execute(
+            select(M.id, M.code, M.name, M.status, M.order_no, M.order_from, M.order_to,
+                   M.baseline_power_kw)
         )
-        for m in db.scalars(select(Mine))
-    ]
+    ]  # fmt: skip
     watch = config.suspended_watch
     suspended = [m.mine_id for m in mines if m.status == MineStatus.SUSPENDED]
     values: list[ValueFact] = []
@@ -93,37 +85,58 @@ def gather_and_evaluate(
             )
             for v, mine_id in rows
         ]
+    A = GatewayAlarm
     alarms = [
         AlarmFact(
-            g.mine_id,
-            a.gateway_id,
-            f"{g.site}/{g.name}",
-            a.alarm,
-            a.device,
-            a.point,
-            a.state,
-            a.severity,
-            a.event,
-            a.actor,
-            a.message,
-            a.value,
-            a.ts_ns,
+            mine_of[gid],
+            gid,
+            label[gid],
+            alarm,
+            device,
+            point,
+            state,
+            severity,
+            event,
+            actor,
+            message,
+            value,
+            ts,
         )
-        for a, g in db.execute(
-            select(GatewayAlarm, Gateway).join(Gateway, Gateway.id == GatewayAlarm.gateway_id)
-        )
-    ]
-    comm_loss = func.sum(case((LatestValue.quality == "comm_loss", 1), else_=0))
-    silent = [
-        SilentDeviceFact(g.mine_id, g.id, f"{g.site}/{g.name}", device, n, since)
-        for g, device, n, lost, since in db.execute(
-            select(
-                Gateway, LatestValue.device, func.count(), comm_loss, func.max(LatestValue.ts_ns)
+        for gid, alarm, device, point, state, severity, event, actor, message, value, ts in (
+            db.execute(
+                select(
+                    A.gateway_id,
+                    A.alarm,
+                    A.device,
+                    A.point,
+                    A.state,
+                    A.severity,
+                    A.event,
+                    A.actor,
+                    A.message,
+                    A.value,
+                    A.ts_ns,
+                )
             )
-            .join(Gateway, Gateway.id == LatestValue.gateway_id)
-            .group_by(Gateway.id, LatestValue.device)
         )
-        if n and lost == n
+        if gid in mine_of
+    ]
+    # devices whose every point is comm_loss: the database counts, only
+    # among devices with a comm_loss point at all (grouping every latest
+    # value was a third of an evaluation with 10,000 gateways), and only
+    # those rows come back
+    V = LatestValue
+    lost = select(V.gateway_id, V.device).where(V.quality == "comm_loss").distinct().subquery()
+    comm_loss = func.sum(case((V.quality == "comm_loss", 1), else_=0))
+    silent = [
+        SilentDeviceFact(mine_of[gid], gid, label[gid], device, n, since)
+        for gid, device, n, since in db.execute(
+            select(V.gateway_id, V.device, func.count(), func.max(V.ts_ns))
+            .join(lost, (lost.c.gateway_id == V.gateway_id) & (lost.c.device == V.device))
+            .group_by(V.gateway_id, V.device)
+            .having(comm_loss == func.count())
+        )
+        if gid in mine_of
     ]
     checks = [
         SurveyCheckFact(

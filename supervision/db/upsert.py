@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, case
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -69,3 +69,28 @@ def upsert(
         index_elements=list(keys), set_={c: stmt.excluded[c] for c in cols}, where=where
     )
     db.execute(stmt, list(rows))
+
+
+def upsert_forward(
+    db: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    keys: Sequence[str],
+) -> None:
+    """Insert ``rows``; on a key conflict each other column only moves
+    forward: it takes the new value when that is larger than the stored one
+    (or the stored one is NULL), and a NULL never replaces a value. One
+    statement for the whole batch (``rows`` must not repeat a key)."""
+    if not rows:
+        return
+    stmt = _insert(db, table)
+    new = stmt.excluded
+    set_ = {}
+    for c in rows[0]:
+        if c in keys:
+            continue
+        stored = table.c[c]
+        moves = new[c].is_not(None) & (stored.is_(None) | (stored < new[c]))
+        set_[c] = case((moves, new[c]), else_=stored)
+    db.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=set_), list(rows))

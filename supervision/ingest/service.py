@@ -27,7 +27,7 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.orm import Session
 
-from supervision.db.upsert import insert_new, insert_new_many, upsert
+from supervision.db.upsert import insert_new_many, upsert, upsert_forward
 from supervision.ingest.models import (
     GatewayAlarm,
     GatewayLiveness,
@@ -207,8 +207,9 @@ def apply_batch(
             .values(state="normal", event="clear")
         )
     upsert(db, _CHECK, [checks[k] for k in sorted(checks)], keys=("gateway_id", "licence"), newer="ts_ns")  # fmt: skip
-    for gid in sorted(seen):
-        _touch(db, gid, now_ns, seen[gid])
+    # last seen now; the highest seq applied so far (one statement)
+    live = [{"gateway_id": g, "last_seen_ns": now_ns, "last_seq": seen[g]} for g in sorted(seen)]
+    upsert_forward(db, _LIVE, live, keys=("gateway_id",))
     if statuses:
         upsert(db, _LIVE, [statuses[g] for g in sorted(statuses)], keys=("gateway_id",))
     return result
@@ -217,17 +218,6 @@ def apply_batch(
 def _deduped(msg: Message) -> bool:
     """Whether ``msg`` is applied once per seq (see the module doc)."""
     return bool(msg.seq) and not msg.retained
-
-
-def _touch(db: Session, gid: int, now_ns: int, seq: int | None) -> None:
-    """Last seen now; the highest seq applied so far."""
-    row = db.get(GatewayLiveness, gid, with_for_update=True)
-    if row is None:
-        insert_new(db, _LIVE, {"gateway_id": gid, "last_seen_ns": now_ns, "last_seq": seq})
-        return
-    row.last_seen_ns = max(row.last_seen_ns or 0, now_ns)
-    if seq is not None and (row.last_seq is None or seq > row.last_seq):
-        row.last_seq = seq
 
 
 def prune_seqs(db: Session, *, older_than_ns: int) -> int:

@@ -7,7 +7,9 @@ plainly by every instance (a broker sends no retained messages to shared
 subscriptions, and their writes are idempotent). Messages are applied in batches in one transaction each; a
 batch that cannot be written (database down) is retried until it is,
 never dropped; a batch the database refuses row by row is applied message
-by message, and a message refused alone is counted and dropped.
+by message, and a message refused alone is counted and dropped. A batch
+waits ``batch_wait_s`` after its first message for more, so a steady
+trickle is written in a few transactions a second, not one per message.
 """
 
 from __future__ import annotations
@@ -125,6 +127,10 @@ class Subscriber:
         last_prune = 0
         while True:
             batch = [await self._queue.get()]
+            if self.cfg.batch_wait_s > 0 and self._queue.qsize() < self.cfg.batch_max - 1:
+                # a transaction costs about as much as a few dozen messages:
+                # let more arrive than one at a time
+                await asyncio.sleep(self.cfg.batch_wait_s)
             while len(batch) < self.cfg.batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             await self._apply_until_done(batch)

@@ -52,6 +52,27 @@ def test_seq_zero_is_not_deduplicated_by_seq(engine: Engine, world: Any) -> None
     assert _values(engine) == {("pm", "p"): 2.0}
 
 
+def test_liveness_of_every_gateway_of_a_batch_only_moves_forward(
+    engine: Engine, world: Any
+) -> None:
+    """Last seen and the highest seq are written for all gateways of a batch
+    in one statement: a later batch with lower seqs, or an earlier clock,
+    moves neither back, and a gateway's status stays."""
+    stats = IngestStats()
+    qn1, ls1 = "minegate/qn1/gw01", "minegate/ls1/gw01"
+    first = [(f"{qn1}/status", status("online", T0)), (f"{qn1}/telemetry/pm", sample(9, T0, "pm", {"p": 1})),
+             (f"{ls1}/telemetry/pm", sample(4, T0, "pm", {"p": 1}))]  # fmt: skip
+    _apply(engine, first, stats, now=T0 + 100)
+    late = [(f"{qn1}/telemetry/pm", sample(5, T0, "pm", {"p": 1})),
+            (f"{ls1}/telemetry/pm", sample(6, T0, "pm", {"p": 1}))]  # fmt: skip
+    _apply(engine, late, stats, now=T0 + 50)
+    with make_sessionmaker(engine)() as db:
+        a = db.get_one(GatewayLiveness, world.gateways["qn1/gw01"])
+        b = db.get_one(GatewayLiveness, world.gateways["ls1/gw01"])
+    assert (a.last_seq, a.last_seen_ns, a.state) == (9, T0 + 100, "online")
+    assert (b.last_seq, b.last_seen_ns, b.state) == (6, T0 + 100, None)
+
+
 def test_an_older_message_never_overwrites_a_newer_value(engine: Engine, world: Any) -> None:
     stats = IngestStats()
     newer = ("minegate/qn1/gw01/snapshot/pm", sample(10, T0 + 20, "pm", {"p": 2.0}, "snapshot"))
