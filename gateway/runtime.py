@@ -162,6 +162,8 @@ class Gateway:
 
     async def emit(self, record: Record) -> None:
         """Queue a record for the store; waits (and counts it) when full."""
+        if self.alarms is not None:
+            self.alarms.mark(record)
         if self.queue.full():
             self.metrics.writer.backpressure += 1
             try:

@@ -13,7 +13,9 @@ included) and runs, beside the pollers:
 * the local command socket ``alarms.sock`` in ``data_dir`` (one JSON request
   per line, one JSON reply per line: ``minegate alarms``), and the MQTT
   command topic when ``alarm_control.mqtt_sink`` is set
-  (gateway.alarms.mqtt_commands).
+  (gateway.alarms.mqtt_commands);
+* the marks: SAMPLE and SNAPSHOT records of points with an alarm out of
+  service say so in ``fields["out_of_service"]`` (:meth:`AlarmService.mark`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from gateway.alarms.engine import AlarmEngine
 from gateway.alarms.records import to_record
 from gateway.alarms.state import Transition
 from gateway.config import SiteConfig
-from gateway.model import Record
+from gateway.model import OUT_OF_SERVICE, Record, RecordKind
 
 if TYPE_CHECKING:
     from gateway.alarms.outputs import AlarmOutputs
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("minegate.alarms")
 
 MAX_REQUEST_BYTES = 4096
+_MARKED = (RecordKind.SAMPLE, RecordKind.SNAPSHOT)
 
 
 class AlarmService:
@@ -90,6 +93,17 @@ class AlarmService:
         trs = self.engine.observe(record)
         if trs:
             self._publish(trs)
+
+    def mark(self, record: Record) -> None:
+        """Mark the values of points out of service in a SAMPLE or SNAPSHOT
+        record on its way to the store: ``fields["out_of_service"]`` lists
+        them (docs/schema.md). Called for every record the gateway queues."""
+        oos = self.engine.out_of_service_points(record.device)
+        if oos is None or record.kind not in _MARKED:
+            return
+        points = [p for p in record.points if p in oos]
+        if points:
+            record.fields = {**record.fields, OUT_OF_SERVICE: points}
 
     def _publish(self, trs: list[Transition]) -> None:
         for tr in trs:
