@@ -192,7 +192,19 @@ class Gateway:
                 await self._run_tasks(hub_of)
         finally:
             if self._owns_store:
-                await asyncio.to_thread(self._store.close)
+                await asyncio.to_thread(self._close_store, self._store)
+
+    @staticmethod
+    def _close_store(store: Store) -> None:
+        from gateway.store.errors import StoreError
+
+        try:
+            store.close()  # releases the file even when its last flush fails
+        except StoreError as exc:  # a full disk at stop: the records are stored
+            log.error(
+                "store closed without its last flush: %s; the latest values are "
+                "rebuilt from the stored records at the next start", exc,
+            )  # fmt: skip
 
     async def _open_hubs(self, stack: contextlib.AsyncExitStack) -> dict[str, Hub]:
         hub_of: dict[str, Hub] = {}

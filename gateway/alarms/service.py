@@ -73,6 +73,7 @@ class AlarmService:
         self._out: asyncio.Queue[Record] = asyncio.Queue()
         self._dirty = asyncio.Event()
         self._dirty.set()  # write the file once at start
+        self._save_error: str | None = None  # why alarms.json could not be written
         self._emit: Callable[[Record], Coroutine[Any, Any, None]] | None = None
         self._gateway: Gateway | None = None
         self.outputs: AlarmOutputs | None = None
@@ -163,7 +164,8 @@ class AlarmService:
         assert self._emit is not None
         while not self._out.empty():
             await self._emit(self._out.get_nowait())
-        await asyncio.to_thread(self._save)
+        if not await asyncio.to_thread(self._save):
+            log.error("alarm states at stop not saved in %s: %s", self.state_file, self._save_error)
 
     async def _forward(self) -> None:
         assert self._emit is not None
@@ -183,14 +185,29 @@ class AlarmService:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            try:
-                await asyncio.to_thread(self._save)
-            except OSError as exc:
-                log.error("cannot write %s: %s", self.state_file, exc)
+            failing = self._save_error is not None
+            if await asyncio.to_thread(self._save):
+                if failing:
+                    log.info("%s written again", self.state_file)
+            else:
+                self._dirty.set()  # a full disk: try again, the states must reach the file
+                if not failing:
+                    log.error(
+                        "cannot write %s: %s; alarms still leave, the file is retried every "
+                        "second (until then a restart starts from its older states)",
+                        self.state_file, self._save_error,
+                    )  # fmt: skip
             await asyncio.sleep(1.0)  # at most one write a second (O(alarms) each)
 
-    def _save(self) -> None:
-        persist.save(self.state_file, persist.dump(self.engine, self.clock()))
+    def _save(self) -> bool:
+        """Write ``alarms.json``; False (the error kept) when the disk refuses."""
+        try:
+            persist.save(self.state_file, persist.dump(self.engine, self.clock()))
+        except OSError as exc:
+            self._save_error = str(exc)
+            return False
+        self._save_error = None
+        return True
 
     async def _serve_socket(self) -> asyncio.AbstractServer | None:
         path = self.socket_path

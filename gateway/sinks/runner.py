@@ -19,7 +19,10 @@ Guarantees:
   are sent ahead of the outbox, from memory only (not acked, ``seq`` 0),
   at most ``LIVE_MAX_RECORDS`` waiting, the oldest samples dropped first
   and counted (``live_dropped``). They are stored and sent again through
-  the outbox once the store writes: at-least-once, as always.
+  the outbox once the store writes: at-least-once, as always. An ack the
+  store refuses (a full disk) is kept in memory: the runner goes on after
+  it instead of sending the same batch again, acks it with the next ack
+  that succeeds, and after a restart those records are sent again.
 
 Batching policy:
 
@@ -53,6 +56,7 @@ from drivers.types import Value
 from gateway.model import Record, RecordKind
 from gateway.scheduler import stopped_within
 from gateway.sinks.base import AuthError, NotFound, Sink, SinkError, TlsError, is_transient
+from gateway.store.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +168,9 @@ class SinkRunner:
         self._alarms_sent_upto = 0
         self._ahead = False  # the batch being delivered is alarms sent ahead
         self._batch_end = 0  # last seq taken, skipped alarms included
+        # Sent and accepted up to here, but the store refused the ack (a full
+        # disk): takes start after it; stored with the next ack that succeeds.
+        self._acked_in_memory = 0
 
     # -- public ------------------------------------------------------------
 
@@ -272,7 +279,11 @@ class SinkRunner:
         if self._live:  # the store failed: what it could not take, once
             await self._send_live(stopped)
         batch = await asyncio.to_thread(
-            self.store.take, self.name, self.batch_size, max_values=self.max_batch_values
+            self.store.take,
+            self.name,
+            self.batch_size,
+            max_values=self.max_batch_values,
+            after_seq=self._acked_in_memory,
         )
         if batch:
             batch = await self._skip_sent_alarms(batch)
@@ -318,7 +329,10 @@ class SinkRunner:
         rejected_seqs = set()
         for rej in result.rejected:
             rejected_seqs.add(rej.record.seq)
-            await asyncio.to_thread(self.store.set_aside, self.name, rej.record, rej.reason)
+            try:
+                await asyncio.to_thread(self.store.set_aside, self.name, rej.record, rej.reason)
+            except StoreError as exc:  # offered again after a restart, then set aside
+                log.warning("sink %s: cannot set aside seq=%d: %s", self.name, rej.record.seq, exc)
             self.set_aside_count += 1
             log.debug(
                 "sink %s: set aside seq=%d (%s %s): %s",
@@ -337,7 +351,7 @@ class SinkRunner:
         await self._ack(accepted, rejected_seqs)
         if not self._ahead and accepted and accepted[-1] is batch[-1]:
             if self._batch_end > batch[-1].seq:  # alarms sent ahead ended the take
-                await asyncio.to_thread(self.store.ack, self.name, self._batch_end)
+                await self._store_ack(self._batch_end)
         if self._attempt:
             log.info("sink %s: delivering again after %d failure(s)", self.name, self._attempt)
         self._attempt = 0
@@ -356,7 +370,7 @@ class SinkRunner:
         if self._ahead:
             self._alarms_sent_upto = max(self._alarms_sent_upto, accepted[-1].seq)
         else:
-            await asyncio.to_thread(self.store.ack, self.name, accepted[-1].seq)
+            await self._store_ack(accepted[-1].seq)
         n_rec = len(accepted) - len(rejected)
         n_val = sum(len(r) for r in accepted if r.seq not in rejected)
         self.sent_records += n_rec
@@ -378,12 +392,18 @@ class SinkRunner:
                 self.name,
                 self.batch_size,
                 kinds=(RecordKind.ALARM,),
-                after_seq=self._alarms_sent_upto,
+                after_seq=max(self._alarms_sent_upto, self._acked_in_memory),
             )
             self._ahead = bool(ahead)
             if ahead:
                 return ahead
-            batch = await asyncio.to_thread(self.store.take, self.name, limit, max_values=vlimit)
+            batch = await asyncio.to_thread(
+                self.store.take,
+                self.name,
+                limit,
+                max_values=vlimit,
+                after_seq=self._acked_in_memory,
+            )
             if batch and not (batch := await self._skip_sent_alarms(batch)):
                 continue
             n_values = sum(len(r) for r in batch)
@@ -391,6 +411,8 @@ class SinkRunner:
             full = len(batch) >= limit or (batch and n_values + len(batch[-1]) > vlimit)
             self._catching_up = bool(full)
             if not batch:
+                if self._acked_in_memory:  # idle: try to store the ack again
+                    await self._store_ack(self._acked_in_memory)
                 await self._refresh_backlog()
                 await stopped_within(stop, self.idle_poll_s, wake=self._wake)
                 continue
@@ -411,8 +433,27 @@ class SinkRunner:
             return batch
         unsent = [r for r in batch if r.kind is not RecordKind.ALARM or r.seq > sent]
         if not unsent:
-            await asyncio.to_thread(self.store.ack, self.name, batch[-1].seq)
+            await self._store_ack(batch[-1].seq)
         return unsent
+
+    async def _store_ack(self, upto_seq: int) -> None:
+        """Move the sink's cursor; when the store refuses (a full disk), keep
+        it in memory so the next takes start after it (module docstring)."""
+        upto_seq = max(upto_seq, self._acked_in_memory)
+        try:
+            await asyncio.to_thread(self.store.ack, self.name, upto_seq)
+        except StoreError as exc:
+            if not self._acked_in_memory:
+                log.warning(
+                    "sink %s: the store cannot record what was sent (%s); going on from "
+                    "memory, records after the last stored ack are sent again after a restart",
+                    self.name, exc,
+                )  # fmt: skip
+            self._acked_in_memory = upto_seq
+            return
+        if self._acked_in_memory:
+            log.info("sink %s: acks stored again (up to seq %d)", self.name, upto_seq)
+            self._acked_in_memory = 0
 
     async def _refresh_backlog(self, force: bool = False) -> None:
         now = self._clock()
