@@ -412,8 +412,9 @@ class Gateway:
         w.batches += 1
         w.records_stored += stored["records_stored"]
         w.values_stored += stored["values_stored"]
+        alarm = any(r.kind is RecordKind.ALARM for r in batch)
         for runner in self.runners:
-            runner.notify()
+            runner.notify(alarm=alarm)
 
     def _offer_live(self, batch: list[Record]) -> None:
         """Alarms and latest values leave even when the store cannot take them."""

@@ -36,7 +36,11 @@ Batching policy:
   reports the drain rate and the remaining backlog;
 * *alarms first*: before every take of the in-order pass the runner takes
   the alarms not yet sent (the store's partial index makes that cheap) and
-  sends them ahead of any backlog; the in-order pass then skips them.
+  sends them ahead of any backlog; the in-order pass then skips them. An
+  alarm stored while a batch is being written (``notify(alarm=True)``)
+  need not wait for the whole batch: a sink that can (MQTT, a message per
+  record) ends the write early (``Sink.yield_now``), the runner acks the
+  part accepted, sends the alarm and takes the rest again.
 
 The store is blocking (SQLite): every store call runs in a worker thread.
 """
@@ -171,12 +175,21 @@ class SinkRunner:
         # Sent and accepted up to here, but the store refused the ack (a full
         # disk): takes start after it; stored with the next ack that succeeds.
         self._acked_in_memory = 0
+        self._alarm_waiting = False  # an alarm was stored since the last alarm take
+        self._may_yield = False  # writing an in-order batch: it may end early for one
+        sink.yield_now = self._yield_now
 
     # -- public ------------------------------------------------------------
 
-    def notify(self) -> None:
-        """New records were appended: wake an idle runner now."""
+    def notify(self, *, alarm: bool = False) -> None:
+        """New records were appended (``alarm``: an alarm among them): wake
+        an idle runner now; a batch being written yields to the alarm."""
+        if alarm:
+            self._alarm_waiting = True
         self._wake.set()
+
+    def _yield_now(self) -> bool:
+        return self._alarm_waiting and self._may_yield
 
     def offer_live(self, records: list[Record]) -> None:
         """The store could not write these: send them from memory, ahead of
@@ -317,6 +330,7 @@ class SinkRunner:
 
     async def _deliver(self, batch: list[Record], stop: asyncio.Event) -> None:
         started = self._clock()
+        self._may_yield = not self._ahead
         try:
             result = await self.sink.write(batch)
         except SinkError as exc:
@@ -326,6 +340,8 @@ class SinkRunner:
             self._failed(exc, "write")
             await self._backoff(stop, exc)
             return
+        finally:
+            self._may_yield = False
         rejected_seqs = set()
         for rej in result.rejected:
             rejected_seqs.add(rej.record.seq)
@@ -387,6 +403,7 @@ class SinkRunner:
             vlimit = self.max_batch_values * factor
             # cleared before the take: a notify() during it wakes the wait below
             self._wake.clear()
+            self._alarm_waiting = False
             ahead = await asyncio.to_thread(
                 self.store.take,
                 self.name,
