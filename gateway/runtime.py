@@ -60,6 +60,9 @@ SINK_STOP_TIMEOUT_S = 5.0
 MAX_BATCH_RECORDS = 5000
 DRAIN_GIVE_UP_S = 10.0  # within systemd's TimeoutStopSec=30
 STORE_RETRY_FIRST_S, STORE_RETRY_MAX_S = 0.5, 30.0  # backoff while the store refuses a batch
+# An alarm the store has not committed within this (an fsync stalled by a
+# busy disk) is sent live from memory meanwhile, and again once stored.
+SLOW_ALARM_COMMIT_S = 0.1
 
 TaskFactory = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
@@ -386,16 +389,18 @@ class Gateway:
         for name, n in self.metrics.counter_deltas().items():
             self._opened.bump(name, n)
         backoff = Backoff(STORE_RETRY_FIRST_S, STORE_RETRY_MAX_S)
+        alarms = [] if outage.failing else [r for r in batch if r.kind is RecordKind.ALARM]
         while True:
             try:
-                await asyncio.to_thread(self._opened.append, batch, stored)
+                await self._append(batch, stored, alarms)
                 break
             except StoreError as exc:
                 self.metrics.writer.store_errors += 1
                 deadline = self._give_up_at
                 if deadline is None:  # running: hold it, keep polling
                     if not outage.failing:
-                        self._offer_live(batch)
+                        offered = {id(r) for r in alarms}
+                        self._offer_live([r for r in batch if id(r) not in offered])
                     outage.failed(batch, exc)
                     return
                 if time.monotonic() >= deadline:
@@ -415,6 +420,23 @@ class Gateway:
         alarm = any(r.kind is RecordKind.ALARM for r in batch)
         for runner in self.runners:
             runner.notify(alarm=alarm)
+
+    async def _append(
+        self, batch: list[Record], stored: dict[str, int], alarms: list[Record]
+    ) -> None:
+        """``Store.append`` in a worker thread. When the batch has alarms
+        and the commit takes longer than ``SLOW_ALARM_COMMIT_S``, they are
+        offered live meanwhile (and leave ``alarms`` emptied: offered once)."""
+        append = asyncio.ensure_future(asyncio.to_thread(self._opened.append, batch, stored))
+        if alarms and self.runners:
+            done, _ = await asyncio.wait({append}, timeout=SLOW_ALARM_COMMIT_S)
+            if not done:
+                for runner in self.runners:
+                    runner.offer_live(list(alarms))
+                self.metrics.writer.slow_alarm_commits += 1
+            else:
+                alarms.clear()
+        await append
 
     def _offer_live(self, batch: list[Record]) -> None:
         """Alarms and latest values leave even when the store cannot take them."""
