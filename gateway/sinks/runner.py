@@ -198,6 +198,8 @@ class SinkRunner:
         left), counted in ``live_dropped``."""
         for rec in records:
             self._live.append(rec)
+            if rec.kind is RecordKind.ALARM:
+                self._alarm_waiting = True  # a batch being written yields to it
         self._trim_live()
         if records:
             self._wake.set()
