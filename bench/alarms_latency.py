@@ -207,6 +207,7 @@ priority = "critical"
         run = asyncio.create_task(gateway.run())
         await asyncio.wait_for(gateway.started.wait(), 30)
         await asyncio.sleep(2 * args.poll_s)
+        load_before = os.getloadavg()
         from_change: list[float] = []
         beyond_poll: list[float] = []
         names = [d.name for d in config.devices]
@@ -238,6 +239,10 @@ priority = "critical"
         "alarms": args.alarms,
         "from_change_ms": _stats(from_change),
         "beyond_poll_ms": _stats(beyond_poll),
+        # the machine is shared: its load (1, 5, 15 min) when the rounds began and ended
+        "load_avg_start": [round(x, 2) for x in load_before],
+        "load_avg_end": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
     }
 
 
