@@ -104,6 +104,7 @@ class WriterMetrics:
     batches: int = 0
     backpressure: int = 0  # times a producer found the queue full and had to wait
     store_errors: int = 0
+    slow_alarm_commits: int = 0  # alarms sent live because their commit was slow
 
 
 class GatewayMetrics:

@@ -42,6 +42,12 @@ class RecordKind(StrEnum):
         return self in (RecordKind.SAMPLE, RecordKind.SNAPSHOT, RecordKind.METRIC)
 
 
+#: ``Record.fields`` key of a SAMPLE or SNAPSHOT record: the points of the
+#: record whose alarms are out of service (calibration, maintenance), so the
+#: data say which values were taken then (docs/alarms.md "Markers")
+OUT_OF_SERVICE = "out_of_service"
+
+
 @dataclass(frozen=True, slots=True)
 class Sample:
     """One value of one point at one instant (the view a user sees)."""

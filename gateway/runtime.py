@@ -60,6 +60,9 @@ SINK_STOP_TIMEOUT_S = 5.0
 MAX_BATCH_RECORDS = 5000
 DRAIN_GIVE_UP_S = 10.0  # within systemd's TimeoutStopSec=30
 STORE_RETRY_FIRST_S, STORE_RETRY_MAX_S = 0.5, 30.0  # backoff while the store refuses a batch
+# An alarm the store has not committed within this (an fsync stalled by a
+# busy disk) is sent live from memory meanwhile, and again once stored.
+SLOW_ALARM_COMMIT_S = 0.1
 
 TaskFactory = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
@@ -162,6 +165,8 @@ class Gateway:
 
     async def emit(self, record: Record) -> None:
         """Queue a record for the store; waits (and counts it) when full."""
+        if self.alarms is not None:
+            self.alarms.mark(record)
         if self.queue.full():
             self.metrics.writer.backpressure += 1
             try:
@@ -190,7 +195,19 @@ class Gateway:
                 await self._run_tasks(hub_of)
         finally:
             if self._owns_store:
-                await asyncio.to_thread(self._store.close)
+                await asyncio.to_thread(self._close_store, self._store)
+
+    @staticmethod
+    def _close_store(store: Store) -> None:
+        from gateway.store.errors import StoreError
+
+        try:
+            store.close()  # releases the file even when its last flush fails
+        except StoreError as exc:  # a full disk at stop: the records are stored
+            log.error(
+                "store closed without its last flush: %s; the latest values are "
+                "rebuilt from the stored records at the next start", exc,
+            )  # fmt: skip
 
     async def _open_hubs(self, stack: contextlib.AsyncExitStack) -> dict[str, Hub]:
         hub_of: dict[str, Hub] = {}
@@ -372,16 +389,18 @@ class Gateway:
         for name, n in self.metrics.counter_deltas().items():
             self._opened.bump(name, n)
         backoff = Backoff(STORE_RETRY_FIRST_S, STORE_RETRY_MAX_S)
+        alarms = [] if outage.failing else [r for r in batch if r.kind is RecordKind.ALARM]
         while True:
             try:
-                await asyncio.to_thread(self._opened.append, batch, stored)
+                await self._append(batch, stored, alarms)
                 break
             except StoreError as exc:
                 self.metrics.writer.store_errors += 1
                 deadline = self._give_up_at
                 if deadline is None:  # running: hold it, keep polling
                     if not outage.failing:
-                        self._offer_live(batch)
+                        offered = {id(r) for r in alarms}
+                        self._offer_live([r for r in batch if id(r) not in offered])
                     outage.failed(batch, exc)
                     return
                 if time.monotonic() >= deadline:
@@ -398,8 +417,26 @@ class Gateway:
         w.batches += 1
         w.records_stored += stored["records_stored"]
         w.values_stored += stored["values_stored"]
+        alarm = any(r.kind is RecordKind.ALARM for r in batch)
         for runner in self.runners:
-            runner.notify()
+            runner.notify(alarm=alarm)
+
+    async def _append(
+        self, batch: list[Record], stored: dict[str, int], alarms: list[Record]
+    ) -> None:
+        """``Store.append`` in a worker thread. When the batch has alarms
+        and the commit takes longer than ``SLOW_ALARM_COMMIT_S``, they are
+        offered live meanwhile (and leave ``alarms`` emptied: offered once)."""
+        append = asyncio.ensure_future(asyncio.to_thread(self._opened.append, batch, stored))
+        if alarms and self.runners:
+            done, _ = await asyncio.wait({append}, timeout=SLOW_ALARM_COMMIT_S)
+            if not done:
+                for runner in self.runners:
+                    runner.offer_live(list(alarms))
+                self.metrics.writer.slow_alarm_commits += 1
+            else:
+                alarms.clear()
+        await append
 
     def _offer_live(self, batch: list[Record]) -> None:
         """Alarms and latest values leave even when the store cannot take them."""

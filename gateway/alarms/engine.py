@@ -79,6 +79,8 @@ class AlarmEngine:
         self._pending: set[str] = set()  # ids with a delay running
         self._shelved: set[str] = set()
         self._muted_by_design: dict[str, set[Event]] = {}  # id -> {SUPPRESS, REMOVE}
+        # device -> point -> how many of its alarms are out of service
+        self._oos_points: dict[str, dict[str, int]] = {}
         for rule in rules:
             for cond in compile_rule(rule, self._comm_lost, self._alarm_on):
                 if cond.id in self.conditions:
@@ -101,6 +103,8 @@ class AlarmEngine:
                 self.states[aid] = st
                 if st.shelved_until_ns is not None:
                     self._shelved.add(aid)
+                if st.out_of_service:
+                    self._count_out_of_service(self.conditions[aid], 1)
 
     # -- inputs --------------------------------------------------------------
 
@@ -192,6 +196,11 @@ class AlarmEngine:
         raise Refused(f"no {what} named {target!r}: see `minegate alarms list`")
 
     # -- views ---------------------------------------------------------------
+
+    def out_of_service_points(self, device: str) -> Mapping[str, int] | None:
+        """The points of ``device`` with an alarm out of service (None: no
+        such point, the common case, found with one dict lookup)."""
+        return self._oos_points.get(device)
 
     def view(self, aid: str) -> AlarmView:
         c = self.conditions[aid]
@@ -297,6 +306,21 @@ class AlarmEngine:
             self._shelved.discard(c.id)
         if tr is not None:
             out.append(tr)
+        if old.out_of_service != new.out_of_service:
+            self._count_out_of_service(c, 1 if new.out_of_service else -1)
         if old.alarm_on != new.alarm_on:
             for dep in self._dependents.get(c.id, ()):
                 self._evaluate(dep, inp.ts_ns, out)
+
+    def _count_out_of_service(self, c: Condition, delta: int) -> None:
+        origin = c.origin
+        if origin is None:  # a combined condition is about no one point
+            return
+        points = self._oos_points.setdefault(origin.device, {})
+        n = points.get(origin.point, 0) + delta
+        if n > 0:
+            points[origin.point] = n
+            return
+        points.pop(origin.point, None)
+        if not points:
+            del self._oos_points[origin.device]

@@ -47,9 +47,16 @@ def dump(engine: AlarmEngine, saved_ns: int) -> dict[str, Any]:
 
 
 def save(path: Path, data: dict[str, Any]) -> None:
+    """Replace the file at once; on a refused write (a full disk) the old
+    file stays whole and the partial temporary file is removed, giving its
+    blocks back."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, default=str), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read(path: Path) -> dict[str, Any] | None:

@@ -13,7 +13,9 @@ included) and runs, beside the pollers:
 * the local command socket ``alarms.sock`` in ``data_dir`` (one JSON request
   per line, one JSON reply per line: ``minegate alarms``), and the MQTT
   command topic when ``alarm_control.mqtt_sink`` is set
-  (gateway.alarms.mqtt_commands).
+  (gateway.alarms.mqtt_commands);
+* the marks: SAMPLE and SNAPSHOT records of points with an alarm out of
+  service say so in ``fields["out_of_service"]`` (:meth:`AlarmService.mark`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from gateway.alarms.engine import AlarmEngine
 from gateway.alarms.records import to_record
 from gateway.alarms.state import Transition
 from gateway.config import SiteConfig
-from gateway.model import Record
+from gateway.model import OUT_OF_SERVICE, Record, RecordKind
 
 if TYPE_CHECKING:
     from gateway.alarms.outputs import AlarmOutputs
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("minegate.alarms")
 
 MAX_REQUEST_BYTES = 4096
+_MARKED = (RecordKind.SAMPLE, RecordKind.SNAPSHOT)
 
 
 class AlarmService:
@@ -70,6 +73,7 @@ class AlarmService:
         self._out: asyncio.Queue[Record] = asyncio.Queue()
         self._dirty = asyncio.Event()
         self._dirty.set()  # write the file once at start
+        self._save_error: str | None = None  # why alarms.json could not be written
         self._emit: Callable[[Record], Coroutine[Any, Any, None]] | None = None
         self._gateway: Gateway | None = None
         self.outputs: AlarmOutputs | None = None
@@ -90,6 +94,17 @@ class AlarmService:
         trs = self.engine.observe(record)
         if trs:
             self._publish(trs)
+
+    def mark(self, record: Record) -> None:
+        """Mark the values of points out of service in a SAMPLE or SNAPSHOT
+        record on its way to the store: ``fields["out_of_service"]`` lists
+        them (docs/schema.md). Called for every record the gateway queues."""
+        oos = self.engine.out_of_service_points(record.device)
+        if oos is None or record.kind not in _MARKED:
+            return
+        points = [p for p in record.points if p in oos]
+        if points:
+            record.fields = {**record.fields, OUT_OF_SERVICE: points}
 
     def _publish(self, trs: list[Transition]) -> None:
         for tr in trs:
@@ -149,7 +164,8 @@ class AlarmService:
         assert self._emit is not None
         while not self._out.empty():
             await self._emit(self._out.get_nowait())
-        await asyncio.to_thread(self._save)
+        if not await asyncio.to_thread(self._save):
+            log.error("alarm states at stop not saved in %s: %s", self.state_file, self._save_error)
 
     async def _forward(self) -> None:
         assert self._emit is not None
@@ -169,14 +185,29 @@ class AlarmService:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            try:
-                await asyncio.to_thread(self._save)
-            except OSError as exc:
-                log.error("cannot write %s: %s", self.state_file, exc)
+            failing = self._save_error is not None
+            if await asyncio.to_thread(self._save):
+                if failing:
+                    log.info("%s written again", self.state_file)
+            else:
+                self._dirty.set()  # a full disk: try again, the states must reach the file
+                if not failing:
+                    log.error(
+                        "cannot write %s: %s; alarms still leave, the file is retried every "
+                        "second (until then a restart starts from its older states)",
+                        self.state_file, self._save_error,
+                    )  # fmt: skip
             await asyncio.sleep(1.0)  # at most one write a second (O(alarms) each)
 
-    def _save(self) -> None:
-        persist.save(self.state_file, persist.dump(self.engine, self.clock()))
+    def _save(self) -> bool:
+        """Write ``alarms.json``; False (the error kept) when the disk refuses."""
+        try:
+            persist.save(self.state_file, persist.dump(self.engine, self.clock()))
+        except OSError as exc:
+            self._save_error = str(exc)
+            return False
+        self._save_error = None
+        return True
 
     async def _serve_socket(self) -> asyncio.AbstractServer | None:
         path = self.socket_path

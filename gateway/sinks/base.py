@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -127,6 +128,13 @@ class Sink(ABC):
 
     #: true between a successful connect() and a failure or close()
     connected: bool = False
+
+    #: set by the runner: while it returns True (an alarm was stored behind
+    #: the batch being written), a sink may end ``write`` early, accepting
+    #: a prefix of the batch (``WriteResult.accepted_upto``); the runner
+    #: then sends the alarm and takes the rest again. A sink whose write is
+    #: one request (InfluxDB) ignores it.
+    yield_now: Callable[[], bool] | None = None
 
     @classmethod
     def from_config(cls, cfg: Any, site: str, gateway: str) -> Sink:

@@ -8,6 +8,8 @@ point, so the hot path for telemetry is one join per record.
 Quality: a value whose quality is not ``good`` adds a string field
 ``<point>_q`` with the quality name; a missing value (``None``, comm loss) or
 a non-finite float writes *only* that quality field, never a fake number.
+A point out of service (its alarms taken out for calibration or maintenance,
+``Record.fields["out_of_service"]``) adds the boolean field ``<point>_oos``.
 
 Types: device values (SAMPLE, SNAPSHOT, ALARM points) and the free-form
 ``Record.fields`` numbers are written as floats, integers included, so that a
@@ -24,7 +26,7 @@ import math
 import operator
 from collections.abc import Collection, Iterable, Sequence
 
-from gateway.model import Quality, Record, RecordKind
+from gateway.model import OUT_OF_SERVICE, Quality, Record, RecordKind
 
 MEASUREMENTS: dict[RecordKind, str] = {
     RecordKind.SAMPLE: "telemetry",
@@ -48,6 +50,7 @@ TAG_KEYS: dict[RecordKind, tuple[str, ...]] = {
 RESERVED_KEYS = frozenset({"measurement", "tags"})
 
 QUALITY_SUFFIX = "_q"
+OUT_OF_SERVICE_SUFFIX = "_oos"
 
 #: kinds whose point values come from devices: every number written as a float
 FLOAT_KINDS = frozenset({RecordKind.SAMPLE, RecordKind.SNAPSHOT, RecordKind.ALARM})
@@ -251,6 +254,10 @@ class LineEncoder:
             if not fields:
                 return ""
             body = ",".join(fields)
+        oos = record.fields.get(OUT_OF_SERVICE) if record.fields else None
+        if isinstance(oos, list):
+            key = self._key
+            body += "".join(f",{key(p + OUT_OF_SERVICE_SUFFIX)}=true" for p in oos)
         return f"{self._prefix_for(measurement, record.device)}{body} {record.ts_ns}"
 
     def _stat_lines(self, record: Record) -> list[str]:

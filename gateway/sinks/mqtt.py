@@ -36,6 +36,10 @@ def _rc_value(exc: aiomqtt.MqttError) -> int | None:
     return int(getattr(rc, "value", rc))
 
 
+class _Yielded(Exception):
+    """A record left unsent because an alarm is waiting (``Sink.yield_now``)."""
+
+
 class MqttSink(Sink):
     type_name = "mqtt"
 
@@ -164,6 +168,8 @@ class MqttSink(Sink):
             if res is None:
                 accepted_upto = rec.seq
                 continue
+            if isinstance(res, _Yielded):  # an alarm waits: the rest is sent after it
+                break
             if isinstance(res, asyncio.CancelledError):  # the link watcher saw it go
                 self.connected = False
                 err = aiomqtt.MqttError(f"connection lost ({self._lost_reason})")
@@ -176,7 +182,9 @@ class MqttSink(Sink):
         return WriteResult(accepted_upto=accepted_upto)
 
     async def _publish_all(self, msgs: list[Message], window: asyncio.Semaphore) -> None:
-        async with window:
+        async with window:  # acquired in batch order
+            if self.yield_now is not None and self.yield_now():
+                raise _Yielded
             for m in msgs:
                 await self._publish(m)
 

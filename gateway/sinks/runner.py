@@ -19,7 +19,10 @@ Guarantees:
   are sent ahead of the outbox, from memory only (not acked, ``seq`` 0),
   at most ``LIVE_MAX_RECORDS`` waiting, the oldest samples dropped first
   and counted (``live_dropped``). They are stored and sent again through
-  the outbox once the store writes: at-least-once, as always.
+  the outbox once the store writes: at-least-once, as always. An ack the
+  store refuses (a full disk) is kept in memory: the runner goes on after
+  it instead of sending the same batch again, acks it with the next ack
+  that succeeds, and after a restart those records are sent again.
 
 Batching policy:
 
@@ -33,7 +36,11 @@ Batching policy:
   reports the drain rate and the remaining backlog;
 * *alarms first*: before every take of the in-order pass the runner takes
   the alarms not yet sent (the store's partial index makes that cheap) and
-  sends them ahead of any backlog; the in-order pass then skips them.
+  sends them ahead of any backlog; the in-order pass then skips them. An
+  alarm stored while a batch is being written (``notify(alarm=True)``)
+  need not wait for the whole batch: a sink that can (MQTT, a message per
+  record) ends the write early (``Sink.yield_now``), the runner acks the
+  part accepted, sends the alarm and takes the rest again.
 
 The store is blocking (SQLite): every store call runs in a worker thread.
 """
@@ -53,6 +60,7 @@ from drivers.types import Value
 from gateway.model import Record, RecordKind
 from gateway.scheduler import stopped_within
 from gateway.sinks.base import AuthError, NotFound, Sink, SinkError, TlsError, is_transient
+from gateway.store.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +172,24 @@ class SinkRunner:
         self._alarms_sent_upto = 0
         self._ahead = False  # the batch being delivered is alarms sent ahead
         self._batch_end = 0  # last seq taken, skipped alarms included
+        # Sent and accepted up to here, but the store refused the ack (a full
+        # disk): takes start after it; stored with the next ack that succeeds.
+        self._acked_in_memory = 0
+        self._alarm_waiting = False  # an alarm was stored since the last alarm take
+        self._may_yield = False  # writing an in-order batch: it may end early for one
+        sink.yield_now = self._yield_now
 
     # -- public ------------------------------------------------------------
 
-    def notify(self) -> None:
-        """New records were appended: wake an idle runner now."""
+    def notify(self, *, alarm: bool = False) -> None:
+        """New records were appended (``alarm``: an alarm among them): wake
+        an idle runner now; a batch being written yields to the alarm."""
+        if alarm:
+            self._alarm_waiting = True
         self._wake.set()
+
+    def _yield_now(self) -> bool:
+        return self._alarm_waiting and self._may_yield
 
     def offer_live(self, records: list[Record]) -> None:
         """The store could not write these: send them from memory, ahead of
@@ -178,6 +198,8 @@ class SinkRunner:
         left), counted in ``live_dropped``."""
         for rec in records:
             self._live.append(rec)
+            if rec.kind is RecordKind.ALARM:
+                self._alarm_waiting = True  # a batch being written yields to it
         self._trim_live()
         if records:
             self._wake.set()
@@ -272,7 +294,11 @@ class SinkRunner:
         if self._live:  # the store failed: what it could not take, once
             await self._send_live(stopped)
         batch = await asyncio.to_thread(
-            self.store.take, self.name, self.batch_size, max_values=self.max_batch_values
+            self.store.take,
+            self.name,
+            self.batch_size,
+            max_values=self.max_batch_values,
+            after_seq=self._acked_in_memory,
         )
         if batch:
             batch = await self._skip_sent_alarms(batch)
@@ -306,6 +332,7 @@ class SinkRunner:
 
     async def _deliver(self, batch: list[Record], stop: asyncio.Event) -> None:
         started = self._clock()
+        self._may_yield = not self._ahead
         try:
             result = await self.sink.write(batch)
         except SinkError as exc:
@@ -315,10 +342,15 @@ class SinkRunner:
             self._failed(exc, "write")
             await self._backoff(stop, exc)
             return
+        finally:
+            self._may_yield = False
         rejected_seqs = set()
         for rej in result.rejected:
             rejected_seqs.add(rej.record.seq)
-            await asyncio.to_thread(self.store.set_aside, self.name, rej.record, rej.reason)
+            try:
+                await asyncio.to_thread(self.store.set_aside, self.name, rej.record, rej.reason)
+            except StoreError as exc:  # offered again after a restart, then set aside
+                log.warning("sink %s: cannot set aside seq=%d: %s", self.name, rej.record.seq, exc)
             self.set_aside_count += 1
             log.debug(
                 "sink %s: set aside seq=%d (%s %s): %s",
@@ -337,7 +369,7 @@ class SinkRunner:
         await self._ack(accepted, rejected_seqs)
         if not self._ahead and accepted and accepted[-1] is batch[-1]:
             if self._batch_end > batch[-1].seq:  # alarms sent ahead ended the take
-                await asyncio.to_thread(self.store.ack, self.name, self._batch_end)
+                await self._store_ack(self._batch_end)
         if self._attempt:
             log.info("sink %s: delivering again after %d failure(s)", self.name, self._attempt)
         self._attempt = 0
@@ -356,7 +388,7 @@ class SinkRunner:
         if self._ahead:
             self._alarms_sent_upto = max(self._alarms_sent_upto, accepted[-1].seq)
         else:
-            await asyncio.to_thread(self.store.ack, self.name, accepted[-1].seq)
+            await self._store_ack(accepted[-1].seq)
         n_rec = len(accepted) - len(rejected)
         n_val = sum(len(r) for r in accepted if r.seq not in rejected)
         self.sent_records += n_rec
@@ -373,17 +405,24 @@ class SinkRunner:
             vlimit = self.max_batch_values * factor
             # cleared before the take: a notify() during it wakes the wait below
             self._wake.clear()
+            self._alarm_waiting = False
             ahead = await asyncio.to_thread(
                 self.store.take,
                 self.name,
                 self.batch_size,
                 kinds=(RecordKind.ALARM,),
-                after_seq=self._alarms_sent_upto,
+                after_seq=max(self._alarms_sent_upto, self._acked_in_memory),
             )
             self._ahead = bool(ahead)
             if ahead:
                 return ahead
-            batch = await asyncio.to_thread(self.store.take, self.name, limit, max_values=vlimit)
+            batch = await asyncio.to_thread(
+                self.store.take,
+                self.name,
+                limit,
+                max_values=vlimit,
+                after_seq=self._acked_in_memory,
+            )
             if batch and not (batch := await self._skip_sent_alarms(batch)):
                 continue
             n_values = sum(len(r) for r in batch)
@@ -391,6 +430,8 @@ class SinkRunner:
             full = len(batch) >= limit or (batch and n_values + len(batch[-1]) > vlimit)
             self._catching_up = bool(full)
             if not batch:
+                if self._acked_in_memory:  # idle: try to store the ack again
+                    await self._store_ack(self._acked_in_memory)
                 await self._refresh_backlog()
                 await stopped_within(stop, self.idle_poll_s, wake=self._wake)
                 continue
@@ -411,8 +452,27 @@ class SinkRunner:
             return batch
         unsent = [r for r in batch if r.kind is not RecordKind.ALARM or r.seq > sent]
         if not unsent:
-            await asyncio.to_thread(self.store.ack, self.name, batch[-1].seq)
+            await self._store_ack(batch[-1].seq)
         return unsent
+
+    async def _store_ack(self, upto_seq: int) -> None:
+        """Move the sink's cursor; when the store refuses (a full disk), keep
+        it in memory so the next takes start after it (module docstring)."""
+        upto_seq = max(upto_seq, self._acked_in_memory)
+        try:
+            await asyncio.to_thread(self.store.ack, self.name, upto_seq)
+        except StoreError as exc:
+            if not self._acked_in_memory:
+                log.warning(
+                    "sink %s: the store cannot record what was sent (%s); going on from "
+                    "memory, records after the last stored ack are sent again after a restart",
+                    self.name, exc,
+                )  # fmt: skip
+            self._acked_in_memory = upto_seq
+            return
+        if self._acked_in_memory:
+            log.info("sink %s: acks stored again (up to seq %d)", self.name, upto_seq)
+            self._acked_in_memory = 0
 
     async def _refresh_backlog(self, force: bool = False) -> None:
         now = self._clock()

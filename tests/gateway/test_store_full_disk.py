@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from gateway.config import load_config
 from gateway.model import Quality, Record, RecordKind
 from gateway.runtime import Gateway, store_path
 from gateway.status import show_status
@@ -286,3 +287,180 @@ async def test_store_failing_keeps_polling_and_sends_latest_values_live(
     # Never stored twice: the retried batches are the held ones, once.
     keys = [(r.device, r.ts_ns, r.kind) for r in records if r.kind is RecordKind.SAMPLE]
     assert len(keys) == len(set(keys))
+
+
+FAN_LAYOUT_DEVICES = (("main_fan_1", 1), ("main_fan_2", 2))
+
+
+async def test_a_store_that_cannot_write_still_lets_alarms_out(
+    small_fs: Path, tmp_path: Path
+) -> None:
+    """Issue 11: the main fans stop and restart while the disk is full; the
+    alarm transitions reach an independent subscriber at once, from memory
+    (``seq`` 0), and once the disk has room they are stored and sent again
+    with their real ``seq``."""
+    import aiomqtt
+
+    from gateway.alarms import persist
+    from simulators.layout import BusLayout, DeviceLayout, MineLayout
+    from simulators.mine import SimulatedMine
+    from simulators.scenarios import SCENARIOS, play
+
+    layout = MineLayout(
+        "full-mine",
+        (
+            BusLayout(
+                "vent", "tcp", tuple(DeviceLayout(n, "main_fan", u) for n, u in FAN_LAYOUT_DEVICES)
+            ),
+        ),
+    )
+    broker = _servers().mosquitto(tmp_path / "mosquitto").start()
+    root = "minegate/full-mine/gw1"
+    heard: list[tuple[str, dict[str, Any]]] = []
+    subscribed = asyncio.Event()
+
+    async def subscribe() -> None:
+        async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+            await client.subscribe(f"{root}/alarms/#", qos=1)
+            subscribed.set()
+            async for m in client.messages:
+                if m.payload and "/active/" not in str(m.topic):
+                    heard.append((str(m.topic), json.loads(bytes(m.payload))))  # type: ignore[arg-type]
+
+    def transitions(live: bool) -> list[tuple[str, str]]:
+        return [
+            (p["fields"]["alarm"], p["fields"]["state"])
+            for _, p in heard
+            if p["kind"] == "alarm" and (p["seq"] == 0) is live
+        ]
+
+    expected = sorted(
+        (f"{n}.running", s)
+        for n, _ in FAN_LAYOUT_DEVICES
+        for s in ("active_unacked", "rtn_unacked")
+    )
+
+    def saved_states() -> dict[str, str]:
+        saved = persist.read(persist.state_path(small_fs))
+        states = persist.states(saved).items()
+        return {aid: st.status.value for aid, st in states if st.status.value != "normal"}
+
+    listener = asyncio.create_task(subscribe())
+    try:
+        await asyncio.wait_for(subscribed.wait(), 10)
+        async with SimulatedMine(layout, tick_s=0) as mine:
+            site = tmp_path / "site.toml"
+            text = mine.site_config_toml(small_fs).replace(
+                "poll_interval_s = 1.0", "poll_interval_s = 0.1"
+            )
+            site.write_text(
+                text.replace("batch_ms = 200", "batch_ms = 50")
+                + f"""
+[metrics]
+interval_s = 0.3
+
+[[sinks]]
+name = "uplink"
+type = "mqtt"
+host = "127.0.0.1"
+port = {broker.port}
+flush_ms = 50
+retry_initial_s = 0.1
+retry_max_s = 0.5
+"""
+            )
+            gateway = Gateway(load_config(site))
+            run = asyncio.create_task(gateway.run())
+            await asyncio.wait_for(gateway.started.wait(), 10)
+            await _until(lambda: gateway.metrics.writer.records_stored > 5, 10, "first records")
+            filler = fill(small_fs)
+            await _until(lambda: gateway.outage.failing, 15, "the store to fail")
+            await play(mine, SCENARIOS["fan_stop"], speed=1000, tick_s=0.1)
+            await _until(
+                lambda: len(transitions(live=True)) >= 4,
+                10,
+                f"the alarms, live (sink {gateway.runners[0].status()['state']}): {heard}",
+            )
+            assert gateway.outage.failing  # all of it while the store failed
+            assert sorted(transitions(live=True)) == expected
+            assert transitions(live=False) == []  # nothing stored yet
+            filler.unlink()
+            await _until(lambda: not gateway.outage.failing, 40, "the store to write again")
+            await _until(lambda: len(transitions(live=False)) >= 4, 15, "the stored alarms sent")
+            # the alarm states file, refused while the disk was full, is written again
+            await _until(lambda: saved_states() == {a: "rtn_unacked" for a, _ in expected}, 5,
+                         "alarms.json with the alarms as they are")  # fmt: skip
+            gateway.request_stop()
+            await asyncio.wait_for(run, 30)
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+        broker.stop()
+    # sent again from the store, in order (at least once)
+    assert sorted(set(transitions(live=False))) == expected
+    with Store(store_path(small_fs)) as store:
+        store.register_sink("check", start_at="start")
+        stored = store.take("check", 1_000_000, kinds=(RecordKind.ALARM,))
+    alarms = sorted((r.fields["alarm"], r.fields["state"]) for r in stored)
+    assert alarms == expected  # each transition stored once
+
+
+async def test_a_sink_goes_on_when_the_store_refuses_its_acks(
+    small_fs: Path, tmp_path: Path
+) -> None:
+    """Records sent while the disk is full cannot be acked: the runner keeps
+    the ack in memory and goes on (it used to die with StoreFullError, and
+    the uplink stayed silent for the rest of the run, alarms included)."""
+    import aiomqtt
+
+    from gateway.sinks.config import MqttConfig
+    from gateway.sinks.mqtt import MqttSink
+    from gateway.sinks.runner import SinkRunner
+
+    broker = _servers().mosquitto(tmp_path / "mosquitto").start()
+    heard: list[dict[str, Any]] = []
+    subscribed = asyncio.Event()
+
+    async def subscribe() -> None:
+        async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+            await client.subscribe("acks/#", qos=1)
+            subscribed.set()
+            async for m in client.messages:
+                if "/status" not in str(m.topic):
+                    heard.append(json.loads(bytes(m.payload)))  # type: ignore[arg-type]
+
+    listener = asyncio.create_task(subscribe())
+    store = Store(small_fs / "minegate.sqlite", synchronous="OFF")
+    store.register_sink("mqtt")
+    store.append([rec(i, n=5) for i in range(5)])
+    filler = fill(small_fs)
+    sink = MqttSink(
+        MqttConfig(name="mqtt", host="127.0.0.1", port=broker.port, topic_prefix="acks"), "s", "g"
+    )
+    runner = SinkRunner(sink, store, "mqtt", flush_ms=10, idle_poll_s=0.05)
+    stop = asyncio.Event()
+    try:
+        await asyncio.wait_for(subscribed.wait(), 10)
+        task = asyncio.create_task(runner.run(stop))
+        await _until(lambda: len(heard) >= 5, 10, "the stored samples")
+        alarm = Record(RecordKind.ALARM, "dev0", T0 + 99, [], [], [], [],
+                       fields={"alarm": "dev0.running", "state": "active_unacked"})  # fmt: skip
+        runner.offer_live([alarm])
+        await _until(lambda: any(m["kind"] == "alarm" for m in heard), 10, "the live alarm")
+        await asyncio.sleep(0.3)
+        assert not task.done()
+        assert sorted(m["seq"] for m in heard if m["kind"] == "sample") == [1, 2, 3, 4, 5]
+        assert store.backlog("mqtt") == (5, 25)  # the ack is not stored yet
+        filler.unlink()
+        await _until(lambda: store.backlog("mqtt") == (0, 0), 10, "the ack stored")
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+        broker.stop()
+        with contextlib.suppress(StoreFullError):  # a failed test leaves the disk full
+            store.close()
+    assert len([m for m in heard if m["kind"] == "sample"]) == 5  # each sent once

@@ -46,6 +46,7 @@ async def test_records_arrive_with_values_tags_and_timestamps(influxd_server: An
         r.seq = i
     recs[10].values[0] = None
     recs[10].qualities[0] = Quality.COMM_LOSS
+    recs[20].fields = {"out_of_service": ["ch4"]}  # its alarms out for calibration
     res = await sink.write(recs)
     await sink.close()
     assert res.accepted_upto == 50 and res.rejected == []
@@ -59,6 +60,7 @@ async def test_records_arrive_with_values_tags_and_timestamps(influxd_server: An
             assert row["ch4"] is None and row["ch4_q"] == "comm_loss"
         else:
             assert row["ch4"] == pytest.approx(r.values[0], abs=0) and row["ch4_q"] is None
+        assert row["ch4_oos"] is (True if r is recs[20] else None)
 
 
 async def test_malformed_records_are_rejected_the_rest_delivered(

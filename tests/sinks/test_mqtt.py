@@ -283,3 +283,36 @@ async def test_a_lost_link_is_noticed_without_a_write(mosquitto_server: Any, h: 
     await sink.connect()  # the client reconnects after a lost link
     assert sink.connected
     await sink.close()
+
+
+async def test_an_alarm_stored_during_a_catch_up_batch_does_not_wait_for_all_of_it(
+    mosquitto_server: Any, h: Any, store: Any
+) -> None:
+    # A catch-up batch is 5,000 records (batch_size x catchup_factor); an
+    # alarm stored as the second one starts leaves after the records then in
+    # flight (max_inflight 100), not after the rest of that batch.
+    # (sink._inflight: the publishes of the write under way)
+    prefix = h.unique("yield")
+    store.register_sink("mqtt")
+    store.append([h.sample("old", i) for i in range(15_000)])
+    sink = MqttSink(cfg(mosquitto_server.port, topic_prefix=prefix), h.SITE, h.GATEWAY)
+    runner = SinkRunner(sink, store, "mqtt", batch_size=1000, catchup_factor=5)
+    stop = asyncio.Event()
+    async with collecting(mosquitto_server.port, f"{prefix}/#") as col:
+        task = asyncio.create_task(runner.run(stop))
+        await until(lambda: runner.sent_records >= 5000 and bool(sink._inflight))  # the 2nd
+        alarm = Record(RecordKind.ALARM, "old", h.BASE_TS, [], [], [], [],
+                       fields={"alarm": "old.running", "state": "active_unacked"})  # fmt: skip
+        store.append([alarm])
+        runner.notify(alarm=True)
+        await until(lambda: len(col.on("/telemetry/old")) >= 15_000)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    order = [
+        "alarm" if t.endswith("/alarms/old") else p["seq"]
+        for t, p, _ in col.messages
+        if t.endswith(("/alarms/old", "/telemetry/old"))
+    ]
+    assert order.index("alarm") < order.index(10_000)  # the end of the second batch
+    seqs = {p["seq"] for p in col.on("/telemetry/old")}
+    assert seqs == set(range(1, 15_001))  # the rest of the batch sent after it, none lost

@@ -166,8 +166,20 @@ def test_out_of_service_by_the_device_flag() -> None:
     e = AlarmEngine([rule])
     trs = e.observe(sample("gas", 0, ch4=2.0, calibrating=True))
     assert events(trs) == [("ch4", "out_of_service")]
+    assert e.out_of_service_points("gas") == {"ch4": 1}  # its samples are marked
     trs = e.observe(sample("gas", 1, ch4=0.2, calibrating=False))
     assert events(trs) == [("ch4", "normal")]
+    assert e.out_of_service_points("gas") is None
+
+
+def test_points_out_of_service_counted_per_alarm_and_across_a_restart() -> None:
+    e = AlarmEngine([high(), high(name="ch4_hh", limit=1.5, restore=1.4)])
+    e.command("gas.ch4", Event.REMOVE, "li")
+    assert e.out_of_service_points("gas") == {"ch4": 2}
+    e.command("ch4", Event.RESTORE, "li")  # one alarm back: the point is still out
+    assert e.out_of_service_points("gas") == {"ch4": 1}
+    restarted = AlarmEngine([high(), high(name="ch4_hh", limit=1.5, restore=1.4)], states=e.states)
+    assert restarted.out_of_service_points("gas") == {"ch4": 1}
 
 
 def test_rate_of_change() -> None:

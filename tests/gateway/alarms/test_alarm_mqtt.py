@@ -2,7 +2,9 @@
 and methane climbs, the alarms arrive in order with their priorities and
 clear when the fans restart; retained per-alarm messages; commands over the
 local socket and the MQTT command topic, an unknown user refused; alarms
-raised while the uplink is down arrive first when it returns."""
+raised while the uplink is down arrive first when it returns; an alarm
+whose commit stalls sent from memory meanwhile; the samples of a point out
+of service marked as such."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import contextlib
 import importlib.util
 import json
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -318,6 +321,116 @@ async def test_alarms_raised_while_the_uplink_is_down_arrive_first(tmp_path: Pat
     # and each was sent once
     seqs = [m["seq"] for m in alarms]
     assert len(seqs) == len(set(seqs))
+
+
+async def test_samples_of_a_point_out_of_service_are_marked(tmp_path: Path) -> None:
+    broker = servers.mosquitto(tmp_path / "mq").start()
+    try:
+        async with alarm_site(tmp_path, broker.port) as (mine, config):
+            listener = Listener(broker.port, f"{ROOT}/#")
+            listen = asyncio.create_task(listener.run())
+            await asyncio.wait_for(listener.ready.wait(), 10)
+            gateway = Gateway(config)
+            run = asyncio.create_task(gateway.run())
+            await asyncio.wait_for(gateway.started.wait(), 10)
+
+            def ch4_samples() -> list[dict[str, Any]]:
+                return [
+                    m
+                    for m in data_messages(listener)
+                    if m["kind"] == "sample"
+                    and m["device"] == "gas_monitor_1"
+                    and "ch4" in m["values"]
+                ]
+
+            await wait_for(lambda: ch4_samples() != [], 10, "a first ch4 sample")
+            oos = {"user": "li", "cmd": "oos", "alarm": "gas_monitor_1.ch4", "note": "calibration"}
+            reply = await asyncio.to_thread(send, config.data_dir, oos)
+            assert reply["ok"] is True, reply
+            mine.physics.set("gas_monitor_1", "ch4", 2.0)  # the test gas
+            mine.advance(0.0)
+            await wait_for(lambda: ch4_samples()[-1]["values"]["ch4"]["v"] == 2.0, 10, "test gas")
+            mine.physics.release("gas_monitor_1", "ch4")
+            mine.advance(0.0)
+            await wait_for(lambda: ch4_samples()[-1]["values"]["ch4"]["v"] < 1.0, 10, "clean air")
+            reply = await asyncio.to_thread(send, config.data_dir, {**oos, "off": True})
+            assert reply["ok"] is True, reply
+            mine.physics.set("gas_monitor_1", "ch4", 0.31)
+            mine.advance(0.0)
+            await wait_for(lambda: ch4_samples()[-1]["values"]["ch4"]["v"] == 0.31, 10, "0.31 %")
+            await asyncio.sleep(0.3)
+            gateway.request_stop()
+            await asyncio.wait_for(run, 30)
+            listen.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listen
+    finally:
+        broker.stop()
+    got = ch4_samples()
+    marks = [m.get("fields", {}).get("out_of_service") for m in got]
+    calibration = next(m for m in got if m["values"]["ch4"]["v"] == 2.0)
+    assert calibration["fields"] == {"out_of_service": ["ch4"]}
+    assert marks[0] is None and marks[-1] is None  # before and after: unmarked
+    # 2 % methane under calibration raised nothing; the period is recorded
+    alarms = [m["fields"] for m in data_messages(listener) if m["kind"] == "alarm"]
+    assert [(a["alarm"], a["state"]) for a in alarms if a["alarm"] == "ch4_return"] == [
+        ("ch4_return", "out_of_service"), ("ch4_return", "normal"),
+    ]  # fmt: skip
+    with Store(store_path(config.data_dir), retention_s=1e9, max_bytes=2**30) as store:
+        store.register_sink("check", start_at="start")
+        stored = [
+            r
+            for r in store.take("check", 100_000, kinds=(RecordKind.SAMPLE,))
+            if r.device == "gas_monitor_1" and "ch4" in r.points
+        ]
+    marked = [r for r in stored if r.fields.get("out_of_service") == ["ch4"]]
+    assert marked and all(r.values[r.points.index("ch4")] == 2.0 for r in marked[:1])
+    assert stored[0].fields == {} and stored[-1].fields == {}
+
+
+class SlowCommitStore(Store):
+    """A real store whose commits of alarms take 0.6 s (an fsync stalled
+    by a busy disk)."""
+
+    def append(self, records: Any, *args: Any, **kw: Any) -> Any:
+        if any(r.kind is RecordKind.ALARM for r in records):
+            time.sleep(0.6)
+        return super().append(records, *args, **kw)
+
+
+async def test_an_alarm_whose_commit_stalls_leaves_from_memory_meanwhile(tmp_path: Path) -> None:
+    broker = servers.mosquitto(tmp_path / "mq").start()
+    try:
+        async with alarm_site(tmp_path, broker.port) as (mine, config):
+            listener = Listener(broker.port, f"{ROOT}/alarms/#")
+            listen = asyncio.create_task(listener.run())
+            await asyncio.wait_for(listener.ready.wait(), 10)
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+            store = SlowCommitStore(store_path(config.data_dir))
+            gateway = Gateway(config, store=store)
+            run = asyncio.create_task(gateway.run())
+            await asyncio.wait_for(gateway.started.wait(), 10)
+            mine.physics.set("main_fan_1", "running", False)
+            mine.advance(1.0)
+
+            def fan() -> list[dict[str, Any]]:
+                return [
+                    m for m in listener.stream() if m["fields"]["alarm"] == "main_fan_1.running"
+                ]
+
+            await wait_for(lambda: len(fan()) >= 2, 10, "the alarm live, then stored")
+            gateway.request_stop()
+            await asyncio.wait_for(run, 30)
+            await asyncio.to_thread(store.close)
+            listen.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listen
+    finally:
+        broker.stop()
+    live, stored = fan()[:2]
+    assert live["seq"] == 0 and stored["seq"] > 0  # from memory first, then from the store
+    assert live["fields"] == stored["fields"] and live["fields"]["state"] == "active_unacked"
+    assert gateway.metrics.writer.slow_alarm_commits >= 1
 
 
 def data_messages(listener: Listener) -> list[dict[str, Any]]:
