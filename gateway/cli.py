@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.types import DataType, RegisterKind, WordOrder
+from gateway.logs import add_log_options
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -240,15 +241,7 @@ def _version() -> str:
 def _add_run(sub: Any) -> None:
     run = sub.add_parser("run", help="run the gateway", description="Poll, store and forward.")
     run.add_argument("--config", "-c", required=True, type=Path, help="site configuration TOML")
-    run.add_argument(
-        "--log-format", choices=("json", "text"), default="text", help="log lines on stderr"
-    )
-    run.add_argument(
-        "--log-level",
-        default="info",
-        choices=("debug", "info", "warning", "error"),
-        help="least severe level logged",
-    )
+    add_log_options(run)
     run.set_defaults(func=cmd_run)
 
 

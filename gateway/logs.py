@@ -8,6 +8,7 @@ formats. Under systemd, stderr goes to the journal; read it with
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
@@ -64,6 +65,20 @@ class TextFormatter(logging.Formatter):
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
+
+
+def add_log_options(parser: argparse.ArgumentParser) -> None:
+    """``--log-format`` and ``--log-level`` of a long-running command (the
+    gateway, the platform and its worker), for :func:`setup_logging`."""
+    parser.add_argument(
+        "--log-format", choices=("json", "text"), default="text", help="log lines on stderr"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="least severe level logged",
+    )
 
 
 def setup_logging(

@@ -15,6 +15,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from gateway.logs import add_log_options
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("minegate.platform")
 
@@ -329,15 +331,7 @@ def register(sub: Any) -> None:
 
     serve = psub.add_parser("serve", help="run the platform (web, API, ingest, alerts)")
     with_config(serve)
-    serve.add_argument(
-        "--log-format", choices=("json", "text"), default="text", help="log line format"
-    )
-    serve.add_argument(
-        "--log-level",
-        default="info",
-        choices=("debug", "info", "warning", "error"),
-        help="log level",
-    )
+    add_log_options(serve)
     serve.set_defaults(func=cmd_serve)
 
     demo = psub.add_parser(
@@ -369,15 +363,7 @@ def register(sub: Any) -> None:
     worker.add_argument(
         "--threads", type=int, default=1, help="checks at once in this process (default 1)"
     )
-    worker.add_argument(
-        "--log-format", choices=("json", "text"), default="text", help="log line format"
-    )
-    worker.add_argument(
-        "--log-level",
-        default="info",
-        choices=("debug", "info", "warning", "error"),
-        help="log level",
-    )
+    add_log_options(worker)
     worker.set_defaults(func=cmd_worker)
 
     migrate = psub.add_parser("migrate", help="create or upgrade the database")
