@@ -49,6 +49,9 @@ class LatestValue(Base):
     unit: Mapped[str] = mapped_column(String(32), default="")
     quality: Mapped[str] = mapped_column(String(16))
     ts_ns: Mapped[int] = mapped_column(BigInteger)
+    #: the newest value with data (quality not ``comm_loss``): a device's
+    #: ``comm_loss`` reports replace the row but not this (data gaps)
+    data_ts_ns: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class SurveyCheck(Base):
