@@ -11,7 +11,7 @@ each round is what the evaluator cannot afford.
 
 from __future__ import annotations
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from supervision.alerting.models import Alert
@@ -19,8 +19,6 @@ from supervision.alerting.rules import DATA_GAP, DeviceDataFact
 from supervision.config import DataGapWatch
 from supervision.ingest.models import LatestValue
 from supervision.registry.models import Gateway
-
-COMM_LOSS = "comm_loss"
 
 
 def device_data(db: Session, now_ns: int, watch: DataGapWatch) -> list[DeviceDataFact]:
@@ -31,18 +29,13 @@ def device_data(db: Session, now_ns: int, watch: DataGapWatch) -> list[DeviceDat
         return []
     G, L = Gateway, LatestValue
     cutoff = now_ns - int(watch.shortest_s * 1e9)
-    # a row written without data_ts_ns (before the column, or by hand) has
-    # data at its own time unless it is a comm_loss report
-    data_ts = case(
-        (L.data_ts_ns.is_not(None), L.data_ts_ns), (L.quality != COMM_LOSS, L.ts_ns), else_=None
-    )
     stale = (
         select(L.gateway_id, L.device)
-        .where(or_(data_ts.is_(None), data_ts < cutoff))
+        .where(or_(L.data_ts_ns.is_(None), L.data_ts_ns < cutoff))
         .distinct()
         .subquery()
     )
-    data = func.max(data_ts)
+    data = func.max(L.data_ts_ns)
     rows = db.execute(
         select(G.mine_id, G.id, G.site, G.name, L.device, func.count(), data, func.max(L.ts_ns))
         .join(stale, (stale.c.gateway_id == L.gateway_id) & (stale.c.device == L.device))

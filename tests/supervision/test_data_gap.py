@@ -247,3 +247,19 @@ def test_an_offline_gateway_inhibits_its_devices_gaps(engine: Engine, world: Any
         evaluate(db, T0 + 2301 * S, cfg)
         [gap] = db.scalars(select(Alert).where(Alert.state == "firing")).all()
         assert gap.kind == "device_data_gap" and gap.evidence["gap_start_ns"] == T0
+
+
+def test_a_row_written_without_its_data_time_takes_its_own(engine: Engine, world: Any) -> None:
+    """Inserts that leave ``data_ts_ns`` out (tools, fixtures) get the
+    row's time when it has data, none for a comm_loss report."""
+    gw = world.gateways["qn1/gw01"]
+    with make_sessionmaker(engine)() as db, db.begin():
+        db.add_all([
+            LatestValue(gateway_id=gw, device="d", point="good", value=1.0, number=1.0, unit="",
+                        quality="good", ts_ns=T0),
+            LatestValue(gateway_id=gw, device="d", point="lost", value=None, number=None, unit="",
+                        quality="comm_loss", ts_ns=T0),
+        ])  # fmt: skip
+    with make_sessionmaker(engine)() as db:
+        got = {v.point: v.data_ts_ns for v in db.scalars(select(LatestValue))}
+    assert got == {"good": T0, "lost": None}
