@@ -133,8 +133,10 @@ def watched_points(watch: SuspendedWatch) -> list[str]:
 
 
 def _value(v: ValueFact) -> dict[str, Any]:
-    return {"value": v.value, "unit": v.unit, "ts": iso(v.ts_ns)} if v.unit else {
-        "value": v.value, "ts": iso(v.ts_ns)}  # fmt: skip
+    out: dict[str, Any] = {"value": v.value}
+    if v.unit:
+        out["unit"] = v.unit
+    return out | {"ts": iso(v.ts_ns)}
 
 
 def suspended_mine_watch(
