@@ -70,6 +70,7 @@ DEVICE_CLASSES = (
     "environment",
     "ground_pressure",
     "annunciator",  # beacons and horns driven by the alarm outputs
+    "processing",  # crushers, screens: a quarry's production machinery
 )
 
 _BIT_TYPES = frozenset((DataType.BIT, DataType.BOOL))

@@ -44,6 +44,7 @@ from simulators.equipment import (
     Supply,
     approach,
 )
+from simulators.production import Crusher, Hoist
 
 
 class GasMonitor(Equipment):
@@ -196,6 +197,8 @@ KINDS: dict[str, type[Equipment]] = {
         FireMain,
         SmokeSensor,
         Annunciator,
+        Hoist,
+        Crusher,
     )
 }
 # Profiles whose devices share a model (the ASCII gas sensor is a gas monitor).
@@ -241,6 +244,11 @@ DEFAULT_ENTITIES: dict[str, EntitySpec] = {
     # serves it (the alarm tests add one)
     "annunciator_1": EntitySpec("annunciator"),
     "smoke_1": EntitySpec("smoke"),
+    # production machinery, stopped (a suspended mine's demo starts its
+    # hoist; a quarry runs its crusher): no device of the default layout
+    # serves them and no meter feeds them unless a layout says so
+    "hoist_1": EntitySpec("hoist"),
+    "crusher_1": EntitySpec("crusher"),
 }
 
 
@@ -326,6 +334,8 @@ class MinePhysics:
             FireMain,
             SmokeSensor,
             GasMonitor,
+            Hoist,  # before the meters: they read its power of this step
+            Crusher,
             PowerMeter,
             Annunciator,
         ):

@@ -7,6 +7,7 @@ site file, all of them at once. The rest of the platform receives a frozen
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import os
 import re
@@ -111,8 +112,60 @@ class SuspendedWatch(_Section):
     #: being true means production machinery runs
     production_devices: tuple[str, ...] = ("main_fan*", "*hoist*", "*crusher*", "*conveyor*")
     running_points: tuple[str, ...] = ("running",)
+    #: points of a running production device shown with it as evidence
+    #: (a hoist's speed and position, a crusher's throughput...)
+    evidence_points: tuple[str, ...] = (
+        "speed", "position", "motor_current", "motor_power", "throughput", "trips", "cycles",
+    )  # fmt: skip
     #: power above baseline by more than this (kW) counts
     power_margin_kw: float = Field(0.0, ge=0)
+
+
+class DataGapClass(_Section):
+    """Devices of one class (glob patterns on device names: the platform
+    knows devices by name) with their own reporting interval and limits;
+    a key left out takes the ``[alerting.data_gap]`` default."""
+
+    devices: tuple[str, ...] = Field(min_length=1)
+    reporting_interval_s: float | None = Field(None, gt=0)
+    intervals: float | None = Field(None, ge=1)
+    min_gap_s: float | None = Field(None, ge=0)
+
+
+class DataGapWatch(_Section):
+    """Device data gaps measured by time: a device whose data (a value of
+    any quality but ``comm_loss``) is missing for longer than
+    ``max(intervals x reporting_interval_s, min_gap_s)`` of its class."""
+
+    enabled: bool = True
+    #: how often a healthy device's data arrives at least (the gateways'
+    #: snapshots: every 20 s by default)
+    reporting_interval_s: float = Field(20.0, gt=0)
+    #: missing for this many reporting intervals...
+    intervals: float = Field(3.0, ge=1)
+    #: ...and at least this long (s)
+    min_gap_s: float = Field(300.0, ge=0)
+    severity: Literal["info", "minor", "major", "critical"] = "minor"
+    #: per device class, first match wins: [alerting.data_gap.classes.power]
+    classes: dict[str, DataGapClass] = Field(default_factory=dict)
+
+    def _limit(self, c: DataGapClass | None) -> float:
+        every = (c.reporting_interval_s if c else None) or self.reporting_interval_s
+        n = c.intervals if c is not None and c.intervals is not None else self.intervals
+        floor = c.min_gap_s if c is not None and c.min_gap_s is not None else self.min_gap_s
+        return max(n * every, floor)
+
+    def limit_for(self, device: str) -> tuple[str, float]:
+        """(class name or "default", the gap length that alerts, s)."""
+        for name, c in self.classes.items():
+            if any(fnmatch.fnmatchcase(device, pat) for pat in c.devices):
+                return name, self._limit(c)
+        return "default", self._limit(None)
+
+    @property
+    def shortest_s(self) -> float:
+        """The shortest limit of any class: a gap shorter than this alerts nowhere."""
+        return min([self._limit(None), *(self._limit(c) for c in self.classes.values())])
 
 
 class AlertingSection(_Section):
@@ -130,6 +183,7 @@ class AlertingSection(_Section):
     suspended_watch: SuspendedWatch = Field(
         default_factory=lambda: SuspendedWatch.model_validate({})
     )
+    data_gap: DataGapWatch = Field(default_factory=lambda: DataGapWatch.model_validate({}))
 
 
 NOTIFY_EVENTS = frozenset({"fired", "updated", "acknowledged", "escalated", "reminder", "resolved"})

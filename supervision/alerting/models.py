@@ -16,6 +16,7 @@ class AlertKind(StrEnum):
     SUSPECTED_ILLEGAL_PRODUCTION = "suspected_illegal_production"
     GATEWAY_ALARM = "gateway_alarm"
     DEVICE_SILENT = "device_silent"
+    DEVICE_DATA_GAP = "device_data_gap"
     SURVEY_VIOLATION = "survey_violation"
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from supervision.config import AlertingSection
+from supervision.config import AlertingSection, DataGapWatch, SuspendedWatch
 from supervision.ingest.parse import QUIET_STATES
 
 
@@ -126,12 +126,32 @@ def gateway_offline(
     return out
 
 
+def watched_points(watch: SuspendedWatch) -> list[str]:
+    """The points the evaluator must pass to :func:`suspended_mine_watch`
+    (as :class:`ValueFact`, latest value of each, for suspended mines)."""
+    return sorted({*watch.power_points, *watch.running_points, *watch.evidence_points})
+
+
+def _value(v: ValueFact) -> dict[str, Any]:
+    out: dict[str, Any] = {"value": v.value}
+    if v.unit:
+        out["unit"] = v.unit
+    return out | {"ts": iso(v.ts_ns)}
+
+
 def suspended_mine_watch(
     mines: list[MineFact], values: list[ValueFact], today: date, config: AlertingSection
 ) -> list[AlertSpec]:
     """A mine under a suspension order in force today that draws power
     above its baseline, or runs production machinery: "suspected illegal
-    production", with the values and their times as evidence."""
+    production", with the values and their times as evidence (a running
+    machine's own readings too: a hoist's speed and position, a crusher's
+    throughput).
+
+    The summary names what shows production: the machines running when any
+    do (it stays the same while they run: a hoist's power comes and goes
+    with its winding cycle, which only refreshes the evidence), otherwise
+    the power above baseline. The live numbers are in the evidence only."""
     watch = config.suspended_watch
     by_mine: dict[int, list[ValueFact]] = {}
     for v in values:
@@ -143,21 +163,21 @@ def suspended_mine_watch(
         if (m.order_from and today < m.order_from) or (m.order_to and today > m.order_to):
             continue
         facts = [v for v in by_mine.get(m.mine_id, []) if v.quality == "good"]
-        reasons: list[str] = []
         evidence: dict[str, Any] = {
             "order_no": m.order_no,
             "baseline_power_kw": m.baseline_power_kw,
         }
         power = [v for v in facts if v.point in watch.power_points and v.number is not None]
+        above = False
         if power and m.baseline_power_kw is not None:
             total = sum(v.number for v in power if v.number is not None)
-            if total > m.baseline_power_kw + watch.power_margin_kw:
-                reasons.append(f"power {total:.1f} kW above baseline {m.baseline_power_kw:g} kW")
-                evidence["power"] = [
-                    {"device": v.device, "point": v.point, "value": v.number, "unit": v.unit, "ts": iso(v.ts_ns)}
-                    for v in power
-                ]  # fmt: skip
-                evidence["power_total_kw"] = round(total, 3)
+            above = total > m.baseline_power_kw + watch.power_margin_kw
+            evidence["power"] = [
+                {"device": v.device, "point": v.point, "value": v.number, "unit": v.unit, "ts": iso(v.ts_ns)}
+                for v in power
+            ]  # fmt: skip
+            evidence["power_total_kw"] = round(total, 3)
+            evidence["power_above_baseline"] = above
         running = [
             v
             for v in facts
@@ -166,24 +186,33 @@ def suspended_mine_watch(
             and any(fnmatch.fnmatchcase(v.device, pat) for pat in watch.production_devices)
         ]
         if running:
-            reasons.append("running: " + ", ".join(sorted({v.device for v in running})))
+            readings: dict[str, dict[str, Any]] = {}
+            for v in facts:
+                if v.point in watch.evidence_points:
+                    readings.setdefault(v.device, {})[v.point] = _value(v)
             evidence["running"] = [
-                {"device": v.device, "point": v.point, "value": v.value, "ts": iso(v.ts_ns)}
-                for v in running
-            ]
-        if reasons:
-            out.append(
-                AlertSpec(
-                    f"suspected_illegal_production:{m.mine_id}",
-                    "suspected_illegal_production",
-                    m.mine_id,
-                    None,
-                    "critical",
-                    f"suspected illegal production at suspended mine {m.code} {m.name}: "
-                    + "; ".join(reasons),
-                    evidence,
-                )
+                {"device": v.device, "point": v.point, "value": v.value, "ts": iso(v.ts_ns),
+                 "readings": dict(sorted(readings.get(v.device, {}).items()))}
+                for v in sorted(running, key=lambda v: (v.device, v.point))
+            ]  # fmt: skip
+            why = "running: " + ", ".join(sorted({v.device for v in running}))
+        elif above:
+            why = f"power above its baseline {m.baseline_power_kw:g} kW" + (
+                f" + {watch.power_margin_kw:g} kW" if watch.power_margin_kw else ""
             )
+        else:
+            continue
+        out.append(
+            AlertSpec(
+                f"suspected_illegal_production:{m.mine_id}",
+                "suspected_illegal_production",
+                m.mine_id,
+                None,
+                "critical",
+                f"suspected illegal production at suspended mine {m.code} {m.name}: {why}",
+                evidence,
+            )
+        )
     return out
 
 
@@ -220,6 +249,129 @@ def silent_devices(devices: list[SilentDeviceFact]) -> list[AlertSpec]:
         )
         for d in devices
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceDataFact:
+    """What the store knows of one device's data: when its newest value
+    with data arrived (any quality but ``comm_loss``; None if none ever
+    did) and when the gateway last said anything of it (``comm_loss``
+    reports included). The evaluator may pass only the devices whose data
+    is older than :attr:`DataGapWatch.shortest_s` (the others cannot be in
+    a gap)."""
+
+    mine_id: int
+    gateway_id: int
+    label: str
+    device: str
+    points: int
+    last_data_ns: int | None
+    last_report_ns: int
+    #: a data-gap alert of this device is open (firing) now
+    alerting: bool = False
+
+
+DATA_GAP = "device_data_gap"
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def data_gaps(
+    devices: list[DeviceDataFact],
+    gateways: list[GatewayFact],
+    now_ns: int,
+    watch: DataGapWatch,
+    *,
+    offline: set[int] | frozenset[int] = frozenset(),
+    watching_since_ns: int = 0,
+) -> list[AlertSpec]:
+    """A device whose data has been missing longer than its class's limit
+    (``watch.limit_for``): a ``device_data_gap`` alert with the gap's start
+    (its last data) and length; it resolves when data returns (the
+    resolution records the gap's full length: :func:`on_resolve`).
+
+    A gap not alerting yet is measured from the latest of its last data,
+    its gateway's registration or return (status ``online``) and ``watching_since_ns``
+    (when this platform started listening), so neither a gateway's outage
+    nor the platform's own downtime counts against a device: a gateway
+    back online gets one limit's time for its devices to report; and it
+    is inhibited while its gateway is in ``offline`` (a ``gateway_offline``
+    alert says it all). A gap already alerting (``alerting``) goes on until
+    data returns, whatever its gateway does meanwhile."""
+    if not watch.enabled:
+        return []
+    # a gap is measured from no earlier than the gateway's registration, and
+    # for one not alerting yet, its return (status online) if that is later
+    floor = {g.gateway_id: g.created_ns for g in gateways}
+    back = {g.gateway_id: max(g.created_ns, g.state_ts_ns or 0) for g in gateways
+            if g.state == "online"}  # fmt: skip
+    out = []
+    for d in devices:
+        cls, limit_s = watch.limit_for(d.device)
+        if d.alerting:
+            since = max(d.last_data_ns or 0, floor.get(d.gateway_id, 0))
+        elif d.gateway_id in offline:
+            continue
+        else:
+            since = max(
+                d.last_data_ns or 0,
+                back.get(d.gateway_id, floor.get(d.gateway_id, 0)),
+                watching_since_ns,
+            )
+        if now_ns - since <= int(limit_s * 1e9):
+            continue
+        start = d.last_data_ns
+        gap_s = (now_ns - start) / 1e9 if start is not None else None
+        summary = (
+            f"device {d.device} on {d.label}: no data since {iso(start)} "
+            f"(alerts after {_duration(limit_s)})"
+            if start is not None
+            else f"device {d.device} on {d.label}: no data received "
+            f"(alerts after {_duration(limit_s)})"
+        )
+        out.append(
+            AlertSpec(
+                f"{DATA_GAP}:{d.gateway_id}:{d.device}",
+                DATA_GAP,
+                d.mine_id,
+                d.gateway_id,
+                watch.severity,
+                summary,
+                {
+                    "gateway": d.label,
+                    "device": d.device,
+                    "class": cls,
+                    "limit_s": limit_s,
+                    "gap_start": iso(start) if start is not None else None,
+                    "gap_start_ns": start,
+                    # to the minute: fresher evidence is a write, not every round
+                    "gap_s": int(gap_s // 60 * 60) if gap_s is not None else None,
+                    # the gateway still reports the device, as not answering
+                    # (comm_loss); False: it reports nothing of it at all
+                    "comm_loss": d.last_report_ns > (start or 0),
+                    "points": d.points,
+                },
+            )
+        )
+    return out
+
+
+def on_resolve(kind: str, evidence: dict[str, Any], now_ns: int) -> dict[str, Any]:
+    """The evidence a resolved alert keeps. A data gap records its end
+    and full length (``gap_end``, ``gap_s``): the evaluator calls this when
+    it resolves an alert, with the resolution's time (within one evaluation
+    of the data's return)."""
+    if kind != DATA_GAP or evidence.get("gap_start_ns") is None:
+        return evidence
+    start = int(evidence["gap_start_ns"])
+    return {**evidence, "gap_end": iso(now_ns), "gap_s": round((now_ns - start) / 1e9)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,13 +462,23 @@ def evaluate_rules(
     watching_since_ns: int = 0,
     silent: list[SilentDeviceFact] | None = None,
     checks: list[SurveyCheckFact] | None = None,
+    data: list[DeviceDataFact] | None = None,
 ) -> dict[str, AlertSpec]:
     today = datetime.fromtimestamp(now_ns / 1e9, UTC).date()
+    offline = gateway_offline(gateways, now_ns, config.heartbeat_timeout_s, watching_since_ns)
     specs = [
-        *gateway_offline(gateways, now_ns, config.heartbeat_timeout_s, watching_since_ns),
+        *offline,
         *suspended_mine_watch(mines, values, today, config),
         *forwarded_alarms(alarms),
         *silent_devices(silent or []),
         *survey_violations(checks or []),
+        *data_gaps(
+            data or [],
+            gateways,
+            now_ns,
+            config.data_gap,
+            offline={s.gateway_id for s in offline if s.gateway_id is not None},
+            watching_since_ns=watching_since_ns,
+        ),
     ]
     return {s.fingerprint: s for s in specs}

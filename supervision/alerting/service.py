@@ -8,6 +8,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from supervision.alerting.datagap import device_data
 from supervision.alerting.models import Alert, AlertEvent, AlertState
 from supervision.alerting.rules import (
     AlarmFact,
@@ -18,6 +19,8 @@ from supervision.alerting.rules import (
     SurveyCheckFact,
     ValueFact,
     evaluate_rules,
+    on_resolve,
+    watched_points,
 )
 from supervision.alerting.state import OpenAlert, Transition, plan
 from supervision.config import AlertingSection
@@ -69,7 +72,7 @@ def gather_and_evaluate(
             select(LatestValue, Gateway.mine_id)
             .join(Gateway, Gateway.id == LatestValue.gateway_id)
             .where(Gateway.mine_id.in_(suspended))
-            .where(LatestValue.point.in_([*watch.power_points, *watch.running_points]))
+            .where(LatestValue.point.in_(watched_points(watch)))
         )
         values = [
             ValueFact(
@@ -165,6 +168,7 @@ def gather_and_evaluate(
         alarms=alarms,
         config=config,
         watching_since_ns=watching_since_ns,
+        data=device_data(db, now_ns, config.data_gap),
     )
 
 
@@ -249,6 +253,7 @@ def reconcile(db: Session, specs: dict[str, AlertSpec], now_ns: int) -> Reconcil
             alert.state = AlertState.RESOLVED.value
             alert.open_fingerprint = None
             alert.resolved_ns = alert.updated_ns = now_ns
+            alert.evidence = on_resolve(alert.kind, alert.evidence, now_ns)
             _event(db, alert, transition.value, now_ns)
             out.resolved += 1
         else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, case
+from sqlalchemy import Table, case, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -52,9 +52,11 @@ def upsert(
     *,
     keys: Sequence[str],
     newer: str | None = None,
+    keep: Sequence[str] = (),
 ) -> None:
     """Insert ``rows``; on a key conflict update the other columns, only if
-    ``newer`` (a column) is not older than the stored one (or NULL)."""
+    ``newer`` (a column) is not older than the stored one (or NULL); a
+    column in ``keep`` keeps its stored value where the new one is NULL."""
     if not rows:
         return
     # executemany of one statement: compiled once and cached, where a
@@ -65,9 +67,11 @@ def upsert(
     if newer is not None:
         stored = table.c[newer]
         where = stored.is_(None) | (stored <= stmt.excluded[newer])
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(keys), set_={c: stmt.excluded[c] for c in cols}, where=where
-    )
+    set_ = {
+        c: func.coalesce(stmt.excluded[c], table.c[c]) if c in keep else stmt.excluded[c]
+        for c in cols
+    }
+    stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=set_, where=where)
     db.execute(stmt, list(rows))
 
 

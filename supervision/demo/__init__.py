@@ -11,8 +11,12 @@ evaluator) in this process on a temporary ``platform.toml`` and SQLite
 database. It prints the page's URL and a login token, then plays a
 scenario (:func:`scenario`) that shows on the page:
 
-* Qinnan coal mine is under a suspension order; its power draw rises above
-  its baseline: "suspected illegal production" with the evidence;
+* Qinnan coal mine is under a suspension order; at night its hoist (a skip
+  winder, :mod:`simulators.production`) starts winding ore:
+  "suspected illegal production" naming ``hoist_1``, with its speed,
+  position and motor current and the mine's power above its baseline as
+  evidence, each with its time (Lingshan quarry's crusher runs all along:
+  the quarry is producing, no alert);
 * Qinnan iron mine's main fans stop: airflow falls and methane in the
   return climbs; its gateway's main-fan and CH4 alarms show as
   ``gateway_alarm`` alerts with their priority (the gateway's defaults, see

@@ -24,9 +24,9 @@ from supervision.demo.servers import (
 )
 from supervision.demo.world import (
     DEMO_USER,
-    EXTRA_LOAD_KW,
     FAN_MINE,
     FAN_MINE_VOLUME_M3,
+    HOIST,
     MINES,
     OFFLINE_MINE,
     SUSPENDED_MINE,
@@ -65,9 +65,9 @@ def scenario(duration_s: float | None) -> list[Step]:
         ),
         Step(
             t[1],
-            f"{SUSPENDED_MINE} (suspended): {EXTRA_LOAD_KW:g} kW more on the -80 m "
-            "substation: production under a suspension order",
-            lambda d: d.add_load(SUSPENDED_MINE, EXTRA_LOAD_KW),
+            f"{SUSPENDED_MINE} (suspended): at night its hoist starts winding ore: "
+            "production under a suspension order",
+            lambda d: d.start_hoist(SUSPENDED_MINE),
         ),
         Step(
             t[2],
@@ -106,9 +106,11 @@ class Demo:
         for fan in ("main_fan_1", "main_fan_2"):
             self.sims[code].operate(fan, "running", 1)
 
-    def add_load(self, code: str, kw: float) -> None:
-        sim = self.sims[code]
-        sim.operate("power_meter_2", "base_kw", float(sim.value("power_meter_2", "base_kw")) + kw)
+    def start_hoist(self, code: str) -> None:
+        self.sims[code].operate(HOIST, "running", 1)
+
+    def hoist_speed(self, code: str) -> float:
+        return float(self.sims[code].value(HOIST, "speed"))
 
     def start_gateway(self, code: str) -> None:
         from gateway.config import load_config
@@ -180,7 +182,7 @@ async def _run(
         async with contextlib.AsyncExitStack() as stack:
             for i, m in enumerate(MINES):
                 demo.sims[m.code] = await stack.enter_async_context(
-                    SimulatedMine(layout_for(m.site), seed=11 + i, bus_timing=False)
+                    SimulatedMine(layout_for(m), seed=11 + i, bus_timing=False)
                 )
             # a small gassy district: its return answers a fan stop within a minute
             demo.sims[FAN_MINE].physics.mine_volume_m3 = FAN_MINE_VOLUME_M3
@@ -247,7 +249,8 @@ async def _play(demo: Demo, engine: Any, duration_s: float | None, stop: asyncio
             alerts = open_alerts(engine)
             say(
                 f"t={elapsed:4.0f}s  {FAN_MINE} CH4 {demo.ch4(FAN_MINE):.2f} %  "
-                f"{SUSPENDED_MINE} {demo.power_kw(SUSPENDED_MINE):.0f} kW  "
+                f"{SUSPENDED_MINE} {demo.power_kw(SUSPENDED_MINE):.0f} kW, "
+                f"hoist {demo.hoist_speed(SUSPENDED_MINE):.1f} m/s  "
                 f"alerts: {'; '.join(f'{c} {k}' for c, k, _ in alerts) or 'none'}"
             )
         with contextlib.suppress(TimeoutError):

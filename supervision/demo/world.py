@@ -19,17 +19,20 @@ class DemoMine:
     name: str
     county: str
     suspended: bool = False
+    #: its production machine (simulators.production), on the main 6 kV
+    #: substation's meter: "hoist" (stopped) or "crusher" (running)
+    machine: str = ""
 
 
 MINES = (
     DemoMine("M-QN-1", "qinnan-1", "Qinnan iron mine", "QN"),
-    DemoMine("M-QN-2", "qinnan-2", "Qinnan coal mine", "QN", suspended=True),
-    DemoMine("M-LS-1", "lingshan-1", "Lingshan quarry", "LS"),
+    DemoMine("M-QN-2", "qinnan-2", "Qinnan coal mine", "QN", suspended=True, machine="hoist"),
+    DemoMine("M-LS-1", "lingshan-1", "Lingshan quarry", "LS", machine="crusher"),
 )
 FAN_MINE, SUSPENDED_MINE, OFFLINE_MINE = (m.code for m in MINES)
 GATEWAY = "gw1"
-#: what the suspended mine starts drawing on its -80 m substation (kW)
-EXTRA_LOAD_KW = 400.0
+#: the suspended mine's winder, which starts at night
+HOIST = "hoist_1"
 #: the fan mine's well-mixed volume upstream of its return monitor (the
 #: simulator's default, 20,000 m3, takes minutes to show a fan stop)
 FAN_MINE_VOLUME_M3 = 1000.0
@@ -37,18 +40,33 @@ FAN_MINE_VOLUME_M3 = 1000.0
 POWER_MARGIN_KW = 150.0
 
 
-def layout_for(site: str) -> Any:
+def layout_for(mine: DemoMine) -> Any:
     """A small mine on Modbus TCP only (three mines and their gateways in
     one process on a small machine): fans, power meters, a return-airway
-    gas monitor. The gateway's default alarms (docs/alarms.md) do the rest:
+    gas monitor, and the mine's production machine if it has one (the
+    coal mine's skip winder ``hoist_1``, stopped; the quarry's
+    ``crusher_1``, running), fed from the main substation's meter. The
+    gateway's default alarms (docs/alarms.md) do the rest:
     the main fans (device class ``ventilation``) raise ``main_fan_N.running``
     (critical) when they stop; the gas monitor, of ``location_class
     "return_airway"``, raises ``gas_monitor_1.ch4_high`` (high) and the
     latched ``gas_monitor_1.ch4_power_off`` (critical) at 1.0 % methane."""
     from simulators.layout import BusLayout, DeviceLayout, MineLayout
+    from simulators.physics import DEFAULT_ENTITIES, EntitySpec
 
+    entities = dict(DEFAULT_ENTITIES)
+    plant: tuple[BusLayout, ...] = ()
+    if mine.machine:
+        device = f"{mine.machine}_1"
+        where = "Main shaft winder house" if mine.machine == "hoist" else "Primary crushing station"
+        plant = (BusLayout("plant-tcp", "tcp", (DeviceLayout(device, mine.machine, 1, where),)),)
+        meter = entities["power_meter_1"]
+        feeds = (*meter.options["feeds"], device)
+        entities["power_meter_1"] = EntitySpec("power_meter", {**meter.options, "feeds": feeds})
+        entities[device] = EntitySpec(mine.machine, {"running": mine.machine == "crusher"})
     return MineLayout(
-        name=site,
+        name=mine.site,
+        entities=entities,
         buses=(
             BusLayout(
                 "vent-tcp",
@@ -79,6 +97,7 @@ def layout_for(site: str) -> Any:
                     ),
                 ),
             ),
+            *plant,
         ),
     )
 

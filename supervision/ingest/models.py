@@ -36,6 +36,11 @@ class ReceivedSeq(Base):
     received_ns: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
+def _data_ts(ctx: Any) -> int | None:
+    row = ctx.get_current_parameters()
+    return None if row.get("quality") == "comm_loss" else row.get("ts_ns")
+
+
 class LatestValue(Base):
     """The newest value of a point (from telemetry or snapshots); an older
     message never overwrites a newer one."""
@@ -49,6 +54,10 @@ class LatestValue(Base):
     unit: Mapped[str] = mapped_column(String(32), default="")
     quality: Mapped[str] = mapped_column(String(16))
     ts_ns: Mapped[int] = mapped_column(BigInteger)
+    #: the newest value with data (quality not ``comm_loss``): a device's
+    #: ``comm_loss`` reports replace the row but not this (data gaps);
+    #: written by ingest, or from ``ts_ns`` by an insert that leaves it out
+    data_ts_ns: Mapped[int | None] = mapped_column(BigInteger, default=_data_ts)
 
 
 class SurveyCheck(Base):

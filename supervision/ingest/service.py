@@ -151,6 +151,10 @@ def apply_batch(
                 key = (gid, msg.device, pv.point)
                 old = latest.get(key)
                 if old is None or old["ts_ns"] <= msg.ts_ns:
+                    # when the point last had data: comm_loss keeps the older
+                    data_ts = msg.ts_ns if pv.quality != "comm_loss" else None
+                    if data_ts is None and old is not None:
+                        data_ts = old["data_ts_ns"]
                     latest[key] = {
                         "gateway_id": gid,
                         "device": msg.device,
@@ -160,7 +164,10 @@ def apply_batch(
                         "unit": pv.unit,
                         "quality": pv.quality,
                         "ts_ns": msg.ts_ns,
+                        "data_ts_ns": data_ts,
                     }
+                elif pv.quality != "comm_loss" and (old["data_ts_ns"] or 0) < msg.ts_ns:
+                    old["data_ts_ns"] = msg.ts_ns  # an older message with data, later in the batch
         elif msg.kind == "alarm":
             akey = (gid, msg.alarm)
             clears.discard(akey)  # a transition after the clear
@@ -198,7 +205,7 @@ def apply_batch(
                 }
             result.alarms += 1
     # sorted: two instances writing the same rows lock them in one order
-    upsert(db, _LATEST, [latest[k] for k in sorted(latest)], keys=("gateway_id", "device", "point"), newer="ts_ns")  # fmt: skip
+    upsert(db, _LATEST, [latest[k] for k in sorted(latest)], keys=("gateway_id", "device", "point"), newer="ts_ns", keep=("data_ts_ns",))  # fmt: skip
     upsert(db, _ALARM, [alarms[k] for k in sorted(alarms)], keys=("gateway_id", "alarm"), newer="ts_ns")  # fmt: skip
     for gid, alarm in sorted(clears):
         db.execute(

@@ -28,7 +28,9 @@ class GatewayOfflineInhibitor:
             )
         )
 
-    INHIBITED = frozenset({AlertKind.GATEWAY_ALARM, AlertKind.DEVICE_SILENT})
+    INHIBITED = frozenset(
+        {AlertKind.GATEWAY_ALARM, AlertKind.DEVICE_SILENT, AlertKind.DEVICE_DATA_GAP}
+    )
 
     def mutes(self, n: Notification) -> str | None:
         if n.alert.kind in self.INHIBITED and n.alert.gateway_id in self.offline:

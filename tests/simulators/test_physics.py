@@ -174,7 +174,7 @@ def test_unknown_names_are_errors_that_say_what_exists() -> None:
     with pytest.raises(KeyError, match="has no quantity"):
         mine.set("main_fan_1", "rpm", 1)
     with pytest.raises(ValueError, match="unknown kind"):
-        MinePhysics(entities={"x": EntitySpec("hoist")})
+        MinePhysics(entities={"x": EntitySpec("conveyor")})
     with pytest.raises(ValueError, match=">= 0"):
         mine.step(-1.0)
 

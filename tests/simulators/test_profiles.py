@@ -21,6 +21,8 @@ EXPECTED = {
     "gas_ascii",
     "fire_water",
     "smoke",
+    "hoist",
+    "crusher",
 }
 
 

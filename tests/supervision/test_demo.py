@@ -1,7 +1,8 @@
 """``minegate platform demo`` (what ``make demo`` runs): the whole chain for a
 short run, simulated mines, their gateways, a real mosquitto and the
 platform. The printed URL and token work; the page lists the mines; the
-suspended mine's "suspected illegal production", the stopped gateway's
+suspended mine's "suspected illegal production" (its hoist winding, with
+the hoist's readings as evidence), the stopped gateway's
 "gateway offline" and the fan mine's main-fan-stopped alarm from its
 gateway (critical) appear; the mine page has its charts; the run ends by itself and cleans up."""
 
@@ -76,9 +77,22 @@ def test_demo_shows_the_suspended_mine_and_an_offline_gateway(tmp_path: Path) ->
         assert fan["evidence"]["alarm"] in ("main_fan_1.running", "main_fan_2.running")
         fan_page = client.get(f"/mines/{mines['M-QN-1']}").text
         assert fan["summary"] in fan_page and 'data-alarm="main_fan_1.running"' in fan_page
+        # the suspended mine's hoist started winding: named, with its readings
+        assert illegal["summary"].endswith("running: hoist_1"), illegal
+        [hoist] = illegal["evidence"]["running"]
+        assert (hoist["device"], hoist["point"], hoist["value"]) == ("hoist_1", "running", True)
+        readings = hoist["readings"]
+        assert {"speed", "position", "motor_current", "motor_power"} <= set(readings)
+        assert readings["speed"]["unit"] == "m/s" and readings["speed"]["ts"].endswith("Z")
+        assert illegal["evidence"]["order_no"] == "QN-2026-7"
+        assert "power_total_kw" in illegal["evidence"]
         page = client.get(f"/mines/{mines['M-QN-2']}")
         assert "suspected illegal production" in page.text
-        assert "above baseline" in page.text
+        assert "running: hoist_1" in page.text and "motor_current" in page.text
+        # the producing quarry's crusher runs all along: no alert for it
+        every = client.get("/api/v1/alerts").json()
+        assert not any(a["kind"] == "suspected_illegal_production" and a["mine_id"] == mines["M-LS-1"]
+                       for a in every)  # fmt: skip
         if os.access(servers.VICTORIA, os.X_OK):  # the demo's history server: charts
             fan_mine = client.get(f"/mines/{mines['M-QN-1']}").text
             assert 'data-point="gas_monitor_1/ch4"' in fan_mine

@@ -64,7 +64,37 @@ def test_suspended_mine_drawing_power_above_baseline() -> None:
     assert a.kind == "suspected_illegal_production" and a.severity == "critical"
     assert a.evidence["power_total_kw"] == 75.0 and a.evidence["order_no"] == "ORD-1"
     assert {e["device"] for e in a.evidence["power"]} == {"pm", "pm2"}
-    assert "75.0 kW above baseline 50" in a.summary
+    assert a.evidence["power_above_baseline"] is True
+    # the live number is evidence only: the summary stays while the draw moves
+    assert a.summary.endswith(": power above its baseline 50 kW")
+    [b] = suspended_mine_watch([MINE], [v("pm", "active_power", 80.0)], today, CFG)
+    assert b.summary == a.summary and b.evidence["power_total_kw"] == 80.0
+
+
+def test_a_running_hoist_is_named_with_its_readings() -> None:
+    """The hoist's running state names it in the summary, whatever its
+    power does in its winding cycle; its speed, position and current are
+    evidence, with their times."""
+    today = date(2026, 12, 1)
+    hoist = [
+        v("hoist_1", "running", True),
+        ValueFact(10, 1, "hoist_1", "speed", 7.9, 7.9, "m/s", "good", T0 + 3),
+        ValueFact(10, 1, "hoist_1", "position", 212.0, 212.0, "m", "good", T0 + 3),
+        ValueFact(10, 1, "hoist_1", "motor_current", 91.0, 91.0, "A", "good", T0 + 3),
+        ValueFact(10, 1, "crusher_1", "throughput", 0.0, 0.0, "t/h", "good", T0),  # not running
+    ]
+    for power in (30.0, 900.0):  # dwelling, then lifting
+        [a] = suspended_mine_watch([MINE], [*hoist, v("pm", "active_power", power)], today, CFG)
+        assert a.summary.endswith(": running: hoist_1")
+        assert a.evidence["power_above_baseline"] is (power > 50)
+    [running] = a.evidence["running"]
+    assert running["device"] == "hoist_1" and running["ts"] == "2026-12-01T00:00:00Z"
+    assert running["readings"]["speed"] == {
+        "value": 7.9,
+        "unit": "m/s",
+        "ts": "2026-12-01T00:00:00Z",
+    }
+    assert set(running["readings"]) == {"speed", "position", "motor_current"}
 
 
 def test_suspended_mine_running_its_hoist_or_main_fan() -> None:

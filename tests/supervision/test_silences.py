@@ -150,12 +150,14 @@ def test_an_offline_gateway_inhibits_its_alarms(engine: Engine, world: Any) -> N
         AlertSpec("alarm1", "gateway_alarm", qn1, gw, "alarm", "CH4 high"),
         AlertSpec("alarm2", "gateway_alarm", ls1, other, "alarm", "CO high"),
         AlertSpec("silent", "device_silent", qn1, gw, "minor", "gas_monitor_2 silent"),
+        AlertSpec("gap", "device_data_gap", qn1, gw, "minor", "gas_monitor_2: no data since ..."),
     ], T0)  # fmt: skip
     got = deliveries(engine, T0)
     assert got["off"] == ("pending", None)
     assert got["alarm1"] == ("muted", "inhibited: its gateway is offline")
     assert got["alarm2"] == ("pending", None)
     assert got["silent"] == ("muted", "inhibited: its gateway is offline")
+    assert got["gap"] == ("muted", "inhibited: its gateway is offline")
 
 
 def test_silence_from_the_page(client: TestClient, world: Any) -> None:
