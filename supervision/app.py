@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException
 from supervision.alerting import views as alerting_views
 from supervision.alerting.evaluator import Evaluator
 from supervision.auth import views as auth_views
-from supervision.auth.deps import RegistryManager
+from supervision.auth.deps import PlatformOperator
 from supervision.config import PlatformConfig
 from supervision.context import PlatformContext
 from supervision.db import Clock, make_engine, make_sessionmaker, system_clock
@@ -133,7 +133,7 @@ def create_app(
         tags=["ingest"],
         summary="Messages applied and dropped, by reason (this instance)",
     )
-    def ingest_stats(_: RegistryManager) -> dict[str, Any]:
+    def ingest_stats(_: PlatformOperator) -> dict[str, Any]:
         assert ctx.ingest_stats is not None
         return ctx.ingest_stats.as_dict()
 
