@@ -40,6 +40,7 @@ from supervision.notify.runner import Notifier
 from supervision.registry import views as registry_views
 from supervision.uploads import pages as upload_pages
 from supervision.uploads import views as upload_views
+from supervision.web import manage_pages, user_pages
 from supervision.web import views as web_views
 
 log = logging.getLogger("minegate.platform")
@@ -119,6 +120,8 @@ def create_app(
     app.include_router(auth_views.router)
     app.include_router(notify_views.router)
     app.include_router(web_views.router)
+    app.include_router(manage_pages.router)
+    app.include_router(user_pages.router)
     app.include_router(upload_views.router)
     app.include_router(upload_pages.router)
     app.include_router(upload_views.tus_router(config))
