@@ -19,6 +19,7 @@ from supervision.auth import service as auth
 from supervision.auth.deps import UserManager, not_found
 from supervision.auth.models import ApiToken, Role, User
 from supervision.auth.scope import AreaLevel, scoped_select
+from supervision.auth.secrets import sha256_hex
 from supervision.auth.service import Principal
 from supervision.context import DbSession, context
 from supervision.registry import manage as registry
@@ -151,10 +152,28 @@ def _user_or_404(db: Session, request: Request, p: Principal, user_id: int) -> U
     return user
 
 
+NEW_TOKEN_COOKIE = "minegate_new_token"
+
+
 @router.get("/manage/users/{user_id}")
 def user_page(user_id: int, request: Request, p: UserManager, db: DbSession) -> HTMLResponse:
+    """The user; a token just issued is shown here once: it comes in a
+    short-lived cookie for this page only (set by the POST, so a reload
+    neither shows it again nor issues another) and only if it is one of
+    this user's tokens."""
     user = _user_or_404(db, request, p, user_id)
-    return _page(request, "user.html", **_user_ctx(db, p, user, now=context(request).clock()))
+    token = request.cookies.get(NEW_TOKEN_COOKIE)
+    if token:
+        row = db.scalar(select(ApiToken).where(ApiToken.token_sha256 == sha256_hex(token)))
+        if row is None or row.user_id != user.id:
+            token = None
+    resp = _page(
+        request, "user.html", **_user_ctx(db, p, user, token=token, now=context(request).clock())
+    )
+    if request.cookies.get(NEW_TOKEN_COOKIE) is not None:
+        resp.delete_cookie(NEW_TOKEN_COOKIE, path=f"/manage/users/{user_id}")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 def _user_action(request: Request, p: Principal, user_id: int, act: Any) -> Response:
@@ -197,8 +216,8 @@ def token_issue(
     label: str = Form(""),
     days: str = Form(""),
 ) -> Response:
-    """The new token is in this response only (never stored, never logged,
-    not cacheable); reloading the page does not show it again."""
+    """Issue a token and show it once on the user's page (see there); the
+    token is never stored in clear, never logged."""
     ctx = context(request)
 
     def change(db: Session) -> str:
@@ -207,15 +226,18 @@ def token_issue(
                                   now_ns=ctx.clock())  # fmt: skip
 
     try:
-        token: str | None = in_transaction(ctx, change)
-        errors: dict[str, str] = {}
+        token = in_transaction(ctx, change)
     except InputError as exc:
-        token, errors = None, _error(exc)
-    with ctx.sessions() as db:
-        user = _user_or_404(db, request, p, user_id)
-        resp = _page(request, "user.html", 200 if token else 422,
-                     **_user_ctx(db, p, user, token=token, errors=errors, now=ctx.clock()))  # fmt: skip
-    resp.headers["Cache-Control"] = "no-store"
+        with ctx.sessions() as db:
+            user = _user_or_404(db, request, p, user_id)
+            return _page(request, "user.html", 422,
+                         **_user_ctx(db, p, user, errors=_error(exc), now=ctx.clock()))  # fmt: skip
+    resp = RedirectResponse(f"/manage/users/{user_id}", status_code=303)
+    server = ctx.config.server
+    resp.set_cookie(
+        NEW_TOKEN_COOKIE, token, max_age=120, httponly=True, samesite="strict",
+        secure=server.tls or server.behind_reverse_proxy, path=f"/manage/users/{user_id}",
+    )  # fmt: skip
     return resp
 
 

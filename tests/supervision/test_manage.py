@@ -268,11 +268,19 @@ def test_users_tokens_shown_once_and_audited(
                     follow_redirects=False)  # fmt: skip
     assert r.status_code == 303
     user_page = r.headers["location"]
-    r = client.post(f"{user_page}/tokens", data={"csrf": csrf, "label": "phone", "days": "30"})
-    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    r = client.post(
+        f"{user_page}/tokens", data={"csrf": csrf, "label": "phone", "days": "30"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert r.status_code == 303 and r.headers["location"] == user_page
+    r = client.get(user_page)
+    assert r.headers["cache-control"] == "no-store"
     token = re.search(r'id="new-token">([^<]+)<', r.text)
     assert token and token.group(1).startswith("mgp_")
-    assert token.group(1) not in client.get(user_page).text  # shown once
+    assert "new-token" not in client.get(user_page).text  # shown once
+    # a forged cookie shows nothing: only a token of this user would be
+    client.cookies.set("minegate_new_token", "mgp_forged", path=user_page)
+    assert "new-token" not in client.get(user_page).text
     with engine.connect() as conn:
         stored = [row[0] for row in conn.execute(select(ApiToken.token_sha256))]
     assert token.group(1) not in stored and len(stored) == len(world.tokens) + 1
