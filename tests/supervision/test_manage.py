@@ -301,3 +301,37 @@ def test_users_tokens_shown_once_and_audited(
     client.cookies.clear()
     _session(client, token=world.tokens["reg-gx"])
     assert "user v2" in client.get("/manage/audit").text
+
+
+def test_retiring_a_gateway_keeps_the_alert_history(
+    client: TestClient, world: Any, engine: Engine
+) -> None:
+    from supervision.alerting.models import Alert
+    from supervision.alerting.rules import AlertSpec
+    from supervision.alerting.service import reconcile
+    from supervision.ingest.models import GatewayLiveness, LatestValue
+
+    gid, mine = world.gateways["qn1/gw01"], world.mines["M-QN-1"]
+    fp = f"gateway_offline:{gid}"
+    with make_sessionmaker(engine)() as db, db.begin():
+        reconcile(
+            db, {fp: AlertSpec(fp, "gateway_offline", mine, gid, "major", "qn1/gw01 offline")}, T0
+        )
+        db.add(GatewayLiveness(gateway_id=gid, last_seen_ns=T0, state="offline", reason="lost"))
+        db.add(LatestValue(gateway_id=gid, device="d", point="p", value=1.0, number=1.0, unit="",
+                           quality="good", ts_ns=T0))  # fmt: skip
+    qn = bearer(world, "reg-qn")
+    assert client.delete(f"/api/v1/gateways/{gid}", headers=qn).status_code == 200
+    assert client.delete(f"/api/v1/gateways/{gid}", headers=qn).status_code == 404
+    assert count(engine, LatestValue) == 0 and count(engine, GatewayLiveness) == 0
+    with make_sessionmaker(engine)() as db:
+        alert = db.scalars(select(Alert)).one()
+    assert alert.gateway_id is None and alert.summary == "qn1/gw01 offline"
+    # the names are free again (a replacement gateway)
+    gw = {"mine": "M-QN-1", "site": "qn1", "name": "gw01"}
+    assert client.post("/api/v1/gateways", headers=qn, json=gw).status_code == 201
+    audit = client.get("/api/v1/audit", headers=qn).json()
+    assert [(e["action"], e["target"]) for e in audit[:2]] == [
+        ("gateway.add", "gateway qn1/gw01"),
+        ("gateway.retire", "gateway qn1/gw01"),
+    ]
