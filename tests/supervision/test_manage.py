@@ -335,3 +335,29 @@ def test_retiring_a_gateway_keeps_the_alert_history(
         ("gateway.add", "gateway qn1/gw01"),
         ("gateway.retire", "gateway qn1/gw01"),
     ]
+
+
+def test_admin_command_is_audited(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import main
+
+    cfg = tmp_path / "platform.toml"
+    cfg.write_text('[database]\nurl = "sqlite:///p.db"\n')
+
+    def admin(*argv: str) -> int:
+        return main(["platform", "admin", "--config", str(cfg), *argv])
+
+    assert admin("add-region", "GX", "Guangxi") == 0
+    assert admin("add-city", "--region", "GX", "QZ", "Qinzhou") == 0
+    assert admin("add-county", "--city", "QZ", "QN", "Qinnan") == 0
+    assert admin("add-mine", "--county", "QN", "M1", "Mine one") == 0
+    assert admin("set-status", "M1", "--status", "suspended", "--order-no", "7") == 0
+    assert admin("add-city", "--region", "XX", "C2", "City") == 2  # refused: not recorded
+    capsys.readouterr()
+    assert admin("list", "audit") == 0
+    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [(f[2], f[3]) for f in lines] == [
+        ("region.add", "region GX"), ("city.add", "city QZ"), ("county.add", "county QN"),
+        ("mine.add", "mine M1"), ("mine.status", "mine M1"),
+    ]  # fmt: skip
+    assert all(f[1].endswith("(command line)") for f in lines)
+    assert lines[-1][4].startswith("status producing → suspended; order 7")
