@@ -137,9 +137,28 @@ def _check_order(f: MineForm) -> None:
         raise RegistryInputError("order number: at most 200 characters", "order_no")
 
 
-def create_mine(db: Session, by: Principal, code: str, f: MineForm, *, now_ns: int) -> Mine:
+def _check_licence(
+    db: Session, by: Principal, path: str | None, current: str | None, stored: bool
+) -> None:
+    """A licence path from a regulator is one the platform stored from an
+    upload (``stored``), the mine's own, or one of their area's mines': no
+    pointing the platform at any file of its server. Admins name any file,
+    as with the admin command."""
+    if path is None or path == current or stored or by.scope.level is AreaLevel.ALL:
+        return
+    known = db.scalar(scoped_select(Mine, by.scope).where(Mine.licence_file == path).limit(1))
+    if known is None:
+        raise RegistryInputError(
+            "licence: upload the file, or choose one of your area's mines' licences", "licence"
+        )
+
+
+def create_mine(
+    db: Session, by: Principal, code: str, f: MineForm, *, now_ns: int, stored_licence: bool = False
+) -> Mine:
     county = _county_by_code(db, by.scope, f.county)
     _check_order(f)
+    _check_licence(db, by, f.licence_file, None, stored_licence)
     mine = service.add_mine(
         db, county.code, code, _name(f.name, code), licence_file=f.licence_file, status=f.status,
         order_no=(f.order_no or "").strip() or None, order_from=f.order_from, order_to=f.order_to,
@@ -171,12 +190,21 @@ _FIELDS = (
 )
 
 
-def update_mine(db: Session, by: Principal, mine: Mine, f: MineForm, *, now_ns: int) -> list[str]:
+def update_mine(
+    db: Session,
+    by: Principal,
+    mine: Mine,
+    f: MineForm,
+    *,
+    now_ns: int,
+    stored_licence: bool = False,
+) -> list[str]:
     """Apply the form to ``mine`` (in the user's scope: the caller fetched
     it with ``get_scoped``); the changes in words, [] if none. A status
     change is what the suspended-mine watch reads at its next evaluation."""
     county = _county_by_code(db, by.scope, f.county)
     _check_order(f)
+    _check_licence(db, by, f.licence_file, mine.licence_file, stored_licence)
     new = {
         "name": _name(f.name, mine.code),
         "licence_file": f.licence_file,

@@ -197,7 +197,9 @@ async def mine_create(
 
     def change(db: Session) -> int:
         form = _mine_form(request, values, data, _licences(db, p))
-        return manage.create_mine(db, p, code, form, now_ns=ctx.clock()).id
+        return manage.create_mine(
+            db, p, code, form, now_ns=ctx.clock(), stored_licence=data is not None
+        ).id
 
     try:
         mine_id = await _threaded(change, ctx)
@@ -247,7 +249,7 @@ async def mine_edit(
             raise not_found(request, p, f"mine {mine_id}")
         values["code"] = mine.code
         form = _mine_form(request, values, data, _licences(db, p))
-        manage.update_mine(db, p, mine, form, now_ns=ctx.clock())
+        manage.update_mine(db, p, mine, form, now_ns=ctx.clock(), stored_licence=data is not None)
 
     try:
         await _threaded(change, ctx)

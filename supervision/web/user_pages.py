@@ -36,7 +36,9 @@ def _error(exc: Exception) -> dict[str, str]:
     return {"area" if field == "area_code" else field: str(exc)}
 
 
-def area_label(db: Session, user: User) -> str:
+def area_label(db: Session, user: User, p: Principal) -> str:
+    """The user's area in words; a contractor's mines as far as ``p`` may
+    see them (the others counted, not named)."""
     for level, model, area_id in (
         ("mine", Mine, user.mine_id),
         ("county", County, user.county_id),
@@ -47,8 +49,14 @@ def area_label(db: Session, user: User) -> str:
             row: Any = db.get(model, area_id)
             return f"{level} {row.code} {row.name}" if row is not None else level
     if user.role == Role.CONTRACTOR:
-        return "assigned mines: " + (
-            ", ".join(m.code for m in manage.assigned_mines(db, user)) or "none"
+        mines = manage.assigned_mines(db, user)
+        seen = {m.id for m in db.scalars(scoped_select(Mine, p.scope))} if mines else set()
+        names = [m.code for m in mines if m.id in seen]
+        others = len(mines) - len(names)
+        return (
+            "assigned mines: "
+            + (", ".join(names) or "none")
+            + (f" (and {others} elsewhere)" if others else "")
         )
     return "everything" if user.role == Role.ADMIN else "none"
 
@@ -82,7 +90,7 @@ def _roles(p: Principal) -> list[str]:
 
 @router.get("/manage/users")
 def users_page(request: Request, p: UserManager, db: DbSession) -> HTMLResponse:
-    rows = [(u, area_label(db, u)) for u in manage.users_in(db, p.scope)]
+    rows = [(u, area_label(db, u, p)) for u in manage.users_in(db, p.scope)]
     return _page(request, "users.html", principal=p, users=rows, refresh=0)
 
 
@@ -139,7 +147,7 @@ def _user_ctx(db: Session, p: Principal, user: User, **extra: Any) -> dict[str, 
         db.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id))
     )
     return {
-        "principal": p, "user": user, "area": area_label(db, user), "tokens": tokens,
+        "principal": p, "user": user, "area": area_label(db, user, p), "tokens": tokens,
         "manageable": manage.manageable(db, p.scope, user), "refresh": 0, "errors": {},
         "token": None, "now": 0, **extra,
     }  # fmt: skip

@@ -361,3 +361,28 @@ def test_admin_command_is_audited(tmp_path: Path, capsys: pytest.CaptureFixture[
     ]  # fmt: skip
     assert all(f[1].endswith("(command line)") for f in lines)
     assert lines[-1][4].startswith("status producing → suspended; order 7")
+
+
+def test_contractors_from_the_pages(client: TestClient, world: Any) -> None:
+    csrf = _session(client)
+    r = client.post("/manage/users/new", data={"csrf": csrf, "name": "con-1", "role": "contractor"})
+    assert r.status_code == 422 and "first mine" in _field_error(r.text, "mine")
+    r = client.post("/manage/users/new", follow_redirects=False,
+                    data={"csrf": csrf, "name": "con-1", "role": "contractor", "mine": "M-QN-1"})  # fmt: skip
+    assert r.status_code == 303
+    user_page = r.headers["location"]
+    qn2 = world.mines["M-QN-2"]
+    r = client.post(f"/manage/mines/{qn2}/contractors", data={"csrf": csrf, "contractor": "nobody"})
+    assert r.status_code == 422 and "no contractor" in _field_error(r.text, "contractor")
+    r = client.post(f"/manage/mines/{qn2}/contractors", data={"csrf": csrf, "contractor": "con-1"},
+                    follow_redirects=False)  # fmt: skip
+    assert r.status_code == 303
+    assert 'data-user="con-1"' in client.get(f"/manage/mines/{qn2}").text
+    assert "assigned mines: M-QN-1, M-QN-2" in client.get("/manage/users").text
+    # working in another region too: the county's regulator sees them, no longer disables them
+    r = client.put("/api/v1/contractors/con-1/mines/M-AN-1", headers=bearer(world, "admin"))
+    assert r.status_code == 200
+    assert "assigned mines: M-QN-1, M-QN-2 (and 1 elsewhere)" in client.get("/manage/users").text
+    r = client.post(f"{user_page}/active", data={"csrf": csrf, "active": "0"})
+    assert r.status_code == 422 and "outside your area" in _field_error(r.text, "user")
+    assert "contractor.assign" in client.get("/manage/audit").text
