@@ -64,6 +64,21 @@ def test_api_scope_of_regulators(client: TestClient, world: Any, engine: Engine)
         client.put(f"/api/v1/mines/{ls}/status", headers=qz, json={"status": "closed"}).status_code
         == 200
     )
+    # every field of a mine of the area; the changes come back in words
+    qn1 = world.mines["M-QN-1"]
+    edit = {"county": "QN", "name": "Qinnan iron", "baseline_power_kw": 12.5}
+    r = client.put(f"/api/v1/mines/{qn1}", headers=qn, json=edit)
+    assert r.status_code == 200
+    assert r.json()["changes"] == [
+        "name Qinnan iron mine → Qinnan iron",
+        "baseline_power_kw — → 12.5",
+    ]
+    assert client.put(f"/api/v1/mines/{qn1}", headers=qn, json=edit).json()["changes"] == []
+    assert client.put(f"/api/v1/mines/{ls}", headers=qn, json=edit).status_code == 404
+    r = client.put(f"/api/v1/mines/{qn1}", headers=qn, json={**edit, "county": "LS"})
+    assert r.status_code == 422  # moving it out of their area
+    viewer = bearer(world, "viewer-qn")
+    assert client.put(f"/api/v1/mines/{qn1}", headers=viewer, json=edit).status_code == 403
     # counties: a city regulator adds them to their city, a county regulator cannot
     county = {"code": "QB", "name": "Qinbei", "parent": "QZ"}
     assert client.post("/api/v1/counties", headers=qn, json=county).status_code == 422
