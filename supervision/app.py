@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException
 from supervision.alerting import views as alerting_views
 from supervision.alerting.evaluator import Evaluator
 from supervision.auth import views as auth_views
-from supervision.auth.deps import RegistryManager
+from supervision.auth.deps import PlatformOperator
 from supervision.config import PlatformConfig
 from supervision.context import PlatformContext
 from supervision.db import Clock, make_engine, make_sessionmaker, system_clock
@@ -40,6 +40,7 @@ from supervision.notify.runner import Notifier
 from supervision.registry import views as registry_views
 from supervision.uploads import pages as upload_pages
 from supervision.uploads import views as upload_views
+from supervision.web import manage_pages, user_pages
 from supervision.web import views as web_views
 
 log = logging.getLogger("minegate.platform")
@@ -119,6 +120,8 @@ def create_app(
     app.include_router(auth_views.router)
     app.include_router(notify_views.router)
     app.include_router(web_views.router)
+    app.include_router(manage_pages.router)
+    app.include_router(user_pages.router)
     app.include_router(upload_views.router)
     app.include_router(upload_pages.router)
     app.include_router(upload_views.tus_router(config))
@@ -133,7 +136,7 @@ def create_app(
         tags=["ingest"],
         summary="Messages applied and dropped, by reason (this instance)",
     )
-    def ingest_stats(_: RegistryManager) -> dict[str, Any]:
+    def ingest_stats(_: PlatformOperator) -> dict[str, Any]:
         assert ctx.ingest_stats is not None
         return ctx.ingest_stats.as_dict()
 

@@ -175,10 +175,13 @@ def _day(text: str) -> date:
 def cmd_admin(args: argparse.Namespace) -> int:
     import time
 
+    from supervision.audit.service import Where, record
     from supervision.auth import service as auth
+    from supervision.auth.manage import where_user
     from supervision.auth.scope import AreaLevel
     from supervision.db import make_sessionmaker
     from supervision.registry import service as registry
+    from supervision.registry.manage import where_county, where_mine
 
     config = _load(args)
     if config is None:
@@ -191,20 +194,34 @@ def cmd_admin(args: argparse.Namespace) -> int:
     now = time.time_ns()
     what = args.admin_command
     try:
+        os_user = getpass.getuser()
+    except (OSError, KeyError):  # no name for this uid (a container)
+        os_user = "unknown"
+    actor = f"{os_user} (command line)"
+    try:
         with make_sessionmaker(engine)() as db, db.begin():
+
+            def audit(action: str, target: str, detail: str, where: Where) -> None:
+                record(db, actor, action, target, detail, where, now)
+
             if what == "add-region":
-                registry.add_region(db, args.code, args.name)
+                r = registry.add_region(db, args.code, args.name)
+                audit("region.add", f"region {r.code}", f"name {r.name!r}", Where(r.id))
             elif what == "add-city":
-                registry.add_city(db, args.region, args.code, args.name)
+                c = registry.add_city(db, args.region, args.code, args.name)
+                audit("city.add", f"city {c.code}", f"name {c.name!r}", Where(c.region_id, c.id))
             elif what == "add-county":
-                registry.add_county(db, args.city, args.code, args.name)
+                co = registry.add_county(db, args.city, args.code, args.name)
+                audit("county.add", f"county {co.code}", f"name {co.name!r}", where_county(co))
             elif what == "add-mine":
-                registry.add_mine(
+                m = registry.add_mine(
                     db, args.county, args.code, args.name,
                     licence_file=str(Path(args.licence).resolve()) if args.licence else None,
                     status=args.status, order_no=args.order_no, order_from=args.order_from,
                     order_to=args.order_to, baseline_power_kw=args.baseline_kw,
                 )  # fmt: skip
+                audit("mine.add", f"mine {m.code}", f"name {m.name!r}, status {m.status}",
+                      where_mine(m))  # fmt: skip
             elif what == "set-status":
                 from sqlalchemy import select
 
@@ -213,12 +230,18 @@ def cmd_admin(args: argparse.Namespace) -> int:
                 mine = db.scalar(select(Mine).where(Mine.code == args.mine))
                 if mine is None:
                     raise registry.RegistryInputError(f"no mine with code {args.mine!r}")
+                old = mine.status
                 registry.set_mine_status(
                     db, mine, args.status, order_no=args.order_no,
                     order_from=args.order_from, order_to=args.order_to,
                 )  # fmt: skip
+                audit("mine.status", f"mine {mine.code}",
+                      f"status {old} → {mine.status}; order {mine.order_no or '—'} "
+                      f"{mine.order_from or ''}..{mine.order_to or 'open'}", where_mine(mine))  # fmt: skip
             elif what == "add-gateway":
-                registry.add_gateway(db, args.mine, args.site, args.gateway, now_ns=now)
+                g = registry.add_gateway(db, args.mine, args.site, args.gateway, now_ns=now)
+                audit("gateway.add", f"gateway {g.site}/{g.name}", f"mine {g.mine.code}",
+                      where_mine(g.mine))  # fmt: skip
             elif what == "add-user":
                 area, code = AreaLevel.ALL, None
                 for level in ("region", "city", "county", "mine"):
@@ -229,8 +252,10 @@ def cmd_admin(args: argparse.Namespace) -> int:
                     password = sys.stdin.readline().rstrip("\n")
                 elif args.password:
                     password = getpass.getpass(f"password for {args.name}: ")
-                auth.create_user(db, args.name, args.role, area=area, area_code=code,
-                                 password=password, now_ns=now)  # fmt: skip
+                u = auth.create_user(db, args.name, args.role, area=area, area_code=code,
+                                     password=password, now_ns=now)  # fmt: skip
+                audit("user.add", f"user {u.name}", f"role {u.role}, {area.value} {code or ''}",
+                      where_user(db, u))  # fmt: skip
             elif what == "issue-token":
                 from sqlalchemy import select
 
@@ -241,6 +266,8 @@ def cmd_admin(args: argparse.Namespace) -> int:
                     raise auth.AuthInputError(f"no user {args.user!r}")
                 ttl = args.days * 86400 if args.days else None
                 print(auth.issue_token(db, user, label=args.label, now_ns=now, ttl_s=ttl))
+                audit("token.issue", f"user {user.name}", f"label {args.label!r}",
+                      where_user(db, user))  # fmt: skip
             elif what in ("revoke-tokens", "disable-user"):
                 from sqlalchemy import select
 
@@ -251,13 +278,13 @@ def cmd_admin(args: argparse.Namespace) -> int:
                     raise auth.AuthInputError(f"no user {args.user!r}")
                 n = auth.revoke_access(db, user, disable=what == "disable-user")
                 done = "disabled, " if what == "disable-user" else ""
+                audit("user.disable" if done else "token.revoke", f"user {user.name}",
+                      f"{done}{n} token(s) revoked, web sessions ended", where_user(db, user))  # fmt: skip
                 print(f"{user.name}: {done}{n} token(s) revoked, web sessions ended")
             elif what == "assign-contractor":
                 from supervision.auth.scope import Scope
 
-                admin = auth.Principal(
-                    0, "admin (command line)", "admin", Scope(AreaLevel.ALL), "cli"
-                )
+                admin = auth.Principal(0, actor, "admin", Scope(AreaLevel.ALL), "cli")
                 changed = auth.assign_contractor(
                     db, admin, args.user, args.mine, now_ns=now, remove=args.remove
                 )
@@ -297,6 +324,14 @@ def _list(db: Any, what: str) -> None:
     elif what == "gateways":
         for g, m in db.execute(select(Gateway, Mine).join(Mine).order_by(Gateway.topic_key)):
             print(f"{g.site}/{g.name}\tmine {m.code}")
+    elif what == "audit":
+        from datetime import UTC, datetime
+
+        from supervision.audit.models import AuditEvent
+
+        for e in db.scalars(select(AuditEvent).order_by(AuditEvent.id)):
+            when = datetime.fromtimestamp(e.ts_ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            print(f"{when}\t{e.actor}\t{e.action}\t{e.target}\t{e.detail}")
     elif what == "users":
         from supervision.auth.models import ContractorMine
 
@@ -435,7 +470,7 @@ def register(sub: Any) -> None:
     a = asub.add_parser("list", help="list registry rows or users")
     a.add_argument(
         "what",
-        choices=("regions", "cities", "counties", "mines", "gateways", "users"),
+        choices=("regions", "cities", "counties", "mines", "gateways", "users", "audit"),
         help="what to list",
     )
     admin.set_defaults(func=cmd_admin)

@@ -11,8 +11,9 @@ class Permission(StrEnum):
     READ = "read"
     ACKNOWLEDGE = "acknowledge"  # acknowledge an alert
     SILENCE = "silence"  # silence a mine's notifications for a while
-    MANAGE_REGISTRY = "manage_registry"  # areas, mines, gateways
-    MANAGE_USERS = "manage_users"  # users and tokens
+    MANAGE_REGISTRY = "manage_registry"  # counties, mines, gateways in scope (regions: admins)
+    MANAGE_USERS = "manage_users"  # users and tokens in scope
+    OPERATE_PLATFORM = "operate_platform"  # platform-wide: ingest counters, regions, cities
     ASSIGN_CONTRACTORS = "assign_contractors"  # assign a contractor to a mine in scope
     UPLOAD = "upload"  # upload surveys for a mine in scope
 
@@ -24,6 +25,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             Permission.READ,
             Permission.ACKNOWLEDGE,
             Permission.SILENCE,
+            Permission.MANAGE_REGISTRY,
+            Permission.MANAGE_USERS,
             Permission.ASSIGN_CONTRACTORS,
         }
     ),

@@ -16,7 +16,12 @@ from supervision.registry.models import City, County, Mine, Region
 
 
 class AuthInputError(ValueError):
-    """A user or token request that cannot be carried out (message says why)."""
+    """A user or token request that cannot be carried out (message says
+    why; ``field`` names the form field or JSON key at fault)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,32 +58,39 @@ def create_user(
     or mine, by its code); an operator's area is a mine."""
     name = name.strip()
     if not name:
-        raise AuthInputError("user name is empty")
+        raise AuthInputError("user name is empty", "name")
+    if len(name) > 200:
+        raise AuthInputError("user name: at most 200 characters", "name")
     if role not in {r.value for r in Role}:
-        raise AuthInputError(f"unknown role {role!r}; use one of {', '.join(r for r in Role)}")
+        raise AuthInputError(
+            f"unknown role {role!r}; use one of {', '.join(r for r in Role)}", "role"
+        )
     if db.scalar(select(User.id).where(User.name == name)) is not None:
-        raise AuthInputError(f"user {name!r} exists already")
+        raise AuthInputError(f"user {name!r} exists already", "name")
     user = User(name=name, role=role, created_ns=now_ns, active=True)
     if role in (Role.ADMIN, Role.CONTRACTOR):
         if area is not AreaLevel.ALL:
             raise AuthInputError(
                 f"a{'n' if role == Role.ADMIN else ''} {role} has no area: leave out the area "
                 "option"
-                + ("; assign the contractor to mines instead" if role != Role.ADMIN else "")
+                + ("; assign the contractor to mines instead" if role != Role.ADMIN else ""),
+                "area",
             )
     else:
         if area is AreaLevel.ALL or not area_code:
-            raise AuthInputError(f"a {role} needs an area: give a region, city, county or mine")
+            raise AuthInputError(
+                f"a {role} needs an area: give a region, city, county or mine", "area"
+            )
         if role == Role.OPERATOR and area is not AreaLevel.MINE:
-            raise AuthInputError("an operator's area is one mine: give the mine's code")
+            raise AuthInputError("an operator's area is one mine: give the mine's code", "area")
         model = _AREA_MODELS[area]
         area_id = db.scalar(select(model.id).where(model.code == area_code))  # type: ignore[attr-defined]
         if area_id is None:
-            raise AuthInputError(f"no {area.value} with code {area_code!r}")
+            raise AuthInputError(f"no {area.value} with code {area_code!r}", "area_code")
         setattr(user, f"{area.value}_id", area_id)
     if password is not None:
         if len(password) < 8:
-            raise AuthInputError("password too short: at least 8 characters")
+            raise AuthInputError("password too short: at least 8 characters", "password")
         user.password_hash = hash_password(password)
     db.add(user)
     db.flush()
@@ -100,14 +112,14 @@ def assign_contractor(
     the same way. True if something changed."""
     user = db.scalar(select(User).where(User.name == contractor))
     if user is None or user.role != Role.CONTRACTOR:
-        raise AuthInputError(f"no contractor named {contractor!r}")
+        raise AuthInputError(f"no contractor named {contractor!r}", "contractor")
     stmt = select(Mine.id).where(Mine.code == mine_code)
     in_scope = mine_ids_in(by.scope)
     if in_scope is not None:
         stmt = stmt.where(Mine.id.in_(in_scope))
     mine_id = db.scalar(stmt)
     if mine_id is None:
-        raise AuthInputError(f"no mine with code {mine_code!r} in your area")
+        raise AuthInputError(f"no mine with code {mine_code!r} in your area", "mine")
     row = db.get(ContractorMine, (user.id, mine_id))
     if remove:
         if row is None:
@@ -122,6 +134,13 @@ def assign_contractor(
             )
         )
     db.flush()
+    from supervision.audit.service import record
+    from supervision.registry.manage import where_mine
+
+    mine = db.get(Mine, mine_id)
+    assert mine is not None
+    action = "contractor.unassign" if remove else "contractor.assign"
+    record(db, by.name, action, f"user {user.name}", f"mine {mine.code}", where_mine(mine), now_ns)
     return True
 
 

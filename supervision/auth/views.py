@@ -6,13 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from supervision.auth import service
-from supervision.auth.deps import Authenticated, ContractorAssigner, UserManager
+from supervision.auth import manage, service
+from supervision.auth.deps import Authenticated, ContractorAssigner, UserManager, not_found
 from supervision.auth.models import User
 from supervision.auth.permissions import ROLE_PERMISSIONS
-from supervision.auth.scope import AreaLevel
+from supervision.auth.scope import AreaLevel, scope_of
+from supervision.auth.service import Principal
 from supervision.context import DbSession, context
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
@@ -25,6 +26,12 @@ class UserIn(BaseModel):
     area: AreaLevel = AreaLevel.ALL
     area_code: str | None = None
     password: str | None = Field(None, min_length=8)
+    mine: str | None = Field(None, description="a contractor's first mine (code)")
+
+
+class ActiveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    active: bool
 
 
 class TokenIn(BaseModel):
@@ -43,20 +50,33 @@ def me(p: Authenticated) -> dict[str, Any]:
     }
 
 
-@router.post("/users", status_code=201, summary="Add a user (admins)")
-def post_user(body: UserIn, request: Request, _: UserManager, db: DbSession) -> dict[str, Any]:
+def _bad(exc: service.AuthInputError) -> HTTPException:
+    return HTTPException(422, str(exc))
+
+
+def _user(db: Session, request: Request, p: Principal, name: str) -> User:
+    user = manage.user_named(db, p.scope, name)
+    if user is None:
+        raise not_found(request, p, f"user {name!r}")
+    return user
+
+
+@router.get("/users", summary="Users of your area (regulators, admins)")
+def get_users(p: UserManager, db: DbSession) -> list[dict[str, Any]]:
+    return [
+        {"id": u.id, "name": u.name, "role": u.role, "scope": str(scope_of(u)), "active": u.active}
+        for u in manage.users_in(db, p.scope)
+    ]
+
+
+@router.post("/users", status_code=201, summary="Add a user in your area")
+def post_user(body: UserIn, request: Request, p: UserManager, db: DbSession) -> dict[str, Any]:
     try:
-        u = service.create_user(
-            db,
-            body.name,
-            body.role,
-            area=body.area,
-            area_code=body.area_code,
-            password=body.password,
-            now_ns=context(request).clock(),
+        u = manage.create_user(
+            db, p, manage.UserForm(**body.model_dump()), now_ns=context(request).clock()
         )
     except service.AuthInputError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise _bad(exc) from None
     return {"id": u.id, "name": u.name, "role": u.role}
 
 
@@ -65,16 +85,42 @@ def post_token(
     name: str,
     body: TokenIn,
     request: Request,
-    _: UserManager,
+    p: UserManager,
     db: DbSession,
 ) -> dict[str, Any]:
-    user = db.scalar(select(User).where(User.name == name))
-    if user is None:
-        raise HTTPException(404, "no such user")
-    token = service.issue_token(
-        db, user, label=body.label, now_ns=context(request).clock(), ttl_s=body.ttl_s
-    )
+    user = _user(db, request, p, name)
+    try:
+        token = manage.issue_token(
+            db, p, user, label=body.label, now_ns=context(request).clock(),
+            ttl_days=None if body.ttl_s is None else body.ttl_s / 86400,
+        )  # fmt: skip
+    except service.AuthInputError as exc:
+        raise _bad(exc) from None
     return {"user": user.name, "token": token}
+
+
+@router.delete("/users/{name}/tokens/{token_id}", summary="Revoke one API token")
+def delete_token(
+    name: str, token_id: int, request: Request, p: UserManager, db: DbSession
+) -> dict[str, Any]:
+    user = _user(db, request, p, name)
+    try:
+        changed = manage.revoke_token(db, p, user, token_id, now_ns=context(request).clock())
+    except service.AuthInputError as exc:
+        raise _bad(exc) from None
+    return {"user": user.name, "token_id": token_id, "revoked": True, "changed": changed}
+
+
+@router.put("/users/{name}/active", summary="Enable (true) or disable (false) a user")
+def put_active(
+    name: str, body: ActiveIn, request: Request, p: UserManager, db: DbSession
+) -> dict[str, Any]:
+    user = _user(db, request, p, name)
+    try:
+        changed = manage.set_active(db, p, user, body.active, now_ns=context(request).clock())
+    except service.AuthInputError as exc:
+        raise _bad(exc) from None
+    return {"user": user.name, "active": user.active, "changed": changed}
 
 
 @router.put(

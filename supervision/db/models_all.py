@@ -2,6 +2,7 @@
 Alembic and for the tests comparing migrations with the models)."""
 
 from supervision.alerting import models as alerting_models
+from supervision.audit import models as audit_models
 from supervision.auth import models as auth_models
 from supervision.db.base import Base
 from supervision.ingest import models as ingest_models
@@ -13,6 +14,7 @@ from supervision.uploads import models as uploads_models
 __all__ = [
     "Base",
     "alerting_models",
+    "audit_models",
     "auth_models",
     "ingest_models",
     "jobs_models",

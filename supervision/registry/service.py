@@ -19,25 +19,30 @@ M = TypeVar("M", Region, City, County, Mine)
 
 
 class RegistryInputError(ValueError):
-    """A registry change that cannot be made; the message says why."""
+    """A registry change that cannot be made; the message says why and
+    ``field`` names the form field or JSON key at fault (None: the whole)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def _code(code: str, what: str) -> str:
     code = code.strip()
     if not code or len(code) > 64:
-        raise RegistryInputError(f"{what} code must be 1..64 characters, got {code!r}")
+        raise RegistryInputError(f"{what} code must be 1..64 characters, got {code!r}", "code")
     return code
 
 
 def _unique(db: Session, model: type[Region | City | County | Mine], code: str, what: str) -> None:
     if db.scalar(select(model.id).where(model.code == code)) is not None:
-        raise RegistryInputError(f"a {what} with code {code!r} exists already")
+        raise RegistryInputError(f"a {what} with code {code!r} exists already", "code")
 
 
 def _by_code(db: Session, model: type[M], code: str, what: str) -> M:
     row = db.scalar(select(model).where(model.code == code))
     if row is None:
-        raise RegistryInputError(f"no {what} with code {code!r}")
+        raise RegistryInputError(f"no {what} with code {code!r}", what)
     return row
 
 
@@ -73,10 +78,13 @@ def add_county(db: Session, city_code: str, code: str, name: str) -> County:
 def check_status(status: str, order_from: date | None, order_to: date | None) -> None:
     if status not in {s.value for s in MineStatus}:
         raise RegistryInputError(
-            f"unknown mine status {status!r}; use one of {', '.join(s for s in MineStatus)}"
+            f"unknown mine status {status!r}; use one of {', '.join(s for s in MineStatus)}",
+            "status",
         )
     if order_from and order_to and order_to < order_from:
-        raise RegistryInputError(f"order ends ({order_to}) before it starts ({order_from})")
+        raise RegistryInputError(
+            f"order ends ({order_to}) before it starts ({order_from})", "order_to"
+        )
 
 
 def add_mine(
@@ -97,7 +105,9 @@ def add_mine(
     _unique(db, Mine, code, "mine")
     check_status(status, order_from, order_to)
     if baseline_power_kw is not None and not baseline_power_kw >= 0:
-        raise RegistryInputError(f"baseline power must be >= 0 kW, got {baseline_power_kw}")
+        raise RegistryInputError(
+            f"baseline power must be >= 0 kW, got {baseline_power_kw}", "baseline_power_kw"
+        )
     row = Mine(
         county_id=county.id,
         code=code,
@@ -139,10 +149,10 @@ def add_gateway(db: Session, mine_code: str, site: str, name: str, *, now_ns: in
     mine = _by_code(db, Mine, mine_code, "mine")
     site, name = site.strip(), name.strip()
     if not site or not name:
-        raise RegistryInputError("a gateway needs its site and gateway names")
+        raise RegistryInputError("a gateway needs its site and gateway names", "site")
     key = topic_key(site, name)
     if db.scalar(select(Gateway.id).where(Gateway.topic_key == key)) is not None:
-        raise RegistryInputError(f"gateway {site}/{name} is registered already")
+        raise RegistryInputError(f"gateway {site}/{name} is registered already", "name")
     row = Gateway(mine_id=mine.id, site=site, name=name, topic_key=key, created_ns=now_ns)
     db.add(row)
     db.flush()

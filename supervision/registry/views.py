@@ -7,11 +7,14 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
-from supervision.auth.deps import Reader, RegistryManager, not_found
-from supervision.auth.scope import get_scoped
+from supervision.audit.service import Where, events, record
+from supervision.auth.deps import PlatformOperator, Reader, RegistryManager, UserManager, not_found
+from supervision.auth.scope import get_scoped, scoped_select
+from supervision.auth.service import Principal
 from supervision.context import DbSession, context
-from supervision.registry import service
+from supervision.registry import manage, service
 from supervision.registry.models import Mine
 from supervision.registry.overview import list_mines, mine_detail
 
@@ -33,6 +36,17 @@ class AreaIn(_In):
 class MineIn(_In):
     county: str = Field(description="code of the county")
     code: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    licence_file: str | None = None
+    status: str = "producing"
+    order_no: str | None = None
+    order_from: date | None = None
+    order_to: date | None = None
+    baseline_power_kw: float | None = Field(None, ge=0)
+
+
+class MineEditIn(_In):
+    county: str = Field(description="code of the county (of your area)")
     name: str = Field(min_length=1, max_length=200)
     licence_file: str | None = None
     status: str = "producing"
@@ -129,46 +143,72 @@ def alert_json(a: Any) -> dict[str, Any]:
     }
 
 
-@router.post("/regions", status_code=201, summary="Add a region")
-def post_region(body: AreaIn, _: RegistryManager, db: DbSession) -> dict[str, Any]:
+@router.post("/regions", status_code=201, summary="Add a region (platform admins)")
+def post_region(
+    body: AreaIn, request: Request, p: PlatformOperator, db: DbSession
+) -> dict[str, Any]:
     try:
         r = service.add_region(db, body.code, body.name)
     except service.RegistryInputError as exc:
         raise _bad(exc) from None
+    record(db, p.name, "region.add", f"region {r.code}", f"name {r.name!r}", Where(r.id),
+           context(request).clock())  # fmt: skip
     return {"id": r.id, "code": r.code}
 
 
-@router.post("/cities", status_code=201, summary="Add a city (parent: region code)")
-def post_city(body: AreaIn, _: RegistryManager, db: DbSession) -> dict[str, Any]:
+@router.post("/cities", status_code=201, summary="Add a city (parent: region code; admins)")
+def post_city(body: AreaIn, request: Request, p: PlatformOperator, db: DbSession) -> dict[str, Any]:
     try:
         c = service.add_city(db, body.parent or "", body.code, body.name)
     except service.RegistryInputError as exc:
         raise _bad(exc) from None
+    record(db, p.name, "city.add", f"city {c.code}", f"name {c.name!r}",
+           Where(c.region_id, c.id), context(request).clock())  # fmt: skip
     return {"id": c.id, "code": c.code}
 
 
-@router.post("/counties", status_code=201, summary="Add a county (parent: city code)")
-def post_county(body: AreaIn, _: RegistryManager, db: DbSession) -> dict[str, Any]:
+@router.post("/counties", status_code=201, summary="Add a county (parent: a city of your area)")
+def post_county(
+    body: AreaIn, request: Request, p: RegistryManager, db: DbSession
+) -> dict[str, Any]:
     try:
-        c = service.add_county(db, body.parent or "", body.code, body.name)
-    except service.RegistryInputError as exc:
-        raise _bad(exc) from None
-    return {"id": c.id, "code": c.code}
-
-
-@router.post("/mines", status_code=201, summary="Add a mine")
-def post_mine(body: MineIn, _: RegistryManager, db: DbSession) -> dict[str, Any]:
-    try:
-        m = service.add_mine(
-            db,
-            body.county,
-            body.code,
-            body.name,
-            **body.model_dump(exclude={"county", "code", "name"}),
+        c = manage.create_county(
+            db, p, body.parent or "", body.code, body.name, now_ns=context(request).clock()
         )
     except service.RegistryInputError as exc:
         raise _bad(exc) from None
+    return {"id": c.id, "code": c.code}
+
+
+@router.post("/mines", status_code=201, summary="Add a mine (to a county of your area)")
+def post_mine(body: MineIn, request: Request, p: RegistryManager, db: DbSession) -> dict[str, Any]:
+    form = manage.MineForm(**body.model_dump(exclude={"code"}))
+    try:
+        m = manage.create_mine(db, p, body.code, form, now_ns=context(request).clock())
+    except service.RegistryInputError as exc:
+        raise _bad(exc) from None
     return {"id": m.id, "code": m.code}
+
+
+def _mine(db: Session, request: Request, p: Principal, mine_id: int) -> Mine:
+    mine = get_scoped(db, Mine, mine_id, p.scope)
+    if mine is None:
+        raise not_found(request, p, f"mine {mine_id}")
+    return mine
+
+
+@router.put("/mines/{mine_id}", summary="Change a mine: every editable field")
+def put_mine(
+    mine_id: int, body: MineEditIn, request: Request, p: RegistryManager, db: DbSession
+) -> dict[str, Any]:
+    mine = _mine(db, request, p, mine_id)
+    try:
+        changes = manage.update_mine(
+            db, p, mine, manage.MineForm(**body.model_dump()), now_ns=context(request).clock()
+        )
+    except service.RegistryInputError as exc:
+        raise _bad(exc) from None
+    return {"id": mine.id, "status": mine.status, "changes": changes}
 
 
 @router.put("/mines/{mine_id}/status", summary="Set a mine's status and its order")
@@ -179,31 +219,52 @@ def put_status(
     p: RegistryManager,
     db: DbSession,
 ) -> dict[str, Any]:
-    mine = get_scoped(db, Mine, mine_id, p.scope)
-    if mine is None:
-        raise not_found(request, p, f"mine {mine_id}")
+    mine = _mine(db, request, p, mine_id)
+    form = manage.MineForm(
+        county=mine.county.code, name=mine.name, licence_file=mine.licence_file,
+        baseline_power_kw=mine.baseline_power_kw, **body.model_dump(),
+    )  # fmt: skip
     try:
-        service.set_mine_status(
-            db,
-            mine,
-            body.status,
-            order_no=body.order_no,
-            order_from=body.order_from,
-            order_to=body.order_to,
-        )
+        manage.update_mine(db, p, mine, form, now_ns=context(request).clock())
     except service.RegistryInputError as exc:
         raise _bad(exc) from None
     return {"id": mine.id, "status": mine.status}
 
 
-@router.post("/gateways", status_code=201, summary="Register a gateway of a mine")
+@router.post("/gateways", status_code=201, summary="Register a gateway of a mine of your area")
 def post_gateway(
-    body: GatewayIn, request: Request, _: RegistryManager, db: DbSession
+    body: GatewayIn, request: Request, p: RegistryManager, db: DbSession
 ) -> dict[str, Any]:
+    mine = db.scalars(scoped_select(Mine, p.scope).where(Mine.code == body.mine.strip())).first()
+    if mine is None:
+        raise HTTPException(422, f"no mine with code {body.mine.strip()!r} in your area")
     try:
-        g = service.add_gateway(
-            db, body.mine, body.site, body.name, now_ns=context(request).clock()
+        g = manage.register_gateway(
+            db, p, mine, body.site, body.name, now_ns=context(request).clock()
         )
     except service.RegistryInputError as exc:
         raise _bad(exc) from None
     return {"id": g.id, "topic_key": g.topic_key}
+
+
+@router.delete("/gateways/{gateway_id}", summary="Retire a gateway (its live state is deleted)")
+def delete_gateway(
+    gateway_id: int, request: Request, p: RegistryManager, db: DbSession
+) -> dict[str, Any]:
+    gw = manage.gateway_in(db, p.scope, gateway_id)
+    if gw is None:
+        raise not_found(request, p, f"gateway {gateway_id}")
+    manage.retire_gateway(db, p, gw, now_ns=context(request).clock())
+    return {"id": gateway_id, "retired": True}
+
+
+@router.get("/audit", summary="Changes to the registry and users of your area, newest first")
+def get_audit(
+    request: Request, p: UserManager, db: DbSession, before_id: int | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    rows = events(db, p.scope, limit=max(1, min(limit, 1000)), before_id=before_id)
+    return [
+        {"id": e.id, "ts_ns": e.ts_ns, "actor": e.actor, "action": e.action, "target": e.target,
+         "detail": e.detail}
+        for e in rows
+    ]  # fmt: skip

@@ -66,6 +66,15 @@ def _value(v: object) -> str:
 templates.env.filters["value"] = _value
 
 
+def _may(principal: object, permission: str) -> bool:
+    """For the templates: may ``principal`` (or None) do ``permission``."""
+    role = getattr(principal, "role", None)
+    return role is not None and allows(role, Permission(permission))
+
+
+templates.env.globals["may"] = _may
+
+
 def _safe_next(target: str | None) -> str:
     """Only a local path: never redirect a login to another site."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:

@@ -1,0 +1,1 @@
+"""Who changed what in the registry and the users, and when."""
