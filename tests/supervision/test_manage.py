@@ -226,7 +226,8 @@ def test_city_regulator_adds_a_mine_with_licence_and_suspends_it(
     assert r.status_code == 303
     assert "Saved." in client.get(r.headers["location"]).text
     [spec] = watch()  # the watch reads the registry: the change counts at once
-    assert "80" in spec.summary and "30" in spec.summary
+    assert "above its baseline 30 kW" in spec.summary
+    assert spec.evidence["power_total_kw"] == 80.0 and spec.evidence["power_above_baseline"]
     audit = client.get("/manage/audit").text
     assert "mine.status" in audit and "status producing → suspended" in audit
     # the county's regulator sees it too; another city's would not
