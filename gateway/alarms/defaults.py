@@ -3,8 +3,9 @@ device class (what a device is).
 
 A device with ``location_class = "working_face"`` (or heading_face,
 return_airway, high_gas_intake, intake, machine_room, sump) gets the rules of
-its class for every point it has; a device of profile class ``fan``,
-``drainage`` or ``power`` gets its discrete-state alarms. Every number is a
+its class for every point it has; a device of profile class
+``ventilation``, ``drainage``, ``power``, ``hoist`` or ``processing`` gets
+its discrete-state alarms. Every number is a
 default, never law: ``[alarm_classes.<class>]`` overrides it per site by its
 key (``ch4_high = 0.8``), and an ``[[alarms]]`` rule with the generated name
 (``<device>.<key>``, e.g. ``gas-a1.ch4_high``) replaces the rule outright.
@@ -106,6 +107,9 @@ DEVICE_CLASSES: dict[str, tuple[Default, ...]] = {
         Default("pump3_fault", "state", True, M, "profile"),
     ),
     "power": (Default("breaker_tripped", "state", True, H, "feeder tripped (profile)"),),
+    # a trip code (0 = healthy): any non-zero code is a trip
+    "hoist": (Default("fault", "state", True, H, "hoist safety circuit tripped (profile)"),),
+    "processing": (Default("fault", "state", True, M, "crusher tripped (profile)"),),
 }
 
 #: physical range of a gas sensor: a reading outside it is a sensor fault,

@@ -45,6 +45,18 @@ bus = "b"
 unit = 4
 profile = "power_meter"
 
+[[devices]]
+name = "hoist"
+bus = "b"
+unit = 5
+profile = "hoist"
+
+[[devices]]
+name = "crusher"
+bus = "b"
+unit = 6
+profile = "crusher"
+
 [alarm_classes.working_face]
 ch4_high = 0.8
 
@@ -87,6 +99,11 @@ def test_defaults_overrides_and_replacements(tmp_path: Path) -> None:
     assert isinstance(rules["feeder.breaker_tripped"], StateRule)
     assert isinstance(rules["gas-a1.ch4_fault"], SensorFaultRule)
     assert "fan.comm_loss" in rules
+    hoist, crusher = rules["hoist.fault"], rules["crusher.fault"]  # trip codes: non-zero trips
+    assert isinstance(hoist, StateRule) and hoist.value is True
+    assert hoist.priority is Priority.HIGH
+    assert isinstance(crusher, StateRule) and crusher.priority is Priority.MEDIUM
+    assert "hoist.comm_loss" in rules and "crusher.comm_loss" in rules
 
 
 def test_glob_point_gives_one_alarm_per_point(tmp_path: Path) -> None:
