@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,6 +30,9 @@ from supervision.jobs.changes import Previous, compare_with_previous
 from supervision.jobs.models import Job, JobState
 from supervision.uploads.models import Survey
 
+if TYPE_CHECKING:
+    from supervision.config import PublishSection
+
 log = logging.getLogger("minegate.platform.jobs")
 
 
@@ -38,6 +41,8 @@ class JobSettings:
     root: Path  # the uploads directory
     lease_s: float
     max_attempts: int
+    #: where findings are published (None or no sinks: not published)
+    publish: PublishSection | None = None
 
 
 def claim(db: Session, job_id: int, now_ns: int, lease_s: float) -> str | None:
@@ -236,7 +241,7 @@ def _complete(
 
 
 def _previous(db: Session, survey: Survey) -> Previous | None:
-    """The first scan of the mine's previous checked survey (same licence)."""
+    """The scan and point files of the mine's previous checked survey (same licence)."""
     prev = db.scalar(
         select(Survey)
         .where(
@@ -250,8 +255,8 @@ def _previous(db: Session, survey: Survey) -> Previous | None:
     )
     if prev is None:
         return None
-    scan = next((f for f in prev.files if f.kind == "scan"), None)
-    return None if scan is None else Previous(prev.id, scan.stored, scan.client_name)
+    scans = tuple((f.stored, f.client_name) for f in prev.files if f.kind == "scan")
+    return Previous(prev.id, scans) if scans else None
 
 
 def _check(
@@ -301,10 +306,7 @@ def _check(
     write_report(result, out, xyz=xyz, status=status, check_id=check_id, sources=sources)
     changes = None
     if previous is not None:
-        stored, name = files[0]
-        changes = compare_with_previous(
-            root, result.licence, previous, stored, name, out / "changes"
-        )
+        changes = compare_with_previous(root, result.licence, previous, files, out / "changes")
     worst = max((i.max_exceedance_m for i in result.incidents), default=0.0)
     volume = sum(i.volume_m3 for i in result.incidents)
     return {
