@@ -28,6 +28,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from supervision.db.base import Clock
 from supervision.jobs.changes import Previous, compare_with_previous
 from supervision.jobs.models import Job, JobState
+from supervision.jobs.pit import PIT_KINDS, check_pit_survey
+from supervision.jobs.publish import outbox_rows, tagged
+from supervision.registry.models import Mine
 from supervision.uploads.models import Survey
 
 if TYPE_CHECKING:
@@ -157,7 +160,9 @@ def run_job(
         survey.state = JobState.RUNNING.value
         attempts = job.attempts
         files = [(f.stored, f.client_name) for f in survey.files if f.kind == "scan"]
+        pit_files = [(f.stored, f.client_name, f.kind) for f in survey.files if f.kind in PIT_KINDS]
         licence_file, survey_id = survey.licence_file, survey.id
+        mine_code = db.scalar(select(Mine.code).where(Mine.id == survey.mine_id)) or ""
         previous = _previous(db, survey)
     if attempts > settings.max_attempts:
         msg = (
@@ -170,7 +175,13 @@ def run_job(
     out = settings.root / rel_out
     with _Held(sessions, job_id, token, clock, settings.lease_s) as held:
         try:
-            outcome = _check(settings.root, files, licence_file, out, held, previous)
+            site = _site(settings.publish)
+            if any(kind == "raster" for *_, kind in pit_files):
+                outcome = check_pit_survey(settings.root, pit_files, licence_file, out, held, site)
+            else:
+                outcome = _check(settings.root, files, licence_file, out, held, previous, site)
+            if not isinstance(outcome, str) and "records" in outcome:
+                tagged(outcome["records"], mine_code, survey_id)
         except Exception as exc:  # a crash, not bad input: leave it to be claimed again
             log.error("job %d crashed: %s", job_id, traceback.format_exc())
             if held._set(state=JobState.QUEUED.value, claim=None, error=f"{exc!r}"):
@@ -188,7 +199,9 @@ def run_job(
             done = _complete(sessions, job_id, token, clock, failed=outcome)
         else:
             held._set(stage="report")
-            done = _complete(sessions, job_id, token, clock, result=(rel_out, outcome))
+            done = _complete(
+                sessions, job_id, token, clock, result=(rel_out, outcome), publish=settings.publish
+            )
     if not done:  # our lease ended and another worker completed it: ours is not kept
         shutil.rmtree(out, ignore_errors=True)
         return "skipped"
@@ -209,6 +222,7 @@ def _complete(
     *,
     failed: str | None = None,
     result: tuple[str, dict[str, Any]] | None = None,
+    publish: PublishSection | None = None,
 ) -> bool:
     """Finish the job, only if our claim still holds (once, ever)."""
     now = clock()
@@ -237,7 +251,14 @@ def _complete(
             survey.message = found["message"]
             survey.check_id = found["check_id"]
             survey.values = found["values"]
+            if publish is not None:  # the findings wait for each sink with the result
+                db.add_all(outbox_rows(publish, survey.id, found.get("records", []), now))
     return True
+
+
+def _site(publish: PublishSection | None) -> tuple[str, str] | None:
+    """(site, gateway) of the finding records, or None: not published."""
+    return (publish.site, publish.gateway) if publish is not None and publish.sinks else None
 
 
 def _previous(db: Session, survey: Survey) -> Previous | None:
@@ -266,13 +287,14 @@ def _check(
     out: Path,
     held: _Held,
     previous: Previous | None = None,
+    site: tuple[str, str] | None = None,
 ) -> dict[str, Any] | str:
     """Run the check and write the report; a string: bad input, the
     check's own message (stored paths replaced by the client's names)."""
     import numpy as np
 
     from survey.check import check_files
-    from survey.findings import SourceInfo, new_check_id
+    from survey.findings import SourceInfo, findings_records, new_check_id
     from survey.model import SurveyInputError
     from survey.readers.licence_files import load_licence
     from survey.report import write_report
@@ -323,6 +345,11 @@ def _check(
             "volume_m3": round(volume, 1),
             **({"changes": changes} if changes is not None else {}),
         },
+        **(
+            {"records": findings_records(result, site[0], check_id, gateway=site[1])}
+            if site is not None
+            else {}
+        ),
     }
 
 
