@@ -150,6 +150,11 @@ def check_pit_survey(
         )
     except SurveyInputError as exc:
         return plain(str(exc))
+    for written in (out / "findings.json", out / "report.html"):
+        # the design's and the DSMs' own sources are stored paths: the client's names instead
+        text = written.read_text(encoding="utf-8")
+        if str(root) in text:
+            written.write_text(plain(text), encoding="utf-8")
     r = pit.result
     kinds = sorted(
         {str(i.type) for i in r.incidents}
