@@ -123,6 +123,13 @@ def test_contractor_drops_a_pit_survey(tmp_path: Path, pit_sample: Path) -> None
             sync_api.expect(row).to_contain_text("violations found")
             sync_api.expect(row).to_contain_text("one_wall")
             sync_api.expect(page.locator("#surveys")).to_contain_text("open-pit violation")
+            # the mine's own survey page, reached from its row
+            row.locator("a", has_text="M-QN-1").click()
+            page.wait_for_url(f"{url}/surveys?mine=M-QN-1")
+            sync_api.expect(page.locator("main h1").last).to_contain_text("Surveys of M-QN-1")
+            sync_api.expect(page.locator("#surveys")).to_contain_text("one_wall")
+            page.goto(f"{url}/surveys?mine=M-QN-2")
+            sync_api.expect(page.locator("main")).to_contain_text("No surveys")
             browser.close()
     finally:
         proc.send_signal(signal.SIGINT)

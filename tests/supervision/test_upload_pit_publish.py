@@ -37,6 +37,7 @@ class Plat:
     tokens: dict[str, str]
     influx: servers.Server
     mqtt_port: int
+    vm_url: str
 
     def api(self, method: str, path: str, user: str, **kw: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.tokens[user]}"}
@@ -79,6 +80,10 @@ def plat(tmp_path_factory: pytest.TempPathFactory, pit: Path) -> Iterator[Plat]:
     home = tmp_path_factory.mktemp("platform")
     broker = servers.mosquitto(home / "mosquitto").start()
     influx = servers.influxd(home / "influxd")  # not started: down when the check ends
+    vm = servers.victoria(home / "vm").start()
+    from survey.sample import write_sample
+
+    underground = write_sample(home / "underground", density=8.0).directory
     engine = make_engine(f"sqlite:///{home / 'platform.db'}")
     upgrade(engine)
     now = time.time_ns()
@@ -86,8 +91,13 @@ def plat(tmp_path_factory: pytest.TempPathFactory, pit: Path) -> Iterator[Plat]:
     admin = auth.Principal(0, "admin", "admin", Scope(AreaLevel.ALL), "test")
     with make_sessionmaker(engine)() as db, db.begin():
         db.execute(update(Mine).values(licence_file=str(pit / "licence.toml")))
+        db.execute(
+            update(Mine)
+            .where(Mine.code == "M-LS-1")
+            .values(licence_file=str(underground / "licence.toml"))
+        )
         user = auth.create_user(db, "con-a", "contractor", now_ns=now)
-        for mine in ("M-QN-1", "M-QN-2"):
+        for mine in ("M-QN-1", "M-QN-2", "M-LS-1"):
             auth.assign_contractor(db, admin, "con-a", mine, now_ns=now)
         world.tokens["con-a"] = auth.issue_token(db, user, now_ns=now)
     engine.dispose()
@@ -101,6 +111,8 @@ def plat(tmp_path_factory: pytest.TempPathFactory, pit: Path) -> Iterator[Plat]:
         f'url = "http://127.0.0.1:{influx.port}"\ndatabase = "{DB}"\ntimeout_s = 2\n'
         '[[publish.sinks]]\nname = "mqtt"\ntype = "mqtt"\nhost = "127.0.0.1"\n'
         f"port = {broker.port}\n"
+        '[[publish.sinks]]\nname = "vm"\ntype = "influxdb_v2"\n'
+        f'url = "{vm.url}"\nbucket = "surveys"\n'
     )
     log = (home / "serve.log").open("wb")
     proc = subprocess.Popen(
@@ -115,7 +127,7 @@ def plat(tmp_path_factory: pytest.TempPathFactory, pit: Path) -> Iterator[Plat]:
             assert proc.poll() is None, (home / "serve.log").read_text()
             assert time.monotonic() < deadline, (home / "serve.log").read_text()
             time.sleep(0.2)
-        yield Plat(url, home, world.tokens, influx, broker.port)
+        yield Plat(url, home, world.tokens, influx, broker.port, vm.url)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -124,6 +136,7 @@ def plat(tmp_path_factory: pytest.TempPathFactory, pit: Path) -> Iterator[Plat]:
             proc.kill()
             proc.wait()
         influx.stop()
+        vm.stop()
         broker.stop()
 
 
@@ -272,3 +285,35 @@ def test_pit_dsm_as_esri_ascii_grid(plat: Plat, pit: Path, tmp_path: Path) -> No
     assert only_ortho.status_code == 201
     failed = plat.wait_survey(only_ortho.json()["id"])
     assert failed["state"] == "failed" and "no DSM" in failed["message"], failed
+
+
+def test_underground_findings_published(plat: Plat) -> None:
+    """An underground check's records (``findings_records``, as ``survey
+    check --publish``) reach VictoriaMetrics by the InfluxDB 2.x sink."""
+    home = plat.home / "underground"
+    data = (home / "violation.las").read_bytes()
+    r = plat.api("POST", "/api/v1/mines/M-LS-1/surveys", "con-a",
+                 files=[("file", ("v.las", data))])  # fmt: skip
+    assert r.status_code == 201, r.text
+    s = plat.wait_survey(r.json()["id"])
+    assert s["state"] == "done" and s["verdict"] == "violations found", s
+    deadline = time.monotonic() + 30
+    while True:
+        got = servers.vm_export(plat.vm_url, f'{{check_id="{s["check_id"]}"}}')
+        names = {g["metric"]["__name__"] for g in got}
+        if "survey_check_incidents" in names:
+            break
+        assert time.monotonic() < deadline, (names, plat.outbox())
+        time.sleep(0.3)
+    check = next(g for g in got if g["metric"]["__name__"] == "survey_check_incidents")
+    assert check["values"] == [s["incidents"]]
+    assert check["metric"]["mine_code"] == "M-LS-1" and check["metric"]["survey"] == str(s["id"])
+    incidents = [
+        g
+        for g in got
+        if g["metric"]["__name__"] == "survey_incident_volume_m3"
+        and g["metric"]["within_uncertainty"] == "false"
+    ]
+    assert len(incidents) == s["incidents"]
+    rows = {row[1]: row for row in plat.outbox() if row[0] == s["id"]}
+    assert rows["vm"][2] is not None and rows["mqtt"][2] is not None, rows
