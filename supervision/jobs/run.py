@@ -31,7 +31,7 @@ from supervision.jobs.models import Job, JobState
 from supervision.jobs.pit import PIT_KINDS, check_pit_survey
 from supervision.jobs.publish import outbox_rows, tagged
 from supervision.registry.models import Mine
-from supervision.uploads.models import Survey
+from supervision.uploads.models import Survey, SurveyFile
 
 if TYPE_CHECKING:
     from supervision.config import PublishSection
@@ -270,6 +270,8 @@ def _previous(db: Session, survey: Survey) -> Previous | None:
             Survey.licence_file == survey.licence_file,
             Survey.state == JobState.DONE.value,
             Survey.id < survey.id,
+            # with point data (an open-pit survey of DSMs alone has none)
+            Survey.id.in_(select(SurveyFile.survey_id).where(SurveyFile.kind == "scan")),
         )
         .order_by(Survey.id.desc())
         .limit(1)
