@@ -65,7 +65,8 @@ def create_survey(
     """A survey and its job, or the survey already made of these files."""
     if not any(f.kind in ("scan", "raster") for f in files):
         raise UploadRefused(
-            "the upload has no scan, point file or DSM to check (only descriptions or a design)"
+            "the upload has no scan or point file, nor a DSM, to check (only descriptions or a "
+            "design)"
         )
     fp = fingerprint(mine.id, files)
     existing = db.scalar(select(Survey).where(Survey.fingerprint == fp))

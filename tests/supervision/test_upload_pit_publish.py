@@ -230,6 +230,11 @@ def test_pit_survey_checked_alerted_and_published(plat: Plat, pit: Path) -> None
         time.sleep(0.2)
     assert rows["mqtt"][2] is not None  # sent
     assert rows["influx"][2] is None and "influx" in rows and rows["influx"][4], rows
+    shown = {
+        p["sink"]: p for p in plat.api("GET", f"/api/v1/surveys/{sid}", "con-a").json()["published"]
+    }
+    assert shown["mqtt"]["sent_ns"] is not None and shown["influx"]["sent_ns"] is None
+    assert shown["influx"]["error"] and shown["influx"]["attempts"] >= 2, shown
     # ... InfluxDB comes up: they arrive, once marked sent
     plat.influx.start()
     servers.influx_query(plat.influx.url, f'CREATE DATABASE "{DB}"', post=True)
