@@ -106,9 +106,12 @@ def check_pit_survey(
     out: Path,
     held: _Held,
     site: tuple[str, str] | None = None,
+    previous: tuple[int, list[tuple[str, str, str]]] | None = None,
 ) -> dict[str, Any] | str:
     """Run the pit check and write its report; a string: bad input, the
-    check's own message (stored paths replaced by the client's names)."""
+    check's own message (stored paths replaced by the client's names).
+    ``previous``: the mine's previous checked pit survey (id, files): its
+    DSM is the earlier flight when this survey brings only one."""
     from survey.model import SurveyInputError
     from survey.openpit.cli import check_and_report
     from survey.openpit.design import PitDesign, load_design
@@ -129,6 +132,15 @@ def check_pit_survey(
         found = roles(root, files)
         if isinstance(found, str):
             return found
+        since = None
+        if found["earlier"] is None and previous is not None:
+            before = roles(root, previous[1])
+            if not isinstance(before, str):
+                found["earlier"] = before["dsm"]
+                since = previous[0]
+                for stored, name, _ in previous[1]:
+                    if stored == before["dsm"]:
+                        names.setdefault(str(root / stored), f"{name} (survey {since})")
         licence = load_licence(licence_file)
         design = load_design(root / found["design"]) if found["design"] else PitDesign()
 
@@ -185,6 +197,7 @@ def check_pit_survey(
         "volume_m3": round(volume, 1),
         "dsm": names[str(dsm)],
         **({"earlier": names[str(root / found["earlier"])]} if found["earlier"] else {}),
+        **({"since_survey": since} if since is not None else {}),
         **({"notes": found["notes"]} if found["notes"] else {}),
     }
     if order is not None:

@@ -164,6 +164,9 @@ def run_job(
         licence_file, survey_id = survey.licence_file, survey.id
         mine_code = db.scalar(select(Mine.code).where(Mine.id == survey.mine_id)) or ""
         previous = _previous(db, survey)
+        previous_pit = (
+            _previous_pit(db, survey) if any(k == "raster" for *_, k in pit_files) else None
+        )
     if attempts > settings.max_attempts:
         msg = (
             f"the check did not finish in {attempts - 1} tries (its worker crashed or was "
@@ -177,7 +180,9 @@ def run_job(
         try:
             site = _site(settings.publish)
             if any(kind == "raster" for *_, kind in pit_files):
-                outcome = check_pit_survey(settings.root, pit_files, licence_file, out, held, site)
+                outcome = check_pit_survey(
+                    settings.root, pit_files, licence_file, out, held, site, previous_pit
+                )
             else:
                 outcome = _check(settings.root, files, licence_file, out, held, previous, site)
             if not isinstance(outcome, str) and "records" in outcome:
@@ -280,6 +285,27 @@ def _previous(db: Session, survey: Survey) -> Previous | None:
         return None
     scans = tuple((f.stored, f.client_name) for f in prev.files if f.kind == "scan")
     return Previous(prev.id, scans) if scans else None
+
+
+def _previous_pit(db: Session, survey: Survey) -> tuple[int, list[tuple[str, str, str]]] | None:
+    """The rasters and design of the mine's previous checked open-pit
+    survey (same licence): its DSM is the earlier flight of a survey that
+    brings only one."""
+    prev = db.scalar(
+        select(Survey)
+        .where(
+            Survey.mine_id == survey.mine_id,
+            Survey.licence_file == survey.licence_file,
+            Survey.state == JobState.DONE.value,
+            Survey.id < survey.id,
+            Survey.id.in_(select(SurveyFile.survey_id).where(SurveyFile.kind == "raster")),
+        )
+        .order_by(Survey.id.desc())
+        .limit(1)
+    )
+    if prev is None:
+        return None
+    return prev.id, [(f.stored, f.client_name, f.kind) for f in prev.files if f.kind in PIT_KINDS]
 
 
 def _check(

@@ -290,6 +290,19 @@ def test_pit_dsm_as_esri_ascii_grid(plat: Plat, pit: Path, tmp_path: Path) -> No
     assert only_ortho.status_code == 201
     failed = plat.wait_survey(only_ortho.json()["id"])
     assert failed["state"] == "failed" and "no DSM" in failed["message"], failed
+    # the next flight alone: the previous pit survey's DSM is its earlier flight
+    r = plat.api("POST", "/api/v1/mines/M-QN-2/surveys", "con-a",
+                 files=[("file", ("dsm_2026-09-01.tif", (pit / "dsm_2026-09-01.tif").read_bytes()))])  # fmt: skip
+    assert r.status_code == 201, r.text
+    later = plat.wait_survey(r.json()["id"])
+    assert later["state"] == "done", later
+    v = later["values"]
+    assert v["earlier"] == f"flight.asc (survey {s['id']})" and v["since_survey"] == s["id"], v
+    assert "out_of_order" in v["kinds"], v
+    expected = json.loads((pit / "expected.json").read_text())["between_surveys"]
+    assert v["cut_m3"] == pytest.approx(
+        expected["cut_inside_m3"] + expected["cut_outside_m3"], rel=0.05
+    )
 
 
 def test_underground_findings_published(plat: Plat) -> None:
