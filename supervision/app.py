@@ -35,6 +35,7 @@ from supervision.db import Clock, make_engine, make_sessionmaker, system_clock
 from supervision.ingest.stats import IngestStats
 from supervision.ingest.subscriber import Subscriber
 from supervision.jobs.engine import Dispatcher
+from supervision.jobs.publish import Publisher
 from supervision.notify import views as notify_views
 from supervision.notify.runner import Notifier
 from supervision.registry import views as registry_views
@@ -89,8 +90,18 @@ def create_app(
             if config.notify.receivers:
                 ctx.extra["notifier"] = notifier
                 tasks.append(asyncio.create_task(notifier.run(), name="notify"))
+            publisher = Publisher(ctx) if config.publish.sinks else None
+            if publisher is not None:
+                ctx.extra["publisher"] = publisher
+                tasks.append(asyncio.create_task(publisher.run(), name="publish-findings"))
+
+            def job_done(_job: int) -> None:
+                evaluator.poke()
+                if publisher is not None:
+                    publisher.poke()
+
             if config.jobs.engine == "dramatiq" or config.jobs.workers > 0:
-                dispatcher = Dispatcher(ctx, on_done=lambda _job: evaluator.poke())
+                dispatcher = Dispatcher(ctx, on_done=job_done)
                 ctx.extra["dispatcher"] = dispatcher
                 tasks.append(asyncio.create_task(dispatcher.run(), name="survey-jobs"))
             if config.mqtt.enabled:

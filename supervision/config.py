@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from gateway.config.tomlpos import TomlPositions, format_loc
+from gateway.sinks.config import SINK_REGISTRY, SinkConfig
 
 
 class _Section(BaseModel):
@@ -308,6 +309,33 @@ class JobsSection(_Section):
     poll_s: float = Field(2.0, gt=0, le=600)
 
 
+class PublishSection(_Section):
+    """Findings of checked uploads sent to InfluxDB and MQTT through the
+    gateway's sinks (docs/platform.md "Findings to InfluxDB and MQTT").
+    Each ``[[publish.sinks]]`` table is a gateway ``[[sinks]]`` table
+    (docs/sinks.md: ``influxdb_v1``, ``influxdb_v2``, ``mqtt``)."""
+
+    sinks: tuple[SinkConfig, ...] = ()
+    #: the ``site`` and ``gateway`` of the records (InfluxDB tags, MQTT topic
+    #: ``<topic_prefix>/<site>/<gateway>/survey/<check>``); each record also
+    #: carries the mine's code (tag ``mine_code``) and the survey's id
+    site: str = Field("platform", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    gateway: str = Field("uploads", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    #: a sink that failed is tried again after this, doubling up to retry_max_s
+    retry_initial_s: float = Field(2.0, gt=0)
+    retry_max_s: float = Field(300.0, gt=0)
+    #: how often the outbox is looked at when nothing wakes the publisher
+    poll_s: float = Field(5.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _unique(self) -> PublishSection:
+        names = [s.name for s in self.sinks]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"sink name(s) used twice: {', '.join(dup)}")
+        return self
+
+
 class NotifySection(_Section):
     webhooks: tuple[WebhookReceiver, ...] = ()
     email: tuple[EmailReceiver, ...] = ()
@@ -379,6 +407,7 @@ class PlatformConfig(_Section):
     history: HistorySection | None = None
     uploads: UploadsSection = Field(default_factory=lambda: UploadsSection.model_validate({}))
     jobs: JobsSection = Field(default_factory=lambda: JobsSection.model_validate({}))
+    publish: PublishSection = Field(default_factory=lambda: PublishSection.model_validate({}))
     source: str = ""  # the file it came from (set by load_config)
 
     def listen_problem(self) -> str | None:
@@ -445,6 +474,8 @@ def parse_config(
         errors = []
         for err in exc.errors(include_url=False):
             loc = tuple(err["loc"])
+            if loc[:2] == ("publish", "sinks") and len(loc) > 3 and loc[3] in SINK_REGISTRY:
+                loc = loc[:3] + loc[4:]  # the sink type's tag is not a key of the table
             line = pos.line_of(loc)
             where = f"{source}:{line}" if line else source
             msg = str(err["msg"]).removeprefix("Value error, ")

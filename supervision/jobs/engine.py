@@ -42,7 +42,9 @@ ACTOR = "check_survey"
 
 
 def settings_of(config: PlatformConfig) -> JobSettings:
-    return JobSettings(config.uploads.dir, config.jobs.lease_s, config.jobs.max_attempts)
+    return JobSettings(
+        config.uploads.dir, config.jobs.lease_s, config.jobs.max_attempts, config.publish
+    )
 
 
 def make_broker(jobs: JobsSection) -> Any:

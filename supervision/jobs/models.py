@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from supervision.db.base import Base
@@ -41,4 +41,25 @@ class Job(Base):
     created_ns: Mapped[int] = mapped_column(BigInteger)
     started_ns: Mapped[int | None] = mapped_column(BigInteger)
     finished_ns: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
+class PublishOutbox(Base):
+    """A finished check's finding records waiting for one sink (a row per
+    survey and sink of ``[[publish.sinks]]``), written in the transaction
+    that completes the job: the findings are never lost when a sink is
+    down. The service's publisher sends them and sets ``sent_ns``; a row
+    whose sink failed is tried again at ``next_try_ns`` (at-least-once)."""
+
+    __tablename__ = "publish_outbox"
+    __table_args__ = (UniqueConstraint("survey_id", "sink"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    survey_id: Mapped[int] = mapped_column(ForeignKey("survey.id"), index=True)
+    sink: Mapped[str] = mapped_column(String(100))
+    #: the records as JSON (``supervision.jobs.publish.dump_records``)
+    records: Mapped[str] = mapped_column(Text)
+    created_ns: Mapped[int] = mapped_column(BigInteger)
+    sent_ns: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_try_ns: Mapped[int] = mapped_column(BigInteger, default=0)
     error: Mapped[str] = mapped_column(Text, default="")

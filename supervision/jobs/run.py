@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,7 +28,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from supervision.db.base import Clock
 from supervision.jobs.changes import Previous, compare_with_previous
 from supervision.jobs.models import Job, JobState
-from supervision.uploads.models import Survey
+from supervision.jobs.pit import PIT_KINDS, check_pit_survey
+from supervision.jobs.publish import outbox_rows, tagged
+from supervision.registry.models import Mine
+from supervision.uploads.models import Survey, SurveyFile
+
+if TYPE_CHECKING:
+    from supervision.config import PublishSection
 
 log = logging.getLogger("minegate.platform.jobs")
 
@@ -38,6 +44,8 @@ class JobSettings:
     root: Path  # the uploads directory
     lease_s: float
     max_attempts: int
+    #: where findings are published (None or no sinks: not published)
+    publish: PublishSection | None = None
 
 
 def claim(db: Session, job_id: int, now_ns: int, lease_s: float) -> str | None:
@@ -152,8 +160,13 @@ def run_job(
         survey.state = JobState.RUNNING.value
         attempts = job.attempts
         files = [(f.stored, f.client_name) for f in survey.files if f.kind == "scan"]
+        pit_files = [(f.stored, f.client_name, f.kind) for f in survey.files if f.kind in PIT_KINDS]
         licence_file, survey_id = survey.licence_file, survey.id
+        mine_code = db.scalar(select(Mine.code).where(Mine.id == survey.mine_id)) or ""
         previous = _previous(db, survey)
+        previous_pit = (
+            _previous_pit(db, survey) if any(k == "raster" for *_, k in pit_files) else None
+        )
     if attempts > settings.max_attempts:
         msg = (
             f"the check did not finish in {attempts - 1} tries (its worker crashed or was "
@@ -165,7 +178,15 @@ def run_job(
     out = settings.root / rel_out
     with _Held(sessions, job_id, token, clock, settings.lease_s) as held:
         try:
-            outcome = _check(settings.root, files, licence_file, out, held, previous)
+            site = _site(settings.publish)
+            if any(kind == "raster" for *_, kind in pit_files):
+                outcome = check_pit_survey(
+                    settings.root, pit_files, licence_file, out, held, site, previous_pit
+                )
+            else:
+                outcome = _check(settings.root, files, licence_file, out, held, previous, site)
+            if not isinstance(outcome, str) and "records" in outcome:
+                tagged(outcome["records"], mine_code, survey_id)
         except Exception as exc:  # a crash, not bad input: leave it to be claimed again
             log.error("job %d crashed: %s", job_id, traceback.format_exc())
             if held._set(state=JobState.QUEUED.value, claim=None, error=f"{exc!r}"):
@@ -183,7 +204,9 @@ def run_job(
             done = _complete(sessions, job_id, token, clock, failed=outcome)
         else:
             held._set(stage="report")
-            done = _complete(sessions, job_id, token, clock, result=(rel_out, outcome))
+            done = _complete(
+                sessions, job_id, token, clock, result=(rel_out, outcome), publish=settings.publish
+            )
     if not done:  # our lease ended and another worker completed it: ours is not kept
         shutil.rmtree(out, ignore_errors=True)
         return "skipped"
@@ -204,6 +227,7 @@ def _complete(
     *,
     failed: str | None = None,
     result: tuple[str, dict[str, Any]] | None = None,
+    publish: PublishSection | None = None,
 ) -> bool:
     """Finish the job, only if our claim still holds (once, ever)."""
     now = clock()
@@ -232,11 +256,18 @@ def _complete(
             survey.message = found["message"]
             survey.check_id = found["check_id"]
             survey.values = found["values"]
+            if publish is not None:  # the findings wait for each sink with the result
+                db.add_all(outbox_rows(publish, survey.id, found.get("records", []), now))
     return True
 
 
+def _site(publish: PublishSection | None) -> tuple[str, str] | None:
+    """(site, gateway) of the finding records, or None: not published."""
+    return (publish.site, publish.gateway) if publish is not None and publish.sinks else None
+
+
 def _previous(db: Session, survey: Survey) -> Previous | None:
-    """The first scan of the mine's previous checked survey (same licence)."""
+    """The scan and point files of the mine's previous checked survey (same licence)."""
     prev = db.scalar(
         select(Survey)
         .where(
@@ -244,14 +275,37 @@ def _previous(db: Session, survey: Survey) -> Previous | None:
             Survey.licence_file == survey.licence_file,
             Survey.state == JobState.DONE.value,
             Survey.id < survey.id,
+            # with point data (an open-pit survey of DSMs alone has none)
+            Survey.id.in_(select(SurveyFile.survey_id).where(SurveyFile.kind == "scan")),
         )
         .order_by(Survey.id.desc())
         .limit(1)
     )
     if prev is None:
         return None
-    scan = next((f for f in prev.files if f.kind == "scan"), None)
-    return None if scan is None else Previous(prev.id, scan.stored, scan.client_name)
+    scans = tuple((f.stored, f.client_name) for f in prev.files if f.kind == "scan")
+    return Previous(prev.id, scans) if scans else None
+
+
+def _previous_pit(db: Session, survey: Survey) -> tuple[int, list[tuple[str, str, str]]] | None:
+    """The rasters and design of the mine's previous checked open-pit
+    survey (same licence): its DSM is the earlier flight of a survey that
+    brings only one."""
+    prev = db.scalar(
+        select(Survey)
+        .where(
+            Survey.mine_id == survey.mine_id,
+            Survey.licence_file == survey.licence_file,
+            Survey.state == JobState.DONE.value,
+            Survey.id < survey.id,
+            Survey.id.in_(select(SurveyFile.survey_id).where(SurveyFile.kind == "raster")),
+        )
+        .order_by(Survey.id.desc())
+        .limit(1)
+    )
+    if prev is None:
+        return None
+    return prev.id, [(f.stored, f.client_name, f.kind) for f in prev.files if f.kind in PIT_KINDS]
 
 
 def _check(
@@ -261,13 +315,14 @@ def _check(
     out: Path,
     held: _Held,
     previous: Previous | None = None,
+    site: tuple[str, str] | None = None,
 ) -> dict[str, Any] | str:
     """Run the check and write the report; a string: bad input, the
     check's own message (stored paths replaced by the client's names)."""
     import numpy as np
 
     from survey.check import check_files
-    from survey.findings import SourceInfo, new_check_id
+    from survey.findings import SourceInfo, findings_records, new_check_id
     from survey.model import SurveyInputError
     from survey.readers.licence_files import load_licence
     from survey.report import write_report
@@ -301,10 +356,7 @@ def _check(
     write_report(result, out, xyz=xyz, status=status, check_id=check_id, sources=sources)
     changes = None
     if previous is not None:
-        stored, name = files[0]
-        changes = compare_with_previous(
-            root, result.licence, previous, stored, name, out / "changes"
-        )
+        changes = compare_with_previous(root, result.licence, previous, files, out / "changes")
     worst = max((i.max_exceedance_m for i in result.incidents), default=0.0)
     volume = sum(i.volume_m3 for i in result.incidents)
     return {
@@ -321,6 +373,11 @@ def _check(
             "volume_m3": round(volume, 1),
             **({"changes": changes} if changes is not None else {}),
         },
+        **(
+            {"records": findings_records(result, site[0], check_id, gateway=site[1])}
+            if site is not None
+            else {}
+        ),
     }
 
 

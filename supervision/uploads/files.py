@@ -43,19 +43,29 @@ FORMATS: dict[str, tuple[str, str]] = {
     ".stl": ("stl", "scan"),
     ".pcd": ("pcd", "scan"),
     ".dxf": ("dxf", "scan"),
+    ".tif": ("tif", "raster"),
+    ".tiff": ("tif", "raster"),
+    ".asc": ("asc", "raster"),
+    ".toml": ("toml", "design"),
     ".md": ("md", "description"),
     ".pdf": ("pdf", "description"),
 }
 #: the stored file's extension per format (the survey readers go by it)
 STORED_EXT = {fmt: ext for ext, (fmt, _) in reversed(FORMATS.items())}
-TEXT_FORMATS = frozenset({"xyz", "pts", "csv", "cass", "gsi", "obj", "dxf", "md"})
+TEXT_FORMATS = frozenset({"xyz", "pts", "csv", "cass", "gsi", "obj", "dxf", "md", "asc", "toml"})
 _MAGIC = (
     (b"LASF", "LAS/LAZ", {"las", "laz"}),
     (b"ASTM-E57", "E57", {"e57"}),
     (b"ply", "PLY", {"ply"}),
     (b"%PDF-", "PDF", {"pdf"}),
     (b"PK\x03\x04", "zip archive", {"zip"}),
+    (b"II*\x00", "TIFF", {"tif"}),
+    (b"MM\x00*", "TIFF", {"tif"}),
+    (b"II+\x00", "BigTIFF", {"tif"}),
+    (b"MM\x00+", "BigTIFF", {"tif"}),
 )
+#: the header keys an ESRI ASCII grid starts with
+_ASC_KEYS = (b"ncols", b"nrows", b"xllcorner", b"yllcorner", b"xllcenter", b"yllcenter")
 
 
 class UploadRefused(ValueError):
@@ -113,7 +123,7 @@ def sniff(head: bytes, name: str, size: int) -> tuple[str, str]:
                     "rename it to what it is"
                 )
             return fmt, kind
-    if fmt in {"las", "laz", "e57", "ply", "pdf", "zip"}:
+    if fmt in {"las", "laz", "e57", "ply", "pdf", "zip", "tif"}:
         raise UploadRefused(
             f"{shown}: the name says {fmt.upper()} but the bytes do not start like one "
             "(a truncated or mislabelled file?)"
@@ -128,6 +138,11 @@ def sniff(head: bytes, name: str, size: int) -> tuple[str, str]:
         if ascii_stl or size == 84 + 50 * n:
             return fmt, kind
         raise UploadRefused(f"{shown}: the name says STL but the bytes are not an STL mesh")
+    if fmt == "asc" and not (b"\0" in head or head.lstrip().lower().startswith(_ASC_KEYS)):
+        raise UploadRefused(
+            f"{shown}: the name says an ESRI ASCII grid but the bytes do not start with its "
+            "header (ncols, nrows, xllcorner ...)"
+        )
     if fmt in TEXT_FORMATS:
         if b"\0" in head or not head.strip():
             raise UploadRefused(

@@ -21,10 +21,15 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/surveys")
-def surveys_page(request: Request, p: Reader, db: DbSession) -> HTMLResponse:
+def surveys_page(
+    request: Request, p: Reader, db: DbSession, mine: str | None = None
+) -> HTMLResponse:
+    """``?mine=CODE``: one mine's surveys (its latest verdict first)."""
     can_upload = allows(p.role, Permission.UPLOAD)
     mines = list(db.scalars(scoped_select(Mine, p.scope).order_by(Mine.code))) if can_upload else []
     ids = scoped_select(Survey, p.scope).with_only_columns(Survey.id)
+    if mine is not None:
+        ids = ids.where(Survey.mine_id.in_(select(Mine.id).where(Mine.code == mine)))
     rows = db.execute(
         select(Survey, Job, Mine)
         .join(Mine, Mine.id == Survey.mine_id)
@@ -36,7 +41,7 @@ def surveys_page(request: Request, p: Reader, db: DbSession) -> HTMLResponse:
     latest_done = (
         scoped_select(Survey, p.scope)
         .with_only_columns(func.max(Survey.id))
-        .where(Survey.state == "done")
+        .where(Survey.state == "done", Survey.id.in_(ids))
         .group_by(Survey.mine_id)
     )
     latest = db.execute(
@@ -53,6 +58,7 @@ def surveys_page(request: Request, p: Reader, db: DbSession) -> HTMLResponse:
         can_upload=can_upload,
         mines=mines,
         rows=rows,
+        only_mine=mine,
         # no reload under a running upload
         refresh=0 if can_upload else None,
     )

@@ -63,8 +63,11 @@ def create_survey(
     now_ns: int,
 ) -> Created:
     """A survey and its job, or the survey already made of these files."""
-    if not any(f.kind == "scan" for f in files):
-        raise UploadRefused("the upload has no scan or point file to check (only descriptions)")
+    if not any(f.kind in ("scan", "raster") for f in files):
+        raise UploadRefused(
+            "the upload has no scan or point file, nor a DSM, to check (only descriptions or a "
+            "design)"
+        )
     fp = fingerprint(mine.id, files)
     existing = db.scalar(select(Survey).where(Survey.fingerprint == fp))
     if existing is not None:

@@ -23,7 +23,7 @@ from supervision.auth.scope import get_scoped, scoped_select
 from supervision.auth.service import Principal
 from supervision.config import PlatformConfig
 from supervision.context import DbSession, context
-from supervision.jobs.models import Job
+from supervision.jobs.models import Job, PublishOutbox
 from supervision.registry.models import Mine
 from supervision.uploads import service
 from supervision.uploads.files import CHUNK, Incoming, Stored, UploadRefused, take_file
@@ -298,7 +298,15 @@ def get_survey(survey_id: int, request: Request, p: Reader, db: DbSession) -> di
     job = db.scalar(select(Job).where(Job.survey_id == s.id))
     mine = db.get(Mine, s.mine_id)
     assert mine is not None
-    return survey_dict(s, job, mine)
+    out = survey_dict(s, job, mine)
+    # where its findings went (publish.sinks): sent, or waiting with the last error
+    out["published"] = [
+        {"sink": o.sink, "sent_ns": o.sent_ns, "attempts": o.attempts, "error": o.error}
+        for o in db.scalars(
+            select(PublishOutbox).where(PublishOutbox.survey_id == s.id).order_by(PublishOutbox.id)
+        )
+    ]
+    return out
 
 
 def _result_file(request: Request, p: Principal, db: Any, survey_id: int, name: str) -> Path:

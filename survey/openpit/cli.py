@@ -12,9 +12,16 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from survey.model import SurveyInputError
+
+if TYPE_CHECKING:
+    from survey.model import Licence
+    from survey.openpit.check import PitCheckResult
+    from survey.openpit.design import PitDesign
+    from survey.openpit.dsm import Dsm
+    from survey.report import ReportFiles
 
 # the exit codes of survey.cli (which imports this module, not the other way)
 EXIT_OK = 0
@@ -44,16 +51,68 @@ def parse_centre(text: str | None) -> tuple[float, float] | None:
     return y, x
 
 
-def cmd_check_pit(
-    args: argparse.Namespace, check_out: PrepareOut, make_out: PrepareOut, publish: Any
-) -> int:
+def check_and_report(
+    licence: Licence,
+    design: PitDesign,
+    prepare_out: Callable[[], Path],
+    *,
+    dsm: str | Path,
+    pre_mining: str | Path | None = None,
+    earlier: str | Path | None = None,
+    ortho: str | Path | None = None,
+    cell: float = 0.5,
+    centre: tuple[float, float] | None = None,
+    t0: float | None = None,
+    shown: Callable[[str], str] = str,
+    stage: Callable[[str], None] | None = None,
+) -> tuple[PitCheckResult, ReportFiles, str]:
+    """The check of ``check-pit`` and its report (findings.json, report.html
+    in ``prepare_out()``): the one code path of the CLI and of the
+    platform's jobs. ``shown`` turns a file's path into the name shown in
+    the report (the platform's stored files are shown by the client's
+    names); ``stage`` is told "check" and "report" as they begin."""
     import numpy as np
 
     from survey.findings import SourceInfo, new_check_id
     from survey.openpit.check import check_pit
-    from survey.openpit.design import PitDesign, load_design
-    from survey.openpit.dsm import Dsm
     from survey.openpit.report import write_pit_report
+
+    t0 = time.perf_counter() if t0 is None else t0
+    if stage is not None:
+        stage("check")
+    pit = check_pit(
+        licence,
+        dsm,
+        design=design,
+        pre_path=pre_mining,
+        earlier_path=earlier,
+        ortho_path=ortho,
+        cell=cell,
+        centre=centre,
+    )
+
+    def count(d: Dsm) -> int:  # points rasterised, or the DSM's cells with a height
+        return d.points if d.points is not None else int(np.isfinite(d.z).sum())
+
+    sources = [SourceInfo(shown(pit.dsm.source), pit.dsm.fmt, count(pit.dsm))]
+    if pre_mining:
+        sources.append(SourceInfo(shown(str(pre_mining)), "pre-mining", None))
+    if ortho:
+        sources.append(SourceInfo(shown(str(ortho)), "orthophoto", None))
+    if pit.earlier is not None:
+        sources.append(SourceInfo(shown(pit.earlier.source), pit.earlier.fmt, count(pit.earlier)))
+    check_id = new_check_id(licence)
+    pit.result.timings_s["total"] = time.perf_counter() - t0
+    if stage is not None:
+        stage("report")
+    files = write_pit_report(pit, prepare_out(), check_id=check_id, sources=sources)
+    return pit, files, check_id
+
+
+def cmd_check_pit(
+    args: argparse.Namespace, check_out: PrepareOut, make_out: PrepareOut, publish: Any
+) -> int:
+    from survey.openpit.design import PitDesign, load_design
     from survey.readers.licence_files import load_licence
 
     t0 = time.perf_counter()
@@ -68,30 +127,18 @@ def cmd_check_pit(
     licence = load_licence(args.licence)
     design = load_design(args.design) if args.design else PitDesign()
     out = check_out(Path(args.out))  # created once there is something to write
-    pit = check_pit(
+    pit, files, check_id = check_and_report(
         licence,
-        args.dsm,
-        design=design,
-        pre_path=args.pre_mining,
-        earlier_path=args.earlier,
-        ortho_path=args.ortho,
+        design,
+        lambda: make_out(out),
+        dsm=args.dsm,
+        pre_mining=args.pre_mining,
+        earlier=args.earlier,
+        ortho=args.ortho,
         cell=args.cell,
         centre=parse_centre(args.centre),
+        t0=t0,
     )
-
-    def count(d: Dsm) -> int:  # points rasterised, or the DSM's cells with a height
-        return d.points if d.points is not None else int(np.isfinite(d.z).sum())
-
-    sources = [SourceInfo(pit.dsm.source, pit.dsm.fmt, count(pit.dsm))]
-    if args.pre_mining:
-        sources.append(SourceInfo(str(args.pre_mining), "pre-mining", None))
-    if args.ortho:
-        sources.append(SourceInfo(str(args.ortho), "orthophoto", None))
-    if pit.earlier is not None:
-        sources.append(SourceInfo(pit.earlier.source, pit.earlier.fmt, count(pit.earlier)))
-    check_id = new_check_id(licence)
-    pit.result.timings_s["total"] = time.perf_counter() - t0
-    files = write_pit_report(pit, make_out(out), check_id=check_id, sources=sources)
     r = pit.result
     print(f"{r.verdict.upper()}: licence {licence.licence_no}")
     for inc in r.incidents[:MAX_PRINTED]:

@@ -83,3 +83,18 @@ def mosquitto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     srv = servers.mosquitto(tmp_path_factory.mktemp("mosquitto")).start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="session")
+def pit_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``minegate survey sample --open-pit``'s output, made once a session."""
+    import os
+    import subprocess
+
+    out = tmp_path_factory.mktemp("pit-sample")
+    r = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "survey", "sample", "--open-pit", "--out", str(out)],
+        env={**os.environ, "PYTHONPATH": str(HERE.parents[1])}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return out

@@ -140,7 +140,8 @@ def test_embedded_pool_checks_an_upload(tmp_path: Path) -> None:
         second = client.get(r.json()["url"], headers=auth).json()
         assert second["state"] == "done" and second["verdict"] == "compliant", second
         changes = second["values"]["changes"]
-        assert changes["since_survey"] == sid and changes["old_scan"] == "v.las", changes
+        assert changes["since_survey"] == sid and changes["old_files"] == ["v.las"], changes
+        assert changes["new_files"] == ["ok.las"]
         assert changes["new_incidents"] == 0 and changes["areas"] >= 0
         doc = client.get(f"/api/v1/surveys/{second['id']}/changes/findings.json", headers=auth)
         assert doc.status_code == 200 and doc.json()["comparison"]["old_source"] == "v.las"
@@ -148,6 +149,31 @@ def test_embedded_pool_checks_an_upload(tmp_path: Path) -> None:
         assert s["changes_report_url"] is None  # the first survey had nothing before it
         none = client.get(f"/api/v1/surveys/{sid}/changes/report.html", headers=auth)
         assert none.status_code == 404
+        # a survey of two point files (scan + total-station points): both are
+        # compared, merged, with the previous survey's
+        r = client.post("/api/v1/mines/M-QN-1/surveys", headers=auth, files=[
+            ("file", ("ok.las", (sample / "compliant.las").read_bytes())),
+            ("file", ("ts.dat", (sample / "violation_points.dat").read_bytes()))])  # fmt: skip
+        assert r.status_code == 201, r.text
+        deadline = time.monotonic() + 120
+        while True:
+            third = client.get(r.json()["url"], headers=auth).json()
+            if third["state"] in ("done", "failed"):
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert third["state"] == "done", third
+        changes = third["values"]["changes"]
+        assert changes["since_survey"] == second["id"], changes
+        assert changes["old_files"] == ["ok.las"] and changes["new_files"] == ["ok.las", "ts.dat"]
+        found = client.get(third["findings_url"], headers=auth).json()
+        per_file = {src["path"]: src["points"] for src in found["sources"]}
+        assert changes["new_points_compared"] == per_file["ok.las"] + per_file["ts.dat"]
+        assert changes["old_points"] == per_file["ok.las"]
+        # the scan is the same as before: what is new is the points' workings
+        assert 0 < changes["new_points"] <= per_file["ts.dat"], changes
+        doc = client.get(f"/api/v1/surveys/{third['id']}/changes/findings.json", headers=auth)
+        assert doc.json()["comparison"]["new_source"] == "ok.las + ts.dat"
     assert app.state.ctx.extra.get("failed") is None
     engine.dispose()
 

@@ -95,6 +95,7 @@ def plat(tmp_path_factory: pytest.TempPathFactory, sample: Path) -> Iterator[Pla
 
     home = tmp_path_factory.mktemp("platform")
     redis = servers.redis_server(home)
+    broker = servers.mosquitto(home / "mosquitto").start()  # the findings' sink
     engine = make_engine(f"sqlite:///{home / 'platform.db'}")
     upgrade(engine)
     now = time.time_ns()
@@ -116,6 +117,8 @@ def plat(tmp_path_factory: pytest.TempPathFactory, sample: Path) -> Iterator[Pla
         f"max_mb = {{contractor = {CONTRACTOR_MAX_MB}, admin = 100}}\n"
         f'[jobs]\nengine = "dramatiq"\nredis_url = "redis://127.0.0.1:{redis.port}/0"\n'
         "lease_s = 3\npoll_s = 0.5\n"
+        "[publish]\npoll_s = 0.5\n"
+        f'[[publish.sinks]]\nname = "mqtt"\ntype = "mqtt"\nhost = "127.0.0.1"\nport = {broker.port}\n'
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(home)}
     env.pop("MINEGATE_TOKEN", None)
@@ -151,6 +154,7 @@ def plat(tmp_path_factory: pytest.TempPathFactory, sample: Path) -> Iterator[Pla
                 w.kill()
         server.stop()
         redis.stop()
+        broker.stop()
 
 
 def test_assignment_is_scoped(plat: Platform) -> None:
@@ -198,6 +202,15 @@ def test_violating_scan_multipart_raises_the_alert(plat: Platform, sample: Path)
         time.sleep(0.2)
     assert hits[0]["severity"] == "critical"
     assert hits[0]["evidence"]["survey"] == created["id"]
+    # the findings, made by the worker's job, sent by the service to the sink
+    deadline = time.monotonic() + 30
+    while True:
+        published = plat.api("GET", f"/api/v1/surveys/{created['id']}", "con-a").json()["published"]
+        if published and published[0]["sent_ns"]:
+            break
+        assert time.monotonic() < deadline, published
+        time.sleep(0.2)
+    assert [p["sink"] for p in published] == ["mqtt"]
     # the same file again: recognised, not checked again
     again = plat.multipart("con-a", "M-QN-1", ("renamed.las", data)).json()
     assert again == {**created, "duplicate": True, "state": "done"}

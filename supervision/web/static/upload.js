@@ -20,8 +20,12 @@
     e.preventDefault();
     drop.classList.remove("over");
     dropped = e.dataTransfer.files;
-    say(progress, dropped.length + " file(s) ready");
+    var names = Array.prototype.map.call(dropped, function (f) { return f.name; });
+    say(progress, dropped.length + " file(s) ready: " + names.join(", "));
   });
+
+  // files chosen in the input after a drop replace the dropped ones
+  input.addEventListener("change", function () { dropped = null; });
 
   function send(file, mine) {
     return new Promise(function (resolve, reject) {
