@@ -1,7 +1,7 @@
 """publish outbox: a finished check's findings waiting for each sink
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-03 19:40:00
 
 A row per survey and configured sink (``[[publish.sinks]]``), written with
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
