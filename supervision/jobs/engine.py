@@ -127,8 +127,12 @@ class Dispatcher:
 
     def _done(self, job_id: int) -> None:
         """From a pool thread: tell the loop (the evaluator) a job finished."""
-        if self.on_done is not None:
+        if self.on_done is None:
+            return
+        try:
             self._loop.call_soon_threadsafe(self.on_done, job_id)
+        except RuntimeError:  # the service stopped while this job ran: it is stored done
+            log.info("job %d finished after the service stopped", job_id)
 
     def _sweep(self) -> None:
         try:
