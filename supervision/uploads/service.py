@@ -47,8 +47,38 @@ def mine_for_upload(db: Session, p: Principal, code: str) -> Mine:
     return mine
 
 
-def fingerprint(mine_id: int, files: list[Stored]) -> str:
+#: what a survey is checked as (``Survey.kind``)
+SURVEY_KINDS = ("underground", "open_pit")
+
+
+def survey_kind(files: list[Stored], asked: str | None) -> str:
+    """The survey's kind: as the uploader chose, else open pit when a DSM
+    raster is among the files (a raster is only checked as a pit), else
+    underground. The registry's mines have no kind: the uploader says
+    what a survey of clouds or meshes alone is."""
+    has_raster = any(f.kind == "raster" for f in files)
+    if asked is None or asked == "":
+        return "open_pit" if has_raster else "underground"
+    if asked not in SURVEY_KINDS:
+        raise UploadRefused(
+            f"survey kind {asked!r}: give underground or open_pit (an open pit's DSM, "
+            "dense cloud or textured mesh)",
+            422,
+        )
+    if asked == "underground" and has_raster:
+        raise UploadRefused(
+            "a DSM raster (GeoTIFF, ASCII grid) is checked as an open pit: upload it with the "
+            "kind open_pit, or leave the raster out of an underground survey",
+            422,
+        )
+    return asked
+
+
+def fingerprint(mine_id: int, files: list[Stored], kind: str = "underground") -> str:
     text = f"{mine_id}\n" + "\n".join(sorted(f.sha256 for f in files))
+    if kind == "open_pit" and not any(f.kind == "raster" for f in files):
+        # the same cloud sent as an open pit is another check than as underground workings
+        text += "\nopen_pit"
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -61,14 +91,17 @@ def create_survey(
     via: str,
     description: str,
     now_ns: int,
+    kind: str | None = None,
 ) -> Created:
-    """A survey and its job, or the survey already made of these files."""
+    """A survey and its job, or the survey already made of these files
+    (``kind``: ``underground``, ``open_pit`` or None: see :func:`survey_kind`)."""
     if not any(f.kind in ("scan", "raster") for f in files):
         raise UploadRefused(
             "the upload has no scan or point file, nor a DSM, to check (only descriptions or a "
             "design)"
         )
-    fp = fingerprint(mine.id, files)
+    kind = survey_kind(files, kind)
+    fp = fingerprint(mine.id, files, kind)
     existing = db.scalar(select(Survey).where(Survey.fingerprint == fp))
     if existing is not None:
         return Created(existing, True)
@@ -81,6 +114,7 @@ def create_survey(
         via=via,
         description=description[:10_000],
         licence_file=mine.licence_file or "",
+        kind=kind,
         state="queued",
         message="",
     )
