@@ -373,6 +373,7 @@ def _check(
             "licence": result.licence.licence_no,
             "points": result.n_points,
             "incidents": len(result.incidents),
+            "kinds": sorted({str(i.type) for i in result.incidents}),
             "within_uncertainty": len(result.uncertain),
             "max_exceedance_m": round(worst, 3),
             "volume_m3": round(volume, 1),

@@ -7,10 +7,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
+from supervision.auth.models import Role
 from supervision.auth.scope import scoped_select
 from supervision.auth.service import Principal
 from supervision.config import UploadsSection
@@ -24,6 +25,51 @@ from supervision.uploads.models import Survey, SurveyFile
 class Created:
     survey: Survey
     duplicate: bool  # the same files for the same mine were uploaded before
+
+
+def readable_surveys(p: Principal) -> Select[tuple[Survey]]:
+    """The surveys ``p`` may read: those of the mines of their area; a
+    contractor only the surveys they uploaded themselves (another survey
+    company's work on the same mine is not theirs to see)."""
+    stmt = scoped_select(Survey, p.scope)
+    if p.role == Role.CONTRACTOR:
+        stmt = stmt.where(Survey.uploader_id == p.user_id)
+    return stmt
+
+
+@dataclass(frozen=True, slots=True)
+class MineSurveys:
+    """What a mine's page shows of its surveys."""
+
+    latest: Survey | None  # the latest checked (done) survey
+    recent: list[tuple[Survey, Job | None]]  # the last few, newest first
+    total: int
+
+
+def mine_surveys(db: Session, p: Principal, mine_id: int, last: int = 10) -> MineSurveys:
+    """The mine's surveys as ``p`` may read them (see :func:`readable_surveys`)."""
+    from sqlalchemy import func
+
+    ids = readable_surveys(p).where(Survey.mine_id == mine_id).with_only_columns(Survey.id)
+    recent = [
+        (s, job)
+        for s, job in db.execute(
+            select(Survey, Job)
+            .outerjoin(Job, Job.survey_id == Survey.id)
+            .where(Survey.id.in_(ids))
+            .options(selectinload(Survey.files))
+            .order_by(Survey.id.desc())
+            .limit(last)
+        )
+    ]
+    latest = db.scalar(
+        select(Survey)
+        .where(Survey.id.in_(ids), Survey.state == "done")
+        .order_by(Survey.id.desc())
+        .limit(1)
+    )
+    total = db.scalar(select(func.count()).where(Survey.id.in_(ids))) or 0
+    return MineSurveys(latest, recent, total)
 
 
 def budget_for(cfg: UploadsSection, role: str) -> Budget:

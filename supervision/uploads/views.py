@@ -19,7 +19,6 @@ from sqlalchemy.orm import selectinload
 from starlette.datastructures import UploadFile
 
 from supervision.auth.deps import Reader, Uploader, not_found, refuse
-from supervision.auth.scope import get_scoped, scoped_select
 from supervision.auth.service import Principal
 from supervision.config import PlatformConfig
 from supervision.context import DbSession, context
@@ -278,7 +277,7 @@ def survey_dict(s: Survey, job: Job | None, mine: Mine) -> dict[str, Any]:
 
 @router.get("/surveys", summary="Surveys of your area, newest first")
 def list_surveys(p: Reader, db: DbSession, mine: str | None = None) -> list[dict[str, Any]]:
-    ids = scoped_select(Survey, p.scope).with_only_columns(Survey.id)
+    ids = service.readable_surveys(p).with_only_columns(Survey.id)
     stmt = (
         select(Survey, Job, Mine)
         .join(Mine, Mine.id == Survey.mine_id)
@@ -294,7 +293,7 @@ def list_surveys(p: Reader, db: DbSession, mine: str | None = None) -> list[dict
 
 
 def _survey(request: Request, p: Principal, db: Any, survey_id: int) -> Survey:
-    s = get_scoped(db, Survey, survey_id, p.scope)
+    s = db.scalars(service.readable_surveys(p).where(Survey.id == survey_id)).first()
     if s is None:
         raise not_found(request, p, f"survey {survey_id}")
     return s
