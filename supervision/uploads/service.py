@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -27,7 +27,7 @@ class Created:
     duplicate: bool  # the same files for the same mine were uploaded before
 
 
-def readable_surveys(p: Principal) -> Select[tuple[Survey]]:
+def readable_surveys(p: Principal) -> Select[Survey]:
     """The surveys ``p`` may read: those of the mines of their area; a
     contractor only the surveys they uploaded themselves (another survey
     company's work on the same mine is not theirs to see)."""
@@ -48,10 +48,8 @@ class MineSurveys:
 
 def mine_surveys(db: Session, p: Principal, mine_id: int, last: int = 10) -> MineSurveys:
     """The mine's surveys as ``p`` may read them (see :func:`readable_surveys`)."""
-    from sqlalchemy import func
-
     ids = readable_surveys(p).where(Survey.mine_id == mine_id).with_only_columns(Survey.id)
-    recent = [
+    recent: list[tuple[Survey, Job | None]] = [
         (s, job)
         for s, job in db.execute(
             select(Survey, Job)
