@@ -326,6 +326,10 @@ class PublishSection(_Section):
     retry_max_s: float = Field(300.0, gt=0)
     #: how often the outbox is looked at when nothing wakes the publisher
     poll_s: float = Field(5.0, gt=0, le=600)
+    #: how long an instance's claim on the rows it sends lasts (renewed
+    #: before each row is written): another instance of the service takes
+    #: the rows of one that died after this
+    claim_s: float = Field(60.0, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _unique(self) -> PublishSection:

@@ -63,3 +63,7 @@ class PublishOutbox(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_try_ns: Mapped[int] = mapped_column(BigInteger, default=0)
     error: Mapped[str] = mapped_column(Text, default="")
+    #: the publisher instance sending it now (a random token per claim) and
+    #: until when: another instance takes the row only after that
+    claim: Mapped[str | None] = mapped_column(String(64))
+    claimed_until_ns: Mapped[int | None] = mapped_column(BigInteger)

@@ -1,6 +1,6 @@
-"""Open-pit surveys on the platform: a survey holding a DSM raster
-(GeoTIFF or ESRI ASCII grid) is checked by ``survey.openpit`` on the same
-code path as ``minegate survey check-pit``
+"""Open-pit surveys on the platform: a survey of kind ``open_pit`` (chosen
+at upload, or holding a DSM raster: GeoTIFF or ESRI ASCII grid) is checked
+by ``survey.openpit`` on the same code path as ``minegate survey check-pit``
 (:func:`survey.openpit.cli.check_and_report`): beyond the boundary and
 below the licensed floor, benches against the slope design, "one wall"
 faces and, with a second date, the volume mined and the top-down order.
@@ -15,7 +15,14 @@ What each file of the survey is (the bytes were sniffed at upload):
   survey checked and the one before it the **earlier** flight (cut/fill and
   top-down order); more are noted and not used;
 * a ``.toml`` file is the **slope design** (else the built-in typical
-  figures); point clouds and meshes sent with a DSM are kept, not checked.
+  figures); point clouds and meshes sent with a DSM are kept, not checked;
+* a survey without a DSM raster is checked on its **dense clouds**
+  (LAS/LAZ, E57, PLY, PCD, XYZ/PTS) or **textured meshes** (OBJ, PLY,
+  STL), rasterised at ``CELL`` metres as ``check-pit --dsm cloud.las``
+  does: one surface per flight date (a cloud before a mesh of the same
+  date, which is noted and not used), the last date checked, the one
+  before it the earlier flight. Total-station points and CAD lines are too
+  sparse for a surface: kept, not checked.
 
 Every kind of violation (``boundary``, ``below_range``, ``one_wall``,
 ``steep_face``, ``narrow_berm``, ``overall_slope``, ``out_of_order``) counts
@@ -34,6 +41,11 @@ if TYPE_CHECKING:
 
 #: the survey file kinds a pit check uses
 PIT_KINDS = frozenset({"raster", "design", "scan"})
+#: stored extensions of the scans that make a surface (clouds, then meshes)
+CLOUDS = (".las", ".laz", ".e57", ".ply", ".pcd", ".xyz", ".pts")
+MESHES = (".obj", ".stl")
+#: cell (m) a cloud or mesh is rasterised at (``check-pit --cell``'s default)
+CELL = 0.5
 _DATE = re.compile(r"(20\d\d)-?([01]\d)-?([0-3]\d)")
 _PRE = re.compile(r"pre[-_ ]?mining", re.IGNORECASE)
 
@@ -63,9 +75,13 @@ def roles(root: Path, files: list[tuple[str, str, str]]) -> dict[str, Any] | str
     ``dsm``, ``earlier``, ``pre``, ``ortho``, ``design`` (stored paths or
     None) and ``notes``; a string: why the survey cannot be checked."""
     dsms: list[tuple[int, str, str]] = []
+    surfaces: list[tuple[int, str, str]] = []  # clouds and meshes, to rasterise
     out: dict[str, Any] = {"pre": None, "ortho": None, "design": None, "earlier": None}
     notes: list[str] = []
     for idx, (stored, name, kind) in enumerate(files):
+        if kind == "scan" and Path(stored).suffix in CLOUDS + MESHES:
+            surfaces.append((idx, stored, name))
+            continue
         if kind == "design":
             if out["design"] is not None:
                 return f"{name}: a second slope design; send one design file per survey"
@@ -84,10 +100,16 @@ def roles(root: Path, files: list[tuple[str, str, str]]) -> dict[str, Any] | str
                 dsms.append((idx, stored, name))
         else:
             notes.append(f"{name}: kept, not checked (the pit is checked on its DSM)")
+    if dsms:
+        for _, _, name in surfaces:
+            notes.append(f"{name}: kept, not checked (the pit is checked on its DSM)")
+    else:
+        dsms = _one_per_date(surfaces, notes)
     if not dsms:
         return (
-            "the survey has no DSM to check (a one-band GeoTIFF or an ESRI ASCII grid); "
-            "the orthophoto alone cannot be checked"
+            "the survey has no DSM, dense cloud or textured mesh to check as an open pit: send "
+            "its DSM (a one-band GeoTIFF or an ESRI ASCII grid), its cloud (LAS/LAZ) or its "
+            "mesh (OBJ); the orthophoto or total-station points alone cannot be checked"
         )
     dsms.sort(key=_date_key)
     out["dsm"] = dsms[-1][1]
@@ -97,6 +119,29 @@ def roles(root: Path, files: list[tuple[str, str, str]]) -> dict[str, Any] | str
         notes.append(f"{name}: a third DSM, not used (the last two dates are compared)")
     out["notes"] = notes
     return out
+
+
+def _one_per_date(
+    surfaces: list[tuple[int, str, str]], notes: list[str]
+) -> list[tuple[int, str, str]]:
+    """A surface per flight date (undated files count as one date): its
+    cloud, else its mesh; the others of that date noted, not used."""
+    by_date: dict[str, tuple[int, str, str]] = {}
+    for item in surfaces:
+        date = _date_key(item)[0]
+        kept = by_date.get(date)
+        if kept is None:
+            by_date[date] = item
+            continue
+        cloud_first = Path(item[1]).suffix in CLOUDS and Path(kept[1]).suffix not in CLOUDS
+        dropped = kept if cloud_first else item
+        if cloud_first:
+            by_date[date] = item
+        notes.append(
+            f"{dropped[2]}: kept, not checked (another surface of the same flight is: "
+            f"{by_date[date][2]})"
+        )
+    return list(by_date.values())
 
 
 def check_pit_survey(
@@ -159,6 +204,7 @@ def check_pit_survey(
             ortho=path("ortho"),
             shown=lambda p: names.get(p, plain(p)),
             stage=stage,
+            cell=CELL,
         )
     except SurveyInputError as exc:
         return plain(str(exc))

@@ -16,6 +16,15 @@ config models and encoders as ``minegate survey check --publish``).
   a record may arrive twice (after a crash between the sink's acceptance
   and the mark), never zero times. Records a server rejects as malformed
   are logged with its reason and not retried.
+* Several instances of the service share the outbox: an instance
+  **claims** the rows it is about to send (``claim``, ``claimed_until_ns``:
+  a token of its own and a lease of ``publish.claim_s``), by
+  ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL and, on both
+  backends, an update that only takes rows unclaimed or whose lease has
+  passed; each row's claim is renewed just before it is written and
+  released when it is sent or failed. So one row is sent by one instance at
+  a time, and the rows of an instance that died are taken by another when
+  its lease ends.
 """
 
 from __future__ import annotations
@@ -23,10 +32,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from gateway.model import Quality, Record, RecordKind
@@ -120,7 +130,8 @@ def pending(db: Session) -> dict[str, int]:
 
 
 class Publisher:
-    """Sends the outbox to the sinks of ``publish.sinks``; one per service."""
+    """Sends the outbox to the sinks of ``publish.sinks``; one per service
+    instance, several instances share the outbox by claims."""
 
     def __init__(self, ctx: PlatformContext) -> None:
         self.ctx = ctx
@@ -128,6 +139,8 @@ class Publisher:
         self._sinks: dict[str, Sink] = {}
         self._wake = asyncio.Event()
         self._retry_at: dict[str, int] = {}  # a sink that failed: not before (clock ns)
+        #: this instance's claim on the outbox rows it sends
+        self._token = secrets.token_hex(16)
         self.status: dict[str, dict[str, Any]] = {
             s.name: {"sent": 0, "failures": 0, "last_error": ""} for s in self.cfg.sinks
         }
@@ -145,31 +158,79 @@ class Publisher:
         return self._sinks[name]
 
     def _due(self, name: str) -> list[tuple[int, int, str, int]]:
+        """Claim up to TAKE due rows of the sink for this instance."""
         now = self.ctx.clock()
-        with self.ctx.sessions() as db:
-            rows = db.execute(
-                select(
-                    PublishOutbox.id,
-                    PublishOutbox.survey_id,
-                    PublishOutbox.records,
-                    PublishOutbox.attempts,
-                )
+        until = now + int(self.cfg.claim_s * 1e9)
+        free = or_(PublishOutbox.claimed_until_ns.is_(None), PublishOutbox.claimed_until_ns < now)
+        cols = (PublishOutbox.id, PublishOutbox.survey_id, PublishOutbox.records,
+                PublishOutbox.attempts)  # fmt: skip
+        with self.ctx.sessions() as db, db.begin():
+            candidates = (
+                select(PublishOutbox.id)
                 .where(
                     PublishOutbox.sink == name,
                     PublishOutbox.sent_ns.is_(None),
                     PublishOutbox.next_try_ns <= now,
+                    free,
                 )
                 .order_by(PublishOutbox.id)
                 .limit(TAKE)
+            )
+            if db.get_bind().dialect.name == "postgresql":
+                # rows another instance is claiming right now are passed over
+                candidates = candidates.with_for_update(skip_locked=True)
+            ids = list(db.scalars(candidates))
+            if not ids:
+                return []
+            # taken only if still free: on SQLite the write lock orders two
+            # instances, the second finds them claimed
+            db.execute(
+                update(PublishOutbox)
+                .where(PublishOutbox.id.in_(ids), PublishOutbox.sent_ns.is_(None), free)
+                .values(claim=self._token, claimed_until_ns=until)
+                .execution_options(synchronize_session=False)
+            )
+            rows = db.execute(
+                select(*cols)
+                .where(PublishOutbox.id.in_(ids), PublishOutbox.claim == self._token)
+                .order_by(PublishOutbox.id)
             ).all()
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
-    def _mark(self, row_id: int, **values: Any) -> None:
+    def _renew(self, row_id: int) -> bool:
+        """Our claim on the row extended before it is written; False: lost
+        (another instance took it after our lease ended, or it was sent)."""
+        with self.ctx.sessions() as db, db.begin():
+            res = db.execute(
+                update(PublishOutbox)
+                .where(
+                    PublishOutbox.id == row_id,
+                    PublishOutbox.claim == self._token,
+                    PublishOutbox.sent_ns.is_(None),
+                )
+                .values(claimed_until_ns=self.ctx.clock() + int(self.cfg.claim_s * 1e9))
+                .execution_options(synchronize_session=False)
+            )
+            return bool(res.rowcount == 1)  # type: ignore[attr-defined]
+
+    def _mark(self, row_id: int, **values: Any) -> bool:
+        """Sent or failed, and the claim released (only while it is ours)."""
+        with self.ctx.sessions() as db, db.begin():
+            res = db.execute(
+                update(PublishOutbox)
+                .where(PublishOutbox.id == row_id, PublishOutbox.claim == self._token)
+                .values(claim=None, claimed_until_ns=None, **values)
+                .execution_options(synchronize_session=False)
+            )
+            return bool(res.rowcount == 1)  # type: ignore[attr-defined]
+
+    def _release(self) -> None:
+        """The rows claimed and not sent left to the next round (a sink down)."""
         with self.ctx.sessions() as db, db.begin():
             db.execute(
                 update(PublishOutbox)
-                .where(PublishOutbox.id == row_id)
-                .values(**values)
+                .where(PublishOutbox.claim == self._token, PublishOutbox.sent_ns.is_(None))
+                .values(claim=None, claimed_until_ns=None)
                 .execution_options(synchronize_session=False)
             )
 
@@ -188,6 +249,9 @@ class Publisher:
         sink = self._sink(name)
         st = self.status[name]
         for row_id, survey_id, text, attempts in due:
+            if not await asyncio.to_thread(self._renew, row_id):
+                log.info("findings of survey %d for %s: taken by another instance", survey_id, name)
+                continue
             records = load_records(text)
             for seq, r in enumerate(records, 1):
                 r.seq = seq
@@ -215,15 +279,21 @@ class Publisher:
                     "findings of survey %d not sent to %s (%s): tried again in %.0f s",
                     survey_id, name, st["last_error"], self._delay_ns(attempts) / 1e9,
                 )  # fmt: skip
+                await asyncio.to_thread(self._release)
                 return  # this sink is down: the rest waits for the next round
             for rej in result.rejected:
                 log.error(
                     "survey %d: %s refused a finding record (%s); not sent again",
                     survey_id, name, rej.reason,
                 )  # fmt: skip
-            await asyncio.to_thread(
+            if not await asyncio.to_thread(
                 self._mark, row_id, sent_ns=self.ctx.clock(), attempts=attempts + 1, error=""
-            )
+            ):  # our lease ended while the sink took it: another instance may send it again
+                log.warning(
+                    "findings of survey %d sent to %s after this instance's claim ended "
+                    "(publish.claim_s %g s too short?): they may arrive twice",
+                    survey_id, name, self.cfg.claim_s,
+                )  # fmt: skip
             self._retry_at.pop(name, None)
             st["sent"] += 1
             st["last_error"] = ""

@@ -164,9 +164,10 @@ def run_job(
         licence_file, survey_id = survey.licence_file, survey.id
         mine_code = db.scalar(select(Mine.code).where(Mine.id == survey.mine_id)) or ""
         previous = _previous(db, survey)
-        previous_pit = (
-            _previous_pit(db, survey) if any(k == "raster" for *_, k in pit_files) else None
-        )
+        # an open pit by the kind chosen at upload (or, for a survey made
+        # without one, by its DSM raster)
+        open_pit = survey.kind == "open_pit" or any(k == "raster" for *_, k in pit_files)
+        previous_pit = _previous_pit(db, survey) if open_pit else None
     if attempts > settings.max_attempts:
         msg = (
             f"the check did not finish in {attempts - 1} tries (its worker crashed or was "
@@ -179,7 +180,7 @@ def run_job(
     with _Held(sessions, job_id, token, clock, settings.lease_s) as held:
         try:
             site = _site(settings.publish)
-            if any(kind == "raster" for *_, kind in pit_files):
+            if open_pit:
                 outcome = check_pit_survey(
                     settings.root, pit_files, licence_file, out, held, site, previous_pit
                 )
@@ -276,6 +277,7 @@ def _previous(db: Session, survey: Survey) -> Previous | None:
             Survey.state == JobState.DONE.value,
             Survey.id < survey.id,
             # with point data (an open-pit survey of DSMs alone has none)
+            Survey.kind != "open_pit",  # a pit's cloud is compared as a pit, not here
             Survey.id.in_(select(SurveyFile.survey_id).where(SurveyFile.kind == "scan")),
         )
         .order_by(Survey.id.desc())
@@ -288,9 +290,9 @@ def _previous(db: Session, survey: Survey) -> Previous | None:
 
 
 def _previous_pit(db: Session, survey: Survey) -> tuple[int, list[tuple[str, str, str]]] | None:
-    """The rasters and design of the mine's previous checked open-pit
-    survey (same licence): its DSM is the earlier flight of a survey that
-    brings only one."""
+    """The rasters, clouds, meshes and design of the mine's previous
+    checked open-pit survey (same licence): its DSM (or rasterised cloud)
+    is the earlier flight of a survey that brings only one."""
     prev = db.scalar(
         select(Survey)
         .where(
@@ -298,7 +300,10 @@ def _previous_pit(db: Session, survey: Survey) -> tuple[int, list[tuple[str, str
             Survey.licence_file == survey.licence_file,
             Survey.state == JobState.DONE.value,
             Survey.id < survey.id,
-            Survey.id.in_(select(SurveyFile.survey_id).where(SurveyFile.kind == "raster")),
+            or_(
+                Survey.kind == "open_pit",
+                Survey.id.in_(select(SurveyFile.survey_id).where(SurveyFile.kind == "raster")),
+            ),
         )
         .order_by(Survey.id.desc())
         .limit(1)
@@ -368,6 +373,7 @@ def _check(
             "licence": result.licence.licence_no,
             "points": result.n_points,
             "incidents": len(result.incidents),
+            "kinds": sorted({str(i.type) for i in result.incidents}),
             "within_uncertainty": len(result.uncertain),
             "max_exceedance_m": round(worst, 3),
             "volume_m3": round(volume, 1),

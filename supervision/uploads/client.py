@@ -49,6 +49,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mine", required=True, help="the mine's code")
     p.add_argument("--server", help="the platform's URL (or server in the config file)")
     p.add_argument("--description", default="", help="a note kept with the survey")
+    p.add_argument(
+        "--open-pit",
+        action="store_true",
+        help="an open pit's survey: its dense cloud (LAS/LAZ) or textured mesh (OBJ) is "
+        "rasterised and checked as a pit (a DSM raster is, without this flag)",
+    )
     p.add_argument("--config", type=Path, help=f"client config (default {DEFAULT_CONFIG})")
     p.add_argument("--chunk-mb", type=float, default=CHUNK / 2**20, help="tus chunk size, MB")
     p.add_argument("--retries", type=int, default=10, help="retries of a broken connection")
@@ -125,7 +131,11 @@ def _run(args: argparse.Namespace) -> int:
         "POST",
         f"{server}/api/v1/mines/{args.mine}/surveys/tus",
         token,
-        json={"uploads": ids, "description": args.description},
+        json={
+            "uploads": ids,
+            "description": args.description,
+            **({"kind": "open_pit"} if args.open_pit else {}),
+        },
         timeout=3600,  # the server hashes every file (about 5 s a GB) before it answers
     )
     url = f"{server}{created['url']}"

@@ -28,6 +28,11 @@ class Survey(Base):
     via: Mapped[str] = mapped_column(String(16))  # "tus" | "multipart"
     description: Mapped[str] = mapped_column(Text, default="")
     licence_file: Mapped[str] = mapped_column(String(1000))
+    #: what it is checked as: "underground" or "open_pit" (chosen at upload;
+    #: a survey with a DSM raster is open pit)
+    kind: Mapped[str] = mapped_column(
+        String(16), default="underground", server_default="underground"
+    )
     #: queued, running, done, failed (a copy of the job's, for listing)
     state: Mapped[str] = mapped_column(String(16), default="queued")
     verdict: Mapped[str | None] = mapped_column(String(32))

@@ -15,6 +15,7 @@ from supervision.context import DbSession
 from supervision.jobs.models import Job
 from supervision.registry.models import Mine
 from supervision.uploads.models import Survey
+from supervision.uploads.service import readable_surveys
 from supervision.web.views import _page
 
 router = APIRouter(include_in_schema=False)
@@ -27,7 +28,7 @@ def surveys_page(
     """``?mine=CODE``: one mine's surveys (its latest verdict first)."""
     can_upload = allows(p.role, Permission.UPLOAD)
     mines = list(db.scalars(scoped_select(Mine, p.scope).order_by(Mine.code))) if can_upload else []
-    ids = scoped_select(Survey, p.scope).with_only_columns(Survey.id)
+    ids = readable_surveys(p).with_only_columns(Survey.id)
     if mine is not None:
         ids = ids.where(Survey.mine_id.in_(select(Mine.id).where(Mine.code == mine)))
     rows = db.execute(

@@ -7,10 +7,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
+from supervision.auth.models import Role
 from supervision.auth.scope import scoped_select
 from supervision.auth.service import Principal
 from supervision.config import UploadsSection
@@ -24,6 +25,49 @@ from supervision.uploads.models import Survey, SurveyFile
 class Created:
     survey: Survey
     duplicate: bool  # the same files for the same mine were uploaded before
+
+
+def readable_surveys(p: Principal) -> Select[Survey]:
+    """The surveys ``p`` may read: those of the mines of their area; a
+    contractor only the surveys they uploaded themselves (another survey
+    company's work on the same mine is not theirs to see)."""
+    stmt = scoped_select(Survey, p.scope)
+    if p.role == Role.CONTRACTOR:
+        stmt = stmt.where(Survey.uploader_id == p.user_id)
+    return stmt
+
+
+@dataclass(frozen=True, slots=True)
+class MineSurveys:
+    """What a mine's page shows of its surveys."""
+
+    latest: Survey | None  # the latest checked (done) survey
+    recent: list[tuple[Survey, Job | None]]  # the last few, newest first
+    total: int
+
+
+def mine_surveys(db: Session, p: Principal, mine_id: int, last: int = 10) -> MineSurveys:
+    """The mine's surveys as ``p`` may read them (see :func:`readable_surveys`)."""
+    ids = readable_surveys(p).where(Survey.mine_id == mine_id).with_only_columns(Survey.id)
+    recent: list[tuple[Survey, Job | None]] = [
+        (s, job)
+        for s, job in db.execute(
+            select(Survey, Job)
+            .outerjoin(Job, Job.survey_id == Survey.id)
+            .where(Survey.id.in_(ids))
+            .options(selectinload(Survey.files))
+            .order_by(Survey.id.desc())
+            .limit(last)
+        )
+    ]
+    latest = db.scalar(
+        select(Survey)
+        .where(Survey.id.in_(ids), Survey.state == "done")
+        .order_by(Survey.id.desc())
+        .limit(1)
+    )
+    total = db.scalar(select(func.count()).where(Survey.id.in_(ids))) or 0
+    return MineSurveys(latest, recent, total)
 
 
 def budget_for(cfg: UploadsSection, role: str) -> Budget:
@@ -47,8 +91,38 @@ def mine_for_upload(db: Session, p: Principal, code: str) -> Mine:
     return mine
 
 
-def fingerprint(mine_id: int, files: list[Stored]) -> str:
+#: what a survey is checked as (``Survey.kind``)
+SURVEY_KINDS = ("underground", "open_pit")
+
+
+def survey_kind(files: list[Stored], asked: str | None) -> str:
+    """The survey's kind: as the uploader chose, else open pit when a DSM
+    raster is among the files (a raster is only checked as a pit), else
+    underground. The registry's mines have no kind: the uploader says
+    what a survey of clouds or meshes alone is."""
+    has_raster = any(f.kind == "raster" for f in files)
+    if asked is None or asked == "":
+        return "open_pit" if has_raster else "underground"
+    if asked not in SURVEY_KINDS:
+        raise UploadRefused(
+            f"survey kind {asked!r}: give underground or open_pit (an open pit's DSM, "
+            "dense cloud or textured mesh)",
+            422,
+        )
+    if asked == "underground" and has_raster:
+        raise UploadRefused(
+            "a DSM raster (GeoTIFF, ASCII grid) is checked as an open pit: upload it with the "
+            "kind open_pit, or leave the raster out of an underground survey",
+            422,
+        )
+    return asked
+
+
+def fingerprint(mine_id: int, files: list[Stored], kind: str = "underground") -> str:
     text = f"{mine_id}\n" + "\n".join(sorted(f.sha256 for f in files))
+    if kind == "open_pit" and not any(f.kind == "raster" for f in files):
+        # the same cloud sent as an open pit is another check than as underground workings
+        text += "\nopen_pit"
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -61,14 +135,17 @@ def create_survey(
     via: str,
     description: str,
     now_ns: int,
+    kind: str | None = None,
 ) -> Created:
-    """A survey and its job, or the survey already made of these files."""
+    """A survey and its job, or the survey already made of these files
+    (``kind``: ``underground``, ``open_pit`` or None: see :func:`survey_kind`)."""
     if not any(f.kind in ("scan", "raster") for f in files):
         raise UploadRefused(
             "the upload has no scan or point file, nor a DSM, to check (only descriptions or a "
             "design)"
         )
-    fp = fingerprint(mine.id, files)
+    kind = survey_kind(files, kind)
+    fp = fingerprint(mine.id, files, kind)
     existing = db.scalar(select(Survey).where(Survey.fingerprint == fp))
     if existing is not None:
         return Created(existing, True)
@@ -81,6 +158,7 @@ def create_survey(
         via=via,
         description=description[:10_000],
         licence_file=mine.licence_file or "",
+        kind=kind,
         state="queued",
         message="",
     )

@@ -8,7 +8,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -19,7 +19,6 @@ from sqlalchemy.orm import selectinload
 from starlette.datastructures import UploadFile
 
 from supervision.auth.deps import Reader, Uploader, not_found, refuse
-from supervision.auth.scope import get_scoped, scoped_select
 from supervision.auth.service import Principal
 from supervision.config import PlatformConfig
 from supervision.context import DbSession, context
@@ -110,6 +109,8 @@ class FromTus(BaseModel):
     model_config = ConfigDict(extra="forbid")
     uploads: list[str] = Field(min_length=1, max_length=64)
     description: str = Field("", max_length=10_000)
+    #: underground or open_pit; none: open pit if a DSM raster is sent, else underground
+    kind: Literal["underground", "open_pit"] | None = None
 
 
 def _created(request: Request, created: service.Created) -> dict[str, Any]:
@@ -171,8 +172,9 @@ def post_survey_from_tus(code: str, body: FromTus, request: Request, p: Uploader
                 stored += take_file(root, data, name, budget)
                 data.with_name(f"{data.name}.info").unlink(missing_ok=True)
             created = service.create_survey(
-                db, p, mine, stored, via="tus", description=body.description, now_ns=ctx.clock()
-            )
+                db, p, mine, stored, via="tus", description=body.description,
+                now_ns=ctx.clock(), kind=body.kind,
+            )  # fmt: skip
     except UploadRefused as exc:
         raise _raise(request, p, exc) from None
     return _created(request, created)
@@ -181,7 +183,8 @@ def post_survey_from_tus(code: str, body: FromTus, request: Request, p: Uploader
 @router.post(
     "/mines/{code}/surveys",
     status_code=201,
-    summary="A survey from a plain multipart upload (fields `file`, repeated, and `description`)",
+    summary="A survey from a plain multipart upload (fields `file`, repeated, `description` "
+    "and `kind`: underground or open_pit)",
 )
 async def post_survey_multipart(code: str, request: Request, p: Uploader) -> dict[str, Any]:
     ctx = context(request)
@@ -200,6 +203,9 @@ async def post_survey_multipart(code: str, request: Request, p: Uploader) -> dic
     if not uploads:
         raise HTTPException(422, "no file: send the survey's files as form field 'file'")
     description = form.get("description")
+    kind = form.get("kind")
+    if kind is not None and not isinstance(kind, str):
+        raise HTTPException(422, "kind: a form field (underground or open_pit), not a file")
 
     def store() -> service.Created:
         with ctx.sessions() as db, db.begin():
@@ -211,7 +217,7 @@ async def post_survey_multipart(code: str, request: Request, p: Uploader) -> dic
             return service.create_survey(
                 db, p, mine, stored, via="multipart",
                 description=description if isinstance(description, str) else "",
-                now_ns=ctx.clock(),
+                now_ns=ctx.clock(), kind=kind or None,
             )  # fmt: skip
 
     try:
@@ -239,6 +245,7 @@ def survey_dict(s: Survey, job: Job | None, mine: Mine) -> dict[str, Any]:
         "uploader": s.uploader,
         "created_ns": s.created_ns,
         "via": s.via,
+        "kind": s.kind,
         "description": s.description,
         "state": s.state,
         "stage": job.stage if job else "",
@@ -270,7 +277,7 @@ def survey_dict(s: Survey, job: Job | None, mine: Mine) -> dict[str, Any]:
 
 @router.get("/surveys", summary="Surveys of your area, newest first")
 def list_surveys(p: Reader, db: DbSession, mine: str | None = None) -> list[dict[str, Any]]:
-    ids = scoped_select(Survey, p.scope).with_only_columns(Survey.id)
+    ids = service.readable_surveys(p).with_only_columns(Survey.id)
     stmt = (
         select(Survey, Job, Mine)
         .join(Mine, Mine.id == Survey.mine_id)
@@ -286,7 +293,7 @@ def list_surveys(p: Reader, db: DbSession, mine: str | None = None) -> list[dict
 
 
 def _survey(request: Request, p: Principal, db: Any, survey_id: int) -> Survey:
-    s = get_scoped(db, Survey, survey_id, p.scope)
+    s = db.scalars(service.readable_surveys(p).where(Survey.id == survey_id)).first()
     if s is None:
         raise not_found(request, p, f"survey {survey_id}")
     return s

@@ -200,10 +200,14 @@ def mine_page(
         for s in db.scalars(scoped_select(Silence, p.scope).where(Silence.mine_id == mine_id))
         if is_active(s, now)
     ]
+    from supervision.uploads.service import mine_surveys
+
     return _page(
         request,
         "mine.html",
         d=d,
+        surveys=mine_surveys(db, p, mine_id),
+        can_upload=allows(p.role, Permission.UPLOAD),
         drawing=drawing,
         charts=charts,
         principal=p,

@@ -100,6 +100,16 @@ def test_contractor_uploads_in_the_browser(tmp_path: Path) -> None:
             sync_api.expect(row).to_contain_text("violations found")
             sync_api.expect(row).to_contain_text("by con-a")
             assert reg.locator("#upload").count() == 0
+            # the mine's own page: its latest verdict, the survey's files, the report in place
+            reg.goto(f"{url}/mines/{world.mines['M-QN-1']}")
+            latest = reg.locator("#latest-survey")
+            sync_api.expect(latest).to_contain_text("violations found")
+            sync_api.expect(latest).to_contain_text("by con-a")
+            sync_api.expect(latest.locator(".violation-kind").first).to_be_visible()
+            sync_api.expect(reg.locator("#mine-surveys")).to_contain_text("violation.las")
+            latest.locator("text=Open the report").click()
+            sync_api.expect(reg.locator("body")).to_contain_text("licence", timeout=10_000)
+            assert reg.url.endswith("/report.html")
             browser.close()
     finally:
         proc.send_signal(signal.SIGINT)

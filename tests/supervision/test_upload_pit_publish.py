@@ -335,3 +335,43 @@ def test_underground_findings_published(plat: Plat) -> None:
     assert len(incidents) == s["incidents"]
     rows = {row[1]: row for row in plat.outbox() if row[0] == s["id"]}
     assert rows["vm"][2] is not None and rows["mqtt"][2] is not None, rows
+
+
+def test_pit_from_cloud_and_mesh_with_explicit_kind(plat: Plat, pit: Path) -> None:
+    """A photogrammetry delivery without a DSM raster: the dense cloud sent
+    by ``minegate survey upload --open-pit`` (tus), the textured mesh by a
+    multipart form with ``kind=open_pit``; each rasterised and checked as a
+    pit (the sample's violations found), never guessed from the names."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "survey", "upload", str(pit / "cloud_2026-03-01.las"),
+         str(pit / "design.toml"), "--mine", "M-QN-1", "--open-pit", "--server", plat.url,
+         "--quiet"],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(plat.home),
+             "MINEGATE_TOKEN": plat.tokens["con-a"]},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stdout + proc.stderr  # violations, as survey check
+    surveys = plat.api("GET", "/api/v1/surveys?mine=M-QN-1", "con-a").json()
+    s = plat.wait_survey(surveys[0]["id"])
+    assert s["kind"] == "open_pit" and s["via"] == "tus" and s["state"] == "done", s
+    v = s["values"]
+    assert v["open_pit"] and v["dsm"] == "cloud_2026-03-01.las", v
+    assert {"boundary", "below_range", "one_wall", "steep_face"} <= set(v["kinds"]), v
+    assert v["points"] > 100_000  # the cloud's points, rasterised
+    doc = plat.api("GET", s["findings_url"], "con-a").json()
+    assert doc["sources"][0]["path"] == "cloud_2026-03-01.las"
+    # the mesh alone, by a multipart form
+    mesh = (pit / "mesh_2026-03-01.obj").read_bytes()
+    r = plat.api("POST", "/api/v1/mines/M-QN-1/surveys", "con-a",
+                 data={"kind": "open_pit"}, files=[("file", ("mesh_2026-03-01.obj", mesh))])  # fmt: skip
+    assert r.status_code == 201, r.text
+    m = plat.wait_survey(r.json()["id"])
+    assert m["kind"] == "open_pit" and m["state"] == "done", m
+    assert m["values"]["dsm"] == "mesh_2026-03-01.obj"
+    assert {"boundary", "one_wall"} <= set(m["values"]["kinds"]), m["values"]
+    # a kind that is not one, and a DSM raster said to be underground: refused
+    tif = (pit / "dsm_2026-09-01.tif").read_bytes()
+    for kind, needle in (("quarry", "underground or open_pit"), ("underground", "open pit")):
+        bad = plat.api("POST", "/api/v1/mines/M-QN-1/surveys", "con-a",
+                       data={"kind": kind}, files=[("file", ("d.tif", tif))])  # fmt: skip
+        assert bad.status_code == 422 and needle in bad.json()["detail"], bad.text

@@ -88,7 +88,11 @@
       return fetch("/api/v1/mines/" + encodeURIComponent(mine) + "/surveys/tus", {
         method: "POST", credentials: "same-origin",
         headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-        body: JSON.stringify({ uploads: ids, description: form.elements.description.value })
+        body: JSON.stringify({
+          uploads: ids,
+          description: form.elements.description.value,
+          kind: form.elements.kind.value || null
+        })
       });
     }).then(function (r) {
       return r.json().then(function (body) {
