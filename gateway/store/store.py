@@ -51,6 +51,7 @@ from gateway.store.limits import (
     enforce_retention,
     enforce_size,
 )
+from gateway.store.recent import RecentRecords, round_trips
 from gateway.store.rows import RECORD_COLUMNS, Name, RowCodec
 from gateway.store.schema import (
     SYNCHRONOUS_MODES,
@@ -121,8 +122,9 @@ class Store:
         clock: Callable[[], int] = time.time_ns,
         synchronous: str = "FULL",
         low_water: float = 0.9,
-        latest_flush_s: float = 1.0,
+        latest_flush_s: float = 5.0,
         reserve_bytes: int = DISK_RESERVE_BYTES,
+        recent_values: int = 150_000,
     ) -> None:
         if synchronous.upper() not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, not {synchronous!r}")
@@ -147,6 +149,7 @@ class Store:
         self._sources: set[str] = set()
         self._latest = LatestValues()
         self._latest_flushed_at = time.monotonic()
+        self._recent = RecentRecords(recent_values)
         self._pending_counters: dict[str, int] = {}
         self._ready = False  # close() must not write to a file we refused
 
@@ -281,6 +284,13 @@ class Store:
                             self._latest.merge(rec)
                 for j, rec in enumerate(records):
                     rec.seq = first + j
+                # the sinks take these from memory (as the table gives them back)
+                self._recent.add(
+                    [
+                        rec if round_trips(rec) else self._rows.decode_rows(conn, [row])[0]
+                        for rec, row in zip(records, rows, strict=True)
+                    ]
+                )
 
             on_commit.append(committed)
         if time.monotonic() - self._latest_flushed_at >= self._latest_flush_s:
@@ -432,6 +442,11 @@ class Store:
         if max_records <= 0:
             return []
         conn = self._conn()
+        recent = outbox.take_recent(
+            conn, self._recent, sink, max_records, max_values, kinds, after_seq
+        )
+        if recent is not None:
+            return recent
         rows = outbox.take_rows(conn, sink, max_records, max_values, kinds, after_seq)
         return self._rows.decode_rows(conn, rows)
 
@@ -525,11 +540,18 @@ class Store:
         # --publish`) may have appended records of sources we never saw.
         sources = [r[0] for r in self._conn().execute("SELECT device FROM sources ORDER BY device")]
         access = StoreAccess(self.path, self._conn, self._write, self._write_lock, self.size_bytes)
+        # while records may be deleted, takes read the table; if any were, the
+        # records kept in memory are forgotten (they may be among them)
         try:
-            enforce_retention(access, cutoff, sources, removed)
-            enforce_size(
-                access, self.max_bytes, self.low_water, removed, reserve_bytes=self.reserve_bytes
-            )
+            with self._recent.suspended():
+                enforce_retention(access, cutoff, sources, removed)
+                enforce_size(
+                    access,
+                    self.max_bytes,
+                    self.low_water,
+                    removed,
+                    reserve_bytes=self.reserve_bytes,
+                )
         except sqlite3.Error as exc:  # the reclaiming checkpoint on a full disk
             mapped = translate(self.path, exc)
             if mapped is None:
