@@ -316,3 +316,46 @@ async def test_an_alarm_stored_during_a_catch_up_batch_does_not_wait_for_all_of_
     assert order.index("alarm") < order.index(10_000)  # the end of the second batch
     seqs = {p["seq"] for p in col.on("/telemetry/old")}
     assert seqs == set(range(1, 15_001))  # the rest of the batch sent after it, none lost
+
+
+async def test_many_publishes_in_flight_are_each_confirmed_once(
+    mosquitto_server: Any, h: Any
+) -> None:
+    """The sink's client keeps aiomqtt's pending-call bookkeeping in O(1)
+    (an override of a private method): aiomqtt must still go through it,
+    every publish of a window wider than the batch is confirmed, and
+    nothing stays pending."""
+    import inspect
+
+    from gateway.sinks.mqtt import _Client
+
+    assert "self._pending_call(info.mid" in inspect.getsource(aiomqtt.Client.publish)
+    prefix = h.unique("mg")
+    async with collecting(mosquitto_server.port, f"{prefix}/#") as col:
+        sink = MqttSink(
+            cfg(mosquitto_server.port, topic_prefix=prefix, max_inflight=500), h.SITE, h.GATEWAY
+        )
+        await sink.connect()
+        client = sink._client
+        assert isinstance(client, _Client)
+        calls: list[int] = []
+        original = client._pending_call
+
+        def counting(mid: int, value: Any, pending: dict[int, Any]) -> Any:
+            calls.append(mid)
+            return original(mid, value, pending)
+
+        client._pending_call = counting  # type: ignore[method-assign]
+        recs = numbered([h.sample(f"d{i % 7}", i) for i in range(300)])
+        result = await sink.write(recs)
+        assert result.accepted_upto == 300
+        assert len(calls) == 300 and len(set(calls)) == 300
+        assert client._pending_publishes == {}
+        await until(
+            lambda: (
+                len(col.on("telemetry/d0"))
+                + sum(len(col.on(f"telemetry/d{k}")) for k in range(1, 7))
+                == 300
+            )
+        )
+        await sink.close()
