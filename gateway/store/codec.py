@@ -97,6 +97,16 @@ def _plain(v: object) -> Value | None:
     raise TypeError(f"value {v!r} of type {type(v).__name__} cannot be stored")
 
 
+def _ints_exact(values: Sequence[Value | None], types: set[type]) -> bool:
+    """Every int among ``values`` survives a float64."""
+    if len(types) == 1:  # all ints (register values): two C-level passes
+        return -_MAX_EXACT_INT <= min(values) and max(values) <= _MAX_EXACT_INT  # type: ignore[type-var, operator]
+    return not any(
+        type(v) is int and not -_MAX_EXACT_INT <= v <= _MAX_EXACT_INT  # type: ignore[operator]
+        for v in values
+    )
+
+
 def encode_payload(
     name_ids: Sequence[int], values: Sequence[Value | None], qualities: Sequence[Quality]
 ) -> bytes:
@@ -123,10 +133,7 @@ def encode_payload(
     types = set(map(type, values))
     if types <= _FLOAT_ONLY:
         parts.append(_le(array("d", values)))
-    elif types <= _NUMERIC and not (
-        int in types
-        and any(type(v) is int and not -_MAX_EXACT_INT <= v <= _MAX_EXACT_INT for v in values)
-    ):
+    elif types <= _NUMERIC and (int not in types or _ints_exact(values, types)):
         flags |= _FLAG_TAGS
         parts.append(bytes(map(_TYPE_TAG.__getitem__, map(type, values))))
         if type(None) in types:
