@@ -102,7 +102,7 @@ def _ints_exact(values: Sequence[Value | None], types: set[type]) -> bool:
     if len(types) == 1:  # all ints (register values): two C-level passes
         return -_MAX_EXACT_INT <= min(values) and max(values) <= _MAX_EXACT_INT  # type: ignore[type-var, operator]
     return not any(
-        type(v) is int and not -_MAX_EXACT_INT <= v <= _MAX_EXACT_INT  # type: ignore[operator]
+        type(v) is int and not -_MAX_EXACT_INT <= v <= _MAX_EXACT_INT
         for v in values
     )
 
