@@ -299,7 +299,7 @@ class BlockDecoder:
     others: its slot holds the :class:`DecodeError`.
     """
 
-    __slots__ = ("_be", "_count", "_le", "_readers", "_segments", "_words_only")
+    __slots__ = ("_be", "_count", "_le", "_readers", "_segments")
 
     def __init__(self, count: int, points: Sequence[tuple[PointSpec, int]]) -> None:
         self._count = count
@@ -310,23 +310,12 @@ class BlockDecoder:
         )
         self._le = struct.Struct(f"<{count}H").pack if needs_le else None
         self._segments = _runs(self._readers)
-        # Every point an unscaled uint16 read as sent (the usual register
-        # map): the values are the words themselves, no packing needed.
-        self._words_only: tuple[tuple[str, ...], int, int] | None = None
-        if len(self._segments) == 1 and _is_word_run(self._segments[0]):
-            names, _u, _le, byte_offset, group = self._segments[0]
-            self._words_only = (names, byte_offset // 2, byte_offset // 2 + len(group))
 
     def decode(self, words: Sequence[int]) -> dict[str, Value | DecodeError]:
         """``{point name: value or DecodeError}`` for the ``count`` ``words``."""
         if len(words) != self._count:
             err = DecodeError(f"response has {len(words)} registers, expected {self._count}")
             return {name: err for name, _spec, _off, _reader in self._readers}
-        words_only = self._words_only
-        # a word outside 0..65535 takes the checked path below (struct refuses it)
-        if words_only is not None and 0 <= min(words) and max(words) <= 0xFFFF:
-            names, start, end = words_only
-            return dict(zip(names, words[start:end], strict=True))
         try:
             be = self._be(*words)
             le = b"" if self._le is None else self._le(*words)
@@ -396,17 +385,6 @@ def _runs(readers: list[tuple[str, PointSpec, int, _Reader]]) -> list[_Segment]:
         names = tuple(name for name, _spec, _off, _reader in group)
         out.append((names, unpack, pack_end == "<", 2 * group[0][2], group))
     return out
-
-
-def _is_word_run(segment: _Segment) -> bool:
-    """A run of unscaled uint16 points whose values are their words as
-    received (packed and read in the same byte order)."""
-    _names, unpack_from, _use_le, _off, group = segment
-    spec = group[0][1]
-    if unpack_from is None or spec.dtype is not DataType.UINT16:
-        return False
-    pack_end, value_end = _ENDIANNESS[spec.order]
-    return pack_end == value_end
 
 
 def _safe_decode(words: Sequence[int], spec: PointSpec) -> Value | DecodeError:

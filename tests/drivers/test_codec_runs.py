@@ -81,34 +81,3 @@ def test_runs_match_per_point_decode(
         except DecodeError as exc:
             want = exc
         assert _same(out[p.name], want), (p, o, out[p.name], want)
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    n=st.integers(2, 20),
-    start=st.integers(0, 3),
-    order=st.sampled_from(list(WordOrder)),
-    data=st.data(),
-)
-def test_a_map_of_plain_uint16_registers_reads_the_words_themselves(
-    n: int, start: int, order: WordOrder, data: st.DataObject
-) -> None:
-    """The usual register map (unscaled uint16 side by side) skips packing;
-    the same values and the same errors as per-point decoding, for words
-    out of range too."""
-    points = [(PointSpec(f"r{i}", H, 0, DataType.UINT16, order), start + i) for i in range(n)]
-    count = start + n + data.draw(st.integers(0, 2))
-    regs = data.draw(st.lists(st.integers(0, 0xFFFF), min_size=count, max_size=count))
-    if data.draw(st.booleans()):
-        regs[data.draw(st.integers(0, count - 1))] = data.draw(st.sampled_from([-1, 0x10000]))
-    decoder = BlockDecoder(count, points)
-    identity = order in (WordOrder.ABCD, WordOrder.CDAB)  # packed and read in one byte order
-    assert (decoder._words_only is not None) is identity
-    out = decoder.decode(regs)
-    assert list(out) == [p.name for p, _ in points]
-    for p, o in points:
-        try:
-            want: object = decode(regs[o : o + 1], p)
-        except DecodeError as exc:
-            want = exc
-        assert _same(out[p.name], want), (p, o, out[p.name], want)
