@@ -181,19 +181,40 @@ class MqttSink(Sink):
         if self._client is None:
             raise SinkError(f"{self.describe()}: not connected")
         # A sliding window of max_inflight publishes awaiting their PUBACK:
-        # no barrier between groups, so the link stays busy.
+        # no barrier between groups, so the link stays busy. A record's task
+        # is created when the window has room for it (in batch order), not
+        # all at once: a thousand tasks queued on the semaphore cost more
+        # than the publishes.
         window = asyncio.Semaphore(self.cfg.max_inflight)
-        tasks = [
-            asyncio.create_task(self._publish_all(self.encoder.encode(rec), window))
-            for rec in batch
-        ]
+        tasks: list[asyncio.Task[None]] = []
         self._inflight = tasks
+        stopped: BaseException | None = None  # why the rest of the batch was not started
         try:
-            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for rec in batch:
+                await window.acquire()
+                if not self.connected:  # the link watcher saw it go
+                    window.release()
+                    stopped = asyncio.CancelledError()
+                    break
+                if self.yield_now is not None and self.yield_now():
+                    window.release()
+                    stopped = _Yielded()
+                    break
+                msgs = self.encoder.encode(rec)
+                tasks.append(asyncio.create_task(self._publish_all(msgs, window)))
+            results: list[BaseException | None] = list(
+                await asyncio.gather(*tasks, return_exceptions=True)
+            )
+        except BaseException:
+            for task in tasks:  # a cancelled write leaves nothing running
+                task.cancel()
+            raise
         finally:
             self._inflight = []
+        if stopped is not None:
+            results.append(stopped)
         accepted_upto = 0
-        for rec, res in zip(batch, results, strict=True):
+        for rec, res in zip(batch, results, strict=False):
             if res is None:
                 accepted_upto = rec.seq
                 continue
@@ -211,11 +232,11 @@ class MqttSink(Sink):
         return WriteResult(accepted_upto=accepted_upto)
 
     async def _publish_all(self, msgs: list[Message], window: asyncio.Semaphore) -> None:
-        async with window:  # acquired in batch order
-            if self.yield_now is not None and self.yield_now():
-                raise _Yielded
+        try:
             for m in msgs:
                 await self._publish(m)
+        finally:
+            window.release()
 
     async def _drop(self) -> None:
         """Forget the connection without saying goodbye (the broker keeps or
