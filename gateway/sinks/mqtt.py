@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import ssl
 import time
 from collections.abc import Iterator
@@ -63,6 +64,29 @@ class _Client(aiomqtt.Client):
             yield
         finally:
             pending_dict.pop(mid, None)
+
+
+class _Stall:
+    """Watches a write's publishes: when some are waiting and no PUBACK
+    arrived for ``timeout_s``, cancels them (``fired``)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.fired = False
+        self._last = time.monotonic()
+
+    def progress(self) -> None:
+        self._last = time.monotonic()
+
+    async def watch(self, tasks: list[asyncio.Task[None]]) -> None:
+        while True:
+            await asyncio.sleep(self.timeout_s / 4)
+            waiting = [t for t in tasks if not t.done()]
+            if waiting and time.monotonic() - self._last > self.timeout_s:
+                self.fired = True
+                for task in waiting:
+                    task.cancel()
+                return
 
 
 class _Yielded(Exception):
@@ -171,10 +195,16 @@ class MqttSink(Sink):
         for task in self._inflight:
             task.cancel()
 
-    async def _publish(self, msg: Message) -> None:
+    async def _publish(self, msg: Message, puback_wait_s: float | None = None) -> None:
+        """Publish and wait for the PUBACK, at most ``puback_wait_s`` (default
+        ``timeout_s``; ``math.inf``: the caller bounds the wait itself)."""
         assert self._client is not None
         await self._client.publish(
-            msg.topic, msg.payload, qos=self.cfg.qos, retain=msg.retain, timeout=self.cfg.timeout_s
+            msg.topic,
+            msg.payload,
+            qos=self.cfg.qos,
+            retain=msg.retain,
+            timeout=self.cfg.timeout_s if puback_wait_s is None else puback_wait_s,
         )
 
     async def write(self, batch: list[Record]) -> WriteResult:
@@ -188,11 +218,15 @@ class MqttSink(Sink):
         window = asyncio.Semaphore(self.cfg.max_inflight)
         tasks: list[asyncio.Task[None]] = []
         self._inflight = tasks
+        # One watchdog per write instead of a timer per publish (aiomqtt's
+        # wait_for): the write fails when no PUBACK came for timeout_s.
+        stall = _Stall(self.cfg.timeout_s)
+        watchdog = asyncio.create_task(stall.watch(tasks), name="mqtt-puback-watchdog")
         stopped: BaseException | None = None  # why the rest of the batch was not started
         try:
             for rec in batch:
                 await window.acquire()
-                if not self.connected:  # the link watcher saw it go
+                if not self.connected or stall.fired:  # the link went, or stalled
                     window.release()
                     stopped = asyncio.CancelledError()
                     break
@@ -201,7 +235,7 @@ class MqttSink(Sink):
                     stopped = _Yielded()
                     break
                 msgs = self.encoder.encode(rec)
-                tasks.append(asyncio.create_task(self._publish_all(msgs, window)))
+                tasks.append(asyncio.create_task(self._publish_all(msgs, window, stall)))
             results: list[BaseException | None] = list(
                 await asyncio.gather(*tasks, return_exceptions=True)
             )
@@ -211,6 +245,7 @@ class MqttSink(Sink):
             raise
         finally:
             self._inflight = []
+            watchdog.cancel()
         if stopped is not None:
             results.append(stopped)
         accepted_upto = 0
@@ -220,6 +255,10 @@ class MqttSink(Sink):
                 continue
             if isinstance(res, _Yielded):  # an alarm waits: the rest is sent after it
                 break
+            if isinstance(res, asyncio.CancelledError) and stall.fired:
+                self.connected = False
+                err = aiomqtt.MqttError(f"no PUBACK for {self.cfg.timeout_s:g} s")
+                raise self._error(err, "publish", accepted_upto) from None
             if isinstance(res, asyncio.CancelledError):  # the link watcher saw it go
                 self.connected = False
                 err = aiomqtt.MqttError(f"connection lost ({self._lost_reason})")
@@ -231,10 +270,13 @@ class MqttSink(Sink):
             raise res
         return WriteResult(accepted_upto=accepted_upto)
 
-    async def _publish_all(self, msgs: list[Message], window: asyncio.Semaphore) -> None:
+    async def _publish_all(
+        self, msgs: list[Message], window: asyncio.Semaphore, stall: _Stall
+    ) -> None:
         try:
             for m in msgs:
-                await self._publish(m)
+                await self._publish(m, math.inf)
+                stall.progress()
         finally:
             window.release()
 

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.servers
 
 def cfg(port: int, **kw: Any) -> MqttConfig:
     kw.setdefault("topic_prefix", "minegate")
-    return MqttConfig(name="mqtt", host="127.0.0.1", port=port, timeout_s=3, **kw)
+    kw.setdefault("timeout_s", 3)
+    return MqttConfig(name="mqtt", host="127.0.0.1", port=port, **kw)
 
 
 async def until(cond: Callable[[], bool], within: float = 30.0) -> None:
@@ -359,3 +360,38 @@ async def test_many_publishes_in_flight_are_each_confirmed_once(
             )
         )
         await sink.close()
+
+
+async def test_a_broker_that_stops_answering_fails_the_write_after_timeout_s(
+    tmp_path: Path, h: Any
+) -> None:
+    """A broker that keeps the connection but sends no PUBACK (here: the
+    process stopped with SIGSTOP) fails the write once no PUBACK came for
+    timeout_s: what was acknowledged before is the accepted prefix, nothing
+    after it, and the sink reconnects."""
+    import os
+    import signal
+
+    srv = h.servers.mosquitto(tmp_path / "mq").start()
+    try:
+        sink = MqttSink(cfg(srv.port, timeout_s=1, keepalive_s=60), h.SITE, h.GATEWAY)
+        await sink.connect()
+        first = numbered([h.sample("d", i) for i in range(50)])
+        assert (await sink.write(first)).accepted_upto == 50
+        os.kill(srv.proc.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(SinkError) as err:
+                await sink.write(numbered([h.sample("d", i) for i in range(50)], start=51))
+            waited = time.monotonic() - t0
+        finally:
+            os.kill(srv.proc.pid, signal.SIGCONT)
+        assert 1.0 <= waited < 3.0, waited
+        assert err.value.retryable and "PUBACK" in str(err.value)
+        assert err.value.accepted_upto == 0  # nothing of the second batch was acknowledged
+        assert not sink.connected
+        await sink.connect()
+        assert (await sink.write(numbered([h.sample("d", 0)], start=101))).accepted_upto == 101
+        await sink.close()
+    finally:
+        srv.stop()
