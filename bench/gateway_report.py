@@ -7,11 +7,15 @@ import platform
 from pathlib import Path
 from typing import Any
 
-#: the issue's targets for minegate (store + one sink on)
+#: the issues' targets for minegate (store + one sink on): issue 15 asks
+#: for twice modpoll's values per CPU-second in the same run and a p99
+#: under 500 ms; the absolute 170,000 (modpoll's efficiency when issue 1
+#: was written) applies when modpoll is not in the run
 TARGET_VALUES_PER_CPU_S = 170_000.0
+TARGET_TIMES_MODPOLL = 2.0
 TARGET_VALUES_PER_S = 100_000.0
 TARGET_DEVICES = 50
-TARGET_P99_MS = 2000.0
+TARGET_P99_MS = 500.0
 TARGET_DRAIN = 100_000.0
 
 ORDER = ("minegate-mqtt", "minegate-influx", "modpoll", "thingsboard")
@@ -53,19 +57,25 @@ def _check(value: float | None, target: float, higher: bool) -> dict[str, Any]:
 def targets(doc: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     devices = doc["workload"]["devices"]
+    modpoll = (doc["results"].get("modpoll") or {}).get("values_per_cpu_s")
     for name in ("minegate-mqtt", "minegate-influx"):
         r = doc["results"].get(name)
         if r is None:
             continue
-        t = {
-            "values_per_cpu_s >= 170000": _check(
+        t: dict[str, Any] = {}
+        if modpoll:
+            key = f"values_per_cpu_s >= 2 x modpoll's ({modpoll:,.0f}, same run)"
+            t[key] = _check(r["values_per_cpu_s"], TARGET_TIMES_MODPOLL * modpoll, True)
+            t[key]["ratio"] = round(r["values_per_cpu_s"] / modpoll, 2)
+            t[key]["note"] = f"{t[key]['ratio']:.2f}x modpoll's"
+        else:
+            t["values_per_cpu_s >= 170000"] = _check(
                 r["values_per_cpu_s"], TARGET_VALUES_PER_CPU_S, True
-            ),
-            "values_per_s >= 100000 (50 devices)": _check(
-                r["values_per_s"], TARGET_VALUES_PER_S, True
-            ),
-            "latency_p99_ms < 2000": _check(r["latency_p99_ms"], TARGET_P99_MS, False),
-        }
+            )
+        t["values_per_s >= 100000 (50 devices)"] = _check(
+            r["values_per_s"], TARGET_VALUES_PER_S, True
+        )
+        t["latency_p99_ms < 500"] = _check(r["latency_p99_ms"], TARGET_P99_MS, False)
         if devices != TARGET_DEVICES:
             t["values_per_s >= 100000 (50 devices)"]["note"] = f"run with {devices} devices"
             t["values_per_s >= 100000 (50 devices)"]["pass"] = None

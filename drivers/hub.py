@@ -33,6 +33,7 @@ from drivers.errors import (
     needs_reconnect,
     worth_resending,
 )
+from drivers.fastpdu import register_fast_pdus
 from drivers.hubmetrics import HubMetrics
 from drivers.reach import LinkProblem
 from drivers.types import MAX_READ_BITS, MAX_READ_REGISTERS, RegisterKind
@@ -269,6 +270,7 @@ class ModbusHub:
         problem = self._precheck()
         if problem is None:
             client = self._new_client()
+            register_fast_pdus(client)  # one struct call per read response
             # pymodbus would close the link after retries+3 silent
             # requests; an absent RTU unit must not take its bus down.
             client.set_max_no_responses(2**31)

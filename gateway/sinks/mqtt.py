@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import ssl
 import time
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TypeVar
 
 import aiomqtt
 
@@ -34,6 +36,57 @@ def _rc_value(exc: aiomqtt.MqttError) -> int | None:
     if rc is None:
         return None
     return int(getattr(rc, "value", rc))
+
+
+_T = TypeVar("_T")
+
+
+class _Client(aiomqtt.Client):
+    """aiomqtt's client with its bookkeeping of calls awaiting a reply made
+    O(1): aiomqtt 2.5 walks every pending call twice per publish (a
+    duplicate check and a count for a warning), which with ``max_inflight``
+    publishes awaiting their PUBACK cost about 7 % of the gateway's CPU at
+    the benchmark's load. Same behaviour otherwise (the warning aside: the
+    sink sets its threshold above ``max_inflight``). An override of a
+    private method, so ``tests/sinks/test_mqtt_fast.py`` checks that
+    aiomqtt still calls it with these arguments."""
+
+    @contextlib.contextmanager
+    def _pending_call(self, mid: int, value: _T, pending_dict: dict[int, _T]) -> Iterator[None]:
+        if (
+            mid in self._pending_publishes
+            or mid in self._pending_subscribes
+            or mid in self._pending_unsubscribes
+        ):
+            raise RuntimeError(f'There already exists a pending call for message ID "{mid}"')
+        pending_dict[mid] = value
+        try:
+            yield
+        finally:
+            pending_dict.pop(mid, None)
+
+
+class _Stall:
+    """Watches a write's publishes: when some are waiting and no PUBACK
+    arrived for ``timeout_s``, cancels them (``fired``)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.fired = False
+        self._last = time.monotonic()
+
+    def progress(self) -> None:
+        self._last = time.monotonic()
+
+    async def watch(self, tasks: list[asyncio.Task[None]]) -> None:
+        while True:
+            await asyncio.sleep(self.timeout_s / 4)
+            waiting = [t for t in tasks if not t.done()]
+            if waiting and time.monotonic() - self._last > self.timeout_s:
+                self.fired = True
+                for task in waiting:
+                    task.cancel()
+                return
 
 
 class _Yielded(Exception):
@@ -77,7 +130,7 @@ class MqttSink(Sink):
                 keyfile=self.cfg.key_file,
                 cert_reqs=ssl.CERT_REQUIRED,
             )
-        return aiomqtt.Client(
+        return _Client(
             self.cfg.host,
             self.cfg.effective_port,
             username=self.cfg.username,
@@ -142,34 +195,70 @@ class MqttSink(Sink):
         for task in self._inflight:
             task.cancel()
 
-    async def _publish(self, msg: Message) -> None:
+    async def _publish(self, msg: Message, puback_wait_s: float | None = None) -> None:
+        """Publish and wait for the PUBACK, at most ``puback_wait_s`` (default
+        ``timeout_s``; ``math.inf``: the caller bounds the wait itself)."""
         assert self._client is not None
         await self._client.publish(
-            msg.topic, msg.payload, qos=self.cfg.qos, retain=msg.retain, timeout=self.cfg.timeout_s
+            msg.topic,
+            msg.payload,
+            qos=self.cfg.qos,
+            retain=msg.retain,
+            timeout=self.cfg.timeout_s if puback_wait_s is None else puback_wait_s,
         )
 
     async def write(self, batch: list[Record]) -> WriteResult:
         if self._client is None:
             raise SinkError(f"{self.describe()}: not connected")
         # A sliding window of max_inflight publishes awaiting their PUBACK:
-        # no barrier between groups, so the link stays busy.
+        # no barrier between groups, so the link stays busy. A record's task
+        # is created when the window has room for it (in batch order), not
+        # all at once: a thousand tasks queued on the semaphore cost more
+        # than the publishes.
         window = asyncio.Semaphore(self.cfg.max_inflight)
-        tasks = [
-            asyncio.create_task(self._publish_all(self.encoder.encode(rec), window))
-            for rec in batch
-        ]
+        tasks: list[asyncio.Task[None]] = []
         self._inflight = tasks
+        # One watchdog per write instead of a timer per publish (aiomqtt's
+        # wait_for): the write fails when no PUBACK came for timeout_s.
+        stall = _Stall(self.cfg.timeout_s)
+        watchdog = asyncio.create_task(stall.watch(tasks), name="mqtt-puback-watchdog")
+        stopped: BaseException | None = None  # why the rest of the batch was not started
         try:
-            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for rec in batch:
+                await window.acquire()
+                if not self.connected or stall.fired:  # the link went, or stalled
+                    window.release()
+                    stopped = asyncio.CancelledError()
+                    break
+                if self.yield_now is not None and self.yield_now():
+                    window.release()
+                    stopped = _Yielded()
+                    break
+                msgs = self.encoder.encode(rec)
+                tasks.append(asyncio.create_task(self._publish_all(msgs, window, stall)))
+            results: list[BaseException | None] = list(
+                await asyncio.gather(*tasks, return_exceptions=True)
+            )
+        except BaseException:
+            for task in tasks:  # a cancelled write leaves nothing running
+                task.cancel()
+            raise
         finally:
             self._inflight = []
+            watchdog.cancel()
+        if stopped is not None:
+            results.append(stopped)
         accepted_upto = 0
-        for rec, res in zip(batch, results, strict=True):
+        for rec, res in zip(batch, results, strict=False):
             if res is None:
                 accepted_upto = rec.seq
                 continue
             if isinstance(res, _Yielded):  # an alarm waits: the rest is sent after it
                 break
+            if isinstance(res, asyncio.CancelledError) and stall.fired:
+                self.connected = False
+                err = aiomqtt.MqttError(f"no PUBACK for {self.cfg.timeout_s:g} s")
+                raise self._error(err, "publish", accepted_upto) from None
             if isinstance(res, asyncio.CancelledError):  # the link watcher saw it go
                 self.connected = False
                 err = aiomqtt.MqttError(f"connection lost ({self._lost_reason})")
@@ -181,12 +270,15 @@ class MqttSink(Sink):
             raise res
         return WriteResult(accepted_upto=accepted_upto)
 
-    async def _publish_all(self, msgs: list[Message], window: asyncio.Semaphore) -> None:
-        async with window:  # acquired in batch order
-            if self.yield_now is not None and self.yield_now():
-                raise _Yielded
+    async def _publish_all(
+        self, msgs: list[Message], window: asyncio.Semaphore, stall: _Stall
+    ) -> None:
+        try:
             for m in msgs:
-                await self._publish(m)
+                await self._publish(m, math.inf)
+                stall.progress()
+        finally:
+            window.release()
 
     async def _drop(self) -> None:
         """Forget the connection without saying goodbye (the broker keeps or

@@ -97,6 +97,22 @@ def _plain(v: object) -> Value | None:
     raise TypeError(f"value {v!r} of type {type(v).__name__} cannot be stored")
 
 
+def _ints_exact(values: Sequence[Value | None], types: set[type]) -> bool:
+    """Every int among ``values`` survives a float64."""
+    if len(types) == 1:  # all ints (register values): two C-level passes
+        return -_MAX_EXACT_INT <= min(values) and max(values) <= _MAX_EXACT_INT  # type: ignore[type-var, operator]
+    return not any(type(v) is int and not -_MAX_EXACT_INT <= v <= _MAX_EXACT_INT for v in values)
+
+
+def pack_ids(name_ids: Sequence[int]) -> tuple[int, bytes]:
+    """(flag, bytes) of the name-id block of a payload: u16 ids when every
+    id fits (the usual case), else u32. A record layout repeats: the caller
+    may keep the result."""
+    if not name_ids or max(name_ids) < 65536:
+        return _FLAG_IDS16, _le(array("H", name_ids))
+    return 0, _le(array("I", name_ids))
+
+
 def encode_payload(
     name_ids: Sequence[int], values: Sequence[Value | None], qualities: Sequence[Quality]
 ) -> bytes:
@@ -105,30 +121,40 @@ def encode_payload(
     Raises TypeError for a value that is not float, int, str, bool or None,
     and ValueError when the three sequences differ in length.
     """
-    n = len(values)
-    if len(name_ids) != n or len(qualities) != n:
+    if len(name_ids) != len(values):
         raise ValueError(
-            f"parallel lists differ in length: {len(name_ids)} names, {n} values, "
+            f"parallel lists differ in length: {len(name_ids)} names, {len(values)} values, "
             f"{len(qualities)} qualities"
         )
-    flags = 0
-    if not name_ids or max(name_ids) < 65536:
-        flags |= _FLAG_IDS16
-        parts: list[bytes] = [b"", _le(array("H", name_ids))]
-    else:
-        parts = [b"", _le(array("I", name_ids))]
+    return encode_packed(pack_ids(name_ids), values, qualities)
+
+
+def encode_packed(
+    ids: tuple[int, bytes], values: Sequence[Value | None], qualities: Sequence[Quality]
+) -> bytes:
+    """:func:`encode_payload` with the name-id block already packed
+    (:func:`pack_ids` of ``len(values)`` ids)."""
+    n = len(values)
+    id_flag, id_bytes = ids
+    if len(id_bytes) != (2 if id_flag else 4) * n or len(qualities) != n:
+        raise ValueError(
+            f"parallel lists differ in length: {len(id_bytes) // (2 if id_flag else 4)} names, "
+            f"{n} values, {len(qualities)} qualities"
+        )
+    flags = id_flag
+    parts: list[bytes] = [b"", id_bytes]
     if qualities.count(Quality.GOOD) != n:
         flags |= _FLAG_QUALITIES
         parts.append(bytes([QUALITY_CODE[Quality(q)] for q in qualities]))
     types = set(map(type, values))
     if types <= _FLOAT_ONLY:
         parts.append(_le(array("d", values)))
-    elif types <= _NUMERIC and not (
-        int in types
-        and any(type(v) is int and not -_MAX_EXACT_INT <= v <= _MAX_EXACT_INT for v in values)
-    ):
+    elif types <= _NUMERIC and (int not in types or _ints_exact(values, types)):
         flags |= _FLAG_TAGS
-        parts.append(bytes(map(_TYPE_TAG.__getitem__, map(type, values))))
+        if len(types) == 1:  # one type (all ints: register values): one tag repeated
+            parts.append(bytes((_TYPE_TAG[next(iter(types))],)) * n)
+        else:
+            parts.append(bytes(map(_TYPE_TAG.__getitem__, map(type, values))))
         if type(None) in types:
             values = [_NAN if v is None else v for v in values]
         parts.append(_le(array("d", values)))
@@ -138,7 +164,7 @@ def encode_payload(
     else:
         # Subclasses (numpy.float64, a StrEnum, ...) or unsupported types:
         # the slow path checks each value and raises TypeError for the latter.
-        return encode_payload(name_ids, [_plain(v) for v in values], qualities)
+        return encode_packed(ids, [_plain(v) for v in values], qualities)
     parts[0] = _HEADER.pack(flags, n)
     return b"".join(parts)
 

@@ -18,8 +18,9 @@ import sqlite3
 from collections.abc import Collection
 from typing import Any
 
-from gateway.model import RecordKind
+from gateway.model import Record, RecordKind
 from gateway.store.errors import UnknownSinkError
+from gateway.store.recent import RecentRecords
 from gateway.store.rows import RECORD_COLUMNS
 
 
@@ -157,3 +158,35 @@ def set_aside(
         (sink, seq, *row, reason, now_ns),
     )
     return True
+
+
+def take_recent(
+    conn: sqlite3.Connection,
+    recent: RecentRecords,
+    sink: str,
+    max_records: int,
+    max_values: int | None,
+    kinds: Collection[RecordKind] | None,
+    after_seq: int = 0,
+) -> list[Record] | None:
+    """What :func:`take_rows` would select, from the records kept in memory
+    (``recent``), or None when they cannot say exactly (the caller reads
+    the table). Reads only the sink's cursor, the last seq and the records
+    set aside after the cursor."""
+    row = conn.execute(
+        "SELECT (SELECT cursor FROM sinks WHERE name = ?), "
+        "(SELECT seq FROM sqlite_sequence WHERE name = 'records')",
+        (sink,),
+    ).fetchone()
+    if row[0] is None:
+        raise UnknownSinkError(f"sink {sink!r} is not registered (call register_sink first)")
+    cursor, last = int(row[0]), int(row[1] or 0)
+    after = max(cursor, after_seq)
+    if after + 1 < recent.first or last != recent.last:
+        return None
+    skip = {
+        r[0]
+        for r in conn.execute("SELECT seq FROM rejected WHERE sink = ? AND seq > ?", (sink, cursor))
+    }
+    kind_set = None if kinds is None else frozenset(RecordKind(k) for k in kinds)
+    return recent.take(after, last, max_records, max_values, kind_set, skip)

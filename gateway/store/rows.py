@@ -21,12 +21,14 @@ from gateway.store.codec import (
     decode_fields,
     decode_payload,
     encode_fields,
-    encode_payload,
+    encode_packed,
+    pack_ids,
 )
 
 Name = tuple[str, str]  # (point, unit)
 
 _KINDS = frozenset(k.value for k in RecordKind)
+_MAX_LAYOUTS = 4096  # remembered record layouts (report by exception makes subsets)
 
 # Columns every record query selects, in the order decode_rows expects.
 RECORD_COLUMNS = "seq, kind, device, ts_ns, payload, fields, n_values"
@@ -39,6 +41,9 @@ class RowCodec:
         self._lock = threading.Lock()
         self._id_of: dict[Name, int] = {}
         self._name_of: dict[int, Name] = {}
+        # (points, units) of a record layout -> its packed name ids: a device
+        # sends the same layout read after read
+        self._layouts: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[int, bytes]] = {}
 
     def load(self, conn: sqlite3.Connection) -> None:
         rows = conn.execute("SELECT id, point, unit FROM names").fetchall()
@@ -84,14 +89,23 @@ class RowCodec:
                 f"qualities must have the same length ({n}, {len(rec.values)}, "
                 f"{len(rec.units)}, {len(rec.qualities)})"
             )
-        keys = list(zip(rec.points, rec.units, strict=True))
-        get = self._id_of.get
-        ids = [get(k) for k in keys]
-        if None in ids:
-            for i, key in enumerate(keys):
-                if ids[i] is None:
-                    ids[i] = new.get(key) or self._insert_name(conn, key, new)
-        return encode_payload(ids, rec.values, rec.qualities)  # type: ignore[arg-type]
+        layout = (tuple(rec.points), tuple(rec.units))
+        packed = self._layouts.get(layout)
+        if packed is None:
+            keys = list(zip(rec.points, rec.units, strict=True))
+            get = self._id_of.get
+            ids = [get(k) for k in keys]
+            if None in ids:
+                for i, key in enumerate(keys):
+                    if ids[i] is None:
+                        ids[i] = new.get(key) or self._insert_name(conn, key, new)
+                # ids not committed yet: not remembered (the transaction may fail)
+                return encode_packed(pack_ids(ids), rec.values, rec.qualities)  # type: ignore[arg-type]
+            packed = pack_ids(ids)  # type: ignore[arg-type]
+            if len(self._layouts) >= _MAX_LAYOUTS:
+                self._layouts.clear()
+            self._layouts[layout] = packed
+        return encode_packed(packed, rec.values, rec.qualities)
 
     @staticmethod
     def _insert_name(conn: sqlite3.Connection, key: Name, new: dict[Name, int]) -> int:

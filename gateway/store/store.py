@@ -23,23 +23,21 @@ Guarantees (details and measurements in docs/store.md):
 from __future__ import annotations
 
 import contextlib
-import functools
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+from typing import Any
 
 from gateway.model import Quality, Record, RecordKind, Sample
 from gateway.store import outbox
-from gateway.store.codec import PayloadError, decode_fields, decode_one, encode_fields
+from gateway.store.codec import PayloadError, decode_fields, decode_one
 from gateway.store.errors import (
     StoreClosedError,
     StoreError,
     StoreFileError,
-    UnknownSinkError,
     check_hint,
     translate,
 )
@@ -51,6 +49,9 @@ from gateway.store.limits import (
     enforce_retention,
     enforce_size,
 )
+from gateway.store.outbox_api import OutboxMethods
+from gateway.store.reads import reads
+from gateway.store.recent import RecentRecords, round_trips
 from gateway.store.rows import RECORD_COLUMNS, Name, RowCodec
 from gateway.store.schema import (
     SYNCHRONOUS_MODES,
@@ -71,34 +72,8 @@ _UPSERT_LATEST = (
     "ts_ns = excluded.ts_ns WHERE excluded.ts_ns >= latest.ts_ns"
 )
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
-
-def _reads(method: Callable[Concatenate[Store, _P], _R]) -> Callable[Concatenate[Store, _P], _R]:
-    """Turn SQLite errors an operator can act on (damaged file, I/O error)
-    and undecodable payloads into StoreErrors that say what to do, for
-    methods that only read."""
-
-    @functools.wraps(method)
-    def wrapper(self: Store, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return method(self, *args, **kwargs)
-        except PayloadError as exc:  # SQLite has no checksums: damage can reach a payload
-            raise StoreFileError(
-                f"{self.path}: damaged store ({exc}); move it aside "
-                f"(mv {self.path} {self.path}.bad) and restart"
-            ) from exc
-        except sqlite3.Error as exc:
-            mapped = translate(self.path, exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
-
-    return wrapper
-
-
-class Store:
+class Store(OutboxMethods):
     """Local history and outbox of the gateway, in one SQLite file (WAL).
 
     ``clock`` returns the current time in ns since the epoch; retention and
@@ -121,8 +96,9 @@ class Store:
         clock: Callable[[], int] = time.time_ns,
         synchronous: str = "FULL",
         low_water: float = 0.9,
-        latest_flush_s: float = 1.0,
+        latest_flush_s: float = 5.0,
         reserve_bytes: int = DISK_RESERVE_BYTES,
+        recent_values: int = 150_000,
     ) -> None:
         if synchronous.upper() not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, not {synchronous!r}")
@@ -147,6 +123,7 @@ class Store:
         self._sources: set[str] = set()
         self._latest = LatestValues()
         self._latest_flushed_at = time.monotonic()
+        self._recent = RecentRecords(recent_values)
         self._pending_counters: dict[str, int] = {}
         self._ready = False  # close() must not write to a file we refused
 
@@ -281,6 +258,13 @@ class Store:
                             self._latest.merge(rec)
                 for j, rec in enumerate(records):
                     rec.seq = first + j
+                # the sinks take these from memory (as the table gives them back)
+                self._recent.add(
+                    [
+                        rec if round_trips(rec) else self._rows.decode_rows(conn, [row])[0]
+                        for rec, row in zip(records, rows, strict=True)
+                    ]
+                )
 
             on_commit.append(committed)
         if time.monotonic() - self._latest_flushed_at >= self._latest_flush_s:
@@ -320,7 +304,7 @@ class Store:
         with self._state_lock:
             return self._latest.samples()
 
-    @_reads
+    @reads
     def history(
         self,
         device: str,
@@ -352,7 +336,7 @@ class Store:
                 out.append(Sample(device, point, value, unit, quality, ts_ns))
         return out
 
-    @_reads
+    @reads
     def records_between(
         self, since_ns: int, until_ns: int, kinds: Collection[RecordKind]
     ) -> list[Record]:
@@ -371,7 +355,7 @@ class Store:
         rows.sort(key=lambda row: row[0])
         return self._rows.decode_rows(conn, rows)
 
-    @_reads
+    @reads
     def last_event(self, device: str) -> tuple[int, dict[str, object]] | None:
         """(ts_ns, fields) of the newest EVENT record of ``device``, kept
         even after retention removed the record itself; None if none."""
@@ -382,118 +366,16 @@ class Store:
         )
         return None if row is None else (int(row[0]), decode_fields(row[1]))
 
-    @_reads
+    @reads
     def last_record_ts(self) -> int | None:
         """``ts_ns`` of the last record appended (the highest seq) still
         stored; None when the store is empty."""
         row = self._conn().execute("SELECT ts_ns FROM records ORDER BY seq DESC LIMIT 1").fetchone()
         return None if row is None else int(row[0])
 
-    # ----------------------------------------------------------- outbox
-
-    def register_sink(self, name: str, *, start_at: Literal["end", "start"] = "end") -> None:
-        """Give a sink a cursor. A new sink starts at the current end (it
-        receives only records appended from now on) or, with
-        ``start_at="start"``, at the oldest record still stored. Registering
-        an existing sink changes nothing: its cursor survives restarts."""
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"sink name must be a non-empty string, not {name!r}")
-        if start_at not in ("end", "start"):
-            raise ValueError(f"start_at must be 'end' or 'start', not {start_at!r}")
-        with self._write() as (conn, _):
-            outbox.register(conn, name, start_at, self._clock())
-
-    def unregister_sink(self, name: str) -> None:
-        """Forget a sink (removed from the configuration): its cursor and its
-        set-aside records. Unknown names are ignored."""
-        with self._write() as (conn, _):
-            conn.execute("DELETE FROM sinks WHERE name = ?", (name,))
-            conn.execute("DELETE FROM rejected WHERE sink = ?", (name,))
-
-    @_reads
-    def take(
-        self,
-        sink: str,
-        max_records: int,
-        *,
-        max_values: int | None = None,
-        kinds: Collection[RecordKind] | None = None,
-        after_seq: int = 0,
-    ) -> list[Record]:
-        """The next records after the sink's cursor, in seq order, without
-        moving the cursor: at most ``max_records`` records and, if given, at
-        most ``max_values`` values (but always at least one record when any
-        is waiting, so one huge record cannot stall the sink).
-
-        Never returns a record this sink acked or set aside. ``kinds``
-        narrows what is returned; records of other kinds stay pending until
-        the sink acks past them; ``after_seq`` skips what the caller already
-        sent ahead (the runners' alarm lane)."""
-        if max_records <= 0:
-            return []
-        conn = self._conn()
-        rows = outbox.take_rows(conn, sink, max_records, max_values, kinds, after_seq)
-        return self._rows.decode_rows(conn, rows)
-
-    def ack(self, sink: str, upto_seq: int) -> None:
-        """The sink's server accepted every record with seq <= upto_seq: move
-        the cursor there. Acking at or below the cursor is a no-op (a
-        re-sent batch); acking beyond the last appended seq is a ValueError."""
-        with self._write() as (conn, _):
-            outbox.ack(conn, sink, upto_seq)
-
-    def set_aside(self, sink: str, record: Record, reason: str) -> None:
-        """The sink's server rejected ``record`` as malformed: keep a copy in
-        the ``rejected`` table with the reason, count it
-        (``rejected_<sink>``) and never offer it to this sink again. Other
-        sinks are unaffected. Setting aside the same record twice counts once."""
-        if record.seq <= 0:
-            raise ValueError("set_aside needs a record returned by take() (seq > 0)")
-        with self._write() as (conn, on_commit):
-            new: dict[Name, int] = {}
-            fallback = (
-                record.kind.value,
-                record.device,
-                record.ts_ns,
-                len(record),
-                self._rows.encode(conn, record, new),
-                encode_fields(record.fields),
-            )
-            if outbox.set_aside(conn, sink, record.seq, fallback, reason, self._clock()):
-                add_counters(conn, {f"rejected_{sink}": 1})
-            on_commit.append(lambda: self._rows.learn(new))
-
-    @_reads
-    def rejected(self, sink: str) -> list[tuple[Record, str]]:
-        """Records set aside for a sink, with the reason, in seq order."""
-        conn = self._conn()
-        rows = conn.execute(
-            f"SELECT {RECORD_COLUMNS}, reason FROM rejected WHERE sink = ? ORDER BY seq", (sink,)
-        ).fetchall()
-        recs = self._rows.decode_rows(conn, rows)
-        return [(rec, row[-1]) for rec, row in zip(recs, rows, strict=True)]
-
-    @_reads
-    def backlog(self, sink: str) -> tuple[int, int]:
-        """(records, values) this sink has not acked (nor set aside). O(1)."""
-        row = (
-            self._conn()
-            .execute("SELECT pending_records, pending_values FROM sinks WHERE name = ?", (sink,))
-            .fetchone()
-        )
-        if row is None:
-            raise UnknownSinkError(f"sink {sink!r} is not registered (call register_sink first)")
-        return int(row[0]), int(row[1])
-
-    @_reads
-    def sinks(self) -> dict[str, int]:
-        """Every registered sink and its cursor (the highest seq it acked)."""
-        rows = self._conn().execute("SELECT name, cursor FROM sinks ORDER BY name")
-        return {name: cursor for name, cursor in rows}
-
     # ----------------------------------------------------------- counters
 
-    @_reads
+    @reads
     def counters(self) -> dict[str, int]:
         """Persistent counters, including bumps not yet written."""
         out = {n: v for n, v in self._conn().execute("SELECT name, value FROM counters")}
@@ -525,11 +407,18 @@ class Store:
         # --publish`) may have appended records of sources we never saw.
         sources = [r[0] for r in self._conn().execute("SELECT device FROM sources ORDER BY device")]
         access = StoreAccess(self.path, self._conn, self._write, self._write_lock, self.size_bytes)
+        # while records may be deleted, takes read the table; if any were, the
+        # records kept in memory are forgotten (they may be among them)
         try:
-            enforce_retention(access, cutoff, sources, removed)
-            enforce_size(
-                access, self.max_bytes, self.low_water, removed, reserve_bytes=self.reserve_bytes
-            )
+            with self._recent.suspended():
+                enforce_retention(access, cutoff, sources, removed)
+                enforce_size(
+                    access,
+                    self.max_bytes,
+                    self.low_water,
+                    removed,
+                    reserve_bytes=self.reserve_bytes,
+                )
         except sqlite3.Error as exc:  # the reclaiming checkpoint on a full disk
             mapped = translate(self.path, exc)
             if mapped is None:
@@ -537,7 +426,7 @@ class Store:
             raise mapped from exc
         return removed
 
-    @_reads
+    @reads
     def size_bytes(self) -> int:
         """Bytes the store occupies: database pages plus the WAL file."""
         conn = self._conn()
@@ -549,7 +438,7 @@ class Store:
             wal_bytes = 0
         return int(pages * page_size + wal_bytes)
 
-    @_reads
+    @reads
     def check(self) -> list[str]:
         """SQLite's quick_check of the file: an empty list when healthy.
         Reads the whole file: for maintenance, not for every start."""

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.servers
 
 def cfg(port: int, **kw: Any) -> MqttConfig:
     kw.setdefault("topic_prefix", "minegate")
-    return MqttConfig(name="mqtt", host="127.0.0.1", port=port, timeout_s=3, **kw)
+    kw.setdefault("timeout_s", 3)
+    return MqttConfig(name="mqtt", host="127.0.0.1", port=port, **kw)
 
 
 async def until(cond: Callable[[], bool], within: float = 30.0) -> None:
@@ -316,3 +317,81 @@ async def test_an_alarm_stored_during_a_catch_up_batch_does_not_wait_for_all_of_
     assert order.index("alarm") < order.index(10_000)  # the end of the second batch
     seqs = {p["seq"] for p in col.on("/telemetry/old")}
     assert seqs == set(range(1, 15_001))  # the rest of the batch sent after it, none lost
+
+
+async def test_many_publishes_in_flight_are_each_confirmed_once(
+    mosquitto_server: Any, h: Any
+) -> None:
+    """The sink's client keeps aiomqtt's pending-call bookkeeping in O(1)
+    (an override of a private method): aiomqtt must still go through it,
+    every publish of a window wider than the batch is confirmed, and
+    nothing stays pending."""
+    import inspect
+
+    from gateway.sinks.mqtt import _Client
+
+    assert "self._pending_call(info.mid" in inspect.getsource(aiomqtt.Client.publish)
+    prefix = h.unique("mg")
+    async with collecting(mosquitto_server.port, f"{prefix}/#") as col:
+        sink = MqttSink(
+            cfg(mosquitto_server.port, topic_prefix=prefix, max_inflight=500), h.SITE, h.GATEWAY
+        )
+        await sink.connect()
+        client = sink._client
+        assert isinstance(client, _Client)
+        calls: list[int] = []
+        original = client._pending_call
+
+        def counting(mid: int, value: Any, pending: dict[int, Any]) -> Any:
+            calls.append(mid)
+            return original(mid, value, pending)
+
+        client._pending_call = counting  # type: ignore[method-assign]
+        recs = numbered([h.sample(f"d{i % 7}", i) for i in range(300)])
+        result = await sink.write(recs)
+        assert result.accepted_upto == 300
+        assert len(calls) == 300 and len(set(calls)) == 300
+        assert client._pending_publishes == {}
+        await until(
+            lambda: (
+                len(col.on("telemetry/d0"))
+                + sum(len(col.on(f"telemetry/d{k}")) for k in range(1, 7))
+                == 300
+            )
+        )
+        await sink.close()
+
+
+async def test_a_broker_that_stops_answering_fails_the_write_after_timeout_s(
+    tmp_path: Path, h: Any
+) -> None:
+    """A broker that keeps the connection but sends no PUBACK (here: the
+    process stopped with SIGSTOP) fails the write once no PUBACK came for
+    timeout_s: what was acknowledged before is the accepted prefix, nothing
+    after it, and the sink reconnects."""
+    import os
+    import signal
+
+    srv = h.servers.mosquitto(tmp_path / "mq").start()
+    try:
+        sink = MqttSink(cfg(srv.port, timeout_s=1, keepalive_s=60), h.SITE, h.GATEWAY)
+        await sink.connect()
+        first = numbered([h.sample("d", i) for i in range(50)])
+        assert (await sink.write(first)).accepted_upto == 50
+        os.kill(srv.proc.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(SinkError) as err:
+                await sink.write(numbered([h.sample("d", i) for i in range(50)], start=51))
+            waited = time.monotonic() - t0
+        finally:
+            os.kill(srv.proc.pid, signal.SIGCONT)
+        assert 1.0 <= waited < 3.0, waited
+        assert err.value.retryable and "PUBACK" in str(err.value)
+        assert err.value.accepted_upto == 0  # nothing of the second batch was acknowledged
+        assert not sink.connected
+        await sink.connect()
+        assert (await sink.write(numbered([h.sample("d", 0)], start=101))).accepted_upto == 101
+        await sink.close()
+    finally:
+        srv.stop()
