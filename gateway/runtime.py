@@ -3,7 +3,9 @@
 ``Gateway(config).run(stop)`` opens the store, one hub per bus, then runs
 
 * one poller task per device (separate tasks, so a silent device only ever
-  costs its own bus time; serial buses are serialised inside their hub);
+  costs its own bus time; serial buses are serialised inside their hub),
+  their first polls spread over the poll interval
+  (``gateway.scheduler.spread_phases``: no burst of every device at once);
 * one writer task that batches records from a bounded queue into
   ``Store.append`` every ``store.batch_ms`` (in a worker thread, so SQLite
   never blocks polling); a full queue makes producers wait, and each wait is
@@ -43,7 +45,7 @@ from gateway.metrics import METRICS_SOURCE, GatewayMetrics
 from gateway.model import Quality, Record, RecordKind
 from gateway.outage import LIVE_KINDS, StoreOutage
 from gateway.poller import AsciiPoller, Hub, LineSource, ModbusPoller
-from gateway.scheduler import stopped_within
+from gateway.scheduler import spread_phases, stopped_within
 
 if TYPE_CHECKING:  # imported when used: sqlite3, the sinks' clients
     from gateway.alarms.service import AlarmService
@@ -234,9 +236,13 @@ class Gateway:
         if unclean is not None and self._stats is not None:
             recovery = asyncio.create_task(self._recover_stats(unclean), name="recovery")
         writer = asyncio.create_task(self._writer(), name="writer")
+        # first polls spread over each interval: no burst of every device at once
+        devices = self.config.devices
+        now = time.monotonic()
+        phases = spread_phases([d.config.poll_interval_s for d in devices])
         pollers = [
-            asyncio.create_task(self._poller(d, hub_of), name=f"poll:{d.name}")
-            for d in self.config.devices
+            asyncio.create_task(self._poller(d, hub_of, now + phase), name=f"poll:{d.name}")
+            for d, phase in zip(devices, phases, strict=True)
         ]
         service_stop = asyncio.Event()
         services = [
@@ -287,7 +293,9 @@ class Gateway:
                 },
             )
 
-    async def _poller(self, device: CompiledDevice, hub_of: dict[str, Hub]) -> None:
+    async def _poller(
+        self, device: CompiledDevice, hub_of: dict[str, Hub], start: float | None = None
+    ) -> None:
         stats = self.metrics.device(device.name)
         if isinstance(device.bus, AsciiBus):
             bus = device.bus
@@ -297,7 +305,8 @@ class Gateway:
             await poller.run()
         else:
             hub = hub_of[device.bus.name]
-            await ModbusPoller(device, hub, self.emit, stats, observe=self._observe).run()
+            modbus = ModbusPoller(device, hub, self.emit, stats, observe=self._observe)
+            await modbus.run(start)
 
     def _observe(self, record: Record) -> None:
         """Every reading, before report by exception: statistics and snapshots."""
