@@ -271,7 +271,7 @@ def run_scale(ctx: gb.Context, devices: int, duration_s: float, warmup_s: float)
 
 def run_saturation(ctx: gb.Context) -> dict[str, Any]:
     args = ctx.args
-    start_servers(ctx, SAT_DEVICES if not args.quick else 6, args.sat_servers)
+    start_servers(ctx, args.sat_devices, args.sat_servers)
     ctx.args.devices = sum(len(ep.units) for ep in ctx.endpoints)
     runs: dict[str, Any] = {}
     for tool in args.sat_tools:
@@ -342,6 +342,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="the gateway's metrics interval, s (default 10, its default)")  # fmt: skip
     ap.add_argument("--ladder", default=None, help="poll periods, ms (default 40,20,10,5)")
     ap.add_argument("--flat", type=float, default=0.05, help="saturated below this gain")
+    ap.add_argument("--sat-devices", type=int, default=None, help="devices (default 50)")
     ap.add_argument("--sat-servers", type=int, default=5, help="server processes (default 5)")
     ap.add_argument("--sat-duration", type=float, default=None, help="window, s (default 15)")
     ap.add_argument("--sat-warmup", type=float, default=None, help="warm-up, s (default 5)")
@@ -350,11 +351,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="one bus (TCP connection) per device, or per server endpoint")  # fmt: skip
     ap.add_argument("--quick", action="store_true", help="tiny, short run; results in bench/_work")
     ap.add_argument("--results", type=Path, default=None, help="directory for the results")
+    ap.add_argument("--work", type=Path, default=WORK / "gateway_scale", help="scratch directory")
     args = ap.parse_args(argv)
     q = args.quick
     defaults = {"scale_devices": ("20", "500,2000"), "scale_duration": (4.0, 60.0),
                 "scale_warmup": (1.0, 15.0), "metrics_s": (1.0, 10.0), "ladder": ("200,100", "40,20,10,5"),
-                "sat_duration": (3.0, 15.0), "sat_warmup": (1.0, 5.0)}  # fmt: skip
+                "sat_duration": (3.0, 15.0), "sat_devices": (6, SAT_DEVICES), "sat_warmup": (1.0, 5.0)}  # fmt: skip
     for key, (quick, full) in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, quick if q else full)
@@ -376,13 +378,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     # what gateway_bench.Context reads
     args.duration, args.warmup, args.outage, args.drain_timeout = (
         args.sat_duration, args.sat_warmup, 0.0, 60.0)  # fmt: skip
-    args.poll_ms, args.devices = args.ladder[0], SAT_DEVICES
+    args.poll_ms, args.devices = args.ladder[0], args.sat_devices
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    work = WORK / "gateway_scale"
+    work = args.work
     work.mkdir(parents=True, exist_ok=True)
     children = Children()
     ctx = gb.Context(args, work, children)
@@ -390,7 +392,14 @@ def main(argv: list[str] | None = None) -> int:
     def on_term(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
-    signal.signal(signal.SIGTERM, on_term)
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        return _main(args, ctx)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args: argparse.Namespace, ctx: gb.Context) -> int:
     started, load_before = time.time(), os.getloadavg()
     scale: dict[str, Any] = {}
     saturation: dict[str, Any] = {}
