@@ -109,7 +109,7 @@ def markdown(doc: dict[str, Any]) -> str:
                 f"warm-up, {r['peak_rss_window_mib']} MiB in the window, {r['rss_end_mib']} MiB at "
                 f"its end; the gateway's counters over {c['span_s']} s between two of its metric "
                 f"records: {c['polls']:,} polls, {c['overruns']:,} overruns, {c['failed_polls']:,} "
-                f"failed; request latency (its last 1000) mean {_fmt(c['request_latency_mean_ms'])} ms, "
+                f"failed; request latency (its window of the last requests of all devices) mean {_fmt(c['request_latency_mean_ms'])} ms, "
                 f"p99 {_fmt(c['request_latency_p99_ms'])} ms; the shared peers used "
                 f"{r['peers_cpu_cores']} cores; exit code {r['exit_code']}."
             )
@@ -147,3 +147,36 @@ def markdown(doc: dict[str, Any]) -> str:
     v = doc["versions"]
     lines.append("Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
     return "\n".join(lines) + "\n"
+
+
+def summary(doc: dict[str, Any]) -> str:
+    """A few lines for the README and docs/benchmarks.md."""
+    m = doc["machine"]
+    lines = [
+        f"Run {doc['started_utc']}; AMD EPYC, 2 cores, load average {m['loadavg_before'][0]} "
+        f"before and {m['loadavg_after'][0]} after (shared with other engineers' work).",
+        "",
+    ]
+    if doc.get("scale"):
+        lines += [
+            "| devices (10 points, 1 s) | values/s offered | MQTT / InfluxDB values/s | CPU cores | peak RSS | polls / expected | overruns | kept up |",
+            "|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]  # fmt: skip
+        for n, r in doc["scale"].items():
+            c = r["gateway_counters"]
+            ok = all(x[3] for x in behind_checks(r))
+            lines.append(
+                f"| {int(n):,} | {_fmt(r['offered_values_per_s'])} | {_fmt(r['values_per_s'])} / "
+                f"{_fmt(r['sinks']['influx']['acked_values_per_s'])} | {r['cpu_cores']} "
+                f"| {r['peak_rss_mib'] * MIB:.0f} MB | {_fmt(c['polls'])} / {_fmt(c['polls_expected'])} "
+                f"| {_fmt(c['overruns'])} | {'yes' if ok else 'no'} |"
+            )
+        lines.append("")
+    if doc.get("saturation"):
+        lines += ["| tool | saturation throughput, values/s | at poll period |", "|---|---:|---:|"]
+        for tool, s in doc["saturation"].items():
+            at = f"{s['at_poll_ms']:g} ms" if s.get("at_poll_ms") else "-"
+            flag = "" if s.get("saturated") else " (still rising at the last step)"
+            lines.append(f"| {tool} | {_fmt(s['saturation_values_per_s'])}{flag} | {at} |")
+        lines.append("")
+    return "\n".join(lines)
