@@ -127,28 +127,44 @@ def shared_peers(ctx: gb.Context) -> Iterator[None]:
 # --- the scale case ---------------------------------------------------------------
 
 
-def _status(data_dir: Path) -> dict[str, Any]:
-    """The newest METRIC record the running gateway stored (``minegate status``)."""
-    res = subprocess.run(
-        [str(gb.VENV_BIN / "minegate"), "status", "--data-dir", str(data_dir), "--json"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+def metric_totals(data_dir: Path, window_s: float) -> dict[str, float]:
+    """The gateway's own counters over its last ``window_s`` of running,
+    from the METRIC records in its store (read after it stopped): the
+    increase of ``total.polls``, ``total.overruns`` and
+    ``total.failed_polls`` between the first and the last record of that
+    span (each record gives its counters and its time together), and the
+    span. The periodic records only: the one written at the stop comes
+    after the pollers ended."""
+    from gateway.store.codec import decode_payload
+
+    conn = sqlite3.connect(f"file:{data_dir / 'minegate.sqlite'}?mode=ro", uri=True, timeout=5)
     try:
-        doc = json.loads(res.stdout)
-    except ValueError:
+        names = dict(conn.execute("SELECT id, point FROM names").fetchall())
+        rows = conn.execute(
+            "SELECT ts_ns, payload FROM records WHERE kind = 'metric' ORDER BY seq"
+        ).fetchall()
+    finally:
+        conn.close()
+    wanted = ("total.polls", "total.overruns", "total.failed_polls", "total.latency_mean_ms",
+              "total.latency_p99_ms")  # fmt: skip
+    points: list[dict[str, float]] = []
+    for ts_ns, payload in rows:
+        ids, values, _ = decode_payload(payload)
+        got = {names[i]: v for i, v in zip(ids, values, strict=True) if names.get(i) in wanted}
+        points.append({"ts_s": ts_ns / 1e9, **{k: float(v or 0) for k, v in got.items()}})
+    # the last record is the one written at the stop, after the pollers
+    # ended: not part of the polling
+    points = points[:-1]
+    if len(points) < 2:
         return {}
-    metrics: dict[str, Any] = doc.get("metrics", {})
-    # the time of that record, to know the span between two of them
-    with contextlib.suppress(sqlite3.Error):
-        conn = sqlite3.connect(f"file:{data_dir / 'minegate.sqlite'}?mode=ro", uri=True, timeout=5)
-        try:
-            row = conn.execute(
-                "SELECT ts_ns FROM records WHERE kind = 'metric' ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-        finally:
-            conn.close()
-        metrics["ts_s"] = int(row[0]) / 1e9 if row else 0.0
-    return metrics
+    last = points[-1]
+    inside = [p for p in points if p["ts_s"] >= last["ts_s"] - window_s - 1.0]
+    first = inside[0] if len(inside) >= 2 else points[-2]
+    out = {k: last.get(k, 0.0) - first.get(k, 0.0) for k in wanted[:3]}
+    out["span_s"] = last["ts_s"] - first["ts_s"]
+    out["latency_mean_ms"] = last.get("total.latency_mean_ms", 0.0)
+    out["latency_p99_ms"] = last.get("total.latency_p99_ms", 0.0)
+    return out
 
 
 def _slope(points: list[tuple[float, float]]) -> float:
@@ -217,11 +233,9 @@ def run_scale(ctx: gb.Context, devices: int, duration_s: float, warmup_s: float)
         gb.wait_flowing(lambda: ctx.sub.rate("minegate", 1.0), [proc], name, log, 120.0)
         time.sleep(warmup_s)
         start_peak = peak_rss_mib([proc.pid])  # start-up and warm-up (reset by measure)
-        m0 = _status(wdir / "data")
         res = gb.measure("minegate", [proc], duration_s, ctx.sub, watchers["mqtt"], ctx.peer_pids(), log)  # fmt: skip
         t1 = time.time()
         t0 = t1 - res["window_s"]
-        m1 = _status(wdir / "data")
         rss_now = sum(status_kib(p, "VmRSS") for p in descendants(proc.pid)) / 1024.0
         code = ctx.children.stop(proc, signal.SIGTERM, grace_s=30.0)
     finally:
@@ -229,11 +243,9 @@ def run_scale(ctx: gb.Context, devices: int, duration_s: float, warmup_s: float)
             w.stop()
         if proc.poll() is None:
             ctx.children.stop(proc)
-    if not m0.get("ts_s") or not m1.get("ts_s"):
-        raise gb.BenchError(f"{name}: the gateway stored no metrics record (log: {log})")
-    span_s = m1["ts_s"] - m0["ts_s"]
-    polls = (m1.get("total.polls", 0) or 0) - (m0.get("total.polls", 0) or 0)
-    overruns = (m1.get("total.overruns", 0) or 0) - (m0.get("total.overruns", 0) or 0)
+    m = metric_totals(wdir / "data", res["window_s"])
+    if not m:
+        raise gb.BenchError(f"{name}: the gateway stored no metrics records (log: {log})")
     out = {
         "tool": "minegate (store + MQTT + InfluxDB)",
         "devices": devices,
@@ -251,14 +263,13 @@ def run_scale(ctx: gb.Context, devices: int, duration_s: float, warmup_s: float)
         "latency_p50_ms": res["latency_p50_ms"],
         "latency_p99_ms": res["latency_p99_ms"],
         "gateway_counters": {
-            "span_s": round(span_s, 1),
-            "polls": polls,
-            "polls_expected": round(devices * span_s / args.scale_poll_s),
-            "overruns": overruns,
-            "failed_polls": (m1.get("total.failed_polls", 0) or 0)
-            - (m0.get("total.failed_polls", 0) or 0),
-            "request_latency_mean_ms": m1.get("total.latency_mean_ms"),
-            "request_latency_p99_ms": m1.get("total.latency_p99_ms"),
+            "span_s": round(m["span_s"], 1),
+            "polls": round(m["total.polls"]),
+            "polls_expected": round(devices * m["span_s"] / args.scale_poll_s),
+            "overruns": round(m["total.overruns"]),
+            "failed_polls": round(m["total.failed_polls"]),
+            "request_latency_mean_ms": m["latency_mean_ms"],
+            "request_latency_p99_ms": m["latency_p99_ms"],
         },
         "sinks": {s: _sink_view(w, t0, t1) for s, w in watchers.items()},
         "exit_code": code,
