@@ -75,6 +75,13 @@ def markdown(doc: dict[str, Any]) -> str:
         "was shared with other engineers' work during the run: figures scatter).",
         "",
     ]
+    if doc.get("runs"):
+        lines += [
+            f"Two invocations one after the other under one `flock /tmp/bench.lock`: "
+            f"{' and '.join(doc['runs'])} (load average between them "
+            f"{m.get('loadavg_between')}); `{doc.get('command', 'python -m bench.gateway_scale')}`.",
+            "",
+        ]
     sc = w["scale"]
     if doc.get("scale"):
         lines += [
