@@ -224,15 +224,17 @@ class Gateway:
 
         async def enter(cm: contextlib.AbstractAsyncContextManager[BusHub]) -> BusHub:
             async with gate:
-                return await cm.__aenter__()
+                hub = await cm.__aenter__()
+                # closed at the end (in reverse), even when a stop cancels the rest
+                stack.push_async_exit(cm.__aexit__)
+                return hub
 
         opened = await asyncio.gather(*(enter(cm) for cm in managers), return_exceptions=True)
         failed: BaseException | None = None
-        for bus, cm, hub in zip(buses, managers, opened, strict=True):
+        for bus, hub in zip(buses, opened, strict=True):
             if isinstance(hub, BaseException):
                 failed = failed or hub
                 continue
-            stack.push_async_exit(cm.__aexit__)  # closed at the end, in reverse
             self.metrics.registry.register(f"bus.{bus.name}", hub.stats.as_dict)
             hub_of[bus.name] = self.hubs[bus.name] = hub
         if failed is not None:
