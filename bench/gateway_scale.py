@@ -395,7 +395,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    work = args.work
+    work = args.work.resolve()  # the servers run in other directories
     work.mkdir(parents=True, exist_ok=True)
     children = Children()
     ctx = gb.Context(args, work, children)
