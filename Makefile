@@ -65,10 +65,13 @@ pytest: setup
 
 test: setup lint typecheck pytest
 
-bench: bench-gateway bench-bus bench-alarms bench-survey bench-platform
+bench: bench-gateway bench-gateway-scale bench-bus bench-alarms bench-survey bench-platform
 
 bench-gateway: setup bytecode
 	$(PY) -m bench.gateway_bench
+
+bench-gateway-scale: setup bytecode
+	$(PY) -m bench.gateway_scale
 
 bench-bus: setup bytecode
 	$(PY) -m bench.bus_bench

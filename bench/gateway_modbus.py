@@ -9,7 +9,11 @@ poll rate, and report by exception (deadband 0) lets every one through.
 Run as ``python -m bench.gateway_modbus --units 1-10``: it binds a free
 loopback port, prints ``READY <port>`` on stdout and serves until SIGTERM /
 SIGINT, or until ``--max-s`` seconds have passed (a bound, so a forgotten
-server never outlives the benchmark by much).
+server never outlives the benchmark by much). ``--listeners N`` serves N
+ports from the one process (``READY <port1> <port2> ...``), each with its
+own devices of those unit ids: unit ids stop at 247 per endpoint, so a
+process carries more than 247 devices on several ports (``bench.gateway_scale``
+puts 2,000 devices on 4 processes this way).
 """
 
 from __future__ import annotations
@@ -69,37 +73,45 @@ def parse_units(text: str) -> list[int]:
     return units
 
 
-async def serve(units: list[int], port: int, max_s: float) -> None:
-    devices = {u: ChangingDevice(u) for u in units}
-    context = ModbusServerContext(devices=devices, single=False)
-    server = ModbusTcpServer(
-        context,
-        framer=FramerType.SOCKET,
-        address=("127.0.0.1", port),
-        ignore_missing_devices=True,
-    )
-    await server.serve_forever(background=True)
-    listener = server.transport
-    assert listener is not None
-    bound = int(listener.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
-    print(f"READY {bound}", flush=True)
+async def serve(units: list[int], port: int, max_s: float, listeners: int = 1) -> None:
+    servers: list[ModbusTcpServer] = []
+    bound: list[int] = []
+    for k in range(listeners):
+        devices = {u: ChangingDevice(u) for u in units}
+        context = ModbusServerContext(devices=devices, single=False)
+        server = ModbusTcpServer(
+            context,
+            framer=FramerType.SOCKET,
+            address=("127.0.0.1", port + k if port else 0),
+            ignore_missing_devices=True,
+        )
+        await server.serve_forever(background=True)
+        listener = server.transport
+        assert listener is not None
+        bound.append(int(listener.sockets[0].getsockname()[1]))  # type: ignore[attr-defined]
+        servers.append(server)
+    print("READY " + " ".join(str(p) for p in bound), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), max_s)
-    await server.shutdown()
+    for server in servers:
+        await server.shutdown()
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--units", default="1-10", help="unit ids served, e.g. 1-10")
     ap.add_argument("--port", type=int, default=0, help="TCP port (0: a free one)")
+    ap.add_argument("--listeners", type=int, default=1, help="ports served, each with the units")
     ap.add_argument("--max-s", type=float, default=3600.0, help="exit after this many seconds")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    asyncio.run(serve(parse_units(args.units), args.port, args.max_s))
+    if not 1 <= args.listeners <= 64:
+        ap.error("--listeners must be 1..64")
+    asyncio.run(serve(parse_units(args.units), args.port, args.max_s, args.listeners))
     return 0
 
 

@@ -43,6 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gateway.runtime import Gateway
 
     setup_logging(args.log_format, args.log_level.upper())
+    _limit_malloc_arenas()
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -72,6 +73,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.error("gateway failed: %s", exc, exc_info=exc.__cause__ or exc)
         return EXIT_FAILURE
     return EXIT_OK
+
+
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives each thread that allocates its own malloc arena (up to 8
+    per core), and the store's and sinks' worker threads each keep pages
+    there that the main thread never reuses: tens of MB of RSS on a big
+    site. Two arenas, set before any thread starts, as ``MALLOC_ARENA_MAX``
+    would (an environment variable the operator may still set: it wins)."""
+    import ctypes
+
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # M_ARENA_MAX
+    except (OSError, AttributeError):  # not glibc (musl): nothing to limit
+        pass
 
 
 # --- check-config --------------------------------------------------------------

@@ -3,7 +3,9 @@
 ``Gateway(config).run(stop)`` opens the store, one hub per bus, then runs
 
 * one poller task per device (separate tasks, so a silent device only ever
-  costs its own bus time; serial buses are serialised inside their hub);
+  costs its own bus time; serial buses are serialised inside their hub),
+  their first polls spread over the poll interval
+  (``gateway.scheduler.spread_phases``: no burst of every device at once);
 * one writer task that batches records from a bounded queue into
   ``Store.append`` every ``store.batch_ms`` (in a worker thread, so SQLite
   never blocks polling); a full queue makes producers wait, and each wait is
@@ -43,7 +45,7 @@ from gateway.metrics import METRICS_SOURCE, GatewayMetrics
 from gateway.model import Quality, Record, RecordKind
 from gateway.outage import LIVE_KINDS, StoreOutage
 from gateway.poller import AsciiPoller, Hub, LineSource, ModbusPoller
-from gateway.scheduler import stopped_within
+from gateway.scheduler import spread_phases, stopped_within
 
 if TYPE_CHECKING:  # imported when used: sqlite3, the sinks' clients
     from gateway.alarms.service import AlarmService
@@ -58,6 +60,7 @@ STORE_FILENAME = "minegate.sqlite"
 RETENTION_EVERY_S = 60.0
 SINK_STOP_TIMEOUT_S = 5.0
 MAX_BATCH_RECORDS = 5000
+OPEN_HUBS_AT_ONCE = 64  # buses connecting at the same time at start-up
 DRAIN_GIVE_UP_S = 10.0  # within systemd's TimeoutStopSec=30
 STORE_RETRY_FIRST_S, STORE_RETRY_MAX_S = 0.5, 30.0  # backoff while the store refuses a batch
 # An alarm the store has not committed within this (an fsync stalled by a
@@ -210,14 +213,32 @@ class Gateway:
             )  # fmt: skip
 
     async def _open_hubs(self, stack: contextlib.AsyncExitStack) -> dict[str, Hub]:
+        """Open every used bus, ``OPEN_HUBS_AT_ONCE`` at a time: a hub
+        connects as it opens, and one after the other 2,000 Modbus TCP
+        devices took minutes before the first poll."""
         hub_of: dict[str, Hub] = {}
         used = {d.bus.name for d in self.config.devices}
-        for bus in self.config.buses:
-            if isinstance(bus, AsciiBus) or bus.name not in used:
+        buses = [b for b in self.config.buses if not isinstance(b, AsciiBus) and b.name in used]
+        managers = [self._hub_factory(bus) for bus in buses]
+        gate = asyncio.Semaphore(OPEN_HUBS_AT_ONCE)
+
+        async def enter(cm: contextlib.AbstractAsyncContextManager[BusHub]) -> BusHub:
+            async with gate:
+                hub = await cm.__aenter__()
+                # closed at the end (in reverse), even when a stop cancels the rest
+                stack.push_async_exit(cm.__aexit__)
+                return hub
+
+        opened = await asyncio.gather(*(enter(cm) for cm in managers), return_exceptions=True)
+        failed: BaseException | None = None
+        for bus, hub in zip(buses, opened, strict=True):
+            if isinstance(hub, BaseException):
+                failed = failed or hub
                 continue
-            hub = await stack.enter_async_context(self._hub_factory(bus))
             self.metrics.registry.register(f"bus.{bus.name}", hub.stats.as_dict)
             hub_of[bus.name] = self.hubs[bus.name] = hub
+        if failed is not None:
+            raise failed
         return hub_of
 
     async def _run_tasks(self, hub_of: dict[str, Hub]) -> None:
@@ -234,9 +255,13 @@ class Gateway:
         if unclean is not None and self._stats is not None:
             recovery = asyncio.create_task(self._recover_stats(unclean), name="recovery")
         writer = asyncio.create_task(self._writer(), name="writer")
+        # first polls spread over each interval: no burst of every device at once
+        devices = self.config.devices
+        now = time.monotonic()
+        phases = spread_phases([d.config.poll_interval_s for d in devices])
         pollers = [
-            asyncio.create_task(self._poller(d, hub_of), name=f"poll:{d.name}")
-            for d in self.config.devices
+            asyncio.create_task(self._poller(d, hub_of, now + phase), name=f"poll:{d.name}")
+            for d, phase in zip(devices, phases, strict=True)
         ]
         service_stop = asyncio.Event()
         services = [
@@ -287,7 +312,9 @@ class Gateway:
                 },
             )
 
-    async def _poller(self, device: CompiledDevice, hub_of: dict[str, Hub]) -> None:
+    async def _poller(
+        self, device: CompiledDevice, hub_of: dict[str, Hub], start: float | None = None
+    ) -> None:
         stats = self.metrics.device(device.name)
         if isinstance(device.bus, AsciiBus):
             bus = device.bus
@@ -297,7 +324,8 @@ class Gateway:
             await poller.run()
         else:
             hub = hub_of[device.bus.name]
-            await ModbusPoller(device, hub, self.emit, stats, observe=self._observe).run()
+            modbus = ModbusPoller(device, hub, self.emit, stats, observe=self._observe)
+            await modbus.run(start)
 
     def _observe(self, record: Record) -> None:
         """Every reading, before report by exception: statistics and snapshots."""

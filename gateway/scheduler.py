@@ -17,7 +17,7 @@ import asyncio
 import heapq
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -99,6 +99,29 @@ async def stopped_within(
         for w in waiters:
             w.cancel()
     return stop.is_set()
+
+
+def spread_phases(intervals: Sequence[float]) -> list[float]:
+    """The offset of each schedule's first slot, so schedules of the same
+    interval are spread evenly over it instead of all firing together.
+
+    With 2,000 devices polled every second, a common start makes every
+    cycle a burst of 2,000 requests (and at start-up 2,000 connects at
+    once, past a listener's accept backlog), then a second of idle: the
+    queueing in the burst is what the last device's readings wait for.
+    Schedule ``i`` of the ``n`` sharing an interval starts ``i / n`` of it
+    later, in the order given; offsets are below one interval, so every
+    device is polled within its first interval."""
+    index: dict[float, int] = {}
+    count: dict[float, int] = {}
+    for iv in intervals:
+        count[iv] = count.get(iv, 0) + 1
+    out: list[float] = []
+    for iv in intervals:
+        i = index.get(iv, 0)
+        index[iv] = i + 1
+        out.append(iv * i / count[iv])
+    return out
 
 
 async def _settle(rounds: int = 20) -> None:

@@ -57,6 +57,8 @@ FLOAT_KINDS = frozenset({RecordKind.SAMPLE, RecordKind.SNAPSHOT, RecordKind.ALAR
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
+# fields per line of a generic record (metrics, events): see _generic_lines
+MAX_LINE_FIELDS = 500
 
 #: the one field of a record whose data are all tags (a line needs a field)
 EMPTY_FIELD = "recorded"
@@ -307,7 +309,16 @@ class LineEncoder:
         if not parts:
             # everything was a tag: the line must still exist (one field)
             parts.append(f"{EMPTY_FIELD}=true")
-        return [f"{self._tagged(measurement, tags)}{','.join(parts)} {record.ts_ns}"]
+        prefix = self._tagged(measurement, tags)
+        # A record with thousands of fields (the gateway's metrics of a site
+        # with 2,000 devices) is cut into lines of at most MAX_LINE_FIELDS
+        # fields, same series and timestamp (the server merges them):
+        # VictoriaMetrics refuses a line over 256 KiB, and a refused batch
+        # would hold its sink back for good.
+        return [
+            f"{prefix}{','.join(parts[i : i + MAX_LINE_FIELDS])} {record.ts_ns}"
+            for i in range(0, len(parts), MAX_LINE_FIELDS)
+        ]
 
 
 def encode_records(records: Sequence[Record], site: str, gateway: str) -> str:

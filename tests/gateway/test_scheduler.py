@@ -55,3 +55,17 @@ async def test_cycle_ending_exactly_on_next_slot_is_not_an_overrun() -> None:
 def test_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="interval"):
         Schedule(0.0, VirtualClock())
+
+
+def test_first_slots_spread_over_each_interval() -> None:
+    from gateway.scheduler import spread_phases
+
+    intervals = [1.0] * 4 + [10.0] * 2 + [1.0]
+    phases = spread_phases(intervals)
+    # five schedules of 1 s: 0, 0.2 .. 0.8 s; two of 10 s: 0 and 5 s
+    assert phases == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.0, 5.0, 0.8])
+    big = spread_phases([1.0] * 2000)
+    assert all(0.0 <= p < 1.0 for p in big) and len(set(big)) == 2000
+    # no second of the interval gets more than its share
+    per_tenth = [sum(1 for p in big if k / 10 <= p < (k + 1) / 10) for k in range(10)]
+    assert per_tenth == [200] * 10

@@ -198,3 +198,27 @@ async def test_connection_refused_is_retryable(h: Any) -> None:
         await sink.connect()
     assert info.value.retryable and not sink.connected
     await sink.close()
+
+
+async def test_metrics_of_a_big_site_arrive_whole(vm_server: Any, h: Any) -> None:
+    """A METRIC record of 2,000 devices (16,000 fields, ~400 KB as one line)
+    is over VictoriaMetrics' 256 KiB line limit: it is cut into lines of the
+    same series and timestamp, and every field arrives."""
+    from gateway.model import Record, RecordKind
+
+    device = h.unique("gw ")
+    names = [f"dev{d:04d}.{m}" for d in range(2000) for m in ("polls", "readings", "errors",
+             "latency_mean_ms", "latency_p99_ms", "overruns", "comm_losses", "requests")]  # fmt: skip
+    rec = Record(RecordKind.METRIC, device, time.time_ns(), names, list(range(len(names))),
+                 [""] * len(names), [Quality.GOOD] * len(names))  # fmt: skip
+    rec.seq = 1
+    sink = InfluxV2Sink(v2(vm_server.url), h.SITE, h.GATEWAY)
+    await sink.connect()
+    res = await sink.write([rec])
+    await sink.close()
+    assert res.accepted_upto == 1 and not res.rejected
+    got = series(h, vm_server.url, device)
+    assert len(got) == len(names)
+    assert got["gateway_metrics_dev1999.requests"] == {
+        rec.ts_ns // 1_000_000: float(len(names) - 1)
+    }
