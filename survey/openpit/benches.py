@@ -37,6 +37,7 @@ BERM_WINDOW_M = 1.0  # ... as the median over this much more berm
 SLOPING_WINDOW_M = 2.0  # ground beyond a face fitted over this length ...
 FLAT_DEG = 5.0  # ... and extended to the face when steeper than this
 MIN_COS = 0.5  # a profile crossing the wall more obliquely than 60° measures nothing
+CENTRE_CELLS = 4_000_000  # the pit floor is found on at most this many cells
 
 
 @dataclass
@@ -107,8 +108,13 @@ class Bench:
 
 def pit_centre(dsm: Dsm) -> tuple[float, float]:
     """The centroid of the largest connected low area (the lowest 15 % of
-    the height range between the 1st and 99th percentiles): the pit floor."""
-    z = dsm.z
+    the height range between the 1st and 99th percentiles): the pit floor.
+    A DSM of more than CENTRE_CELLS cells is read every k-th cell in both
+    directions (k the smallest that brings it under): the floor is tens of
+    metres across, a 10,000 x 10,000 DSM 1e8 cells."""
+    step = max(1, math.ceil(math.sqrt(dsm.z.size / CENTRE_CELLS)))
+    z = np.asarray(dsm.z[::step, ::step], dtype=np.float64)
+    east, north = dsm.east[::step], dsm.north[::step]
     lo, hi = np.nanpercentile(z, [1, 99])
     low = np.nan_to_num(z, nan=np.inf) < lo + 0.15 * (hi - lo)
     labels, n = ndimage.label(low)
@@ -116,7 +122,7 @@ def pit_centre(dsm: Dsm) -> tuple[float, float]:
         return float(dsm.east.mean()), float(dsm.north.mean())
     sizes = ndimage.sum_labels(low, labels, index=np.arange(1, n + 1))
     rows, cols = np.nonzero(labels == int(np.argmax(sizes)) + 1)
-    return float(dsm.east[cols].mean()), float(dsm.north[rows].mean())
+    return float(east[cols].mean()), float(north[rows].mean())
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -215,7 +221,6 @@ def profiles(
 ) -> list[Profile]:
     """Profiles radiating from ``centre`` (default: :func:`pit_centre`) with their faces."""
     c = centre or pit_centre(dsm)
-    _, de, dn = dsm.slope()
     step = dsm.cell
     reach = max(
         math.hypot(x - c[0], y - c[1])
@@ -227,15 +232,9 @@ def profiles(
     ux, uy = np.cos(np.radians(thetas)), np.sin(np.radians(thetas))
     e = c[0] + ux[:, None] * s[None, :]
     n = c[1] + uy[:, None] * s[None, :]
-    rj = (n - dsm.north[0]) / float(dsm.north[1] - dsm.north[0])
-    ci = (e - dsm.east[0]) / step
-
-    def at(grid: F64) -> F64:
-        return np.asarray(
-            ndimage.map_coordinates(grid, [rj.ravel(), ci.ravel()], order=1, cval=np.nan)
-        ).reshape(e.shape)
-
-    h, ge, gn = at(dsm.z), at(de), at(dn)
+    # heights and the DSM's gradient sampled along the profiles only
+    h = dsm.sample(e.ravel(), n.ravel()).reshape(e.shape)
+    ge, gn = (g.reshape(e.shape) for g in dsm.gradient_at(e.ravel(), n.ravel()))
     out = []
     for r in range(thetas.size):
         # holes (water, no match) inside the pit are gaps in the profile,
