@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-DEBS := mosquitto mosquitto-clients influxdb victoria-metrics socat mbpoll postgresql chromium redis-server
+DEBS := mosquitto mosquitto-clients influxdb victoria-metrics socat mbpoll postgresql chromium redis-server cloudcompare
 STAMP := $(VENV)/.installed
 
 .PHONY: all setup debs venv bytecode demo demo-gateway test lint typecheck pytest bench bench-survey bench-gateway bench-bus bench-alarms bench-platform clean

@@ -14,7 +14,7 @@ import numpy as np
 from survey.model import F64
 from survey.openpit.geometry import PitGeometry, Sector
 
-GEN_ROWS = 500  # rows of the DSM computed and written at a time
+GEN_ROWS = 100  # rows of the DSM computed and written at a time
 GEN_POINTS = 4_000_000  # cloud points generated at a time
 
 
