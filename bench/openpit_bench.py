@@ -55,7 +55,7 @@ def timed_command(
     seconds, peak RSS (MB), exit code, the tail of its output."""
     tf = WORK / "time.txt"
     pre = ["taskset", "-c", "0"] if one_core and shutil.which("taskset") else []
-    full = ["/usr/bin/time", "-o", str(tf), "-f", "%e %M", *pre, *cmd]
+    full = ["/usr/bin/time", "-o", str(tf), "-f", "%e %M %U %S", *pre, *cmd]
     t0 = time.perf_counter()
     proc = subprocess.run(
         full,
@@ -71,6 +71,7 @@ def timed_command(
         "seconds": float(last[0]),
         "wall_s": wall,
         "maxrss_mb": int(last[1]) / 1024.0,
+        "cpu_s": float(last[2]) + float(last[3]),
         "exit": proc.returncode,
         "one_core": bool(pre),
         "stdout_tail": proc.stdout[-1500:],

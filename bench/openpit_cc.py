@@ -80,6 +80,8 @@ class CCVolume:
     matching_pct: float
     seconds: float
     command: list[str]
+    cpu_s: float = float("nan")  # when timed by ``run``
+    maxrss_mb: float = float("nan")
 
 
 def _num(pattern: str, text: str) -> float:
@@ -117,6 +119,7 @@ def cc_volume(
         cmd += ["-CONST_HEIGHT", f"{const_height:g}"]
     env = {**os.environ, **ENV}
     t0 = time.perf_counter()
+    res: dict[str, Any] = {}
     if run is not None:
         res = run(cmd, one_core=True, env=env, cwd=workdir)
         seconds, rc, out = res["seconds"], res["exit"], res["stdout_tail"] + res["stderr_tail"]
@@ -137,4 +140,101 @@ def cc_volume(
         _num(r"Matching cells:\s*([\d.]+)%", text),
         seconds,
         cmd,
+        res.get("cpu_s", float("nan")),
+        res.get("maxrss_mb", float("nan")),
     )
+
+
+def laz_to_ply(laz: Path, ply: Path, offset: tuple[float, float]) -> float:
+    """The cloud as binary PLY for CloudCompare (which reads no LAZ here);
+    the seconds it took."""
+    import laspy
+
+    t0 = time.perf_counter()
+    with laspy.open(str(laz)) as r:
+        n = int(r.header.point_count)
+
+        def chunks() -> Iterable[F64]:
+            for pts in r.chunk_iterator(PLY_CHUNK):
+                yield np.column_stack([np.asarray(pts.x), np.asarray(pts.y), np.asarray(pts.z)])
+
+        tmp = ply.with_suffix(".part")
+        write_ply(tmp, chunks(), n, offset)
+        tmp.rename(ply)
+    return time.perf_counter() - t0
+
+
+def ours_volume_main(laz: str, cell: float, plane_h: float) -> None:
+    """Child process: our rasteriser (``check-pit``'s reader: chunks into
+    tiles) and the volume below ``plane_h``, printed as JSON."""
+    import json
+
+    from survey.openpit.dsm import read_dsm
+
+    d = read_dsm(laz, cell=cell)
+    below = np.maximum(plane_h - np.asarray(d.z, dtype=np.float64), 0.0)
+    vol = float(np.nansum(below) * d.cell_area())
+    print(json.dumps({"removed_m3": vol, "cells": int(np.isfinite(d.z).sum())}))
+
+
+def bench_cloudcompare(
+    laz: Path, step: float, work: Path, timed: Callable[..., dict[str, Any]], plane_h: float = 200.0
+) -> dict[str, Any]:
+    """CloudCompare's rasterise + 2.5-D volume of ``laz`` below the plane
+    at ``plane_h`` vs ours on the same cloud, each timed by ``timed`` (one
+    core, /usr/bin/time)."""
+    import json
+    import sys
+
+    exe = cloudcompare_binary()
+    if exe is None:
+        return {"error": "CloudCompare is not installed (apt-get install cloudcompare)"}
+    import laspy
+
+    with laspy.open(str(laz)) as r:
+        offset = (float(np.floor(r.header.mins[0])), float(np.floor(r.header.mins[1])))
+    ply = work / (laz.stem + ".ply")
+    convert_s = 0.0 if ply.exists() else laz_to_ply(laz, ply, offset)
+    ccdir = work / "cc"
+    ccdir.mkdir(exist_ok=True)
+    link = ccdir / ply.name
+    if not link.exists():
+        link.symlink_to(ply.resolve())
+    out: dict[str, Any] = {"step": step, "plane_h": plane_h, "convert_s": convert_s}
+    try:
+        v = cc_volume(link, step, ccdir, const_height=plane_h, run=timed)
+    except RuntimeError as exc:
+        return {**out, "error": str(exc)[-1500:]}
+    root = Path(__file__).resolve().parent.parent
+    ours = timed(
+        [sys.executable, "-m", "bench.openpit_cc", str(laz), str(step), str(plane_h)],
+        one_core=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        cwd=root,
+    )
+    if ours["exit"] != 0:
+        return {**out, "error": "our volume run failed: " + ours["stderr_tail"]}
+    ov = json.loads(ours["stdout_tail"].strip().splitlines()[-1])
+    cc_removed = max(v.removed_m3, v.added_m3)
+    out.update(
+        cc_s=v.seconds,
+        cc_cpu_s=v.cpu_s,
+        cc_maxrss_mb=v.maxrss_mb,
+        cc_removed_m3=cc_removed,
+        cc_added_m3=min(v.removed_m3, v.added_m3),
+        cc_matching_pct=v.matching_pct,
+        ours_s=ours["seconds"],
+        ours_cpu_s=ours["cpu_s"],
+        ours_maxrss_mb=ours["maxrss_mb"],
+        ours_removed_m3=ov["removed_m3"],
+        diff_pct=100.0 * (ov["removed_m3"] - cc_removed) / cc_removed,
+        ratio=ours["seconds"] / v.seconds,
+        command=v.command,
+    )
+    return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    ours_volume_main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]))

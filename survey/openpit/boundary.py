@@ -36,6 +36,7 @@ from scipy import ndimage
 
 from survey.model import F64, Block, Incident, Licence, SurveyInputError, ViolationType
 from survey.openpit.dsm import Dsm
+from survey.progress import ProgressCallback
 
 MIN_AREA_M2 = 1.0  # smaller groups of cells are DSM noise, not excavation
 RIM_CELLS = 3  # width of the outer rim that stands for the surrounding terrain
@@ -274,7 +275,12 @@ class _Groups:
 
 
 def boundary_incidents(
-    dsm: Dsm, licence: Licence, exc: Excavation, *, strip_rows: int = STRIP_ROWS
+    dsm: Dsm,
+    licence: Licence,
+    exc: Excavation,
+    *,
+    strip_rows: int = STRIP_ROWS,
+    progress: ProgressCallback | None = None,
 ) -> list[Incident]:
     """Incidents (ids not yet given) beyond the boundary, below the floor
     and above the top of every block. A cell outside every block counts
@@ -316,6 +322,8 @@ def boundary_incidents(
             removed_above = np.maximum(ground - np.maximum(z_or_inf, block.z_top), 0.0)
             above = np.where(inside & dug, removed_above, 0.0)
             above_g[k].add_strip(dsm, r0, above > 0, above, above, z)
+        if progress is not None:
+            progress("beyond the licence (rows)", r1, dsm.shape[0])
     area = dsm.cell_area()
     out: list[Incident] = []
     for g in beyond:

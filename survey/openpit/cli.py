@@ -54,6 +54,7 @@ def cmd_check_pit(
     from survey.openpit.design import PitDesign, load_design
     from survey.openpit.dsm import Dsm
     from survey.openpit.report import write_pit_report
+    from survey.progress import open_progress
     from survey.readers.licence_files import load_licence
 
     t0 = time.perf_counter()
@@ -68,16 +69,18 @@ def cmd_check_pit(
     licence = load_licence(args.licence)
     design = load_design(args.design) if args.design else PitDesign()
     out = check_out(Path(args.out))  # created once there is something to write
-    pit = check_pit(
-        licence,
-        args.dsm,
-        design=design,
-        pre_path=args.pre_mining,
-        earlier_path=args.earlier,
-        ortho_path=args.ortho,
-        cell=args.cell,
-        centre=parse_centre(args.centre),
-    )
+    with open_progress(enabled=not args.quiet) as progress:
+        pit = check_pit(
+            licence,
+            args.dsm,
+            design=design,
+            pre_path=args.pre_mining,
+            earlier_path=args.earlier,
+            ortho_path=args.ortho,
+            cell=args.cell,
+            centre=parse_centre(args.centre),
+            progress=progress,
+        )
 
     def count(d: Dsm) -> int:  # points rasterised, or the DSM's cells with a height
         return d.points if d.points is not None else int(np.isfinite(d.z).sum())
@@ -194,6 +197,7 @@ def register_pit(
     p.add_argument(
         "--cell", type=float, default=0.5, help="cell size (m) for rasterising clouds and meshes"
     )
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--config", help="site config (SITE.toml) for --publish")
     p.add_argument(
         "--publish",

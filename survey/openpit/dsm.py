@@ -20,9 +20,10 @@ from scipy import ndimage
 
 from survey.crs import CRS_TABLE
 from survey.model import F64, Licence, SurveyInputError
+from survey.progress import ProgressCallback, null_progress
 
 DSM_EXTENSIONS = (".tif", ".tiff", ".asc")
-READ_ROWS = 1024  # GeoTIFF rows read at a time
+READ_ROWS = 512  # GeoTIFF rows read at a time (a multiple of the usual 256/512 tiles)
 # heights: float32 for DSMs read from rasters (a 1e8-cell DSM in 400 MB;
 # 0.1 mm steps at 1,000 m), float64 where they were computed
 Heights = npt.NDArray[np.floating[Any]]
@@ -158,7 +159,11 @@ def _check_epsg(
 
 
 def read_geotiff(
-    path: Path, *, licence: Licence | None = None, notes: list[str] | None = None
+    path: Path,
+    *,
+    licence: Licence | None = None,
+    notes: list[str] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Dsm:
     """A single-band GeoTIFF DSM, north-up (no rotation terms)."""
     import rasterio
@@ -176,7 +181,7 @@ def read_geotiff(
                 )
             if src.count < 1:
                 raise SurveyInputError("the raster has no band", path=path)
-            z = _read_band(src)
+            z = _read_band(src, progress or null_progress, f"read {path.name} (rows)")
             epsg = src.crs.to_epsg() if src.crs is not None else None
             if src.crs is None:
                 notes.append(f"{path.name}: no CRS in the GeoTIFF; taken to be the licence's")
@@ -205,7 +210,7 @@ def read_geotiff(
     return Dsm(east, np.asarray(north, dtype=np.float64), z, str(path), "geotiff")
 
 
-def _read_band(src: Any) -> Heights:
+def _read_band(src: Any, progress: ProgressCallback, stage: str) -> Heights:
     """Band 1 as float32 with NaN for no-data, read READ_ROWS rows at a
     time into one array, rows reversed (south first for a north-up
     raster): a 10,000 x 10,000 DSM is 400 MB, never a float64 copy."""
@@ -214,14 +219,20 @@ def _read_band(src: Any) -> Heights:
     h, w = src.height, src.width
     z = np.empty((h, w), dtype=np.float32)
     nodata = src.nodata
+    # a mask band of its own (not the no-data value) is read beside the heights
+    own_mask = nodata is None and any(
+        f.name in ("per_dataset", "alpha") for f in src.mask_flag_enums[0]
+    )
     for r0 in range(0, h, READ_ROWS):
         r1 = min(h, r0 + READ_ROWS)
-        part = src.read(1, window=Window(0, r0, w, r1 - r0), out_dtype=np.float32)
-        mask = src.read_masks(1, window=Window(0, r0, w, r1 - r0))
-        part[mask == 0] = np.nan
+        win = Window(0, r0, w, r1 - r0)
+        part = src.read(1, window=win, out_dtype=np.float32)
+        if own_mask:
+            part[src.read_masks(1, window=win) == 0] = np.nan
         if nodata is not None and not math.isnan(nodata):
             part[part == np.float32(nodata)] = np.nan
         z[h - r1 : h - r0] = part[::-1]
+        progress(stage, r1, h)
     return z
 
 
@@ -335,17 +346,26 @@ class CellSums:
         tjs = [k[1] for k in self.tiles]
         ti0, tj0 = min(tis), min(tjs)
         ny, nx = (max(tjs) - tj0 + 1) * tile, (max(tis) - ti0 + 1) * tile
-        full = np.zeros((4, ny, nx))
-        for (ti, tj), sums in self.tiles.items():
+        # tile by tile into the three grids, each tile freed once copied
+        # (never a whole 4-layer float64 copy: 2 GB for a 1 km pit at 0.1 m)
+        z = np.full((ny, nx), np.nan)
+        off_e, off_n = np.full((ny, nx), np.nan), np.full((ny, nx), np.nan)
+        has_row, has_col = np.zeros(ny, dtype=bool), np.zeros(nx, dtype=bool)
+        for ti, tj in list(self.tiles):
+            sums = self.tiles.pop((ti, tj)).reshape(4, tile, tile)
             r, c = (tj - tj0) * tile, (ti - ti0) * tile
-            full[:, r : r + tile, c : c + tile] = sums.reshape(4, tile, tile)
-        rows = np.flatnonzero(full[0].any(axis=1))
-        cols = np.flatnonzero(full[0].any(axis=0))
-        full = full[:, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-        east = (ti0 * tile + cols[0] + np.arange(full.shape[2]) + 0.5) * cell
-        north = (tj0 * tile + rows[0] + np.arange(full.shape[1]) + 0.5) * cell
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z, off_e, off_n = (full[k] / full[0] for k in (1, 2, 3))
+            have = sums[0] > 0
+            has_row[r : r + tile] |= have.any(axis=1)
+            has_col[c : c + tile] |= have.any(axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                z[r : r + tile, c : c + tile] = sums[1] / sums[0]
+                off_e[r : r + tile, c : c + tile] = sums[2] / sums[0]
+                off_n[r : r + tile, c : c + tile] = sums[3] / sums[0]
+        rows, cols = np.flatnonzero(has_row), np.flatnonzero(has_col)
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        z, off_e, off_n = z[box], off_e[box], off_n[box]
+        east = (ti0 * tile + cols[0] + np.arange(z.shape[1]) + 0.5) * cell
+        north = (tj0 * tile + rows[0] + np.arange(z.shape[0]) + 0.5) * cell
         # the mean height belongs to the mean position of the points, not
         # to the cell centre: move it there along the first pass's slope
         # (on a 65° face a point 0.1 m off the centre is 0.2 m off in height)
@@ -396,6 +416,7 @@ def read_dsm(
     licence: Licence | None = None,
     cell: float = 0.5,
     notes: list[str] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Dsm:
     """A DSM from a GeoTIFF or ESRI ASCII grid, or rasterised at ``cell``
     metres from any survey the readers know (clouds, meshes)."""
@@ -405,7 +426,7 @@ def read_dsm(
     if not p.is_file():
         raise SurveyInputError("file not found; check the path", path=p)
     notes = notes if notes is not None else []
-    dsm = _read_any(p, licence, cell, notes)
+    dsm = _read_any(p, licence, cell, notes, progress or null_progress)
     if not np.isfinite(dsm.z).any():
         raise SurveyInputError(
             "the DSM holds no height (every cell is no-data); export it again", path=p
@@ -413,10 +434,12 @@ def read_dsm(
     return dsm
 
 
-def _read_any(p: Path, licence: Licence | None, cell: float, notes: list[str]) -> Dsm:
+def _read_any(
+    p: Path, licence: Licence | None, cell: float, notes: list[str], progress: ProgressCallback
+) -> Dsm:
     ext = p.suffix.lower()
     if ext in (".tif", ".tiff"):
-        return read_geotiff(p, licence=licence, notes=notes)
+        return read_geotiff(p, licence=licence, notes=notes, progress=progress)
     if ext == ".asc":
         return read_esri_ascii(p, licence=licence)
     from survey.readers import format_name, iter_chunks, read_survey
@@ -428,6 +451,7 @@ def _read_any(p: Path, licence: Licence | None, cell: float, notes: list[str]) -
         sums = CellSums(cell)
         for chunk in iter_chunks(p, CLOUD_CHUNK_POINTS, licence=licence):
             sums.add(chunk)
+            progress(f"read {p.name}", sums.points, None)
         if sums.points < 3:
             raise SurveyInputError("fewer than 3 points: nothing to make a DSM of", path=p)
         return sums.dsm(source=str(p), fmt=fmt)
