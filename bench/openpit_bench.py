@@ -124,17 +124,20 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.openpit_bench", description=__doc__)
     ap.add_argument("--size", type=int, default=10_000, help="DSM cells a side (a)")
     ap.add_argument("--laz-points", type=float, default=100e6, help="cloud size (b); 0 skips")
-    ap.add_argument("--laz-cell", type=float, default=0.25, help="rasterising cell (b), m")
+    ap.add_argument(
+        "--laz-cell", type=float, default=None, help="rasterising cell (b), m (0.25; quick 1.0)"
+    )
     ap.add_argument("--quick", action="store_true", help="2,000² DSM (0.5 m), 2 M-point LAZ")
     ap.add_argument("--no-cloudcompare", action="store_true", help="skip part c")
     ap.add_argument("--results", type=Path, default=RESULTS)
-    ap.add_argument("--work", type=Path, default=WORK)
+    ap.add_argument("--work", type=Path, default=None, help="cache (default bench/_work/openpit)")
     args = ap.parse_args(argv)
     global WORK
-    WORK = args.work
+    WORK = args.work or WORK
     WORK.mkdir(parents=True, exist_ok=True)
     size = 2000 if args.quick else args.size
     n_laz = int(2e6 if args.quick else args.laz_points)
+    laz_cell = args.laz_cell or (1.0 if args.quick else 0.25)  # several points a cell
     cell = 1000.0 / size  # a 1 km pit whatever the size
     g = big_pit()
     res: dict[str, Any] = {
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     from survey.writers import write_licence_toml
 
-    licence = WORK / f"licence_{size}.toml"
+    licence = WORK / "licence.toml"
     write_licence_toml(licence, g.licence())
     dsm = WORK / f"dsm_{size}.tif"
     print(f"(a) {size:,} x {size:,} DSM at {cell:g} m (generated once, cached) ...", flush=True)
@@ -175,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         if gen:
             print(f"    generated in {gen:.0f} s", flush=True)
-        b = check_pit_run(laz, licence, WORK / f"out_laz_{n_laz}", cell=args.laz_cell)
-        b.update(points=n_laz, cell_m=args.laz_cell, file_mb=laz.stat().st_size / 1e6)
+        b = check_pit_run(laz, licence, WORK / f"out_laz_{n_laz}", cell=laz_cell)
+        b.update(points=n_laz, cell_m=laz_cell, file_mb=laz.stat().st_size / 1e6)
         b["mpts_s"] = n_laz / b["seconds"] / 1e6
         res["laz"] = b
         print(f"    {b['seconds']:.1f} s, {b['maxrss_mb']:.0f} MB, {b['timings_s']}", flush=True)
@@ -184,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             from bench.openpit_cc import bench_cloudcompare
 
             print("(c) CloudCompare on the same cloud ...", flush=True)
-            res["cloudcompare"] = bench_cloudcompare(laz, args.laz_cell, WORK, timed_command)
+            res["cloudcompare"] = bench_cloudcompare(laz, laz_cell, WORK, timed_command)
             print(f"    {res['cloudcompare']}", flush=True)
     res["machine"]["loadavg_after"] = os.getloadavg()
     args.results.mkdir(parents=True, exist_ok=True)
