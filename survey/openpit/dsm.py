@@ -23,6 +23,7 @@ from survey.model import F64, Licence, SurveyInputError
 from survey.progress import ProgressCallback, null_progress
 
 DSM_EXTENSIONS = (".tif", ".tiff", ".asc")
+GDAL_CACHE_MB = 64
 READ_ROWS = 512  # GeoTIFF rows read at a time (a multiple of the usual 256/512 tiles)
 # heights: float32 for DSMs read from rasters (a 1e8-cell DSM in 400 MB;
 # 0.1 mm steps at 1,000 m), float64 where they were computed
@@ -171,7 +172,9 @@ def read_geotiff(
 
     notes = notes if notes is not None else []
     try:
-        with rasterio.open(path) as src:
+        # GDAL's block cache (5 % of RAM by default) would keep a second,
+        # decoded copy of a DSM read once, window after window
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(path) as src:
             t = src.transform
             if t.b != 0 or t.d != 0:
                 raise SurveyInputError(
