@@ -35,7 +35,8 @@ import shapely
 from scipy import ndimage
 
 from survey.model import F64, Block, Incident, Licence, SurveyInputError, ViolationType
-from survey.openpit.dsm import Dsm
+from survey.openpit.dsm import Dsm, Heights
+from survey.openpit.kernels import strip_cells
 from survey.progress import ProgressCallback
 
 MIN_AREA_M2 = 1.0  # smaller groups of cells are DSM noise, not excavation
@@ -59,6 +60,13 @@ class Excavation:
     def rows(self, r0: int, r1: int) -> tuple[F64, F64]:
         """(depth, ground) of rows r0 to r1 - 1, float64: depth excavated
         (0 where not excavated or no data), the ground before mining."""
+        ground = self.ground_rows(r0, r1)
+        depth = np.nan_to_num(ground - self.dsm.z[r0:r1], nan=0.0)
+        depth[depth <= self.tol_z] = 0.0
+        return depth, ground
+
+    def ground_rows(self, r0: int, r1: int) -> F64:
+        """The ground before mining on rows r0 to r1 - 1 (float64)."""
         d = self.dsm
         if self.pre is not None:
             if self.pre.same_grid(d):
@@ -70,9 +78,7 @@ class Excavation:
             assert self.plane is not None
             a, be, bn, e0, n0 = self.plane
             ground = a + be * (d.east[None, :] - e0) + bn * (d.north[r0:r1, None] - n0)
-        depth = np.nan_to_num(ground - d.z[r0:r1], nan=0.0)
-        depth[depth <= self.tol_z] = 0.0
-        return depth, np.asarray(ground, dtype=np.float64)
+        return np.asarray(ground, dtype=np.float64)
 
 
 def _rim(dsm: Dsm) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
@@ -175,7 +181,7 @@ class _Groups:
         mask: npt.NDArray[np.bool_],
         exceed: F64,
         volume: F64,
-        heights: F64,
+        heights: Heights,  # float32 or float64
     ) -> None:
         """Rows r0.. of the DSM (``mask`` etc. are the strip's)."""
         nx = mask.shape[1]
@@ -274,6 +280,37 @@ class _Groups:
         return out
 
 
+def _strip_cells(
+    z: np.ndarray,
+    ground: F64,
+    tol_z: float,
+    insides: list[npt.NDArray[np.bool_]],
+    z_bottom: F64,
+    z_top: F64,
+) -> tuple[F64, npt.NDArray[np.bool_], F64, F64]:
+    """numpy twin of :func:`survey.openpit.kernels.strip_cells`."""
+    z = np.asarray(z, dtype=np.float64)
+    depth = np.nan_to_num(ground - z, nan=0.0)
+    depth[depth <= tol_z] = 0.0
+    dug = depth > 0
+    finite = np.isfinite(z)
+    z_or_inf = np.where(finite, z, np.inf)
+    outside = dug & ~np.logical_or.reduce(insides)
+    below = np.stack(
+        [
+            np.maximum(np.where(i & finite, zb - z_or_inf, 0.0), 0.0)
+            for i, zb in zip(insides, z_bottom, strict=True)
+        ]
+    )
+    above = np.stack(
+        [
+            np.where(i & dug, np.maximum(ground - np.maximum(z_or_inf, zt), 0.0), 0.0)
+            for i, zt in zip(insides, z_top, strict=True)
+        ]
+    )
+    return depth, outside, below, above
+
+
 def boundary_incidents(
     dsm: Dsm,
     licence: Licence,
@@ -292,17 +329,20 @@ def boundary_incidents(
     beyond = [_Groups(ViolationType.BOUNDARY, b, licence.tolerance_m) for b in blocks]
     below_g = [_Groups(ViolationType.BELOW_RANGE, b, licence.tolerance_z_m) for b in blocks]
     above_g = [_Groups(ViolationType.ABOVE_RANGE, b, licence.tolerance_z_m) for b in blocks]
+    z_bottom = np.array([b.z_bottom for b in blocks], dtype=np.float64)
+    z_top = np.array([b.z_top for b in blocks], dtype=np.float64)
     for r0, r1 in dsm.strips(strip_rows):
         strip = dsm.rows(r0, r1)
-        z = np.asarray(strip.z, dtype=np.float64)
-        depth, ground = exc.rows(r0, r1)
-        dug = depth > 0
-        finite = np.isfinite(z)
-        z_or_inf = np.where(finite, z, np.inf)
+        z = strip.z  # float32 or float64; values taken as float64
+        ground = exc.ground_rows(r0, r1)
         insides = [strip.polygon_mask(ring) for ring in rings]
-        inside_any = np.logical_or.reduce(insides)
-        # beyond the boundary: excavated cells outside every block
-        outside = dug & ~inside_any
+        fast = strip_cells(z, ground, exc.tol_z, insides, z_bottom, z_top)
+        if fast is not None:
+            depth, outside, below_all, above_all = fast
+        else:
+            depth, outside, below_all, above_all = _strip_cells(
+                z, ground, exc.tol_z, insides, z_bottom, z_top
+            )
         dist = np.zeros(z.shape)
         nearest = np.zeros(z.shape, dtype=np.int64)
         if outside.any():
@@ -314,13 +354,9 @@ def boundary_incidents(
         for k, groups in enumerate(beyond):
             sel = outside & (nearest == k) if len(blocks) > 1 else outside
             groups.add_strip(dsm, r0, sel, dist, depth, z)
-        for k, block in enumerate(blocks):
-            inside = insides[k]
-            below = np.where(inside & finite, block.z_bottom - z_or_inf, 0.0)
-            below = np.maximum(below, 0.0)
+        for k in range(len(blocks)):
+            below, above = below_all[k], above_all[k]
             below_g[k].add_strip(dsm, r0, below > 0, below, below, z)
-            removed_above = np.maximum(ground - np.maximum(z_or_inf, block.z_top), 0.0)
-            above = np.where(inside & dug, removed_above, 0.0)
             above_g[k].add_strip(dsm, r0, above > 0, above, above, z)
         if progress is not None:
             progress("beyond the licence (rows)", r1, dsm.shape[0])

@@ -57,3 +57,68 @@ def profile_samples(
     h, ge, gn = (np.empty(rj.size) for _ in range(3))
     _profile_samples_numba(z, rj, ci, 0.5 / cell_e, 0.5 / cell_n, h, ge, gn)
     return h, ge, gn
+
+
+if numba is not None:
+
+    @numba.njit(cache=True, nogil=True)
+    def _strip_cells_numba(
+        z, ground, tol_z, insides, z_bottom, z_top, depth, outside, below, above
+    ):
+        nb = insides.shape[0]
+        for r in range(z.shape[0]):
+            for c in range(z.shape[1]):
+                h = np.float64(z[r, c])
+                g = ground[r, c]
+                d = g - h
+                if not (d > tol_z):  # NaN (no height or no ground) is not excavated
+                    d = 0.0
+                depth[r, c] = d
+                finite = not math.isnan(h)
+                hz = h if finite else math.inf
+                any_in = False
+                for k in range(nb):
+                    inside = insides[k, r, c]
+                    any_in = any_in or inside
+                    b = 0.0
+                    if inside and finite:
+                        b = max(z_bottom[k] - hz, 0.0)
+                    below[k, r, c] = b
+                    a = 0.0
+                    if inside and d > 0.0:
+                        a = g - max(hz, z_top[k])
+                        if not (a > 0.0):
+                            a = 0.0
+                    above[k, r, c] = a
+                outside[r, c] = d > 0.0 and not any_in
+
+
+def strip_cells(
+    z: np.ndarray,
+    ground: F64,
+    tol_z: float,
+    insides: list[np.ndarray],
+    z_bottom: F64,
+    z_top: F64,
+    *,
+    jit: bool | None = None,
+) -> tuple[F64, np.ndarray, F64, F64] | None:
+    """One strip of the boundary check in one compiled pass: (depth
+    excavated (0 where not, or within ``tol_z``), excavated outside every
+    block, per block the depth below its floor and the excavation above
+    its top); None without numba (:func:`survey.openpit.boundary
+    .boundary_incidents` then computes the same with numpy)."""
+    if not use_jit(jit):
+        return None
+    shape = z.shape
+    nb = len(insides)
+    depth = np.empty(shape)
+    outside = np.empty(shape, dtype=np.bool_)
+    below, above = np.empty((nb, *shape)), np.empty((nb, *shape))
+    ins = np.stack(insides) if nb else np.zeros((0, *shape), dtype=np.bool_)
+    _strip_cells_numba(
+        z, np.ascontiguousarray(ground, dtype=np.float64), float(tol_z), ins,
+        np.asarray(z_bottom, dtype=np.float64), np.asarray(z_top, dtype=np.float64),
+        depth, outside, below, above,
+    )  # fmt: skip
+    return depth, outside, below, above

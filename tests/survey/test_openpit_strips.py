@@ -104,3 +104,22 @@ def test_big_geotiff_read_in_windows_is_the_file(
     a = boundary_incidents(back, lic, excavation(back, None, 0.5), strip_rows=5)
     b = boundary_incidents(dsm, lic, excavation(dsm, None, 0.5), strip_rows=SIZE)
     _same(a, b)
+
+
+def test_compiled_strip_pass_is_its_numpy_twin() -> None:
+    from survey.openpit.boundary import _strip_cells
+    from survey.openpit.kernels import strip_cells
+
+    dsm, lic = _features(), _licence()
+    exc = excavation(dsm, None, lic.tolerance_z_m)
+    ground = exc.ground_rows(0, SIZE)
+    ground[3, 3] = np.nan  # no ground known there
+    insides = [dsm.polygon_mask(b.polygon_en()) for b in lic.blocks]
+    zb = np.array([b.z_bottom for b in lic.blocks])
+    zt = np.array([111.0])  # a top low enough for excavation above it
+    fast = strip_cells(dsm.z, ground, 0.5, insides, zb, zt, jit=True)
+    if fast is None:
+        pytest.skip("numba not installed")
+    for a, b in zip(fast, _strip_cells(dsm.z, ground, 0.5, insides, zb, zt), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert fast[3].any() and fast[2].any() and fast[1].any()
