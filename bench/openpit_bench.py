@@ -129,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--quick", action="store_true", help="2,000² DSM (0.5 m), 2 M-point LAZ")
     ap.add_argument("--no-cloudcompare", action="store_true", help="skip part c")
+    ap.add_argument(
+        "--parts", default="abc", help="parts to run (a DSM, b LAZ, c CloudCompare); others kept"
+    )
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--work", type=Path, default=None, help="cache (default bench/_work/openpit)")
     args = ap.parse_args(argv)
@@ -150,11 +153,56 @@ def main(argv: list[str] | None = None) -> int:
             "loadavg_before": os.getloadavg(),
         },
     }
+    parts = set(args.parts) - ({"c"} if args.no_cloudcompare else set())
+    previous = args.results / "openpit.json"
+    if parts != set("abc") and previous.exists():  # keep the parts not run
+        old = json.loads(previous.read_text())
+        res.update({k: old[k] for k in ("dsm", "laz", "cloudcompare") if k in old})
+        res["machine"]["earlier_parts"] = {
+            "created_utc": old["created_utc"],
+            "loadavg_before": old["machine"]["loadavg_before"],
+        }
     from survey.writers import write_licence_toml
 
     licence = WORK / "licence.toml"
     write_licence_toml(licence, g.licence())
     dsm = WORK / f"dsm_{size}.tif"
+    if "a" in parts:
+        run_dsm(res, g, dsm, licence, size, cell)
+    if n_laz > 0 and parts & set("bc"):
+        laz = WORK / f"cloud_{n_laz}.laz"
+        print(f"(b) {n_laz:,}-point LAZ (generated once, cached) ...", flush=True)
+        gen = _cached(
+            laz, lambda: write_las_file(laz, g.licence(), cloud_chunks(g, n_laz), compress=True)
+        )
+        if gen:
+            print(f"    generated in {gen:.0f} s", flush=True)
+        if "b" in parts:
+            b = check_pit_run(laz, licence, WORK / f"out_laz_{n_laz}", cell=laz_cell)
+            b.update(points=n_laz, cell_m=laz_cell, file_mb=laz.stat().st_size / 1e6)
+            b["mpts_s"] = n_laz / b["seconds"] / 1e6
+            res["laz"] = b
+            print(
+                f"    {b['seconds']:.1f} s, {b['maxrss_mb']:.0f} MB, {b['timings_s']}", flush=True
+            )
+        if "c" in parts:
+            from bench.openpit_cc import bench_cloudcompare
+
+            print("(c) CloudCompare on the same cloud ...", flush=True)
+            res["cloudcompare"] = bench_cloudcompare(laz, laz_cell, WORK, timed_command)
+            print(f"    {res['cloudcompare']}", flush=True)
+    res["machine"]["loadavg_after"] = os.getloadavg()
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "openpit.json").write_text(json.dumps(res, indent=2) + "\n")
+    from bench.openpit_report import markdown
+
+    md = markdown(res)
+    (args.results / "openpit.md").write_text(md)
+    print(md)
+    return 0
+
+
+def run_dsm(res: dict[str, Any], g: Any, dsm: Path, licence: Path, size: int, cell: float) -> None:
     print(f"(a) {size:,} x {size:,} DSM at {cell:g} m (generated once, cached) ...", flush=True)
     gen = _cached(dsm, lambda: write_big_dsm(dsm, g, cell))
     if gen:
@@ -170,34 +218,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     res["dsm"] = a
     print(f"    {a['seconds']:.1f} s, {a['maxrss_mb']:.0f} MB, {a['timings_s']}", flush=True)
-    if n_laz > 0:
-        laz = WORK / f"cloud_{n_laz}.laz"
-        print(f"(b) {n_laz:,}-point LAZ (generated once, cached) ...", flush=True)
-        gen = _cached(
-            laz, lambda: write_las_file(laz, g.licence(), cloud_chunks(g, n_laz), compress=True)
-        )
-        if gen:
-            print(f"    generated in {gen:.0f} s", flush=True)
-        b = check_pit_run(laz, licence, WORK / f"out_laz_{n_laz}", cell=laz_cell)
-        b.update(points=n_laz, cell_m=laz_cell, file_mb=laz.stat().st_size / 1e6)
-        b["mpts_s"] = n_laz / b["seconds"] / 1e6
-        res["laz"] = b
-        print(f"    {b['seconds']:.1f} s, {b['maxrss_mb']:.0f} MB, {b['timings_s']}", flush=True)
-        if not args.no_cloudcompare:
-            from bench.openpit_cc import bench_cloudcompare
-
-            print("(c) CloudCompare on the same cloud ...", flush=True)
-            res["cloudcompare"] = bench_cloudcompare(laz, laz_cell, WORK, timed_command)
-            print(f"    {res['cloudcompare']}", flush=True)
-    res["machine"]["loadavg_after"] = os.getloadavg()
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "openpit.json").write_text(json.dumps(res, indent=2) + "\n")
-    from bench.openpit_report import markdown
-
-    md = markdown(res)
-    (args.results / "openpit.md").write_text(md)
-    print(md)
-    return 0
 
 
 if __name__ == "__main__":
