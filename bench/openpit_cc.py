@@ -5,8 +5,9 @@ and the open-pit benchmark.
 Debian's ``cloudcompare`` (2.11.3) runs its command-line mode without a
 display with ``QT_QPA_PLATFORM=offscreen``. Its build has no LAS/LAZ or
 GeoTIFF reader (no PDAL, libLAS or GDAL plugin: ``-O cloud.laz`` answers
-"Can't guess file format: unhandled file extension 'laz'"), so clouds and DSMs are handed to it as binary
-PLY (cell centres of a DSM, or the cloud's points), coordinates less a
+"Can't guess file format: unhandled file extension 'laz'"), so clouds and
+DSMs are handed to it as binary PLY (cell centres of a DSM, or the
+cloud's points), coordinates less a
 round offset (its float32 coordinates would lose the millimetres of
 CGCS2000 eastings; volumes do not depend on the offset).
 
