@@ -69,13 +69,17 @@ def markdown(res: dict[str, Any]) -> str:
             lines.append(f"CloudCompare could not be run: {c['error']}")
         else:
             lines += [
-                f"CloudCompare {c.get('version', '')} (Debian `cloudcompare`), command-line mode "
-                "with `QT_QPA_PLATFORM=offscreen`, on the same cloud: its build reads no "
-                "LAS/LAZ (no PDAL/libLAS plugin), so the cloud was converted to binary PLY "
-                f"first ({c['convert_s']:.0f} s, not counted). 2.5-D volume of the cloud above "
-                f"the plane at +{c['plane_h']:g} m (the pit's rim) on a {c['step']:g} m grid, "
-                "against ours: the same cloud rasterised by `check-pit`'s reader (chunked, "
-                "tiles) and integrated below the same plane.",
+                "CloudCompare 2.11.3 (Debian `cloudcompare`), command-line mode with "
+                "`QT_QPA_PLATFORM=offscreen`, one core, on the same cloud. Its build reads no "
+                "LAS/LAZ (no PDAL/libLAS plugin), so it was given the cloud as binary PLY, "
+                f"converted beforehand ({c['convert_s']:.0f} s, not counted): it reads "
+                "uncompressed doubles where `check-pit` decompresses the LAZ (lazrs on the one "
+                "core it is pinned to). The task: rasterise on a "
+                f"{c['step']:g} m grid (mean height per cell) and integrate the volume of the "
+                f"pit below the plane at +{c['plane_h']:g} m (the ground around it); ours is "
+                "`check-pit`'s reader (chunks of 2 M points into 256 × 256-cell tiles, holes "
+                "filled) and the same integral, in a fresh process. CloudCompare's cells: "
+                f"{c['cc_matching_pct']:.1f} % with points.",
                 "",
                 "| tool | wall (s) | CPU (s) | peak RSS | volume below the plane (m³) |",
                 "|---|---:|---:|---:|---:|",
@@ -85,7 +89,9 @@ def markdown(res: dict[str, Any]) -> str:
                 f"| ours (rasterise + volume) | {c['ours_s']:.1f} | {c['ours_cpu_s']:.1f} "
                 f"| {_mb(c['ours_maxrss_mb'])} | {c['ours_removed_m3']:,.0f} |",
                 "",
-                f"Difference {c['diff_pct']:+.2f} %; our time is {c['ratio']:.2f} × CloudCompare's.",
+                f"Volumes differ by {c['diff_pct']:+.2f} %. Ours against CloudCompare's: "
+                f"{c['ratio']:.2f} × the wall time, {c['ours_cpu_s'] / c['cc_cpu_s']:.2f} × "
+                f"the CPU time, {c['ours_maxrss_mb'] / c['cc_maxrss_mb']:.2f} × the memory.",
                 "",
             ]
     return "\n".join(lines) + "\n"
