@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--parts", default="abc", help="parts to run (a DSM, b LAZ, c CloudCompare); others kept"
     )
+    ap.add_argument("--note", default="", help="how the parts run were measured (in the results)")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--work", type=Path, default=None, help="cache (default bench/_work/openpit)")
     args = ap.parse_args(argv)
@@ -157,11 +158,17 @@ def main(argv: list[str] | None = None) -> int:
     previous = args.results / "openpit.json"
     if parts != set("abc") and previous.exists():  # keep the parts not run
         old = json.loads(previous.read_text())
-        res.update({k: old[k] for k in ("dsm", "laz", "cloudcompare") if k in old})
+        res.update({k: old[k] for k in ("dsm", "laz", "cloudcompare", "notes") if k in old})
         res["machine"]["earlier_parts"] = {
             "created_utc": old["created_utc"],
             "loadavg_before": old["machine"]["loadavg_before"],
         }
+    notes = res.setdefault("notes", {})
+    for part in sorted(parts):
+        notes[part] = (
+            f"measured {res['created_utc']}, load average {os.getloadavg()[0]:.1f} at the start"
+            + (f"; {args.note}" if args.note else "")
+        )
     from survey.writers import write_licence_toml
 
     licence = WORK / "licence.toml"

@@ -27,6 +27,11 @@ def markdown(res: dict[str, Any]) -> str:
         "(`taskset -c 0`), start to exit, the HTML report included; peak memory is the "
         "maximum resident set from `/usr/bin/time`.",
         "",
+        *(
+            f"* part {k} ({'DSM LAZ CloudCompare'.split()[ord(k) - 97]}): {v}"
+            for k, v in sorted(res.get("notes", {}).items())
+        ),
+        "",
         "| input | size | wall (s) | CPU (s) | peak RSS | target | result |",
         "|---|---|---:|---:|---:|---|---|",
     ]
