@@ -18,8 +18,9 @@ from pathlib import Path
 from survey.model import CheckResult, Licence
 from survey.openpit.boundary import boundary_incidents, excavation
 from survey.openpit.design import PitDesign
-from survey.openpit.dsm import Dsm, Ortho, read_dsm, read_ortho
+from survey.openpit.dsm import Dsm, read_dsm
 from survey.openpit.order import CutArea, OrderResult, compare_surveys
+from survey.openpit.ortho import Ortho, read_ortho
 from survey.openpit.violations import BenchResult, analyse_benches
 from survey.progress import ProgressCallback
 
