@@ -6,10 +6,10 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-DEBS := mosquitto mosquitto-clients influxdb victoria-metrics socat mbpoll postgresql chromium redis-server
+DEBS := mosquitto mosquitto-clients influxdb victoria-metrics socat mbpoll postgresql chromium redis-server cloudcompare
 STAMP := $(VENV)/.installed
 
-.PHONY: all setup debs venv bytecode demo demo-gateway test lint typecheck pytest bench bench-survey bench-gateway bench-bus bench-alarms bench-platform clean
+.PHONY: all setup debs venv bytecode demo demo-gateway test lint typecheck pytest bench bench-survey bench-openpit bench-gateway bench-gateway-scale bench-bus bench-alarms bench-platform bench-uploads clean
 
 all: test
 
@@ -65,13 +65,18 @@ pytest: setup
 
 test: setup lint typecheck pytest
 
-bench: bench-gateway bench-gateway-scale bench-bus bench-alarms bench-survey bench-platform
+bench: bench-gateway bench-gateway-scale bench-bus bench-alarms bench-survey bench-openpit bench-platform
 
 bench-gateway: setup bytecode
 	$(PY) -m bench.gateway_bench
 
 bench-gateway-scale: setup bytecode
 	$(PY) -m bench.gateway_scale
+
+# open pits: a 10,000 x 10,000 DSM and a 100 M-point LAZ through check-pit,
+# CloudCompare's volume on the same cloud (bench/results/openpit.md)
+bench-openpit: setup bytecode
+	$(PY) -m bench.openpit_bench
 
 bench-bus: setup bytecode
 	$(PY) -m bench.bus_bench

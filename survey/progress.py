@@ -5,7 +5,8 @@ The contract the readers and the check call is one callable::
     progress(stage: str, done: int, total: int | None) -> None
 
 ``stage`` is a short label ("read scan.las", "classify"), ``done`` and
-``total`` count points (``total`` is None when unknown). Call it as often as
+``total`` count points (``total`` is None when unknown), or what the
+stage names in brackets at its end ("boundary (cells)": see :func:`stage_unit`). Call it as often as
 convenient: the implementations here throttle their own output. Passing
 ``progress=None`` to a reader or the check means "stay silent".
 
@@ -32,6 +33,18 @@ class ProgressCallback(Protocol):
 
 def null_progress(stage: str, done: int, total: int | None) -> None:
     """Progress that shows nothing."""
+
+
+UNITS = ("cells", "profiles", "rows")
+
+
+def stage_unit(stage: str) -> tuple[str, str]:
+    """(label, unit) of a stage: ``"check DSM (cells)"`` counts cells
+    (any of UNITS in brackets at the end), any other stage points."""
+    for unit in UNITS:
+        if stage.endswith(f" ({unit})"):
+            return stage[: -len(unit) - 3], unit
+    return stage, "points"
 
 
 class LineProgress:
@@ -66,11 +79,12 @@ class LineProgress:
         self._last[stage] = now
         if complete:
             self._finished.add(stage)
+        label, unit = stage_unit(stage)
         if total:
             pct = 100.0 * done / total
-            msg = f"{stage}: {done:,} / {total:,} points ({pct:.0f}%)"
+            msg = f"{label}: {done:,} / {total:,} {unit} ({pct:.0f}%)"
         else:
-            msg = f"{stage}: {done:,} points"
+            msg = f"{label}: {done:,} {unit}"
         print(msg, file=self._stream, flush=True)
 
 

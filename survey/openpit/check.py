@@ -18,9 +18,11 @@ from pathlib import Path
 from survey.model import CheckResult, Licence
 from survey.openpit.boundary import boundary_incidents, excavation
 from survey.openpit.design import PitDesign
-from survey.openpit.dsm import Dsm, Ortho, read_dsm, read_ortho
+from survey.openpit.dsm import Dsm, read_dsm
 from survey.openpit.order import CutArea, OrderResult, compare_surveys
+from survey.openpit.ortho import Ortho, read_ortho
 from survey.openpit.violations import BenchResult, analyse_benches
+from survey.progress import ProgressCallback
 
 
 @dataclass
@@ -53,13 +55,14 @@ def check_pit_dsm(
     earlier: Dsm | None = None,
     notes: list[str] | None = None,
     centre: tuple[float, float] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> PitCheckResult:
     """``centre``: (easting, northing) the profiles radiate from; default
     the pit floor found on the DSM (:func:`survey.openpit.benches.pit_centre`)."""
     timings: dict[str, float] = {}
     t = time.perf_counter()
     exc = excavation(dsm, pre, licence.tolerance_z_m)
-    found = boundary_incidents(dsm, licence, exc)
+    found = boundary_incidents(dsm, licence, exc, progress=progress)
     timings["boundary"] = time.perf_counter() - t
     violations = [i for i in found if not i.within_uncertainty]
     uncertain = [i for i in found if i.within_uncertainty]
@@ -69,7 +72,7 @@ def check_pit_dsm(
     for k, inc in enumerate(uncertain):
         inc.id = f"U{k + 1}"
     t = time.perf_counter()
-    benches = analyse_benches(dsm, design, centre)
+    benches = analyse_benches(dsm, design, centre, progress)
     timings["benches"] = time.perf_counter() - t
     order = None
     if earlier is not None:
@@ -108,12 +111,13 @@ def check_pit(
     ortho_path: str | Path | None = None,
     cell: float = 0.5,
     centre: tuple[float, float] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> PitCheckResult:
     """Read the files (DSMs as they are; clouds and meshes rasterised at
     ``cell`` metres) and check them."""
     notes: list[str] = []
     t = time.perf_counter()
-    dsm = read_dsm(dsm_path, licence=licence, cell=cell, notes=notes)
+    dsm = read_dsm(dsm_path, licence=licence, cell=cell, notes=notes, progress=progress)
     pre = read_dsm(pre_path, licence=licence, cell=cell, notes=notes) if pre_path else None
     earlier = (
         read_dsm(earlier_path, licence=licence, cell=cell, notes=notes) if earlier_path else None
@@ -121,7 +125,14 @@ def check_pit(
     ortho = read_ortho(ortho_path, licence=licence, notes=notes) if ortho_path else None
     t_read = time.perf_counter() - t
     out = check_pit_dsm(
-        licence, dsm, design or PitDesign(), pre=pre, earlier=earlier, notes=notes, centre=centre
+        licence,
+        dsm,
+        design or PitDesign(),
+        pre=pre,
+        earlier=earlier,
+        notes=notes,
+        centre=centre,
+        progress=progress,
     )
     out.result.timings_s = {"read": t_read, **out.result.timings_s}
     out.ortho = ortho

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from survey.openpit.check import PitCheckResult
     from survey.openpit.design import PitDesign
     from survey.openpit.dsm import Dsm
+    from survey.progress import ProgressCallback
     from survey.report import ReportFiles
 
 # the exit codes of survey.cli (which imports this module, not the other way)
@@ -65,12 +66,14 @@ def check_and_report(
     t0: float | None = None,
     shown: Callable[[str], str] = str,
     stage: Callable[[str], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> tuple[PitCheckResult, ReportFiles, str]:
     """The check of ``check-pit`` and its report (findings.json, report.html
     in ``prepare_out()``): the one code path of the CLI and of the
     platform's jobs. ``shown`` turns a file's path into the name shown in
     the report (the platform's stored files are shown by the client's
-    names); ``stage`` is told "check" and "report" as they begin."""
+    names); ``stage`` is told "check" and "report" as they begin;
+    ``progress`` shows the long stages (reading, boundary, benches)."""
     import numpy as np
 
     from survey.findings import SourceInfo, new_check_id
@@ -89,6 +92,7 @@ def check_and_report(
         ortho_path=ortho,
         cell=cell,
         centre=centre,
+        progress=progress,
     )
 
     def count(d: Dsm) -> int:  # points rasterised, or the DSM's cells with a height
@@ -113,6 +117,7 @@ def cmd_check_pit(
     args: argparse.Namespace, check_out: PrepareOut, make_out: PrepareOut, publish: Any
 ) -> int:
     from survey.openpit.design import PitDesign, load_design
+    from survey.progress import open_progress
     from survey.readers.licence_files import load_licence
 
     t0 = time.perf_counter()
@@ -127,18 +132,20 @@ def cmd_check_pit(
     licence = load_licence(args.licence)
     design = load_design(args.design) if args.design else PitDesign()
     out = check_out(Path(args.out))  # created once there is something to write
-    pit, files, check_id = check_and_report(
-        licence,
-        design,
-        lambda: make_out(out),
-        dsm=args.dsm,
-        pre_mining=args.pre_mining,
-        earlier=args.earlier,
-        ortho=args.ortho,
-        cell=args.cell,
-        centre=parse_centre(args.centre),
-        t0=t0,
-    )
+    with open_progress(enabled=not args.quiet) as progress:
+        pit, files, check_id = check_and_report(
+            licence,
+            design,
+            lambda: make_out(out),
+            dsm=args.dsm,
+            pre_mining=args.pre_mining,
+            earlier=args.earlier,
+            ortho=args.ortho,
+            cell=args.cell,
+            centre=parse_centre(args.centre),
+            t0=t0,
+            progress=progress,
+        )
     r = pit.result
     print(f"{r.verdict.upper()}: licence {licence.licence_no}")
     for inc in r.incidents[:MAX_PRINTED]:
@@ -241,6 +248,7 @@ def register_pit(
     p.add_argument(
         "--cell", type=float, default=0.5, help="cell size (m) for rasterising clouds and meshes"
     )
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--config", help="site config (SITE.toml) for --publish")
     p.add_argument(
         "--publish",

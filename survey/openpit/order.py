@@ -60,7 +60,7 @@ class OrderResult:
 def compare_surveys(earlier: Dsm, later: Dsm, licence: Licence, design: PitDesign) -> OrderResult:
     a = design.analysis
     later = on_grid(later, earlier)
-    d = later.z - earlier.z
+    d = np.asarray(later.z, dtype=np.float64) - earlier.z  # float64 sums (DSMs may be float32)
     finite = np.isfinite(d)
     both = int(finite.sum())
     if both == 0:

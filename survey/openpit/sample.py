@@ -120,7 +120,7 @@ def _ortho(path: Path, g: PitGeometry, epsg: int) -> Path:
     sun, the untouched ground green."""
     from matplotlib.colors import LightSource
 
-    from survey.openpit.dsm import write_ortho
+    from survey.openpit.ortho import write_ortho
 
     e, n = g.axes(0.5)
     E, N = np.meshgrid(e, n)

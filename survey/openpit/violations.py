@@ -24,6 +24,7 @@ from survey.openpit.benches import (
 )
 from survey.openpit.design import PitDesign
 from survey.openpit.dsm import Dsm
+from survey.progress import ProgressCallback
 
 
 @dataclass
@@ -183,9 +184,12 @@ def find_violations(profs: list[Profile], design: PitDesign) -> list[PitViolatio
 
 
 def analyse_benches(
-    dsm: Dsm, design: PitDesign, centre: tuple[float, float] | None = None
+    dsm: Dsm,
+    design: PitDesign,
+    centre: tuple[float, float] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> BenchResult:
-    profs = profiles(dsm, design, centre)
+    profs = profiles(dsm, design, centre, progress)
     benches = group_benches(profs, design.analysis.min_profiles)
     return BenchResult(
         profs[0].origin if profs else (0.0, 0.0), profs, benches, find_violations(profs, design)

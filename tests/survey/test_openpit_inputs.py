@@ -12,8 +12,9 @@ import pytest
 from survey.model import SurveyInputError
 from survey.openpit.check import check_pit_dsm
 from survey.openpit.design import PitDesign, load_design
-from survey.openpit.dsm import Dsm, read_dsm, read_ortho, write_geotiff, write_ortho
+from survey.openpit.dsm import Dsm, read_dsm, write_geotiff
 from survey.openpit.geometry import PitGeometry
+from survey.openpit.ortho import read_ortho, write_ortho
 from survey.writers import write_esri_grid
 
 G = PitGeometry(half_extent_m=100.0)
