@@ -222,6 +222,33 @@ async def post_survey_multipart(code: str, request: Request, p: Uploader) -> dic
         await form.close()
 
 
+class Recheck(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field("", max_length=2_000)
+
+
+@router.post(
+    "/surveys/{survey_id}/recheck",
+    status_code=201,
+    summary="Check a finished survey's files again, against the mine's licence now",
+)
+def post_recheck(
+    survey_id: int, request: Request, p: Uploader, body: Recheck | None = None
+) -> dict[str, Any]:
+    ctx = context(request)
+    try:
+        with ctx.sessions() as db, db.begin():
+            original = _survey(request, p, db, survey_id)
+            code = db.scalar(select(Mine.code).where(Mine.id == original.mine_id))
+            mine = service.mine_for_upload(db, p, str(code))
+            survey = service.recheck_survey(
+                db, p, original, mine, note=body.note if body else "", now_ns=ctx.clock()
+            )
+    except UploadRefused as exc:
+        raise _raise(request, p, exc) from None
+    return _created(request, service.Created(survey, False))
+
+
 def _receive(root: Path, name: str, src: BinaryIO, budget: Any) -> list[Stored]:
     inc = Incoming(root, name, budget.left)
     try:
