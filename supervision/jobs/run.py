@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from supervision.db.base import Clock
 from supervision.jobs.changes import Previous, compare_with_previous
 from supervision.jobs.models import Job, JobState
-from supervision.uploads.models import Survey
+from supervision.uploads.models import Survey, SurveyFile
 
 log = logging.getLogger("minegate.platform.jobs")
 
@@ -236,7 +236,11 @@ def _complete(
 
 
 def _previous(db: Session, survey: Survey) -> Previous | None:
-    """The first scan of the mine's previous checked survey (same licence)."""
+    """The first scan of the mine's previous checked survey (same licence)
+    with other bytes: one of the same scan (a re-check, or the scan sent
+    again with another description) would only show that nothing changed."""
+    mine = next((f.sha256 for f in survey.files if f.kind == "scan"), "")
+    same = select(SurveyFile.survey_id).where(SurveyFile.sha256 == mine, SurveyFile.kind == "scan")
     prev = db.scalar(
         select(Survey)
         .where(
@@ -244,6 +248,7 @@ def _previous(db: Session, survey: Survey) -> Previous | None:
             Survey.licence_file == survey.licence_file,
             Survey.state == JobState.DONE.value,
             Survey.id < survey.id,
+            Survey.id.not_in(same),
         )
         .order_by(Survey.id.desc())
         .limit(1)
