@@ -65,6 +65,20 @@ WORK = ROOT / "bench" / "_work"
 MB = 1_000_000
 
 
+def runqueue_wait_s(pids: list[int]) -> float:
+    """Time these processes' threads were runnable but waiting for a CPU
+    (``/proc/<pid>/task/*/schedstat``, second field): the machine's share
+    of a slow round, not the engine's."""
+    total = 0
+    for pid in pids:
+        for st in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+            try:
+                total += int(st.read_text().split()[1])
+            except (OSError, ValueError, IndexError):
+                pass  # a thread gone
+    return total / 1e9
+
+
 def peak_mib(pids: list[int]) -> float:
     return sum(status_kib(p, "VmHWM") for p in pids) / 1024.0
 
@@ -233,7 +247,7 @@ class Bench:
         cases: list[dict[str, Any]] = []
         for size in a.sizes:
             path = data_file(self.data_dir, size)
-            for how in ("tus", "multipart", "nginx-put"):
+            for how in a.how:
                 print(f"  {a.clients} x {size:g} MB by {how} ...", flush=True)
                 if how == "tus":
                     r = self.tus_case(plat, path, a.clients)
@@ -396,6 +410,7 @@ class Bench:
         reset_peak(wpids)
         others = plat.pids() + self.dbs.pids()
         cpu_w0, cpu_o0 = cpu_seconds(wpids), cpu_seconds(others)
+        wait_w0 = runqueue_wait_s(wpids)
         t0_ns = time.time_ns()
         ids = [plat.api("POST", f"/api/v1/surveys/{original}/recheck", json={})["id"]
                for _ in range(n)]  # fmt: skip
@@ -403,6 +418,7 @@ class Bench:
         done = self.wait_done(plat, ids, 3600 + 60 * n)
         elapsed = (max(s["finished_ns"] for s in done) - t0_ns) / 1e9
         cpu_w = cpu_seconds(wpids) - cpu_w0
+        wait_w = runqueue_wait_s(wpids) - wait_w0
         res = {
             "workers": workers,
             "checks": n,
@@ -413,6 +429,7 @@ class Bench:
             "checks_per_min": n / elapsed * 60,
             "worker_cpu_s_per_check": cpu_w / n,
             "worker_cores_used": cpu_w / elapsed,
+            "worker_runqueue_wait_s_per_check": wait_w / n,
             "service_and_db_cpu_s": cpu_seconds(others) - cpu_o0,
             "worker_peak_rss_mib": max((status_kib(q, "VmHWM") / 1024 for q in wpids), default=0),
             "loadavg_after": list(os.getloadavg()),
@@ -429,6 +446,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parts", default="uploads,checks", help="uploads, checks or both")
     ap.add_argument("--clients", type=int, help="concurrent uploads (20)")
     ap.add_argument("--sizes", type=float, nargs="+", help="file sizes, MB (50 200)")
+    ap.add_argument(
+        "--how",
+        nargs="+",
+        default=["tus", "multipart", "nginx-put"],
+        choices=("tus", "multipart", "nginx-put"),
+        help="upload paths (all three)",
+    )
     ap.add_argument("--resume-mb", type=float, help="the cut-and-resumed upload, MB (200)")
     ap.add_argument("--points", type=int, help="the checked scan's points (20,000,000)")
     ap.add_argument("--checks", type=int, help="checks queued per round (100)")
@@ -475,8 +499,10 @@ def main(argv: list[str] | None = None) -> int:
         rc = 130
     finally:
         bench.close()
-        if tmp is not None:
+        if tmp is not None and rc == 0:
             shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp is not None:
+            print(f"logs kept in {tmp}", file=sys.stderr)
     doc["machine"] = machine(load_before)
     old = args.results / "uploads.json"
     if parts != {"uploads", "checks"} and old.exists() and not q:

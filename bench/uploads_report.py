@@ -133,18 +133,27 @@ def markdown(doc: dict[str, Any]) -> str:
             "re-check request to the last check finished.",
             "",
             "| workers | checks | failed | time s | checks/min | worker CPU s per check "
-            "| cores used by workers | service + db CPU s | worker peak RSS MiB | load after |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            "| waiting for a CPU s per check | cores used by workers | service + db CPU s "
+            "| worker peak RSS MiB | load after |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for r in ch["rounds"]:
             lines.append(
                 f"| {r['workers']} | {r['checks']} | {r['failed']} | {_f(r['elapsed_s'], 1)} "
                 f"| {_f(r['checks_per_min'], 1)} | {_f(r['worker_cpu_s_per_check'], 2)} "
+                f"| {_f(r.get('worker_runqueue_wait_s_per_check'), 2)} "
                 f"| {_f(r['worker_cores_used'], 2)} | {_f(r['service_and_db_cpu_s'], 1)} "
                 f"| {_f(r['worker_peak_rss_mib'])} "
                 f"| {', '.join(f'{x:.1f}' for x in r['loadavg_after'])} |"
             )
-        lines.append("")
+        lines += [
+            "",
+            "Worker CPU: utime + stime of the worker processes over the round, divided by the "
+            "checks (idle polling of Redis included). Waiting for a CPU: the time their threads "
+            "were runnable but got no core (`/proc/<pid>/task/*/schedstat`): when it is large, "
+            "the machine (other work on the 2 cores), not the engine, set the pace.",
+            "",
+        ]
     t = targets(doc)
     if t:
         lines += ["## Targets", ""]

@@ -163,13 +163,17 @@ def post_survey_from_tus(code: str, body: FromTus, request: Request, p: Uploader
     ctx = context(request)
     root = ctx.config.uploads.dir
     try:
+        with ctx.sessions() as db:
+            service.mine_for_upload(db, p, code)  # refused before any file is touched
+        # the files are hashed with no database connection held: many large
+        # uploads at once must not take every connection of the pool
+        budget = service.budget_for(ctx.config.uploads, p.role)
+        stored: list[Stored] = []
+        for data, name in _finished_tus(root, p, body.uploads):
+            stored += take_file(root, data, name, budget)
+            data.with_name(f"{data.name}.info").unlink(missing_ok=True)
         with ctx.sessions() as db, db.begin():
             mine = service.mine_for_upload(db, p, code)
-            budget = service.budget_for(ctx.config.uploads, p.role)
-            stored: list[Stored] = []
-            for data, name in _finished_tus(root, p, body.uploads):
-                stored += take_file(root, data, name, budget)
-                data.with_name(f"{data.name}.info").unlink(missing_ok=True)
             created = service.create_survey(
                 db, p, mine, stored, via="tus", description=body.description, now_ns=ctx.clock()
             )
@@ -202,12 +206,14 @@ async def post_survey_multipart(code: str, request: Request, p: Uploader) -> dic
     description = form.get("description")
 
     def store() -> service.Created:
+        with ctx.sessions() as db:
+            service.mine_for_upload(db, p, code)  # refused before any file is stored
+        budget = service.budget_for(cfg, p.role)
+        stored: list[Stored] = []
+        for up in uploads:  # no database connection held while the bytes are copied
+            stored += _receive(cfg.dir, up.filename or "", up.file, budget)
         with ctx.sessions() as db, db.begin():
             mine = service.mine_for_upload(db, p, code)
-            budget = service.budget_for(cfg, p.role)
-            stored: list[Stored] = []
-            for up in uploads:
-                stored += _receive(cfg.dir, up.filename or "", up.file, budget)
             return service.create_survey(
                 db, p, mine, stored, via="multipart",
                 description=description if isinstance(description, str) else "",
