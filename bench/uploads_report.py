@@ -83,13 +83,14 @@ def markdown(doc: dict[str, Any]) -> str:
             "## Concurrent uploads over loopback",
             "",
             "| how | clients x size | MB/s (upload) | MB/s (until stored) | service CPU s "
-            "| service RSS before MiB | service peak RSS MiB |",
-            "|---|---|---:|---:|---:|---:|---:|",
+            "| service CPU s per GB | service RSS before MiB | service peak RSS MiB |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
         ]
         for c in up["cases"]:
             lines.append(
                 f"| {c['how']} | {c['clients']} x {c['size_mb']:g} MB | {_f(c['upload_mb_s'])} "
                 f"| {_f(c['mb_s'])} | {_f(c['service_cpu_s'], 1)} "
+                f"| {_f(c['service_cpu_s'] / (c['clients'] * c['size_mb'] / 1000), 1)} "
                 f"| {_f(c['service_rss_before_mib'])} | {_f(c['service_peak_rss_mib'])} |"
             )
         lines += [
