@@ -257,7 +257,7 @@ class Bench:
         return res
 
     def clean(self, plat: Platform, nginx_root: Path | None) -> None:
-        for sub in ("blobs", "incoming"):
+        for sub in ("blobs", "incoming", "tus"):  # tus-curl leaves its uploads unused
             shutil.rmtree(plat.uploads / sub, ignore_errors=True)
         if nginx_root is not None:
             shutil.rmtree(nginx_root / "data" / "put", ignore_errors=True)
@@ -311,6 +311,7 @@ class Bench:
         env = self.client_env(plat, self.work / "resume-home")
         print(f"  one {size / MB:g} MB tus upload killed at 50 % and resumed ...", flush=True)
         log = self.work / "resume.log"
+        earlier = set((plat.uploads / "tus").glob("*/*.info"))  # only this upload's counts
         proxy = CountingProxy(int(plat.url.rsplit(":", 1)[1]))
         via = replace_url(plat, f"http://127.0.0.1:{proxy.port}")
         try:
@@ -319,7 +320,7 @@ class Bench:
 
             def server_offset() -> int:
                 offs = []
-                for i in (plat.uploads / "tus").glob("*/*.info"):
+                for i in set((plat.uploads / "tus").glob("*/*.info")) - earlier:
                     try:
                         offs.append(int(json.loads(i.read_text()).get("offset") or 0))
                     except (OSError, ValueError):
