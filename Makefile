@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-DEBS := mosquitto mosquitto-clients influxdb victoria-metrics socat mbpoll postgresql chromium redis-server cloudcompare
+DEBS := mosquitto mosquitto-clients influxdb victoria-metrics socat mbpoll postgresql chromium redis-server cloudcompare nginx-light curl
 STAMP := $(VENV)/.installed
 
 .PHONY: all setup debs venv bytecode demo demo-gateway test lint typecheck pytest bench bench-survey bench-openpit bench-gateway bench-gateway-scale bench-bus bench-alarms bench-platform bench-uploads clean
@@ -26,7 +26,7 @@ debs:
 	  fi; \
 	fi
 	@# The Debian packages enable services; the tests start their own servers.
-	@for s in mosquitto influxdb victoria-metrics postgresql redis-server; do \
+	@for s in mosquitto influxdb victoria-metrics postgresql redis-server nginx; do \
 	  (command -v systemctl >/dev/null && systemctl is-active --quiet $$s 2>/dev/null && systemctl stop $$s) >/dev/null 2>&1 || true; done
 
 $(STAMP): pyproject.toml
@@ -65,7 +65,7 @@ pytest: setup
 
 test: setup lint typecheck pytest
 
-bench: bench-gateway bench-gateway-scale bench-bus bench-alarms bench-survey bench-openpit bench-platform
+bench: bench-gateway bench-gateway-scale bench-bus bench-alarms bench-survey bench-openpit bench-platform bench-uploads
 
 bench-gateway: setup bytecode
 	$(PY) -m bench.gateway_bench
@@ -91,6 +91,10 @@ bench-survey: setup bytecode
 
 bench-platform: setup bytecode
 	$(PY) -m bench.platform_bench
+
+# nginx-light: the plain HTTP PUT the uploads are compared with
+bench-uploads: setup bytecode
+	$(PY) -m bench.uploads_bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from supervision.jobs.run import JobSettings, claimable, run_job
 from supervision.uploads.files import sweep_tus
@@ -96,6 +97,9 @@ class Dispatcher:
                     ids = await asyncio.to_thread(self._free)
                 except OperationalError as exc:  # the database away: wait it out
                     log.error("survey jobs: database unavailable: %s", exc.orig)
+                    ids = []
+                except PoolTimeout as exc:  # every connection busy for a while: next round
+                    log.error("survey jobs: no database connection free: %s", exc)
                     ids = []
                 if pool is not None:
                     for job_id in ids:

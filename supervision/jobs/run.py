@@ -268,7 +268,14 @@ def _site(publish: PublishSection | None) -> tuple[str, str] | None:
 
 
 def _previous(db: Session, survey: Survey) -> Previous | None:
-    """The scan and point files of the mine's previous checked survey (same licence)."""
+    """The scan and point files of the mine's previous checked survey (same
+    licence), skipping surveys of the same scan bytes: one of the same scans
+    (a re-check, or the scans sent again with another description) would
+    only show that nothing changed."""
+    ours = [f.sha256 for f in survey.files if f.kind == "scan"]
+    same = select(SurveyFile.survey_id).where(
+        SurveyFile.sha256.in_(ours), SurveyFile.kind == "scan"
+    )
     prev = db.scalar(
         select(Survey)
         .where(
@@ -279,6 +286,7 @@ def _previous(db: Session, survey: Survey) -> Previous | None:
             # with point data (an open-pit survey of DSMs alone has none)
             Survey.kind != "open_pit",  # a pit's cloud is compared as a pit, not here
             Survey.id.in_(select(SurveyFile.survey_id).where(SurveyFile.kind == "scan")),
+            Survey.id.not_in(same),
         )
         .order_by(Survey.id.desc())
         .limit(1)

@@ -229,6 +229,8 @@ def store_file(
         with tmp.open("rb") as f:
             os.fsync(f.fileno())
         tmp.replace(dest)
+    else:  # the same bytes are kept already: the copy goes (a tus upload's data file)
+        src.unlink(missing_ok=True)
     return Stored(display_name(name), fmt, kind, sha, size, rel, archive)
 
 

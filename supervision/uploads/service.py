@@ -5,6 +5,7 @@ survey sent again, the job."""
 from __future__ import annotations
 
 import hashlib
+import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import Select, func, select
@@ -187,3 +188,41 @@ def create_survey(
     db.add(Job(survey_id=survey.id, mine_id=mine.id, created_ns=now_ns, error="", stage=""))
     db.flush()
     return Created(survey, False)
+
+
+def recheck_survey(
+    db: Session, p: Principal, original: Survey, mine: Mine, *, note: str, now_ns: int
+) -> Survey:
+    """A new survey of ``original``'s stored files, checked again against
+    the licence the mine has in the registry now (after an amendment, or to
+    confirm a result). The original and its result stay as they were: a
+    re-check is a survey of its own, with its own job, requester and time."""
+    if original.state not in ("done", "failed"):
+        raise UploadRefused(
+            f"survey {original.id} is {original.state}: re-check it once its check ended", 409
+        )
+    text = f"recheck\n{original.fingerprint}\n{now_ns}\n{secrets.token_hex(8)}"
+    survey = Survey(
+        mine_id=mine.id,
+        uploader_id=p.user_id,
+        uploader=p.name,
+        created_ns=now_ns,
+        fingerprint=hashlib.sha256(text.encode()).hexdigest(),
+        via="recheck",
+        description=(f"re-check of survey {original.id}" + (f": {note}" if note else ""))[:10_000],
+        licence_file=mine.licence_file or "",
+        state="queued",
+        message="",
+    )
+    db.add(survey)
+    db.flush()
+    for f in original.files:
+        db.add(
+            SurveyFile(
+                survey_id=survey.id, idx=f.idx, kind=f.kind, fmt=f.fmt, sha256=f.sha256,
+                size=f.size, stored=f.stored, client_name=f.client_name, archive=f.archive,
+            )
+        )  # fmt: skip
+    db.add(Job(survey_id=survey.id, mine_id=mine.id, created_ns=now_ns, error="", stage=""))
+    db.flush()
+    return survey

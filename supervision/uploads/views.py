@@ -164,13 +164,17 @@ def post_survey_from_tus(code: str, body: FromTus, request: Request, p: Uploader
     ctx = context(request)
     root = ctx.config.uploads.dir
     try:
+        with ctx.sessions() as db:
+            service.mine_for_upload(db, p, code)  # refused before any file is touched
+        # the files are hashed with no database connection held: many large
+        # uploads at once must not take every connection of the pool
+        budget = service.budget_for(ctx.config.uploads, p.role)
+        stored: list[Stored] = []
+        for data, name in _finished_tus(root, p, body.uploads):
+            stored += take_file(root, data, name, budget)
+            data.with_name(f"{data.name}.info").unlink(missing_ok=True)
         with ctx.sessions() as db, db.begin():
             mine = service.mine_for_upload(db, p, code)
-            budget = service.budget_for(ctx.config.uploads, p.role)
-            stored: list[Stored] = []
-            for data, name in _finished_tus(root, p, body.uploads):
-                stored += take_file(root, data, name, budget)
-                data.with_name(f"{data.name}.info").unlink(missing_ok=True)
             created = service.create_survey(
                 db, p, mine, stored, via="tus", description=body.description,
                 now_ns=ctx.clock(), kind=body.kind,
@@ -208,12 +212,14 @@ async def post_survey_multipart(code: str, request: Request, p: Uploader) -> dic
         raise HTTPException(422, "kind: a form field (underground or open_pit), not a file")
 
     def store() -> service.Created:
+        with ctx.sessions() as db:
+            service.mine_for_upload(db, p, code)  # refused before any file is stored
+        budget = service.budget_for(cfg, p.role)
+        stored: list[Stored] = []
+        for up in uploads:  # no database connection held while the bytes are copied
+            stored += _receive(cfg.dir, up.filename or "", up.file, budget)
         with ctx.sessions() as db, db.begin():
             mine = service.mine_for_upload(db, p, code)
-            budget = service.budget_for(cfg, p.role)
-            stored: list[Stored] = []
-            for up in uploads:
-                stored += _receive(cfg.dir, up.filename or "", up.file, budget)
             return service.create_survey(
                 db, p, mine, stored, via="multipart",
                 description=description if isinstance(description, str) else "",
@@ -226,6 +232,33 @@ async def post_survey_multipart(code: str, request: Request, p: Uploader) -> dic
         raise _raise(request, p, exc) from None
     finally:
         await form.close()
+
+
+class Recheck(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field("", max_length=2_000)
+
+
+@router.post(
+    "/surveys/{survey_id}/recheck",
+    status_code=201,
+    summary="Check a finished survey's files again, against the mine's licence now",
+)
+def post_recheck(
+    survey_id: int, request: Request, p: Uploader, body: Recheck | None = None
+) -> dict[str, Any]:
+    ctx = context(request)
+    try:
+        with ctx.sessions() as db, db.begin():
+            original = _survey(request, p, db, survey_id)
+            code = db.scalar(select(Mine.code).where(Mine.id == original.mine_id))
+            mine = service.mine_for_upload(db, p, str(code))
+            survey = service.recheck_survey(
+                db, p, original, mine, note=body.note if body else "", now_ns=ctx.clock()
+            )
+    except UploadRefused as exc:
+        raise _raise(request, p, exc) from None
+    return _created(request, service.Created(survey, False))
 
 
 def _receive(root: Path, name: str, src: BinaryIO, budget: Any) -> list[Stored]:

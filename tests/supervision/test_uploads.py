@@ -420,3 +420,40 @@ def plat_job(plat: Platform, sid: int) -> int:
     with sqlite3.connect(plat.home / "platform.db") as conn:
         row = conn.execute("SELECT id FROM job WHERE survey_id = ?", (sid,)).fetchone()
     return int(row[0])
+
+
+def test_recheck_and_the_same_bytes_again_by_tus(plat: Platform, sample: Path) -> None:
+    # bytes already stored (the compliant scan of another survey, or not):
+    # the finished tus upload's data file is used up either way
+    data = (sample / "compliant.las").read_bytes()
+
+    def left() -> set[Path]:  # what other tests' refused uploads left to be used again
+        return {p for p in (plat.uploads / "tus").rglob("*") if p.is_file()}
+
+    before = left()
+    for _ in range(2):
+        uid = _tus(plat, "con-a", "again.las", data, mine="M-QN-1")
+        r = plat.api("POST", "/api/v1/mines/M-QN-1/surveys/tus", "con-a", json={"uploads": [uid]})
+        assert r.status_code == 201, r.text
+        assert left() == before
+    first = plat.wait_survey(r.json()["id"])
+    assert first["state"] == "done"
+    # a re-check: a new survey of the same stored files, its own job and result
+    r = plat.api("POST", f"/api/v1/surveys/{first['id']}/recheck", "con-a",
+                 json={"note": "licence amended"})  # fmt: skip
+    assert r.status_code == 201, r.text
+    again = r.json()
+    assert again["id"] != first["id"] and not again["duplicate"]
+    busy = plat.api("POST", f"/api/v1/surveys/{again['id']}/recheck", "con-a")
+    assert busy.status_code in (201, 409), busy.text  # 409 while queued or running
+    s = plat.wait_survey(again["id"])
+    assert s["state"] == "done" and s["verdict"] == first["verdict"], s
+    assert s["via"] == "recheck" and s["uploader"] == "con-a"
+    assert s["description"] == f"re-check of survey {first['id']}: licence amended"
+    assert s["files"] == first["files"] and s["report_url"] != first["report_url"]
+    if busy.status_code == 201:
+        plat.wait_survey(busy.json()["id"])
+    # out of scope, or not allowed to upload: refused as for an upload
+    assert plat.api("POST", f"/api/v1/surveys/{first['id']}/recheck", "con-b").status_code == 404
+    assert plat.api("POST", f"/api/v1/surveys/{first['id']}/recheck", "reg-qn").status_code == 403
+    assert plat.api("POST", f"/api/v1/surveys/{first['id']}/recheck", None).status_code == 401
