@@ -48,14 +48,19 @@ _CHECK = cast(Table, SurveyCheck.__table__)
 
 @dataclass
 class GatewayDirectory:
-    """``<site>/<gateway>`` topic levels → gateway id. Known gateways are
-    cached for good; unknown ones for ``negative_ttl_s``, so a flood from an
-    unregistered gateway costs one query per interval, and a gateway
-    registered meanwhile is picked up."""
+    """``<site>/<gateway>`` topic levels → gateway id. On a miss the whole
+    registry is read in one query (at most once per ``negative_ttl_s``; a
+    platform starting under a region's load would otherwise spend a round
+    trip per gateway, a third of its write time in the profile,
+    bench/results/platform_profile.md); between full reads a miss costs one
+    query for that key. Known gateways are cached for good; unknown ones for
+    ``negative_ttl_s``, so a flood from an unregistered gateway costs one
+    query per interval, and a gateway registered meanwhile is picked up."""
 
     negative_ttl_s: float = 10.0
     _known: dict[str, int] = field(default_factory=dict)
     _unknown: dict[str, float] = field(default_factory=dict)
+    _next_full: float = -1e18
 
     def lookup(self, db: Session, topic_key: str) -> int | None:
         gid = self._known.get(topic_key)
@@ -64,7 +69,12 @@ class GatewayDirectory:
         now = time.monotonic()
         if self._unknown.get(topic_key, -1e18) > now:
             return None
-        gid = db.scalar(select(Gateway.id).where(Gateway.topic_key == topic_key))
+        if now >= self._next_full:
+            self._next_full = now + self.negative_ttl_s
+            self._known.update({k: g for k, g in db.execute(select(Gateway.topic_key, Gateway.id))})
+            gid = self._known.get(topic_key)
+        else:
+            gid = db.scalar(select(Gateway.id).where(Gateway.topic_key == topic_key))
         if gid is None:
             if len(self._unknown) > 10_000:  # junk topics must not grow memory
                 self._unknown.clear()
