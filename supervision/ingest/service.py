@@ -88,6 +88,8 @@ class GatewayDirectory:
 class BatchResult:
     applied: int = 0
     alarms: int = 0  # alarm or status messages applied: worth an evaluation now
+    #: the gateways of those messages (what the evaluator re-evaluates)
+    touched: set[int] = field(default_factory=set)
 
 
 def apply_batch(
@@ -137,6 +139,7 @@ def apply_batch(
             stats.applied["status"] += 1
             result.applied += 1
             result.alarms += 1
+            result.touched.add(gid)
             continue
         if msg.kind == "alarm_clear":  # supersedes the batch's earlier transitions
             clears.add((gid, msg.alarm))
@@ -144,6 +147,7 @@ def apply_batch(
             stats.applied["alarm_clear"] += 1
             result.applied += 1
             result.alarms += 1
+            result.touched.add(gid)
             continue
         if msg.seq is not None and _deduped(msg):
             if (gid, msg.seq) not in new or first[(gid, msg.seq)] != i:
@@ -192,6 +196,7 @@ def apply_batch(
                     "ts_ns": msg.ts_ns,
                 }
             result.alarms += 1
+            result.touched.add(gid)
         elif msg.kind == "survey_check":
             ckey = (gid, msg.licence)
             old_check = checks.get(ckey)
@@ -207,6 +212,7 @@ def apply_batch(
                     "ts_ns": msg.ts_ns,
                 }
             result.alarms += 1
+            result.touched.add(gid)
     # sorted: two instances writing the same rows lock them in one order
     upsert(db, _LATEST, [latest[k] for k in sorted(latest)], keys=("gateway_id", "device", "point"), newer="ts_ns")  # fmt: skip
     upsert(db, _ALARM, [alarms[k] for k in sorted(alarms)], keys=("gateway_id", "alarm"), newer="ts_ns")  # fmt: skip

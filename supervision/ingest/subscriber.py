@@ -71,13 +71,17 @@ def subscriptions(cfg: MqttSection) -> list[str]:
 class Subscriber:
     """Runs until cancelled; reconnects with capped backoff."""
 
-    def __init__(self, ctx: PlatformContext, on_alarm: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, ctx: PlatformContext, on_alarm: Callable[[set[int]], None] = lambda _g: None
+    ) -> None:
         self.ctx = ctx
         self.cfg = ctx.config.mqtt
         if ctx.ingest_stats is None:
             ctx.ingest_stats = IngestStats()
         self.stats: IngestStats = ctx.ingest_stats
         self.directory = GatewayDirectory()
+        #: called with the gateways whose alarms, statuses or survey checks
+        #: a committed batch applied (the evaluator re-evaluates those)
         self.on_alarm = on_alarm
         self.connected = asyncio.Event()
         self._queue: asyncio.Queue[Received] = asyncio.Queue(maxsize=50_000)
@@ -192,14 +196,14 @@ class Subscriber:
         with self.ctx.sessions() as db, db.begin():
             prune_seqs(db, older_than_ns=now - int(self.cfg.dedupe_window_s * 1e9))
 
-    def _apply(self, batch: list[tuple[str, Message]]) -> int:
+    def _apply(self, batch: list[tuple[str, Message]]) -> set[int]:
         counts = IngestStats(quiet=True)
         with self.ctx.sessions() as db, db.begin():
             res = apply_batch(
                 db, batch, now_ns=self.ctx.clock(), directory=self.directory, stats=counts
             )
         self.stats.merge(counts)  # committed: now they count
-        return res.alarms
+        return res.touched
 
     async def _apply_until_done(self, batch: list[tuple[str, Message]]) -> None:
         if not batch:
@@ -207,7 +211,7 @@ class Subscriber:
         delay = 0.5
         while True:
             try:
-                alarms = await asyncio.to_thread(self._apply, batch)
+                touched = await asyncio.to_thread(self._apply, batch)
                 break
             except OperationalError as exc:
                 log.error("database unavailable, batch of %d kept: %s", len(batch), exc.orig)
@@ -221,5 +225,5 @@ class Subscriber:
                 for one in batch:  # find the one it refuses
                     await self._apply_until_done([one])
                 return
-        if alarms:
-            self.on_alarm()
+        if touched:
+            self.on_alarm(touched)
