@@ -71,8 +71,8 @@ def upsert(
     if not rows:
         return
     if _unnest(db, rows):
-        cols = tuple(rows[0])
-        db.execute(_unnest_upsert(table, cols, tuple(keys), newer), _arrays(table, cols, rows))
+        names = tuple(rows[0])
+        db.execute(_unnest_upsert(table, names, tuple(keys), newer), _arrays(table, names, rows))
         return
     # executemany of one statement: compiled once and cached, where a
     # multi-row VALUES would be compiled afresh for every batch size
