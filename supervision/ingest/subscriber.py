@@ -68,12 +68,46 @@ def subscriptions(cfg: MqttSection) -> list[str]:
     return [f"{share}{prefix}/+/+/{leaf}" for leaf in DATA_LEAVES] + plain
 
 
+def share_paho_property_tables() -> None:
+    """paho 2.2 builds two dicts of every MQTT 5 property name and type in
+    each ``Properties()`` (and rebuilds every name in ``clear()``), which
+    it does for every PUBLISH received: 15 %
+    of a platform instance's time under a region's load
+    (bench/results/platform_profile.md). The tables are constants paho only
+    reads: build them once and share them (idempotent; the instances behave
+    the same, ``tests/supervision/test_ingest_mqtt.py``)."""
+    from paho.mqtt import properties
+
+    cls: Any = properties.Properties
+    if getattr(cls, "_minegate_shared_tables", False):
+        return
+    proto = cls(PacketTypes.PUBLISH)
+    types, names, table = proto.types, proto.names, proto.properties
+
+    def __init__(self: Any, packetType: int) -> None:
+        object.__setattr__(self, "packetType", packetType)
+        object.__setattr__(self, "types", types)
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "properties", table)
+
+    compressed = [n.replace(" ", "") for n in names]
+
+    def clear(self: Any) -> None:  # what paho's does, without rebuilding the names
+        for name in compressed:
+            self.__dict__.pop(name, None)
+
+    cls.__init__ = __init__
+    cls.clear = clear
+    cls._minegate_shared_tables = True
+
+
 class Subscriber:
     """Runs until cancelled; reconnects with capped backoff."""
 
     def __init__(
         self, ctx: PlatformContext, on_alarm: Callable[[set[int]], None] = lambda _g: None
     ) -> None:
+        share_paho_property_tables()
         self.ctx = ctx
         self.cfg = ctx.config.mqtt
         if ctx.ingest_stats is None:
