@@ -162,6 +162,7 @@ class Bench:
             "cpu": [cpu_seconds(descendants(i.pid)) for i in insts],
             "db_cpu": cpu_seconds(self.db_pids(kind)),
             "broker_cpu": cpu_seconds([broker]),
+            "load_cpu": cpu_seconds(descendants(load.proc.pid)),
         }
 
     def offline_probe(self, port: int, site: str, work: Path) -> float | None:
@@ -338,6 +339,7 @@ def summarise(case: Case, a: dict[str, Any], b: dict[str, Any], rss: list[float]
         "handled_per_cpu_s": round(sum(per) / sum(cpu), 1) if sum(cpu) else None,
         "db_cpu_cores": round((b["db_cpu"] - a["db_cpu"]) / w, 3),
         "broker_cpu_cores": round((b["broker_cpu"] - a["broker_cpu"]) / w, 3),
+        "load_cpu_cores": round((b.get("load_cpu", 0) - a.get("load_cpu", 0)) / w, 3),
         "rss_mib_per_instance": [round(x, 1) for x in rss],
         "peak_rss_mib_per_instance": [round(x, 1) for x in hwm],
         "backlog_at_end": backlog,
