@@ -88,18 +88,16 @@ class Evaluator:
             )
         self._report(res)
 
-    def _round(self, sweep_due: bool) -> None:
-        if self._full:
-            self._full = False
-            self._pending.clear()
+    def _round(self, sweep_due: bool, full: bool, pending: set[int]) -> None:
+        """One round, in a worker thread. ``full`` and ``pending`` were
+        taken from ``poke``'s on the event loop before it started, so a poke
+        during the round is never lost: it waits for the next round."""
+        if full:
             self.run_once()
-            return
-        if sweep_due and self.sweep():
-            self._pending.clear()  # the sweep covered them
-            return
-        if self._pending:
-            gateways, self._pending = self._pending, set()
-            self.run_gateways(gateways)
+        elif sweep_due and self.sweep():
+            pass  # the sweep read every gateway after the pokes it covers
+        elif pending:
+            self.run_gateways(pending)
 
     async def run(self) -> None:
         interval = self.ctx.config.alerting.evaluate_interval_s
@@ -110,10 +108,14 @@ class Evaluator:
                 due = now >= next_sweep
                 if due:
                     next_sweep = now + interval
+                full, self._full = self._full, False
+                pending, self._pending = self._pending, set()
                 try:
-                    await asyncio.to_thread(self._round, due)
+                    await asyncio.to_thread(self._round, due, full, pending)
                 except OperationalError as exc:
                     log.error("alert evaluation: database unavailable: %s", exc.orig)
+                    self._full = self._full or full  # not done: next round
+                    self._pending |= pending
                 if not self._pending and not self._full:
                     try:
                         timeout = max(0.0, next_sweep - time.monotonic())
