@@ -65,6 +65,7 @@ from bench.platform_parts import (
     LoadProcess,
     WebhookReceiver,
     applied_data,
+    applied_once,
     build_registry,
     ingest_stats,
     start_instances,
@@ -227,7 +228,7 @@ class Bench:
         last: list[int] = [0]
 
         def drained() -> bool:
-            last[0] = sum(applied_data(ingest_stats(i, token)) for i in insts)
+            last[0] = applied_once([ingest_stats(i, token) for i in insts])
             return last[0] >= published
 
         done = wait_for(drained, 60.0 if not self.quick else 20.0, 0.25)
