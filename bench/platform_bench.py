@@ -65,6 +65,7 @@ from bench.platform_parts import (
     LoadProcess,
     WebhookReceiver,
     applied_data,
+    applied_once,
     build_registry,
     ingest_stats,
     start_instances,
@@ -162,6 +163,7 @@ class Bench:
             "cpu": [cpu_seconds(descendants(i.pid)) for i in insts],
             "db_cpu": cpu_seconds(self.db_pids(kind)),
             "broker_cpu": cpu_seconds([broker]),
+            "load_cpu": cpu_seconds(descendants(load.proc.pid)),
         }
 
     def offline_probe(self, port: int, site: str, work: Path) -> float | None:
@@ -226,7 +228,7 @@ class Bench:
         last: list[int] = [0]
 
         def drained() -> bool:
-            last[0] = sum(applied_data(ingest_stats(i, token)) for i in insts)
+            last[0] = applied_once([ingest_stats(i, token) for i in insts])
             return last[0] >= published
 
         done = wait_for(drained, 60.0 if not self.quick else 20.0, 0.25)
@@ -338,6 +340,7 @@ def summarise(case: Case, a: dict[str, Any], b: dict[str, Any], rss: list[float]
         "handled_per_cpu_s": round(sum(per) / sum(cpu), 1) if sum(cpu) else None,
         "db_cpu_cores": round((b["db_cpu"] - a["db_cpu"]) / w, 3),
         "broker_cpu_cores": round((b["broker_cpu"] - a["broker_cpu"]) / w, 3),
+        "load_cpu_cores": round((b.get("load_cpu", 0) - a.get("load_cpu", 0)) / w, 3),
         "rss_mib_per_instance": [round(x, 1) for x in rss],
         "peak_rss_mib_per_instance": [round(x, 1) for x in hwm],
         "backlog_at_end": backlog,

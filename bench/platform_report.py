@@ -83,9 +83,10 @@ def markdown(doc: dict[str, Any]) -> str:
         "## Cases",
         "",
         "| case | gateways | published /s | handled /s | platform cores | handled /CPU-s "
-        "| share per instance | RSS MiB | DB cores | broker cores | alert p50 / p99 ms "
+        "| share per instance | RSS MiB | DB cores | broker cores | load generator cores "
+        "| alert p50 / p99 ms "
         "| offline detection s | backlog | missing after drain |",
-        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for name, r in doc["results"].items():
         lat = r["alert_latency"]
@@ -94,6 +95,7 @@ def markdown(doc: dict[str, Any]) -> str:
             f"| {_f(r['cpu_cores_per_instance'], 2)} | {_f(r['handled_per_cpu_s'])} "
             f"| {_f(r['handled_share_per_instance'], 2)} | {_f(r['rss_mib_per_instance'])} "
             f"| {_f(r['db_cpu_cores'], 2)} | {_f(r['broker_cpu_cores'], 2)} "
+            f"| {_f(r.get('load_cpu_cores'), 2)} "
             f"| {_f(lat['p50_ms'])} / {_f(lat['p99_ms'])} (n={lat['n']}) "
             f"| {_f(r['offline_detection_s'], 2)} | {r['backlog_at_end']:,} "
             f"| {r['missing_after_drain']:,} |"
@@ -104,8 +106,9 @@ def markdown(doc: dict[str, Any]) -> str:
             f"## Ceiling: one instance on {ramp['db']}, gateways ramped "
             f"({ramp['step_s']:g} s measured per step)",
             "",
-            "| gateways | published /s | handled /s | cores | handled /CPU-s | backlog | behind |",
-            "|---:|---:|---:|---:|---:|---:|---|",
+            "| gateways | published /s | handled /s | cores | handled /CPU-s | DB cores "
+            "| broker cores | load generator cores | backlog | behind |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for s in ramp["steps"]:
             behind = "yes" if s["behind"] else "no"
@@ -114,7 +117,8 @@ def markdown(doc: dict[str, Any]) -> str:
             lines.append(
                 f"| {s['gateways']:,} | {_f(s['published_per_s'])} | {_f(s['handled_per_s'])} "
                 f"| {_f(s['cpu_cores_platform'], 2)} | {_f(s['handled_per_cpu_s'])} "
-                f"| {s['backlog_at_end']:,} | {behind} |"
+                f"| {_f(s['db_cpu_cores'], 2)} | {_f(s['broker_cpu_cores'], 2)} "
+                f"| {_f(s.get('load_cpu_cores'), 2)} | {s['backlog_at_end']:,} | {behind} |"
             )
         lines += ["", f"Carried without falling behind: {_f(ramp['carried_gateways'])} gateways"
                   + (f"; stopped by: {ramp['stopped_by']}." if ramp["stopped_by"] else ".")]  # fmt: skip

@@ -8,12 +8,21 @@ instances applying the same messages in any order end in the same state.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, case, func
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, Table, case, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import TextClause
+
+#: from this many rows on, PostgreSQL gets one ``INSERT ... SELECT FROM
+#: unnest(arrays)`` instead of an executemany: one statement and one
+#: execution on the server, and no per-row parameter processing in Python
+#: (bench/results/platform_profile.md)
+UNNEST_MIN_ROWS = 8
 
 
 def _insert(db: Session, table: Table) -> Any:
@@ -40,6 +49,10 @@ def insert_new_many(
     executemany); the keys of those inserted. ``rows`` must not repeat a key."""
     if not rows:
         return set()
+    if _unnest(db, rows):
+        names = tuple(rows[0])
+        stmt_u = _unnest_upsert(table, names, tuple(keys), None, "new")
+        return {tuple(r) for r in db.execute(stmt_u, _arrays(table, names, rows))}
     cols = [table.c[k] for k in keys]
     stmt = _insert(db, table).on_conflict_do_nothing().returning(*cols)
     return {tuple(r) for r in db.execute(stmt, list(rows))}
@@ -58,6 +71,11 @@ def upsert(
     ``newer`` (a column) is not older than the stored one (or NULL); a
     column in ``keep`` keeps its stored value where the new one is NULL."""
     if not rows:
+        return
+    if _unnest(db, rows):
+        names = tuple(rows[0])
+        stmt_k = _unnest_upsert(table, names, tuple(keys), newer, keep=tuple(keep))
+        db.execute(stmt_k, _arrays(table, names, rows))
         return
     # executemany of one statement: compiled once and cached, where a
     # multi-row VALUES would be compiled afresh for every batch size
@@ -88,6 +106,11 @@ def upsert_forward(
     statement for the whole batch (``rows`` must not repeat a key)."""
     if not rows:
         return
+    if _unnest(db, rows):
+        names = tuple(rows[0])
+        stmt_u = _unnest_upsert(table, names, tuple(keys), None, "forward")
+        db.execute(stmt_u, _arrays(table, names, rows))
+        return
     stmt = _insert(db, table)
     new = stmt.excluded
     set_ = {}
@@ -98,3 +121,73 @@ def upsert_forward(
         moves = new[c].is_not(None) & (stored.is_(None) | (stored < new[c]))
         set_[c] = case((moves, new[c]), else_=stored)
     db.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=set_), list(rows))
+
+
+def _pg_array_type(table: Table, col: str) -> str:
+    t = table.c[col].type
+    if isinstance(t, JSON):
+        return "text[]"  # sent as JSON text, cast per row
+    if isinstance(t, BigInteger | Integer):
+        return "bigint[]"
+    if isinstance(t, Float):
+        return "float8[]"
+    if isinstance(t, Boolean):
+        return "bool[]"
+    return "text[]"
+
+
+@lru_cache(maxsize=64)
+def _unnest_upsert(
+    table: Table,
+    cols: tuple[str, ...],
+    keys: tuple[str, ...],
+    newer: str | None,
+    mode: str = "update",
+    keep: tuple[str, ...] = (),
+) -> TextClause:
+    """``mode``: ``update`` (guarded by ``newer``; a column in ``keep`` keeps
+    its stored value where the new one is NULL), ``forward`` (each column
+    moves forward only, as :func:`upsert_forward`), ``new`` (insert the new
+    keys only, returning them, as :func:`insert_new_many`)."""
+    name = table.name
+    args = ", ".join(f"CAST(:{c} AS {_pg_array_type(table, c)})" for c in cols)
+    select_cols = ", ".join(
+        f"u.{c}::json" if isinstance(table.c[c].type, JSON) else f"u.{c}" for c in cols
+    )
+    head = (
+        f"INSERT INTO {name} ({', '.join(cols)}) SELECT {select_cols} "
+        f"FROM unnest({args}) AS u({', '.join(cols)}) "
+    )
+    if mode == "new":
+        return text(head + f"ON CONFLICT DO NOTHING RETURNING {', '.join(keys)}")
+    others = [c for c in cols if c not in keys]
+    if mode == "forward":
+        sets = ", ".join(
+            f"{c} = CASE WHEN EXCLUDED.{c} IS NOT NULL AND ({name}.{c} IS NULL"
+            f" OR {name}.{c} < EXCLUDED.{c}) THEN EXCLUDED.{c} ELSE {name}.{c} END"
+            for c in others
+        )
+        where = ""
+    else:
+        sets = ", ".join(
+            f"{c} = COALESCE(EXCLUDED.{c}, {name}.{c})" if c in keep else f"{c} = EXCLUDED.{c}"
+            for c in others
+        )
+        where = f" WHERE {name}.{newer} IS NULL OR {name}.{newer} <= EXCLUDED.{newer}" if newer else ""  # fmt: skip
+    return text(head + f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}{where}")
+
+
+def _unnest(db: Session, rows: Sequence[dict[str, Any]]) -> bool:
+    return len(rows) >= UNNEST_MIN_ROWS and db.get_bind().dialect.name == "postgresql"
+
+
+def _arrays(
+    table: Table, cols: tuple[str, ...], rows: Sequence[dict[str, Any]]
+) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for c in cols:
+        if isinstance(table.c[c].type, JSON):
+            out[c] = [json.dumps(r[c]) for r in rows]
+        else:
+            out[c] = [r[c] for r in rows]
+    return out

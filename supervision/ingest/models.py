@@ -46,6 +46,9 @@ class LatestValue(Base):
     message never overwrites a newer one."""
 
     __tablename__ = "latest_value"
+    # every snapshot rewrites its points: room on the page for HOT updates
+    # (migration 0009)
+    __table_args__ = ({"postgresql_with": {"fillfactor": 50}},)
     gateway_id: Mapped[int] = mapped_column(ForeignKey("gateway.id"), primary_key=True)
     device: Mapped[str] = mapped_column(String(200), primary_key=True)
     point: Mapped[str] = mapped_column(String(200), primary_key=True)

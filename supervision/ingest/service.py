@@ -48,14 +48,19 @@ _CHECK = cast(Table, SurveyCheck.__table__)
 
 @dataclass
 class GatewayDirectory:
-    """``<site>/<gateway>`` topic levels → gateway id. Known gateways are
-    cached for good; unknown ones for ``negative_ttl_s``, so a flood from an
-    unregistered gateway costs one query per interval, and a gateway
-    registered meanwhile is picked up."""
+    """``<site>/<gateway>`` topic levels → gateway id. On a miss the whole
+    registry is read in one query (at most once per ``negative_ttl_s``; a
+    platform starting under a region's load would otherwise spend a round
+    trip per gateway, a third of its write time in the profile,
+    bench/results/platform_profile.md); between full reads a miss costs one
+    query for that key. Known gateways are cached for good; unknown ones for
+    ``negative_ttl_s``, so a flood from an unregistered gateway costs one
+    query per interval, and a gateway registered meanwhile is picked up."""
 
     negative_ttl_s: float = 10.0
     _known: dict[str, int] = field(default_factory=dict)
     _unknown: dict[str, float] = field(default_factory=dict)
+    _next_full: float = -1e18
 
     def lookup(self, db: Session, topic_key: str) -> int | None:
         gid = self._known.get(topic_key)
@@ -64,7 +69,12 @@ class GatewayDirectory:
         now = time.monotonic()
         if self._unknown.get(topic_key, -1e18) > now:
             return None
-        gid = db.scalar(select(Gateway.id).where(Gateway.topic_key == topic_key))
+        if now >= self._next_full:
+            self._next_full = now + self.negative_ttl_s
+            self._known.update({k: g for k, g in db.execute(select(Gateway.topic_key, Gateway.id))})
+            gid = self._known.get(topic_key)
+        else:
+            gid = db.scalar(select(Gateway.id).where(Gateway.topic_key == topic_key))
         if gid is None:
             if len(self._unknown) > 10_000:  # junk topics must not grow memory
                 self._unknown.clear()
@@ -78,6 +88,8 @@ class GatewayDirectory:
 class BatchResult:
     applied: int = 0
     alarms: int = 0  # alarm or status messages applied: worth an evaluation now
+    #: the gateways of those messages (what the evaluator re-evaluates)
+    touched: set[int] = field(default_factory=set)
 
 
 def apply_batch(
@@ -127,6 +139,7 @@ def apply_batch(
             stats.applied["status"] += 1
             result.applied += 1
             result.alarms += 1
+            result.touched.add(gid)
             continue
         if msg.kind == "alarm_clear":  # supersedes the batch's earlier transitions
             clears.add((gid, msg.alarm))
@@ -134,6 +147,7 @@ def apply_batch(
             stats.applied["alarm_clear"] += 1
             result.applied += 1
             result.alarms += 1
+            result.touched.add(gid)
             continue
         if msg.seq is not None and _deduped(msg):
             if (gid, msg.seq) not in new or first[(gid, msg.seq)] != i:
@@ -189,6 +203,7 @@ def apply_batch(
                     "ts_ns": msg.ts_ns,
                 }
             result.alarms += 1
+            result.touched.add(gid)
         elif msg.kind == "survey_check":
             ckey = (gid, msg.licence)
             old_check = checks.get(ckey)
@@ -204,6 +219,7 @@ def apply_batch(
                     "ts_ns": msg.ts_ns,
                 }
             result.alarms += 1
+            result.touched.add(gid)
     # sorted: two instances writing the same rows lock them in one order
     upsert(db, _LATEST, [latest[k] for k in sorted(latest)], keys=("gateway_id", "device", "point"), newer="ts_ns", keep=("data_ts_ns",))  # fmt: skip
     upsert(db, _ALARM, [alarms[k] for k in sorted(alarms)], keys=("gateway_id", "alarm"), newer="ts_ns")  # fmt: skip

@@ -10,6 +10,15 @@ never dropped; a batch the database refuses row by row is applied message
 by message, and a message refused alone is counted and dropped. A batch
 waits ``batch_wait_s`` after its first message for more, so a steady
 trickle is written in a few transactions a second, not one per message.
+
+A QoS 1 message is acknowledged to the broker only once the transaction
+holding it committed (paho's manual acknowledgement), in the order received:
+a platform killed with messages in memory gets them again from its
+persistent session (``session_expiry_s`` > 0) when it reconnects, and the
+seq dedupe drops what had been written. The CONNECT's receive maximum
+(``RECEIVE_WINDOW`` batches) bounds how many unacknowledged messages the
+broker sends: the rest wait at the broker, which is the backpressure.
+A message that cannot be parsed is acknowledged in turn (counted, dropped).
 """
 
 from __future__ import annotations
@@ -18,6 +27,8 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -35,6 +46,19 @@ log = logging.getLogger("minegate.platform.ingest")
 DATA_LEAVES = ("telemetry/+", "snapshot/+", "stats/+", "alarms/+", "events", "metrics", "survey/+", "alerts/survey")  # fmt: skip
 RETAINED_LEAVES = ("status", "alarms/active/+")
 RETRY_MAX_S = 30.0
+RECEIVE_WINDOW = 4  # batches of unacknowledged messages the broker may send
+
+
+@dataclass(slots=True)
+class Received:
+    """A message read from the broker, acknowledged after its batch (``msg``
+    None: dropped at parse, only the acknowledgement is due)."""
+
+    topic: str
+    msg: Message | None
+    mid: int
+    qos: int
+    conn: int  # the connection it came on: acknowledged only on that one
 
 
 def subscriptions(cfg: MqttSection) -> list[str]:
@@ -44,26 +68,67 @@ def subscriptions(cfg: MqttSection) -> list[str]:
     return [f"{share}{prefix}/+/+/{leaf}" for leaf in DATA_LEAVES] + plain
 
 
+def share_paho_property_tables() -> None:
+    """paho 2.2 builds two dicts of every MQTT 5 property name and type in
+    each ``Properties()`` (and rebuilds every name in ``clear()``), which
+    it does for every PUBLISH received: 15 %
+    of a platform instance's time under a region's load
+    (bench/results/platform_profile.md). The tables are constants paho only
+    reads: build them once and share them (idempotent; the instances behave
+    the same, ``tests/supervision/test_ingest_mqtt.py``)."""
+    from paho.mqtt import properties
+
+    cls: Any = properties.Properties
+    if getattr(cls, "_minegate_shared_tables", False):
+        return
+    proto = cls(PacketTypes.PUBLISH)
+    types, names, table = proto.types, proto.names, proto.properties
+
+    def __init__(self: Any, packetType: int) -> None:
+        object.__setattr__(self, "packetType", packetType)
+        object.__setattr__(self, "types", types)
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "properties", table)
+
+    compressed = [n.replace(" ", "") for n in names]
+
+    def clear(self: Any) -> None:  # what paho's does, without rebuilding the names
+        for name in compressed:
+            self.__dict__.pop(name, None)
+
+    cls.__init__ = __init__
+    cls.clear = clear
+    cls._minegate_shared_tables = True
+
+
 class Subscriber:
     """Runs until cancelled; reconnects with capped backoff."""
 
-    def __init__(self, ctx: PlatformContext, on_alarm: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, ctx: PlatformContext, on_alarm: Callable[[set[int]], None] = lambda _g: None
+    ) -> None:
+        share_paho_property_tables()
         self.ctx = ctx
         self.cfg = ctx.config.mqtt
         if ctx.ingest_stats is None:
             ctx.ingest_stats = IngestStats()
         self.stats: IngestStats = ctx.ingest_stats
         self.directory = GatewayDirectory()
+        #: called with the gateways whose alarms, statuses or survey checks
+        #: a committed batch applied (the evaluator re-evaluates those)
         self.on_alarm = on_alarm
         self.connected = asyncio.Event()
-        self._queue: asyncio.Queue[tuple[str, Message]] = asyncio.Queue(maxsize=50_000)
+        self._queue: asyncio.Queue[Received] = asyncio.Queue(maxsize=50_000)
+        self._paho: Any = None  # paho's client of the live connection
+        self._conn = 0  # counts connections
 
     def _client(self) -> aiomqtt.Client:
         cfg = self.cfg
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = cfg.session_expiry_s
+        props.ReceiveMaximum = min(65535, RECEIVE_WINDOW * cfg.batch_max)
         tls = aiomqtt.TLSParameters(ca_certs=str(cfg.tls_ca)) if cfg.tls_ca else None
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             cfg.host,
             cfg.port,
             username=cfg.username,
@@ -76,6 +141,10 @@ class Subscriber:
             tls_params=tls,
             timeout=10,
         )
+        # acknowledged after the write (aiomqtt 2.5 has no option for it;
+        # paho 2's client does: manual_ack_set / ack(mid, qos))
+        client._client.manual_ack_set(True)
+        return client
 
     async def run(self) -> None:
         # a task group: if either loop fails, both stop and the error rises
@@ -97,15 +166,19 @@ class Subscriber:
                         self.cfg.port,
                         self.cfg.client_id,
                     )
+                    self._conn += 1
+                    self._paho = client._client
                     self.connected.set()
                     delay = 1.0
                     async for m in client.messages:
                         msg = self._parse(m.topic.value, m.payload)
-                        if msg is not None and msg.kind != "ignored":
-                            # waits while the writer is behind: backpressure
-                            await self._queue.put((m.topic.value, msg))
+                        if msg is not None and msg.kind == "ignored":
+                            msg = None
+                        # waits while the writer is behind
+                        await self._queue.put(Received(m.topic.value, msg, m.mid, m.qos, self._conn))  # fmt: skip
             except (aiomqtt.MqttError, OSError, ssl.SSLError) as exc:
                 self.connected.clear()
+                self._paho = None
                 log.warning(
                     "MQTT %s:%d: %s; retrying in %.0f s", self.cfg.host, self.cfg.port, exc, delay
                 )
@@ -126,14 +199,15 @@ class Subscriber:
     async def _write_loop(self) -> None:
         last_prune = 0
         while True:
-            batch = [await self._queue.get()]
+            batch: list[Received] = [await self._queue.get()]
             if self.cfg.batch_wait_s > 0 and self._queue.qsize() < self.cfg.batch_max - 1:
                 # a transaction costs about as much as a few dozen messages:
                 # let more arrive than one at a time
                 await asyncio.sleep(self.cfg.batch_wait_s)
             while len(batch) < self.cfg.batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._apply_until_done(batch)
+            await self._apply_until_done([(r.topic, r.msg) for r in batch if r.msg is not None])
+            self._ack(batch)
             now = self.ctx.clock()
             if now - last_prune > 600 * 10**9:
                 last_prune = now
@@ -142,24 +216,36 @@ class Subscriber:
                 except OperationalError as exc:  # next time; the table just grows meanwhile
                     log.warning("pruning applied seqs: database unavailable: %s", exc.orig)
 
+    def _ack(self, batch: list[Received]) -> None:
+        """Acknowledge a committed batch, in the order received; a message
+        of an earlier connection is not: the broker sends it again."""
+        paho = self._paho
+        if paho is None:
+            return
+        for r in batch:
+            if r.qos > 0 and r.conn == self._conn:
+                paho.ack(r.mid, r.qos)
+
     def _prune(self, now: int) -> None:
         with self.ctx.sessions() as db, db.begin():
             prune_seqs(db, older_than_ns=now - int(self.cfg.dedupe_window_s * 1e9))
 
-    def _apply(self, batch: list[tuple[str, Message]]) -> int:
+    def _apply(self, batch: list[tuple[str, Message]]) -> set[int]:
         counts = IngestStats(quiet=True)
         with self.ctx.sessions() as db, db.begin():
             res = apply_batch(
                 db, batch, now_ns=self.ctx.clock(), directory=self.directory, stats=counts
             )
         self.stats.merge(counts)  # committed: now they count
-        return res.alarms
+        return res.touched
 
     async def _apply_until_done(self, batch: list[tuple[str, Message]]) -> None:
+        if not batch:
+            return
         delay = 0.5
         while True:
             try:
-                alarms = await asyncio.to_thread(self._apply, batch)
+                touched = await asyncio.to_thread(self._apply, batch)
                 break
             except OperationalError as exc:
                 log.error("database unavailable, batch of %d kept: %s", len(batch), exc.orig)
@@ -173,5 +259,5 @@ class Subscriber:
                 for one in batch:  # find the one it refuses
                     await self._apply_until_done([one])
                 return
-        if alarms:
-            self.on_alarm()
+        if touched:
+            self.on_alarm(touched)

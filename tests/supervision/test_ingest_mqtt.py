@@ -155,7 +155,7 @@ class CountingSubscriber(Subscriber):
 
     batches: list[int]
 
-    def _apply(self, batch: list[Any]) -> int:
+    def _apply(self, batch: list[Any]) -> set[int]:
         self.batches.append(len(batch))
         return super()._apply(batch)
 
