@@ -174,7 +174,8 @@ def gather_and_evaluate(
         alarms=alarms,
         config=config,
         watching_since_ns=watching_since_ns,
-        data=device_data(db, now_ns, config.data_gap),
+        # data gaps are time-based: the sweep finds them, not a batch
+        data=device_data(db, now_ns, config.data_gap) if only is None else [],
     )
 
 
