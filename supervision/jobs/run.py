@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("minegate.platform.jobs")
 
+#: earlier surveys looked at for one of other scan bytes (re-checks of the
+#: same scans are skipped)
+PREVIOUS_LOOKBACK = 50
+
 
 @dataclass(frozen=True, slots=True)
 class JobSettings:
@@ -269,14 +273,11 @@ def _site(publish: PublishSection | None) -> tuple[str, str] | None:
 
 def _previous(db: Session, survey: Survey) -> Previous | None:
     """The scan and point files of the mine's previous checked survey (same
-    licence), skipping surveys of the same scan bytes: one of the same scans
-    (a re-check, or the scans sent again with another description) would
-    only show that nothing changed."""
-    ours = [f.sha256 for f in survey.files if f.kind == "scan"]
-    same = select(SurveyFile.survey_id).where(
-        SurveyFile.sha256.in_(ours), SurveyFile.kind == "scan"
-    )
-    prev = db.scalar(
+    licence), skipping surveys of exactly the same scan bytes: one of the
+    same scans (a re-check, or the scans sent again with another
+    description) would only show that nothing changed."""
+    ours = frozenset(f.sha256 for f in survey.files if f.kind == "scan")
+    candidates = db.scalars(
         select(Survey)
         .where(
             Survey.mine_id == survey.mine_id,
@@ -286,15 +287,15 @@ def _previous(db: Session, survey: Survey) -> Previous | None:
             # with point data (an open-pit survey of DSMs alone has none)
             Survey.kind != "open_pit",  # a pit's cloud is compared as a pit, not here
             Survey.id.in_(select(SurveyFile.survey_id).where(SurveyFile.kind == "scan")),
-            Survey.id.not_in(same),
         )
         .order_by(Survey.id.desc())
-        .limit(1)
+        .limit(PREVIOUS_LOOKBACK)
     )
-    if prev is None:
-        return None
-    scans = tuple((f.stored, f.client_name) for f in prev.files if f.kind == "scan")
-    return Previous(prev.id, scans) if scans else None
+    for prev in candidates:
+        scans = [f for f in prev.files if f.kind == "scan"]
+        if scans and frozenset(f.sha256 for f in scans) != ours:
+            return Previous(prev.id, tuple((f.stored, f.client_name) for f in scans))
+    return None
 
 
 def _previous_pit(db: Session, survey: Survey) -> tuple[int, list[tuple[str, str, str]]] | None:
