@@ -45,10 +45,14 @@ def round_trips(rec: Record) -> bool:
 
 class RecentRecords:
     """Committed records ``first..last`` (contiguous seqs), at most about
-    ``max_values`` values (always the newest record). Thread-safe."""
+    ``max_values`` values and ``max_records`` records (always the newest
+    record). Thread-safe. The record bound keeps many small records (500
+    devices of 10 points) from holding half a minute of Python objects: a
+    sink takes within a second or two, older ones come from the table."""
 
-    def __init__(self, max_values: int = 300_000) -> None:
+    def __init__(self, max_values: int = 300_000, max_records: int = 4096) -> None:
         self.max_values = max_values
+        self.max_records = max_records
         self._lock = threading.Lock()
         self._recs: list[Record] = []
         self._head = 0  # index of the record with seq == first
@@ -81,7 +85,9 @@ class RecentRecords:
             self._recs.extend(records)
             self.last = records[-1].seq
             self._values += sum(len(r) for r in records)
-            while self._values > self.max_values and len(self._recs) - self._head > 1:
+            while (
+                self._values > self.max_values or len(self._recs) - self._head > self.max_records
+            ) and len(self._recs) - self._head > 1:
                 self._values -= len(self._recs[self._head])
                 self._head += 1
                 self.first += 1

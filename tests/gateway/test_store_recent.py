@@ -145,3 +145,14 @@ def test_recent_records_refuses_what_it_cannot_answer() -> None:
     with recent.suspended():
         assert recent.take(11, 14, 10, None, None, set()) is None
     assert recent.take(11, 14, 10, None, None, set()) is None  # forgotten after deletions
+
+
+def test_many_small_records_are_bounded_by_their_count() -> None:
+    recent = RecentRecords(max_values=1_000_000, max_records=3)
+    recs = [sample("d", T0 + i, [1.0]) for i in range(5)]
+    for i, r in enumerate(recs):
+        r.seq = 1 + i
+    recent.add(recs)
+    assert (recent.first, recent.last) == (3, 5)  # the newest three, whatever the values
+    assert recent.take(1, 5, 10, None, None, set()) is None  # older ones: from the table
+    assert [r.seq for r in recent.take(2, 5, 10, None, None, set()) or []] == [3, 4, 5]
